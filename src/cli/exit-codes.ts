@@ -1,0 +1,47 @@
+import { isGrpcServiceError } from '@temporalio/client';
+import { ErrorType, RotorError } from '../shared/errors';
+
+/** rotor's exit codes, documented in the README. */
+export const ExitCode = {
+  ok: 0,
+  /** The rotation ended without completing: compensated, rolled back, or failed. */
+  rotationNotCompleted: 1,
+  /** Bad usage or input: an unknown option, an invalid duration, an invalid secret. */
+  usage: 2,
+  /** The secret, or a rotation to act on, does not exist. */
+  notFound: 3,
+  /** Temporal or the store could not be reached. */
+  unavailable: 4,
+  /** Anything else: a bug, reported with its message. */
+  internal: 70,
+} as const;
+
+/** Maps an error to an exit code and a one-line message with a hint. The one place the CLI decides this. */
+export function describeError(error: unknown): { code: number; message: string } {
+  if (error instanceof RotorError) {
+    switch (error.type) {
+      case ErrorType.SecretNotFound:
+        return { code: ExitCode.notFound, message: `${error.message} — check the secret id and AWS_REGION` };
+      case ErrorType.NotRotating:
+        return { code: ExitCode.notFound, message: error.message };
+      case ErrorType.InvalidInput:
+      case ErrorType.InvalidSecret:
+      case ErrorType.UnsupportedEngine:
+        return { code: ExitCode.usage, message: error.message };
+      case ErrorType.Unavailable:
+        return { code: ExitCode.unavailable, message: error.message };
+      default:
+        return { code: ExitCode.internal, message: error.message };
+    }
+  }
+  if (isGrpcServiceError(error) || (error instanceof Error && /connect|ECONNREFUSED|transport/i.test(error.message))) {
+    const address = process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
+    return {
+      code: ExitCode.unavailable,
+      message: `cannot reach Temporal at ${address} (${(error as Error).message}) — start it with \`npm run stack -- up\` or set TEMPORAL_ADDRESS`,
+    };
+  }
+  const e = error as { code?: string; message?: string };
+  if (e?.code?.startsWith('commander.')) return { code: ExitCode.usage, message: e.message ?? String(error) };
+  return { code: ExitCode.internal, message: error instanceof Error ? error.message : String(error) };
+}

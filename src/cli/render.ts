@@ -1,0 +1,55 @@
+import { formatDuration } from '../shared/duration';
+import type { RotationStatus, StepRecord } from '../shared/types';
+
+const MARK: Record<string, string> = { ok: '✓', failed: '✗', running: '…' };
+
+/** One line of the step timeline: mark, step, duration, attempts and outcome (never a value). */
+export function stepLine(record: StepRecord): string {
+  const state = record.error ? 'failed' : record.endedAt ? 'ok' : 'running';
+  const took = record.endedAt ? formatDuration(Date.parse(record.endedAt) - Date.parse(record.startedAt)) : '';
+  const attempts = record.attempts && record.attempts > 1 ? ` (attempt ${record.attempts})` : '';
+  const detail = record.error ?? record.outcome ?? '';
+  return `  ${MARK[state]} ${record.step.padEnd(11)}${took.padStart(8)}  ${detail}${attempts}`;
+}
+
+/** Prints each step once, when it ends, and each phase change; feed it successive statuses. */
+export function createTimelinePrinter(write: (line: string) => void): (status: RotationStatus) => void {
+  const printed = new Set<string>();
+  let lastPhase: string | undefined;
+  return (status) => {
+    status.steps.forEach((record, index) => {
+      const key = `${index}:${record.step}`;
+      if (record.endedAt && !printed.has(key)) {
+        printed.add(key);
+        write(stepLine(record));
+      }
+    });
+    if (status.phase !== lastPhase) {
+      lastPhase = status.phase;
+      if (status.phase === 'grace' && status.graceEndsAt) {
+        write(`  ⧗ grace      until ${status.graceEndsAt}: rollback possible until then, then retire`);
+      }
+    }
+  };
+}
+
+/** The full status as people read it. */
+export function renderStatus(status: RotationStatus): string {
+  const lines = [
+    `secret     ${status.secretId}`,
+    `phase      ${status.phase}`,
+    `rotator    ${status.rotator ?? '-'}`,
+    `token      ${status.token || '-'}`,
+    `current    ${status.versions.current ?? '-'}`,
+    `previous   ${status.versions.previous ?? '-'}`,
+    `pending    ${status.versions.pending ?? '-'}`,
+    `started    ${status.startedAt}`,
+  ];
+  if (status.graceEndsAt) lines.push(`grace end  ${status.graceEndsAt}`);
+  if (status.endedAt) lines.push(`ended      ${status.endedAt}`);
+  if (status.trigger) lines.push(`trigger    ${status.trigger.kind}${status.trigger.by ? ` by ${status.trigger.by}` : ''}`);
+  if (status.rollbackReason) lines.push(`rollback   ${status.rollbackReason}`);
+  if (status.lastError) lines.push(`last error ${status.lastError}`);
+  if (status.steps.length > 0) lines.push('steps', ...status.steps.map(stepLine));
+  return lines.join('\n');
+}

@@ -1,0 +1,89 @@
+import { Client, escapeIdentifier, escapeLiteral, type ClientConfig } from 'pg';
+import { CredentialsRejectedError, InvalidSecretError, RotorError, UnavailableError } from '../../shared/errors';
+import { scramSha256Verifier } from './scram';
+
+/** What rotor needs to log in to PostgreSQL, from a secret in AWS's JSON shape. */
+export interface PgLogin {
+  host: string;
+  port: number;
+  username: string;
+  password: string;
+  dbname: string;
+  ssl: boolean;
+}
+
+const REJECTED_CODES = new Set(['28P01', '28000']);
+
+function clientConfig(login: PgLogin): ClientConfig {
+  return {
+    host: login.host,
+    port: login.port,
+    user: login.username,
+    password: login.password,
+    database: login.dbname,
+    ssl: login.ssl ? { rejectUnauthorized: true } : false,
+    connectionTimeoutMillis: 5000,
+    query_timeout: 10_000,
+    statement_timeout: 10_000,
+    application_name: 'rotor',
+  };
+}
+
+/**
+ * Runs `work` on a connection logged in as `login`. Returns `{ rejected: true }` when the server refuses the
+ * credential; throws UnavailableError when it cannot be reached, InvalidSecretError when the database named by
+ * the secret does not exist.
+ */
+export async function withLogin<T>(
+  secretId: string,
+  login: PgLogin,
+  work: (client: Client) => Promise<T>,
+): Promise<{ rejected: true } | { rejected: false; result: T }> {
+  const client = new Client(clientConfig(login));
+  // A connection error after connect() (server shutdown) must not crash the worker.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    const code = (error as { code?: string }).code;
+    if (code && REJECTED_CODES.has(code)) return { rejected: true };
+    if (code === '3D000') {
+      throw new InvalidSecretError(secretId, [`dbname: database ${JSON.stringify(login.dbname)} does not exist on ${login.host}:${login.port}`]);
+    }
+    throw new UnavailableError(secretId, `PostgreSQL at ${login.host}:${login.port} did not accept a connection (${describe(error)})`);
+  }
+  try {
+    return { rejected: false, result: await work(client) };
+  } catch (error) {
+    if (error instanceof RotorError) throw error;
+    if ((error as { code?: string }).code === '42501') {
+      throw new CredentialsRejectedError(secretId, `user ${JSON.stringify(login.username)} may not do this on ${login.host}:${login.port} (${describe(error)})`);
+    }
+    throw new UnavailableError(secretId, `PostgreSQL at ${login.host}:${login.port} failed a statement (${describe(error)})`);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** True when `login` authenticates. */
+export async function canLogIn(secretId: string, login: PgLogin): Promise<boolean> {
+  const outcome = await withLogin(secretId, login, (c) => c.query('SELECT 1'));
+  return !outcome.rejected;
+}
+
+/**
+ * `ALTER ROLE <role> PASSWORD <verifier>`: the role quoted by the driver's escapeIdentifier, the password sent as
+ * a SCRAM verifier (or, when SASLprep could change it, as a literal quoted by the driver's escapeLiteral).
+ * DDL takes no bind parameters, so quoting is the driver's job, never string pasting.
+ */
+export async function setRolePassword(client: Client, role: string, password: string): Promise<void> {
+  const secret = scramSha256Verifier(password) ?? password;
+  await client.query(`ALTER ROLE ${escapeIdentifier(role)} WITH PASSWORD ${escapeLiteral(secret)}`);
+}
+
+/** The error's code and message without anything that could be a value (pg messages never quote passwords). */
+function describe(error: unknown): string {
+  const e = error as { code?: string; message?: string };
+  return [e.code, e.message].filter(Boolean).join(': ') || String(error);
+}

@@ -1,0 +1,35 @@
+import type { PasswordPolicy } from '../shared/types';
+
+/**
+ * The contract every credential strategy implements. Plain Node: no Temporal imports.
+ *
+ * The engine (activities + workflow) owns the step dispatcher, the staging labels and finish. A rotator owns only
+ * what differs between credential kinds. Each method is idempotent: it first checks whether its work is already
+ * done and returns early (`already-...` outcomes), so a step retried after a crash converges.
+ *
+ * Values (`S`) never leave the rotator and the activity that called it; methods return short outcome words.
+ */
+export interface Rotator<S = unknown> {
+  readonly kind: string;
+
+  /** Validates a secret's JSON. Throws InvalidSecretError naming each problem, or UnsupportedEngineError. */
+  parse(secretId: string, raw: string): S;
+
+  /** The serialized value of the next version, made from the current one (every other field kept as it is). */
+  nextValue(secretId: string, current: S, policy: PasswordPolicy): string;
+
+  /**
+   * Makes the target accept `pending`, logging in with `current`, or with one of `fallbacks` (AWSPREVIOUS, a stray
+   * AWSPENDING) when the target still holds that one.
+   */
+  set(secretId: string, versions: { pending: S; current: S; fallbacks: S[] }): Promise<string>;
+
+  /** Proves `value` works against the target. Throws TestFailedError when it does not. */
+  test(secretId: string, value: S): Promise<void>;
+
+  /** Compensation and rollback: makes the target accept `want` again, logging in with any of `via`. */
+  restore(secretId: string, versions: { want: S; via: S[] }): Promise<string>;
+
+  /** After grace: revokes what the previous version still grants, if the strategy leaves anything. */
+  retire(secretId: string, versions: { previous?: S; current: S }): Promise<string>;
+}

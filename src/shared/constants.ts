@@ -1,0 +1,41 @@
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+/** Task queue rotor workers poll unless ROTOR_TASK_QUEUE says otherwise. */
+export const DEFAULT_TASK_QUEUE = 'rotor';
+
+/** Grace period used when neither the request nor the configuration names one. */
+export const DEFAULT_GRACE = '1h';
+
+/**
+ * One rotation per secret at a time: the workflow id is derived from the secret id, and rotations start with
+ * the USE_EXISTING conflict policy.
+ */
+export function rotationWorkflowId(secretId: string): string {
+  return `rotor/rotate/${secretId}`;
+}
+
+/** Names of the rotation workflow's signals and queries, as they appear in the Temporal UI. */
+export const SignalName = {
+  rollback: 'rollback',
+  extendGrace: 'extendGrace',
+  endGrace: 'endGrace',
+} as const;
+
+export const QueryName = {
+  status: 'status',
+} as const;
+
+/** Typed search attributes, registered on the server by `npm run stack -- up` (and by operators in production). */
+export const SearchAttribute = {
+  secretId: defineSearchAttributeKey('RotorSecretId', SearchAttributeType.KEYWORD),
+  rotator: defineSearchAttributeKey('RotorRotator', SearchAttributeType.KEYWORD),
+  phase: defineSearchAttributeKey('RotorPhase', SearchAttributeType.KEYWORD),
+} as const;
+
+/** AWS Secrets Manager staging labels; rotor keeps the same protocol in every store. */
+export const Stage = {
+  current: 'AWSCURRENT',
+  pending: 'AWSPENDING',
+  previous: 'AWSPREVIOUS',
+} as const;
+export type Stage = (typeof Stage)[keyof typeof Stage];

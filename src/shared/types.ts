@@ -1,0 +1,134 @@
+/** Types shared by workflows, activities, the client and the CLI. No I/O; safe in workflow code. */
+
+/** The steps of a rotation, in the order they run. */
+export const STEPS = ['prepare', 'create', 'set', 'test', 'finish', 'retire'] as const;
+export type StepName = (typeof STEPS)[number] | 'compensate' | 'rollback';
+
+/**
+ * Where a rotation is. `grace` waits on a durable timer while the previous credential stays valid;
+ * the last four are terminal.
+ */
+export type Phase =
+  | 'preparing'
+  | 'creating'
+  | 'setting'
+  | 'testing'
+  | 'finishing'
+  | 'grace'
+  | 'retiring'
+  | 'compensating'
+  | 'rolling-back'
+  | 'completed'
+  | 'compensated'
+  | 'rolled-back'
+  | 'failed';
+
+export const TERMINAL_PHASES: readonly Phase[] = ['completed', 'compensated', 'rolled-back', 'failed'];
+
+/** Rules for generated passwords, after AWS GetRandomPassword. */
+export interface PasswordPolicy {
+  length: number;
+  /** Characters never used. */
+  excludeCharacters: string;
+  excludeUppercase: boolean;
+  excludeLowercase: boolean;
+  excludeNumbers: boolean;
+  excludePunctuation: boolean;
+  /** Require at least one character of each included class. */
+  requireEachIncludedType: boolean;
+}
+
+/** Who or what asked for a rotation; recorded in status and memo, never a credential. */
+export interface Trigger {
+  kind: 'cli' | 'api' | 'schedule' | 'demo';
+  by?: string;
+}
+
+/** Input of the `rotateSecret` workflow. Ids and settings only: never a secret value. */
+export interface RotationInput {
+  secretId: string;
+  /** Grace period after finish, as milliseconds. */
+  graceMs: number;
+  trigger?: Trigger;
+  passwordPolicy?: Partial<PasswordPolicy>;
+  /** Attempts per step before the rotation gives up and compensates (default 6). */
+  maxStepAttempts?: number;
+}
+
+/** What `prepare` learned about the secret: the rotator to use and where the labels stand. */
+export interface PreparedRotation {
+  rotator: string;
+  currentVersionId: string;
+  previousVersionId?: string;
+  /** An AWSPENDING left by an earlier rotation that did not end cleanly; the target may still hold it. */
+  strayPendingVersionId?: string;
+}
+
+/** Result of a step as the activities report it; `attempt` is Temporal's attempt number. */
+export interface StepReport {
+  attempt: number;
+  /** What the step did, e.g. "already-set" when a re-run found the work done. */
+  outcome?: string;
+}
+
+export interface StepRecord {
+  step: StepName;
+  startedAt: string;
+  endedAt?: string;
+  attempts?: number;
+  outcome?: string;
+  error?: string;
+}
+
+/** Answer of the `status` query: where the rotation is and what it did. Never a value. */
+export interface RotationStatus {
+  secretId: string;
+  rotator?: string;
+  phase: Phase;
+  token: string;
+  versions: { pending?: string; current?: string; previous?: string };
+  steps: StepRecord[];
+  startedAt: string;
+  graceEndsAt?: string;
+  endedAt?: string;
+  lastError?: string;
+  rollbackReason?: string;
+  trigger?: Trigger;
+}
+
+/** Result of a rotation workflow that ended without failing. */
+export interface RotationResult {
+  secretId: string;
+  outcome: 'completed' | 'rolled-back';
+  token: string;
+  currentVersionId: string;
+  previousVersionId?: string;
+  status: RotationStatus;
+}
+
+export interface RollbackSignal {
+  reason?: string;
+  by?: string;
+}
+
+export interface ExtendGraceSignal {
+  /** Milliseconds added to the grace period. */
+  byMs: number;
+}
+
+/** Arguments every step activity takes. */
+export interface StepInput {
+  secretId: string;
+  /** The rotation token: ClientRequestToken and VersionId of the new version. */
+  token: string;
+  prepared: PreparedRotation;
+  passwordPolicy?: Partial<PasswordPolicy>;
+}
+
+/** Arguments of `reinstate`, the activity behind compensation and rollback. */
+export interface ReinstateInput extends StepInput {
+  /** The version to make current again, in the target and the store. */
+  versionId: string;
+  /** compensate: the store ends exactly as before the rotation; rollback: the rolled-back version stays AWSPREVIOUS. */
+  mode: 'compensate' | 'rollback';
+}

@@ -1,0 +1,35 @@
+import { DefaultLogger, Runtime, type LogEntry, type LogLevel } from '@temporalio/worker';
+import pino from 'pino';
+
+/**
+ * One structured logger for rotor and the Temporal SDK. Lines carry ids, steps and outcomes; rotor never hands
+ * it a value. `redact` is a second belt for fields that should never appear.
+ */
+export function createLogger(level: string = process.env.ROTOR_LOG_LEVEL ?? 'info'): pino.Logger {
+  return pino({
+    level,
+    base: { service: 'rotor' },
+    redact: { paths: ['password', '*.password', 'value', '*.value', 'secretString', '*.secretString'], censor: '[redacted]' },
+  });
+}
+
+let installed = false;
+
+/** Routes the Temporal SDK's logs (worker, workflow and activity loggers) into `logger`. Once per process. */
+export function installRuntimeLogger(logger: pino.Logger): void {
+  if (installed) return;
+  installed = true;
+  const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+    TRACE: 'trace',
+    DEBUG: 'debug',
+    INFO: 'info',
+    WARN: 'warn',
+    ERROR: 'error',
+  };
+  const threshold = (logger.level.toUpperCase() === 'TRACE' ? 'TRACE' : logger.level.toUpperCase()) as LogLevel;
+  Runtime.install({
+    logger: new DefaultLogger(threshold in levels ? threshold : 'INFO', (entry: LogEntry) => {
+      logger[levels[entry.level]]({ ...entry.meta, sdk: true }, entry.message);
+    }),
+  });
+}

@@ -1,0 +1,262 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  defineQuery,
+  defineSignal,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  uuid4,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { RotorActivities } from '../activities';
+import { QueryName, SearchAttribute, SignalName } from '../shared/constants';
+import { ErrorType, NON_RETRYABLE_ERROR_TYPES } from '../shared/errors';
+import { TERMINAL_PHASES } from '../shared/types';
+import type {
+  ExtendGraceSignal,
+  Phase,
+  PreparedRotation,
+  RollbackSignal,
+  RotationInput,
+  RotationResult,
+  RotationStatus,
+  StepInput,
+  StepName,
+  StepReport,
+} from '../shared/types';
+
+export const statusQuery = defineQuery<RotationStatus>(QueryName.status);
+export const rollbackSignal = defineSignal<[RollbackSignal]>(SignalName.rollback);
+export const extendGraceSignal = defineSignal<[ExtendGraceSignal]>(SignalName.extendGrace);
+export const endGraceSignal = defineSignal<[]>(SignalName.endGrace);
+
+/** Type of the failure a rotation ends with when it did not complete. */
+export const ROTATION_FAILED = 'RotorRotationFailed';
+
+const DEFAULT_MAX_STEP_ATTEMPTS = 6;
+
+function stepOptions(maximumAttempts: number): ActivityOptions {
+  return {
+    // Steps are short: a database login, a few store calls. A worker that dies mid-step is noticed after this.
+    startToCloseTimeout: '20s',
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '30s',
+      maximumAttempts,
+      nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES],
+    },
+  };
+}
+
+/** Raised inside the workflow when an operator's rollback arrives before finish: unwinds through compensation. */
+class RollbackRequested extends Error {
+  override readonly name = ErrorType.RollbackRequested;
+}
+
+/**
+ * Rotates one secret: prepare → create → set → test → finish → grace (durable timer) → retire.
+ *
+ * - Compensation: the restore is registered before `set` is awaited (its side effect may land even when its result
+ *   is lost); any later failure reinstates the previous version in the target and the store, in a scope that
+ *   cancellation cannot interrupt.
+ * - During grace, `rollback` reinstates the previous version, `extendGrace` and `endGrace` move the timer.
+ * - `status` answers with phase, token, version ids and step timings; search attributes follow the phase.
+ *
+ * The token comes from `uuid4()` (deterministic on replay) and is the new version's id, so a retried step never
+ * creates a second version. Only ids and outcome words cross the activity boundary.
+ */
+export async function rotateSecret(input: RotationInput): Promise<RotationResult> {
+  const token = uuid4();
+  const maxAttempts = input.maxStepAttempts ?? DEFAULT_MAX_STEP_ATTEMPTS;
+  const steps = proxyActivities<RotorActivities>(stepOptions(maxAttempts));
+  // Compensation must not give up while the store is briefly away: more attempts, longer backoff.
+  const undo = proxyActivities<RotorActivities>(stepOptions(Math.max(maxAttempts * 3, 20)));
+
+  const status: RotationStatus = {
+    secretId: input.secretId,
+    phase: 'preparing',
+    token,
+    versions: {},
+    steps: [],
+    startedAt: new Date().toISOString(),
+    ...(input.trigger ? { trigger: input.trigger } : {}),
+  };
+  let rollback: RollbackSignal | undefined;
+  let endGrace = false;
+  let graceEndsAt = 0;
+
+  setHandler(statusQuery, () => status);
+  setHandler(rollbackSignal, (signal) => {
+    if (rollback || status.phase === 'retiring' || TERMINAL_PHASES.includes(status.phase)) return;
+    rollback = signal;
+    status.rollbackReason = signal.reason ?? 'no reason given';
+    log.info('rollback requested', { secretId: input.secretId, by: signal.by, phase: status.phase });
+  });
+  setHandler(extendGraceSignal, ({ byMs }) => {
+    if (status.phase !== 'grace' || !(byMs > 0)) return;
+    graceEndsAt += byMs;
+    status.graceEndsAt = new Date(graceEndsAt).toISOString();
+  });
+  setHandler(endGraceSignal, () => {
+    if (status.phase === 'grace') endGrace = true;
+  });
+
+  function enter(phase: Phase): void {
+    status.phase = phase;
+    upsertSearchAttributes([{ key: SearchAttribute.phase, value: phase }]);
+    // The memo keeps a summary readable by `describe`, even when no worker is there to answer the query.
+    upsertMemo({ phase, token, rotator: status.rotator ?? null, graceEndsAt: status.graceEndsAt ?? null, lastError: status.lastError ?? null });
+    log.info('rotation phase', { secretId: input.secretId, phase });
+  }
+
+  async function run<T extends StepReport>(name: StepName, phase: Phase, call: () => Promise<T>): Promise<T> {
+    enter(phase);
+    const record: RotationStatus['steps'][number] = { step: name, startedAt: new Date().toISOString() };
+    status.steps.push(record);
+    try {
+      const report = await call();
+      record.attempts = report.attempt;
+      if (report.outcome) record.outcome = report.outcome;
+      return report;
+    } catch (error) {
+      record.error = causeOf(error);
+      status.lastError = `${name}: ${record.error}`;
+      throw error;
+    } finally {
+      record.endedAt = new Date().toISOString();
+    }
+  }
+
+  function failure(step: string, error: unknown, what: string): ApplicationFailure {
+    return ApplicationFailure.create({
+      type: ROTATION_FAILED,
+      message: `rotation of ${input.secretId} failed at ${step}: ${causeOf(error)}; ${what}`,
+      nonRetryable: true,
+    });
+  }
+
+  // prepare and create change nothing the previous credential depends on: no compensation.
+  let prepared: PreparedRotation;
+  try {
+    prepared = await run('prepare', 'preparing', () => steps.prepareRotation({ secretId: input.secretId }));
+    status.rotator = prepared.rotator;
+    status.versions.current = prepared.currentVersionId;
+    if (prepared.previousVersionId) status.versions.previous = prepared.previousVersionId;
+    upsertSearchAttributes([{ key: SearchAttribute.rotator, value: prepared.rotator }]);
+  } catch (error) {
+    enter('failed');
+    throw failure('prepare', error, 'nothing was changed');
+  }
+  const stepInput: StepInput = {
+    secretId: input.secretId,
+    token,
+    prepared,
+    ...(input.passwordPolicy ? { passwordPolicy: input.passwordPolicy } : {}),
+  };
+  try {
+    await run('create', 'creating', () => steps.createPending(stepInput));
+    status.versions.pending = token;
+  } catch (error) {
+    enter('failed');
+    throw failure('create', error, 'the target was not touched');
+  }
+
+  const compensations: { step: StepName; phase: Phase; call: () => Promise<StepReport> }[] = [];
+  let failedStep: StepName = 'set';
+  try {
+    compensations.push({
+      step: 'compensate',
+      phase: 'compensating',
+      call: () => undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'compensate' }),
+    });
+    for (const [name, phase, call] of [
+      ['set', 'setting', () => steps.setPending(stepInput)],
+      ['test', 'testing', () => steps.testPending(stepInput)],
+      ['finish', 'finishing', () => steps.finishRotation(stepInput)],
+    ] as const) {
+      if (rollback) throw new RollbackRequested();
+      failedStep = name;
+      await run(name, phase, call);
+    }
+  } catch (error) {
+    const unwinding = error instanceof RollbackRequested;
+    try {
+      await CancellationScope.nonCancellable(async () => {
+        for (const c of compensations.reverse()) await run(c.step, c.phase, c.call);
+      });
+    } catch (compensationError) {
+      enter('failed');
+      throw failure(failedStep, compensationError, 'compensation failed too: check the target and the labels by hand');
+    }
+    status.versions = { current: prepared.currentVersionId, ...(prepared.previousVersionId ? { previous: prepared.previousVersionId } : {}) };
+    if (unwinding) {
+      enter('rolled-back');
+      status.endedAt = new Date().toISOString();
+      return result('rolled-back', prepared.currentVersionId, prepared.previousVersionId);
+    }
+    enter('compensated');
+    status.endedAt = new Date().toISOString();
+    throw failure(failedStep, error, 'the previous credential was restored');
+  }
+
+  status.versions = { current: token, previous: prepared.currentVersionId };
+  graceEndsAt = Date.now() + input.graceMs;
+  status.graceEndsAt = new Date(graceEndsAt).toISOString();
+  enter('grace');
+  while (!rollback && !endGrace && Date.now() < graceEndsAt) {
+    const before = graceEndsAt;
+    await condition(() => rollback !== undefined || endGrace || graceEndsAt !== before, graceEndsAt - Date.now());
+  }
+
+  if (rollback) {
+    try {
+      await CancellationScope.nonCancellable(() =>
+        run('rollback', 'rolling-back', () =>
+          undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'rollback' }),
+        ),
+      );
+    } catch (error) {
+      enter('failed');
+      throw failure('rollback', error, 'the new credential may still be current: check the target and the labels');
+    }
+    status.versions = { current: prepared.currentVersionId, previous: token };
+    enter('rolled-back');
+    status.endedAt = new Date().toISOString();
+    return result('rolled-back', prepared.currentVersionId, token);
+  }
+
+  try {
+    await run('retire', 'retiring', () => steps.retirePrevious(stepInput));
+  } catch (error) {
+    enter('failed');
+    throw failure('retire', error, 'the new credential is current; the previous one was not retired');
+  }
+  enter('completed');
+  status.endedAt = new Date().toISOString();
+  return result('completed', token, prepared.currentVersionId);
+
+  function result(outcome: RotationResult['outcome'], currentVersionId: string, previousVersionId?: string): RotationResult {
+    return {
+      secretId: input.secretId,
+      outcome,
+      token,
+      currentVersionId,
+      ...(previousVersionId ? { previousVersionId } : {}),
+      status,
+    };
+  }
+}
+
+/** The innermost message of an activity failure: rotor's typed, value-free message. */
+function causeOf(error: unknown): string {
+  let e: unknown = error;
+  while (e instanceof ActivityFailure && e.cause) e = e.cause;
+  if (e instanceof ApplicationFailure && e.type) return `${e.message} [${e.type}]`;
+  return e instanceof Error ? e.message : String(e);
+}
