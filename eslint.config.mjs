@@ -1,0 +1,41 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import { builtinModules } from 'node:module';
+
+const nodeBuiltins = builtinModules.flatMap((m) => [m, `node:${m}`]);
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'dist/', '.rotor-stack/', 'coverage/', 'bin/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-console': 'error',
+    },
+  },
+  {
+    // Workflow code must stay deterministic: no I/O modules, no Node built-ins, only type imports of activities.
+    files: ['src/workflows/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [...nodeBuiltins, 'pg', 'mysql2', 'mysql2/promise', 'pino', '@temporalio/worker', '@temporalio/client', '@temporalio/activity'].map((name) => ({
+            name,
+            message: 'workflow code is deterministic: do I/O in an activity',
+          })),
+          patterns: [
+            { group: ['@aws-sdk/*', '@smithy/*'], message: 'workflow code is deterministic: do I/O in an activity' },
+            { group: ['**/activities', '**/activities/*'], allowTypeImports: true, message: 'import only the types of activities' },
+            { group: ['**/stores/*', '**/rotators/*', '**/worker/*', '**/client/*', '**/cli/*'], message: 'workflow code must not import I/O layers' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['test/**/*.ts', 'bench/**/*.ts'],
+    rules: { 'no-console': 'off' },
+  },
+);

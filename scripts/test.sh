@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `npm test`: installs what is missing, starts the local stack, then type-checks, lints and runs every test
+# (unit, workflow on the time-skipping server, replay, integration on the real stack) with the stack's environment.
+# Extra arguments go to vitest, e.g. `npm test -- test/unit`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/node-deps.sh
+bash scripts/stack.sh up
+echo "[test] type-check" >&2
+npx tsc -p tsconfig.json --noEmit
+echo "[test] lint" >&2
+npx eslint .
+echo "[test] vitest" >&2
+bash scripts/stack.sh exec -- npx vitest run "$@"

@@ -1,0 +1,56 @@
+import { ApplicationFailure } from '@temporalio/common';
+import type { RotorActivities } from '../../src/activities';
+import { ErrorType } from '../../src/shared/errors';
+
+export type ActivityName = keyof RotorActivities;
+
+/** Records each activity call, in order, with its input. */
+export interface Recorded {
+  activities: RotorActivities;
+  calls: { name: ActivityName; input: unknown }[];
+  names(): ActivityName[];
+}
+
+/**
+ * Typed fakes of rotor's activities for workflow tests: each succeeds as the real one would on a healthy stack,
+ * unless `overrides` says otherwise.
+ */
+export function fakeActivities(overrides: Partial<RotorActivities> = {}): Recorded {
+  const base: RotorActivities = {
+    prepareRotation: async () => ({
+      attempt: 1,
+      outcome: 'postgres-single-user',
+      rotator: 'postgres-single-user',
+      currentVersionId: 'version-current',
+      previousVersionId: 'version-previous',
+    }),
+    createPending: async () => ({ attempt: 1, outcome: 'created' }),
+    setPending: async () => ({ attempt: 1, outcome: 'changed' }),
+    testPending: async () => ({ attempt: 1, outcome: 'passed' }),
+    finishRotation: async () => ({ attempt: 1, outcome: 'finished' }),
+    retirePrevious: async () => ({ attempt: 1, outcome: 'nothing-to-retire' }),
+    reinstate: async () => ({ attempt: 1, outcome: 'changed' }),
+  };
+  const calls: Recorded['calls'] = [];
+  const activities = Object.fromEntries(
+    (Object.keys(base) as ActivityName[]).map((name) => {
+      const impl = (overrides[name] ?? base[name]) as (input: unknown) => Promise<unknown>;
+      return [name, async (input: unknown) => (calls.push({ name, input }), impl(input))];
+    }),
+  ) as unknown as RotorActivities;
+  return { activities, calls, names: () => calls.map((c) => c.name) };
+}
+
+/** An activity that always fails with rotor's typed error. */
+export function failing(type: ErrorType, message: string) {
+  return async (): Promise<never> => {
+    throw ApplicationFailure.create({ type, message, nonRetryable: false });
+  };
+}
+
+/** A promise the test resolves by hand: an activity awaits it so the test can look at the workflow meanwhile. */
+export function gate(): { wait: Promise<void>; open(): void } {
+  let open!: () => void;
+  const wait = new Promise<void>((resolve) => (open = resolve));
+  return { wait, open };
+}

@@ -1,0 +1,262 @@
+import path from 'node:path';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rotationWorkflowId, SearchAttribute } from '../../src/shared/constants';
+import { ErrorType } from '../../src/shared/errors';
+import type { Phase, RotationInput } from '../../src/shared/types';
+import {
+  endGraceSignal,
+  extendGraceSignal,
+  rollbackSignal,
+  rotateSecret,
+  ROTATION_FAILED,
+  statusQuery,
+} from '../../src/workflows';
+import { stackEnv, uniqueName } from '../helpers/env';
+import { failing, fakeActivities, gate, type Recorded } from '../helpers/fake-activities';
+
+const DAY = 86_400_000;
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+
+beforeAll(async () => {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: stackEnv('ROTOR_TEMPORAL_TEST_SERVER') } },
+  });
+  // The time-skipping server knows no custom search attributes until they are added, as on a real cluster.
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: env.namespace ?? 'default',
+    searchAttributes: Object.fromEntries(
+      Object.values(SearchAttribute).map((key) => [key.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
+    ),
+  });
+  bundle = await bundleWorkflowCode({
+    workflowsPath: path.resolve(__dirname, '../../src/workflows/index.ts'),
+    logger: new DefaultLogger('WARN'),
+  });
+});
+
+afterAll(async () => {
+  await env?.teardown();
+});
+
+/** Starts a rotation on a fresh task queue with the given fakes and runs `body` while a worker serves it. */
+async function withRotation<T>(
+  fakes: Recorded,
+  body: (handle: WorkflowHandle<typeof rotateSecret>) => Promise<T>,
+  input: Partial<RotationInput> = {},
+): Promise<T> {
+  const taskQueue = uniqueName('wf');
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: bundle,
+    activities: fakes.activities,
+  });
+  const secretId = input.secretId ?? uniqueName('prod/db/app');
+  return worker.runUntil(async () => {
+    const handle = await env.client.workflow.start(rotateSecret, {
+      workflowId: rotationWorkflowId(secretId),
+      taskQueue,
+      args: [{ secretId, graceMs: DAY, maxStepAttempts: 2, ...input }],
+    });
+    return body(handle);
+  });
+}
+
+async function phaseOf(handle: WorkflowHandle<typeof rotateSecret>): Promise<Phase> {
+  return (await handle.query(statusQuery)).phase;
+}
+
+/** Polls the status query until the rotation reaches `phase` (queries do not advance time-skipped time). */
+async function waitForPhase(handle: WorkflowHandle<typeof rotateSecret>, phase: Phase): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if ((await phaseOf(handle)) === phase) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`rotation never reached ${phase}; it is ${await phaseOf(handle)}`);
+}
+
+async function failureOf(promise: Promise<unknown>): Promise<WorkflowFailedError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof WorkflowFailedError) return error;
+    throw error;
+  }
+  throw new Error('the rotation did not fail');
+}
+
+describe('rotateSecret', () => {
+  it('runs create, set, test, finish, a 24-hour grace and retire, passing only ids and the token', async () => {
+    const fakes = fakeActivities();
+    const result = await withRotation(fakes, (handle) => handle.result());
+    expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'testPending', 'finishRotation', 'retirePrevious']);
+    expect(result.outcome).toBe('completed');
+    expect(result.currentVersionId).toBe(result.token);
+    expect(result.previousVersionId).toBe('version-current');
+    expect(result.token).toMatch(/^[0-9a-f-]{36}$/);
+    const { status } = result;
+    expect(status.phase).toBe('completed');
+    const finish = status.steps.find((s) => s.step === 'finish')!;
+    expect(Date.parse(status.graceEndsAt!) - Date.parse(finish.endedAt!)).toBe(DAY);
+    const retire = status.steps.find((s) => s.step === 'retire')!;
+    expect(Date.parse(retire.startedAt)).toBeGreaterThanOrEqual(Date.parse(status.graceEndsAt!));
+    // Every step got the same token, and only ids: the inputs are the whole payload.
+    for (const call of fakes.calls.slice(1)) expect(call.input).toMatchObject({ token: result.token, prepared: { currentVersionId: 'version-current' } });
+    expect(JSON.stringify(fakes.calls)).not.toMatch(/password/i);
+  });
+
+  it('answers the status query at each phase and moves the RotorPhase search attribute', async () => {
+    const gates = { set: gate(), test: gate(), finish: gate() };
+    const fakes = fakeActivities({
+      setPending: async () => (await gates.set.wait, { attempt: 1, outcome: 'changed' }),
+      testPending: async () => (await gates.test.wait, { attempt: 1, outcome: 'passed' }),
+      finishRotation: async () => (await gates.finish.wait, { attempt: 1, outcome: 'finished' }),
+    });
+    await withRotation(fakes, async (handle) => {
+      await waitForPhase(handle, 'setting');
+      const setting = await handle.query(statusQuery);
+      expect(setting.rotator).toBe('postgres-single-user');
+      expect(setting.versions).toEqual({ current: 'version-current', previous: 'version-previous', pending: setting.token });
+      expect(setting.steps.map((s) => [s.step, s.outcome])).toEqual([['prepare', 'postgres-single-user'], ['create', 'created'], ['set', undefined]]);
+      expect((await handle.describe()).typedSearchAttributes.get(SearchAttribute.phase)).toBe('setting');
+      gates.set.open();
+      await waitForPhase(handle, 'testing');
+      gates.test.open();
+      await waitForPhase(handle, 'finishing');
+      gates.finish.open();
+      await waitForPhase(handle, 'grace');
+      const grace = await handle.query(statusQuery);
+      expect(grace.versions).toEqual({ current: grace.token, previous: 'version-current' });
+      expect(grace.graceEndsAt).toBeDefined();
+      const description = await handle.describe();
+      expect(description.typedSearchAttributes.get(SearchAttribute.phase)).toBe('grace');
+      expect(description.typedSearchAttributes.get(SearchAttribute.rotator)).toBe('postgres-single-user');
+      expect(description.memo).toMatchObject({ phase: 'grace', token: grace.token });
+      await handle.result();
+      expect(await phaseOf(handle)).toBe('completed');
+    });
+  });
+
+  it('rolls back during grace: reinstates the previous version and does not retire', async () => {
+    const fakes = fakeActivities();
+    const result = await withRotation(fakes, async (handle) => {
+      await waitForPhase(handle, 'grace');
+      await handle.signal(rollbackSignal, { reason: 'app errors after rotation', by: 'oncall' });
+      return handle.result();
+    });
+    expect(result.outcome).toBe('rolled-back');
+    expect(result.currentVersionId).toBe('version-current');
+    expect(result.previousVersionId).toBe(result.token);
+    expect(result.status.rollbackReason).toBe('app errors after rotation');
+    expect(fakes.names()).not.toContain('retirePrevious');
+    const reinstate = fakes.calls.find((c) => c.name === 'reinstate');
+    expect(reinstate?.input).toMatchObject({ mode: 'rollback', versionId: 'version-current', token: result.token });
+  });
+
+  it('extends grace on extendGrace and retires only when the longer period has passed', async () => {
+    const fakes = fakeActivities();
+    await withRotation(fakes, async (handle) => {
+      await waitForPhase(handle, 'grace');
+      const before = Date.parse((await handle.query(statusQuery)).graceEndsAt!);
+      await handle.signal(extendGraceSignal, { byMs: 2 * DAY });
+      const after = Date.parse((await handle.query(statusQuery)).graceEndsAt!);
+      expect(after - before).toBe(2 * DAY);
+      await env.sleep(2 * DAY);
+      expect(await phaseOf(handle)).toBe('grace');
+      expect(fakes.names()).not.toContain('retirePrevious');
+      await env.sleep(DAY + 1000);
+      await handle.result();
+      expect(fakes.names()).toContain('retirePrevious');
+    });
+  });
+
+  it('ends grace at once on endGrace', async () => {
+    const fakes = fakeActivities();
+    const result = await withRotation(fakes, async (handle) => {
+      await waitForPhase(handle, 'grace');
+      await handle.signal(endGraceSignal);
+      return handle.result();
+    });
+    const { status } = result;
+    const retire = status.steps.find((s) => s.step === 'retire')!;
+    expect(Date.parse(retire.startedAt)).toBeLessThan(Date.parse(status.graceEndsAt!));
+    expect(result.outcome).toBe('completed');
+  });
+
+  it('restores the previous password when the test step fails', async () => {
+    const fakes = fakeActivities({ testPending: failing(ErrorType.TestFailed, 'secret s: test of the pending credential failed') });
+    const failure = await withRotation(fakes, async (handle) => {
+      const failure = await failureOf(handle.result());
+      expect(await phaseOf(handle)).toBe('compensated');
+      return failure;
+    });
+    expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'testPending', 'testPending', 'reinstate']);
+    expect(fakes.calls.at(-1)?.input).toMatchObject({ mode: 'compensate', versionId: 'version-current' });
+    expect(failure.cause).toMatchObject({ type: ROTATION_FAILED });
+    expect(failure.cause?.message).toMatch(/failed at test: .*test of the pending credential failed.*previous credential was restored/);
+  });
+
+  it('compensates when finish fails, after its retries', async () => {
+    const fakes = fakeActivities({ finishRotation: failing(ErrorType.Unavailable, 'store did not answer') });
+    const failure = await withRotation(fakes, (handle) => failureOf(handle.result()));
+    expect(fakes.names().filter((n) => n === 'finishRotation')).toHaveLength(2);
+    expect(fakes.names().at(-1)).toBe('reinstate');
+    expect(failure.cause?.message).toMatch(/failed at finish: store did not answer/);
+  });
+
+  it('compensates when set fails without retry, since its change may have landed', async () => {
+    const fakes = fakeActivities({
+      setPending: async () => {
+        const { ApplicationFailure } = await import('@temporalio/common');
+        throw ApplicationFailure.nonRetryable('neither AWSCURRENT nor AWSPREVIOUS logs in', ErrorType.CredentialsRejected);
+      },
+    });
+    await withRotation(fakes, (handle) => failureOf(handle.result()));
+    expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'reinstate']);
+  });
+
+  it('does not compensate when create fails', async () => {
+    const fakes = fakeActivities({ createPending: failing(ErrorType.Unavailable, 'store did not answer') });
+    const failure = await withRotation(fakes, async (handle) => {
+      const failure = await failureOf(handle.result());
+      expect(await phaseOf(handle)).toBe('failed');
+      return failure;
+    });
+    expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'createPending']);
+    expect(failure.cause?.message).toMatch(/failed at create: .*the target was not touched/);
+  });
+
+  it('fails without touching anything when prepare finds an invalid secret', async () => {
+    const fakes = fakeActivities({
+      prepareRotation: async () => {
+        const { ApplicationFailure } = await import('@temporalio/common');
+        throw ApplicationFailure.nonRetryable('secret s is not valid: host: is required', ErrorType.InvalidSecret);
+      },
+    });
+    const failure = await withRotation(fakes, (handle) => failureOf(handle.result()));
+    expect(fakes.names()).toEqual(['prepareRotation']);
+    expect(failure.cause?.message).toMatch(/failed at prepare: secret s is not valid: host: is required \[RotorInvalidSecret\]; nothing was changed/);
+  });
+
+  it('unwinds through compensation when rollback arrives before finish', async () => {
+    const setGate = gate();
+    const fakes = fakeActivities({ setPending: async () => (await setGate.wait, { attempt: 1, outcome: 'changed' }) });
+    const result = await withRotation(fakes, async (handle) => {
+      await waitForPhase(handle, 'setting');
+      await handle.signal(rollbackSignal, { reason: 'wrong secret' });
+      setGate.open();
+      return handle.result();
+    });
+    expect(result.outcome).toBe('rolled-back');
+    expect(result.currentVersionId).toBe('version-current');
+    expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'reinstate']);
+    expect(fakes.calls.at(-1)?.input).toMatchObject({ mode: 'compensate' });
+  });
+});
