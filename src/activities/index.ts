@@ -5,7 +5,7 @@ import type { Rotator } from '../rotators/rotator';
 import { resolvePasswordPolicy } from '../rotators/password-policy';
 import { versionWithStage, type SecretStore, type StoredValue } from '../stores/secret-store';
 import { Stage } from '../shared/constants';
-import { RotorError, StoreConflictError, UnsupportedEngineError } from '../shared/errors';
+import { CredentialsRejectedError, RotorError, StoreConflictError, UnsupportedEngineError } from '../shared/errors';
 import type { PreparedRotation, ReinstateInput, StepInput, StepReport } from '../shared/types';
 
 export interface ActivityDeps {
@@ -148,8 +148,17 @@ export function createActivities({ store, rotators }: ActivityDeps) {
           await store.moveStage(secretId, Stage.current, versionId);
         }
         const via = await values(input, [token, prepared.currentVersionId, prepared.previousVersionId, prepared.strayPendingVersionId].filter((id) => id !== versionId));
-        const outcome = await rotator.restore(secretId, { want, via });
-        await rotator.test(secretId, want);
+        let outcome: string;
+        try {
+          outcome = await rotator.restore(secretId, { want, via });
+          await rotator.test(secretId, want);
+        } catch (error) {
+          // Compensating a rotation whose new credential never took effect: if no version logs in, the target does
+          // not hold rotor's change, so there is nothing to undo there (someone else changed it). Rollback, which
+          // must make the previous credential work, still fails.
+          if (!(input.mode === 'compensate' && error instanceof CredentialsRejectedError)) throw error;
+          outcome = 'target-untouched';
+        }
         if (input.mode === 'compensate') {
           // The store ends exactly as before the rotation: AWSPREVIOUS back where it was.
           if (prepared.previousVersionId) await store.moveStage(secretId, Stage.previous, prepared.previousVersionId);

@@ -42,7 +42,7 @@ export class AwsSecretsManagerStore implements SecretStore {
   constructor(options: AwsSecretsManagerStoreOptions = {}) {
     const config: SecretsManagerClientConfig = {
       maxAttempts: options.maxAttempts ?? 2,
-      requestHandler: { requestTimeout: options.requestTimeoutMs ?? 5000, connectionTimeout: 3000 },
+      requestHandler: { requestTimeout: options.requestTimeoutMs ?? 5000, connectionTimeout: 3000, throwOnRequestTimeout: true },
     };
     this.client = options.client ?? new SecretsManagerClient(config);
     const endpoint = process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER ?? process.env.AWS_ENDPOINT_URL;

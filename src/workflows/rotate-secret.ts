@@ -202,7 +202,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     }
     enter('compensated');
     status.endedAt = new Date().toISOString();
-    throw failure(failedStep, error, 'the previous credential was restored');
+    throw failure(failedStep, error, 'compensated: the target and AWSCURRENT are as before the rotation');
   }
 
   status.versions = { current: token, previous: prepared.currentVersionId };

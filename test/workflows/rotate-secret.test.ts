@@ -200,7 +200,7 @@ describe('rotateSecret', () => {
     expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'testPending', 'testPending', 'reinstate']);
     expect(fakes.calls.at(-1)?.input).toMatchObject({ mode: 'compensate', versionId: 'version-current' });
     expect(failure.cause).toMatchObject({ type: ROTATION_FAILED });
-    expect(failure.cause?.message).toMatch(/failed at test: .*test of the pending credential failed.*previous credential was restored/);
+    expect(failure.cause?.message).toMatch(/failed at test: .*test of the pending credential failed.*compensated: the target and AWSCURRENT are as before/);
   });
 
   it('compensates when finish fails, after its retries', async () => {

@@ -1,0 +1,40 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { rotators, type RotatorRegistry } from '../../src/rotators/registry';
+import type { Rotator } from '../../src/rotators/rotator';
+import { TestFailedError } from '../../src/shared/errors';
+
+/** File-name-safe form of a secret id, for the hold files. */
+export function holdSlug(secretId: string): string {
+  return secretId.replace(/[^A-Za-z0-9_-]/g, '_');
+}
+
+/**
+ * Test-only wrappers around the real rotators, driven by the secret id so that one worker serves every scenario:
+ * - `fail-test` in the id: testing the value that `set` installed fails (after the real set changed the target);
+ *   testing any other value (compensation checking the restored one) works as usual;
+ * - `hold-test` in the id: the test step writes `<holdDir>/<slug>.held` and waits for `<slug>.release`, so a
+ *   test can freeze the store or kill the worker at a known point.
+ */
+export function faultyRotators(holdDir: string | undefined): RotatorRegistry {
+  const installed = new Map<string, string>();
+  const wrap = <S>(inner: Rotator<S>): Rotator<S> => ({
+    ...inner,
+    async set(secretId, versions) {
+      installed.set(secretId, JSON.stringify(versions.pending));
+      return inner.set(secretId, versions);
+    },
+    async test(secretId, value) {
+      if (secretId.includes('fail-test') && installed.get(secretId) === JSON.stringify(value)) {
+        throw new TestFailedError(secretId, 'injected by the test rotator');
+      }
+      if (secretId.includes('hold-test') && holdDir) {
+        const slug = holdSlug(secretId);
+        writeFileSync(path.join(holdDir, `${slug}.held`), '');
+        while (!existsSync(path.join(holdDir, `${slug}.release`))) await new Promise((r) => setTimeout(r, 100));
+      }
+      return inner.test(secretId, value);
+    },
+  });
+  return Object.fromEntries(Object.entries(rotators).map(([kind, r]) => [kind, wrap(r)])) as RotatorRegistry;
+}

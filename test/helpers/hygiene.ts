@@ -1,0 +1,19 @@
+import type { Client } from '@temporalio/client';
+
+/** Every string and decoded payload in the histories of all workflows on `taskQueue`, as one text. */
+export async function historiesText(client: Client, taskQueue: string): Promise<{ text: string; workflows: number }> {
+  const parts: string[] = [];
+  let workflows = 0;
+  for await (const execution of client.workflow.list({ query: `TaskQueue = "${taskQueue}"` })) {
+    workflows++;
+    const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
+    const walk = (v: unknown): void => {
+      if (v instanceof Uint8Array) parts.push(Buffer.from(v).toString('utf8'));
+      else if (typeof v === 'string') parts.push(v);
+      else if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+    };
+    walk(history);
+  }
+  return { text: parts.join('\n'), workflows };
+}

@@ -1,0 +1,105 @@
+import {
+  CreateSecretCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import { Client, Connection } from '@temporalio/client';
+import { Client as PgClient, escapeIdentifier, escapeLiteral } from 'pg';
+import { RotationClient } from '../../src/client';
+import { AwsSecretsManagerStore } from '../../src/stores/aws-secrets-manager';
+import type { RotationStatus } from '../../src/shared/types';
+import { stackEnv } from './env';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+export const store = new AwsSecretsManagerStore();
+
+/** Connects a RotationClient to the dev server for `taskQueue`. */
+export async function rotationClient(taskQueue: string): Promise<RotationClient> {
+  const connection = await Connection.connect({ address: stackEnv('TEMPORAL_ADDRESS') });
+  return new RotationClient(new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' }), taskQueue);
+}
+
+export async function createSecret(secretId: string, value: string | object): Promise<string> {
+  const sm = new SecretsManagerClient({});
+  const out = await sm.send(
+    new CreateSecretCommand({ Name: secretId, SecretString: typeof value === 'string' ? value : JSON.stringify(value) }),
+  );
+  return out.VersionId!;
+}
+
+/** Which version holds each staging label, and how many versions exist. */
+export async function labels(secretId: string): Promise<{ current?: string; pending?: string; previous?: string; versions: number }> {
+  const d = await store.describe(secretId);
+  const holder = (stage: string) => d.versions.find((v) => v.stages.includes(stage))?.versionId;
+  return {
+    ...(holder('AWSCURRENT') ? { current: holder('AWSCURRENT') } : {}),
+    ...(holder('AWSPENDING') ? { pending: holder('AWSPENDING') } : {}),
+    ...(holder('AWSPREVIOUS') ? { previous: holder('AWSPREVIOUS') } : {}),
+    versions: d.versions.length,
+  };
+}
+
+/** The password held by the version with `stage`. */
+export async function passwordAt(secretId: string, stage: 'AWSCURRENT' | 'AWSPREVIOUS' | 'AWSPENDING'): Promise<string> {
+  const v = await store.getByStage(secretId, stage);
+  if (!v) throw new Error(`${secretId} has no ${stage}`);
+  return JSON.parse(v.value).password;
+}
+
+export async function withAdmin<T>(work: (admin: PgClient) => Promise<T>): Promise<T> {
+  const admin = new PgClient({ connectionString: stackEnv('ROTOR_PG_ADMIN_URL') });
+  await admin.connect();
+  try {
+    return await work(admin);
+  } finally {
+    await admin.end();
+  }
+}
+
+export async function createRole(name: string, password: string): Promise<void> {
+  await withAdmin((admin) => admin.query(`CREATE ROLE ${escapeIdentifier(name)} LOGIN PASSWORD ${escapeLiteral(password)}`));
+}
+
+export async function roleExists(name: string): Promise<boolean> {
+  return withAdmin(async (admin) => ((await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount ?? 0) > 0);
+}
+
+/** True when `username`/`password` logs in to the stack's PostgreSQL. */
+export async function logsIn(username: string, password: string): Promise<boolean> {
+  const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
+  const client = new PgClient({ host: url.hostname, port: Number(url.port), user: username, password, database: 'postgres' });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch (error) {
+    if ((error as { code?: string }).code === '28P01') return false;
+    throw error;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** A PostgreSQL secret in AWS's JSON shape pointing at the stack's server. */
+export function pgSecret(username: string, password: string, extra: object = {}): object {
+  const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
+  return { engine: 'postgres', host: url.hostname, port: Number(url.port), username, password, dbname: 'postgres', ...extra };
+}
+
+/** Polls the rotation's status until `predicate` holds. */
+export async function waitForStatus(
+  rotor: RotationClient,
+  secretId: string,
+  predicate: (s: RotationStatus) => boolean,
+  timeoutMs = 90_000,
+): Promise<RotationStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last: RotationStatus | undefined;
+  while (Date.now() < deadline) {
+    last = await rotor.status(secretId).catch(() => undefined);
+    if (last && predicate(last)) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`status of ${secretId} never matched; last: ${JSON.stringify(last)}`);
+}

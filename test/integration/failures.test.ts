@@ -1,0 +1,150 @@
+import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { RotationClient } from '../../src/client';
+import { stackEnv, uniqueName } from '../helpers/env';
+import { holdSlug } from '../helpers/faulty-rotators';
+import { historiesText } from '../helpers/hygiene';
+import { createRole, createSecret, labels, logsIn, passwordAt, pgSecret, rotationClient, store, waitForStatus } from '../helpers/stack';
+import { WorkerProcess } from '../helpers/worker-process';
+
+const taskQueue = uniqueName('it-failures');
+const holdDir = mkdtempSync(path.join(tmpdir(), 'rotor-hold-'));
+let worker: WorkerProcess;
+let rotor: RotationClient;
+const passwords = new Set<string>();
+
+/** moto keeps its data in memory only: it is frozen and thawed, never restarted. */
+function freezeStore(): void {
+  process.kill(Number(stackEnv('ROTOR_MOTO_PID')), 'SIGSTOP');
+}
+function thawStore(): void {
+  process.kill(Number(stackEnv('ROTOR_MOTO_PID')), 'SIGCONT');
+}
+
+async function roleWithSecret(marker: string) {
+  const username = uniqueName(`rotor_it_${marker}`).replace(/-/g, '_');
+  const password = `Init-${Math.random().toString(36).slice(2)}-${Date.now()}`;
+  passwords.add(password);
+  await createRole(username, password);
+  const secretId = uniqueName(`it/${marker}`);
+  const versionId = await createSecret(secretId, pgSecret(username, password));
+  return { secretId, username, password, versionId };
+}
+
+/** Waits until the test rotator holds the test step of `secretId` (after set changed the target). */
+async function held(secretId: string): Promise<void> {
+  const file = path.join(holdDir, `${holdSlug(secretId)}.held`);
+  for (let i = 0; i < 600 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!existsSync(file)) throw new Error(`the test step of ${secretId} was never reached`);
+}
+
+function release(secretId: string): void {
+  writeFileSync(path.join(holdDir, `${holdSlug(secretId)}.release`), '');
+}
+
+async function rememberAll(secretId: string): Promise<void> {
+  for (const v of (await store.describe(secretId)).versions) {
+    const value = await store.getByVersion(secretId, v.versionId);
+    if (value) passwords.add(JSON.parse(value.value).password);
+  }
+}
+
+beforeAll(async () => {
+  worker = await WorkerProcess.start(taskQueue, holdDir);
+  rotor = await rotationClient(taskQueue);
+});
+
+afterEach(() => thawStore());
+
+afterAll(async () => {
+  thawStore();
+  await worker?.stop();
+  await rotor?.client.connection.close();
+});
+
+describe('failures after set', () => {
+  it('restores the previous password when the test step fails', async () => {
+    const { secretId, username, password, versionId } = await roleWithSecret('fail-test');
+    await rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 2 });
+    const outcome = await rotor.wait(secretId);
+    expect(outcome.outcome).toBe('failed');
+    if (outcome.outcome !== 'failed') return;
+    expect(outcome.message).toMatch(/failed at test: .*injected by the test rotator.*compensated/);
+    await rememberAll(secretId);
+    expect(await labels(secretId)).toEqual({ current: versionId, versions: 2 });
+    expect(await logsIn(username, password)).toBe(true);
+    const status = await rotor.status(secretId);
+    expect(status?.phase).toBe('compensated');
+    const compensate = status?.steps.find((s) => s.step === 'compensate');
+    expect(compensate?.outcome).toBe('changed');
+  });
+
+  it('finishes once the store answers again after freezing during finish', async () => {
+    const { secretId, username, password } = await roleWithSecret('hold-test-thaw');
+    await rotor.rotate(secretId, { graceMs: 0 });
+    await held(secretId);
+    freezeStore();
+    release(secretId);
+    // The test step passes; finish meets a store that does not answer and is retried.
+    await waitForStatus(rotor, secretId, (s) => s.phase === 'finishing');
+    await new Promise((r) => setTimeout(r, 12_000));
+    expect((await rotor.status(secretId))?.phase).toBe('finishing');
+    thawStore();
+    const outcome = await rotor.wait(secretId);
+    expect(outcome.outcome).toBe('completed');
+    await rememberAll(secretId);
+    const finish = (await rotor.status(secretId))?.steps.find((s) => s.step === 'finish');
+    expect(finish?.attempts).toBeGreaterThanOrEqual(2);
+    const after = await labels(secretId);
+    expect(after.pending).toBeUndefined();
+    expect(await logsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);
+    expect(await logsIn(username, password)).toBe(false);
+  });
+
+  it('compensates once the store answers when finish ran out of attempts', async () => {
+    const { secretId, username, password, versionId } = await roleWithSecret('hold-test-budget');
+    await rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 2 });
+    await held(secretId);
+    freezeStore();
+    release(secretId);
+    await waitForStatus(rotor, secretId, (s) => s.phase === 'compensating', 120_000);
+    thawStore();
+    const outcome = await rotor.wait(secretId);
+    expect(outcome.outcome).toBe('failed');
+    if (outcome.outcome === 'failed') expect(outcome.message).toMatch(/failed at finish: .*did not answer.*compensated/);
+    await rememberAll(secretId);
+    expect(await labels(secretId)).toEqual({ current: versionId, versions: 2 });
+    expect(await logsIn(username, password)).toBe(true);
+  });
+
+  it('a worker killed with SIGKILL mid-rotation: a new worker finishes it', async () => {
+    const { secretId, username, password } = await roleWithSecret('hold-test-kill');
+    await rotor.rotate(secretId, { graceMs: 0 });
+    await held(secretId);
+    await worker.kill();
+    expect(worker.exitInfo.signal).toBe('SIGKILL');
+    release(secretId);
+    worker = await WorkerProcess.start(taskQueue, holdDir);
+    const outcome = await rotor.wait(secretId);
+    expect(outcome.outcome).toBe('completed');
+    await rememberAll(secretId);
+    const test = (await rotor.status(secretId))?.steps.find((s) => s.step === 'test');
+    expect(test?.attempts).toBeGreaterThanOrEqual(2);
+    expect((await labels(secretId)).pending).toBeUndefined();
+    expect(await logsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);
+    expect(await logsIn(username, password)).toBe(false);
+  });
+
+  it('leaves no password in histories or worker logs', async () => {
+    expect(passwords.size).toBeGreaterThanOrEqual(8);
+    const { text } = await historiesText(rotor.client, taskQueue);
+    const logs = WorkerProcess.allLogs.join('\n');
+    expect(text).toContain('it/fail-test');
+    for (const password of passwords) {
+      expect(text.includes(password)).toBe(false);
+      expect(logs.includes(password)).toBe(false);
+    }
+  });
+});
