@@ -5,7 +5,7 @@ import type { Rotator } from '../rotators/rotator';
 import { resolvePasswordPolicy } from '../rotators/password-policy';
 import { versionWithStage, type SecretStore, type StoredValue } from '../stores/secret-store';
 import { Stage } from '../shared/constants';
-import { CredentialsRejectedError, RotorError, StoreConflictError, UnsupportedEngineError } from '../shared/errors';
+import { CredentialsRejectedError, InvalidSecretError, RotorError, StoreConflictError, UnsupportedEngineError } from '../shared/errors';
 import type { PreparedRotation, ReinstateInput, StepInput, StepReport } from '../shared/types';
 
 export interface ActivityDeps {
@@ -31,12 +31,22 @@ export function createActivities({ store, rotators }: ActivityDeps) {
     return version;
   }
 
-  async function values(input: StepInput, ids: (string | undefined)[]): Promise<unknown[]> {
+  /**
+   * Parsed fallback versions (AWSPREVIOUS, a stray AWSPENDING...), for logging in when the target still holds one.
+   * A fallback that is gone or no longer valid cannot help and does not stop the step.
+   */
+  async function fallbacks(input: StepInput, ids: (string | undefined)[]): Promise<unknown[]> {
     const rotator = rotatorFor(input.secretId, input.prepared.rotator);
     const out: unknown[] = [];
     for (const id of new Set(ids.filter((v): v is string => v !== undefined))) {
       const version = await store.getByVersion(input.secretId, id);
-      if (version) out.push(rotator.parse(input.secretId, version.value));
+      if (!version) continue;
+      try {
+        out.push(rotator.parse(input.secretId, version.value));
+      } catch (error) {
+        if (!(error instanceof InvalidSecretError)) throw error;
+        log.warn('fallback version skipped', { secretId: input.secretId, versionId: id, error: error.message });
+      }
     }
     return out;
   }
@@ -87,8 +97,8 @@ export function createActivities({ store, rotators }: ActivityDeps) {
         const rotator = rotatorFor(secretId, prepared.rotator);
         const pending = rotator.parse(secretId, (await mustGet(secretId, token, Stage.pending)).value);
         const current = rotator.parse(secretId, (await mustGet(secretId, prepared.currentVersionId, Stage.current)).value);
-        const fallbacks = await values(input, [prepared.strayPendingVersionId, prepared.previousVersionId]);
-        return { outcome: await rotator.set(secretId, { pending, current, fallbacks }) };
+        const others = await fallbacks(input, [prepared.strayPendingVersionId, prepared.previousVersionId]);
+        return { outcome: await rotator.set(secretId, { pending, current, fallbacks: others }) };
       });
     },
 
@@ -126,7 +136,7 @@ export function createActivities({ store, rotators }: ActivityDeps) {
       return step('retire', input.secretId, async () => {
         const rotator = rotatorFor(input.secretId, input.prepared.rotator);
         const current = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.current)).value);
-        const [previous] = await values(input, [input.prepared.currentVersionId]);
+        const [previous] = await fallbacks(input, [input.prepared.currentVersionId]);
         return { outcome: await rotator.retire(input.secretId, { previous, current }) };
       });
     },
@@ -138,16 +148,21 @@ export function createActivities({ store, rotators }: ActivityDeps) {
      */
     async reinstate(input: ReinstateInput): Promise<StepReport> {
       return step(input.mode, input.secretId, async () => {
-        const { secretId, token, prepared, versionId } = input;
+        const { secretId, token, prepared } = input;
         const rotator = rotatorFor(secretId, prepared.rotator);
-        const want = rotator.parse(secretId, (await mustGet(secretId, versionId, 'the version to reinstate')).value);
         const description = await store.describe(secretId);
         const tokenExists = description.versions.some((v) => v.versionId === token);
-        if (tokenExists && versionWithStage(description, Stage.current) === token) {
+        const holder = versionWithStage(description, Stage.current);
+        // Compensation honours a version someone else made current meanwhile: the target follows AWSCURRENT.
+        const versionId = input.mode === 'compensate' && holder && holder !== token ? holder : input.versionId;
+        const want = rotator.parse(secretId, (await mustGet(secretId, versionId, 'the version to reinstate')).value);
+        let movedBack = false;
+        if (tokenExists && holder === token) {
           await store.moveStage(secretId, Stage.pending, token);
           await store.moveStage(secretId, Stage.current, versionId);
+          movedBack = true;
         }
-        const via = await values(input, [token, prepared.currentVersionId, prepared.previousVersionId, prepared.strayPendingVersionId].filter((id) => id !== versionId));
+        const via = await fallbacks(input, [token, prepared.currentVersionId, prepared.previousVersionId, prepared.strayPendingVersionId].filter((id) => id !== versionId));
         let outcome: string;
         try {
           outcome = await rotator.restore(secretId, { want, via });
@@ -159,8 +174,8 @@ export function createActivities({ store, rotators }: ActivityDeps) {
           if (!(input.mode === 'compensate' && error instanceof CredentialsRejectedError)) throw error;
           outcome = 'target-untouched';
         }
-        if (input.mode === 'compensate') {
-          // The store ends exactly as before the rotation: AWSPREVIOUS back where it was.
+        if (input.mode === 'compensate' && (movedBack || holder === prepared.currentVersionId)) {
+          // The store ends as before the rotation: AWSPREVIOUS back where it was (moving AWSCURRENT moved it too).
           if (prepared.previousVersionId) await store.moveStage(secretId, Stage.previous, prepared.previousVersionId);
           else if (tokenExists) await store.removeStage(secretId, Stage.previous, token);
         }

@@ -1,5 +1,8 @@
-import { isGrpcServiceError } from '@temporalio/client';
+import { isGrpcServiceError, ServiceError } from '@temporalio/client';
 import { ErrorType, RotorError } from '../shared/errors';
+
+const GRPC_UNAVAILABLE = 14;
+const GRPC_DEADLINE_EXCEEDED = 4;
 
 /** rotor's exit codes, documented in the README. */
 export const ExitCode = {
@@ -34,14 +37,43 @@ export function describeError(error: unknown): { code: number; message: string }
         return { code: ExitCode.internal, message: error.message };
     }
   }
-  if (isGrpcServiceError(error) || (error instanceof Error && /connect|ECONNREFUSED|transport/i.test(error.message))) {
+  if (isGrpcServiceError(error) || error instanceof ServiceError) {
+    const grpc = isGrpcServiceError(error) ? error : isGrpcServiceError(error.cause) ? error.cause : undefined;
+    const address = process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
+    if (!grpc || grpc.code === GRPC_UNAVAILABLE || grpc.code === GRPC_DEADLINE_EXCEEDED) {
+      return {
+        code: ExitCode.unavailable,
+        message: `cannot reach Temporal at ${address} (${messageWithCause(error)}) — start it with \`npm run stack -- up\` or set TEMPORAL_ADDRESS`,
+      };
+    }
+    return { code: ExitCode.internal, message: `Temporal at ${address} refused: ${messageWithCause(error)}` };
+  }
+  if (error instanceof Error && /ECONNREFUSED|Failed to connect|transport error/i.test(error.message)) {
     const address = process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
     return {
       code: ExitCode.unavailable,
-      message: `cannot reach Temporal at ${address} (${(error as Error).message}) — start it with \`npm run stack -- up\` or set TEMPORAL_ADDRESS`,
+      message: `cannot reach Temporal at ${address} (${error.message}) — start it with \`npm run stack -- up\` or set TEMPORAL_ADDRESS`,
     };
   }
   const e = error as { code?: string; message?: string };
   if (e?.code?.startsWith('commander.')) return { code: ExitCode.usage, message: e.message ?? String(error) };
-  return { code: ExitCode.internal, message: error instanceof Error ? error.message : String(error) };
+  return { code: ExitCode.internal, message: error instanceof Error ? messageWithCause(error) : String(error) };
+}
+
+/** Exit code of a rotation that failed, from rotor's error type of its cause. */
+export function exitCodeForFailure(errorType: string | undefined): number {
+  switch (errorType) {
+    case ErrorType.SecretNotFound:
+      return ExitCode.notFound;
+    case ErrorType.InvalidSecret:
+    case ErrorType.UnsupportedEngine:
+      return ExitCode.usage;
+    default:
+      return ExitCode.rotationNotCompleted;
+  }
+}
+
+function messageWithCause(error: Error): string {
+  const cause = error.cause instanceof Error && !error.message.includes(error.cause.message) ? `: ${error.cause.message}` : '';
+  return `${error.message}${cause}`;
 }

@@ -4,7 +4,7 @@ import { RotationClient, type RotationOutcome } from '../client';
 import { readEnv } from '../config/env';
 import { parseDuration } from '../shared/duration';
 import { NotRotatingError } from '../shared/errors';
-import { describeError, ExitCode } from './exit-codes';
+import { describeError, ExitCode, exitCodeForFailure } from './exit-codes';
 import { createTimelinePrinter, renderStatus } from './render';
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -28,7 +28,8 @@ function reportOutcome(secretId: string, outcome: RotationOutcome, json: boolean
   } else if (outcome.outcome === 'failed') {
     out(`rotation of ${secretId} did not complete: ${outcome.message}`);
   }
-  return outcome.outcome === 'completed' ? ExitCode.ok : ExitCode.rotationNotCompleted;
+  if (outcome.outcome === 'completed') return ExitCode.ok;
+  return outcome.outcome === 'failed' ? exitCodeForFailure(outcome.details?.errorType) : ExitCode.rotationNotCompleted;
 }
 
 export function buildProgram(): Command {

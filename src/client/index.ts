@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  ApplicationFailure,
   Client,
   Connection,
   WorkflowExecutionAlreadyStartedError,
@@ -10,7 +11,7 @@ import {
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { DEFAULT_TASK_QUEUE, rotationWorkflowId, SearchAttribute } from '../shared/constants';
 import { InvalidInputError, NotRotatingError } from '../shared/errors';
-import type { PasswordPolicy, RotationResult, RotationStatus, Trigger } from '../shared/types';
+import type { PasswordPolicy, RotationFailureDetails, RotationResult, RotationStatus, Trigger } from '../shared/types';
 import { TERMINAL_PHASES } from '../shared/types';
 import { endGraceSignal, extendGraceSignal, rollbackSignal, rotateSecret, statusQuery } from '../workflows';
 
@@ -33,7 +34,7 @@ export interface StartedRotation {
 /** How a rotation ended, for callers that wait on it. */
 export type RotationOutcome =
   | { outcome: 'completed' | 'rolled-back'; result: RotationResult }
-  | { outcome: 'failed'; message: string; status?: RotationStatus };
+  | { outcome: 'failed'; message: string; details?: RotationFailureDetails; status?: RotationStatus };
 
 /**
  * What operators and programs use to drive rotations: start one (at most one per secret), read its status,
@@ -111,21 +112,21 @@ export class RotationClient {
       if (error instanceof WorkflowNotFoundError) return undefined;
       throw error;
     }
-    if (description.status.name === 'RUNNING') return handle.query(statusQuery);
     if (description.status.name === 'COMPLETED') return ((await handle.result()) as RotationResult).status;
-    // A failed rotation has no result: ask a worker to replay it, and fall back to the memo if none answers.
+    // Running or failed: the query needs a worker (to answer, or to replay a closed run); the memo does not.
     try {
       return await withTimeout(handle.query(statusQuery), 5000);
     } catch {
       const memo = (description.memo ?? {}) as Record<string, unknown>;
       return {
         secretId,
-        phase: (memo.phase as RotationStatus['phase']) ?? 'failed',
+        phase: (memo.phase as RotationStatus['phase']) ?? 'preparing',
         token: String(memo.token ?? ''),
         versions: {},
         steps: [],
         startedAt: description.startTime.toISOString(),
         ...(description.closeTime ? { endedAt: description.closeTime.toISOString() } : {}),
+        ...(typeof memo.graceEndsAt === 'string' ? { graceEndsAt: memo.graceEndsAt } : {}),
         ...(typeof memo.lastError === 'string' ? { lastError: memo.lastError } : {}),
         ...(typeof memo.rotator === 'string' ? { rotator: memo.rotator } : {}),
       };
@@ -138,7 +139,11 @@ export class RotationClient {
     const done = handle.result().then(
       (result): RotationOutcome => ({ outcome: result.outcome, result }),
       (error): RotationOutcome => {
-        if (error instanceof WorkflowFailedError) return { outcome: 'failed', message: error.cause?.message ?? error.message };
+        if (error instanceof WorkflowFailedError) {
+          const cause = error.cause;
+          const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as RotationFailureDetails | undefined) : undefined;
+          return { outcome: 'failed', message: cause?.message ?? error.message, ...(details ? { details } : {}) };
+        }
         throw error;
       },
     );

@@ -43,7 +43,7 @@ export function parsePostgresSecret(secretId: string, raw: string): PostgresSecr
     username: shape.username,
     password: shape.password,
     dbname: shape.dbname ?? 'postgres',
-    ssl: shape.ssl === true || shape.ssl === 'true',
+    ssl: shape.ssl === undefined ? undefined : shape.ssl === true || shape.ssl === 'true',
   };
 }
 
@@ -62,8 +62,8 @@ export const postgresSingleUser: Rotator<PostgresSecret> = {
   },
 
   async set(secretId, { pending, current, fallbacks }) {
-    for (const v of [current, ...fallbacks]) assertSameLogin(secretId, pending, v);
-    return converge(secretId, pending, [current, ...fallbacks], 'AWSCURRENT nor AWSPREVIOUS');
+    assertSameLogin(secretId, current, pending);
+    return converge(secretId, pending, [current, ...sameLogin(pending, fallbacks)], 'AWSCURRENT nor AWSPREVIOUS');
   },
 
   async test(secretId, value) {
@@ -78,8 +78,7 @@ export const postgresSingleUser: Rotator<PostgresSecret> = {
   },
 
   async restore(secretId, { want, via }) {
-    for (const v of via) assertSameLogin(secretId, want, v);
-    return converge(secretId, want, via, 'any other version');
+    return converge(secretId, want, sameLogin(want, via), 'any other version');
   },
 
   async retire() {
@@ -101,7 +100,12 @@ async function converge(secretId: string, want: PostgresSecret, via: PostgresSec
   );
 }
 
-/** A version that points at another server or role is not a rotation of this secret: refuse it. */
+/** Versions that log in to the same server as the same role: others (an old endpoint, say) cannot help. */
+function sameLogin(want: PostgresSecret, versions: PostgresSecret[]): PostgresSecret[] {
+  return versions.filter((v) => v.host === want.host && v.port === want.port && v.username === want.username);
+}
+
+/** A pending version that points at another server or role is not a rotation of this secret: refuse it. */
 function assertSameLogin(secretId: string, a: PostgresSecret, b: PostgresSecret): void {
   if (a.host !== b.host || a.port !== b.port || a.username !== b.username) {
     throw new StoreConflictError(secretId, 'versions name different hosts, ports or users; rotor will not mix them');

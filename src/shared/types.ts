@@ -93,7 +93,15 @@ export interface RotationStatus {
   endedAt?: string;
   lastError?: string;
   rollbackReason?: string;
+  rollbackBy?: string;
   trigger?: Trigger;
+}
+
+/** Details of the failure a rotation ends with: the step, the phase it ended in and rotor's error type, if any. */
+export interface RotationFailureDetails {
+  step: string;
+  phase: Phase;
+  errorType?: string;
 }
 
 /** Result of a rotation workflow that ended without failing. */

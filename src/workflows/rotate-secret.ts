@@ -19,6 +19,7 @@ import { ErrorType, NON_RETRYABLE_ERROR_TYPES } from '../shared/errors';
 import { TERMINAL_PHASES } from '../shared/types';
 import type {
   ExtendGraceSignal,
+  RotationFailureDetails,
   Phase,
   PreparedRotation,
   RollbackSignal,
@@ -96,22 +97,34 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     if (rollback || status.phase === 'retiring' || TERMINAL_PHASES.includes(status.phase)) return;
     rollback = signal;
     status.rollbackReason = signal.reason ?? 'no reason given';
+    if (signal.by) status.rollbackBy = signal.by;
     log.info('rollback requested', { secretId: input.secretId, by: signal.by, phase: status.phase });
   });
   setHandler(extendGraceSignal, ({ byMs }) => {
     if (status.phase !== 'grace' || !(byMs > 0)) return;
     graceEndsAt += byMs;
     status.graceEndsAt = new Date(graceEndsAt).toISOString();
+    updateMemo();
   });
   setHandler(endGraceSignal, () => {
     if (status.phase === 'grace') endGrace = true;
   });
 
+  /** The memo keeps a summary readable by `describe`, even when no worker is there to answer the query. */
+  function updateMemo(): void {
+    upsertMemo({
+      phase: status.phase,
+      token,
+      rotator: status.rotator ?? null,
+      graceEndsAt: status.graceEndsAt ?? null,
+      lastError: status.lastError ?? null,
+    });
+  }
+
   function enter(phase: Phase): void {
     status.phase = phase;
     upsertSearchAttributes([{ key: SearchAttribute.phase, value: phase }]);
-    // The memo keeps a summary readable by `describe`, even when no worker is there to answer the query.
-    upsertMemo({ phase, token, rotator: status.rotator ?? null, graceEndsAt: status.graceEndsAt ?? null, lastError: status.lastError ?? null });
+    updateMemo();
     log.info('rotation phase', { secretId: input.secretId, phase });
   }
 
@@ -138,6 +151,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
       type: ROTATION_FAILED,
       message: `rotation of ${input.secretId} failed at ${step}: ${causeOf(error)}; ${what}`,
       nonRetryable: true,
+      details: [{ step, errorType: typeOf(error), phase: status.phase } satisfies RotationFailureDetails],
     });
   }
 
@@ -251,6 +265,13 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
       status,
     };
   }
+}
+
+/** The type of the innermost failure: rotor's error type when an activity raised one. */
+function typeOf(error: unknown): string | undefined {
+  let e: unknown = error;
+  while (e instanceof ActivityFailure && e.cause) e = e.cause;
+  return e instanceof ApplicationFailure ? (e.type ?? undefined) : undefined;
 }
 
 /** The innermost message of an activity failure: rotor's typed, value-free message. */

@@ -10,10 +10,11 @@ const raw = (o: object) => JSON.stringify(o);
 
 describe('parsePostgresSecret', () => {
   it("reads AWS's JSON shape, with defaults for port and dbname", () => {
-    expect(parsePostgresSecret('s', raw(valid))).toMatchObject({ host: 'db.internal', port: 5432, username: 'app', dbname: 'orders', ssl: false });
+    expect(parsePostgresSecret('s', raw(valid))).toMatchObject({ host: 'db.internal', port: 5432, username: 'app', dbname: 'orders', ssl: undefined });
     const minimal = parsePostgresSecret('s', raw({ engine: 'postgres', host: 'h', username: 'u', password: 'p' }));
     expect(minimal).toMatchObject({ port: 5432, dbname: 'postgres' });
     expect(parsePostgresSecret('s', raw({ ...valid, port: '6432', ssl: 'true' }))).toMatchObject({ port: 6432, ssl: true });
+    expect(parsePostgresSecret('s', raw({ ...valid, ssl: false }))).toMatchObject({ ssl: false });
   });
 
   it('accepts hostile but legal role names as they are', () => {

@@ -9,19 +9,24 @@ export interface PgLogin {
   username: string;
   password: string;
   dbname: string;
-  ssl: boolean;
+  /**
+   * As AWS's rotation functions read the secret's `ssl`: true requires TLS with a verified certificate (add a
+   * private CA with NODE_EXTRA_CA_CERTS), false never uses TLS, absent tries TLS first and falls back to plain
+   * when the server offers none (libpq's `prefer`).
+   */
+  ssl: boolean | undefined;
 }
 
 const REJECTED_CODES = new Set(['28P01', '28000']);
 
-function clientConfig(login: PgLogin): ClientConfig {
+function clientConfig(login: PgLogin, tls: ClientConfig['ssl']): ClientConfig {
   return {
     host: login.host,
     port: login.port,
     user: login.username,
     password: login.password,
     database: login.dbname,
-    ssl: login.ssl ? { rejectUnauthorized: true } : false,
+    ssl: tls,
     connectionTimeoutMillis: 5000,
     query_timeout: 10_000,
     statement_timeout: 10_000,
@@ -39,13 +44,10 @@ export async function withLogin<T>(
   login: PgLogin,
   work: (client: Client) => Promise<T>,
 ): Promise<{ rejected: true } | { rejected: false; result: T }> {
-  const client = new Client(clientConfig(login));
-  // A connection error after connect() (server shutdown) must not crash the worker.
-  client.on('error', () => undefined);
+  let client: Client;
   try {
-    await client.connect();
+    client = await connect(login);
   } catch (error) {
-    await client.end().catch(() => undefined);
     const code = (error as { code?: string }).code;
     if (code && REJECTED_CODES.has(code)) return { rejected: true };
     if (code === '3D000') {
@@ -63,6 +65,29 @@ export async function withLogin<T>(
     throw new UnavailableError(secretId, `PostgreSQL at ${login.host}:${login.port} failed a statement (${describe(error)})`);
   } finally {
     await client.end().catch(() => undefined);
+  }
+}
+
+async function connect(login: PgLogin): Promise<Client> {
+  const attempt = async (tls: ClientConfig['ssl']) => {
+    const client = new Client(clientConfig(login, tls));
+    // A connection error after connect() (server shutdown) must not crash the worker.
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      return client;
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+  };
+  if (login.ssl === true) return attempt({ rejectUnauthorized: true });
+  if (login.ssl === false) return attempt(false);
+  try {
+    return await attempt({ rejectUnauthorized: false });
+  } catch (error) {
+    if (!/does not support SSL/i.test((error as Error).message ?? '')) throw error;
+    return attempt(false);
   }
 }
 

@@ -1,0 +1,136 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RotationClient } from '../../src/client';
+import { uniqueName } from '../helpers/env';
+import { createRole, createSecret, labels, logsIn, passwordAt, pgSecret, rotationClient, waitForStatus } from '../helpers/stack';
+import { WorkerProcess } from '../helpers/worker-process';
+
+const ROOT = path.resolve(__dirname, '../..');
+const taskQueue = uniqueName('e2e-cli');
+let worker: WorkerProcess;
+let rotor: RotationClient;
+const passwords = new Set<string>();
+const outputs: string[] = [];
+
+/** Runs the `rotor` CLI as `npm run rotor -- ...` does, and returns its exit code and output. */
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, 'src/cli/main.ts'), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ROTOR_TASK_QUEUE: taskQueue, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      outputs.push(stdout, stderr);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+async function roleWithSecret(prefix: string) {
+  const username = uniqueName(`rotor_e2e_${prefix}`).replace(/-/g, '_');
+  const password = `Init-${Math.random().toString(36).slice(2)}-${Date.now()}`;
+  passwords.add(password);
+  await createRole(username, password);
+  const secretId = uniqueName(`e2e/${prefix}`);
+  const versionId = await createSecret(secretId, pgSecret(username, password));
+  return { secretId, username, password, versionId };
+}
+
+beforeAll(async () => {
+  worker = await WorkerProcess.start(taskQueue);
+  rotor = await rotationClient(taskQueue);
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await rotor?.client.connection.close();
+});
+
+describe('rotor CLI', () => {
+  it('rotate --wait prints the step timeline and exits 0 when the rotation completed', async () => {
+    const { secretId, username, password } = await roleWithSecret('rotate');
+    const run = await cli(['rotate', secretId, '--wait', '--grace', '1s']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    for (const step of ['prepare', 'create', 'set', 'test', 'finish', 'retire']) expect(run.stdout).toMatch(new RegExp(`✓ ${step}\\s`));
+    expect(run.stdout).toMatch(/⧗ grace/);
+    expect(run.stdout).toMatch(/rotation of .* completed: version [0-9a-f-]{36} is AWSCURRENT/);
+    expect(run.stdout).toMatch(/ui: http:\/\/127\.0\.0\.1:8233\/namespaces\/default\/workflows\//);
+    const current = await passwordAt(secretId, 'AWSCURRENT');
+    passwords.add(current);
+    expect(await logsIn(username, current)).toBe(true);
+    expect(await logsIn(username, password)).toBe(false);
+
+    const status = await cli(['status', secretId, '--json']);
+    expect(status.code).toBe(0);
+    const parsed = JSON.parse(status.stdout);
+    expect(parsed).toMatchObject({ secretId, phase: 'completed', rotator: 'postgres-single-user', trigger: { kind: 'cli' } });
+    const human = await cli(['status', secretId]);
+    expect(human.stdout).toMatch(/phase\s+completed/);
+  });
+
+  it('rollback during grace reinstates the previous password and exits 0', async () => {
+    const { secretId, username, password, versionId } = await roleWithSecret('rollback');
+    const start = await cli(['rotate', secretId, '--grace', '10m', '--json']);
+    expect(start.code).toBe(0);
+    expect(JSON.parse(start.stdout)).toMatchObject({ secretId, started: true });
+    await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
+    passwords.add(await passwordAt(secretId, 'AWSCURRENT'));
+    const again = await cli(['rotate', secretId]);
+    expect(again.stdout).toMatch(/already running: rotation of/);
+    const rollback = await cli(['rollback', secretId, '--reason', 'canary failed', '--wait']);
+    expect(rollback.code).toBe(0);
+    expect(rollback.stdout).toMatch(/✓ rollback/);
+    expect(rollback.stdout).toMatch(/rolled back: version .* is AWSCURRENT again/);
+    expect((await labels(secretId)).current).toBe(versionId);
+    expect(await logsIn(username, password)).toBe(true);
+  });
+
+  it('exits 3 for an unknown secret and for a secret never rotated, with one line on stderr', async () => {
+    const missing = uniqueName('e2e/missing');
+    const rotate = await cli(['rotate', missing, '--wait', '--grace', '0']);
+    expect(rotate.code).toBe(3);
+    expect(rotate.stdout).toMatch(new RegExp(`did not complete: .*secret ${missing} not found`));
+    const status = await cli(['status', uniqueName('e2e/never')]);
+    expect(status.code).toBe(3);
+    expect(status.stderr.trim().split('\n')).toHaveLength(1);
+    expect(status.stderr).toMatch(/^rotor: secret .* has never been rotated by rotor/);
+  });
+
+  it('exits 2 on an invalid secret and on bad usage, changing nothing', async () => {
+    const secretId = uniqueName('e2e/bad');
+    const versionId = await createSecret(secretId, { engine: 'postgres', password: 'x-not-used-x' });
+    const rotate = await cli(['rotate', secretId, '--wait', '--grace', '0']);
+    expect(rotate.code).toBe(2);
+    expect(rotate.stdout).toMatch(/host: is required/);
+    expect(await labels(secretId)).toEqual({ current: versionId, versions: 1 });
+    const badGrace = await cli(['rotate', secretId, '--grace', '30x']);
+    expect(badGrace.code).toBe(2);
+    expect(badGrace.stderr).toMatch(/--grace: "30x" is not a duration/);
+    const unknown = await cli(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    const rollback = await cli(['rollback', secretId]);
+    expect(rollback.code).toBe(3);
+    expect(rollback.stderr).toMatch(/no rotation is running/);
+  });
+
+  it('exits 4 with a hint when Temporal cannot be reached', async () => {
+    const run = await cli(['status', 'any'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    expect(run.code).toBe(4);
+    expect(run.stderr).toMatch(/cannot reach Temporal at 127\.0\.0\.1:1 .*npm run stack -- up/);
+  });
+
+  it('prints no password', async () => {
+    expect(passwords.size).toBeGreaterThanOrEqual(4);
+    const all = outputs.join('\n');
+    expect(all).toContain('rotation of');
+    for (const p of passwords) expect(all.includes(p)).toBe(false);
+  });
+});
