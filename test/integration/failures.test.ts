@@ -137,6 +137,12 @@ describe('failures after set', () => {
     expect(await logsIn(username, password)).toBe(false);
   });
 
+  it('a worker stops gracefully on SIGTERM', async () => {
+    await worker.stop('SIGTERM');
+    expect(worker.exitInfo).toEqual({ code: 0, signal: null });
+    expect(worker.logs).toMatch(/rotor worker stopped/);
+  });
+
   it('leaves no password in histories or worker logs', async () => {
     expect(passwords.size).toBeGreaterThanOrEqual(8);
     const { text } = await historiesText(rotor.client, taskQueue);

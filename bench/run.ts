@@ -1,0 +1,108 @@
+/**
+ * `npm run bench`: rotor's speed and memory, measured on the local stack (never asserted in tests).
+ *
+ * - password generation: passwords per second under the default policy;
+ * - rotations: N PostgreSQL secrets rotated at once through one in-process worker; wall time, rotation latency
+ *   percentiles, per-step medians from the status query, and the worker's memory.
+ *
+ * Prints a table and writes JSON to .bench/<timestamp>.json. ROTOR_BENCH_ROTATIONS sets N (default 20).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { NativeConnection } from '@temporalio/worker';
+import { generatePassword } from '../src/rotators/password-policy';
+import { createRotorWorker } from '../src/worker';
+import { createLogger, installRuntimeLogger } from '../src/worker/logger';
+import { uniqueName } from '../test/helpers/env';
+import { createRole, createSecret, pgSecret, rotationClient, store } from '../test/helpers/stack';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function benchPasswords(): { perSecond: number; count: number } {
+  const count = 20_000;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < count; i++) generatePassword();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  return { perSecond: Math.round(count / seconds), count };
+}
+
+async function benchRotations(n: number) {
+  installRuntimeLogger(createLogger('warn'));
+  const taskQueue = uniqueName('bench');
+  const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
+  const worker = await createRotorWorker({ connection, namespace: 'default', taskQueue, store });
+  const running = worker.run();
+  const rotor = await rotationClient(taskQueue);
+  const secrets: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const username = uniqueName('rotor_bench').replace(/-/g, '_');
+    const password = generatePassword();
+    await createRole(username, password);
+    const secretId = uniqueName('bench/pg');
+    await createSecret(secretId, pgSecret(username, password));
+    secrets.push(secretId);
+  }
+  const rssBefore = process.memoryUsage().rss;
+  const t0 = Date.now();
+  const latencies = await Promise.all(
+    secrets.map(async (secretId) => {
+      const start = Date.now();
+      await rotor.rotate(secretId, { graceMs: 0 });
+      const outcome = await rotor.wait(secretId);
+      if (outcome.outcome !== 'completed') throw new Error(`${secretId}: ${outcome.outcome}`);
+      return { ms: Date.now() - start, steps: outcome.result.status.steps };
+    }),
+  );
+  const wallMs = Date.now() - t0;
+  const rssAfter = process.memoryUsage().rss;
+  const stepMedians: Record<string, number> = {};
+  for (const step of ['prepare', 'create', 'set', 'test', 'finish', 'retire']) {
+    const values = latencies
+      .flatMap((l) => l.steps.filter((s) => s.step === step && s.endedAt))
+      .map((s) => Date.parse(s.endedAt!) - Date.parse(s.startedAt))
+      .sort((a, b) => a - b);
+    stepMedians[step] = percentile(values, 50);
+  }
+  worker.shutdown();
+  await running;
+  await connection.close();
+  await rotor.client.connection.close();
+  const sorted = latencies.map((l) => l.ms).sort((a, b) => a - b);
+  return {
+    rotations: n,
+    wallMs,
+    rotationsPerSecond: Number((n / (wallMs / 1000)).toFixed(2)),
+    latencyMs: { p50: percentile(sorted, 50), p95: percentile(sorted, 95), max: sorted.at(-1) },
+    stepMedianMs: stepMedians,
+    workerRssMiB: { before: Math.round(rssBefore / 2 ** 20), after: Math.round(rssAfter / 2 ** 20) },
+  };
+}
+
+async function main(): Promise<void> {
+  const n = Number(process.env.ROTOR_BENCH_ROTATIONS ?? 20);
+  const passwords = benchPasswords();
+  console.log(`password generation: ${passwords.perSecond.toLocaleString()} passwords/s`);
+  const rotations = await benchRotations(n);
+  console.log(`rotations: ${n} at once in ${rotations.wallMs} ms (${rotations.rotationsPerSecond}/s)`);
+  console.log(`  latency p50 ${rotations.latencyMs.p50} ms, p95 ${rotations.latencyMs.p95} ms, max ${rotations.latencyMs.max} ms`);
+  console.log(`  step medians (ms): ${Object.entries(rotations.stepMedianMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(`  worker process RSS: ${rotations.workerRssMiB.before} MiB before, ${rotations.workerRssMiB.after} MiB after`);
+  const out = path.resolve(__dirname, '../.bench');
+  mkdirSync(out, { recursive: true });
+  const file = path.join(out, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, passwords, rotations }, null, 2));
+  console.log(`results: ${path.relative(process.cwd(), file)}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
