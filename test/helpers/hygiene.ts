@@ -17,3 +17,23 @@ export async function historiesText(client: Client, taskQueue: string): Promise<
   }
   return { text: parts.join('\n'), workflows };
 }
+
+/**
+ * With ROTOR_RECORD_HISTORIES=<dir>, saves the histories of the workflows on `taskQueue` whose secret id starts
+ * with one of `prefixes`, for the replay tests. Does nothing otherwise.
+ */
+export async function recordHistories(client: Client, taskQueue: string, prefixes: string[]): Promise<void> {
+  const dir = process.env.ROTOR_RECORD_HISTORIES;
+  if (!dir) return;
+  const { historyToJSON } = await import('@temporalio/common/lib/proto-utils');
+  const { writeFileSync } = await import('node:fs');
+  const path = await import('node:path');
+  for await (const execution of client.workflow.list({ query: `TaskQueue = "${taskQueue}"` })) {
+    const secretId = execution.workflowId.replace(/^rotor\/rotate\//, '');
+    const prefix = prefixes.find((p) => secretId.startsWith(p));
+    if (!prefix) continue;
+    const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
+    const name = `rotate-secret-${prefix.replace(/^it\//, '')}.json`;
+    writeFileSync(path.join(dir, name), historyToJSON(history));
+  }
+}

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../src/client';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { holdSlug } from '../helpers/faulty-rotators';
-import { historiesText } from '../helpers/hygiene';
+import { historiesText, recordHistories } from '../helpers/hygiene';
 import { createRole, createSecret, labels, logsIn, passwordAt, pgSecret, rotationClient, store, waitForStatus } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
@@ -146,6 +146,7 @@ describe('failures after set', () => {
   it('leaves no password in histories or worker logs', async () => {
     expect(passwords.size).toBeGreaterThanOrEqual(8);
     const { text } = await historiesText(rotor.client, taskQueue);
+    await recordHistories(rotor.client, taskQueue, ['it/fail-test', 'it/hold-test-budget', 'it/hold-test-kill']);
     const logs = WorkerProcess.allLogs.join('\n');
     expect(text).toContain('it/fail-test');
     for (const password of passwords) {
