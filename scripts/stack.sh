@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # rotor's local stack: installs what is missing and runs, on loopback, the Temporal dev server (with the Web UI
-# and rotor's search attributes), moto as the Secrets Manager API and PostgreSQL; installs the Temporal
+# and rotor's search attributes), moto as the Secrets Manager API, PostgreSQL and MariaDB; installs the Temporal
 # time-skipping test server that workflow tests spawn.
 #
 #   scripts/stack.sh up | down | status | env | exec -- <command...>
 #
 # Everything lives in .rotor-stack/ (git-ignored). `up` is idempotent. A service given through the environment
-# (TEMPORAL_ADDRESS, AWS_ENDPOINT_URL_SECRETS_MANAGER, ROTOR_PG_ADMIN_URL) is used as it is and not started.
+# (TEMPORAL_ADDRESS, AWS_ENDPOINT_URL_SECRETS_MANAGER, ROTOR_PG_ADMIN_URL, ROTOR_MYSQL_ADMIN_URL) is used as it is and
+# not started.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +20,7 @@ TEMPORAL_PORT="${ROTOR_STACK_TEMPORAL_PORT:-7233}"
 TEMPORAL_UI_PORT="${ROTOR_STACK_TEMPORAL_UI_PORT:-8233}"
 MOTO_PORT="${ROTOR_STACK_MOTO_PORT:-5055}"
 PG_PORT="${ROTOR_STACK_PG_PORT:-55432}"
+MYSQL_PORT="${ROTOR_STACK_MYSQL_PORT:-53306}"
 PG_VERSION_WANTED=15
 
 # Versions pinned so that every machine runs the same servers.
@@ -98,6 +100,12 @@ install_postgres() {
   command -v psql >/dev/null || apt_install postgresql-client
 }
 
+install_mariadb() {
+  [[ -x /usr/sbin/mariadbd ]] && command -v mariadb >/dev/null && command -v mariadb-install-db >/dev/null && return
+  # The core packages only: the server binaries without a system service that would start on port 3306.
+  apt_install mariadb-server-core mariadb-client-core
+}
+
 # ---------------------------------------------------------------------------------------------------- services
 
 start_temporal() {
@@ -169,6 +177,35 @@ start_postgres() {
     >/dev/null || { tail -n 30 "$dir/server.log" >&2; die "PostgreSQL did not start"; }
 }
 
+mysql_admin_password() {
+  local f="$STATE/mysql-admin-password"
+  [[ -s "$f" ]] || { mkdir -p "$STATE"; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$f"; chmod 600 "$f"; }
+  cat "$f"
+}
+
+# MariaDB runs as the invoking user (root included, which mariadbd allows when told so explicitly): the data
+# directory is the project's own and the server listens on loopback only.
+start_mariadb() {
+  if [[ -n "${ROTOR_MYSQL_ADMIN_URL:-}" ]]; then log "MariaDB given by ROTOR_MYSQL_ADMIN_URL"; return; fi
+  if pid_alive mariadb; then return; fi
+  port_open "$MYSQL_PORT" && die "port $MYSQL_PORT is taken by another process; set ROTOR_STACK_MYSQL_PORT"
+  local dir="$STATE/mariadb" user; user=$(id -un)
+  mkdir -p "$dir"
+  if [[ ! -d "$dir/data/mysql" ]]; then
+    log "creating a MariaDB data directory in $dir"
+    mariadb-install-db --no-defaults --datadir="$dir/data" --user="$user" --auth-root-authentication-method=normal \
+      --skip-test-db >"$dir/install-db.log" 2>&1 || { cat "$dir/install-db.log" >&2; die "mariadb-install-db failed"; }
+  fi
+  log "starting MariaDB on 127.0.0.1:$MYSQL_PORT"
+  start_daemon mariadb /usr/sbin/mariadbd --no-defaults --datadir="$dir/data" --user="$user" \
+    --bind-address=127.0.0.1 --port="$MYSQL_PORT" --socket="$dir/mariadb.sock" --pid-file="$dir/mariadb.pid" \
+    --skip-name-resolve --max-connections=200 --log-error="$LOGS/mariadb-server.log"
+  wait_for mariadb 60 mariadb --no-defaults --socket="$dir/mariadb.sock" -uroot -e 'SELECT 1'
+  local pw; pw=$(mysql_admin_password)
+  mariadb --no-defaults --socket="$dir/mariadb.sock" -uroot -e \
+    "CREATE USER IF NOT EXISTS 'rotor_admin'@'%' IDENTIFIED BY '$pw'; GRANT ALL ON *.* TO 'rotor_admin'@'%' WITH GRANT OPTION;"
+}
+
 stop_postgres() {
   [[ -n "${ROTOR_PG_ADMIN_URL:-}" ]] && return
   local bin dir; bin=$(pg_bindir) || return 0; dir=$(pg_dir)
@@ -193,6 +230,11 @@ print_env() {
   else
     echo "export ROTOR_PG_ADMIN_URL=postgres://rotor_admin:$(pg_admin_password)@127.0.0.1:$PG_PORT/postgres"
   fi
+  if [[ -n "${ROTOR_MYSQL_ADMIN_URL:-}" ]]; then
+    echo "export ROTOR_MYSQL_ADMIN_URL=$ROTOR_MYSQL_ADMIN_URL"
+  else
+    echo "export ROTOR_MYSQL_ADMIN_URL=mysql://rotor_admin:$(mysql_admin_password)@127.0.0.1:$MYSQL_PORT/mysql"
+  fi
   [[ -n "${ROTOR_MOTO_PID:-}" ]] || { pid_alive moto && echo "export ROTOR_MOTO_PID=$(cat "$RUN/moto.pid")"; } || true
 }
 
@@ -215,6 +257,10 @@ status() {
     s="running on 127.0.0.1:$PG_PORT (data $dir/data)"
   else s="stopped"; fi
   printf '%-20s %s\n' "postgres" "$s"
+  if [[ -n "${ROTOR_MYSQL_ADMIN_URL:-}" ]]; then s="given (ROTOR_MYSQL_ADMIN_URL)"
+  elif pid_alive mariadb; then s="running on 127.0.0.1:$MYSQL_PORT (pid $(cat "$RUN/mariadb.pid"))"
+  else s="stopped"; fi
+  printf '%-20s %s\n' "mariadb" "$s"
 }
 
 up() {
@@ -222,15 +268,18 @@ up() {
   command -v curl >/dev/null || apt_install curl ca-certificates
   install_python_tools
   install_postgres
+  install_mariadb
   start_temporal
   start_moto
   start_postgres
+  start_mariadb
   log "stack is up (npm run stack -- status | env | down)"
 }
 
 down() {
   stop_daemon temporal
   stop_daemon moto
+  stop_daemon mariadb
   stop_postgres
 }
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../src/client';
 import { uniqueName } from '../helpers/env';
-import { createRole, createSecret, labels, logsIn, passwordAt, pgSecret, rotationClient, waitForStatus } from '../helpers/stack';
+import { createSecret, labels, logsIn, passwordAt, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -33,15 +33,7 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
   });
 }
 
-async function roleWithSecret(prefix: string) {
-  const username = uniqueName(`rotor_e2e_${prefix}`).replace(/-/g, '_');
-  const password = `Init-${Math.random().toString(36).slice(2)}-${Date.now()}`;
-  passwords.add(password);
-  await createRole(username, password);
-  const secretId = uniqueName(`e2e/${prefix}`);
-  const versionId = await createSecret(secretId, pgSecret(username, password));
-  return { secretId, username, password, versionId };
-}
+const roleWithSecret = (marker: string) => roleWithSecretIn('e2e', marker, passwords);
 
 beforeAll(async () => {
   worker = await WorkerProcess.start(taskQueue);

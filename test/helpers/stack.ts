@@ -7,7 +7,7 @@ import { Client as PgClient, escapeIdentifier, escapeLiteral } from 'pg';
 import { RotationClient } from '../../src/client';
 import { AwsSecretsManagerStore } from '../../src/stores/aws-secrets-manager';
 import type { RotationStatus } from '../../src/shared/types';
-import { stackEnv } from './env';
+import { stackEnv, uniqueName } from './env';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -102,4 +102,30 @@ export async function waitForStatus(
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`status of ${secretId} never matched; last: ${JSON.stringify(last)}`);
+}
+
+/**
+ * A fresh PostgreSQL role with a known password and its secret in AWS's shape. Every password is added to
+ * `seen`, for the secret-hygiene checks. `scope` prefixes the role and the secret id (`it`, `e2e`).
+ */
+export async function roleWithSecret(
+  scope: string,
+  marker: string,
+  seen: Set<string>,
+  username = uniqueName(`rotor_${scope}_${marker}`).replace(/-/g, '_'),
+): Promise<{ secretId: string; username: string; password: string; versionId: string }> {
+  const password = `Init-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
+  seen.add(password);
+  await createRole(username, password);
+  const secretId = uniqueName(`${scope}/${marker}`);
+  const versionId = await createSecret(secretId, pgSecret(username, password));
+  return { secretId, username, password, versionId };
+}
+
+/** Adds the password of every version of `secretId` to `seen`. */
+export async function rememberPasswords(secretId: string, seen: Set<string>): Promise<void> {
+  for (const v of (await store.describe(secretId)).versions) {
+    const value = await store.getByVersion(secretId, v.versionId);
+    if (value) seen.add(JSON.parse(value.value).password);
+  }
 }

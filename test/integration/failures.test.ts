@@ -6,7 +6,7 @@ import type { RotationClient } from '../../src/client';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { holdSlug } from '../helpers/faulty-rotators';
 import { historiesText, recordHistories } from '../helpers/hygiene';
-import { createRole, createSecret, labels, logsIn, passwordAt, pgSecret, rotationClient, store, waitForStatus } from '../helpers/stack';
+import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
 const taskQueue = uniqueName('it-failures');
@@ -23,15 +23,7 @@ function thawStore(): void {
   process.kill(Number(stackEnv('ROTOR_MOTO_PID')), 'SIGCONT');
 }
 
-async function roleWithSecret(marker: string) {
-  const username = uniqueName(`rotor_it_${marker}`).replace(/-/g, '_');
-  const password = `Init-${Math.random().toString(36).slice(2)}-${Date.now()}`;
-  passwords.add(password);
-  await createRole(username, password);
-  const secretId = uniqueName(`it/${marker}`);
-  const versionId = await createSecret(secretId, pgSecret(username, password));
-  return { secretId, username, password, versionId };
-}
+const roleWithSecret = (marker: string) => roleWithSecretIn('it', marker, passwords);
 
 /** Waits until the test rotator holds the test step of `secretId` (after set changed the target). */
 async function held(secretId: string): Promise<void> {
@@ -44,12 +36,7 @@ function release(secretId: string): void {
   writeFileSync(path.join(holdDir, `${holdSlug(secretId)}.release`), '');
 }
 
-async function rememberAll(secretId: string): Promise<void> {
-  for (const v of (await store.describe(secretId)).versions) {
-    const value = await store.getByVersion(secretId, v.versionId);
-    if (value) passwords.add(JSON.parse(value.value).password);
-  }
-}
+const rememberAll = (secretId: string) => rememberPasswords(secretId, passwords);
 
 beforeAll(async () => {
   worker = await WorkerProcess.start(taskQueue, holdDir);

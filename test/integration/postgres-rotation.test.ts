@@ -10,7 +10,9 @@ import {
   logsIn,
   passwordAt,
   pgSecret,
+  rememberPasswords,
   roleExists,
+  roleWithSecret as roleWithSecretIn,
   rotationClient,
   store,
   waitForStatus,
@@ -30,21 +32,8 @@ function newPassword(): string {
   return p;
 }
 
-/** A role with a known password and its secret; returns the secret id and the role's first password. */
-async function roleWithSecret(prefix: string, username = uniqueName(`rotor_it_${prefix}`).replace(/-/g, '_')) {
-  const password = newPassword();
-  await createRole(username, password);
-  const secretId = uniqueName(`it/${prefix}`);
-  const versionId = await createSecret(secretId, pgSecret(username, password));
-  return { secretId, username, password, versionId };
-}
-
-async function remember(secretId: string): Promise<void> {
-  for (const v of (await store.describe(secretId)).versions) {
-    const value = await store.getByVersion(secretId, v.versionId);
-    if (value) passwords.add(JSON.parse(value.value).password);
-  }
-}
+const roleWithSecret = (marker: string, username?: string) => roleWithSecretIn('it', marker, passwords, username);
+const remember = (secretId: string) => rememberPasswords(secretId, passwords);
 
 beforeAll(async () => {
   worker = await WorkerProcess.start(taskQueue);
