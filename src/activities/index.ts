@@ -1,7 +1,7 @@
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { selectRotatorKind, type RotatorKind, type RotatorRegistry } from '../rotators/registry';
-import type { Rotator } from '../rotators/rotator';
+import type { Rotator, RotatorContext } from '../rotators/rotator';
 import { resolvePasswordPolicy } from '../rotators/password-policy';
 import { versionWithStage, type SecretStore, type StoredValue } from '../stores/secret-store';
 import { Stage } from '../shared/constants';
@@ -19,6 +19,15 @@ export interface ActivityDeps {
  * value ever reaches a Temporal payload. Each one checks state first and returns early when its work is done.
  */
 export function createActivities({ store, rotators }: ActivityDeps) {
+  /** Lets rotators read the AWSCURRENT value of secrets they depend on, such as an admin secret. */
+  const context: RotatorContext = {
+    async readCurrent(id: string) {
+      const current = await store.getByStage(id, Stage.current);
+      if (!current) throw new StoreConflictError(id, `has no ${Stage.current} version in ${store.description}`);
+      return current.value;
+    },
+  };
+
   function rotatorFor(secretId: string, kind: string): Rotator<unknown> {
     const rotator = (rotators as Record<string, Rotator<unknown>>)[kind];
     if (!rotator) throw new UnsupportedEngineError(secretId, kind);
@@ -57,9 +66,9 @@ export function createActivities({ store, rotators }: ActivityDeps) {
       return step('prepare', secretId, async () => {
         const current = await store.getByStage(secretId, Stage.current);
         if (!current) throw new StoreConflictError(secretId, `has no ${Stage.current} version in ${store.description}`);
-        const kind: RotatorKind = selectRotatorKind(secretId, current.value);
-        rotatorFor(secretId, kind).parse(secretId, current.value);
         const description = await store.describe(secretId);
+        const kind: RotatorKind = selectRotatorKind(secretId, current.value, description.tags);
+        rotatorFor(secretId, kind).parse(secretId, current.value);
         const previousVersionId = versionWithStage(description, Stage.previous);
         const pending = versionWithStage(description, Stage.pending);
         return {
@@ -98,7 +107,7 @@ export function createActivities({ store, rotators }: ActivityDeps) {
         const pending = rotator.parse(secretId, (await mustGet(secretId, token, Stage.pending)).value);
         const current = rotator.parse(secretId, (await mustGet(secretId, prepared.currentVersionId, Stage.current)).value);
         const others = await fallbacks(input, [prepared.strayPendingVersionId, prepared.previousVersionId]);
-        return { outcome: await rotator.set(secretId, { pending, current, fallbacks: others }) };
+        return { outcome: await rotator.set(secretId, { pending, current, fallbacks: others }, context) };
       });
     },
 
@@ -137,7 +146,7 @@ export function createActivities({ store, rotators }: ActivityDeps) {
         const rotator = rotatorFor(input.secretId, input.prepared.rotator);
         const current = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.current)).value);
         const [previous] = await fallbacks(input, [input.prepared.currentVersionId]);
-        return { outcome: await rotator.retire(input.secretId, { previous, current }) };
+        return { outcome: await rotator.retire(input.secretId, { previous, current }, context) };
       });
     },
 
@@ -165,7 +174,7 @@ export function createActivities({ store, rotators }: ActivityDeps) {
         const via = await fallbacks(input, [token, prepared.currentVersionId, prepared.previousVersionId, prepared.strayPendingVersionId].filter((id) => id !== versionId));
         let outcome: string;
         try {
-          outcome = await rotator.restore(secretId, { want, via });
+          outcome = await rotator.restore(secretId, { want, via }, context);
           await rotator.test(secretId, want);
         } catch (error) {
           // Compensating a rotation whose new credential never took effect: if no version logs in, the target does

@@ -58,7 +58,8 @@ export const postgresSingleUser: Rotator<PostgresSecret> = singleUserRotator<Pos
   },
   async whoAmI(secretId, login) {
     const outcome = await withLogin(secretId, login, async (client) => {
-      const { rows } = await client.query<{ user: string }>('SELECT current_user AS "user"');
+      // session_user, the login: current_user is the role a `SET role` default switched to.
+      const { rows } = await client.query<{ user: string }>('SELECT session_user AS "user"');
       return rows[0]?.user;
     });
     return outcome.rejected ? undefined : outcome.result;

@@ -1,5 +1,11 @@
 import type { PasswordPolicy } from '../shared/types';
 
+/** What a rotator may ask of the engine while it works: other secrets it depends on (an admin secret, say). */
+export interface RotatorContext {
+  /** The AWSCURRENT value of another secret, by id or ARN. Throws SecretNotFoundError when there is none. */
+  readCurrent(secretIdOrArn: string): Promise<string>;
+}
+
 /**
  * The contract every credential strategy implements. Plain Node: no Temporal imports.
  *
@@ -22,14 +28,14 @@ export interface Rotator<S = unknown> {
    * Makes the target accept `pending`, logging in with `current`, or with one of `fallbacks` (AWSPREVIOUS, a stray
    * AWSPENDING) when the target still holds that one.
    */
-  set(secretId: string, versions: { pending: S; current: S; fallbacks: S[] }): Promise<string>;
+  set(secretId: string, versions: { pending: S; current: S; fallbacks: S[] }, context: RotatorContext): Promise<string>;
 
   /** Proves `value` works against the target. Throws TestFailedError when it does not. */
   test(secretId: string, value: S): Promise<void>;
 
   /** Compensation and rollback: makes the target accept `want` again, logging in with any of `via`. */
-  restore(secretId: string, versions: { want: S; via: S[] }): Promise<string>;
+  restore(secretId: string, versions: { want: S; via: S[] }, context: RotatorContext): Promise<string>;
 
   /** After grace: revokes what the previous version still grants, if the strategy leaves anything. */
-  retire(secretId: string, versions: { previous?: S; current: S }): Promise<string>;
+  retire(secretId: string, versions: { previous?: S; current: S }, context: RotatorContext): Promise<string>;
 }

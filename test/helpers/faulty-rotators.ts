@@ -20,9 +20,9 @@ export function faultyRotators(holdDir: string | undefined): RotatorRegistry {
   const installed = new Map<string, string>();
   const wrap = <S>(inner: Rotator<S>): Rotator<S> => ({
     ...inner,
-    async set(secretId, versions) {
+    async set(secretId, versions, context) {
       installed.set(secretId, JSON.stringify(versions.pending));
-      return inner.set(secretId, versions);
+      return inner.set(secretId, versions, context);
     },
     async test(secretId, value) {
       if (secretId.includes('fail-test') && installed.get(secretId) === JSON.stringify(value)) {

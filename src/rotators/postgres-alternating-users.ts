@@ -1,0 +1,168 @@
+import { escapeIdentifier, escapeLiteral, type Client } from 'pg';
+import { CredentialsRejectedError, InvalidSecretError, StoreConflictError } from '../shared/errors';
+import type { PasswordPolicy } from '../shared/types';
+import { generatePassword } from './password-policy';
+import { canLogIn, setRolePassword, withLogin } from './postgres/connection';
+import { parsePostgresSecret, postgresSingleUser, type PostgresSecret } from './postgres-single-user';
+import type { Rotator } from './rotator';
+import { parseJsonObject } from './secret-json';
+
+/** Suffix of the second login, as AWS's multi-user rotation names it. */
+export const CLONE_SUFFIX = '_clone';
+const MAX_ROLE_BYTES = 63;
+
+export interface PostgresAlternatingSecret extends PostgresSecret {
+  /** Id or ARN of the admin secret whose login creates and changes the two roles. */
+  masterarn: string;
+}
+
+/** The other login of the pair: `app` ↔ `app_clone`. */
+export function partnerOf(username: string): string {
+  return username.endsWith(CLONE_SUFFIX) ? username.slice(0, -CLONE_SUFFIX.length) : `${username}${CLONE_SUFFIX}`;
+}
+
+export function parsePostgresAlternatingSecret(secretId: string, raw: string): PostgresAlternatingSecret {
+  parseJsonObject(secretId, raw);
+  const problems: string[] = [];
+  let base: PostgresSecret | undefined;
+  try {
+    base = parsePostgresSecret(secretId, raw);
+  } catch (error) {
+    if (!(error instanceof InvalidSecretError)) throw error;
+    problems.push(...error.problems);
+  }
+  const masterarn = parseJsonObject(secretId, raw).masterarn;
+  if (typeof masterarn !== 'string' || masterarn.trim() === '') {
+    problems.push('masterarn: is required for alternating users (the id or ARN of the admin secret)');
+  }
+  if (base && Buffer.byteLength(partnerOf(base.username), 'utf8') > MAX_ROLE_BYTES) {
+    problems.push(`username: too long to alternate with ${JSON.stringify(partnerOf(base.username))}: role names are at most ${MAX_ROLE_BYTES} bytes`);
+  }
+  if (problems.length > 0 || !base) throw new InvalidSecretError(secretId, problems);
+  return { ...base, masterarn: masterarn as string };
+}
+
+/**
+ * PostgreSQL with alternating users (AWS's multi-user semantics): the secret's login alternates between `name`
+ * and `name_clone`, so the credential applications hold keeps working through the whole rotation. The admin secret
+ * named by `masterarn` creates the clone (or sets its new password and LOGIN back) and copies to it what the
+ * current login has: role memberships, role settings (`SET role`, say), and direct privileges on the database, its
+ * schemas, tables and sequences. The model in the README (both logins members of one NOLOGIN owner role, objects
+ * owned by that role) keeps everything either login creates usable by the other.
+ *
+ * Confused-deputy guard: AWSCURRENT must log in before the admin credential is used on its behalf.
+ */
+export const postgresAlternatingUsers: Rotator<PostgresAlternatingSecret> = {
+  kind: 'postgres-alternating-users',
+
+  parse: parsePostgresAlternatingSecret,
+
+  nextValue(_secretId: string, current: PostgresAlternatingSecret, policy: PasswordPolicy): string {
+    return JSON.stringify({ ...current.json, username: partnerOf(current.username), password: generatePassword(policy) });
+  },
+
+  async set(secretId, { pending, current }, context) {
+    assertPair(secretId, current, pending);
+    if (!(await canLogIn(secretId, current))) {
+      throw new CredentialsRejectedError(
+        secretId,
+        `AWSCURRENT does not log in as ${JSON.stringify(current.username)}: rotor will not use the admin secret on its behalf`,
+      );
+    }
+    const alreadySet = await canLogIn(secretId, pending);
+    await asAdmin(secretId, current, context, async (admin) => {
+      if (!alreadySet) await upsertLogin(admin, pending.username, pending.password);
+      await copyPrivileges(admin, current.username, pending.username);
+    });
+    return alreadySet ? 'already-set' : 'set';
+  },
+
+  test: (secretId, value, ...rest) => postgresSingleUser.test(secretId, value, ...rest),
+
+  async restore(secretId, { want }, context) {
+    if (await canLogIn(secretId, want)) return 'already-set';
+    await asAdmin(secretId, want, context, (admin) => upsertLogin(admin, want.username, want.password));
+    return 'changed';
+  },
+
+  async retire() {
+    // Retirement policies (disable the previous login, scramble its password) are not built yet: like AWS, the
+    // previous login keeps working until the next rotation changes its password.
+    return 'kept';
+  },
+};
+
+function assertPair(secretId: string, current: PostgresAlternatingSecret, pending: PostgresAlternatingSecret): void {
+  if (current.host !== pending.host || current.port !== pending.port || pending.username !== partnerOf(current.username)) {
+    throw new StoreConflictError(secretId, 'the pending version is not the other login of the pair on the same server');
+  }
+}
+
+/** Runs `work` logged in with the admin secret, which must name the same server as the user secret. */
+async function asAdmin(
+  secretId: string,
+  user: PostgresAlternatingSecret,
+  context: Parameters<Rotator['set']>[2],
+  work: (admin: Client) => Promise<void>,
+): Promise<void> {
+  const admin = parsePostgresSecret(user.masterarn, await context.readCurrent(user.masterarn));
+  if (admin.host !== user.host || admin.port !== user.port) {
+    throw new StoreConflictError(secretId, `the admin secret ${user.masterarn} names another server than the user secret`);
+  }
+  const outcome = await withLogin(secretId, { ...admin, dbname: user.dbname }, work);
+  if (outcome.rejected) {
+    throw new CredentialsRejectedError(secretId, `the admin secret ${user.masterarn} does not log in as ${JSON.stringify(admin.username)}`);
+  }
+}
+
+/** Creates the login, or gives it LOGIN and the new password back. */
+async function upsertLogin(admin: Client, role: string, password: string): Promise<void> {
+  const { rowCount } = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+  if (!rowCount) await admin.query(`CREATE ROLE ${escapeIdentifier(role)} WITH LOGIN`);
+  else await admin.query(`ALTER ROLE ${escapeIdentifier(role)} WITH LOGIN`);
+  await setRolePassword(admin, role, password);
+}
+
+/**
+ * Gives `to` what `from` has, idempotently: memberships, role-wide settings, and direct privileges on the current
+ * database, its schemas, tables, views and sequences. Names come from the catalogs and are quoted by the driver.
+ */
+async function copyPrivileges(admin: Client, from: string, to: string): Promise<void> {
+  const q = escapeIdentifier;
+  const member = await admin.query<{ role: string }>(
+    `SELECT r.rolname AS role FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+      WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = $1)`,
+    [from],
+  );
+  for (const { role } of member.rows) await admin.query(`GRANT ${q(role)} TO ${q(to)}`);
+
+  const settings = await admin.query<{ setting: string }>(
+    `SELECT unnest(setconfig) AS setting FROM pg_db_role_setting
+      WHERE setdatabase = 0 AND setrole = (SELECT oid FROM pg_roles WHERE rolname = $1)`,
+    [from],
+  );
+  for (const { setting } of settings.rows) {
+    const at = setting.indexOf('=');
+    await admin.query(`ALTER ROLE ${q(to)} SET ${q(setting.slice(0, at))} = ${escapeLiteral(setting.slice(at + 1))}`);
+  }
+
+  const grants = await admin.query<{ kind: string; schema: string | null; name: string; privilege: string }>(
+    `WITH grantee AS (SELECT oid FROM pg_roles WHERE rolname = $1)
+     SELECT 'DATABASE' AS kind, NULL AS schema, d.datname AS name, a.privilege_type AS privilege
+       FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = current_database() AND a.grantee = (SELECT oid FROM grantee)
+     UNION ALL
+     SELECT 'SCHEMA', NULL, n.nspname, a.privilege_type
+       FROM pg_namespace n, aclexplode(n.nspacl) a WHERE a.grantee = (SELECT oid FROM grantee)
+     UNION ALL
+     SELECT CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, n.nspname, c.relname, a.privilege_type
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
+      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND a.grantee = (SELECT oid FROM grantee)`,
+    [from],
+  );
+  for (const g of grants.rows) {
+    // Privilege names come from aclexplode's fixed vocabulary; anything else is not pasted into SQL.
+    if (!/^[A-Z]+( [A-Z]+)?$/.test(g.privilege)) continue;
+    const object = g.schema === null ? q(g.name) : `${q(g.schema)}.${q(g.name)}`;
+    await admin.query(`GRANT ${g.privilege} ON ${g.kind} ${object} TO ${q(to)}`);
+  }
+}

@@ -1,0 +1,208 @@
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { SecretsManagerClient, TagResourceCommand } from '@aws-sdk/client-secrets-manager';
+import { escapeIdentifier as q, escapeLiteral, Client as PgClient } from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RotationClient } from '../../src/client';
+import { stackEnv, uniqueName } from '../helpers/env';
+import { holdSlug } from '../helpers/faulty-rotators';
+import { historiesText } from '../helpers/hygiene';
+import { createSecret, labels, logsIn, pgSecret, rememberPasswords, roleExists, rotationClient, store, waitForStatus, withAdmin } from '../helpers/stack';
+import { WorkerProcess } from '../helpers/worker-process';
+
+const taskQueue = uniqueName('it-pg-alt');
+const holdDir = mkdtempSync(path.join(tmpdir(), 'rotor-hold-'));
+let worker: WorkerProcess;
+let rotor: RotationClient;
+let masterId: string;
+const passwords = new Set<string>();
+const remember = (secretId: string) => rememberPasswords(secretId, passwords);
+
+/** The one-time DBA setup of the README: a NOLOGIN owner role, the login a member of it, SET role by default. */
+async function loginWithOwnerModel(marker: string, base = uniqueName(`rotor_alt_${marker}`).replace(/-/g, '_')) {
+  const password = `Init-${Math.random().toString(36).slice(2)}-${Date.now()}`;
+  passwords.add(password);
+  const owner = `${base}_owner`;
+  await withAdmin(async (admin) => {
+    await admin.query(`CREATE ROLE ${q(owner)} NOLOGIN`);
+    await admin.query(`CREATE ROLE ${q(base)} LOGIN PASSWORD ${escapeLiteral(password)} IN ROLE ${q(owner)}`);
+    await admin.query(`ALTER ROLE ${q(base)} SET role = ${escapeLiteral(owner)}`);
+    await admin.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${q(owner)}`);
+  });
+  const secretId = uniqueName(`it/alt-${marker}`);
+  const versionId = await createSecret(secretId, pgSecret(base, password, { masterarn: masterId }));
+  return { secretId, base, owner, password, versionId };
+}
+
+async function current(secretId: string): Promise<{ username: string; password: string; versionId: string }> {
+  const v = (await store.getByStage(secretId, 'AWSCURRENT'))!;
+  const json = JSON.parse(v.value);
+  passwords.add(json.password);
+  return { username: json.username, password: json.password, versionId: v.versionId };
+}
+
+/** Runs SQL as a login of the pair (its default role setting applies, as for an application). */
+async function asLogin<T>(username: string, password: string, work: (c: PgClient) => Promise<T>): Promise<T> {
+  const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
+  const c = new PgClient({ host: url.hostname, port: Number(url.port), user: username, password, database: 'postgres' });
+  await c.connect();
+  try {
+    return await work(c);
+  } finally {
+    await c.end();
+  }
+}
+
+async function rotateToEnd(secretId: string, graceMs = 0): Promise<string> {
+  await rotor.rotate(secretId, { graceMs });
+  const outcome = await rotor.wait(secretId);
+  await remember(secretId);
+  return outcome.outcome === 'failed' ? `failed: ${outcome.message}` : outcome.outcome;
+}
+
+beforeAll(async () => {
+  const admin = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
+  passwords.add(decodeURIComponent(admin.password));
+  masterId = uniqueName('it/alt-master');
+  await createSecret(masterId, pgSecret(decodeURIComponent(admin.username), decodeURIComponent(admin.password)));
+  worker = await WorkerProcess.start(taskQueue, holdDir);
+  rotor = await rotationClient(taskQueue);
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await rotor?.client.connection.close();
+});
+
+describe('PostgreSQL alternating users on the real stack', () => {
+  it('alternates between name and name_clone; the login applications hold keeps working', async () => {
+    const { secretId, base, password, versionId } = await loginWithOwnerModel('happy');
+    expect(await rotateToEnd(secretId)).toBe('completed');
+    const first = await current(secretId);
+    expect(first.username).toBe(`${base}_clone`);
+    expect(await logsIn(first.username, first.password)).toBe(true);
+    expect(await logsIn(base, password)).toBe(true);
+    expect(await labels(secretId)).toMatchObject({ current: first.versionId, previous: versionId, versions: 2 });
+    expect((await rotor.status(secretId))?.rotator).toBe('postgres-alternating-users');
+
+    expect(await rotateToEnd(secretId)).toBe('completed');
+    const second = await current(secretId);
+    expect(second.username).toBe(base);
+    expect(second.password).not.toBe(password);
+    expect(await logsIn(base, second.password)).toBe(true);
+    expect(await logsIn(base, password)).toBe(false);
+    expect(await logsIn(first.username, first.password)).toBe(true);
+    expect((await labels(secretId)).pending).toBeUndefined();
+  });
+
+  it('keeps everything either login created or was granted usable by the other', async () => {
+    const { secretId, base, password } = await loginWithOwnerModel('owner');
+    const t1 = `${base}_t1`;
+    const t2 = `${base}_t2`;
+    const g = `${base}_granted`;
+    await asLogin(base, password, async (a) => {
+      await a.query(`CREATE TABLE ${q(t1)} (id int)`);
+      await a.query(`INSERT INTO ${q(t1)} VALUES (1)`);
+    });
+    expect(await rotateToEnd(secretId)).toBe('completed');
+    const b = await current(secretId);
+    await asLogin(b.username, b.password, async (c) => {
+      await c.query(`INSERT INTO ${q(t1)} VALUES (2)`);
+      expect((await c.query(`SELECT count(*)::int AS n FROM ${q(t1)}`)).rows[0].n).toBe(2);
+      await c.query(`CREATE TABLE ${q(t2)} (id int)`);
+    });
+    expect(await rotateToEnd(secretId)).toBe('completed');
+    const a = await current(secretId);
+    expect(a.username).toBe(base);
+    await asLogin(a.username, a.password, async (c) => {
+      await c.query(`INSERT INTO ${q(t2)} VALUES (3)`);
+      expect((await c.query(`SELECT count(*)::int AS n FROM ${q(t2)}`)).rows[0].n).toBe(1);
+    });
+    // A grant made to the login itself, after the clone existed, reaches the clone at the next rotation.
+    await withAdmin(async (admin) => {
+      await admin.query(`CREATE TABLE ${q(g)} (id int)`);
+      await admin.query(`GRANT SELECT ON ${q(g)} TO ${q(base)}`);
+    });
+    expect(await rotateToEnd(secretId)).toBe('completed');
+    const clone = await current(secretId);
+    expect(clone.username).toBe(`${base}_clone`);
+    // Sessions run as the owner role by default; the login's own grants apply once it sets its role back to itself.
+    await asLogin(clone.username, clone.password, async (c) => {
+      await expect(c.query(`SELECT * FROM ${q(g)}`)).rejects.toThrow(/permission denied/);
+      await c.query('SET ROLE NONE');
+      await expect(c.query(`SELECT * FROM ${q(g)}`)).resolves.toBeDefined();
+    });
+  });
+
+  it('refuses to use the admin secret when AWSCURRENT does not log in (confused-deputy guard)', async () => {
+    const { secretId, base, versionId } = await loginWithOwnerModel('deputy');
+    const outOfBand = `Oob-${Date.now()}`;
+    passwords.add(outOfBand);
+    await withAdmin((admin) => admin.query(`ALTER ROLE ${q(base)} PASSWORD ${escapeLiteral(outOfBand)}`));
+    expect(await rotateToEnd(secretId)).toMatch(/failed: .*failed at set: .*AWSCURRENT does not log in .*rotor will not use the admin secret/);
+    expect(await roleExists(`${base}_clone`)).toBe(false);
+    expect((await labels(secretId)).current).toBe(versionId);
+  });
+
+  it('compensates when the test step fails: AWSCURRENT stays the login it was', async () => {
+    const { secretId, base, password, versionId } = await loginWithOwnerModel('fail-test');
+    await rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 2 });
+    expect((await rotor.wait(secretId)).outcome).toBe('failed');
+    await remember(secretId);
+    expect(await labels(secretId)).toEqual({ current: versionId, versions: 2 });
+    expect(await logsIn(base, password)).toBe(true);
+  });
+
+  it('rolls back during grace: the previous login is AWSCURRENT again and logs in', async () => {
+    const { secretId, base, password, versionId } = await loginWithOwnerModel('rollback');
+    await rotor.rotate(secretId, { graceMs: 10 * 60_000 });
+    await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
+    await rotor.rollback(secretId, 'clone lacks a grant');
+    expect((await rotor.wait(secretId)).outcome).toBe('rolled-back');
+    await remember(secretId);
+    expect((await labels(secretId)).current).toBe(versionId);
+    expect(await logsIn(base, password)).toBe(true);
+  });
+
+  it('a worker killed with SIGKILL mid-rotation: a new worker finishes it', async () => {
+    const { secretId, base } = await loginWithOwnerModel('hold-test');
+    await rotor.rotate(secretId, { graceMs: 0 });
+    const held = path.join(holdDir, `${holdSlug(secretId)}.held`);
+    for (let i = 0; i < 600 && !existsSync(held); i++) await new Promise((r) => setTimeout(r, 100));
+    await worker.kill();
+    writeFileSync(path.join(holdDir, `${holdSlug(secretId)}.release`), '');
+    worker = await WorkerProcess.start(taskQueue, holdDir);
+    expect((await rotor.wait(secretId)).outcome).toBe('completed');
+    const now = await current(secretId);
+    expect(now.username).toBe(`${base}_clone`);
+    expect(await logsIn(now.username, now.password)).toBe(true);
+  });
+
+  it('refuses names too long to alternate, alternating without masterarn, and a missing admin secret', async () => {
+    const longId = uniqueName('it/alt-long');
+    await createSecret(longId, pgSecret('a'.repeat(58), 'x-unused-2', { masterarn: masterId }));
+    expect(await rotateToEnd(longId)).toMatch(/username: too long to alternate .*nothing was changed/);
+
+    const tagged = uniqueName('it/alt-tag');
+    await createSecret(tagged, pgSecret('rotor_alt_tagged', 'x-unused-3'));
+    await new SecretsManagerClient({}).send(new TagResourceCommand({ SecretId: tagged, Tags: [{ Key: 'rotor:strategy', Value: 'alternating-users' }] }));
+    expect(await rotateToEnd(tagged)).toMatch(/masterarn: is required for alternating users.*nothing was changed/);
+
+    const { secretId } = await loginWithOwnerModel('nomaster');
+    const v = (await store.getByStage(secretId, 'AWSCURRENT'))!;
+    const orphan = uniqueName('it/alt-orphan');
+    await createSecret(orphan, { ...JSON.parse(v.value), masterarn: uniqueName('it/no-such-master') });
+    expect(await rotateToEnd(orphan)).toMatch(/failed at set: .*not found.*compensated/);
+  });
+
+  it('leaves no password, the admin password included, in histories or worker logs', async () => {
+    const { text } = await historiesText(rotor.client, taskQueue);
+    const logs = WorkerProcess.allLogs.join('\n');
+    expect(text).toContain('it/alt-happy');
+    for (const password of passwords) {
+      expect(text.includes(password)).toBe(false);
+      expect(logs.includes(password)).toBe(false);
+    }
+  });
+});

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_PASSWORD_POLICY } from '../../src/rotators/password-policy';
+import { parsePostgresAlternatingSecret, partnerOf, postgresAlternatingUsers } from '../../src/rotators/postgres-alternating-users';
+import { selectRotatorKind } from '../../src/rotators/registry';
+import { InvalidSecretError, UnsupportedEngineError } from '../../src/shared/errors';
+
+const PASSWORD = 'Alt-secret-value-1';
+const secret = { engine: 'postgres', host: 'db', port: 5432, username: 'app', password: PASSWORD, dbname: 'app', masterarn: 'arn:aws:secretsmanager:us-east-1:1:secret:admin' };
+const raw = (o: object) => JSON.stringify(o);
+
+describe('alternating users', () => {
+  it('pairs name and name_clone', () => {
+    expect(partnerOf('app')).toBe('app_clone');
+    expect(partnerOf('app_clone')).toBe('app');
+    expect(partnerOf('x"; --')).toBe('x"; --_clone');
+  });
+
+  it('makes the next version the other login with a new password, every other field kept', () => {
+    const next = JSON.parse(postgresAlternatingUsers.nextValue('s', parsePostgresAlternatingSecret('s', raw(secret)), DEFAULT_PASSWORD_POLICY));
+    expect(next.username).toBe('app_clone');
+    expect(next.password).not.toBe(PASSWORD);
+    expect({ ...next, username: 'app', password: PASSWORD }).toEqual(secret);
+  });
+
+  it('checks the clone name fits before anything changes, and requires masterarn', () => {
+    expect(() => parsePostgresAlternatingSecret('s', raw({ ...secret, username: 'a'.repeat(58) }))).toThrow(/too long to alternate/);
+    expect(() => parsePostgresAlternatingSecret('s', raw({ ...secret, username: `${'a'.repeat(57)}_clone` }))).not.toThrow();
+    expect(() => parsePostgresAlternatingSecret('s', raw({ ...secret, masterarn: '' }))).toThrow(InvalidSecretError);
+    expect(() => parsePostgresAlternatingSecret('s', raw({ ...secret, host: undefined, masterarn: undefined }))).toThrow(/host: is required; masterarn: is required/);
+  });
+});
+
+describe('strategy selection', () => {
+  it('follows AWS: masterarn means alternating users, its absence single-user', () => {
+    expect(selectRotatorKind('s', raw(secret))).toBe('postgres-alternating-users');
+    expect(selectRotatorKind('s', raw({ ...secret, masterarn: undefined }))).toBe('postgres-single-user');
+  });
+
+  it('lets the rotor:strategy tag override, and refuses choices that cannot work', () => {
+    expect(selectRotatorKind('s', raw(secret), { 'rotor:strategy': 'single-user' })).toBe('postgres-single-user');
+    expect(() => selectRotatorKind('s', raw({ ...secret, masterarn: undefined }), { 'rotor:strategy': 'alternating-users' })).toThrow(/masterarn: is required/);
+    expect(() => selectRotatorKind('s', raw(secret), { 'rotor:strategy': 'sometimes' })).toThrow(/is not single-user or alternating-users/);
+    expect(() => selectRotatorKind('s', raw({ ...secret, engine: 'mysql' }))).toThrow(UnsupportedEngineError);
+  });
+});
