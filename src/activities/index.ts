@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { selectRotatorKind, type RotatorKind, type RotatorRegistry } from '../rotators/registry';
 import type { Rotator, RotatorContext } from '../rotators/rotator';
 import { resolvePasswordPolicy } from '../rotators/password-policy';
+import { retirementFromTags } from '../rotators/retirement';
 import { versionWithStage, type SecretStore, type StoredValue } from '../stores/secret-store';
 import { Stage } from '../shared/constants';
 import { CredentialsRejectedError, InvalidSecretError, RotorError, StoreConflictError, UnsupportedEngineError } from '../shared/errors';
@@ -71,9 +72,11 @@ export function createActivities({ store, rotators }: ActivityDeps) {
         rotatorFor(secretId, kind).parse(secretId, current.value);
         const previousVersionId = versionWithStage(description, Stage.previous);
         const pending = versionWithStage(description, Stage.pending);
+        const retirement = rotatorFor(secretId, kind).countLiveSessions ? retirementFromTags(secretId, description.tags) : undefined;
         return {
           outcome: kind,
           rotator: kind,
+          ...(retirement ? { retirement } : {}),
           currentVersionId: current.versionId,
           ...(previousVersionId && previousVersionId !== current.versionId ? { previousVersionId } : {}),
           ...(pending && pending !== current.versionId ? { strayPendingVersionId: pending } : {}),
@@ -140,13 +143,34 @@ export function createActivities({ store, rotators }: ActivityDeps) {
       });
     },
 
-    /** After grace: lets the rotator revoke what the previous version still grants. */
+    /** After grace: lets the rotator revoke what the previous version still grants, per the retirement policy. */
     async retirePrevious(input: StepInput): Promise<StepReport> {
       return step('retire', input.secretId, async () => {
         const rotator = rotatorFor(input.secretId, input.prepared.rotator);
         const current = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.current)).value);
         const [previous] = await fallbacks(input, [input.prepared.currentVersionId]);
-        return { outcome: await rotator.retire(input.secretId, { previous, current }, context) };
+        const outcome = await rotator.retire(
+          input.secretId,
+          {
+            previous,
+            current,
+            ...(input.prepared.retirement ? { policy: input.prepared.retirement } : {}),
+            ...(input.terminateSessions ? { terminateSessions: true } : {}),
+          },
+          context,
+        );
+        return { outcome };
+      });
+    },
+
+    /** Counts the live sessions of the previous version's login, so retirement can wait for them. */
+    async countLiveSessions(input: StepInput): Promise<StepReport> {
+      return step('sessions', input.secretId, async () => {
+        const rotator = rotatorFor(input.secretId, input.prepared.rotator);
+        const current = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.current)).value);
+        const [previous] = await fallbacks(input, [input.prepared.currentVersionId]);
+        const liveSessions = previous && rotator.countLiveSessions ? await rotator.countLiveSessions(input.secretId, { previous, current }, context) : 0;
+        return { outcome: `${liveSessions} live sessions`, liveSessions };
       });
     },
 

@@ -23,6 +23,7 @@ function reportOutcome(secretId: string, outcome: RotationOutcome, json: boolean
     out(JSON.stringify(outcome.outcome === 'failed' ? outcome : { ...outcome.result, outcome: outcome.outcome }, null, 2));
   } else if (outcome.outcome === 'completed') {
     out(`rotation of ${secretId} completed: version ${outcome.result.currentVersionId} is AWSCURRENT`);
+    if (outcome.result.retirement) out(`  previous login: ${outcome.result.retirement}`);
   } else if (outcome.outcome === 'rolled-back') {
     out(`rotation of ${secretId} rolled back: version ${outcome.result.currentVersionId} is AWSCURRENT again`);
   } else if (outcome.outcome === 'failed') {

@@ -29,6 +29,9 @@ export function createTimelinePrinter(write: (line: string) => void): (status: R
       if (status.phase === 'grace' && status.graceEndsAt) {
         write(`  ⧗ grace      until ${status.graceEndsAt}: rollback possible until then, then retire`);
       }
+      if (status.phase === 'awaiting-sessions') {
+        write(`  ⧗ sessions   ${status.liveSessions ?? '?'} live on the previous login; retiring when they end (at the latest ${status.sessionsWaitEndsAt})`);
+      }
     }
   };
 }
@@ -46,6 +49,7 @@ export function renderStatus(status: RotationStatus): string {
     `started    ${status.startedAt}`,
   ];
   if (status.graceEndsAt) lines.push(`grace end  ${status.graceEndsAt}`);
+  if (status.sessionsWaitEndsAt) lines.push(`sessions   ${status.liveSessions ?? '?'} live on the previous login; waiting until ${status.sessionsWaitEndsAt}`);
   if (status.endedAt) lines.push(`ended      ${status.endedAt}`);
   if (status.trigger) lines.push(`trigger    ${status.trigger.kind}${status.trigger.by ? ` by ${status.trigger.by}` : ''}`);
   if (status.rollbackReason) lines.push(`rollback   ${status.rollbackReason}`);

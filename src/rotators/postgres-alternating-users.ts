@@ -85,10 +85,47 @@ export const postgresAlternatingUsers: Rotator<PostgresAlternatingSecret> = {
     return 'changed';
   },
 
-  async retire() {
-    // Retirement policies (disable the previous login, scramble its password) are not built yet: like AWS, the
-    // previous login keeps working until the next rotation changes its password.
-    return 'kept';
+  /**
+   * Per policy: `none` keeps the previous login (AWS's behaviour); `disable-login` sets NOLOGIN; `scramble-password`
+   * replaces its password with a random one nobody holds. Either way the next rotation brings it back. A leaked
+   * previous credential dies at the end of grace, not a rotation interval later. PostgreSQL keeps sessions that
+   * are already open; `terminateSessions` ends them first.
+   */
+  async retire(secretId, { previous, current, policy, terminateSessions }, context) {
+    if (!previous || !policy || policy.retire === 'none') return 'kept';
+    if (previous.username === current.username) throw new StoreConflictError(secretId, 'the previous and current logins are the same role');
+    let outcome = '';
+    await asAdmin(secretId, current, context, async (admin) => {
+      let ended = 0;
+      if (terminateSessions) {
+        const { rowCount } = await admin.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
+          [previous.username],
+        );
+        ended = rowCount ?? 0;
+      }
+      if (policy.retire === 'disable-login') {
+        await admin.query(`ALTER ROLE ${escapeIdentifier(previous.username)} WITH NOLOGIN`);
+        outcome = 'disabled-login';
+      } else {
+        await setRolePassword(admin, previous.username, generatePassword({ length: 64 }));
+        outcome = 'scrambled-password';
+      }
+      if (terminateSessions) outcome += `; terminated ${ended} sessions`;
+    });
+    return outcome;
+  },
+
+  async countLiveSessions(secretId, { previous, current }, context) {
+    let count = 0;
+    await asAdmin(secretId, current, context, async (admin) => {
+      const { rows } = await admin.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
+        [previous.username],
+      );
+      count = rows[0]?.n ?? 0;
+    });
+    return count;
   },
 };
 

@@ -1,4 +1,4 @@
-import type { PasswordPolicy } from '../shared/types';
+import type { PasswordPolicy, RetirementPolicy } from '../shared/types';
 
 /** What a rotator may ask of the engine while it works: other secrets it depends on (an admin secret, say). */
 export interface RotatorContext {
@@ -36,6 +36,16 @@ export interface Rotator<S = unknown> {
   /** Compensation and rollback: makes the target accept `want` again, logging in with any of `via`. */
   restore(secretId: string, versions: { want: S; via: S[] }, context: RotatorContext): Promise<string>;
 
-  /** After grace: revokes what the previous version still grants, if the strategy leaves anything. */
-  retire(secretId: string, versions: { previous?: S; current: S }, context: RotatorContext): Promise<string>;
+  /**
+   * After grace: revokes what the previous version still grants, if the strategy leaves anything, per `policy`
+   * (strategies without a previous login ignore it). With `terminateSessions`, ends its live sessions first.
+   */
+  retire(
+    secretId: string,
+    versions: { previous?: S; current: S; policy?: RetirementPolicy; terminateSessions?: boolean },
+    context: RotatorContext,
+  ): Promise<string>;
+
+  /** Live sessions of the previous version's login, for strategies that retire one. */
+  countLiveSessions?(secretId: string, versions: { previous: S; current: S }, context: RotatorContext): Promise<number>;
 }

@@ -15,6 +15,7 @@ export type Phase =
   | 'testing'
   | 'finishing'
   | 'grace'
+  | 'awaiting-sessions'
   | 'retiring'
   | 'compensating'
   | 'rolling-back'
@@ -55,6 +56,18 @@ export interface RotationInput {
   maxStepAttempts?: number;
 }
 
+/**
+ * What happens to the previous login of an alternating pair when grace ends. `none` keeps it working until the
+ * next rotation (AWS's behaviour); `disable-login` and `scramble-password` end it now. `liveSessions` says what to
+ * do about sessions it still has: `wait` (a durable, bounded wait, then retire), `proceed`, or `terminate` them.
+ */
+export interface RetirementPolicy {
+  retire: 'none' | 'disable-login' | 'scramble-password';
+  liveSessions: 'wait' | 'proceed' | 'terminate';
+  /** How long `wait` waits for the sessions to end, in milliseconds. */
+  maxWaitMs: number;
+}
+
 /** What `prepare` learned about the secret: the rotator to use and where the labels stand. */
 export interface PreparedRotation {
   rotator: string;
@@ -62,6 +75,8 @@ export interface PreparedRotation {
   previousVersionId?: string;
   /** An AWSPENDING left by an earlier rotation that did not end cleanly; the target may still hold it. */
   strayPendingVersionId?: string;
+  /** Set for strategies with a previous login to retire (alternating users), from the secret's tags. */
+  retirement?: RetirementPolicy;
 }
 
 /** Result of a step as the activities report it; `attempt` is Temporal's attempt number. */
@@ -69,6 +84,8 @@ export interface StepReport {
   attempt: number;
   /** What the step did, e.g. "already-set" when a re-run found the work done. */
   outcome?: string;
+  /** Live sessions of the previous login, from `countLiveSessions`. */
+  liveSessions?: number;
 }
 
 export interface StepRecord {
@@ -94,6 +111,10 @@ export interface RotationStatus {
   lastError?: string;
   rollbackReason?: string;
   rollbackBy?: string;
+  /** Live sessions of the previous login at the last count, while retirement waits for them. */
+  liveSessions?: number;
+  /** When the wait for the previous login's sessions gives up. */
+  sessionsWaitEndsAt?: string;
   trigger?: Trigger;
 }
 
@@ -108,6 +129,8 @@ export interface RotationFailureDetails {
 export interface RotationResult {
   secretId: string;
   outcome: 'completed' | 'rolled-back';
+  /** How retirement went, when the strategy retires anything: e.g. "disabled-login; 1 live session left after waiting 1h". */
+  retirement?: string;
   token: string;
   currentVersionId: string;
   previousVersionId?: string;
@@ -131,6 +154,8 @@ export interface StepInput {
   token: string;
   prepared: PreparedRotation;
   passwordPolicy?: Partial<PasswordPolicy>;
+  /** For retire: end the previous login's live sessions first. */
+  terminateSessions?: boolean;
 }
 
 /** Arguments of `reinstate`, the activity behind compensation and rollback. */

@@ -8,6 +8,7 @@ import {
   log,
   proxyActivities,
   setHandler,
+  sleep,
   upsertMemo,
   upsertSearchAttributes,
   uuid4,
@@ -15,6 +16,7 @@ import {
 } from '@temporalio/workflow';
 import type { RotorActivities } from '../activities';
 import { QueryName, SearchAttribute, SignalName } from '../shared/constants';
+import { formatDuration } from '../shared/duration';
 import { ErrorType, NON_RETRYABLE_ERROR_TYPES } from '../shared/errors';
 import { TERMINAL_PHASES } from '../shared/types';
 import type {
@@ -94,7 +96,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
 
   setHandler(statusQuery, () => status);
   setHandler(rollbackSignal, (signal) => {
-    if (rollback || status.phase === 'retiring' || TERMINAL_PHASES.includes(status.phase)) return;
+    if (rollback || status.phase === 'retiring' || status.phase === 'awaiting-sessions' || TERMINAL_PHASES.includes(status.phase)) return;
     rollback = signal;
     status.rollbackReason = signal.reason ?? 'no reason given';
     if (signal.by) status.rollbackBy = signal.by;
@@ -245,23 +247,51 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     return result('rolled-back', prepared.currentVersionId, token);
   }
 
+  const retirement = prepared.retirement;
+  let retirementNote: string | undefined;
   try {
-    await run('retire', 'retiring', () => steps.retirePrevious(stepInput));
+    if (retirement && retirement.retire !== 'none' && retirement.liveSessions === 'wait') {
+      retirementNote = await awaitSessions(retirement.maxWaitMs);
+    }
+    const report = await run('retire', 'retiring', () =>
+      steps.retirePrevious({ ...stepInput, ...(retirement?.liveSessions === 'terminate' ? { terminateSessions: true } : {}) }),
+    );
+    if (retirement) retirementNote = [report.outcome, retirementNote].filter(Boolean).join('; ');
   } catch (error) {
     enter('failed');
     throw failure('retire', error, 'the new credential is current; the previous one was not retired');
   }
   enter('completed');
   status.endedAt = new Date().toISOString();
-  return result('completed', token, prepared.currentVersionId);
+  return result('completed', token, prepared.currentVersionId, retirementNote);
 
-  function result(outcome: RotationResult['outcome'], currentVersionId: string, previousVersionId?: string): RotationResult {
+  /**
+   * Waits on durable timers, bounded by `maxWaitMs`, until the previous login has no live session. Returns a note
+   * when the bound was reached with sessions left: the rotation says so rather than hanging.
+   */
+  async function awaitSessions(maxWaitMs: number): Promise<string | undefined> {
+    const deadline = Date.now() + maxWaitMs;
+    const pollMs = Math.min(30_000, Math.max(1000, Math.floor(maxWaitMs / 20)));
+    const count = async () => (status.liveSessions = (await steps.countLiveSessions(stepInput)).liveSessions ?? 0);
+    let live = await count();
+    if (live === 0) return undefined;
+    status.sessionsWaitEndsAt = new Date(deadline).toISOString();
+    enter('awaiting-sessions');
+    while (live > 0 && Date.now() < deadline) {
+      await sleep(Math.min(pollMs, deadline - Date.now()));
+      live = await count();
+    }
+    return live > 0 ? `${live} live sessions left after waiting ${formatDuration(maxWaitMs)}` : undefined;
+  }
+
+  function result(outcome: RotationResult['outcome'], currentVersionId: string, previousVersionId?: string, retirementNote?: string): RotationResult {
     return {
       secretId: input.secretId,
       outcome,
       token,
       currentVersionId,
       ...(previousVersionId ? { previousVersionId } : {}),
+      ...(retirementNote ? { retirement: retirementNote } : {}),
       status,
     };
   }

@@ -29,6 +29,7 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
     testPending: async () => ({ attempt: 1, outcome: 'passed' }),
     finishRotation: async () => ({ attempt: 1, outcome: 'finished' }),
     retirePrevious: async () => ({ attempt: 1, outcome: 'nothing-to-retire' }),
+    countLiveSessions: async () => ({ attempt: 1, outcome: '0 live sessions', liveSessions: 0 }),
     reinstate: async () => ({ attempt: 1, outcome: 'changed' }),
   };
   const calls: Recorded['calls'] = [];

@@ -74,7 +74,8 @@ export async function logsIn(username: string, password: string): Promise<boolea
     await client.query('SELECT 1');
     return true;
   } catch (error) {
-    if ((error as { code?: string }).code === '28P01') return false;
+    // 28P01: wrong password; 28000: the role may not log in (NOLOGIN).
+    if ((error as { code?: string }).code === '28P01' || (error as { code?: string }).code === '28000') return false;
     throw error;
   } finally {
     await client.end().catch(() => undefined);
@@ -128,4 +129,12 @@ export async function rememberPasswords(secretId: string, seen: Set<string>): Pr
     const value = await store.getByVersion(secretId, v.versionId);
     if (value) seen.add(JSON.parse(value.value).password);
   }
+}
+
+/** Sets tags on a secret (rotor reads its per-secret policies from them). */
+export async function tagSecret(secretId: string, tags: Record<string, string>): Promise<void> {
+  const { TagResourceCommand } = await import('@aws-sdk/client-secrets-manager');
+  await new SecretsManagerClient({}).send(
+    new TagResourceCommand({ SecretId: secretId, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }),
+  );
 }

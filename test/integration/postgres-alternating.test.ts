@@ -8,7 +8,7 @@ import type { RotationClient } from '../../src/client';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { holdSlug } from '../helpers/faulty-rotators';
 import { historiesText } from '../helpers/hygiene';
-import { createSecret, labels, logsIn, pgSecret, rememberPasswords, roleExists, rotationClient, store, waitForStatus, withAdmin } from '../helpers/stack';
+import { createSecret, labels, logsIn, pgSecret, rememberPasswords, roleExists, rotationClient, store, tagSecret, waitForStatus, withAdmin } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
 const taskQueue = uniqueName('it-pg-alt');
@@ -40,6 +40,14 @@ async function current(secretId: string): Promise<{ username: string; password: 
   const json = JSON.parse(v.value);
   passwords.add(json.password);
   return { username: json.username, password: json.password, versionId: v.versionId };
+}
+
+/** An application's open connection as a login of the pair. */
+async function openSession(username: string, password: string): Promise<PgClient> {
+  const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
+  const c = new PgClient({ host: url.hostname, port: Number(url.port), user: username, password, database: 'postgres' });
+  await c.connect();
+  return c;
 }
 
 /** Runs SQL as a login of the pair (its default role setting applies, as for an application). */
@@ -194,6 +202,82 @@ describe('PostgreSQL alternating users on the real stack', () => {
     const orphan = uniqueName('it/alt-orphan');
     await createSecret(orphan, { ...JSON.parse(v.value), masterarn: uniqueName('it/no-such-master') });
     expect(await rotateToEnd(orphan)).toMatch(/failed at set: .*not found.*compensated/);
+  });
+
+  describe('retirement of the previous login at grace end', () => {
+    async function pairWithPolicy(marker: string, tags: Record<string, string>) {
+      const pair = await loginWithOwnerModel(marker);
+      await tagSecret(pair.secretId, tags);
+      return pair;
+    }
+
+    async function rotation(secretId: string) {
+      await rotor.rotate(secretId, { graceMs: 0 });
+      const outcome = await rotor.wait(secretId);
+      await remember(secretId);
+      if (outcome.outcome !== 'completed') throw new Error(`rotation ${outcome.outcome}`);
+      return outcome.result;
+    }
+
+    it('disables the previous login, and the next rotation brings it back', async () => {
+      const { secretId, base, password } = await pairWithPolicy('disable', { 'rotor:retire': 'disable-login', 'rotor:live-sessions': 'proceed' });
+      expect((await rotation(secretId)).retirement).toBe('disabled-login');
+      expect(await logsIn(base, password)).toBe(false);
+      const clone = await current(secretId);
+      expect(await logsIn(clone.username, clone.password)).toBe(true);
+      await rotation(secretId);
+      const back = await current(secretId);
+      expect(back.username).toBe(base);
+      expect(await logsIn(base, back.password)).toBe(true);
+      expect(await logsIn(clone.username, clone.password)).toBe(false);
+    });
+
+    it('replaces the previous password with one nobody holds', async () => {
+      const { secretId, base, password } = await pairWithPolicy('scramble', { 'rotor:retire': 'scramble-password' });
+      expect((await rotation(secretId)).retirement).toBe('scrambled-password');
+      expect(await logsIn(base, password)).toBe(false);
+    });
+
+    it('waits for a live session of the previous login, visible in the status, and retires when it ends', async () => {
+      const { secretId, base, password } = await pairWithPolicy('wait', { 'rotor:retire': 'disable-login', 'rotor:live-sessions-max-wait': '2m' });
+      const held = await openSession(base, password);
+      await rotor.rotate(secretId, { graceMs: 0 });
+      const waiting = await waitForStatus(rotor, secretId, (s) => s.phase === 'awaiting-sessions');
+      expect(waiting.liveSessions).toBe(1);
+      const description = await rotor.client.workflow.getHandle(`rotor/rotate/${secretId}`).describe();
+      expect(description.searchAttributes.RotorPhase).toEqual(['awaiting-sessions']);
+      await held.end();
+      const outcome = await rotor.wait(secretId);
+      await remember(secretId);
+      expect(outcome.outcome === 'completed' && outcome.result.retirement).toBe('disabled-login');
+      expect(await logsIn(base, password)).toBe(false);
+    });
+
+    it('says so in its result when the wait reaches its bound, and retires anyway', async () => {
+      const { secretId, base, password } = await pairWithPolicy('bound', { 'rotor:retire': 'disable-login', 'rotor:live-sessions-max-wait': '3s' });
+      const held = await openSession(base, password);
+      try {
+        expect((await rotation(secretId)).retirement).toBe('disabled-login; 1 live sessions left after waiting 3.0s');
+        expect(await logsIn(base, password)).toBe(false);
+      } finally {
+        await held.end().catch(() => undefined);
+      }
+    });
+
+    it('terminates the live sessions of the previous login when the policy says so', async () => {
+      const { secretId, base, password } = await pairWithPolicy('terminate', { 'rotor:retire': 'disable-login', 'rotor:live-sessions': 'terminate' });
+      const held = await openSession(base, password);
+      held.on('error', () => undefined);
+      expect((await rotation(secretId)).retirement).toBe('disabled-login; terminated 1 sessions');
+      await expect(held.query('SELECT 1')).rejects.toThrow();
+      expect(await logsIn(base, password)).toBe(false);
+    });
+
+    it('refuses a bad retirement tag before anything changes', async () => {
+      const { secretId, versionId } = await pairWithPolicy('badtag', { 'rotor:retire': 'sometimes' });
+      expect(await rotateToEnd(secretId)).toMatch(/tag rotor:retire: "sometimes" is not none, disable-login or scramble-password.*nothing was changed/);
+      expect(await labels(secretId)).toEqual({ current: versionId, versions: 1 });
+    });
   });
 
   it('leaves no password, the admin password included, in histories or worker logs', async () => {

@@ -245,6 +245,63 @@ describe('rotateSecret', () => {
     expect(failure.cause?.message).toMatch(/failed at prepare: secret s is not valid: host: is required \[RotorInvalidSecret\]; nothing was changed/);
   });
 
+  it('waits for the previous login\'s live sessions before retiring, on durable timers', async () => {
+    const counts = [2, 1, 0];
+    const fakes = fakeActivities({
+      prepareRotation: async () => ({
+        attempt: 1,
+        rotator: 'postgres-alternating-users',
+        currentVersionId: 'version-current',
+        retirement: { retire: 'disable-login', liveSessions: 'wait', maxWaitMs: DAY },
+      }),
+      countLiveSessions: async () => {
+        const liveSessions = counts.shift() ?? 0;
+        return { attempt: 1, liveSessions };
+      },
+      retirePrevious: async () => ({ attempt: 1, outcome: 'disabled-login' }),
+    });
+    const result = await withRotation(fakes, async (handle) => {
+      await waitForPhase(handle, 'awaiting-sessions');
+      const waiting = await handle.query(statusQuery);
+      expect(waiting.liveSessions).toBe(2);
+      expect((await handle.describe()).typedSearchAttributes.get(SearchAttribute.phase)).toBe('awaiting-sessions');
+      return handle.result();
+    }, { graceMs: 0 });
+    expect(fakes.names().filter((n) => n === 'countLiveSessions')).toHaveLength(3);
+    expect(fakes.names().at(-1)).toBe('retirePrevious');
+    expect(result.retirement).toBe('disabled-login');
+  });
+
+  it('says so in its result when the wait for live sessions reaches its bound', async () => {
+    const fakes = fakeActivities({
+      prepareRotation: async () => ({
+        attempt: 1,
+        rotator: 'postgres-alternating-users',
+        currentVersionId: 'version-current',
+        retirement: { retire: 'scramble-password', liveSessions: 'wait', maxWaitMs: 3_600_000 },
+      }),
+      countLiveSessions: async () => ({ attempt: 1, liveSessions: 1 }),
+      retirePrevious: async () => ({ attempt: 1, outcome: 'scrambled-password' }),
+    });
+    const result = await withRotation(fakes, (handle) => handle.result(), { graceMs: 0 });
+    expect(result.outcome).toBe('completed');
+    expect(result.retirement).toBe('scrambled-password; 1 live sessions left after waiting 1h');
+  });
+
+  it('does not wait when the policy terminates sessions, and asks retire to end them', async () => {
+    const fakes = fakeActivities({
+      prepareRotation: async () => ({
+        attempt: 1,
+        rotator: 'postgres-alternating-users',
+        currentVersionId: 'version-current',
+        retirement: { retire: 'disable-login', liveSessions: 'terminate', maxWaitMs: 3_600_000 },
+      }),
+    });
+    await withRotation(fakes, (handle) => handle.result(), { graceMs: 0 });
+    expect(fakes.names()).not.toContain('countLiveSessions');
+    expect(fakes.calls.at(-1)?.input).toMatchObject({ terminateSessions: true });
+  });
+
   it('unwinds through compensation when rollback arrives before finish', async () => {
     const setGate = gate();
     const fakes = fakeActivities({ setPending: async () => (await setGate.wait, { attempt: 1, outcome: 'changed' }) });
