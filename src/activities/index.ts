@@ -188,6 +188,9 @@ export function createActivities({ store, rotators }: ActivityDeps) {
         const holder = versionWithStage(description, Stage.current);
         // Compensation honours a version someone else made current meanwhile: the target follows AWSCURRENT.
         const versionId = input.mode === 'compensate' && holder && holder !== token ? holder : input.versionId;
+        if (input.mode === 'rollback' && holder && holder !== token && holder !== input.versionId) {
+          throw new StoreConflictError(secretId, `${Stage.current} moved to version ${holder} during grace: rotor will not roll back over it`);
+        }
         const want = rotator.parse(secretId, (await mustGet(secretId, versionId, 'the version to reinstate')).value);
         let movedBack = false;
         if (tokenExists && holder === token) {
@@ -204,7 +207,7 @@ export function createActivities({ store, rotators }: ActivityDeps) {
           // Compensating a rotation whose new credential never took effect: if no version logs in, the target does
           // not hold rotor's change, so there is nothing to undo there (someone else changed it). Rollback, which
           // must make the previous credential work, still fails.
-          if (!(input.mode === 'compensate' && error instanceof CredentialsRejectedError)) throw error;
+          if (!(input.mode === 'compensate' && error instanceof CredentialsRejectedError && error.noLoginWorks)) throw error;
           outcome = 'target-untouched';
         }
         if (input.mode === 'compensate' && (movedBack || holder === prepared.currentVersionId)) {

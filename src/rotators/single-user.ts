@@ -39,6 +39,7 @@ export function singleUserRotator<S extends DatabaseLogin>(driver: SingleUserDri
     throw new CredentialsRejectedError(
       secretId,
       `neither the wanted password nor ${viaNames} logs in as ${JSON.stringify(want.username)} at ${want.host}:${want.port}`,
+      true,
     );
   }
 

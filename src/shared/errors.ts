@@ -14,6 +14,8 @@ export const ErrorType = {
   UnsupportedEngine: 'RotorUnsupportedEngine',
   /** Neither the current nor the previous credential (nor the pending one) logs in to the target. */
   CredentialsRejected: 'RotorCredentialsRejected',
+  /** The target refused a statement for a reason retrying will not change. */
+  TargetRejected: 'RotorTargetRejected',
   /** A version or staging label the rotation relies on is not where it should be. */
   StoreConflict: 'RotorStoreConflict',
   /** The new credential was set but does not work (retryable: the target may still be converging). */
@@ -37,6 +39,7 @@ export const NON_RETRYABLE_ERROR_TYPES: readonly ErrorType[] = [
   ErrorType.InvalidSecret,
   ErrorType.UnsupportedEngine,
   ErrorType.CredentialsRejected,
+  ErrorType.TargetRejected,
   ErrorType.StoreConflict,
   ErrorType.StoreRejected,
   ErrorType.InvalidInput,
@@ -85,8 +88,23 @@ export class UnsupportedEngineError extends RotorError {
 
 /** Thrown when none of the credentials rotor holds can log in to the target to change it. */
 export class CredentialsRejectedError extends RotorError {
-  constructor(secretId: string, detail: string) {
+  /**
+   * @param noLoginWorks true only when every credential rotor holds was tried and refused: the target then holds
+   *   none of rotor's versions (as opposed to a login that worked but was refused a statement).
+   */
+  constructor(
+    secretId: string,
+    detail: string,
+    readonly noLoginWorks = false,
+  ) {
     super(ErrorType.CredentialsRejected, `secret ${secretId}: ${detail}`, secretId);
+  }
+}
+
+/** Thrown when the target refused a statement for a reason retrying will not change (a missing role, a policy). */
+export class TargetRejectedError extends RotorError {
+  constructor(secretId: string, detail: string) {
+    super(ErrorType.TargetRejected, `secret ${secretId}: ${detail}`, secretId);
   }
 }
 

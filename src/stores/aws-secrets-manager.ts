@@ -56,7 +56,8 @@ export class AwsSecretsManagerStore implements SecretStore {
     let nextToken: string | undefined;
     do {
       const page = await this.call(secretId, () =>
-        this.client.send(new ListSecretVersionIdsCommand({ SecretId: secretId, IncludeDeprecated: false, NextToken: nextToken })),
+        // Deprecated (unlabelled) versions too: compensation may put AWSPREVIOUS back on one.
+        this.client.send(new ListSecretVersionIdsCommand({ SecretId: secretId, IncludeDeprecated: true, NextToken: nextToken })),
       );
       for (const v of page.Versions ?? []) {
         if (v.VersionId) versions.push({ versionId: v.VersionId, stages: v.VersionStages ?? [], createdAt: v.CreatedDate });

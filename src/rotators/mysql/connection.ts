@@ -1,5 +1,5 @@
 import { createConnection, type Connection, type ConnectionOptions } from 'mysql2/promise';
-import { CredentialsRejectedError, InvalidSecretError, RotorError, UnavailableError } from '../../shared/errors';
+import { CredentialsRejectedError, InvalidSecretError, RotorError, TargetRejectedError, UnavailableError } from '../../shared/errors';
 
 /** What rotor needs to log in to MySQL or MariaDB, from a secret in AWS's JSON shape. */
 export interface MysqlLogin {
@@ -12,7 +12,9 @@ export interface MysqlLogin {
   ssl: boolean | undefined;
 }
 
-const REJECTED_CODES = new Set(['ER_ACCESS_DENIED_ERROR', 'ER_ACCOUNT_HAS_BEEN_LOCKED', 'ER_USER_LOCK_WRONG_PASSWORD']);
+// ER_USER_LOCK_WRONG_PASSWORD (a temporary lock after failed logins) is not here: it passes, so it is retried.
+const REJECTED_CODES = new Set(['ER_ACCESS_DENIED_ERROR', 'ER_ACCOUNT_HAS_BEEN_LOCKED']);
+const REFUSED_STATEMENT_CODES = new Set(['ER_NOT_VALID_PASSWORD', 'ER_CREDENTIALS_CONTRADICT_TO_HISTORY', 'ER_PASSWORD_FORMAT', 'ER_NONEXISTING_GRANT']);
 
 function options(login: MysqlLogin, ssl: ConnectionOptions['ssl']): ConnectionOptions {
   return {
@@ -69,6 +71,9 @@ export async function withMysqlLogin<T>(
     if (code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR' || code === 'ER_CANNOT_USER' || code === 'ER_PASSWORD_NO_MATCH') {
       throw new CredentialsRejectedError(secretId, `user ${JSON.stringify(login.username)} may not do this on ${login.host}:${login.port} (${describe(error)})`);
     }
+    if (code && REFUSED_STATEMENT_CODES.has(code)) {
+      throw new TargetRejectedError(secretId, `MySQL at ${login.host}:${login.port} refused a statement (${describe(error)})`);
+    }
     throw new UnavailableError(secretId, `MySQL at ${login.host}:${login.port} failed a statement (${describe(error)})`);
   } finally {
     await connection.end().catch(() => undefined);
@@ -96,6 +101,8 @@ export async function setOwnPassword(connection: Connection, password: string): 
   const { user, host } = await currentAccount(connection);
   const [rows] = await connection.query<import('mysql2').RowDataPacket[]>('SELECT VERSION() AS version');
   const mariadb = /mariadb/i.test(String(rows[0]?.version ?? ''));
+  // mysql2 escapes with backslashes on the client: make sure the session reads them as escapes.
+  await connection.query("SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')");
   await connection.query(mariadb ? 'SET PASSWORD FOR ?@? = PASSWORD(?)' : 'SET PASSWORD FOR ?@? = ?', [user, host, password]);
 }
 

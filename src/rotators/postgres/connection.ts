@@ -1,5 +1,5 @@
 import { Client, escapeIdentifier, escapeLiteral, type ClientConfig } from 'pg';
-import { CredentialsRejectedError, InvalidSecretError, RotorError, UnavailableError } from '../../shared/errors';
+import { CredentialsRejectedError, InvalidSecretError, RotorError, TargetRejectedError, UnavailableError } from '../../shared/errors';
 import { scramSha256Verifier } from './scram';
 
 /** What rotor needs to log in to PostgreSQL, from a secret in AWS's JSON shape. */
@@ -59,8 +59,14 @@ export async function withLogin<T>(
     return { rejected: false, result: await work(client) };
   } catch (error) {
     if (error instanceof RotorError) throw error;
-    if ((error as { code?: string }).code === '42501') {
+    const code = (error as { code?: string }).code ?? '';
+    if (code === '42501') {
       throw new CredentialsRejectedError(secretId, `user ${JSON.stringify(login.username)} may not do this on ${login.host}:${login.port} (${describe(error)})`);
+    }
+    // SQLSTATE classes that may pass (connection, transaction rollback, resources, operator intervention, system)
+    // are retried; any other refusal (a missing role, a check violation) would fail the same way again.
+    if (/^[0-9A-Z]{5}$/.test(code) && !/^(08|40|53|57|58)/.test(code)) {
+      throw new TargetRejectedError(secretId, `PostgreSQL at ${login.host}:${login.port} refused a statement (${describe(error)})`);
     }
     throw new UnavailableError(secretId, `PostgreSQL at ${login.host}:${login.port} failed a statement (${describe(error)})`);
   } finally {
