@@ -3,6 +3,7 @@ import { InvalidSecretError, UnsupportedEngineError } from '../shared/errors';
 import { POSTGRES_ENGINES, postgresSingleUser } from './postgres-single-user';
 import type { Rotator } from './rotator';
 import { postgresAlternatingUsers } from './postgres-alternating-users';
+import { mysqlAlternatingUsers } from './mysql-alternating-users';
 import { MYSQL_ENGINES, mysqlSingleUser } from './mysql-single-user';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each rotator has its own value type
@@ -13,6 +14,7 @@ export const rotators = {
   'postgres-single-user': postgresSingleUser,
   'mysql-single-user': mysqlSingleUser,
   'postgres-alternating-users': postgresAlternatingUsers,
+  'mysql-alternating-users': mysqlAlternatingUsers,
 } satisfies Record<string, AnyRotator>;
 
 export type RotatorKind = keyof typeof rotators;
@@ -44,8 +46,7 @@ export function selectRotatorKind(secretId: string, raw: string, tags: Record<st
     return strategy === 'alternating-users' ? 'postgres-alternating-users' : 'postgres-single-user';
   }
   if ((MYSQL_ENGINES as readonly string[]).includes(engine)) {
-    if (strategy === 'alternating-users') throw new UnsupportedEngineError(secretId, `${engine} with alternating users`);
-    return 'mysql-single-user';
+    return strategy === 'alternating-users' ? 'mysql-alternating-users' : 'mysql-single-user';
   }
   throw new UnsupportedEngineError(secretId, engine);
 }

@@ -50,7 +50,9 @@ export async function mysqlLogsIn(username: string, password: string): Promise<b
     await c.end();
     return true;
   } catch (error) {
-    if ((error as { code?: string }).code === 'ER_ACCESS_DENIED_ERROR') return false;
+    const { code, errno } = error as { code?: string; errno?: number };
+    // Locked accounts: MySQL 3118, MariaDB 4151.
+    if (code === 'ER_ACCESS_DENIED_ERROR' || errno === 3118 || errno === 4151) return false;
     throw error;
   }
 }

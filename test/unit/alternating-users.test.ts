@@ -40,6 +40,7 @@ describe('strategy selection', () => {
     expect(selectRotatorKind('s', raw(secret), { 'rotor:strategy': 'single-user' })).toBe('postgres-single-user');
     expect(() => selectRotatorKind('s', raw({ ...secret, masterarn: undefined }), { 'rotor:strategy': 'alternating-users' })).toThrow(/masterarn: is required/);
     expect(() => selectRotatorKind('s', raw(secret), { 'rotor:strategy': 'sometimes' })).toThrow(/is not single-user or alternating-users/);
-    expect(() => selectRotatorKind('s', raw({ ...secret, engine: 'mysql' }))).toThrow(UnsupportedEngineError);
+    expect(selectRotatorKind('s', raw({ ...secret, engine: 'mysql' }))).toBe('mysql-alternating-users');
+    expect(() => selectRotatorKind('s', raw({ ...secret, engine: 'oracle' }))).toThrow(UnsupportedEngineError);
   });
 });

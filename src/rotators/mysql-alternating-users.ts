@@ -1,0 +1,203 @@
+import { format } from 'mysql2';
+import type { Connection, RowDataPacket } from 'mysql2/promise';
+import { CredentialsRejectedError, InvalidSecretError, StoreConflictError } from '../shared/errors';
+import type { PasswordPolicy } from '../shared/types';
+import { partnerOf } from './postgres-alternating-users';
+import { currentAccount, withMysqlLogin } from './mysql/connection';
+import { mysqlSingleUser, parseMysqlSecret, type MysqlSecret } from './mysql-single-user';
+import { generatePassword } from './password-policy';
+import type { Rotator, RotatorContext } from './rotator';
+import { parseJsonObject } from './secret-json';
+
+const MAX_USER_CHARS = 80;
+
+export interface MysqlAlternatingSecret extends MysqlSecret {
+  /** Id or ARN of the admin secret whose account creates and changes the two accounts. */
+  masterarn: string;
+}
+
+export function parseMysqlAlternatingSecret(secretId: string, raw: string): MysqlAlternatingSecret {
+  const masterarn = parseJsonObject(secretId, raw).masterarn;
+  const problems: string[] = [];
+  let base: MysqlSecret | undefined;
+  try {
+    base = parseMysqlSecret(secretId, raw);
+  } catch (error) {
+    if (!(error instanceof InvalidSecretError)) throw error;
+    problems.push(...error.problems);
+  }
+  if (typeof masterarn !== 'string' || masterarn.trim() === '') {
+    problems.push('masterarn: is required for alternating users (the id or ARN of the admin secret)');
+  }
+  if (base && [...partnerOf(base.username)].length > MAX_USER_CHARS) {
+    problems.push(`username: too long to alternate with ${JSON.stringify(partnerOf(base.username))}: user names are at most ${MAX_USER_CHARS} characters`);
+  }
+  if (problems.length > 0 || !base) throw new InvalidSecretError(secretId, problems);
+  return { ...base, masterarn: masterarn as string };
+}
+
+/**
+ * MySQL/MariaDB with alternating users: the login alternates between `name` and `name_clone` on the same host
+ * part (as `CURRENT_USER()` reports it). The admin secret creates the clone or sets its password, unlocks it, and
+ * gives it the current account's grants (re-read at every rotation, so later grants follow) and TLS requirement.
+ * MySQL has no object owners for tables, so grants are all there is to share.
+ *
+ * Confused-deputy guard: AWSCURRENT must log in before the admin credential is used on its behalf.
+ */
+export const mysqlAlternatingUsers: Rotator<MysqlAlternatingSecret> = {
+  kind: 'mysql-alternating-users',
+
+  parse: parseMysqlAlternatingSecret,
+
+  nextValue(_secretId: string, current: MysqlAlternatingSecret, policy: PasswordPolicy): string {
+    return JSON.stringify({ ...current.json, username: partnerOf(current.username), password: generatePassword(policy) });
+  },
+
+  async set(secretId, { pending, current }, context) {
+    if (current.host !== pending.host || current.port !== pending.port || pending.username !== partnerOf(current.username)) {
+      throw new StoreConflictError(secretId, 'the pending version is not the other account of the pair on the same server');
+    }
+    const seen = await withMysqlLogin(secretId, current, currentAccount);
+    if (seen.rejected) {
+      throw new CredentialsRejectedError(
+        secretId,
+        `AWSCURRENT does not log in as ${JSON.stringify(current.username)}: rotor will not use the admin secret on its behalf`,
+      );
+    }
+    const host = seen.result.host;
+    const alreadySet = !(await withMysqlLogin(secretId, pending, (c) => c.query('SELECT 1'))).rejected;
+    await asAdmin(secretId, current, context, async (admin) => {
+      if (!alreadySet) await upsertAccount(admin, pending.username, host, pending.password);
+      await copyAccount(admin, { user: current.username, host }, { user: pending.username, host });
+    });
+    return alreadySet ? 'already-set' : 'set';
+  },
+
+  test: (secretId, value, ...rest) => mysqlSingleUser.test(secretId, value, ...rest),
+
+  async restore(secretId, { want }, context) {
+    if (!(await withMysqlLogin(secretId, want, (c) => c.query('SELECT 1'))).rejected) return 'already-set';
+    await asAdmin(secretId, want, context, async (admin) => {
+      const host = await accountHost(admin, want.username);
+      await upsertAccount(admin, want.username, host, want.password);
+    });
+    return 'changed';
+  },
+
+  async retire(secretId, { previous, current, policy, terminateSessions }, context) {
+    if (!previous || !policy || policy.retire === 'none') return 'kept';
+    if (previous.username === current.username) throw new StoreConflictError(secretId, 'the previous and current accounts are the same');
+    let outcome = '';
+    await asAdmin(secretId, current, context, async (admin) => {
+      const host = await accountHost(admin, previous.username);
+      let ended = 0;
+      if (terminateSessions) {
+        for (const id of await sessionIds(admin, previous.username)) {
+          await admin.query('KILL CONNECTION ?', [id]).catch(() => undefined);
+          ended++;
+        }
+      }
+      if (policy.retire === 'disable-login') {
+        await admin.query('ALTER USER ?@? ACCOUNT LOCK', [previous.username, host]);
+        outcome = 'disabled-login';
+      } else {
+        await admin.query('ALTER USER ?@? IDENTIFIED BY ?', [previous.username, host, generatePassword({ length: 64 })]);
+        outcome = 'scrambled-password';
+      }
+      if (terminateSessions) outcome += `; terminated ${ended} sessions`;
+    });
+    return outcome;
+  },
+
+  async countLiveSessions(secretId, { previous, current }, context) {
+    let count = 0;
+    await asAdmin(secretId, current, context, async (admin) => {
+      count = (await sessionIds(admin, previous.username)).length;
+    });
+    return count;
+  },
+};
+
+async function asAdmin(
+  secretId: string,
+  user: MysqlAlternatingSecret,
+  context: RotatorContext,
+  work: (admin: Connection) => Promise<void>,
+): Promise<void> {
+  const admin = parseMysqlSecret(user.masterarn, await context.readCurrent(user.masterarn));
+  if (admin.host !== user.host || admin.port !== user.port) {
+    throw new StoreConflictError(secretId, `the admin secret ${user.masterarn} names another server than the user secret`);
+  }
+  const outcome = await withMysqlLogin(secretId, { ...admin, dbname: undefined }, async (c) => {
+    await c.query("SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')");
+    await work(c);
+  });
+  if (outcome.rejected) {
+    throw new CredentialsRejectedError(secretId, `the admin secret ${user.masterarn} does not log in as ${JSON.stringify(admin.username)}`);
+  }
+}
+
+/** The host part of the pair's accounts: the one account with that user name (the pair shares one host part). */
+async function accountHost(admin: Connection, user: string): Promise<string> {
+  const [rows] = await admin.query<RowDataPacket[]>('SELECT Host AS host FROM mysql.user WHERE User = ? ORDER BY Host', [user]);
+  return String(rows[0]?.host ?? '%');
+}
+
+async function sessionIds(admin: Connection, user: string): Promise<number[]> {
+  const [rows] = await admin.query<RowDataPacket[]>(
+    'SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()',
+    [user],
+  );
+  return rows.map((r) => Number(r.id));
+}
+
+/** Creates the account, or sets its password; either way unlocked (retirement may have locked it). */
+async function upsertAccount(admin: Connection, user: string, host: string, password: string): Promise<void> {
+  const [rows] = await admin.query<RowDataPacket[]>('SELECT 1 FROM mysql.user WHERE User = ? AND Host = ?', [user, host]);
+  if (rows.length === 0) await admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, host, password]);
+  else await admin.query('ALTER USER ?@? IDENTIFIED BY ?', [user, host, password]);
+  await admin.query('ALTER USER ?@? ACCOUNT UNLOCK', [user, host]);
+}
+
+/** An account name as the server prints it in SHOW GRANTS: backquoted, backquotes doubled. */
+function printed(account: { user: string; host: string }): string {
+  const q = (s: string) => `\`${s.replace(/`/g, '``')}\``;
+  return `${q(account.user)}@${q(account.host)}`;
+}
+
+/**
+ * Gives `to` the grants and the TLS requirement of `from`. Grants are read with SHOW GRANTS and replayed with the
+ * grantee replaced; the `IDENTIFIED BY PASSWORD` clause (a password hash) is dropped and never sent or logged.
+ */
+async function copyAccount(admin: Connection, from: { user: string; host: string }, to: { user: string; host: string }): Promise<void> {
+  const [grants] = await admin.query<RowDataPacket[]>('SHOW GRANTS FOR ?@?', [from.user, from.host]);
+  const fromName = printed(from);
+  for (const row of grants) {
+    const grant = String(Object.values(row)[0] ?? '');
+    const at = grant.lastIndexOf(` TO ${fromName}`);
+    if (!grant.startsWith('GRANT ') || at < 0) continue;
+    const tail = grant.slice(at + ` TO ${fromName}`.length).replace(/\s*IDENTIFIED BY PASSWORD\s+'[^']*'/i, '');
+    if (tail.trim() !== '' && !/^\s*WITH GRANT OPTION\s*$/i.test(tail)) continue;
+    // The grant as the server printed it, the grantee escaped by the driver (no placeholders: a database name
+    // may contain a question mark).
+    await admin.query(`${grant.slice(0, at)} TO ${format('?@?', [to.user, to.host])}${tail}`);
+  }
+  const [tls] = await admin.query<RowDataPacket[]>(
+    'SELECT ssl_type AS type, ssl_cipher AS cipher, x509_issuer AS issuer, x509_subject AS subject FROM mysql.user WHERE User = ? AND Host = ?',
+    [from.user, from.host],
+  );
+  const t: RowDataPacket = tls[0] ?? ({} as RowDataPacket);
+  const text = (v: unknown) => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v ?? ''));
+  let requirement = 'NONE';
+  if (t.type === 'ANY') requirement = 'SSL';
+  else if (t.type === 'X509') requirement = 'X509';
+  else if (t.type === 'SPECIFIED') {
+    const parts = [
+      ['ISSUER', text(t.issuer)],
+      ['SUBJECT', text(t.subject)],
+      ['CIPHER', text(t.cipher)],
+    ].filter(([, v]) => v !== '');
+    requirement = parts.map(([k, v]) => format(`${k} ?`, [v])).join(' AND ') || 'SSL';
+  }
+  await admin.query(`ALTER USER ${format('?@?', [to.user, to.host])} REQUIRE ${requirement}`);
+}
