@@ -196,8 +196,15 @@ start_mariadb() {
     mariadb-install-db --no-defaults --datadir="$dir/data" --user="$user" --auth-root-authentication-method=normal \
       --skip-test-db >"$dir/install-db.log" 2>&1 || { cat "$dir/install-db.log" >&2; die "mariadb-install-db failed"; }
   fi
+  if [[ ! -s "$dir/server-key.pem" ]]; then
+    # A self-signed certificate, so accounts that REQUIRE SSL can be tested.
+    command -v openssl >/dev/null || apt_install openssl
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=127.0.0.1" \
+      -keyout "$dir/server-key.pem" -out "$dir/server-cert.pem" >/dev/null 2>&1 || die "openssl could not make a certificate"
+  fi
   log "starting MariaDB on 127.0.0.1:$MYSQL_PORT"
   start_daemon mariadb /usr/sbin/mariadbd --no-defaults --datadir="$dir/data" --user="$user" \
+    --ssl-cert="$dir/server-cert.pem" --ssl-key="$dir/server-key.pem" \
     --bind-address=127.0.0.1 --port="$MYSQL_PORT" --socket="$dir/mariadb.sock" --pid-file="$dir/mariadb.pid" \
     --skip-name-resolve --max-connections=200 --log-error="$LOGS/mariadb-server.log"
   wait_for mariadb 60 mariadb --no-defaults --socket="$dir/mariadb.sock" -uroot -e 'SELECT 1'

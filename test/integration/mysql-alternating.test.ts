@@ -1,13 +1,19 @@
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { RowDataPacket } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../src/client';
 import { stackEnv, uniqueName } from '../helpers/env';
+import { holdSlug } from '../helpers/faulty-rotators';
 import { historiesText } from '../helpers/hygiene';
 import { createMysqlUser, mysqlLogsIn, mysqlSecret, mysqlUserExists, withMysqlAdmin } from '../helpers/mysql';
 import { createSecret, labels, rememberPasswords, rotationClient, store, tagSecret, waitForStatus } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
 const taskQueue = uniqueName('it-mysql-alt');
+const holdDir = mkdtempSync(path.join(tmpdir(), 'rotor-hold-'));
 let worker: WorkerProcess;
 let rotor: RotationClient;
 let masterId: string;
@@ -59,7 +65,7 @@ beforeAll(async () => {
   passwords.add(decodeURIComponent(admin.password));
   masterId = uniqueName('it/mysql-alt-master');
   await createSecret(masterId, mysqlSecret(decodeURIComponent(admin.username), decodeURIComponent(admin.password)));
-  worker = await WorkerProcess.start(taskQueue);
+  worker = await WorkerProcess.start(taskQueue, holdDir);
   rotor = await rotationClient(taskQueue);
 });
 
@@ -141,6 +147,43 @@ describe('MySQL/MariaDB alternating users on the real stack', () => {
     expect(outcome.outcome === 'completed' && outcome.result.retirement).toBe('scrambled-password; terminated 1 sessions');
     await expect(held.query('SELECT 1')).rejects.toThrow();
     expect(await mysqlLogsIn(base, password)).toBe(false);
+  });
+
+  it('gives the clone the TLS requirement of the current account', async () => {
+    const { secretId, base } = await pair('tls');
+    await withMysqlAdmin((a) => a.query("ALTER USER ?@'%' REQUIRE SSL", [base]));
+    expect((await rotation(secretId)).outcome).toBe('completed');
+    const clone = await current(secretId);
+    const [rows] = await withMysqlAdmin((a) => a.query<RowDataPacket[]>("SELECT ssl_type AS t FROM mysql.user WHERE User = ? AND Host = '%'", [clone.username]));
+    expect(rows[0]?.t).toBe('ANY');
+    expect(await mysqlLogsIn(clone.username, clone.password)).toBe(false);
+    const url = new URL(stackEnv('ROTOR_MYSQL_ADMIN_URL'));
+    const tls = await createConnection({ host: url.hostname, port: Number(url.port), user: clone.username, password: clone.password, ssl: { rejectUnauthorized: false } });
+    await tls.end();
+  });
+
+  it('compensates when the test step fails: AWSCURRENT stays the account it was', async () => {
+    const { secretId, base, password, versionId } = await pair('fail-test');
+    await rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 2 });
+    expect((await rotor.wait(secretId)).outcome).toBe('failed');
+    await remember(secretId);
+    expect(await labels(secretId)).toEqual({ current: versionId, versions: 2 });
+    expect(await mysqlLogsIn(base, password)).toBe(true);
+  });
+
+  it('a worker killed with SIGKILL mid-rotation: a new worker finishes it', async () => {
+    const { secretId, base } = await pair('hold-test');
+    await rotor.rotate(secretId, { graceMs: 0 });
+    const held = path.join(holdDir, `${holdSlug(secretId)}.held`);
+    for (let i = 0; i < 600 && !existsSync(held); i++) await new Promise((r) => setTimeout(r, 100));
+    await worker.kill();
+    writeFileSync(path.join(holdDir, `${holdSlug(secretId)}.release`), '');
+    worker = await WorkerProcess.start(taskQueue, holdDir);
+    expect((await rotor.wait(secretId)).outcome).toBe('completed');
+    await remember(secretId);
+    const now = await current(secretId);
+    expect(now.username).toBe(`${base}_clone`);
+    expect(await mysqlLogsIn(now.username, now.password)).toBe(true);
   });
 
   it('leaves no password, the admin password included, in histories or worker logs', async () => {

@@ -30,6 +30,15 @@ describe('alternating users', () => {
   });
 });
 
+describe('MySQL alternating users', () => {
+  it('checks the clone name fits in 80 characters before anything changes', async () => {
+    const { parseMysqlAlternatingSecret } = await import('../../src/rotators/mysql-alternating-users');
+    const mysql = { ...secret, engine: 'mariadb', port: 3306 };
+    expect(() => parseMysqlAlternatingSecret('s', raw({ ...mysql, username: 'a'.repeat(75) }))).toThrow(/too long to alternate/);
+    expect(parseMysqlAlternatingSecret('s', raw({ ...mysql, username: 'a'.repeat(74) })).username).toHaveLength(74);
+  });
+});
+
 describe('strategy selection', () => {
   it('follows AWS: masterarn means alternating users, its absence single-user', () => {
     expect(selectRotatorKind('s', raw(secret))).toBe('postgres-alternating-users');
