@@ -1,13 +1,12 @@
 import { format } from 'mysql2';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { CredentialsRejectedError, InvalidSecretError, StoreConflictError } from '../shared/errors';
+import { CredentialsRejectedError, StoreConflictError } from '../shared/errors';
+import { nextOfPair, parseAlternating, partnerOf } from './alternating';
 import type { PasswordPolicy } from '../shared/types';
-import { partnerOf } from './postgres-alternating-users';
 import { currentAccount, withMysqlLogin } from './mysql/connection';
 import { mysqlSingleUser, parseMysqlSecret, type MysqlSecret } from './mysql-single-user';
 import { generatePassword } from './password-policy';
 import type { Rotator, RotatorContext } from './rotator';
-import { parseJsonObject } from './secret-json';
 
 const MAX_USER_CHARS = 80;
 
@@ -17,23 +16,13 @@ export interface MysqlAlternatingSecret extends MysqlSecret {
 }
 
 export function parseMysqlAlternatingSecret(secretId: string, raw: string): MysqlAlternatingSecret {
-  const masterarn = parseJsonObject(secretId, raw).masterarn;
-  const problems: string[] = [];
-  let base: MysqlSecret | undefined;
-  try {
-    base = parseMysqlSecret(secretId, raw);
-  } catch (error) {
-    if (!(error instanceof InvalidSecretError)) throw error;
-    problems.push(...error.problems);
-  }
-  if (typeof masterarn !== 'string' || masterarn.trim() === '') {
-    problems.push('masterarn: is required for alternating users (the id or ARN of the admin secret)');
-  }
-  if (base && [...partnerOf(base.username)].length > MAX_USER_CHARS) {
-    problems.push(`username: too long to alternate with ${JSON.stringify(partnerOf(base.username))}: user names are at most ${MAX_USER_CHARS} characters`);
-  }
-  if (problems.length > 0 || !base) throw new InvalidSecretError(secretId, problems);
-  return { ...base, masterarn: masterarn as string };
+  return parseAlternating(
+    secretId,
+    raw,
+    parseMysqlSecret,
+    (name) => [...name].length <= MAX_USER_CHARS,
+    `user names are at most ${MAX_USER_CHARS} characters`,
+  );
 }
 
 /**
@@ -49,9 +38,7 @@ export const mysqlAlternatingUsers: Rotator<MysqlAlternatingSecret> = {
 
   parse: parseMysqlAlternatingSecret,
 
-  nextValue(_secretId: string, current: MysqlAlternatingSecret, policy: PasswordPolicy): string {
-    return JSON.stringify({ ...current.json, username: partnerOf(current.username), password: generatePassword(policy) });
-  },
+  nextValue: (_secretId: string, current: MysqlAlternatingSecret, policy: PasswordPolicy) => nextOfPair(current, policy),
 
   async set(secretId, { pending, current }, context) {
     if (current.host !== pending.host || current.port !== pending.port || pending.username !== partnerOf(current.username)) {

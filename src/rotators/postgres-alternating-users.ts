@@ -1,14 +1,12 @@
 import { escapeIdentifier, escapeLiteral, type Client } from 'pg';
-import { CredentialsRejectedError, InvalidSecretError, StoreConflictError } from '../shared/errors';
+import { CredentialsRejectedError, StoreConflictError } from '../shared/errors';
+import { nextOfPair, parseAlternating, partnerOf } from './alternating';
 import type { PasswordPolicy } from '../shared/types';
 import { generatePassword } from './password-policy';
 import { canLogIn, setRolePassword, withLogin } from './postgres/connection';
 import { parsePostgresSecret, postgresSingleUser, type PostgresSecret } from './postgres-single-user';
 import type { Rotator } from './rotator';
-import { parseJsonObject } from './secret-json';
 
-/** Suffix of the second login, as AWS's multi-user rotation names it. */
-export const CLONE_SUFFIX = '_clone';
 const MAX_ROLE_BYTES = 63;
 
 export interface PostgresAlternatingSecret extends PostgresSecret {
@@ -16,30 +14,16 @@ export interface PostgresAlternatingSecret extends PostgresSecret {
   masterarn: string;
 }
 
-/** The other login of the pair: `app` ↔ `app_clone`. */
-export function partnerOf(username: string): string {
-  return username.endsWith(CLONE_SUFFIX) ? username.slice(0, -CLONE_SUFFIX.length) : `${username}${CLONE_SUFFIX}`;
-}
+export { partnerOf };
 
 export function parsePostgresAlternatingSecret(secretId: string, raw: string): PostgresAlternatingSecret {
-  parseJsonObject(secretId, raw);
-  const problems: string[] = [];
-  let base: PostgresSecret | undefined;
-  try {
-    base = parsePostgresSecret(secretId, raw);
-  } catch (error) {
-    if (!(error instanceof InvalidSecretError)) throw error;
-    problems.push(...error.problems);
-  }
-  const masterarn = parseJsonObject(secretId, raw).masterarn;
-  if (typeof masterarn !== 'string' || masterarn.trim() === '') {
-    problems.push('masterarn: is required for alternating users (the id or ARN of the admin secret)');
-  }
-  if (base && Buffer.byteLength(partnerOf(base.username), 'utf8') > MAX_ROLE_BYTES) {
-    problems.push(`username: too long to alternate with ${JSON.stringify(partnerOf(base.username))}: role names are at most ${MAX_ROLE_BYTES} bytes`);
-  }
-  if (problems.length > 0 || !base) throw new InvalidSecretError(secretId, problems);
-  return { ...base, masterarn: masterarn as string };
+  return parseAlternating(
+    secretId,
+    raw,
+    parsePostgresSecret,
+    (name) => Buffer.byteLength(name, 'utf8') <= MAX_ROLE_BYTES,
+    `role names are at most ${MAX_ROLE_BYTES} bytes`,
+  );
 }
 
 /**
@@ -57,9 +41,7 @@ export const postgresAlternatingUsers: Rotator<PostgresAlternatingSecret> = {
 
   parse: parsePostgresAlternatingSecret,
 
-  nextValue(_secretId: string, current: PostgresAlternatingSecret, policy: PasswordPolicy): string {
-    return JSON.stringify({ ...current.json, username: partnerOf(current.username), password: generatePassword(policy) });
-  },
+  nextValue: (_secretId: string, current: PostgresAlternatingSecret, policy: PasswordPolicy) => nextOfPair(current, policy),
 
   async set(secretId, { pending, current }, context) {
     assertPair(secretId, current, pending);
