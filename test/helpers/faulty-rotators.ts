@@ -1,4 +1,5 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { rotators, type RotatorRegistry } from '../../src/rotators/registry';
 import type { Rotator } from '../../src/rotators/rotator';
@@ -37,4 +38,21 @@ export function faultyRotators(holdDir: string | undefined): RotatorRegistry {
     },
   });
   return Object.fromEntries(Object.entries(rotators).map(([kind, r]) => [kind, wrap(r)])) as RotatorRegistry;
+}
+
+/** A fresh directory for hold files, one per test file. */
+export function holdDirectory(): string {
+  return mkdtempSync(path.join(tmpdir(), 'rotor-hold-'));
+}
+
+/** Waits until the test rotator holds the test step of `secretId` (set has changed the target by then). */
+export async function waitUntilHeld(holdDir: string, secretId: string): Promise<void> {
+  const file = path.join(holdDir, `${holdSlug(secretId)}.held`);
+  for (let i = 0; i < 600 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!existsSync(file)) throw new Error(`the test step of ${secretId} was never reached`);
+}
+
+/** Lets the held test step of `secretId` go on. */
+export function releaseHold(holdDir: string, secretId: string): void {
+  writeFileSync(path.join(holdDir, `${holdSlug(secretId)}.release`), '');
 }

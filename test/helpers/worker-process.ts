@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { releaseHold, waitUntilHeld } from './faulty-rotators';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -41,6 +42,18 @@ export class WorkerProcess {
 
   get logs(): string {
     return this.output;
+  }
+
+  /**
+   * SIGKILLs this worker while the test step of `secretId` is held (mid-rotation, after set), lets the step go on
+   * and starts a new worker on the same queue, which must finish the rotation. Returns the new worker.
+   */
+  async killWhileHeld(taskQueue: string, holdDir: string, secretId: string): Promise<WorkerProcess> {
+    await waitUntilHeld(holdDir, secretId);
+    await this.kill();
+    if (this.exitInfo.signal !== 'SIGKILL') throw new Error(`worker ended with ${JSON.stringify(this.exitInfo)}, not SIGKILL`);
+    releaseHold(holdDir, secretId);
+    return WorkerProcess.start(taskQueue, holdDir);
   }
 
   /** SIGKILL: the process dies mid-step with no chance to finish or report. */

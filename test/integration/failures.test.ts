@@ -1,16 +1,13 @@
-import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../src/client';
 import { stackEnv, uniqueName } from '../helpers/env';
-import { holdSlug } from '../helpers/faulty-rotators';
+import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
 import { historiesText, recordHistories } from '../helpers/hygiene';
 import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
 const taskQueue = uniqueName('it-failures');
-const holdDir = mkdtempSync(path.join(tmpdir(), 'rotor-hold-'));
+const holdDir = holdDirectory();
 let worker: WorkerProcess;
 let rotor: RotationClient;
 const passwords = new Set<string>();
@@ -25,16 +22,8 @@ function thawStore(): void {
 
 const roleWithSecret = (marker: string) => roleWithSecretIn('it', marker, passwords);
 
-/** Waits until the test rotator holds the test step of `secretId` (after set changed the target). */
-async function held(secretId: string): Promise<void> {
-  const file = path.join(holdDir, `${holdSlug(secretId)}.held`);
-  for (let i = 0; i < 600 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
-  if (!existsSync(file)) throw new Error(`the test step of ${secretId} was never reached`);
-}
-
-function release(secretId: string): void {
-  writeFileSync(path.join(holdDir, `${holdSlug(secretId)}.release`), '');
-}
+const held = (secretId: string) => waitUntilHeld(holdDir, secretId);
+const release = (secretId: string) => releaseHold(holdDir, secretId);
 
 const rememberAll = (secretId: string) => rememberPasswords(secretId, passwords);
 
@@ -109,11 +98,7 @@ describe('failures after set', () => {
   it('a worker killed with SIGKILL mid-rotation: a new worker finishes it', async () => {
     const { secretId, username, password } = await roleWithSecret('hold-test-kill');
     await rotor.rotate(secretId, { graceMs: 0 });
-    await held(secretId);
-    await worker.kill();
-    expect(worker.exitInfo.signal).toBe('SIGKILL');
-    release(secretId);
-    worker = await WorkerProcess.start(taskQueue, holdDir);
+    worker = await worker.killWhileHeld(taskQueue, holdDir, secretId);
     const outcome = await rotor.wait(secretId);
     expect(outcome.outcome).toBe('completed');
     await rememberAll(secretId);

@@ -1,19 +1,16 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { RowDataPacket } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../src/client';
 import { stackEnv, uniqueName } from '../helpers/env';
-import { holdSlug } from '../helpers/faulty-rotators';
+import { holdDirectory } from '../helpers/faulty-rotators';
 import { historiesText } from '../helpers/hygiene';
 import { createMysqlUser, mysqlLogsIn, mysqlSecret, mysqlUserExists, withMysqlAdmin } from '../helpers/mysql';
 import { createSecret, labels, rememberPasswords, rotationClient, store, tagSecret, waitForStatus } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
 const taskQueue = uniqueName('it-mysql-alt');
-const holdDir = mkdtempSync(path.join(tmpdir(), 'rotor-hold-'));
+const holdDir = holdDirectory();
 let worker: WorkerProcess;
 let rotor: RotationClient;
 let masterId: string;
@@ -174,11 +171,7 @@ describe('MySQL/MariaDB alternating users on the real stack', () => {
   it('a worker killed with SIGKILL mid-rotation: a new worker finishes it', async () => {
     const { secretId, base } = await pair('hold-test');
     await rotor.rotate(secretId, { graceMs: 0 });
-    const held = path.join(holdDir, `${holdSlug(secretId)}.held`);
-    for (let i = 0; i < 600 && !existsSync(held); i++) await new Promise((r) => setTimeout(r, 100));
-    await worker.kill();
-    writeFileSync(path.join(holdDir, `${holdSlug(secretId)}.release`), '');
-    worker = await WorkerProcess.start(taskQueue, holdDir);
+    worker = await worker.killWhileHeld(taskQueue, holdDir, secretId);
     expect((await rotor.wait(secretId)).outcome).toBe('completed');
     await remember(secretId);
     const now = await current(secretId);

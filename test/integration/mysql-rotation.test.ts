@@ -1,17 +1,14 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../src/client';
 import { uniqueName } from '../helpers/env';
-import { holdSlug } from '../helpers/faulty-rotators';
+import { holdDirectory } from '../helpers/faulty-rotators';
 import { historiesText } from '../helpers/hygiene';
 import { mysqlAuthString, mysqlLogsIn, mysqlSecret, mysqlUserExists, mysqlUserWithSecret, createMysqlUser } from '../helpers/mysql';
 import { createSecret, labels, passwordAt, rememberPasswords, rotationClient, waitForStatus } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
 const taskQueue = uniqueName('it-mysql');
-const holdDir = mkdtempSync(path.join(tmpdir(), 'rotor-hold-'));
+const holdDir = holdDirectory();
 let worker: WorkerProcess;
 let rotor: RotationClient;
 const passwords = new Set<string>();
@@ -86,12 +83,7 @@ describe('MySQL/MariaDB single-user rotation on the real stack', () => {
   it('a worker killed with SIGKILL mid-rotation: a new worker finishes it', async () => {
     const { secretId, username, password } = await mysqlUserWithSecret('hold-test', passwords);
     await rotor.rotate(secretId, { graceMs: 0 });
-    const held = path.join(holdDir, `${holdSlug(secretId)}.held`);
-    for (let i = 0; i < 600 && !existsSync(held); i++) await new Promise((r) => setTimeout(r, 100));
-    expect(existsSync(held)).toBe(true);
-    await worker.kill();
-    writeFileSync(path.join(holdDir, `${holdSlug(secretId)}.release`), '');
-    worker = await WorkerProcess.start(taskQueue, holdDir);
+    worker = await worker.killWhileHeld(taskQueue, holdDir, secretId);
     expect((await rotor.wait(secretId)).outcome).toBe('completed');
     await remember(secretId);
     expect(await mysqlLogsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);

@@ -1,18 +1,15 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { SecretsManagerClient, TagResourceCommand } from '@aws-sdk/client-secrets-manager';
 import { escapeIdentifier as q, escapeLiteral, Client as PgClient } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../src/client';
 import { stackEnv, uniqueName } from '../helpers/env';
-import { holdSlug } from '../helpers/faulty-rotators';
+import { holdDirectory } from '../helpers/faulty-rotators';
 import { historiesText } from '../helpers/hygiene';
 import { createSecret, labels, logsIn, pgSecret, rememberPasswords, roleExists, rotationClient, store, tagSecret, waitForStatus, withAdmin } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
 const taskQueue = uniqueName('it-pg-alt');
-const holdDir = mkdtempSync(path.join(tmpdir(), 'rotor-hold-'));
+const holdDir = holdDirectory();
 let worker: WorkerProcess;
 let rotor: RotationClient;
 let masterId: string;
@@ -176,11 +173,7 @@ describe('PostgreSQL alternating users on the real stack', () => {
   it('a worker killed with SIGKILL mid-rotation: a new worker finishes it', async () => {
     const { secretId, base } = await loginWithOwnerModel('hold-test');
     await rotor.rotate(secretId, { graceMs: 0 });
-    const held = path.join(holdDir, `${holdSlug(secretId)}.held`);
-    for (let i = 0; i < 600 && !existsSync(held); i++) await new Promise((r) => setTimeout(r, 100));
-    await worker.kill();
-    writeFileSync(path.join(holdDir, `${holdSlug(secretId)}.release`), '');
-    worker = await WorkerProcess.start(taskQueue, holdDir);
+    worker = await worker.killWhileHeld(taskQueue, holdDir, secretId);
     expect((await rotor.wait(secretId)).outcome).toBe('completed');
     const now = await current(secretId);
     expect(now.username).toBe(`${base}_clone`);
