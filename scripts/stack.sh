@@ -6,7 +6,7 @@
 #   scripts/stack.sh up | down | status | env | exec -- <command...>
 #
 # Everything lives in .rotor-stack/ (git-ignored). `up` is idempotent. A service given through the environment
-# (TEMPORAL_ADDRESS, AWS_ENDPOINT_URL_SECRETS_MANAGER, ROTOR_PG_ADMIN_URL, ROTOR_MYSQL_ADMIN_URL) is used as it is and
+# (TEMPORAL_ADDRESS, AWS_ENDPOINT_URL_SECRETS_MANAGER, ROTOR_PG_ADMIN_URL, ROTOR_MYSQL_ADMIN_URL, ROTOR_AUDIT_URL) is used as it is and
 # not started.
 set -euo pipefail
 
@@ -177,6 +177,16 @@ start_postgres() {
     >/dev/null || { tail -n 30 "$dir/server.log" >&2; die "PostgreSQL did not start"; }
 }
 
+# rotor's audit trail lives in its own database, apart from the databases whose credentials rotate.
+create_audit_database() {
+  [[ -n "${ROTOR_PG_ADMIN_URL:-}" ]] && return
+  local sql=(env PGPASSWORD="$(pg_admin_password)" psql -h 127.0.0.1 -p "$PG_PORT" -U rotor_admin -d postgres -tAq -c)
+  if [[ "$("${sql[@]}" "SELECT 1 FROM pg_database WHERE datname = 'rotor_audit'")" != 1 ]]; then
+    "${sql[@]}" "CREATE DATABASE rotor_audit" >/dev/null || die "could not create the rotor_audit database"
+    log "created the rotor_audit database"
+  fi
+}
+
 mysql_admin_password() {
   local f="$STATE/mysql-admin-password"
   [[ -s "$f" ]] || { mkdir -p "$STATE"; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$f"; chmod 600 "$f"; }
@@ -237,6 +247,11 @@ print_env() {
   else
     echo "export ROTOR_PG_ADMIN_URL=postgres://rotor_admin:$(pg_admin_password)@127.0.0.1:$PG_PORT/postgres"
   fi
+  if [[ -n "${ROTOR_AUDIT_URL:-}" ]]; then
+    echo "export ROTOR_AUDIT_URL=$ROTOR_AUDIT_URL"
+  elif [[ -z "${ROTOR_PG_ADMIN_URL:-}" ]]; then
+    echo "export ROTOR_AUDIT_URL=postgres://rotor_admin:$(pg_admin_password)@127.0.0.1:$PG_PORT/rotor_audit"
+  fi
   if [[ -n "${ROTOR_MYSQL_ADMIN_URL:-}" ]]; then
     echo "export ROTOR_MYSQL_ADMIN_URL=$ROTOR_MYSQL_ADMIN_URL"
   else
@@ -279,6 +294,7 @@ up() {
   start_temporal
   start_moto
   start_postgres
+  create_audit_database
   start_mariadb
   log "stack is up (npm run stack -- status | env | down)"
 }
