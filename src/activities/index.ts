@@ -7,11 +7,49 @@ import { retirementFromTags } from '../rotators/retirement';
 import { versionWithStage, type SecretStore, type StoredValue } from '../stores/secret-store';
 import { Stage } from '../shared/constants';
 import { CredentialsRejectedError, InvalidSecretError, RotorError, StoreConflictError, UnsupportedEngineError } from '../shared/errors';
-import type { PreparedRotation, ReinstateInput, StepInput, StepReport } from '../shared/types';
+import { STRATEGY_TAG } from '../rotators/registry';
+import type {
+  Alert,
+  AlertDelivery,
+  AuditEvent,
+  PrepareInput,
+  PreparedRotation,
+  ReinstateInput,
+  RotationEnd,
+  StepInput,
+  StepReport,
+} from '../shared/types';
+
+/** Where audit events go: the hash-chained audit store. Appending an event id twice writes it once. */
+export interface AuditSink {
+  readonly description: string;
+  append(event: AuditEvent): Promise<'appended' | 'duplicate'>;
+}
+
+/** Delivers an alert to named routes; reports each route's delivery instead of throwing. */
+export interface AlertNotifier {
+  notify(alert: Alert, routes: string[]): Promise<AlertDelivery[]>;
+}
+
+/** What the activities count: the worker's Prometheus metrics. */
+export interface ActivityMetrics {
+  rotationEnded(rotator: string, outcome: RotationEnd['outcome'], secretId: string): void;
+  stepObserved(step: string, rotator: string, seconds: number, ok: boolean): void;
+}
+
+/** Bounds concurrent work per key (the rotator's target), e.g. a KeyedSemaphore. */
+export interface TargetLimiter {
+  run<T>(key: string, work: () => Promise<T>): Promise<T>;
+}
 
 export interface ActivityDeps {
   store: SecretStore;
   rotators: RotatorRegistry;
+  audit?: AuditSink;
+  alerts?: AlertNotifier;
+  metrics?: ActivityMetrics;
+  /** Per-target concurrency for every step that talks to the target system. */
+  targets?: TargetLimiter;
 }
 
 /**
@@ -19,7 +57,7 @@ export interface ActivityDeps {
  * secret's rotator and move staging labels. They take and return ids, tokens and outcome words only, so no
  * value ever reaches a Temporal payload. Each one checks state first and returns early when its work is done.
  */
-export function createActivities({ store, rotators }: ActivityDeps) {
+export function createActivities({ store, rotators, audit, alerts, metrics, targets }: ActivityDeps) {
   /** Lets rotators read the AWSCURRENT value of secrets they depend on, such as an admin secret. */
   const context: RotatorContext = {
     async readCurrent(id: string) {
@@ -28,6 +66,24 @@ export function createActivities({ store, rotators }: ActivityDeps) {
       return current.value;
     },
   };
+
+  /** Runs a step (see `step`) and observes its duration for the rotator's metrics. */
+  async function step<T extends object>(name: string, secretId: string, rotator: string | undefined, work: () => Promise<T>): Promise<T & StepReport> {
+    const started = performance.now();
+    let ok = false;
+    try {
+      const result = await runStep(name, secretId, work);
+      ok = true;
+      return result;
+    } finally {
+      metrics?.stepObserved(name, rotator ?? 'unknown', (performance.now() - started) / 1000, ok);
+    }
+  }
+
+  /** Calls the target through the per-target limit, so a fleet-wide rotation never floods one database. */
+  function onTarget<S, T>(rotator: Rotator<S>, secret: S, work: () => Promise<T>): Promise<T> {
+    return targets ? targets.run(rotator.target(secret), work) : work();
+  }
 
   function rotatorFor(secretId: string, kind: string): Rotator<unknown> {
     const rotator = (rotators as Record<string, Rotator<unknown>>)[kind];
@@ -63,16 +119,19 @@ export function createActivities({ store, rotators }: ActivityDeps) {
 
   return {
     /** Validates the secret and records where its labels stand; changes nothing. */
-    async prepareRotation({ secretId }: { secretId: string }): Promise<PreparedRotation & StepReport> {
-      return step('prepare', secretId, async () => {
+    async prepareRotation({ secretId, overrides }: PrepareInput): Promise<PreparedRotation & StepReport> {
+      return step('prepare', secretId, undefined, async () => {
         const current = await store.getByStage(secretId, Stage.current);
         if (!current) throw new StoreConflictError(secretId, `has no ${Stage.current} version in ${store.description}`);
         const description = await store.describe(secretId);
-        const kind: RotatorKind = selectRotatorKind(secretId, current.value, description.tags);
+        const tags = overrides?.strategy ? { ...description.tags, [STRATEGY_TAG]: overrides.strategy } : description.tags;
+        const kind: RotatorKind = selectRotatorKind(secretId, current.value, tags);
         rotatorFor(secretId, kind).parse(secretId, current.value);
         const previousVersionId = versionWithStage(description, Stage.previous);
         const pending = versionWithStage(description, Stage.pending);
-        const retirement = rotatorFor(secretId, kind).countLiveSessions ? retirementFromTags(secretId, description.tags) : undefined;
+        const retirement = rotatorFor(secretId, kind).countLiveSessions
+          ? (overrides?.retirement ?? retirementFromTags(secretId, description.tags))
+          : undefined;
         return {
           outcome: kind,
           rotator: kind,
@@ -86,7 +145,7 @@ export function createActivities({ store, rotators }: ActivityDeps) {
 
     /** Stores the new value as version `token`, labelled AWSPENDING. Keeps an existing version with that token. */
     async createPending(input: StepInput): Promise<StepReport> {
-      return step('create', input.secretId, async () => {
+      return step('create', input.secretId, input.prepared.rotator, async () => {
         const { secretId, token } = input;
         const rotator = rotatorFor(secretId, input.prepared.rotator);
         const existing = await store.getByVersion(secretId, token);
@@ -104,29 +163,29 @@ export function createActivities({ store, rotators }: ActivityDeps) {
 
     /** Makes the target accept the pending value. */
     async setPending(input: StepInput): Promise<StepReport> {
-      return step('set', input.secretId, async () => {
+      return step('set', input.secretId, input.prepared.rotator, async () => {
         const { secretId, token, prepared } = input;
         const rotator = rotatorFor(secretId, prepared.rotator);
         const pending = rotator.parse(secretId, (await mustGet(secretId, token, Stage.pending)).value);
         const current = rotator.parse(secretId, (await mustGet(secretId, prepared.currentVersionId, Stage.current)).value);
         const others = await fallbacks(input, [prepared.strayPendingVersionId, prepared.previousVersionId]);
-        return { outcome: await rotator.set(secretId, { pending, current, fallbacks: others }, context) };
+        return { outcome: await onTarget(rotator, current, () => rotator.set(secretId, { pending, current, fallbacks: others }, context)) };
       });
     },
 
     /** Proves the pending value works against the target. */
     async testPending(input: StepInput): Promise<StepReport> {
-      return step('test', input.secretId, async () => {
+      return step('test', input.secretId, input.prepared.rotator, async () => {
         const rotator = rotatorFor(input.secretId, input.prepared.rotator);
         const pending = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.pending)).value);
-        await rotator.test(input.secretId, pending);
+        await onTarget(rotator, pending, () => rotator.test(input.secretId, pending));
         return { outcome: 'passed' };
       });
     },
 
     /** Moves AWSCURRENT to the new version (the old one becomes AWSPREVIOUS) and removes AWSPENDING. */
     async finishRotation(input: StepInput): Promise<StepReport> {
-      return step('finish', input.secretId, async () => {
+      return step('finish', input.secretId, input.prepared.rotator, async () => {
         const { secretId, token, prepared } = input;
         const description = await store.describe(secretId);
         const current = versionWithStage(description, Stage.current);
@@ -145,11 +204,11 @@ export function createActivities({ store, rotators }: ActivityDeps) {
 
     /** After grace: lets the rotator revoke what the previous version still grants, per the retirement policy. */
     async retirePrevious(input: StepInput): Promise<StepReport> {
-      return step('retire', input.secretId, async () => {
+      return step('retire', input.secretId, input.prepared.rotator, async () => {
         const rotator = rotatorFor(input.secretId, input.prepared.rotator);
         const current = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.current)).value);
         const [previous] = await fallbacks(input, [input.prepared.currentVersionId]);
-        const outcome = await rotator.retire(
+        const outcome = await onTarget(rotator, current, () => rotator.retire(
           input.secretId,
           {
             previous,
@@ -158,18 +217,19 @@ export function createActivities({ store, rotators }: ActivityDeps) {
             ...(input.terminateSessions ? { terminateSessions: true } : {}),
           },
           context,
-        );
+        ));
         return { outcome };
       });
     },
 
     /** Counts the live sessions of the previous version's login, so retirement can wait for them. */
     async countLiveSessions(input: StepInput): Promise<StepReport> {
-      return step('sessions', input.secretId, async () => {
+      return step('sessions', input.secretId, input.prepared.rotator, async () => {
         const rotator = rotatorFor(input.secretId, input.prepared.rotator);
         const current = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.current)).value);
         const [previous] = await fallbacks(input, [input.prepared.currentVersionId]);
-        const liveSessions = previous && rotator.countLiveSessions ? await rotator.countLiveSessions(input.secretId, { previous, current }, context) : 0;
+        const count = rotator.countLiveSessions?.bind(rotator);
+        const liveSessions = previous && count ? await onTarget(rotator, current, () => count(input.secretId, { previous, current }, context)) : 0;
         return { outcome: `${liveSessions} live sessions`, liveSessions };
       });
     },
@@ -180,7 +240,7 @@ export function createActivities({ store, rotators }: ActivityDeps) {
      * new value, that version keeps AWSPENDING.
      */
     async reinstate(input: ReinstateInput): Promise<StepReport> {
-      return step(input.mode, input.secretId, async () => {
+      return step(input.mode, input.secretId, input.prepared.rotator, async () => {
         const { secretId, token, prepared } = input;
         const rotator = rotatorFor(secretId, prepared.rotator);
         const description = await store.describe(secretId);
@@ -201,8 +261,11 @@ export function createActivities({ store, rotators }: ActivityDeps) {
         const via = await fallbacks(input, [token, prepared.currentVersionId, prepared.previousVersionId, prepared.strayPendingVersionId].filter((id) => id !== versionId));
         let outcome: string;
         try {
-          outcome = await rotator.restore(secretId, { want, via }, context);
-          await rotator.test(secretId, want);
+          outcome = await onTarget(rotator, want, async () => {
+            const restored = await rotator.restore(secretId, { want, via }, context);
+            await rotator.test(secretId, want);
+            return restored;
+          });
         } catch (error) {
           // Compensating a rotation whose new credential never took effect: if no version logs in, the target does
           // not hold rotor's change, so there is nothing to undo there (someone else changed it). Rollback, which
@@ -219,6 +282,44 @@ export function createActivities({ store, rotators }: ActivityDeps) {
         return { outcome };
       });
     },
+
+    /**
+     * Appends a rotation's audit events, in order. Idempotent: the audit store writes each event id once, so a
+     * retried attempt does not duplicate. Without an audit store (no ROTOR_AUDIT_URL) the events only reach the log.
+     */
+    async appendAudit(events: AuditEvent[]): Promise<{ appended: number; duplicates: number }> {
+      let appended = 0;
+      let duplicates = 0;
+      for (const event of events) {
+        if (!audit) {
+          log.info('audit event (no audit store configured)', { ...event });
+          continue;
+        }
+        if ((await audit.append(event)) === 'appended') appended++;
+        else duplicates++;
+      }
+      return { appended, duplicates };
+    },
+
+    /** Sends an alert to its routes; a route that cannot be reached is reported, not thrown, so it can be audited. */
+    async notify({ alert, routes }: { alert: Alert; routes: string[] }): Promise<AlertDelivery[]> {
+      if (!alerts) {
+        log.warn('alert not sent: no alert routes configured on this worker', { kind: alert.kind, secretId: alert.secretId });
+        return routes.map((route) => ({ route, ok: false, attempts: 0, error: 'no alert routes are configured on this worker (rotor worker -f rotor.yaml)' }));
+      }
+      const deliveries = await alerts.notify(alert, routes);
+      for (const d of deliveries) {
+        const fields = { kind: alert.kind, secretId: alert.secretId, route: d.route, attempts: d.attempts };
+        if (d.ok) log.info('alert sent', fields);
+        else log.warn('alert not delivered', { ...fields, error: d.error });
+      }
+      return deliveries;
+    },
+
+    /** Counts the rotation's outcome in the worker's metrics. */
+    async rotationEnded(end: RotationEnd): Promise<void> {
+      metrics?.rotationEnded(end.rotator ?? 'unknown', end.outcome, end.secretId);
+    },
   };
 }
 
@@ -228,7 +329,7 @@ export type RotorActivities = ReturnType<typeof createActivities>;
  * Runs one step: logs its start and end (ids and outcome words only) and turns rotor's typed errors into
  * ApplicationFailures whose `type` the workflow's retry policies match.
  */
-async function step<T extends object>(name: string, secretId: string, work: () => Promise<T>): Promise<T & StepReport> {
+async function runStep<T extends object>(name: string, secretId: string, work: () => Promise<T>): Promise<T & StepReport> {
   const { attempt } = Context.current().info;
   log.info('step started', { step: name, secretId, attempt });
   try {

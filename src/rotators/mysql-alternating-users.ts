@@ -7,6 +7,7 @@ import { currentAccount, withMysqlLogin } from './mysql/connection';
 import { mysqlSingleUser, parseMysqlSecret, type MysqlSecret } from './mysql-single-user';
 import { generatePassword } from './password-policy';
 import type { Rotator, RotatorContext } from './rotator';
+import { targetOf } from './single-user';
 
 const MAX_USER_CHARS = 80;
 
@@ -37,6 +38,8 @@ export const mysqlAlternatingUsers: Rotator<MysqlAlternatingSecret> = {
   kind: 'mysql-alternating-users',
 
   parse: parseMysqlAlternatingSecret,
+
+  target: (secret) => targetOf('mysql', secret),
 
   nextValue: (_secretId: string, current: MysqlAlternatingSecret, policy: PasswordPolicy) => nextOfPair(current, policy),
 

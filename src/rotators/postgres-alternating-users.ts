@@ -6,6 +6,7 @@ import { generatePassword } from './password-policy';
 import { canLogIn, setRolePassword, withLogin } from './postgres/connection';
 import { parsePostgresSecret, postgresSingleUser, type PostgresSecret } from './postgres-single-user';
 import type { Rotator } from './rotator';
+import { targetOf } from './single-user';
 
 const MAX_ROLE_BYTES = 63;
 
@@ -40,6 +41,8 @@ export const postgresAlternatingUsers: Rotator<PostgresAlternatingSecret> = {
   kind: 'postgres-alternating-users',
 
   parse: parsePostgresAlternatingSecret,
+
+  target: (secret) => targetOf('postgres', secret),
 
   nextValue: (_secretId: string, current: PostgresAlternatingSecret, policy: PasswordPolicy) => nextOfPair(current, policy),
 

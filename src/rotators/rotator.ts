@@ -21,6 +21,12 @@ export interface Rotator<S = unknown> {
   /** Validates a secret's JSON. Throws InvalidSecretError naming each problem, or UnsupportedEngineError. */
   parse(secretId: string, raw: string): S;
 
+  /**
+   * The system the credential opens, e.g. `postgres://db.internal:5432`: rotations of one target share the
+   * worker's per-target concurrency limit. Never contains a credential.
+   */
+  target(secret: S): string;
+
   /** The serialized value of the next version, made from the current one (every other field kept as it is). */
   nextValue(secretId: string, current: S, policy: PasswordPolicy): string;
 

@@ -46,6 +46,7 @@ export function singleUserRotator<S extends DatabaseLogin>(driver: SingleUserDri
   return {
     kind: driver.kind,
     parse: (secretId, raw) => driver.parse(secretId, raw),
+    target: (secret) => targetOf(driver.kind, secret),
 
     nextValue(_secretId: string, current: S, policy: PasswordPolicy): string {
       return JSON.stringify({ ...current.json, password: generatePassword(policy) });
@@ -80,4 +81,9 @@ export function singleUserRotator<S extends DatabaseLogin>(driver: SingleUserDri
 /** Versions that log in to the same server as the same account: others (an old endpoint, say) cannot help. */
 function sameAccount<S extends DatabaseLogin>(want: S, versions: S[]): S[] {
   return versions.filter((v) => v.host === want.host && v.port === want.port && v.username === want.username);
+}
+
+/** A database server as a target key: engine family, host and port. */
+export function targetOf(kind: string, login: DatabaseLogin): string {
+  return `${kind.split('-')[0]}://${login.host}:${login.port}`;
 }

@@ -45,6 +45,22 @@ export interface Trigger {
   by?: string;
 }
 
+/** Rotation settings a secret's entry in rotor.yaml overrides; the secret's tags decide otherwise. */
+export interface RotationOverrides {
+  /** Overrides the `rotor:strategy` tag and AWS's `masterarn` convention. */
+  strategy?: 'single-user' | 'alternating-users';
+  /** Overrides the `rotor:retire` / `rotor:live-sessions` tags. */
+  retirement?: RetirementPolicy;
+}
+
+/** Where a rotation reports: alert routes (names only: URLs stay in the worker's config) and the stuck budget. */
+export interface RotationReporting {
+  /** Webhook route names from rotor.yaml; the worker resolves them. */
+  alerts?: string[];
+  /** A rotation that stays in one working phase (not grace) longer than this raises a `stuck` alert. */
+  stuckPhaseBudgetMs?: number;
+}
+
 /** Input of the `rotateSecret` workflow. Ids and settings only: never a secret value. */
 export interface RotationInput {
   secretId: string;
@@ -54,6 +70,8 @@ export interface RotationInput {
   passwordPolicy?: Partial<PasswordPolicy>;
   /** Attempts per step before the rotation gives up and compensates (default 6). */
   maxStepAttempts?: number;
+  overrides?: RotationOverrides;
+  reporting?: RotationReporting;
 }
 
 /**
@@ -145,6 +163,19 @@ export interface RollbackSignal {
 export interface ExtendGraceSignal {
   /** Milliseconds added to the grace period. */
   byMs: number;
+  /** Who asked, for the audit trail. */
+  by?: string;
+}
+
+export interface EndGraceSignal {
+  /** Who asked, for the audit trail. */
+  by?: string;
+}
+
+/** Input of `prepareRotation`. */
+export interface PrepareInput {
+  secretId: string;
+  overrides?: RotationOverrides;
 }
 
 /** Arguments every step activity takes. */
@@ -164,4 +195,70 @@ export interface ReinstateInput extends StepInput {
   versionId: string;
   /** compensate: the store ends exactly as before the rotation; rollback: the rolled-back version stays AWSPREVIOUS. */
   mode: 'compensate' | 'rollback';
+}
+
+/**
+ * One entry of the audit trail: a trigger, a step transition, an outcome, an alert delivery. Ids, words, durations
+ * and names only, never a value. `eventId` is deterministic per event, so a retried append writes it once.
+ */
+export interface AuditEvent {
+  eventId: string;
+  /** When it happened, in workflow time. */
+  at: string;
+  secretId: string;
+  workflowId?: string;
+  runId?: string;
+  kind: AuditEventKind;
+  step?: string;
+  phase?: string;
+  outcome?: string;
+  versionId?: string;
+  durationMs?: number;
+  /** Who: `schedule:<id>`, `cli:<user>`, `signal:<user>`, ... */
+  actor?: string;
+  detail?: Record<string, string | number | boolean | null>;
+}
+
+export type AuditEventKind =
+  | 'triggered'
+  | 'step'
+  | 'step-failed'
+  | 'rollback-requested'
+  | 'grace-extended'
+  | 'grace-ended'
+  | 'outcome'
+  | 'alert-sent'
+  | 'alert-failed';
+
+/** What rotor alerts on. */
+export type AlertKind = 'rotation-failed' | 'compensated' | 'rolled-back' | 'awaiting-sessions' | 'stuck';
+
+/** An alert as the workflow raises it: value-free, delivered by the `notify` activity to the named routes. */
+export interface Alert {
+  kind: AlertKind;
+  secretId: string;
+  workflowId?: string;
+  runId?: string;
+  phase?: string;
+  step?: string;
+  /** One sentence for people. */
+  message: string;
+  uiUrl?: string;
+  at: string;
+}
+
+/** How delivering an alert to one route went. */
+export interface AlertDelivery {
+  route: string;
+  ok: boolean;
+  attempts: number;
+  /** Why it failed, never the route's URL or header. */
+  error?: string;
+}
+
+/** What the `rotationEnded` bookkeeping needs: the outcome, for metrics. */
+export interface RotationEnd {
+  secretId: string;
+  rotator?: string;
+  outcome: 'completed' | 'compensated' | 'rolled-back' | 'failed';
 }

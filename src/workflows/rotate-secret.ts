@@ -19,7 +19,9 @@ import { QueryName, SearchAttribute, SignalName } from '../shared/constants';
 import { formatDuration } from '../shared/duration';
 import { ErrorType, NON_RETRYABLE_ERROR_TYPES } from '../shared/errors';
 import { TERMINAL_PHASES } from '../shared/types';
+import { createReporter } from './reporting';
 import type {
+  EndGraceSignal,
   ExtendGraceSignal,
   RotationFailureDetails,
   Phase,
@@ -28,7 +30,10 @@ import type {
   RotationInput,
   RotationResult,
   RotationStatus,
+  AuditEvent,
+  RotationEnd,
   StepInput,
+  Trigger,
   StepName,
   StepReport,
 } from '../shared/types';
@@ -36,7 +41,7 @@ import type {
 export const statusQuery = defineQuery<RotationStatus>(QueryName.status);
 export const rollbackSignal = defineSignal<[RollbackSignal]>(SignalName.rollback);
 export const extendGraceSignal = defineSignal<[ExtendGraceSignal]>(SignalName.extendGrace);
-export const endGraceSignal = defineSignal<[]>(SignalName.endGrace);
+export const endGraceSignal = defineSignal<[EndGraceSignal?]>(SignalName.endGrace);
 
 /** Type of the failure a rotation ends with when it did not complete. */
 export const ROTATION_FAILED = 'RotorRotationFailed';
@@ -93,6 +98,10 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
   let rollback: RollbackSignal | undefined;
   let endGrace = false;
   let graceEndsAt = 0;
+  let phaseSeq = 0;
+  const report = createReporter(input);
+  report.audit({ kind: 'triggered', phase: 'preparing', actor: actorOf(input.trigger), detail: { graceMs: input.graceMs } });
+  report.watchPhases(() => ({ seq: phaseSeq, phase: status.phase }));
 
   setHandler(statusQuery, () => status);
   setHandler(rollbackSignal, (signal) => {
@@ -100,16 +109,20 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     rollback = signal;
     status.rollbackReason = signal.reason ?? 'no reason given';
     if (signal.by) status.rollbackBy = signal.by;
+    report.audit({ kind: 'rollback-requested', phase: status.phase, actor: `signal:${signal.by ?? 'unknown'}`, detail: { reason: status.rollbackReason } });
     log.info('rollback requested', { secretId: input.secretId, by: signal.by, phase: status.phase });
   });
-  setHandler(extendGraceSignal, ({ byMs }) => {
+  setHandler(extendGraceSignal, ({ byMs, by }) => {
     if (status.phase !== 'grace' || !(byMs > 0)) return;
     graceEndsAt += byMs;
     status.graceEndsAt = new Date(graceEndsAt).toISOString();
     updateMemo();
+    report.audit({ kind: 'grace-extended', phase: 'grace', actor: `signal:${by ?? 'unknown'}`, detail: { byMs, graceEndsAt: status.graceEndsAt } });
   });
-  setHandler(endGraceSignal, () => {
-    if (status.phase === 'grace') endGrace = true;
+  setHandler(endGraceSignal, (signal) => {
+    if (status.phase !== 'grace' || endGrace) return;
+    endGrace = true;
+    report.audit({ kind: 'grace-ended', phase: 'grace', actor: `signal:${signal?.by ?? 'unknown'}` });
   });
 
   /** The memo keeps a summary readable by `describe`, even when no worker is there to answer the query. */
@@ -125,6 +138,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
 
   function enter(phase: Phase): void {
     status.phase = phase;
+    phaseSeq++;
     upsertSearchAttributes([{ key: SearchAttribute.phase, value: phase }]);
     updateMemo();
     log.info('rotation phase', { secretId: input.secretId, phase });
@@ -132,42 +146,67 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
 
   async function run<T extends StepReport>(name: StepName, phase: Phase, call: () => Promise<T>): Promise<T> {
     enter(phase);
-    const record: RotationStatus['steps'][number] = { step: name, startedAt: new Date().toISOString() };
+    const started = Date.now();
+    const record: RotationStatus['steps'][number] = { step: name, startedAt: new Date(started).toISOString() };
     status.steps.push(record);
     try {
-      const report = await call();
-      record.attempts = report.attempt;
-      if (report.outcome) record.outcome = report.outcome;
-      return report;
+      const stepReport = await call();
+      record.attempts = stepReport.attempt;
+      if (stepReport.outcome) record.outcome = stepReport.outcome;
+      record.endedAt = new Date().toISOString();
+      report.audit({
+        kind: 'step',
+        step: name,
+        phase,
+        outcome: stepReport.outcome ?? 'done',
+        durationMs: Date.now() - started,
+        ...(name === 'create' || name === 'finish' ? { versionId: token } : {}),
+        detail: { attempts: stepReport.attempt },
+      });
+      return stepReport;
     } catch (error) {
       record.error = causeOf(error);
-      status.lastError = `${name}: ${record.error}`;
-      throw error;
-    } finally {
       record.endedAt = new Date().toISOString();
+      status.lastError = `${name}: ${record.error}`;
+      report.audit({ kind: 'step-failed', step: name, phase, outcome: typeOf(error) ?? 'error', durationMs: Date.now() - started, detail: { error: record.error } });
+      throw error;
     }
   }
 
-  function failure(step: string, error: unknown, what: string): ApplicationFailure {
-    return ApplicationFailure.create({
+  /** Ends the rotation in `phase` after a failure: alert, outcome, audit settled; returns the failure to throw. */
+  async function fail(step: string, error: unknown, what: string, phase: 'failed' | 'compensated' = 'failed'): Promise<ApplicationFailure> {
+    enter(phase);
+    if (phase === 'compensated') status.endedAt = new Date().toISOString();
+    const failure = ApplicationFailure.create({
       type: ROTATION_FAILED,
       message: `rotation of ${input.secretId} failed at ${step}: ${causeOf(error)}; ${what}`,
       nonRetryable: true,
       details: [{ step, errorType: typeOf(error), phase: status.phase } satisfies RotationFailureDetails],
     });
+    report.alert(phase === 'compensated' ? 'compensated' : 'rotation-failed', failure.message, { phase, step });
+    await finish(phase, status.versions.current, { failedStep: step, ...(typeOf(error) ? { errorType: typeOf(error)! } : {}) });
+    return failure;
+  }
+
+  /** Records the outcome (metrics, audit) and waits for the audit trail and alerts to settle. */
+  async function finish(outcome: RotationEnd['outcome'], versionId: string | undefined, detail: AuditEvent['detail'] = {}): Promise<void> {
+    report.ended(
+      { outcome, ...(status.rotator ? { rotator: status.rotator } : {}) },
+      { durationMs: Date.now() - Date.parse(status.startedAt), ...(versionId ? { versionId } : {}), detail },
+    );
+    await report.settle();
   }
 
   // prepare and create change nothing the previous credential depends on: no compensation.
   let prepared: PreparedRotation;
   try {
-    prepared = await run('prepare', 'preparing', () => steps.prepareRotation({ secretId: input.secretId }));
+    prepared = await run('prepare', 'preparing', () => steps.prepareRotation({ secretId: input.secretId, ...(input.overrides ? { overrides: input.overrides } : {}) }));
     status.rotator = prepared.rotator;
     status.versions.current = prepared.currentVersionId;
     if (prepared.previousVersionId) status.versions.previous = prepared.previousVersionId;
     upsertSearchAttributes([{ key: SearchAttribute.rotator, value: prepared.rotator }]);
   } catch (error) {
-    enter('failed');
-    throw failure('prepare', error, 'nothing was changed');
+    throw await fail('prepare', error, 'nothing was changed');
   }
   const stepInput: StepInput = {
     secretId: input.secretId,
@@ -179,8 +218,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     await run('create', 'creating', () => steps.createPending(stepInput));
     status.versions.pending = token;
   } catch (error) {
-    enter('failed');
-    throw failure('create', error, 'the target was not touched');
+    throw await fail('create', error, 'the target was not touched');
   }
 
   const compensations: { step: StepName; phase: Phase; call: () => Promise<StepReport> }[] = [];
@@ -207,18 +245,17 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
         for (const c of compensations.reverse()) await run(c.step, c.phase, c.call);
       });
     } catch (compensationError) {
-      enter('failed');
-      throw failure(failedStep, compensationError, 'compensation failed too: check the target and the labels by hand');
+      throw await fail(failedStep, compensationError, 'compensation failed too: check the target and the labels by hand');
     }
     status.versions = { current: prepared.currentVersionId, ...(prepared.previousVersionId ? { previous: prepared.previousVersionId } : {}) };
     if (unwinding) {
       enter('rolled-back');
       status.endedAt = new Date().toISOString();
+      report.alert('rolled-back', `rotation of ${input.secretId} rolled back before finish: ${status.rollbackReason}`, { phase: 'rolled-back', step: failedStep });
+      await finish('rolled-back', prepared.currentVersionId, { during: failedStep });
       return result('rolled-back', prepared.currentVersionId, prepared.previousVersionId);
     }
-    enter('compensated');
-    status.endedAt = new Date().toISOString();
-    throw failure(failedStep, error, 'compensated: the target and AWSCURRENT are as before the rotation');
+    throw await fail(failedStep, error, 'compensated: the target and AWSCURRENT are as before the rotation', 'compensated');
   }
 
   status.versions = { current: token, previous: prepared.currentVersionId };
@@ -238,12 +275,13 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
         ),
       );
     } catch (error) {
-      enter('failed');
-      throw failure('rollback', error, 'the new credential may still be current: check the target and the labels');
+      throw await fail('rollback', error, 'the new credential may still be current: check the target and the labels');
     }
     status.versions = { current: prepared.currentVersionId, previous: token };
     enter('rolled-back');
     status.endedAt = new Date().toISOString();
+    report.alert('rolled-back', `rotation of ${input.secretId} rolled back during grace: ${status.rollbackReason}`, { phase: 'rolled-back' });
+    await finish('rolled-back', prepared.currentVersionId, { during: 'grace' });
     return result('rolled-back', prepared.currentVersionId, token);
   }
 
@@ -258,11 +296,14 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     );
     if (retirement) retirementNote = [report.outcome, retirementNote].filter(Boolean).join('; ');
   } catch (error) {
-    enter('failed');
-    throw failure('retire', error, 'the new credential is current; the previous one was not retired');
+    throw await fail('retire', error, 'the new credential is current; the previous one was not retired');
   }
   enter('completed');
   status.endedAt = new Date().toISOString();
+  await finish('completed', token, {
+    previousVersionId: prepared.currentVersionId,
+    ...(retirementNote ? { retirement: retirementNote } : {}),
+  });
   return result('completed', token, prepared.currentVersionId, retirementNote);
 
   /**
@@ -277,6 +318,11 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     if (live === 0) return undefined;
     status.sessionsWaitEndsAt = new Date(deadline).toISOString();
     enter('awaiting-sessions');
+    report.alert(
+      'awaiting-sessions',
+      `retirement of the previous login of ${input.secretId} waits for ${live} live sessions, at the latest until ${status.sessionsWaitEndsAt}`,
+      { phase: 'awaiting-sessions' },
+    );
     while (live > 0 && Date.now() < deadline) {
       await sleep(Math.min(pollMs, deadline - Date.now()));
       live = await count();
@@ -295,6 +341,12 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
       status,
     };
   }
+}
+
+/** Who started the rotation, for the audit trail: `schedule:<id>`, `cli:<user>`, ... */
+function actorOf(trigger: Trigger | undefined): string {
+  if (!trigger) return 'api:unknown';
+  return trigger.by ? `${trigger.kind}:${trigger.by}` : trigger.kind;
 }
 
 /** The type of the innermost failure: rotor's error type when an activity raised one. */

@@ -1,14 +1,25 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { RotorActivities } from '../../src/activities';
 import { ErrorType } from '../../src/shared/errors';
+import type { Alert, AuditEvent } from '../../src/shared/types';
 
 export type ActivityName = keyof RotorActivities;
+
+/** The activities that report (audit, alerts, metrics) rather than rotate. */
+const REPORTING: readonly ActivityName[] = ['appendAudit', 'notify', 'rotationEnded'];
 
 /** Records each activity call, in order, with its input. */
 export interface Recorded {
   activities: RotorActivities;
   calls: { name: ActivityName; input: unknown }[];
+  /** The rotation's step calls, in order, without the reporting activities. */
+  steps(): { name: ActivityName; input: unknown }[];
+  /** The names of `steps()`. */
   names(): ActivityName[];
+  /** Every audit event appended, in order. */
+  auditEvents(): AuditEvent[];
+  /** Every alert sent, in order. */
+  alerts(): Alert[];
 }
 
 /**
@@ -31,6 +42,9 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
     retirePrevious: async () => ({ attempt: 1, outcome: 'nothing-to-retire' }),
     countLiveSessions: async () => ({ attempt: 1, outcome: '0 live sessions', liveSessions: 0 }),
     reinstate: async () => ({ attempt: 1, outcome: 'changed' }),
+    appendAudit: async (events) => ({ appended: events.length, duplicates: 0 }),
+    notify: async ({ routes }) => routes.map((route) => ({ route, ok: true, attempts: 1 })),
+    rotationEnded: async () => undefined,
   };
   const calls: Recorded['calls'] = [];
   const activities = Object.fromEntries(
@@ -39,7 +53,14 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
       return [name, async (input: unknown) => (calls.push({ name, input }), impl(input))];
     }),
   ) as unknown as RotorActivities;
-  return { activities, calls, names: () => calls.map((c) => c.name) };
+  return {
+    activities,
+    calls,
+    steps: () => calls.filter((c) => !REPORTING.includes(c.name)),
+    names: () => calls.filter((c) => !REPORTING.includes(c.name)).map((c) => c.name),
+    auditEvents: () => calls.filter((c) => c.name === 'appendAudit').flatMap((c) => c.input as AuditEvent[]),
+    alerts: () => calls.filter((c) => c.name === 'notify').map((c) => (c.input as { alert: Alert }).alert),
+  };
 }
 
 /** An activity that always fails with rotor's typed error. */

@@ -108,7 +108,7 @@ describe('rotateSecret', () => {
     const retire = status.steps.find((s) => s.step === 'retire')!;
     expect(Date.parse(retire.startedAt)).toBeGreaterThanOrEqual(Date.parse(status.graceEndsAt!));
     // Every step got the same token, and only ids: the inputs are the whole payload.
-    for (const call of fakes.calls.slice(1)) expect(call.input).toMatchObject({ token: result.token, prepared: { currentVersionId: 'version-current' } });
+    for (const call of fakes.steps().slice(1)) expect(call.input).toMatchObject({ token: result.token, prepared: { currentVersionId: 'version-current' } });
     expect(JSON.stringify(fakes.calls)).not.toMatch(/password/i);
   });
 
@@ -198,7 +198,7 @@ describe('rotateSecret', () => {
       return failure;
     });
     expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'testPending', 'testPending', 'reinstate']);
-    expect(fakes.calls.at(-1)?.input).toMatchObject({ mode: 'compensate', versionId: 'version-current' });
+    expect(fakes.steps().at(-1)?.input).toMatchObject({ mode: 'compensate', versionId: 'version-current' });
     expect(failure.cause).toMatchObject({ type: ROTATION_FAILED });
     expect(failure.cause?.message).toMatch(/failed at test: .*test of the pending credential failed.*compensated: the target and AWSCURRENT are as before/);
   });
@@ -299,7 +299,7 @@ describe('rotateSecret', () => {
     });
     await withRotation(fakes, (handle) => handle.result(), { graceMs: 0 });
     expect(fakes.names()).not.toContain('countLiveSessions');
-    expect(fakes.calls.at(-1)?.input).toMatchObject({ terminateSessions: true });
+    expect(fakes.steps().at(-1)?.input).toMatchObject({ terminateSessions: true });
   });
 
   it('unwinds through compensation when rollback arrives before finish', async () => {
@@ -314,6 +314,113 @@ describe('rotateSecret', () => {
     expect(result.outcome).toBe('rolled-back');
     expect(result.currentVersionId).toBe('version-current');
     expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'reinstate']);
-    expect(fakes.calls.at(-1)?.input).toMatchObject({ mode: 'compensate' });
+    expect(fakes.steps().at(-1)?.input).toMatchObject({ mode: 'compensate' });
+  });
+});
+
+describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
+  const reporting = { alerts: ['oncall'], stuckPhaseBudgetMs: 2000 };
+
+  it('audits the trigger, every step with its duration and the outcome, under ids unique to the run', async () => {
+    const fakes = fakeActivities();
+    const result = await withRotation(fakes, (handle) => handle.result(), { trigger: { kind: 'cli', by: 'alice' }, reporting });
+    const events = fakes.auditEvents();
+    expect(events.map((e) => [e.kind, e.step ?? e.outcome])).toEqual([
+      ['triggered', undefined],
+      ['step', 'prepare'],
+      ['step', 'create'],
+      ['step', 'set'],
+      ['step', 'test'],
+      ['step', 'finish'],
+      ['step', 'retire'],
+      ['outcome', 'completed'],
+    ]);
+    expect(events[0]).toMatchObject({ actor: 'cli:alice', secretId: result.secretId });
+    expect(events.find((e) => e.step === 'create')).toMatchObject({ versionId: result.token, outcome: 'created' });
+    expect(events.at(-1)).toMatchObject({ versionId: result.token, detail: { previousVersionId: 'version-current' } });
+    for (const e of events.filter((e) => e.kind === 'step')) expect(e.durationMs).toBeGreaterThanOrEqual(0);
+    expect(new Set(events.map((e) => e.eventId)).size).toBe(events.length);
+    expect(events.map((e) => e.eventId.split('/').at(-1))).toEqual(events.map((_, i) => String(i)));
+    expect(fakes.calls.filter((c) => c.name === 'rotationEnded').map((c) => c.input)).toEqual([
+      { secretId: result.secretId, rotator: 'postgres-single-user', outcome: 'completed' },
+    ]);
+    expect(fakes.alerts()).toEqual([]);
+  });
+
+  it('alerts on compensation and audits the failed step, the compensation and the outcome', async () => {
+    const fakes = fakeActivities({ testPending: failing(ErrorType.TestFailed, 'secret s: test of the pending credential failed') });
+    await withRotation(fakes, (handle) => failureOf(handle.result()), { reporting });
+    expect(fakes.alerts().map((a) => [a.kind, a.step])).toEqual([['compensated', 'test']]);
+    expect(fakes.alerts()[0]!.message).toMatch(/failed at test/);
+    const kinds = fakes.auditEvents().map((e) => `${e.kind}:${e.step ?? e.outcome}`);
+    expect(kinds).toEqual(expect.arrayContaining(['step-failed:test', 'step:compensate', 'outcome:compensated', 'alert-sent:compensated']));
+    expect(fakes.calls.find((c) => c.name === 'rotationEnded')?.input).toMatchObject({ outcome: 'compensated' });
+  });
+
+  it('alerts that the rotation failed when compensation fails too', async () => {
+    const fakes = fakeActivities({
+      testPending: failing(ErrorType.TestFailed, 'test failed'),
+      reinstate: failing(ErrorType.CredentialsRejected, 'no version logs in'),
+    });
+    await withRotation(fakes, (handle) => failureOf(handle.result()), { reporting });
+    expect(fakes.alerts().map((a) => a.kind)).toEqual(['rotation-failed']);
+    expect(fakes.calls.find((c) => c.name === 'rotationEnded')?.input).toMatchObject({ outcome: 'failed' });
+  });
+
+  it('audits a rollback request with its operator and alerts on the rollback', async () => {
+    const fakes = fakeActivities();
+    await withRotation(fakes, async (handle) => {
+      await waitForPhase(handle, 'grace');
+      await handle.signal(rollbackSignal, { reason: 'app errors', by: 'bob' });
+      return handle.result();
+    }, { reporting });
+    expect(fakes.auditEvents().find((e) => e.kind === 'rollback-requested')).toMatchObject({ actor: 'signal:bob', detail: { reason: 'app errors' } });
+    expect(fakes.alerts().map((a) => a.kind)).toEqual(['rolled-back']);
+    expect(fakes.auditEvents().find((e) => e.kind === 'outcome')).toMatchObject({ outcome: 'rolled-back' });
+    expect(fakes.auditEvents().at(-1)).toMatchObject({ kind: 'alert-sent', outcome: 'rolled-back' });
+  });
+
+  it('alerts when retirement waits on live sessions', async () => {
+    const counts = [2, 0];
+    const fakes = fakeActivities({
+      prepareRotation: async () => ({
+        attempt: 1,
+        rotator: 'postgres-alternating-users',
+        currentVersionId: 'version-current',
+        retirement: { retire: 'disable-login', liveSessions: 'wait', maxWaitMs: DAY },
+      }),
+      countLiveSessions: async () => ({ attempt: 1, liveSessions: counts.shift() ?? 0 }),
+    });
+    await withRotation(fakes, (handle) => handle.result(), { graceMs: 0, reporting });
+    expect(fakes.alerts().map((a) => [a.kind, a.phase])).toEqual([['awaiting-sessions', 'awaiting-sessions']]);
+    expect(fakes.alerts()[0]!.message).toMatch(/waits for 2 live sessions/);
+  });
+
+  it('alerts once when a working phase outlasts the budget, and never for grace', async () => {
+    const fakes = fakeActivities({
+      setPending: async () => (await new Promise((r) => setTimeout(r, 5000)), { attempt: 1, outcome: 'changed' }),
+    });
+    await withRotation(fakes, (handle) => handle.result(), { reporting });
+    expect(fakes.alerts().map((a) => [a.kind, a.phase])).toEqual([['stuck', 'setting']]);
+    expect(fakes.alerts()[0]!.message).toMatch(/has been setting for more than 2\.0s/);
+  });
+
+  it('audits an alert that could not be delivered', async () => {
+    const fakes = fakeActivities({
+      testPending: failing(ErrorType.TestFailed, 'test failed'),
+      notify: async ({ routes }) => routes.map((route) => ({ route, ok: false, attempts: 5, error: 'HTTP 500' })),
+    });
+    await withRotation(fakes, (handle) => failureOf(handle.result()), { reporting });
+    expect(fakes.auditEvents().find((e) => e.kind === 'alert-failed')).toMatchObject({
+      outcome: 'compensated',
+      detail: { route: 'oncall', attempts: 5, error: 'HTTP 500' },
+    });
+  });
+
+  it('sends no alert and audits still when the secret has no routes', async () => {
+    const fakes = fakeActivities({ testPending: failing(ErrorType.TestFailed, 'test failed') });
+    await withRotation(fakes, (handle) => failureOf(handle.result()));
+    expect(fakes.alerts()).toEqual([]);
+    expect(fakes.auditEvents().at(-1)).toMatchObject({ kind: 'outcome', outcome: 'compensated' });
   });
 });

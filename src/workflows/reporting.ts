@@ -1,0 +1,137 @@
+import { condition, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { RotorActivities } from '../activities';
+import { formatDuration } from '../shared/duration';
+import { ErrorType } from '../shared/errors';
+import type { AlertKind, AuditEvent, Phase, RotationEnd, RotationInput } from '../shared/types';
+
+/** The patch that introduced audit, alerts and the stuck-phase watch: runs started before it replay without them. */
+export const REPORTING_PATCH = 'rotor-reporting-v1';
+
+/** Phases that are long by design: grace waits on purpose, awaiting-sessions has its own alert and bound. */
+const STUCK_EXEMPT: readonly Phase[] = ['grace', 'awaiting-sessions'];
+
+/** What a rotation tells the outside world: audit events, alerts and its outcome, all through activities. */
+export interface Reporter {
+  /** Appends an event to the audit trail (batched, in order, never blocking the rotation). */
+  audit(event: Omit<AuditEvent, 'eventId' | 'at' | 'secretId' | 'workflowId' | 'runId'>): void;
+  /** Sends an alert to the secret's routes; a delivery that fails is audited. */
+  alert(kind: AlertKind, message: string, fields?: { phase?: Phase; step?: string }): void;
+  /** Raises a `stuck` alert when a working phase lasts longer than the budget. */
+  watchPhases(current: () => { seq: number; phase: Phase }): void;
+  /** Records the outcome for metrics and the audit trail. */
+  ended(end: Omit<RotationEnd, 'secretId'>, event: { versionId?: string; durationMs: number; detail?: AuditEvent['detail'] }): void;
+  /** Waits until every audit append and alert has been delivered or given up on. */
+  settle(): Promise<void>;
+}
+
+/**
+ * The rotation's reporter. Audit appends retry until they land (the audit trail must not lose an event); an alert
+ * is tried by the worker with its own backoff, and a failed delivery becomes an audit event. Before the
+ * REPORTING_PATCH, a no-op, so histories recorded before it replay unchanged.
+ */
+export function createReporter(input: RotationInput): Reporter {
+  if (!patched(REPORTING_PATCH)) return noopReporter;
+  const { workflowId, runId } = workflowInfo();
+  const record = proxyActivities<RotorActivities>({
+    startToCloseTimeout: '30s',
+    // Unlimited attempts: an audit database that is away delays the rotation's end, it never loses an event.
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: [ErrorType.InvalidInput] },
+  });
+  const deliver = proxyActivities<RotorActivities>({
+    // The worker tries each route several times with backoff inside one attempt.
+    startToCloseTimeout: '3m',
+    retry: { initialInterval: '5s', maximumAttempts: 3 },
+  });
+  const routes = input.reporting?.alerts ?? [];
+  const pending: Promise<unknown>[] = [];
+  let buffer: AuditEvent[] = [];
+  let flushing: Promise<void> | undefined;
+  let sequence = 0;
+  let done = false;
+
+  function flush(): Promise<void> {
+    if (!flushing) {
+      flushing = (async () => {
+        while (buffer.length > 0) {
+          const batch = buffer;
+          buffer = [];
+          try {
+            await record.appendAudit(batch);
+          } catch (error) {
+            // Only a non-retryable rejection gets here: a bug in rotor, not an outage. The rotation goes on.
+            log.error('audit events rejected', { secretId: input.secretId, events: batch.length, error: (error as Error).message });
+          }
+        }
+        flushing = undefined;
+      })();
+      pending.push(flushing);
+    }
+    return flushing;
+  }
+
+  const reporter: Reporter = {
+    audit(event) {
+      buffer.push({ ...event, eventId: `${workflowId}/${runId}/${sequence++}`, at: new Date().toISOString(), secretId: input.secretId, workflowId, runId });
+      void flush();
+    },
+
+    alert(kind, message, fields = {}) {
+      if (routes.length === 0) return;
+      const alert = { kind, message, secretId: input.secretId, workflowId, runId, at: new Date().toISOString(), ...fields };
+      pending.push(
+        deliver.notify({ alert, routes }).then(
+          (deliveries) => {
+            for (const d of deliveries) {
+              reporter.audit({
+                kind: d.ok ? 'alert-sent' : 'alert-failed',
+                outcome: kind,
+                detail: { route: d.route, attempts: d.attempts, ...(d.error ? { error: d.error } : {}) },
+              });
+            }
+          },
+          (error: Error) => {
+            log.warn('alert not delivered', { secretId: input.secretId, kind, error: error.message });
+            reporter.audit({ kind: 'alert-failed', outcome: kind, detail: { routes: routes.join(','), error: error.message } });
+          },
+        ),
+      );
+    },
+
+    watchPhases(current) {
+      const budget = input.reporting?.stuckPhaseBudgetMs;
+      if (!budget || routes.length === 0) return;
+      void (async () => {
+        while (!done) {
+          const { seq, phase } = current();
+          const moved = await condition(() => done || current().seq !== seq, budget);
+          if (done || moved) continue;
+          if (!STUCK_EXEMPT.includes(phase)) {
+            reporter.alert('stuck', `rotation of ${input.secretId} has been ${phase} for more than ${formatDuration(budget)}`, { phase });
+          }
+          await condition(() => done || current().seq !== seq);
+        }
+      })();
+    },
+
+    ended(end, event) {
+      reporter.audit({ kind: 'outcome', outcome: end.outcome, ...event });
+      pending.push(record.rotationEnded({ ...end, secretId: input.secretId }));
+    },
+
+    async settle() {
+      done = true;
+      // Alerts settle into audit events, which may start another flush: wait until nothing is left.
+      while (pending.length > 0) await pending.shift();
+      await flush();
+    },
+  };
+  return reporter;
+}
+
+const noopReporter: Reporter = {
+  audit: () => undefined,
+  alert: () => undefined,
+  watchPhases: () => undefined,
+  ended: () => undefined,
+  settle: async () => undefined,
+};
