@@ -1,0 +1,458 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import {
+  ConfigError,
+  describeSchedule,
+  loadConfig,
+  parseConfig,
+  type ConfigProblem,
+  type RotorConfig,
+} from '../../src/config/rotor-config';
+import { InvalidInputError } from '../../src/shared/errors';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+const FULL_EXAMPLE = `
+version: 1
+defaults:
+  grace: 2h
+  catchupWindow: 15m
+  alerts: [oncall]
+  maxStepAttempts: 6
+  schedule: { every: 30d }
+alerts:
+  stuckPhaseBudget: 45m
+  webhooks:
+    oncall:
+      url: https://hooks.slack.com/services/T000/B000/XXX
+      header: { name: X-Rotor-Token, valueFromEnv: ROTOR_WEBHOOK_TOKEN }
+    pager:
+      urlFromEnv: ROTOR_SLACK_WEBHOOK_URL
+throughput:
+  storeWritesPerSecond: 20
+  perTargetConcurrency: 2
+metrics:
+  port: 9000
+  host: 127.0.0.1
+secrets:
+  - id: prod/db/app
+    description: app's login
+    strategy: alternating-users
+    schedule:
+      every: 30d
+      offset: 2h
+      jitter: 30m
+      window:
+        start: "02:00"
+        end: "05:00"
+        timezone: Europe/Berlin
+        days: [mon, tue, wed, thu, fri]
+    grace: 1h
+    catchupWindow: 1h
+    passwordPolicy: { length: 40, excludeCharacters: "'\\"\\\\", excludePunctuation: true }
+    retirement: { retire: disable-login, maxWait: 10m }
+    alerts: [oncall, pager]
+    maxStepAttempts: 3
+    paused: true
+    note: "paused for the migration"
+  - id: prod/db/reports
+    schedule: { cron: "0 3 * * 1", timezone: Europe/Berlin, window: { start: "22:00", end: "04:00" } }
+  - id: prod/db/etl
+`;
+
+/** A file with one valid secret, changed by `fields`. */
+function withSecret(fields: Record<string, unknown>, rest: Record<string, unknown> = {}): string {
+  return stringify({ ...rest, secrets: [{ id: 'prod/db/app', schedule: { every: '30d' }, ...fields }] });
+}
+
+function withSchedule(schedule: Record<string, unknown>): string {
+  return withSecret({ schedule });
+}
+
+/** The problems parseConfig reports for the text; fails the test when it accepts it. */
+function problemsOf(text: string): ConfigProblem[] {
+  try {
+    parseConfig(text);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+  throw new Error('expected parseConfig to throw a ConfigError');
+}
+
+describe('parseConfig accepts valid files', () => {
+  it('reads the full example with defaults merged into each secret', () => {
+    const config: RotorConfig = parseConfig(FULL_EXAMPLE);
+    const [app, reports, etl] = config.secrets;
+
+    expect(app).toEqual({
+      id: 'prod/db/app',
+      description: "app's login",
+      strategy: 'alternating-users',
+      schedule: {
+        kind: 'every',
+        everyMs: 30 * DAY,
+        offsetMs: 2 * HOUR,
+        jitterMs: 30 * 60_000,
+        window: { start: '02:00', end: '05:00', timezone: 'Europe/Berlin', days: ['mon', 'tue', 'wed', 'thu', 'fri'] },
+      },
+      graceMs: HOUR,
+      catchupWindowMs: HOUR,
+      passwordPolicy: { length: 40, excludeCharacters: '\'"\\', excludePunctuation: true },
+      retirement: { retire: 'disable-login', liveSessions: 'wait', maxWaitMs: 10 * 60_000 },
+      alerts: ['oncall', 'pager'],
+      maxStepAttempts: 3,
+      paused: true,
+      note: 'paused for the migration',
+    });
+    expect(reports).toEqual({
+      id: 'prod/db/reports',
+      schedule: { kind: 'cron', cron: '0 3 * * 1', timezone: 'Europe/Berlin', window: { start: '22:00', end: '04:00', timezone: 'UTC' } },
+      graceMs: 2 * HOUR,
+      catchupWindowMs: 15 * 60_000,
+      alerts: ['oncall'],
+      maxStepAttempts: 6,
+    });
+    expect(etl).toEqual({
+      id: 'prod/db/etl',
+      schedule: { kind: 'every', everyMs: 30 * DAY },
+      graceMs: 2 * HOUR,
+      catchupWindowMs: 15 * 60_000,
+      alerts: ['oncall'],
+      maxStepAttempts: 6,
+    });
+    expect(config.alerts).toEqual({
+      stuckPhaseBudgetMs: 45 * 60_000,
+      webhooks: {
+        oncall: {
+          name: 'oncall',
+          url: 'https://hooks.slack.com/services/T000/B000/XXX',
+          header: { name: 'X-Rotor-Token', valueFromEnv: 'ROTOR_WEBHOOK_TOKEN' },
+        },
+        pager: { name: 'pager', urlFromEnv: 'ROTOR_SLACK_WEBHOOK_URL' },
+      },
+    });
+    expect(config.throughput).toEqual({ storeWritesPerSecond: 20, perTargetConcurrency: 2 });
+    expect(config.metrics).toEqual({ port: 9000, host: '127.0.0.1' });
+  });
+
+  it('reads a minimal file and fills in every default', () => {
+    expect(parseConfig('secrets:\n  - { id: prod/db/app, schedule: { every: 30d } }\n')).toEqual({
+      secrets: [{ id: 'prod/db/app', schedule: { kind: 'every', everyMs: 30 * DAY }, graceMs: HOUR, catchupWindowMs: HOUR, alerts: [] }],
+      alerts: { stuckPhaseBudgetMs: 30 * 60_000, webhooks: {} },
+      throughput: { storeWritesPerSecond: 40, perTargetConcurrency: 4 },
+      metrics: { port: 9464, host: '0.0.0.0' },
+    });
+  });
+
+  it('accepts the allowed cron macros and corrects the case of a time zone', () => {
+    const [secret] = parseConfig(withSchedule({ cron: '@daily', timezone: 'europe/berlin' })).secrets;
+    expect(secret?.schedule).toEqual({ kind: 'cron', cron: '@daily', timezone: 'Europe/Berlin' });
+  });
+
+  it('lets a secret turn its alerts off and its pause state be left alone', () => {
+    const [secret] = parseConfig(withSecret({ alerts: [] }, { defaults: { alerts: ['oncall'] }, alerts: { webhooks: { oncall: { urlFromEnv: 'HOOK' } } } })).secrets;
+    expect(secret?.alerts).toEqual([]);
+    expect(secret).not.toHaveProperty('paused');
+  });
+});
+
+describe('describeSchedule', () => {
+  it('says when a secret rotates, for people', () => {
+    const [app, reports] = parseConfig(FULL_EXAMPLE).secrets;
+    expect(describeSchedule(app!.schedule)).toBe('every 30d (offset 2h, jitter 30m, window 02:00-05:00 Europe/Berlin mon-fri)');
+    expect(describeSchedule(reports!.schedule)).toBe('cron 0 3 * * 1 Europe/Berlin (window 22:00-04:00 UTC)');
+    expect(describeSchedule({ kind: 'cron', cron: '0 3 * * 1', timezone: 'UTC' })).toBe('cron 0 3 * * 1 UTC');
+    expect(
+      describeSchedule({ kind: 'every', everyMs: DAY, window: { start: '01:00', end: '02:00', timezone: 'UTC', days: ['sat', 'mon', 'wed'] } }),
+    ).toBe('every 1d (window 01:00-02:00 UTC mon,wed,sat)');
+  });
+});
+
+describe('parseConfig rejects invalid files', () => {
+  it('names a bad duration and shows examples', () => {
+    expect(problemsOf(withSchedule({ every: '30x' }))).toEqual([
+      { path: 'secrets[0].schedule.every', message: '"30x" is not a duration (examples: 90s, 15m, 1h30m, 30d)' },
+    ]);
+  });
+
+  it('refuses a duration without a unit', () => {
+    expect(problemsOf(withSecret({ grace: 3600 }))).toEqual([
+      { path: 'secrets[0].grace', message: '3600 has no unit (examples: 90s, 15m, 1h30m, 30d)' },
+    ]);
+  });
+
+  it('refuses an interval shorter than a minute', () => {
+    expect(problemsOf(withSchedule({ every: '30s' }))).toEqual([
+      { path: 'secrets[0].schedule.every', message: '"30s" is shorter than the minimum of 1m' },
+    ]);
+  });
+
+  it('refuses a schedule with both every and cron', () => {
+    expect(problemsOf(withSchedule({ every: '30d', cron: '0 3 * * 1' }))).toEqual([
+      { path: 'secrets[0].schedule', message: 'needs exactly one of every or cron, got both' },
+    ]);
+  });
+
+  it('refuses a schedule with neither every nor cron', () => {
+    expect(problemsOf(withSchedule({ jitter: '1h' }))).toEqual([
+      { path: 'secrets[0].schedule', message: 'needs exactly one of every or cron' },
+    ]);
+  });
+
+  it('requires a schedule when defaults has none', () => {
+    expect(problemsOf(stringify({ secrets: [{ id: 'prod/db/app' }] }))).toEqual([
+      { path: 'secrets[0].schedule', message: 'is required (here or in defaults.schedule)' },
+    ]);
+  });
+
+  it("refuses a cron expression cron-parser rejects, with cron-parser's reason", () => {
+    expect(problemsOf(withSchedule({ cron: '61 * * * *' }))).toEqual([
+      {
+        path: 'secrets[0].schedule.cron',
+        message: '"61 * * * *" is not a 5-field cron expression: Constraint error, got value 61 expected range 0-59',
+      },
+    ]);
+  });
+
+  it('refuses 6-field cron expressions and other macros', () => {
+    expect(problemsOf(withSchedule({ cron: '0 0 3 * * 1' }))).toEqual([
+      {
+        path: 'secrets[0].schedule.cron',
+        message: '"0 0 3 * * 1" is not a 5-field cron expression: it has 6 fields, not minute hour day-of-month month day-of-week',
+      },
+    ]);
+    expect(problemsOf(withSchedule({ cron: '@yearly' }))[0]?.message).toBe(
+      '"@yearly" is not a 5-field cron expression: the only macros allowed are @hourly, @daily, @weekly, @monthly',
+    );
+  });
+
+  it('refuses a time zone that is not IANA', () => {
+    expect(problemsOf(withSchedule({ cron: '0 3 * * 1', timezone: 'Mars/Base' }))).toEqual([
+      { path: 'secrets[0].schedule.timezone', message: '"Mars/Base" is not an IANA time zone' },
+    ]);
+  });
+
+  it('refuses a time zone or offset on the wrong kind of schedule', () => {
+    expect(problemsOf(withSchedule({ every: '1d', timezone: 'UTC' }))).toEqual([
+      { path: 'secrets[0].schedule.timezone', message: 'only applies to cron schedules' },
+    ]);
+    expect(problemsOf(withSchedule({ cron: '0 3 * * 1', offset: '1h' }))).toEqual([
+      { path: 'secrets[0].schedule.offset', message: 'only applies to every schedules' },
+    ]);
+  });
+
+  it('refuses a window time that is not HH:MM', () => {
+    expect(problemsOf(withSchedule({ every: '1d', window: { start: '25:00', end: '05:00' } }))).toEqual([
+      { path: 'secrets[0].schedule.window.start', message: '"25:00" is not a time of day as HH:MM (00:00 to 23:59)' },
+    ]);
+  });
+
+  it('refuses a window that ends when it starts', () => {
+    expect(problemsOf(withSchedule({ every: '1d', window: { start: '02:00', end: '02:00' } }))).toEqual([
+      { path: 'secrets[0].schedule.window.end', message: '"02:00" equals start; leave window out to allow any time' },
+    ]);
+  });
+
+  it('refuses unknown and repeated weekdays', () => {
+    expect(problemsOf(withSchedule({ every: '1d', window: { start: '02:00', end: '03:00', days: ['mon', 'funday', 'mon'] } }))).toEqual([
+      { path: 'secrets[0].schedule.window.days[1]', message: '"funday" is not one of mon, tue, wed, thu, fri, sat, sun' },
+      { path: 'secrets[0].schedule.window.days[2]', message: '"mon" is listed twice' },
+    ]);
+  });
+
+  it('refuses an offset or a jitter as long as the interval', () => {
+    expect(problemsOf(withSchedule({ every: '1d', offset: '1d', jitter: '2d' }))).toEqual([
+      { path: 'secrets[0].schedule.offset', message: '"1d" must be shorter than every (1d)' },
+      { path: 'secrets[0].schedule.jitter', message: '"2d" must be shorter than every (1d)' },
+    ]);
+  });
+
+  it('refuses a secret id declared twice, naming the first', () => {
+    const text = stringify({
+      secrets: [
+        { id: 'prod/db/app', schedule: { every: '30d' } },
+        { id: 'prod/db/other', schedule: { every: '30d' } },
+        { id: 'prod/db/app', schedule: { every: 'soon' } },
+      ],
+    });
+    expect(problemsOf(text)).toEqual([
+      { path: 'secrets[2].schedule.every', message: '"soon" is not a duration (examples: 90s, 15m, 1h30m, 30d)' },
+      { path: 'secrets[2].id', message: '"prod/db/app" is declared twice (first at secrets[0])' },
+    ]);
+  });
+
+  it('refuses an alert route that alerts.webhooks does not define', () => {
+    const webhooks = { alerts: { webhooks: { oncall: { urlFromEnv: 'HOOK' } } } };
+    expect(problemsOf(withSecret({ alerts: ['oncall', 'pager'] }, webhooks))).toEqual([
+      { path: 'secrets[0].alerts[1]', message: 'route "pager" is not defined in alerts.webhooks' },
+    ]);
+  });
+
+  it('refuses an unknown key, suggesting a close known one', () => {
+    expect(problemsOf(withSecret({ gracee: '1h', colour: 'blue' }))).toEqual([
+      { path: 'secrets[0].gracee', message: 'unknown key (did you mean grace?)' },
+      { path: 'secrets[0].colour', message: 'unknown key' },
+    ]);
+    expect(problemsOf(withSecret({}, { metric: { port: 1 } }))).toEqual([{ path: 'metric', message: 'unknown key (did you mean metrics?)' }]);
+  });
+
+  it('refuses a value of the wrong type, quoting it', () => {
+    expect(problemsOf(withSecret({ paused: 'yes' }))).toEqual([{ path: 'secrets[0].paused', message: 'expected true or false, got "yes"' }]);
+    expect(problemsOf(withSecret({ schedule: ['30d'] }))).toEqual([{ path: 'secrets[0].schedule', message: 'expected a mapping, got a list' }]);
+  });
+
+  it('reports YAML syntax errors with their line and column', () => {
+    expect(problemsOf('secrets:\n  - id: prod/db/app\n    schedule: {every: 30d\n')).toEqual([
+      { path: 'line 4, column 1', message: 'Flow map in block collection must be sufficiently indented and end with a }' },
+    ]);
+  });
+
+  it('reports duplicate YAML keys', () => {
+    expect(problemsOf('secrets: []\nsecrets: []\n')).toEqual([{ path: 'line 2, column 1', message: 'Map keys must be unique' }]);
+  });
+
+  it('refuses an empty file and a root that is not a mapping', () => {
+    expect(problemsOf('# nothing yet\n')).toEqual([{ path: '(root)', message: 'the file is empty; it needs at least a secrets list' }]);
+    expect(problemsOf('- id: prod/db/app\n')).toEqual([{ path: '(root)', message: 'expected a mapping, got a list' }]);
+  });
+
+  it('refuses a file without secrets or with an empty list', () => {
+    expect(problemsOf('metrics: { port: 0 }\n')).toEqual([
+      { path: 'secrets', message: 'is required (a list of the secrets rotor manages, each with an id and a schedule)' },
+    ]);
+    expect(problemsOf('secrets: []\n')).toEqual([{ path: 'secrets', message: 'is empty; list at least one secret' }]);
+  });
+
+  it('refuses a webhook URL that is not http(s) without echoing it', () => {
+    const problems = problemsOf(withSecret({}, { alerts: { webhooks: { oncall: { url: 'ftp://token-abc123@hooks.example' } } } }));
+    expect(problems).toEqual([{ path: 'alerts.webhooks.oncall.url', message: 'is not an http(s) URL' }]);
+    expect(JSON.stringify(problems)).not.toContain('token-abc123');
+  });
+
+  it('refuses a route with both url and urlFromEnv, or neither', () => {
+    const both = { oncall: { url: 'https://hooks.example/x', urlFromEnv: 'HOOK' } };
+    expect(problemsOf(withSecret({}, { alerts: { webhooks: both } }))).toEqual([
+      { path: 'alerts.webhooks.oncall', message: 'needs exactly one of url or urlFromEnv, got both' },
+    ]);
+    const neither = { oncall: { header: { name: 'X-Token', valueFromEnv: 'TOKEN' } } };
+    expect(problemsOf(withSecret({}, { alerts: { webhooks: neither } }))).toEqual([
+      { path: 'alerts.webhooks.oncall', message: 'needs exactly one of url or urlFromEnv' },
+    ]);
+  });
+
+  it('refuses bad route names, env var names and header names', () => {
+    const webhooks = { 'On Call': { urlFromEnv: '1HOOK', header: { name: 'X Token' } } };
+    expect(problemsOf(withSecret({}, { alerts: { webhooks } }))).toEqual([
+      { path: 'alerts.webhooks["On Call"]', message: '"On Call" is not a route name (1 to 63 of a-z, 0-9, _ and -, starting with a letter or digit)' },
+      {
+        path: 'alerts.webhooks["On Call"].urlFromEnv',
+        message: '"1HOOK" is not an environment variable name (letters, digits and _, not starting with a digit)',
+      },
+      { path: 'alerts.webhooks["On Call"].header.name', message: '"X Token" is not an HTTP header name' },
+      { path: 'alerts.webhooks["On Call"].header.valueFromEnv', message: 'is required' },
+    ]);
+  });
+
+  it('refuses throughput and metrics settings out of range', () => {
+    expect(problemsOf(withSecret({}, { throughput: { storeWritesPerSecond: 60, perTargetConcurrency: 0 }, metrics: { port: 70000 } }))).toEqual([
+      { path: 'throughput.storeWritesPerSecond', message: 'expected a whole number from 1 to 50, got 60' },
+      { path: 'throughput.perTargetConcurrency', message: 'expected a whole number from 1 to 100, got 0' },
+      { path: 'metrics.port', message: 'expected a whole number from 0 to 65535, got 70000' },
+    ]);
+  });
+
+  it('refuses a version other than 1', () => {
+    expect(problemsOf(withSecret({}, { version: 2 }))).toEqual([{ path: 'version', message: '2 is not a supported version (expected 1)' }]);
+  });
+
+  it('refuses password policies and retirement settings no rotation could follow', () => {
+    const passwordPolicy = { length: 4, excludeUppercase: true, excludeLowercase: true, excludeNumbers: true, excludePunctuation: true };
+    expect(problemsOf(withSecret({ passwordPolicy, strategy: 'single-user', retirement: { retire: 'delete' } }))).toEqual([
+      { path: 'secrets[0].passwordPolicy.length', message: 'expected a whole number from 8 to 4096, got 4' },
+      { path: 'secrets[0].passwordPolicy', message: 'every character is excluded' },
+      { path: 'secrets[0].retirement.retire', message: '"delete" is not one of none, disable-login, scramble-password' },
+      { path: 'secrets[0].retirement', message: 'only applies to the alternating-users strategy' },
+    ]);
+  });
+
+  it('refuses a note without paused', () => {
+    expect(problemsOf(withSecret({ note: 'why' }))).toEqual([{ path: 'secrets[0].note', message: 'only applies together with paused' }]);
+  });
+
+  it('reports every problem of a file at once, each with its exact path', () => {
+    const text = `
+version: 1
+defaults:
+  grace: 1hour
+alerts:
+  webhooks:
+    oncall: { url: "not a url" }
+secrets:
+  - id: prod/db/app
+    schedule: { every: 30d, cron: "0 3 * * 1" }
+  - id: prod/db/app
+    schedule: { cron: "0 3 * * 1", timezone: Mars/Base }
+    alerts: [pager]
+    pausd: true
+`;
+    let error: unknown;
+    try {
+      parseConfig(text, 'deploy/rotor.yaml');
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toBeInstanceOf(InvalidInputError);
+    const { problems, message } = error as ConfigError;
+    expect(problems.map((p) => p.path)).toEqual([
+      'alerts.webhooks.oncall.url',
+      'defaults.grace',
+      'secrets[0].schedule',
+      'secrets[1].pausd',
+      'secrets[1].schedule.timezone',
+      'secrets[1].alerts[0]',
+      'secrets[1].id',
+    ]);
+    expect(message).toBe(
+      [
+        'deploy/rotor.yaml: 7 problem(s)',
+        '  alerts.webhooks.oncall.url: is not an http(s) URL',
+        '  defaults.grace: "1hour" is not a duration (examples: 90s, 15m, 1h30m, 30d)',
+        '  secrets[0].schedule: needs exactly one of every or cron, got both',
+        '  secrets[1].pausd: unknown key (did you mean paused?)',
+        '  secrets[1].schedule.timezone: "Mars/Base" is not an IANA time zone',
+        '  secrets[1].alerts[0]: route "pager" is not defined in alerts.webhooks',
+        '  secrets[1].id: "prod/db/app" is declared twice (first at secrets[0])',
+      ].join('\n'),
+    );
+  });
+});
+
+describe('loadConfig', () => {
+  it('reads and validates a file, naming it in problems', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rotor-config-'));
+    try {
+      const good = join(dir, 'rotor.yaml');
+      await writeFile(good, withSecret({}));
+      expect((await loadConfig(good)).secrets[0]?.id).toBe('prod/db/app');
+
+      const bad = join(dir, 'bad.yaml');
+      await writeFile(bad, withSecret({ grace: 'soon' }));
+      await expect(loadConfig(bad)).rejects.toThrow(ConfigError);
+      await expect(loadConfig(bad)).rejects.toThrow(`${bad}: 1 problem(s)`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('names the path of a missing file', async () => {
+    const missing = join(tmpdir(), 'rotor-config-missing', 'rotor.yaml');
+    await expect(loadConfig(missing)).rejects.toThrow(InvalidInputError);
+    await expect(loadConfig(missing)).rejects.toThrow(`config file ${missing} not found`);
+  });
+});
