@@ -12,7 +12,7 @@ import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
 import { generatePassword } from '../src/rotators/password-policy';
 import { createRotorWorker } from '../src/worker';
-import { createLogger, installRuntimeLogger } from '../src/worker/logger';
+import { createLogger, installRuntime } from '../src/worker/logger';
 import { uniqueName } from '../test/helpers/env';
 import { createRole, createSecret, pgSecret, rotationClient, store } from '../test/helpers/stack';
 
@@ -32,7 +32,7 @@ function benchPasswords(): { perSecond: number; count: number } {
 }
 
 async function benchRotations(n: number) {
-  installRuntimeLogger(createLogger('warn'));
+  installRuntime(createLogger('warn'));
   const taskQueue = uniqueName('bench');
   const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
   const worker = await createRotorWorker({ connection, namespace: 'default', taskQueue, store });

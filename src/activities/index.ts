@@ -8,6 +8,8 @@ import { versionWithStage, type SecretStore, type StoredValue } from '../stores/
 import { Stage } from '../shared/constants';
 import { CredentialsRejectedError, InvalidSecretError, RotorError, StoreConflictError, UnsupportedEngineError } from '../shared/errors';
 import { STRATEGY_TAG } from '../rotators/registry';
+import type { WindowConfig } from '../config/rotor-config';
+import { msUntilWindowOpens } from '../schedules/window';
 import type {
   Alert,
   AlertDelivery,
@@ -314,6 +316,11 @@ export function createActivities({ store, rotators, audit, alerts, metrics, targ
         else log.warn('alert not delivered', { ...fields, error: d.error });
       }
       return deliveries;
+    },
+
+    /** How long a scheduled rotation waits for its allowed window (a local activity: pure, time-zone aware). */
+    async untilWindowOpens({ window }: { window: WindowConfig }): Promise<number> {
+      return msUntilWindowOpens(new Date(), window);
     },
 
     /** Counts the rotation's outcome in the worker's metrics. */

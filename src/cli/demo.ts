@@ -15,7 +15,7 @@ import { Stage } from '../shared/constants';
 import { formatDuration } from '../shared/duration';
 import { InvalidInputError } from '../shared/errors';
 import { createRotorWorker } from '../worker';
-import { createLogger, installRuntimeLogger } from '../worker/logger';
+import { createLogger, installRuntime } from '../worker/logger';
 import { ExitCode } from './exit-codes';
 import { createTimelinePrinter } from './render';
 
@@ -44,7 +44,7 @@ export async function runDemo({ graceMs, write }: { graceMs: number; write: (lin
 
   write(`2. starting a rotor worker on task queue ${DEMO_TASK_QUEUE} (bundling workflows takes a few seconds)`);
   const logger = createLogger('warn');
-  installRuntimeLogger(logger);
+  installRuntime(logger);
   const { connectionOptions, namespace = 'default' } = loadClientConnectConfig();
   const connection = await NativeConnection.connect(connectionOptions);
   const worker = await createRotorWorker({ connection, namespace, taskQueue: DEMO_TASK_QUEUE, store });

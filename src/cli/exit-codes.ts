@@ -13,8 +13,10 @@ export const ExitCode = {
   usage: 2,
   /** The secret, or a rotation to act on, does not exist. */
   notFound: 3,
-  /** Temporal or the store could not be reached. */
+  /** Temporal, the store or the audit database could not be reached. */
   unavailable: 4,
+  /** `rotor audit verify` found an edited or deleted event. */
+  auditBroken: 5,
   /** Anything else: a bug, reported with its message. */
   internal: 70,
 } as const;

@@ -1,13 +1,16 @@
 import { userInfo } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { RotationClient, type RotationOutcome } from '../client';
+import { secretsOverview } from '../client/overview';
+import { planSummary, ScheduleManager, type PlanEntry } from '../client/schedules';
 import { readEnv } from '../config/env';
-import { parseDuration } from '../shared/duration';
-import { NotRotatingError } from '../shared/errors';
+import { loadConfig } from '../config/rotor-config';
+import { formatDuration, parseDuration } from '../shared/duration';
+import { InvalidInputError, NotRotatingError } from '../shared/errors';
 import { describeError, ExitCode, exitCodeForFailure } from './exit-codes';
-import { createTimelinePrinter, renderStatus } from './render';
+import { createTimelinePrinter, relativeTime, renderStatus, renderTable } from './render';
 
-const out = (line: string) => process.stdout.write(`${line}\n`);
+const out = (line: string): void => void process.stdout.write(`${line}\n`);
 
 function operator(): string {
   try {
@@ -15,6 +18,26 @@ function operator(): string {
   } catch {
     return 'unknown';
   }
+}
+
+/** The schedules of the Temporal namespace the environment names. */
+async function scheduleManager(): Promise<{ rotor: RotationClient; schedules: ScheduleManager }> {
+  const rotor = await RotationClient.connect(readEnv().ROTOR_TASK_QUEUE);
+  return { rotor, schedules: new ScheduleManager(rotor.client, rotor.taskQueue) };
+}
+
+/** The audit store of ROTOR_AUDIT_URL; a clear error when it is not set. */
+async function auditStore() {
+  const url = readEnv().ROTOR_AUDIT_URL;
+  if (!url) throw new InvalidInputError('ROTOR_AUDIT_URL is not set — point it at the audit trail database');
+  const { AuditStore } = await import('../audit/audit-store');
+  return AuditStore.connect(url);
+}
+
+const PLAN_MARK: Record<PlanEntry['action'], string> = { create: '+', update: '~', delete: '-', unchanged: '=' };
+
+function planLine(entry: PlanEntry): string {
+  return `  ${PLAN_MARK[entry.action]} ${entry.secretId}${entry.changes.length > 0 ? `  (${entry.changes.join('; ')})` : ''}`;
 }
 
 /** Prints a rotation's end and returns the exit code it means. */
@@ -43,14 +66,23 @@ export function buildProgram(): Command {
     .command('rotate')
     .description('rotate a secret now (joins the rotation already running for it, if any)')
     .argument('<secretId>', 'the secret id or ARN in the store')
-    .option('--grace <duration>', 'how long the previous credential stays valid (default ROTOR_DEFAULT_GRACE or 1h)')
+    .option('--grace <duration>', "how long the previous credential stays valid (default: the secret's rotor.yaml grace, else ROTOR_DEFAULT_GRACE or 1h)")
     .option('--wait', 'follow the steps as they happen; exit 0 only when the rotation completes')
     .option('--json', 'print JSON for machines')
     .action(async (secretId: string, opts: { grace?: string; wait?: boolean; json?: boolean }) => {
       const env = readEnv();
-      const graceMs = opts.grace === undefined ? env.ROTOR_DEFAULT_GRACE : parseDuration(opts.grace, '--grace');
-      const rotor = await RotationClient.connect(env.ROTOR_TASK_QUEUE);
-      const started = await rotor.rotate(secretId, { graceMs, trigger: { kind: 'cli', by: operator() } });
+      const { rotor, schedules } = await scheduleManager();
+      // A managed secret rotates with the settings of its schedule (rotor.yaml); --grace still wins.
+      const settings = await schedules.rotationSettings(secretId);
+      const graceMs = opts.grace !== undefined ? parseDuration(opts.grace, '--grace') : (settings?.graceMs ?? env.ROTOR_DEFAULT_GRACE);
+      const started = await rotor.rotate(secretId, {
+        graceMs,
+        trigger: { kind: 'cli', by: operator() },
+        ...(settings?.passwordPolicy ? { passwordPolicy: settings.passwordPolicy } : {}),
+        ...(settings?.maxStepAttempts ? { maxStepAttempts: settings.maxStepAttempts } : {}),
+        ...(settings?.overrides ? { overrides: settings.overrides } : {}),
+        ...(settings?.reporting ? { reporting: settings.reporting } : {}),
+      });
       if (!opts.wait) {
         if (opts.json) out(JSON.stringify({ ...started, ui: rotor.uiLink(started.workflowId, started.runId) }, null, 2));
         else {
@@ -69,14 +101,169 @@ export function buildProgram(): Command {
 
   program
     .command('status')
-    .description("show the latest rotation of a secret: phase, versions, each step's timing")
-    .argument('<secretId>')
+    .description("without an id: every managed secret at a glance; with one: its latest rotation, step by step")
+    .argument('[secretId]')
+    .option('--all', 'also secrets rotated by hand that have no schedule')
     .option('--json', 'print JSON for machines')
-    .action(async (secretId: string, opts: { json?: boolean }) => {
+    .action(async (secretId: string | undefined, opts: { json?: boolean; all?: boolean }) => {
+      if (secretId === undefined) {
+        const { rotor, schedules } = await scheduleManager();
+        const rows = await secretsOverview(rotor.client, schedules, { all: Boolean(opts.all) });
+        if (opts.json) return out(JSON.stringify(rows, null, 2));
+        if (rows.length === 0) return out('no managed secrets yet: declare them in rotor.yaml and run `rotor apply -f rotor.yaml`');
+        out(
+          renderTable(
+            ['SECRET', 'STATE', 'LAST ROTATED', 'NEXT DUE', 'LAST FAILURE'],
+            rows.map((r) => [
+              r.secretId,
+              `${r.state}${r.state === 'rotating' && r.phase ? ` (${r.phase})` : ''}${r.paused ? ', paused' : ''}`,
+              relativeTime(r.lastRotatedAt),
+              r.paused ? 'paused' : relativeTime(r.nextDueAt),
+              r.lastFailure ? `${relativeTime(r.lastFailure.at)}: ${r.lastFailure.message}` : '-',
+            ]),
+          ),
+        );
+        return;
+      }
       const rotor = await RotationClient.connect(readEnv().ROTOR_TASK_QUEUE);
       const status = await rotor.status(secretId);
       if (!status) throw new NotRotatingError(secretId, 'has never been rotated by rotor');
       out(opts.json ? JSON.stringify(status, null, 2) : renderStatus(status));
+    });
+
+  program
+    .command('validate')
+    .description('check rotor.yaml without touching anything: every problem, with its path')
+    .requiredOption('-f, --file <path>', 'the rotor.yaml to check')
+    .action(async (opts: { file: string }) => {
+      const config = await loadConfig(opts.file);
+      out(`${opts.file}: valid, ${config.secrets.length} secret${config.secrets.length === 1 ? '' : 's'}`);
+    });
+
+  program
+    .command('apply')
+    .description('reconcile one Temporal Schedule per secret of rotor.yaml: print the plan, then create, update, pause, delete')
+    .requiredOption('-f, --file <path>', 'the rotor.yaml to apply')
+    .option('--dry-run', 'print the plan and change nothing')
+    .option('--prune', "delete rotor's schedules of secrets no longer in the file")
+    .option('--json', 'print { created, updated, deleted, unchanged } for machines')
+    .action(async (opts: { file: string; dryRun?: boolean; prune?: boolean; json?: boolean }) => {
+      const config = await loadConfig(opts.file);
+      const { schedules } = await scheduleManager();
+      const plan = await schedules.plan(config, { prune: Boolean(opts.prune) });
+      const changing = plan.entries.filter((e) => e.action !== 'unchanged');
+      if (!opts.json) {
+        out(`plan for ${opts.file} (${changing.length} to change, ${plan.entries.length - changing.length} unchanged):`);
+        for (const entry of plan.entries) out(planLine(entry));
+        for (const id of plan.kept) out(`  ? ${id}  (not in the file; kept — --prune deletes its schedule)`);
+      }
+      if (!opts.dryRun && changing.length > 0) {
+        let done = 0;
+        await schedules.apply(config, plan, (entry) => {
+          if (!opts.json && entry.action !== 'unchanged') out(`  [${++done}/${changing.length}] ${entry.action}d ${entry.secretId}`);
+        });
+      }
+      if (opts.json) out(JSON.stringify(planSummary(plan), null, 2));
+      else out(opts.dryRun ? 'dry run: nothing changed' : changing.length > 0 ? 'applied' : 'nothing to change');
+    });
+
+  program
+    .command('schedules')
+    .description('every managed secret: its schedule, next run, last result, paused or not')
+    .option('--json', 'print JSON for machines')
+    .action(async (opts: { json?: boolean }) => {
+      const { schedules } = await scheduleManager();
+      const views = await schedules.list();
+      if (opts.json) return out(JSON.stringify(views, null, 2));
+      if (views.length === 0) return out('no rotor schedules: declare secrets in rotor.yaml and run `rotor apply -f rotor.yaml`');
+      out(
+        renderTable(
+          ['SECRET', 'SCHEDULE', 'NEXT RUN', 'LAST RESULT', 'PAUSED'],
+          views.map((v) => [
+            v.secretId,
+            v.schedule,
+            v.paused ? '-' : relativeTime(v.nextRunAt),
+            v.lastRun ? `${v.lastRun.result} (${relativeTime(v.lastRun.at)})` : '-',
+            v.paused ? `yes${v.note ? `: ${v.note}` : ''}` : 'no',
+          ]),
+        ),
+      );
+    });
+
+  program
+    .command('pause')
+    .description("pause a secret's schedule: no scheduled rotation starts until `rotor resume`")
+    .argument('<secretId>')
+    .option('--note <text>', 'why, shown by `rotor schedules`')
+    .action(async (secretId: string, opts: { note?: string }) => {
+      const { schedules } = await scheduleManager();
+      await schedules.pause(secretId, `paused by ${operator()}${opts.note ? `: ${opts.note}` : ''}`);
+      out(`schedule of ${secretId} paused`);
+    });
+
+  program
+    .command('resume')
+    .description("resume a paused secret's schedule")
+    .argument('<secretId>')
+    .option('--note <text>', 'why')
+    .action(async (secretId: string, opts: { note?: string }) => {
+      const { schedules } = await scheduleManager();
+      await schedules.resume(secretId, `resumed by ${operator()}${opts.note ? `: ${opts.note}` : ''}`);
+      out(`schedule of ${secretId} resumed`);
+    });
+
+  program
+    .command('history')
+    .description("a secret's audit trail: every trigger, step, outcome and alert, oldest first")
+    .argument('<secretId>')
+    .option('--limit <n>', 'the latest n events', '200')
+    .option('--json', 'print JSON for machines')
+    .action(async (secretId: string, opts: { limit: string; json?: boolean }) => {
+      const limit = Number(opts.limit);
+      if (!Number.isInteger(limit) || limit < 1) throw new InvalidInputError(`--limit: ${JSON.stringify(opts.limit)} is not a positive whole number`);
+      const audit = await auditStore();
+      try {
+        const events = await audit.history(secretId, { limit });
+        if (opts.json) return out(JSON.stringify(events, null, 2));
+        if (events.length === 0) throw new NotRotatingError(secretId, `has no audit events in the ${audit.description}`);
+        out(
+          renderTable(
+            ['AT', 'EVENT', 'STEP', 'OUTCOME', 'TOOK', 'VERSION', 'BY'],
+            events.map((e) => [
+              e.at,
+              e.kind,
+              e.step ?? '-',
+              e.outcome ?? '-',
+              e.durationMs === undefined ? '-' : formatDuration(e.durationMs),
+              e.versionId ?? '-',
+              e.actor ?? '-',
+            ]),
+          ),
+        );
+      } finally {
+        await audit.close();
+      }
+    });
+
+  const auditCommand = program.command('audit').description('the audit trail (ROTOR_AUDIT_URL)');
+  auditCommand
+    .command('verify')
+    .description('check the hash chain: any edited or deleted event is reported; prints the head hash to anchor elsewhere')
+    .option('--json', 'print JSON for machines')
+    .action(async (opts: { json?: boolean }) => {
+      const audit = await auditStore();
+      try {
+        const result = await audit.verify();
+        if (opts.json) out(JSON.stringify(result, null, 2));
+        else if (result.ok) out(`audit trail intact: ${result.rows} events, head ${result.headHash ?? '-'}`);
+        else {
+          out(`audit trail BROKEN: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} in ${result.rows} events`);
+          for (const p of result.problems) out(`  seq ${p.seq}: ${p.problem}`);
+        }
+        process.exitCode = result.ok ? ExitCode.ok : ExitCode.auditBroken;
+      } finally {
+        await audit.close();
+      }
     });
 
   program
@@ -105,7 +292,7 @@ export function buildProgram(): Command {
     .argument('<duration>', 'added to the grace period, e.g. 2h')
     .action(async (secretId: string, duration: string) => {
       const rotor = await RotationClient.connect(readEnv().ROTOR_TASK_QUEUE);
-      await rotor.extendGrace(secretId, parseDuration(duration, 'duration'));
+      await rotor.extendGrace(secretId, parseDuration(duration, 'duration'), operator());
       out(`grace period of ${secretId} extended by ${duration}`);
     });
 
@@ -115,16 +302,17 @@ export function buildProgram(): Command {
     .argument('<secretId>')
     .action(async (secretId: string) => {
       const rotor = await RotationClient.connect(readEnv().ROTOR_TASK_QUEUE);
-      await rotor.endGrace(secretId);
+      await rotor.endGrace(secretId, operator());
       out(`grace period of ${secretId} ended`);
     });
 
   program
     .command('worker')
     .description('run a rotor worker (Temporal settings from TEMPORAL_* and profiles, task queue ROTOR_TASK_QUEUE)')
-    .action(async () => {
+    .option('-f, --config <path>', 'rotor.yaml: alert routes, throughput guards, metrics (default ROTOR_CONFIG)')
+    .action(async (opts: { config?: string }) => {
       const { runWorker } = await import('../worker');
-      await runWorker();
+      await runWorker(opts.config ? { configFile: opts.config } : {});
     });
 
   program

@@ -57,3 +57,18 @@ export function renderStatus(status: RotationStatus): string {
   if (status.steps.length > 0) lines.push('steps', ...status.steps.map(stepLine));
   return lines.join('\n');
 }
+
+/** A plain table: a header row and left-aligned columns, as `kubectl get` prints them. */
+export function renderTable(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+/** "in 3h12m" / "5m ago" for a time, relative to now. */
+export function relativeTime(iso: string | undefined, now = Date.now()): string {
+  if (!iso) return '-';
+  const delta = Date.parse(iso) - now;
+  if (Math.abs(delta) < 1000) return 'now';
+  return delta > 0 ? `in ${formatDuration(delta)}` : `${formatDuration(-delta)} ago`;
+}

@@ -11,7 +11,15 @@ import {
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { DEFAULT_TASK_QUEUE, rotationWorkflowId, SearchAttribute } from '../shared/constants';
 import { InvalidInputError, NotRotatingError } from '../shared/errors';
-import type { PasswordPolicy, RotationFailureDetails, RotationResult, RotationStatus, Trigger } from '../shared/types';
+import type {
+  PasswordPolicy,
+  RotationFailureDetails,
+  RotationOverrides,
+  RotationReporting,
+  RotationResult,
+  RotationStatus,
+  Trigger,
+} from '../shared/types';
 import { TERMINAL_PHASES } from '../shared/types';
 import { endGraceSignal, extendGraceSignal, rollbackSignal, rotateSecret, statusQuery } from '../workflows';
 
@@ -20,6 +28,8 @@ export interface RotateOptions {
   trigger?: Trigger;
   passwordPolicy?: Partial<PasswordPolicy>;
   maxStepAttempts?: number;
+  overrides?: RotationOverrides;
+  reporting?: RotationReporting;
 }
 
 /** A rotation as the client sees it: its handle, and whether this request started it. */
@@ -79,6 +89,8 @@ export class RotationClient {
             ...(options.trigger ? { trigger: options.trigger } : {}),
             ...(options.passwordPolicy ? { passwordPolicy: options.passwordPolicy } : {}),
             ...(options.maxStepAttempts ? { maxStepAttempts: options.maxStepAttempts } : {}),
+            ...(options.overrides ? { overrides: options.overrides } : {}),
+            ...(options.reporting ? { reporting: options.reporting } : {}),
           },
         ],
         workflowIdConflictPolicy: 'USE_EXISTING',
@@ -180,17 +192,17 @@ export class RotationClient {
     return { secretId, workflowId: handle.workflowId, runId: (await handle.describe()).runId, started: false };
   }
 
-  /** Adds `byMs` to the grace period of the running rotation. */
-  async extendGrace(secretId: string, byMs: number): Promise<void> {
+  /** Adds `byMs` to the grace period of the running rotation; `by` names the operator in the audit trail. */
+  async extendGrace(secretId: string, byMs: number, by?: string): Promise<void> {
     if (!(byMs > 0)) throw new InvalidInputError(`extend by: ${byMs} is not a positive duration`);
     const handle = await this.runningHandle(secretId, ['grace'], 'extend the grace period of');
-    await handle.signal(extendGraceSignal, { byMs });
+    await handle.signal(extendGraceSignal, { byMs, ...(by ? { by } : {}) });
   }
 
   /** Ends the grace period of the running rotation now: it goes on to retire the previous credential. */
-  async endGrace(secretId: string): Promise<void> {
+  async endGrace(secretId: string, by?: string): Promise<void> {
     const handle = await this.runningHandle(secretId, ['grace'], 'end the grace period of');
-    await handle.signal(endGraceSignal);
+    await handle.signal(endGraceSignal, by ? { by } : {});
   }
 
   /** The Temporal UI page of the secret's rotation, when ROTOR_TEMPORAL_UI_URL (or a local default) is known. */

@@ -17,6 +17,16 @@ const envSchema = z.object({
   ROTOR_DEFAULT_GRACE: duration.default(parseDuration(DEFAULT_GRACE)),
   ROTOR_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
   ROTOR_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(20),
+  /** rotor.yaml for `rotor worker` (alert routes, throughput guards, metrics, managed secrets) and `rotor apply`. */
+  ROTOR_CONFIG: z.string().min(1).optional(),
+  /** The audit trail's PostgreSQL database; without it, audit events only reach the worker's log. */
+  ROTOR_AUDIT_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  /** Overrides rotor.yaml's metrics.port: the port of the worker's /metrics (0 turns it off). */
+  ROTOR_METRICS_PORT: z.coerce.number().int().min(0).max(65_535).optional(),
+  /** Where the Temporal SDK serves its own Prometheus metrics, e.g. 0.0.0.0:9465. Off when unset. */
+  ROTOR_SDK_METRICS_ADDRESS: z.string().regex(/^[^:]+:\d+$/, 'must be host:port').optional(),
+  /** The Temporal UI, for links in alerts and CLI output. */
+  ROTOR_TEMPORAL_UI_URL: z.string().url().optional(),
 });
 
 /** rotor's settings from the environment. Temporal's own (TEMPORAL_*) and AWS's (AWS_*) are read by their SDKs. */
@@ -27,5 +37,6 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): RotorEnv {
   const picked = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('ROTOR_') && v !== ''));
   const result = envSchema.safeParse(picked);
   if (result.success) return result.data;
+  // The audit URL carries a password: name the variable, never echo the value.
   throw new InvalidInputError(result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
 }

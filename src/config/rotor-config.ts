@@ -717,3 +717,13 @@ function readRetirement(c: Checker, node: Node): RetirementPolicy | undefined {
     maxWaitMs: c.duration(section.at('maxWait'), 0) ?? DEFAULT_RETIREMENT.maxWaitMs,
   };
 }
+
+/** The settings a worker runs with when it is given no rotor.yaml: no managed secrets, no alert routes. */
+export function defaultConfig(): RotorConfig {
+  return {
+    secrets: [],
+    alerts: { stuckPhaseBudgetMs: DEFAULT_STUCK_PHASE_BUDGET_MS, webhooks: {} },
+    throughput: { ...DEFAULT_THROUGHPUT },
+    metrics: { ...DEFAULT_METRICS },
+  };
+}

@@ -14,6 +14,17 @@ export function rotationWorkflowId(secretId: string): string {
   return `rotor/rotate/${secretId}`;
 }
 
+/** The Temporal Schedule that rotates a secret, one per secret in rotor.yaml (`rotor apply`). */
+export const SCHEDULE_ID_PREFIX = 'rotor/schedule/';
+export function scheduleIdFor(secretId: string): string {
+  return `${SCHEDULE_ID_PREFIX}${secretId}`;
+}
+
+/** Workflow id prefix of the runs a schedule starts (Temporal appends the scheduled time). */
+export function scheduledWorkflowIdFor(secretId: string): string {
+  return `rotor/scheduled/${secretId}`;
+}
+
 /** Names of the rotation workflow's signals and queries, as they appear in the Temporal UI. */
 export const SignalName = {
   rollback: 'rollback',

@@ -15,8 +15,11 @@ export function createLogger(level: string = process.env.ROTOR_LOG_LEVEL ?? 'inf
 
 let installed = false;
 
-/** Routes the Temporal SDK's logs (worker, workflow and activity loggers) into `logger`. Once per process. */
-export function installRuntimeLogger(logger: pino.Logger): void {
+/**
+ * Installs the Temporal SDK runtime once per process: its logs (worker, workflow and activity loggers) go into
+ * `logger`; with `metricsAddress` (host:port) it also serves the SDK's own Prometheus metrics there.
+ */
+export function installRuntime(logger: pino.Logger, metricsAddress?: string): void {
   if (installed) return;
   installed = true;
   const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
@@ -28,6 +31,7 @@ export function installRuntimeLogger(logger: pino.Logger): void {
   };
   const threshold = (logger.level.toUpperCase() === 'TRACE' ? 'TRACE' : logger.level.toUpperCase()) as LogLevel;
   Runtime.install({
+    ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
     logger: new DefaultLogger(threshold in levels ? threshold : 'INFO', (entry: LogEntry) => {
       logger[levels[entry.level]]({ ...entry.meta, sdk: true }, entry.message);
     }),

@@ -6,7 +6,7 @@ import type { Alert, AuditEvent } from '../../src/shared/types';
 export type ActivityName = keyof RotorActivities;
 
 /** The activities that report (audit, alerts, metrics) rather than rotate. */
-const REPORTING: readonly ActivityName[] = ['appendAudit', 'notify', 'rotationEnded'];
+const REPORTING: readonly ActivityName[] = ['appendAudit', 'notify', 'rotationEnded', 'untilWindowOpens'];
 
 /** Records each activity call, in order, with its input. */
 export interface Recorded {
@@ -45,6 +45,7 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
     appendAudit: async (events) => ({ appended: events.length, duplicates: 0 }),
     notify: async ({ routes }) => routes.map((route) => ({ route, ok: true, attempts: 1 })),
     rotationEnded: async () => undefined,
+    untilWindowOpens: async () => 0,
   };
   const calls: Recorded['calls'] = [];
   const activities = Object.fromEntries(

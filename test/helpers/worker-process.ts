@@ -12,10 +12,18 @@ export class WorkerProcess {
 
   private constructor(private readonly child: ChildProcess) {}
 
-  static async start(taskQueue: string, holdDir?: string): Promise<WorkerProcess> {
+  static async start(taskQueue: string, holdDir?: string, env: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
     const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, 'test/helpers/worker-main.ts')], {
       cwd: ROOT,
-      env: { ...process.env, ROTOR_TASK_QUEUE: taskQueue, ROTOR_LOG_LEVEL: 'debug', ...(holdDir ? { ROTOR_TEST_HOLD_DIR: holdDir } : {}) },
+      env: {
+        ...process.env,
+        ROTOR_TASK_QUEUE: taskQueue,
+        ROTOR_LOG_LEVEL: 'debug',
+        // No metrics endpoint unless a test asks for one: workers of one file would fight over the port.
+        ROTOR_METRICS_PORT: '0',
+        ...(holdDir ? { ROTOR_TEST_HOLD_DIR: holdDir } : {}),
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const worker = new WorkerProcess(child);

@@ -1,0 +1,79 @@
+import {
+  ApplicationFailure,
+  ChildWorkflowFailure,
+  ParentClosePolicy,
+  proxyLocalActivities,
+  sleep,
+  startChild,
+  upsertMemo,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { RotorActivities } from '../activities';
+import type { WindowConfig } from '../config/rotor-config';
+import { rotationWorkflowId, SearchAttribute } from '../shared/constants';
+import type { RotationInput } from '../shared/types';
+import { ROTATION_FAILED, rotateSecret } from './rotate-secret';
+
+/** What a rotor Schedule starts: the rotation's input, and the window it may start in. */
+export interface ScheduledRotationInput {
+  rotation: RotationInput;
+  window?: WindowConfig;
+}
+
+export interface ScheduledRotationResult {
+  secretId: string;
+  /** `skipped` when a rotation of the secret was already running (one rotation per secret, always). */
+  outcome: 'completed' | 'rolled-back' | 'skipped';
+  /** The rotation's workflow id and run, for `rotor status` and the Temporal UI. */
+  workflowId: string;
+  runId?: string;
+}
+
+/**
+ * Started by a secret's Temporal Schedule. Waits, on a durable timer, for the allowed window to open, then runs the
+ * rotation as a child under the secret's own workflow id, so a scheduled rotation and one started by `rotor rotate`
+ * can never run side by side. It lasts as long as the rotation (grace included), so the schedule's overlap policy
+ * SKIP never doubles one; the rotation is abandoned, not cancelled, if this run is terminated.
+ */
+export async function scheduledRotation({ rotation, window }: ScheduledRotationInput): Promise<ScheduledRotationResult> {
+  const workflowId = rotationWorkflowId(rotation.secretId);
+  if (window) {
+    const { untilWindowOpens } = proxyLocalActivities<RotorActivities>({ startToCloseTimeout: '10s' });
+    const waitMs = await untilWindowOpens({ window });
+    if (waitMs > 0) {
+      upsertMemo({ waitingForWindowUntil: new Date(Date.now() + waitMs).toISOString() });
+      await sleep(waitMs);
+    }
+  }
+  let child;
+  try {
+    child = await startChild(rotateSecret, {
+      workflowId,
+      args: [rotation],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      memo: { requestId: workflowInfo().workflowId },
+      typedSearchAttributes: [
+        { key: SearchAttribute.secretId, value: rotation.secretId },
+        { key: SearchAttribute.phase, value: 'preparing' },
+      ],
+    });
+  } catch (error) {
+    if (error instanceof WorkflowExecutionAlreadyStartedError) return { secretId: rotation.secretId, outcome: 'skipped', workflowId };
+    throw error;
+  }
+  try {
+    const result = await child.result();
+    return { secretId: rotation.secretId, outcome: result.outcome, workflowId, runId: child.firstExecutionRunId };
+  } catch (error) {
+    // The schedule's last result says why, in the rotation's own words.
+    const cause = error instanceof ChildWorkflowFailure && error.cause ? error.cause : error;
+    throw ApplicationFailure.create({
+      type: ROTATION_FAILED,
+      message: cause instanceof Error ? cause.message : String(cause),
+      nonRetryable: true,
+      details: [{ workflowId, runId: child.firstExecutionRunId }],
+    });
+  }
+}
