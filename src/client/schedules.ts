@@ -71,7 +71,8 @@ const MANAGED_BY = 'rotor';
  *
  * Each schedule starts `scheduledRotation` with overlap policy SKIP (a rotation still running is never doubled) and
  * the secret's catch-up window (a Temporal outage does not fire a burst of stale rotations). `paused` in the file is
- * declarative when given; when absent, apply leaves a pause made with `rotor pause` alone.
+ * declarative when given; when absent, apply leaves a pause made with `rotor pause` alone. `--prune` only deletes
+ * schedules that start rotations on this client's task queue, so teams sharing a namespace keep each other's.
  */
 export class ScheduleManager {
   constructor(
@@ -99,6 +100,9 @@ export class ScheduleManager {
     for (const summary of await this.managedSummaries()) {
       const secretId = secretIdOf(summary);
       if (wanted.has(secretId)) continue;
+      // Only schedules of this worker fleet (task queue): other teams' rotor.yaml files share the namespace.
+      const description = await this.describe(secretId);
+      if (!description || description.action.taskQueue !== this.taskQueue) continue;
       if (options.prune) entries.push({ secretId, action: 'delete', changes: [] });
       else kept.push(secretId);
     }

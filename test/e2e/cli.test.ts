@@ -1,36 +1,19 @@
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../src/client';
+import { runCli, type CliRun } from '../helpers/cli';
 import { uniqueName } from '../helpers/env';
 import { createSecret, labels, logsIn, passwordAt, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
-const ROOT = path.resolve(__dirname, '../..');
 const taskQueue = uniqueName('e2e-cli');
 let worker: WorkerProcess;
 let rotor: RotationClient;
 const passwords = new Set<string>();
 const outputs: string[] = [];
 
-/** Runs the `rotor` CLI as `npm run rotor -- ...` does, and returns its exit code and output. */
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, 'src/cli/main.ts'), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ROTOR_TASK_QUEUE: taskQueue, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      outputs.push(stdout, stderr);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
+/** Runs the `rotor` CLI on this file's task queue. */
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
+  return runCli(taskQueue, args, env, outputs);
 }
 
 const roleWithSecret = (marker: string) => roleWithSecretIn('e2e', marker, passwords);

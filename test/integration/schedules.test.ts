@@ -1,0 +1,246 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RotationClient } from '../../src/client';
+import { planSummary, ScheduleManager } from '../../src/client/schedules';
+import { parseConfig, type RotorConfig } from '../../src/config/rotor-config';
+import { rotationWorkflowId, scheduleIdFor } from '../../src/shared/constants';
+import { runCli } from '../helpers/cli';
+import { uniqueName } from '../helpers/env';
+import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus } from '../helpers/stack';
+import { WorkerProcess } from '../helpers/worker-process';
+
+const taskQueue = uniqueName('it-schedules');
+let worker: WorkerProcess;
+let rotor: RotationClient;
+let schedules: ScheduleManager;
+const passwords = new Set<string>();
+const created = new Set<string>();
+const dir = mkdtempSync(path.join(tmpdir(), 'rotor-schedules-'));
+
+const roleWithSecret = (marker: string) => roleWithSecretIn('it', marker, passwords);
+
+/** A config from YAML text; every secret it declares is deleted after the file. */
+function config(yaml: string): RotorConfig {
+  const parsed = parseConfig(yaml);
+  for (const s of parsed.secrets) created.add(s.id);
+  return parsed;
+}
+
+/** Rotor schedules fire at most every minute; tests fire faster than a rotor.yaml may, to stay short. */
+function every(parsed: RotorConfig, ms: number): RotorConfig {
+  for (const s of parsed.secrets) if (s.schedule.kind === 'every') s.schedule.everyMs = ms;
+  return parsed;
+}
+
+async function apply(parsed: RotorConfig, prune = false) {
+  const plan = await schedules.plan(parsed, { prune });
+  await schedules.apply(parsed, plan);
+  return plan;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function runsOf(workflowIdPrefix: string): Promise<{ workflowId: string; status: string }[]> {
+  const out: { workflowId: string; status: string }[] = [];
+  for await (const info of rotor.client.workflow.list({ query: `WorkflowType IN ('rotateSecret', 'scheduledRotation')` })) {
+    if (info.workflowId.startsWith(workflowIdPrefix)) out.push({ workflowId: info.workflowId, status: info.status.name });
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  worker = await WorkerProcess.start(taskQueue);
+  rotor = await rotationClient(taskQueue);
+  schedules = new ScheduleManager(rotor.client, taskQueue);
+});
+
+afterAll(async () => {
+  for (const id of created) await rotor.client.schedule.getHandle(scheduleIdFor(id)).delete().catch(() => undefined);
+  await worker?.stop();
+  await rotor?.client.connection.close();
+});
+
+describe('rotor apply', () => {
+  const a = uniqueName('it/sched-a');
+  const b = uniqueName('it/sched-b');
+  const c = uniqueName('it/sched-c');
+  const v1 = `
+defaults: { grace: 1h, catchupWindow: 10m }
+secrets:
+  - id: ${a}
+    schedule: { every: 30d }
+  - id: ${b}
+    schedule: { cron: "0 3 * * 1", timezone: Europe/Berlin, jitter: 30m }
+  - id: ${c}
+    schedule: { every: 7d, offset: 2h }
+    paused: true
+    note: waiting for the migration
+`;
+  const v2 = `
+defaults: { grace: 1h, catchupWindow: 10m }
+secrets:
+  - id: ${a}
+    schedule: { every: 30d }
+    grace: 2h
+  - id: ${c}
+    schedule: { every: 7d, offset: 2h }
+    paused: false
+`;
+
+  it('creates one schedule per secret with overlap skip and a catch-up window; a second apply changes nothing', async () => {
+    const plan = await apply(config(v1));
+    expect(planSummary(plan)).toEqual({ created: [a, b, c], updated: [], deleted: [], unchanged: [] });
+
+    const da = (await schedules.describe(a))!;
+    expect(da.spec.intervals).toMatchObject([{ every: 30 * 86_400_000 }]);
+    expect(da.policies).toMatchObject({ overlap: 'SKIP', catchupWindow: 600_000 });
+    expect(da.action).toMatchObject({ type: 'startWorkflow', workflowType: 'scheduledRotation', taskQueue });
+    expect(da.state.paused).toBe(false);
+    const db = (await schedules.describe(b))!;
+    expect(db.spec.timezone).toBe('Europe/Berlin');
+    expect(db.spec.jitter).toBe(30 * 60_000);
+    expect(db.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 3, end: 3, step: 1 }], dayOfWeek: [{ start: 'MONDAY', end: 'MONDAY', step: 1 }] });
+    const dc = (await schedules.describe(c))!;
+    expect(dc.state).toMatchObject({ paused: true, note: 'waiting for the migration' });
+
+    const again = await schedules.plan(config(v1));
+    expect(planSummary(again)).toEqual({ created: [], updated: [], deleted: [], unchanged: [a, b, c] });
+  });
+
+  it('updates what changed, resumes, keeps what left the file, and deletes it only with --prune', async () => {
+    const plan = await apply(config(v2));
+    expect(planSummary(plan)).toEqual({ created: [], updated: [a, c], deleted: [], unchanged: [] });
+    expect(plan.entries.find((e) => e.secretId === a)?.changes).toEqual(['grace 1h → 2h']);
+    expect(plan.entries.find((e) => e.secretId === c)?.changes).toEqual(['resume']);
+    expect(plan.kept).toEqual([b]);
+    expect((await schedules.describe(c))!.state.paused).toBe(false);
+    expect((await schedules.rotationSettings(a))?.graceMs).toBe(2 * 3_600_000);
+    expect(await schedules.describe(b)).toBeDefined();
+
+    const pruned = await apply(config(v2), true);
+    expect(planSummary(pruned)).toEqual({ created: [], updated: [], deleted: [b], unchanged: [a, c] });
+    expect(await schedules.describe(b)).toBeUndefined();
+  });
+
+  it('leaves a pause made by an operator alone when the file does not say paused', async () => {
+    await schedules.pause(a, 'paused by oncall: incident 42');
+    const plan = await schedules.plan(config(v2));
+    expect(planSummary(plan).unchanged).toContain(a);
+    expect((await schedules.describe(a))!.state).toMatchObject({ paused: true, note: 'paused by oncall: incident 42' });
+    const views = await schedules.list();
+    expect(views.find((v) => v.secretId === a)).toMatchObject({ paused: true, note: 'paused by oncall: incident 42' });
+    expect(views.find((v) => v.secretId === c)?.nextRunAt).toBeDefined();
+    await schedules.resume(a, 'resumed by oncall');
+    expect((await schedules.describe(a))!.state.paused).toBe(false);
+  });
+
+  it('prints the plan as JSON, changes nothing on --dry-run, and names every problem of a bad file', async () => {
+    const d = uniqueName('it/sched-d');
+    created.add(d);
+    const file = path.join(dir, 'rotor.yaml');
+    writeFileSync(file, `secrets:\n  - id: ${d}\n    schedule: { every: 30d }\n`);
+    const dry = await runCli(taskQueue, ['apply', '-f', file, '--dry-run', '--json']);
+    expect(dry.code).toBe(0);
+    expect(JSON.parse(dry.stdout)).toEqual({ created: [d], updated: [], deleted: [], unchanged: [] });
+    expect(await schedules.describe(d)).toBeUndefined();
+
+    const applied = await runCli(taskQueue, ['apply', '-f', file]);
+    expect(applied.code).toBe(0);
+    expect(applied.stdout).toContain(`+ ${d}`);
+    expect(await schedules.describe(d)).toBeDefined();
+    const second = await runCli(taskQueue, ['apply', '-f', file, '--json']);
+    expect(JSON.parse(second.stdout)).toMatchObject({ created: [], updated: [], deleted: [], unchanged: [d] });
+
+    writeFileSync(file, `secrets:\n  - id: x\n    schedule: { every: 30x }\n  - id: y\n    schedule: { every: 1d, cron: "0 3 * * *" }\n    gracee: 1h\n`);
+    const bad = await runCli(taskQueue, ['apply', '-f', file]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('secrets[0].schedule.every: "30x" is not a duration');
+    expect(bad.stderr).toContain('secrets[1].schedule');
+    expect(bad.stderr).toContain('secrets[1].gracee: unknown key (did you mean grace?)');
+  });
+});
+
+describe('scheduled rotations', () => {
+  it('a schedule with a short interval starts rotations that finish', async () => {
+    const { secretId, username, password, versionId } = await roleWithSecret('sched-run');
+    await apply(every(config(`secrets:\n  - id: ${secretId}\n    schedule: { every: 1m }\n    grace: 0s\n`), 5000));
+    const status = await waitForStatus(rotor, secretId, (s) => s.phase === 'completed', 60_000);
+    await schedules.pause(secretId, 'test done');
+    await rememberPasswords(secretId, passwords);
+    expect(status.trigger).toEqual({ kind: 'schedule', by: scheduleIdFor(secretId) });
+    const now = await labels(secretId);
+    expect(now.current).not.toBe(versionId);
+    expect(await logsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);
+    expect(await logsIn(username, password)).toBe(false);
+    const view = await until('the last run to be reported', async () => {
+      const v = (await schedules.list()).find((x) => x.secretId === secretId);
+      return v?.lastRun && v.lastRun.result !== 'running' ? v : undefined;
+    });
+    expect(view.lastRun?.result).toBe('completed');
+  });
+
+  it('never doubles a rotation: the schedule skips while one is running', async () => {
+    const { secretId } = await roleWithSecret('sched-overlap');
+    await apply(every(config(`secrets:\n  - id: ${secretId}\n    schedule: { every: 1m }\n    grace: 1h\n`), 3000));
+    await waitForStatus(rotor, secretId, (s) => s.phase === 'grace', 60_000);
+    const skipped = await until('a skipped action', async () => {
+      const d = await schedules.describe(secretId);
+      return d && d.info.numActionsSkippedOverlap >= 2 ? d.info.numActionsSkippedOverlap : undefined;
+    });
+    expect(skipped).toBeGreaterThanOrEqual(2);
+    await schedules.pause(secretId, 'test done');
+    const runs = await runsOf(rotationWorkflowId(secretId));
+    expect(runs.filter((r) => r.workflowId === rotationWorkflowId(secretId))).toHaveLength(1);
+    await rotor.endGrace(secretId);
+    await waitForStatus(rotor, secretId, (s) => s.phase === 'completed');
+  });
+
+  it('a scheduled run joins nothing and starts nothing while a rotation started by hand is running', async () => {
+    const { secretId } = await roleWithSecret('sched-manual');
+    await rotor.rotate(secretId, { graceMs: 3_600_000 });
+    await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
+    await apply(every(config(`secrets:\n  - id: ${secretId}\n    schedule: { every: 1m }\n`), 3000));
+    const view = await until('the scheduled run to end', async () => {
+      const v = (await schedules.list()).find((x) => x.secretId === secretId);
+      return v?.lastRun && v.lastRun.result !== 'running' ? v : undefined;
+    });
+    await schedules.pause(secretId, 'test done');
+    expect(view.lastRun?.result).toBe('skipped');
+    const runs = await runsOf(rotationWorkflowId(secretId));
+    expect(runs.filter((r) => r.workflowId === rotationWorkflowId(secretId))).toHaveLength(1);
+    await rotor.endGrace(secretId);
+    await waitForStatus(rotor, secretId, (s) => s.phase === 'completed');
+  });
+
+  it('waits on a durable timer for the allowed window before rotating', async () => {
+    const { secretId, versionId } = await roleWithSecret('sched-window');
+    const opens = new Date(Date.now() + 3 * 3_600_000);
+    const hhmm = (d: Date) => d.toISOString().slice(11, 16);
+    const closes = new Date(opens.getTime() + 3_600_000);
+    await apply(config(`secrets:\n  - id: ${secretId}\n    schedule: { every: 30d, window: { start: "${hhmm(opens)}", end: "${hhmm(closes)}", timezone: UTC } }\n`));
+    await rotor.client.schedule.getHandle(scheduleIdFor(secretId)).trigger();
+    const memo = await until('the run to wait for its window', async () => {
+      for await (const info of rotor.client.workflow.list({ query: `WorkflowType = 'scheduledRotation' AND ExecutionStatus = 'Running'` })) {
+        if (!info.workflowId.startsWith(`rotor/scheduled/${secretId}`)) continue;
+        const d = await rotor.client.workflow.getHandle(info.workflowId, info.runId).describe();
+        if (d.memo?.waitingForWindowUntil) return { workflowId: info.workflowId, until: String(d.memo.waitingForWindowUntil) };
+      }
+      return undefined;
+    });
+    const waitsUntil = Date.parse(memo.until);
+    expect(Math.abs(waitsUntil - Math.floor(opens.getTime() / 60_000) * 60_000)).toBeLessThan(60_000);
+    expect(await rotor.status(secretId)).toBeUndefined();
+    expect((await labels(secretId)).current).toBe(versionId);
+    await rotor.client.workflow.getHandle(memo.workflowId).terminate('test done');
+  });
+});
