@@ -1,5 +1,6 @@
 import { userInfo } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
+import { AuditStore } from '../audit/audit-store';
 import { RotationClient, type RotationOutcome } from '../client';
 import { secretsOverview } from '../client/overview';
 import { planSummary, ScheduleManager, type PlanEntry } from '../client/schedules';
@@ -30,7 +31,6 @@ async function scheduleManager(): Promise<{ rotor: RotationClient; schedules: Sc
 async function auditStore() {
   const url = readEnv().ROTOR_AUDIT_URL;
   if (!url) throw new InvalidInputError('ROTOR_AUDIT_URL is not set — point it at the audit trail database');
-  const { AuditStore } = await import('../audit/audit-store');
   return AuditStore.connect(url);
 }
 

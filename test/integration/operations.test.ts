@@ -1,0 +1,357 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client as PgClient, escapeIdentifier } from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditStore, type AuditRecord } from '../../src/audit/audit-store';
+import type { RotationClient } from '../../src/client';
+import type { AlertKind, RotationReporting } from '../../src/shared/types';
+import { runCli } from '../helpers/cli';
+import { stackEnv, uniqueName } from '../helpers/env';
+import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
+import { historiesText } from '../helpers/hygiene';
+import {
+  createRole,
+  createSecret,
+  pgSecret,
+  rememberPasswords,
+  roleWithSecret as roleWithSecretIn,
+  rotationClient,
+  waitForStatus,
+  withAdmin,
+} from '../helpers/stack';
+import { WorkerProcess } from '../helpers/worker-process';
+
+/**
+ * The operator's view of rotations on the real stack: a `rotor worker` process with a rotor.yaml, an audit database
+ * of its own, webhook alerts to a local receiver, and its Prometheus endpoint.
+ */
+
+const taskQueue = uniqueName('it-ops');
+const holdDir = holdDirectory();
+const auditDb = uniqueName('rotor_audit_it').replace(/-/g, '_');
+const webhookToken = `token-${Math.random().toString(36).slice(2)}`;
+const passwords = new Set<string>();
+const outputs: string[] = [];
+let auditUrl: string;
+let audit: AuditStore;
+let worker: WorkerProcess;
+let rotor: RotationClient;
+let receiver: Server;
+let metricsPort: number;
+let sdkMetricsPort: number;
+let managedId: string;
+let managed: { secretId: string; username: string; password: string };
+let auditedSecretId = '';
+
+interface Received {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: { text: string; rotor: { kind: AlertKind; secretId: string; phase?: string; step?: string; message: string; uiUrl?: string } };
+  raw: string;
+}
+const received: Received[] = [];
+
+const roleWithSecret = (marker: string) => roleWithSecretIn('it', marker, passwords);
+const oncall = (extra: Partial<RotationReporting> = {}): RotationReporting => ({ alerts: ['oncall'], stuckPhaseBudgetMs: 60_000, ...extra });
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const alertFor = (secretId: string, kind: AlertKind) =>
+  until(`a ${kind} alert for ${secretId}`, () => received.find((r) => r.body.rotor.secretId === secretId && r.body.rotor.kind === kind));
+
+/** The secret's audit trail once its outcome (and any alert after it) is written. */
+async function trail(secretId: string, settled: (events: AuditRecord[]) => boolean = (e) => e.some((x) => x.kind === 'outcome')): Promise<AuditRecord[]> {
+  return until(`the audit trail of ${secretId}`, async () => {
+    const events = await audit.history(secretId);
+    return settled(events) ? events : undefined;
+  });
+}
+
+beforeAll(async () => {
+  await withAdmin((admin) => admin.query(`CREATE DATABASE ${escapeIdentifier(auditDb)}`));
+  const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
+  url.pathname = `/${auditDb}`;
+  auditUrl = url.toString();
+  audit = await AuditStore.connect(auditUrl);
+
+  receiver = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c: Buffer) => (raw += c.toString()));
+    req.on('end', () => {
+      received.push({ path: req.url ?? '', headers: req.headers, body: JSON.parse(raw), raw });
+      res.writeHead(req.url === '/broken' ? 500 : 200).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+
+  metricsPort = await freePort();
+  sdkMetricsPort = await freePort();
+  managed = await roleWithSecret('ops-managed');
+  managedId = managed.secretId;
+  const dir = mkdtempSync(path.join(tmpdir(), 'rotor-ops-'));
+  const configFile = path.join(dir, 'rotor.yaml');
+  writeFileSync(
+    configFile,
+    `alerts:
+  webhooks:
+    oncall:
+      urlFromEnv: IT_WEBHOOK_URL
+      header: { name: X-Rotor-Token, valueFromEnv: IT_WEBHOOK_TOKEN }
+    broken:
+      url: ${receiverUrl}/broken
+metrics: { port: ${metricsPort}, host: 127.0.0.1 }
+secrets:
+  - id: ${managedId}
+    schedule: { every: 30d }
+`,
+  );
+  worker = await WorkerProcess.start(taskQueue, holdDir, {
+    ROTOR_CONFIG: configFile,
+    ROTOR_AUDIT_URL: auditUrl,
+    ROTOR_METRICS_PORT: '',
+    ROTOR_SDK_METRICS_ADDRESS: `127.0.0.1:${sdkMetricsPort}`,
+    IT_WEBHOOK_URL: `${receiverUrl}/oncall`,
+    IT_WEBHOOK_TOKEN: webhookToken,
+  });
+  rotor = await rotationClient(taskQueue);
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await rotor?.client.connection.close();
+  await audit?.close();
+  await new Promise((resolve) => receiver?.close(resolve));
+  await withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(auditDb)} WITH (FORCE)`));
+});
+
+describe('audit trail', () => {
+  it('records a full rotation: who triggered it, every step with its duration, the outcome and version ids', async () => {
+    const { secretId, versionId } = await roleWithSecret('ops-audit');
+    await rotor.rotate(secretId, { graceMs: 0, trigger: { kind: 'cli', by: 'alice' }, reporting: oncall() });
+    const outcome = await rotor.wait(secretId);
+    expect(outcome.outcome).toBe('completed');
+    await rememberPasswords(secretId, passwords);
+    const events = await trail(secretId);
+    expect(events.map((e) => `${e.kind}:${e.step ?? e.outcome ?? ''}`)).toEqual([
+      'triggered:',
+      'step:prepare',
+      'step:create',
+      'step:set',
+      'step:test',
+      'step:finish',
+      'step:retire',
+      'outcome:completed',
+    ]);
+    expect(events[0]).toMatchObject({ actor: 'cli:alice', secretId });
+    auditedSecretId = secretId;
+    const current = outcome.outcome === 'completed' ? outcome.result.currentVersionId : '';
+    expect(events.find((e) => e.step === 'create')?.versionId).toBe(current);
+    expect(events.at(-1)).toMatchObject({ versionId: current, detail: { previousVersionId: versionId } });
+    for (const e of events.filter((x) => x.kind === 'step')) expect(e.durationMs).toBeGreaterThanOrEqual(0);
+    // Completed rotations are not alerted.
+    expect(received.filter((r) => r.body.rotor.secretId === secretId)).toEqual([]);
+  });
+
+  it('records a compensation with the failed step, and alerts on it with the route header', async () => {
+    const { secretId } = await roleWithSecret('ops-fail-test');
+    await rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 2, reporting: oncall() });
+    await rotor.wait(secretId);
+    const alert = await alertFor(secretId, 'compensated');
+    expect(alert.path).toBe('/oncall');
+    expect(alert.headers['x-rotor-token']).toBe(webhookToken);
+    expect(alert.body.text).toContain(secretId);
+    expect(alert.body.rotor).toMatchObject({ step: 'test', phase: 'compensated' });
+    expect(alert.body.rotor.uiUrl).toContain(encodeURIComponent(`rotor/rotate/${secretId}`));
+    const events = await trail(secretId, (e) => e.some((x) => x.kind === 'alert-sent'));
+    const kinds = events.map((e) => `${e.kind}:${e.step ?? e.outcome ?? ''}`);
+    expect(kinds).toEqual(expect.arrayContaining(['step-failed:test', 'step:compensate', 'outcome:compensated', 'alert-sent:compensated']));
+    expect(events.find((e) => e.kind === 'step-failed')?.detail?.error).toMatch(/injected by the test rotator/);
+  });
+
+  it('records a rollback with the operator who asked, and alerts on it', async () => {
+    const { secretId } = await roleWithSecret('ops-rollback');
+    await rotor.rotate(secretId, { graceMs: 3_600_000, reporting: oncall() });
+    await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
+    const inGrace = await scrape(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(Number(/^rotor_rotations_in_grace (\d+)/m.exec(inGrace)?.[1])).toBeGreaterThanOrEqual(1);
+    await rotor.rollback(secretId, 'errors after deploy', 'bob');
+    expect((await rotor.wait(secretId)).outcome).toBe('rolled-back');
+    await rememberPasswords(secretId, passwords);
+    await alertFor(secretId, 'rolled-back');
+    const events = await trail(secretId);
+    expect(events.find((e) => e.kind === 'rollback-requested')).toMatchObject({ actor: 'signal:bob', detail: { reason: 'errors after deploy' } });
+    expect(events.some((e) => e.kind === 'step' && e.step === 'rollback')).toBe(true);
+    expect(events.find((e) => e.kind === 'outcome')?.outcome).toBe('rolled-back');
+  });
+
+  it('`rotor audit verify` finds the chain intact, then names the row an UPDATE edited; `rotor history` reads the trail', async () => {
+    const env = { ROTOR_AUDIT_URL: auditUrl };
+    const intact = await runCli(taskQueue, ['audit', 'verify'], env, outputs);
+    expect(intact.stderr).toBe('');
+    expect(intact.code).toBe(0);
+    expect(intact.stdout).toMatch(/audit trail intact: \d+ events, head [0-9a-f]{64}/);
+
+    const secretId = auditedSecretId;
+    const history = await runCli(taskQueue, ['history', secretId], env, outputs);
+    expect(history.code).toBe(0);
+    expect(history.stdout).toMatch(/^AT\s+EVENT\s+STEP\s+OUTCOME\s+TOOK\s+VERSION\s+BY/);
+    expect(history.stdout).toContain('outcome');
+    const json = JSON.parse((await runCli(taskQueue, ['history', secretId, '--json'], env, outputs)).stdout) as AuditRecord[];
+    expect(json.length).toBeGreaterThan(5);
+
+    const target = json.find((e) => e.kind === 'outcome')!;
+    const db = new PgClient({ connectionString: auditUrl });
+    await db.connect();
+    try {
+      await db.query(`UPDATE rotor_audit_events SET outcome = 'tampered' WHERE seq = $1`, [target.seq]);
+    } finally {
+      await db.end();
+    }
+    const broken = await runCli(taskQueue, ['audit', 'verify', '--json'], env, outputs);
+    expect(broken.code).toBe(5);
+    const result = JSON.parse(broken.stdout);
+    expect(result.ok).toBe(false);
+    expect(result.problems.map((p: { seq: number }) => p.seq)).toContain(target.seq);
+  });
+});
+
+describe('alerts', () => {
+  it('alerts when a rotation fails outright, and audits the alert', async () => {
+    const secretId = uniqueName('it/ops-invalid');
+    await createSecret(secretId, { engine: 'postgres', password: 'not-a-login' });
+    passwords.add('not-a-login');
+    await rotor.rotate(secretId, { graceMs: 0, reporting: oncall() });
+    await rotor.wait(secretId);
+    const alert = await alertFor(secretId, 'rotation-failed');
+    expect(alert.body.rotor).toMatchObject({ step: 'prepare', phase: 'failed' });
+    expect(alert.body.rotor.message).toMatch(/host: is required/);
+    await trail(secretId, (e) => e.some((x) => x.kind === 'alert-sent'));
+  });
+
+  it('alerts when a phase outlasts its budget', async () => {
+    const { secretId } = await roleWithSecret('ops-hold-test');
+    await rotor.rotate(secretId, { graceMs: 0, reporting: oncall({ stuckPhaseBudgetMs: 1500 }) });
+    await waitUntilHeld(holdDir, secretId);
+    const alert = await alertFor(secretId, 'stuck');
+    expect(alert.body.rotor).toMatchObject({ phase: 'testing' });
+    expect(alert.body.rotor.message).toMatch(/has been testing for more than 1\.5s/);
+    releaseHold(holdDir, secretId);
+    expect((await rotor.wait(secretId)).outcome).toBe('completed');
+    await rememberPasswords(secretId, passwords);
+  });
+
+  it('alerts when retirement waits on live sessions of the previous login', async () => {
+    const admin = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
+    passwords.add(decodeURIComponent(admin.password));
+    const masterId = uniqueName('it/ops-master');
+    await createSecret(masterId, pgSecret(decodeURIComponent(admin.username), decodeURIComponent(admin.password)));
+    const base = uniqueName('rotor_ops_alt').replace(/-/g, '_');
+    const password = `Init-${Math.random().toString(36).slice(2)}`;
+    passwords.add(password);
+    await createRole(base, password);
+    const secretId = uniqueName('it/ops-alt');
+    await createSecret(secretId, pgSecret(base, password, { masterarn: masterId }));
+    const session = new PgClient({ host: admin.hostname, port: Number(admin.port), user: base, password, database: 'postgres' });
+    await session.connect();
+    try {
+      await rotor.rotate(secretId, {
+        graceMs: 0,
+        overrides: { retirement: { retire: 'disable-login', liveSessions: 'wait', maxWaitMs: 120_000 } },
+        reporting: oncall(),
+      });
+      const alert = await alertFor(secretId, 'awaiting-sessions');
+      expect(alert.body.rotor.message).toMatch(/waits for 1 live sessions/);
+    } finally {
+      await session.end();
+    }
+    const outcome = await rotor.wait(secretId);
+    expect(outcome.outcome === 'completed' && outcome.result.retirement).toBe('disabled-login');
+    await rememberPasswords(secretId, passwords);
+  });
+
+  it('retries a failing receiver, then audits the failed delivery without its URL', async () => {
+    const { secretId } = await roleWithSecret('ops-fail-test-broken');
+    await rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 1, reporting: { alerts: ['broken'] } });
+    await rotor.wait(secretId);
+    const events = await trail(secretId, (e) => e.some((x) => x.kind === 'alert-failed'));
+    const failed = events.find((e) => e.kind === 'alert-failed')!;
+    expect(failed).toMatchObject({ outcome: 'compensated', detail: { route: 'broken', attempts: 5 } });
+    expect(failed.detail?.error).toMatch(/HTTP 500/);
+    expect(JSON.stringify(failed)).not.toContain('127.0.0.1');
+    expect(received.filter((r) => r.path === '/broken' && r.body.rotor.secretId === secretId)).toHaveLength(5);
+  });
+});
+
+describe('metrics', () => {
+  it('serves rotations by rotator and outcome, step durations and rotations in grace, with bounded labels', async () => {
+    const text = await scrape(`http://127.0.0.1:${metricsPort}/metrics`);
+    const count = (outcome: string) => Number(new RegExp(`^rotor_rotations_total\\{rotator="postgres-single-user",outcome="${outcome}"\\} (\\d+)`, 'm').exec(text)?.[1]);
+    expect(count('completed')).toBeGreaterThanOrEqual(2);
+    expect(count('compensated')).toBeGreaterThanOrEqual(2);
+    expect(count('rolled-back')).toBe(1);
+    expect(text).toMatch(/^rotor_rotations_total\{rotator="postgres-alternating-users",outcome="completed"\} 1/m);
+    expect(text).toMatch(/^rotor_step_duration_seconds_count\{step="set",rotator="postgres-single-user",result="ok"\} [1-9]/m);
+    expect(text).toMatch(/^rotor_step_duration_seconds_count\{step="test",rotator="postgres-single-user",result="error"\} [1-9]/m);
+    expect(text).toMatch(/^rotor_rotations_in_grace 0$/m);
+    // Only secrets of rotor.yaml get a per-secret series: label cardinality stays bounded by the file.
+    expect(text).not.toMatch(/secret_id="it\/ops-audit/);
+    const sdk = await scrape(`http://127.0.0.1:${sdkMetricsPort}/metrics`);
+    expect(sdk).toMatch(/^temporal_/m);
+  });
+
+  it('reports the time since the last successful rotation of each managed secret', async () => {
+    const since = async () => {
+      const text = await scrape(`http://127.0.0.1:${metricsPort}/metrics`);
+      const escaped = managedId.replace(/[/.-]/g, (c) => `\\${c}`);
+      return Number(new RegExp(`^rotor_seconds_since_last_success\\{secret_id="${escaped}"\\} ([\\d.e+-]+)`, 'm').exec(text)?.[1]);
+    };
+    // Seeded at start from the store: the secret's AWSCURRENT was created before the worker started.
+    const before = await since();
+    expect(before).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await since()).toBeGreaterThan(before);
+    await rotor.rotate(managedId, { graceMs: 0 });
+    expect((await rotor.wait(managedId)).outcome).toBe('completed');
+    await rememberPasswords(managedId, passwords);
+    expect(await since()).toBeLessThan(before);
+  });
+});
+
+describe('secret hygiene', () => {
+  it('no password in histories, audit rows, alerts, worker logs or CLI output', async () => {
+    const { text } = await historiesText(rotor.client, taskQueue);
+    const db = new PgClient({ connectionString: auditUrl });
+    await db.connect();
+    const rows = JSON.stringify((await db.query('SELECT * FROM rotor_audit_events')).rows);
+    await db.end();
+    const everything = [text, rows, ...received.map((r) => r.raw), worker.logs, ...outputs].join('\n');
+    for (const p of passwords) expect(everything).not.toContain(p);
+    expect(everything).not.toContain(webhookToken);
+  });
+});
+
+async function scrape(url: string): Promise<string> {
+  const res = await fetch(url);
+  expect(res.status).toBe(200);
+  return res.text();
+}
