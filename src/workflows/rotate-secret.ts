@@ -109,7 +109,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     rollback = signal;
     status.rollbackReason = signal.reason ?? 'no reason given';
     if (signal.by) status.rollbackBy = signal.by;
-    report.audit({ kind: 'rollback-requested', phase: status.phase, actor: `signal:${signal.by ?? 'unknown'}`, detail: { reason: status.rollbackReason } });
+    report.audit({ kind: 'rollback-requested', phase: status.phase, actor: `signal:${signal.by ?? 'ui-or-api'}`, detail: { reason: status.rollbackReason } });
     log.info('rollback requested', { secretId: input.secretId, by: signal.by, phase: status.phase });
   });
   setHandler(extendGraceSignal, ({ byMs, by }) => {
@@ -117,12 +117,12 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     graceEndsAt += byMs;
     status.graceEndsAt = new Date(graceEndsAt).toISOString();
     updateMemo();
-    report.audit({ kind: 'grace-extended', phase: 'grace', actor: `signal:${by ?? 'unknown'}`, detail: { byMs, graceEndsAt: status.graceEndsAt } });
+    report.audit({ kind: 'grace-extended', phase: 'grace', actor: `signal:${by ?? 'ui-or-api'}`, detail: { byMs, graceEndsAt: status.graceEndsAt } });
   });
   setHandler(endGraceSignal, (signal) => {
     if (status.phase !== 'grace' || endGrace) return;
     endGrace = true;
-    report.audit({ kind: 'grace-ended', phase: 'grace', actor: `signal:${signal?.by ?? 'unknown'}` });
+    report.audit({ kind: 'grace-ended', phase: 'grace', actor: `signal:${signal?.by ?? 'ui-or-api'}` });
   });
 
   /** The memo keeps a summary readable by `describe`, even when no worker is there to answer the query. */

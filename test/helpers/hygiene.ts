@@ -29,11 +29,11 @@ export async function recordHistories(client: Client, taskQueue: string, prefixe
   const { writeFileSync } = await import('node:fs');
   const path = await import('node:path');
   for await (const execution of client.workflow.list({ query: `TaskQueue = "${taskQueue}"` })) {
-    const secretId = execution.workflowId.replace(/^rotor\/rotate\//, '');
+    const secretId = execution.workflowId.replace(/^rotor\/(rotate|scheduled)\//, '');
     const prefix = prefixes.find((p) => secretId.startsWith(p));
     if (!prefix) continue;
     const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
-    const name = `rotate-secret-${prefix.replace(/^it\//, '')}.json`;
-    writeFileSync(path.join(dir, name), historyToJSON(history));
+    const kind = execution.type === 'scheduledRotation' ? 'scheduled-rotation' : 'rotate-secret';
+    writeFileSync(path.join(dir, `${kind}-${prefix.replace(/^it\//, '')}.json`), historyToJSON(history));
   }
 }

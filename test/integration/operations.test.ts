@@ -11,7 +11,7 @@ import type { AlertKind, RotationReporting } from '../../src/shared/types';
 import { runCli } from '../helpers/cli';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
-import { historiesText } from '../helpers/hygiene';
+import { historiesText, recordHistories } from '../helpers/hygiene';
 import {
   createRole,
   createSecret,
@@ -290,7 +290,7 @@ describe('alerts', () => {
   });
 
   it('retries a failing receiver, then audits the failed delivery without its URL', async () => {
-    const { secretId } = await roleWithSecret('ops-fail-test-broken');
+    const { secretId } = await roleWithSecret('ops-broken-fail-test');
     await rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 1, reporting: { alerts: ['broken'] } });
     await rotor.wait(secretId);
     const events = await trail(secretId, (e) => e.some((x) => x.kind === 'alert-failed'));
@@ -339,6 +339,7 @@ describe('metrics', () => {
 
 describe('secret hygiene', () => {
   it('no password in histories, audit rows, alerts, worker logs or CLI output', async () => {
+    await recordHistories(rotor.client, taskQueue, ['it/ops-audit', 'it/ops-fail-test', 'it/ops-rollback', 'it/ops-hold-test', 'it/ops-alt']);
     const { text } = await historiesText(rotor.client, taskQueue);
     const db = new PgClient({ connectionString: auditUrl });
     await db.connect();

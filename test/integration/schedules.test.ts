@@ -7,6 +7,7 @@ import { planSummary, ScheduleManager } from '../../src/client/schedules';
 import { parseConfig, type RotorConfig } from '../../src/config/rotor-config';
 import { rotationWorkflowId, scheduleIdFor } from '../../src/shared/constants';
 import { runCli } from '../helpers/cli';
+import { recordHistories } from '../helpers/hygiene';
 import { uniqueName } from '../helpers/env';
 import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
@@ -65,6 +66,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await recordHistories(rotor.client, taskQueue, ['it/sched-run', 'it/sched-manual', 'it/sched-window']);
   for (const id of created) await rotor.client.schedule.getHandle(scheduleIdFor(id)).delete().catch(() => undefined);
   await worker?.stop();
   await rotor?.client.connection.close();
