@@ -172,6 +172,35 @@ secrets:
   });
 });
 
+describe('operating schedules from the CLI', () => {
+  it('rotor schedules, rotor status, rotor pause and rotor resume', async () => {
+    const id = uniqueName('it/sched-cli');
+    await apply(config(`secrets:\n  - id: ${id}\n    schedule: { every: 30d }\n`));
+    const paused = await runCli(taskQueue, ['pause', id, '--note', 'db migration'], { ROTOR_OPERATOR: 'carol' });
+    expect(paused).toMatchObject({ code: 0, stdout: `schedule of ${id} paused\n` });
+
+    const table = await runCli(taskQueue, ['schedules']);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^SECRET\s+SCHEDULE\s+NEXT RUN\s+LAST RESULT\s+PAUSED/);
+    expect(table.stdout.split('\n').find((l) => l.startsWith(id))).toMatch(/every 30d\s+-\s+-\s+yes: paused by carol: db migration$/);
+    const views = JSON.parse((await runCli(taskQueue, ['schedules', '--json'])).stdout) as { secretId: string; paused: boolean }[];
+    expect(views.find((v) => v.secretId === id)).toMatchObject({ paused: true, note: 'paused by carol: db migration' });
+
+    const overview = await runCli(taskQueue, ['status']);
+    expect(overview.stdout).toMatch(/^SECRET\s+STATE\s+LAST ROTATED\s+NEXT DUE\s+LAST FAILURE/);
+    expect(overview.stdout.split('\n').find((l) => l.startsWith(id))).toMatch(/never rotated, paused\s+-\s+paused\s+-$/);
+
+    expect((await runCli(taskQueue, ['resume', id])).code).toBe(0);
+    const rows = JSON.parse((await runCli(taskQueue, ['status', '--json'])).stdout) as { secretId: string; paused: boolean; nextDueAt?: string }[];
+    expect(rows.find((r) => r.secretId === id)).toMatchObject({ paused: false, state: 'never rotated' });
+    expect(rows.find((r) => r.secretId === id)?.nextDueAt).toBeDefined();
+
+    const unknown = await runCli(taskQueue, ['pause', `${id}-nope`]);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toMatch(/has no rotor schedule — declare it in rotor.yaml and run `rotor apply -f rotor.yaml`/);
+  });
+});
+
 describe('scheduled rotations', () => {
   it('a schedule with a short interval starts rotations that finish', async () => {
     const { secretId, username, password, versionId } = await roleWithSecret('sched-run');
