@@ -5,12 +5,19 @@
  * - rotations: N PostgreSQL secrets rotated at once through one in-process worker; wall time, rotation latency
  *   percentiles, per-step medians from the status query, and the worker's memory.
  *
- * Prints a table and writes JSON to .bench/<timestamp>.json. ROTOR_BENCH_ROTATIONS sets N (default 20).
+ * - apply: `rotor apply` of a rotor.yaml with M secrets on the dev server (create, then a second apply that changes
+ *   nothing), and the schedules' cleanup.
+ *
+ * Prints a table and writes JSON to .bench/<timestamp>.json. ROTOR_BENCH_ROTATIONS sets N (default 20),
+ * ROTOR_BENCH_SCHEDULES sets M (default 200).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
+import { ScheduleManager } from '../src/client/schedules';
+import { parseConfig } from '../src/config/rotor-config';
 import { generatePassword } from '../src/rotators/password-policy';
+import { scheduleIdFor } from '../src/shared/constants';
 import { createRotorWorker } from '../src/worker';
 import { createLogger, installRuntime } from '../src/worker/logger';
 import { uniqueName } from '../test/helpers/env';
@@ -83,6 +90,29 @@ async function benchRotations(n: number) {
   };
 }
 
+async function benchApply(m: number) {
+  const taskQueue = uniqueName('bench-apply');
+  const rotor = await rotationClient(taskQueue);
+  const schedules = new ScheduleManager(rotor.client, taskQueue);
+  const ids = Array.from({ length: m }, (_, i) => uniqueName(`bench/apply-${i}`));
+  const config = parseConfig(`secrets:\n${ids.map((id) => `  - id: ${id}\n    schedule: { every: 30d, jitter: 1h }\n`).join('')}`);
+  const timed = async (work: () => Promise<unknown>) => {
+    const t0 = Date.now();
+    await work();
+    return Date.now() - t0;
+  };
+  const createMs = await timed(async () => schedules.apply(config, await schedules.plan(config)));
+  let unchanged = 0;
+  const secondMs = await timed(async () => {
+    const plan = await schedules.plan(config);
+    unchanged = plan.entries.filter((e) => e.action === 'unchanged').length;
+  });
+  for (const id of ids) await rotor.client.schedule.getHandle(scheduleIdFor(id)).delete();
+  await rotor.client.connection.close();
+  if (unchanged !== m) throw new Error(`second apply would change ${m - unchanged} schedules`);
+  return { schedules: m, createMs, secondApplyMs: secondMs };
+}
+
 async function main(): Promise<void> {
   const n = Number(process.env.ROTOR_BENCH_ROTATIONS ?? 20);
   const passwords = benchPasswords();
@@ -92,10 +122,12 @@ async function main(): Promise<void> {
   console.log(`  latency p50 ${rotations.latencyMs.p50} ms, p95 ${rotations.latencyMs.p95} ms, max ${rotations.latencyMs.max} ms`);
   console.log(`  step medians (ms): ${Object.entries(rotations.stepMedianMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   console.log(`  worker process RSS: ${rotations.workerRssMiB.before} MiB before, ${rotations.workerRssMiB.after} MiB after`);
+  const apply = await benchApply(Number(process.env.ROTOR_BENCH_SCHEDULES ?? 200));
+  console.log(`apply: ${apply.schedules} schedules created in ${apply.createMs} ms; a second apply plans no change in ${apply.secondApplyMs} ms`);
   const out = path.resolve(__dirname, '../.bench');
   mkdirSync(out, { recursive: true });
   const file = path.join(out, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, passwords, rotations }, null, 2));
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, passwords, rotations, apply }, null, 2));
   console.log(`results: ${path.relative(process.cwd(), file)}`);
 }
 
