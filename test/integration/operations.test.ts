@@ -9,7 +9,7 @@ import { AuditStore, type AuditRecord } from '../../src/audit/audit-store';
 import type { RotationClient } from '../../src/client';
 import type { AlertKind, RotationReporting } from '../../src/shared/types';
 import { runCli } from '../helpers/cli';
-import { stackEnv, uniqueName } from '../helpers/env';
+import { stackEnv, uniqueName, until } from '../helpers/env';
 import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
 import { historiesText, recordHistories } from '../helpers/hygiene';
 import {
@@ -63,16 +63,6 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   return port;
-}
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 const alertFor = (secretId: string, kind: AlertKind) =>

@@ -8,7 +8,7 @@ import { parseConfig, type RotorConfig } from '../../src/config/rotor-config';
 import { rotationWorkflowId, scheduleIdFor } from '../../src/shared/constants';
 import { runCli } from '../helpers/cli';
 import { recordHistories } from '../helpers/hygiene';
-import { uniqueName } from '../helpers/env';
+import { uniqueName, until } from '../helpers/env';
 import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
@@ -39,16 +39,6 @@ async function apply(parsed: RotorConfig, prune = false) {
   const plan = await schedules.plan(parsed, { prune });
   await schedules.apply(parsed, plan);
   return plan;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 async function runsOf(workflowIdPrefix: string): Promise<{ workflowId: string; status: string }[]> {

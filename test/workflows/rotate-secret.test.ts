@@ -6,7 +6,7 @@ import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotationWorkflowId, SearchAttribute } from '../../src/shared/constants';
 import { ErrorType } from '../../src/shared/errors';
-import type { Phase, RotationInput } from '../../src/shared/types';
+import type { Phase, RetirementPolicy, RotationInput } from '../../src/shared/types';
 import {
   endGraceSignal,
   extendGraceSignal,
@@ -67,6 +67,11 @@ async function withRotation<T>(
     });
     return body(handle);
   });
+}
+
+/** `prepareRotation` of an alternating pair with a retirement policy. */
+function alternatingPair(retirement: RetirementPolicy) {
+  return async () => ({ attempt: 1, rotator: 'postgres-alternating-users', currentVersionId: 'version-current', retirement });
 }
 
 async function phaseOf(handle: WorkflowHandle<typeof rotateSecret>): Promise<Phase> {
@@ -248,12 +253,7 @@ describe('rotateSecret', () => {
   it('waits for the previous login\'s live sessions before retiring, on durable timers', async () => {
     const counts = [2, 1, 0];
     const fakes = fakeActivities({
-      prepareRotation: async () => ({
-        attempt: 1,
-        rotator: 'postgres-alternating-users',
-        currentVersionId: 'version-current',
-        retirement: { retire: 'disable-login', liveSessions: 'wait', maxWaitMs: DAY },
-      }),
+      prepareRotation: alternatingPair({ retire: 'disable-login', liveSessions: 'wait', maxWaitMs: DAY }),
       countLiveSessions: async () => {
         const liveSessions = counts.shift() ?? 0;
         return { attempt: 1, liveSessions };
@@ -274,12 +274,7 @@ describe('rotateSecret', () => {
 
   it('says so in its result when the wait for live sessions reaches its bound', async () => {
     const fakes = fakeActivities({
-      prepareRotation: async () => ({
-        attempt: 1,
-        rotator: 'postgres-alternating-users',
-        currentVersionId: 'version-current',
-        retirement: { retire: 'scramble-password', liveSessions: 'wait', maxWaitMs: 3_600_000 },
-      }),
+      prepareRotation: alternatingPair({ retire: 'scramble-password', liveSessions: 'wait', maxWaitMs: 3_600_000 }),
       countLiveSessions: async () => ({ attempt: 1, liveSessions: 1 }),
       retirePrevious: async () => ({ attempt: 1, outcome: 'scrambled-password' }),
     });
@@ -290,12 +285,7 @@ describe('rotateSecret', () => {
 
   it('does not wait when the policy terminates sessions, and asks retire to end them', async () => {
     const fakes = fakeActivities({
-      prepareRotation: async () => ({
-        attempt: 1,
-        rotator: 'postgres-alternating-users',
-        currentVersionId: 'version-current',
-        retirement: { retire: 'disable-login', liveSessions: 'terminate', maxWaitMs: 3_600_000 },
-      }),
+      prepareRotation: alternatingPair({ retire: 'disable-login', liveSessions: 'terminate', maxWaitMs: 3_600_000 }),
     });
     await withRotation(fakes, (handle) => handle.result(), { graceMs: 0 });
     expect(fakes.names()).not.toContain('countLiveSessions');
@@ -383,12 +373,7 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
   it('alerts when retirement waits on live sessions', async () => {
     const counts = [2, 0];
     const fakes = fakeActivities({
-      prepareRotation: async () => ({
-        attempt: 1,
-        rotator: 'postgres-alternating-users',
-        currentVersionId: 'version-current',
-        retirement: { retire: 'disable-login', liveSessions: 'wait', maxWaitMs: DAY },
-      }),
+      prepareRotation: alternatingPair({ retire: 'disable-login', liveSessions: 'wait', maxWaitMs: DAY }),
       countLiveSessions: async () => ({ attempt: 1, liveSessions: counts.shift() ?? 0 }),
     });
     await withRotation(fakes, (handle) => handle.result(), { graceMs: 0, reporting });
