@@ -21,14 +21,30 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: [...nodeBuiltins, 'pg', 'mysql2', 'mysql2/promise', 'pino', '@temporalio/worker', '@temporalio/client', '@temporalio/activity'].map((name) => ({
+          paths: [
+            ...nodeBuiltins,
+            'pg',
+            'mysql2',
+            'mysql2/promise',
+            'pino',
+            'prom-client',
+            'yaml',
+            'cron-parser',
+            '@temporalio/worker',
+            '@temporalio/client',
+            '@temporalio/activity',
+          ].map((name) => ({
             name,
             message: 'workflow code is deterministic: do I/O in an activity',
           })),
           patterns: [
             { group: ['@aws-sdk/*', '@smithy/*'], message: 'workflow code is deterministic: do I/O in an activity' },
             { group: ['**/activities', '**/activities/*'], allowTypeImports: true, message: 'import only the types of activities' },
-            { group: ['**/stores/*', '**/rotators/*', '**/worker/*', '**/client/*', '**/cli/*'], message: 'workflow code must not import I/O layers' },
+            { group: ['**/config/*'], allowTypeImports: true, message: 'import only the types of the config' },
+            {
+              group: ['**/stores/*', '**/rotators/*', '**/worker/*', '**/client/*', '**/cli/*', '**/audit/*', '**/alerts/*', '**/schedules/*'],
+              message: 'workflow code must not import I/O layers',
+            },
           ],
         },
       ],

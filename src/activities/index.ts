@@ -6,7 +6,14 @@ import { resolvePasswordPolicy } from '../rotators/password-policy';
 import { retirementFromTags } from '../rotators/retirement';
 import { versionWithStage, type SecretStore, type StoredValue } from '../stores/secret-store';
 import { Stage } from '../shared/constants';
-import { CredentialsRejectedError, InvalidSecretError, RotorError, StoreConflictError, UnsupportedEngineError } from '../shared/errors';
+import {
+  CredentialsRejectedError,
+  InvalidInputError,
+  InvalidSecretError,
+  RotorError,
+  StoreConflictError,
+  UnsupportedEngineError,
+} from '../shared/errors';
 import { STRATEGY_TAG } from '../rotators/registry';
 import type { WindowConfig } from '../config/rotor-config';
 import { msUntilWindowOpens } from '../schedules/window';
@@ -76,6 +83,8 @@ export function createActivities({ store, rotators, audit, alerts, metrics, targ
     try {
       const result = await runStep(name, secretId, work);
       ok = true;
+      // prepare learns the rotator as it goes: label its own duration with it.
+      if (rotator === undefined && 'rotator' in result && typeof result.rotator === 'string') rotator = result.rotator;
       return result;
     } finally {
       metrics?.stepObserved(name, rotator ?? 'unknown', (performance.now() - started) / 1000, ok);
@@ -131,9 +140,11 @@ export function createActivities({ store, rotators, audit, alerts, metrics, targ
         rotatorFor(secretId, kind).parse(secretId, current.value);
         const previousVersionId = versionWithStage(description, Stage.previous);
         const pending = versionWithStage(description, Stage.pending);
-        const retirement = rotatorFor(secretId, kind).countLiveSessions
-          ? (overrides?.retirement ?? retirementFromTags(secretId, description.tags))
-          : undefined;
+        const retires = Boolean(rotatorFor(secretId, kind).countLiveSessions);
+        if (overrides?.retirement && !retires) {
+          throw new InvalidInputError(`secret ${secretId}: retirement applies to alternating users only, and this secret rotates with ${kind}`);
+        }
+        const retirement = retires ? { ...retirementFromTags(secretId, description.tags), ...overrides?.retirement } : undefined;
         return {
           outcome: kind,
           rotator: kind,

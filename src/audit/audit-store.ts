@@ -22,6 +22,11 @@ export interface AuditStoreOptions {
   table?: string;
   /** Rows per page when verify walks the chain. Default 1000. */
   pageSize?: number;
+  /**
+   * For readers (`rotor history`, `rotor audit verify`): do not create the schema, only check that the table is
+   * there, so a role that may only read the trail can use it.
+   */
+  readOnly?: boolean;
 }
 
 /** First key of every advisory lock rotor's audit store takes ("audi"); the second is derived from the table name. */
@@ -111,11 +116,17 @@ export class AuditStore {
     pool.on('error', () => undefined);
     const lockKey = createHash('sha256').update(table).digest().readInt32BE(0);
     const store = new AuditStore(pool, description, escapeIdentifier(table), lockKey, pageSize, decodeURIComponent(parsed.password));
+    let exists = true;
     try {
-      await store.createSchema(table);
+      if (options.readOnly) exists = (await pool.query('SELECT to_regclass($1) AS t', [table])).rows[0]?.t !== null;
+      else await store.createSchema(table);
     } catch (error) {
       await pool.end().catch(() => undefined);
       throw store.unavailable('connecting', error);
+    }
+    if (!exists) {
+      await pool.end().catch(() => undefined);
+      throw new InvalidInputError(`${description} has no table ${table}: no rotor worker has written to it yet — check ROTOR_AUDIT_URL`);
     }
     return store;
   }

@@ -27,11 +27,18 @@ async function scheduleManager(): Promise<{ rotor: RotationClient; schedules: Sc
   return { rotor, schedules: new ScheduleManager(rotor.client, rotor.taskQueue) };
 }
 
-/** The audit store of ROTOR_AUDIT_URL; a clear error when it is not set. */
+/** The rotor.yaml to read: `-f`, else ROTOR_CONFIG. */
+function configFile(given: string | undefined): string {
+  const file = given ?? readEnv().ROTOR_CONFIG;
+  if (!file) throw new InvalidInputError('no rotor.yaml given: pass -f <path> or set ROTOR_CONFIG');
+  return file;
+}
+
+/** The audit store of ROTOR_AUDIT_URL, for reading; a clear error when it is not set. */
 async function auditStore() {
   const url = readEnv().ROTOR_AUDIT_URL;
   if (!url) throw new InvalidInputError('ROTOR_AUDIT_URL is not set — point it at the audit trail database');
-  return AuditStore.connect(url);
+  return AuditStore.connect(url, { readOnly: true });
 }
 
 const PLAN_MARK: Record<PlanEntry['action'], string> = { create: '+', update: '~', delete: '-', unchanged: '=' };
@@ -134,26 +141,28 @@ export function buildProgram(): Command {
   program
     .command('validate')
     .description('check rotor.yaml without touching anything: every problem, with its path')
-    .requiredOption('-f, --file <path>', 'the rotor.yaml to check')
-    .action(async (opts: { file: string }) => {
-      const config = await loadConfig(opts.file);
-      out(`${opts.file}: valid, ${config.secrets.length} secret${config.secrets.length === 1 ? '' : 's'}`);
+    .option('-f, --file <path>', 'the rotor.yaml to check (default ROTOR_CONFIG)')
+    .action(async (opts: { file?: string }) => {
+      const file = configFile(opts.file);
+      const config = await loadConfig(file);
+      out(`${file}: valid, ${config.secrets.length} secret${config.secrets.length === 1 ? '' : 's'}`);
     });
 
   program
     .command('apply')
     .description('reconcile one Temporal Schedule per secret of rotor.yaml: print the plan, then create, update, pause, delete')
-    .requiredOption('-f, --file <path>', 'the rotor.yaml to apply')
+    .option('-f, --file <path>', 'the rotor.yaml to apply (default ROTOR_CONFIG)')
     .option('--dry-run', 'print the plan and change nothing')
-    .option('--prune', "delete rotor's schedules of secrets no longer in the file")
+    .option('--prune', "delete rotor's schedules (on this task queue) of secrets no longer in the file")
     .option('--json', 'print { created, updated, deleted, unchanged } for machines')
-    .action(async (opts: { file: string; dryRun?: boolean; prune?: boolean; json?: boolean }) => {
-      const config = await loadConfig(opts.file);
+    .action(async (opts: { file?: string; dryRun?: boolean; prune?: boolean; json?: boolean }) => {
+      const file = configFile(opts.file);
+      const config = await loadConfig(file);
       const { schedules } = await scheduleManager();
       const plan = await schedules.plan(config, { prune: Boolean(opts.prune) });
       const changing = plan.entries.filter((e) => e.action !== 'unchanged');
       if (!opts.json) {
-        out(`plan for ${opts.file} (${changing.length} to change, ${plan.entries.length - changing.length} unchanged):`);
+        out(`plan for ${file} (${changing.length} to change, ${plan.entries.length - changing.length} unchanged):`);
         for (const entry of plan.entries) out(planLine(entry));
         for (const id of plan.kept) out(`  ? ${id}  (not in the file; kept — --prune deletes its schedule)`);
       }

@@ -20,8 +20,8 @@ export interface SecretOverview {
 
 /**
  * The managed secrets (those with a schedule), and any other secret whose rotation is running now; with `all`,
- * every secret Temporal still keeps rotations of. One visibility listing and one schedule listing, whatever the
- * number of secrets.
+ * every secret Temporal still keeps rotations of. One visibility listing of rotations, plus the schedules' own
+ * descriptions (one call per schedule, see ScheduleManager.list).
  */
 export async function secretsOverview(client: Client, schedules: ScheduleManager, options: { all?: boolean } = {}): Promise<SecretOverview[]> {
   const runs = new Map<string, WorkflowExecutionInfo[]>();

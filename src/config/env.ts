@@ -17,7 +17,7 @@ const envSchema = z.object({
   ROTOR_DEFAULT_GRACE: duration.default(parseDuration(DEFAULT_GRACE)),
   ROTOR_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
   ROTOR_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(20),
-  /** rotor.yaml for `rotor worker` (alert routes, throughput guards, metrics, managed secrets) and `rotor apply`. */
+  /** rotor.yaml, when `-f` is not given: `rotor worker` (alert routes, guards, metrics), `rotor apply`, `rotor validate`. */
   ROTOR_CONFIG: z.string().min(1).optional(),
   /** The audit trail's PostgreSQL database; without it, audit events only reach the worker's log. */
   ROTOR_AUDIT_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),

@@ -2,7 +2,6 @@ import { readFile } from 'node:fs/promises';
 import { CronExpressionParser } from 'cron-parser';
 import { parseDocument } from 'yaml';
 import { resolvePasswordPolicy } from '../rotators/password-policy';
-import { DEFAULT_RETIREMENT } from '../rotators/retirement';
 import { DEFAULT_GRACE } from '../shared/constants';
 import { formatDuration, parseDuration } from '../shared/duration';
 import { InvalidInputError } from '../shared/errors';
@@ -50,7 +49,7 @@ export interface ManagedSecret {
   graceMs: number;
   catchupWindowMs: number;
   passwordPolicy?: Partial<PasswordPolicy>;
-  retirement?: RetirementPolicy;
+  retirement?: Partial<RetirementPolicy>;
   /** Names of routes in `alerts.webhooks`. */
   alerts: string[];
   maxStepAttempts?: number;
@@ -94,7 +93,7 @@ const DEFAULT_STUCK_PHASE_BUDGET_MS = 30 * MINUTE_MS;
 const DEFAULT_THROUGHPUT: RotorConfig['throughput'] = { storeWritesPerSecond: 40, perTargetConcurrency: 4 };
 const DEFAULT_METRICS: RotorConfig['metrics'] = { port: 9464, host: '0.0.0.0' };
 const MAX_SECRET_ID_LENGTH = 2048;
-/** Secrets Manager's PutSecretValue quota per second. */
+/** Secrets Manager's quota per second, shared by PutSecretValue, UpdateSecretVersionStage and UpdateSecret. */
 const MAX_STORE_WRITES_PER_SECOND = 50;
 const MAX_PER_TARGET_CONCURRENCY = 100;
 const MAX_STEP_ATTEMPTS = 100;
@@ -597,7 +596,8 @@ function readSchedule(c: Checker, node: Node): ScheduleConfig | undefined {
   const cron = readCron(c, schedule.at('cron'));
   const timezone = readTimeZone(c, schedule.at('timezone'));
   const jitterMs = c.duration(schedule.at('jitter'), 0);
-  const window = readWindow(c, schedule.at('window'));
+  // A window's hours are read in the cron's time zone unless it names its own.
+  const window = readWindow(c, schedule.at('window'), schedule.has('cron') ? timezone : undefined);
   const isEvery = schedule.has('every');
   if (isEvery === schedule.has('cron')) {
     return c.add(schedule.path, `needs exactly one of every or cron${isEvery ? ', got both' : ''}`);
@@ -652,7 +652,7 @@ function readTimeZone(c: Checker, node: Node): string | undefined {
   return resolved.toLowerCase() === text.toLowerCase() ? resolved : text;
 }
 
-function readWindow(c: Checker, node: Node): WindowConfig | undefined {
+function readWindow(c: Checker, node: Node, defaultTimeZone = 'UTC'): WindowConfig | undefined {
   const window = c.section(node, WINDOW_KEYS);
   if (!window) return undefined;
   const start = readClock(c, window.at('start'));
@@ -660,7 +660,7 @@ function readWindow(c: Checker, node: Node): WindowConfig | undefined {
   if (start !== undefined && start === end) {
     c.add(window.at('end').path, `${JSON.stringify(end)} equals start; leave window out to allow any time`);
   }
-  const timezone = readTimeZone(c, window.at('timezone')) ?? 'UTC';
+  const timezone = readTimeZone(c, window.at('timezone')) ?? defaultTimeZone;
   const days = readDays(c, window.at('days'));
   if (start === undefined || end === undefined) return undefined;
   return compact({ start, end, timezone, days });
@@ -707,15 +707,15 @@ function readPasswordPolicy(c: Checker, node: Node): Partial<PasswordPolicy> | u
   return policy;
 }
 
-/** The keys given, over DEFAULT_RETIREMENT. */
-function readRetirement(c: Checker, node: Node): RetirementPolicy | undefined {
+/** The keys given; at rotation they override the secret's `rotor:` tags, key by key. */
+function readRetirement(c: Checker, node: Node): Partial<RetirementPolicy> | undefined {
   const section = c.section(node, RETIREMENT_KEYS);
   if (!section) return undefined;
-  return {
-    retire: c.oneOf(section.at('retire'), RETIRE_MODES) ?? DEFAULT_RETIREMENT.retire,
-    liveSessions: c.oneOf(section.at('liveSessions'), LIVE_SESSION_MODES) ?? DEFAULT_RETIREMENT.liveSessions,
-    maxWaitMs: c.duration(section.at('maxWait'), 0) ?? DEFAULT_RETIREMENT.maxWaitMs,
-  };
+  return compact({
+    retire: c.oneOf(section.at('retire'), RETIRE_MODES),
+    liveSessions: c.oneOf(section.at('liveSessions'), LIVE_SESSION_MODES),
+    maxWaitMs: c.duration(section.at('maxWait'), 0),
+  });
 }
 
 /** The settings a worker runs with when it is given no rotor.yaml: no managed secrets, no alert routes. */

@@ -49,8 +49,8 @@ export interface Trigger {
 export interface RotationOverrides {
   /** Overrides the `rotor:strategy` tag and AWS's `masterarn` convention. */
   strategy?: 'single-user' | 'alternating-users';
-  /** Overrides the `rotor:retire` / `rotor:live-sessions` tags. */
-  retirement?: RetirementPolicy;
+  /** Overrides the `rotor:retire` / `rotor:live-sessions` tags, key by key. Alternating users only. */
+  retirement?: Partial<RetirementPolicy>;
 }
 
 /** Where a rotation reports: alert routes (names only: URLs stay in the worker's config) and the stuck budget. */

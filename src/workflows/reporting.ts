@@ -120,9 +120,23 @@ export function createReporter(input: RotationInput): Reporter {
 
     async settle() {
       done = true;
-      // Alerts settle into audit events, which may start another flush: wait until nothing is left.
-      while (pending.length > 0) await pending.shift();
-      await flush();
+      let settled = false;
+      const drain = async () => {
+        // Alerts settle into audit events, which may start another flush: wait until nothing is left.
+        while (pending.length > 0) await pending.shift();
+        await flush();
+      };
+      const draining = drain().then(() => (settled = true));
+      const budget = input.reporting?.stuckPhaseBudgetMs;
+      if (budget && routes.length > 0 && !(await condition(() => settled, budget))) {
+        // Appends retry until the audit database answers; meanwhile the rotation stays open. Say so.
+        reporter.alert(
+          'stuck',
+          `rotation of ${input.secretId} has ended, but its audit trail has not been written for ${formatDuration(budget)}: check the audit database (ROTOR_AUDIT_URL)`,
+        );
+      }
+      await draining;
+      await drain();
     },
   };
   return reporter;

@@ -26,7 +26,7 @@ export async function recordHistories(client: Client, taskQueue: string, prefixe
   const dir = process.env.ROTOR_RECORD_HISTORIES;
   if (!dir) return;
   const { historyToJSON } = await import('@temporalio/common/lib/proto-utils');
-  const { writeFileSync } = await import('node:fs');
+  const { existsSync, writeFileSync } = await import('node:fs');
   const path = await import('node:path');
   for await (const execution of client.workflow.list({ query: `TaskQueue = "${taskQueue}"` })) {
     const secretId = execution.workflowId.replace(/^rotor\/(rotate|scheduled)\//, '');
@@ -34,6 +34,9 @@ export async function recordHistories(client: Client, taskQueue: string, prefixe
     if (!prefix) continue;
     const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
     const kind = execution.type === 'scheduledRotation' ? 'scheduled-rotation' : 'rotate-secret';
-    writeFileSync(path.join(dir, `${kind}-${prefix.replace(/^it\//, '')}.json`), historyToJSON(history));
+    const file = path.join(dir, `${kind}-${prefix.replace(/^it\//, '')}.json`);
+    // Histories recorded by earlier versions of the workflow are what replay protects: never overwrite one.
+    if (existsSync(file)) continue;
+    writeFileSync(file, historyToJSON(history));
   }
 }

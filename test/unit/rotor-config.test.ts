@@ -103,7 +103,7 @@ describe('parseConfig accepts valid files', () => {
       graceMs: HOUR,
       catchupWindowMs: HOUR,
       passwordPolicy: { length: 40, excludeCharacters: '\'"\\', excludePunctuation: true },
-      retirement: { retire: 'disable-login', liveSessions: 'wait', maxWaitMs: 10 * 60_000 },
+      retirement: { retire: 'disable-login', maxWaitMs: 10 * 60_000 },
       alerts: ['oncall', 'pager'],
       maxStepAttempts: 3,
       paused: true,
@@ -111,7 +111,7 @@ describe('parseConfig accepts valid files', () => {
     });
     expect(reports).toEqual({
       id: 'prod/db/reports',
-      schedule: { kind: 'cron', cron: '0 3 * * 1', timezone: 'Europe/Berlin', window: { start: '22:00', end: '04:00', timezone: 'UTC' } },
+      schedule: { kind: 'cron', cron: '0 3 * * 1', timezone: 'Europe/Berlin', window: { start: '22:00', end: '04:00', timezone: 'Europe/Berlin' } },
       graceMs: 2 * HOUR,
       catchupWindowMs: 15 * 60_000,
       alerts: ['oncall'],
@@ -165,7 +165,7 @@ describe('describeSchedule', () => {
   it('says when a secret rotates, for people', () => {
     const [app, reports] = parseConfig(FULL_EXAMPLE).secrets;
     expect(describeSchedule(app!.schedule)).toBe('every 30d (offset 2h, jitter 30m, window 02:00-05:00 Europe/Berlin mon-fri)');
-    expect(describeSchedule(reports!.schedule)).toBe('cron 0 3 * * 1 Europe/Berlin (window 22:00-04:00 UTC)');
+    expect(describeSchedule(reports!.schedule)).toBe('cron 0 3 * * 1 Europe/Berlin (window 22:00-04:00 Europe/Berlin)');
     expect(describeSchedule({ kind: 'cron', cron: '0 3 * * 1', timezone: 'UTC' })).toBe('cron 0 3 * * 1 UTC');
     expect(
       describeSchedule({ kind: 'every', everyMs: DAY, window: { start: '01:00', end: '02:00', timezone: 'UTC', days: ['sat', 'mon', 'wed'] } }),

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { Context } from '@temporalio/activity';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -400,6 +401,21 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
       outcome: 'compensated',
       detail: { route: 'oncall', attempts: 5, error: 'HTTP 500' },
     });
+  });
+
+  it('alerts when the audit trail cannot be written after the rotation ended, and ends once it is', async () => {
+    const fakes = fakeActivities({
+      appendAudit: async (events) => {
+        // The audit database is away for the outcome's append: its first attempts fail, with Temporal's backoff.
+        if (events.some((e) => e.kind === 'outcome') && Context.current().info.attempt < 5) throw new Error('audit database unreachable');
+        return { appended: events.length, duplicates: 0 };
+      },
+    });
+    const result = await withRotation(fakes, (handle) => handle.result(), { graceMs: 0, reporting });
+    expect(result.outcome).toBe('completed');
+    expect(fakes.alerts().map((a) => a.kind)).toEqual(['stuck']);
+    expect(fakes.alerts()[0]!.message).toMatch(/has ended, but its audit trail has not been written for 2\.0s/);
+    expect(fakes.auditEvents().filter((e) => e.kind === 'outcome')).toHaveLength(5);
   });
 
   it('sends no alert and audits still when the secret has no routes', async () => {
