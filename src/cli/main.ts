@@ -5,7 +5,7 @@ import { RotationClient, type RotationOutcome } from '../client';
 import { secretsOverview } from '../client/overview';
 import { planSummary, ScheduleManager, type PlanEntry } from '../client/schedules';
 import { readEnv } from '../config/env';
-import { loadConfig } from '../config/rotor-config';
+import { ConfigError, loadConfig } from '../config/rotor-config';
 import { formatDuration, parseDuration } from '../shared/duration';
 import { InvalidInputError, NotRotatingError } from '../shared/errors';
 import { describeError, ExitCode, exitCodeForFailure } from './exit-codes';
@@ -142,10 +142,20 @@ export function buildProgram(): Command {
     .command('validate')
     .description('check rotor.yaml without touching anything: every problem, with its path')
     .option('-f, --file <path>', 'the rotor.yaml to check (default ROTOR_CONFIG)')
-    .action(async (opts: { file?: string }) => {
+    .option('--json', 'print { valid, secrets } or { valid: false, problems: [{ path, message }] }')
+    .action(async (opts: { file?: string; json?: boolean }) => {
       const file = configFile(opts.file);
-      const config = await loadConfig(file);
-      out(`${file}: valid, ${config.secrets.length} secret${config.secrets.length === 1 ? '' : 's'}`);
+      let config;
+      try {
+        config = await loadConfig(file);
+      } catch (error) {
+        if (!(opts.json && error instanceof ConfigError)) throw error;
+        out(JSON.stringify({ file, valid: false, problems: error.problems }, null, 2));
+        process.exitCode = ExitCode.usage;
+        return;
+      }
+      const count = config.secrets.length;
+      out(opts.json ? JSON.stringify({ file, valid: true, secrets: count }) : `${file}: valid, ${count} secret${count === 1 ? '' : 's'}`);
     });
 
   program
@@ -199,27 +209,23 @@ export function buildProgram(): Command {
       );
     });
 
-  program
-    .command('pause')
-    .description("pause a secret's schedule: no scheduled rotation starts until `rotor resume`")
-    .argument('<secretId>')
-    .option('--note <text>', 'why, shown by `rotor schedules`')
-    .action(async (secretId: string, opts: { note?: string }) => {
-      const { schedules } = await scheduleManager();
-      await schedules.pause(secretId, `paused by ${operator()}${opts.note ? `: ${opts.note}` : ''}`);
-      out(`schedule of ${secretId} paused`);
-    });
-
-  program
-    .command('resume')
-    .description("resume a paused secret's schedule")
-    .argument('<secretId>')
-    .option('--note <text>', 'why')
-    .action(async (secretId: string, opts: { note?: string }) => {
-      const { schedules } = await scheduleManager();
-      await schedules.resume(secretId, `resumed by ${operator()}${opts.note ? `: ${opts.note}` : ''}`);
-      out(`schedule of ${secretId} resumed`);
-    });
+  for (const [name, paused, description] of [
+    ['pause', true, "pause a secret's schedule: no scheduled rotation starts until `rotor resume`"],
+    ['resume', false, "resume a paused secret's schedule"],
+  ] as const) {
+    program
+      .command(name)
+      .description(description)
+      .argument('<secretId>')
+      .option('--note <text>', 'why, shown by `rotor schedules` with who did it')
+      .option('--json', 'print JSON for machines')
+      .action(async (secretId: string, opts: { note?: string; json?: boolean }) => {
+        const { schedules } = await scheduleManager();
+        const note = `${paused ? 'paused' : 'resumed'} by ${operator()}${opts.note ? `: ${opts.note}` : ''}`;
+        await (paused ? schedules.pause(secretId, note) : schedules.resume(secretId, note));
+        out(opts.json ? JSON.stringify({ secretId, paused, note }) : `schedule of ${secretId} ${paused ? 'paused' : 'resumed'}`);
+      });
+  }
 
   program
     .command('history')
@@ -299,20 +305,23 @@ export function buildProgram(): Command {
     .description('keep the previous credential valid longer')
     .argument('<secretId>')
     .argument('<duration>', 'added to the grace period, e.g. 2h')
-    .action(async (secretId: string, duration: string) => {
+    .option('--json', 'print JSON for machines')
+    .action(async (secretId: string, duration: string, opts: { json?: boolean }) => {
       const rotor = await RotationClient.connect(readEnv().ROTOR_TASK_QUEUE);
-      await rotor.extendGrace(secretId, parseDuration(duration, 'duration'), operator());
-      out(`grace period of ${secretId} extended by ${duration}`);
+      const byMs = parseDuration(duration, 'duration');
+      await rotor.extendGrace(secretId, byMs, operator());
+      out(opts.json ? JSON.stringify({ secretId, extendedByMs: byMs }) : `grace period of ${secretId} extended by ${duration}`);
     });
 
   program
     .command('end-grace')
     .description('end the grace period now and retire the previous credential')
     .argument('<secretId>')
-    .action(async (secretId: string) => {
+    .option('--json', 'print JSON for machines')
+    .action(async (secretId: string, opts: { json?: boolean }) => {
       const rotor = await RotationClient.connect(readEnv().ROTOR_TASK_QUEUE);
       await rotor.endGrace(secretId, operator());
-      out(`grace period of ${secretId} ended`);
+      out(opts.json ? JSON.stringify({ secretId, graceEnded: true }) : `grace period of ${secretId} ended`);
     });
 
   program

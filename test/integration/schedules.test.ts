@@ -159,6 +159,11 @@ secrets:
     expect(bad.stderr).toContain('secrets[0].schedule.every: "30x" is not a duration');
     expect(bad.stderr).toContain('secrets[1].schedule');
     expect(bad.stderr).toContain('secrets[1].gracee: unknown key (did you mean grace?)');
+    const invalid = await runCli(taskQueue, ['validate', '--json'], { ROTOR_CONFIG: file });
+    expect(invalid.code).toBe(2);
+    const { valid, problems } = JSON.parse(invalid.stdout) as { valid: boolean; problems: { path: string }[] };
+    expect(valid).toBe(false);
+    expect(problems.map((p) => p.path)).toEqual(expect.arrayContaining(['secrets[0].schedule.every', 'secrets[1].schedule', 'secrets[1].gracee']));
   });
 });
 
@@ -180,7 +185,8 @@ describe('operating schedules from the CLI', () => {
     expect(overview.stdout).toMatch(/^SECRET\s+STATE\s+LAST ROTATED\s+NEXT DUE\s+LAST FAILURE/);
     expect(overview.stdout.split('\n').find((l) => l.startsWith(id))).toMatch(/never rotated, paused\s+-\s+paused\s+-$/);
 
-    expect((await runCli(taskQueue, ['resume', id])).code).toBe(0);
+    const resumed = await runCli(taskQueue, ['resume', id, '--json'], { ROTOR_OPERATOR: 'carol' });
+    expect(JSON.parse(resumed.stdout)).toEqual({ secretId: id, paused: false, note: 'resumed by carol' });
     const rows = JSON.parse((await runCli(taskQueue, ['status', '--json'])).stdout) as { secretId: string; paused: boolean; nextDueAt?: string }[];
     expect(rows.find((r) => r.secretId === id)).toMatchObject({ paused: false, state: 'never rotated' });
     expect(rows.find((r) => r.secretId === id)?.nextDueAt).toBeDefined();
