@@ -17,6 +17,7 @@ import {
 import { STRATEGY_TAG } from '../rotators/registry';
 import type { WindowConfig } from '../config/rotor-config';
 import { msUntilWindowOpens } from '../schedules/window';
+import { attemptSignal } from '../worker/throttle';
 import type {
   Alert,
   AlertDelivery,
@@ -46,9 +47,9 @@ export interface ActivityMetrics {
   stepObserved(step: string, rotator: string, seconds: number, ok: boolean): void;
 }
 
-/** Bounds concurrent work per key (the rotator's target), e.g. a KeyedSemaphore. */
+/** Bounds concurrent work per key (the rotator's target), e.g. a KeyedSemaphore; gives up waiting when `signal` aborts. */
 export interface TargetLimiter {
-  run<T>(key: string, work: () => Promise<T>): Promise<T>;
+  run<T>(key: string, work: () => Promise<T>, signal?: AbortSignal): Promise<T>;
 }
 
 export interface ActivityDeps {
@@ -93,7 +94,7 @@ export function createActivities({ store, rotators, audit, alerts, metrics, targ
 
   /** Calls the target through the per-target limit, so a fleet-wide rotation never floods one database. */
   function onTarget<S, T>(rotator: Rotator<S>, secret: S, work: () => Promise<T>): Promise<T> {
-    return targets ? targets.run(rotator.target(secret), work) : work();
+    return targets ? targets.run(rotator.target(secret), work, attemptSignal()) : work();
   }
 
   function rotatorFor(secretId: string, kind: string): Rotator<unknown> {
@@ -308,7 +309,7 @@ export function createActivities({ store, rotators, audit, alerts, metrics, targ
           log.info('audit event (no audit store configured)', { ...event });
           continue;
         }
-        if ((await audit.append(event)) === 'appended') appended++;
+        if ((await appendOrNote(audit, event)) === 'appended') appended++;
         else duplicates++;
       }
       return { appended, duplicates };
@@ -342,6 +343,29 @@ export function createActivities({ store, rotators, audit, alerts, metrics, targ
 }
 
 export type RotorActivities = ReturnType<typeof createActivities>;
+
+/**
+ * Appends `event`; if the store refuses it (a field it cannot hold), appends under the same id a record that says
+ * so, so one bad event neither blocks nor silently drops the rest of its batch.
+ */
+async function appendOrNote(audit: AuditSink, event: AuditEvent): Promise<'appended' | 'duplicate'> {
+  try {
+    return await audit.append(event);
+  } catch (error) {
+    if (!(error instanceof InvalidInputError)) throw error;
+    const { eventId, at, secretId, workflowId, runId, kind } = event;
+    log.warn('audit event refused, recorded as refused', { eventId, kind, error: error.message });
+    return audit.append({
+      eventId,
+      at,
+      secretId,
+      ...(workflowId ? { workflowId } : {}),
+      ...(runId ? { runId } : {}),
+      kind,
+      detail: { refused: error.message.slice(0, 500) },
+    });
+  }
+}
 
 /**
  * Runs one step: logs its start and end (ids and outcome words only) and turns rotor's typed errors into

@@ -13,14 +13,20 @@ const duration = z.string().transform((text, ctx) => {
 });
 
 const envSchema = z.object({
-  ROTOR_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
+  ROTOR_TASK_QUEUE: z
+    .string()
+    .min(1)
+    .regex(/^[^'"\\]+$/, 'must not contain quotes or backslashes')
+    .default(DEFAULT_TASK_QUEUE),
   ROTOR_DEFAULT_GRACE: duration.default(parseDuration(DEFAULT_GRACE)),
   ROTOR_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
   ROTOR_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(20),
   /** rotor.yaml, when `-f` is not given: `rotor worker` (alert routes, guards, metrics), `rotor apply`, `rotor validate`. */
   ROTOR_CONFIG: z.string().min(1).optional(),
-  /** The audit trail's PostgreSQL database; without it, audit events only reach the worker's log. */
+  /** The audit trail's PostgreSQL database. `rotor worker` needs it, unless ROTOR_AUDIT_DISABLED=true. */
   ROTOR_AUDIT_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  /** Run `rotor worker` without an audit trail (events go to its log only). A choice made out loud, never a default. */
+  ROTOR_AUDIT_DISABLED: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   /** Overrides rotor.yaml's metrics.port: the port of the worker's /metrics (0 turns it off). */
   ROTOR_METRICS_PORT: z.coerce.number().int().min(0).max(65_535).optional(),
   /** Where the Temporal SDK serves its own Prometheus metrics, e.g. 0.0.0.0:9465. Off when unset. */

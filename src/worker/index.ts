@@ -6,6 +6,7 @@ import { createActivities, type ActivityDeps } from '../activities';
 import { webhookNotifier } from '../alerts/notifier';
 import { AuditStore } from '../audit/audit-store';
 import { readEnv } from '../config/env';
+import { InvalidInputError } from '../shared/errors';
 import { defaultConfig, loadConfig, type RotorConfig } from '../config/rotor-config';
 import { rotators as builtInRotators, type RotatorRegistry } from '../rotators/registry';
 import { Stage } from '../shared/constants';
@@ -82,9 +83,15 @@ export async function startWorker(
   try {
     const connection = await NativeConnection.connect(connectionOptions);
     releases.push(() => connection.close());
+    // Every worker of a fleet writes the audit trail: one without it would acknowledge events it cannot keep.
+    if (!env.ROTOR_AUDIT_URL && !env.ROTOR_AUDIT_DISABLED) {
+      throw new InvalidInputError(
+        'ROTOR_AUDIT_URL is not set — point it at the audit trail database, or set ROTOR_AUDIT_DISABLED=true to run without one',
+      );
+    }
     const audit = env.ROTOR_AUDIT_URL ? await AuditStore.connect(env.ROTOR_AUDIT_URL) : undefined;
     if (audit) releases.push(() => audit.close());
-    else logger.warn('audit trail disabled: set ROTOR_AUDIT_URL to a PostgreSQL database of its own');
+    else logger.warn('audit trail disabled (ROTOR_AUDIT_DISABLED=true): audit events go to this log only');
 
     const metrics = new RotorMetrics({
       rotators: Object.keys(rotators),
@@ -93,8 +100,14 @@ export async function startWorker(
     });
     const client = new Client({ connection, namespace });
     metrics.setCollector(async () => {
-      const { count } = await client.workflow.count(`WorkflowType = 'rotateSecret' AND ExecutionStatus = 'Running' AND RotorPhase = 'grace'`);
-      metrics.setInGrace(count);
+      try {
+        const query = `WorkflowType = 'rotateSecret' AND ExecutionStatus = 'Running' AND RotorPhase = 'grace' AND TaskQueue = '${env.ROTOR_TASK_QUEUE}'`;
+        metrics.setInGrace((await client.workflow.count(query)).count);
+      } catch (error) {
+        // Unknown, not stale: a scrape while Temporal is away shows NaN rather than the last count.
+        metrics.setInGrace(Number.NaN);
+        throw error;
+      }
     });
     void seedLastSuccess(metrics, baseStore, config, logger);
 

@@ -1,5 +1,40 @@
-import { InvalidInputError } from '../shared/errors';
+import { Context } from '@temporalio/activity';
+import { InvalidInputError, UnavailableError } from '../shared/errors';
 import type { SecretStore } from '../stores/secret-store';
+
+/** Time left to an attempt that waits on a guard, for the work itself. */
+const WORK_MARGIN_MS = 3000;
+
+/**
+ * Inside an activity: a signal that aborts when the attempt is cancelled, or when so little of its start-to-close
+ * time is left that the work could not finish. A guard gives up then, so a timed-out attempt never wakes up later
+ * and writes behind its own retry. Undefined outside an activity.
+ */
+export function attemptSignal(): AbortSignal | undefined {
+  let context: Context;
+  try {
+    context = Context.current();
+  } catch {
+    return undefined;
+  }
+  const { currentAttemptScheduledTimestampMs, startToCloseTimeoutMs } = context.info;
+  if (!startToCloseTimeoutMs) return context.cancellationSignal;
+  const left = currentAttemptScheduledTimestampMs + startToCloseTimeoutMs - WORK_MARGIN_MS - Date.now();
+  return AbortSignal.any([context.cancellationSignal, AbortSignal.timeout(Math.max(0, left))]);
+}
+
+/** The error a guard gives up with: retryable, so the step's next attempt queues again. */
+function gaveUp(what: string): UnavailableError {
+  return new UnavailableError(undefined, `throttled: the step's attempt ran out of time waiting for ${what}; it will be retried`);
+}
+
+/** Rejects when `signal` aborts; never settles otherwise. */
+function aborted(signal: AbortSignal, what: string): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(gaveUp(what));
+    else signal.addEventListener('abort', () => reject(gaveUp(what)), { once: true });
+  });
+}
 
 /**
  * Paces calls to at most `perSecond` per second: acquisitions complete at least 1000/perSecond ms apart, so no
@@ -25,19 +60,24 @@ export class RateLimiter {
     this.#intervalMs = 1000 / perSecond;
   }
 
-  /** Resolves when the caller may make one call. */
-  acquire(): Promise<void> {
-    const turn = this.#queue.then(() => this.#take());
+  /**
+   * Resolves when the caller may make one call. With `signal`, rejects once it aborts; a waiter that gave up keeps
+   * its place in the queue but takes no slot when its turn comes.
+   */
+  acquire(signal?: AbortSignal): Promise<void> {
+    const turn = this.#queue.then(() => this.#take(signal));
     this.#queue = turn.catch(() => undefined);
-    return turn;
+    return signal ? Promise.race([turn, aborted(signal, 'the store write ceiling')]) : turn;
   }
 
-  async #take(): Promise<void> {
+  async #take(signal?: AbortSignal): Promise<void> {
     let t = this.now();
     while (t < this.#nextAt) {
+      if (signal?.aborted) return;
       await this.sleep(Math.ceil(this.#nextAt - t));
       t = this.now();
     }
+    if (signal?.aborted) return;
     this.#nextAt = t + this.#intervalMs;
   }
 }
@@ -53,9 +93,12 @@ export class KeyedSemaphore {
     if (!(Number.isInteger(limit) && limit > 0)) throw new InvalidInputError(`concurrency limit: ${limit} is not a positive integer`);
   }
 
-  /** Runs `work` once a slot for `key` is free; the slot is released however `work` ends. */
-  async run<T>(key: string, work: () => Promise<T>): Promise<T> {
-    await this.#acquire(key);
+  /**
+   * Runs `work` once a slot for `key` is free; the slot is released however `work` ends. With `signal`, gives up
+   * waiting (UnavailableError) once it aborts.
+   */
+  async run<T>(key: string, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    await this.#acquire(key, signal);
     try {
       return await work();
     } finally {
@@ -68,14 +111,25 @@ export class KeyedSemaphore {
     return this.#slots.get(key)?.holders ?? 0;
   }
 
-  async #acquire(key: string): Promise<void> {
+  async #acquire(key: string, signal?: AbortSignal): Promise<void> {
     const slot = this.#slots.get(key) ?? { holders: 0, waiters: [] };
     this.#slots.set(key, slot);
     if (slot.holders < this.limit) {
       slot.holders++;
       return;
     }
-    await new Promise<void>((resolve) => slot.waiters.push(resolve));
+    let wake!: () => void;
+    const woken = new Promise<void>((resolve) => slot.waiters.push((wake = resolve)));
+    if (!signal) return woken;
+    try {
+      await Promise.race([woken, aborted(signal, `a slot on ${key}`)]);
+    } catch (error) {
+      const i = slot.waiters.indexOf(wake);
+      if (i >= 0) slot.waiters.splice(i, 1);
+      // Woken and aborted at once: the slot was handed over, give it on.
+      else this.#release(key);
+      throw error;
+    }
   }
 
   /** Hands the slot straight to the next waiter, so a newcomer cannot overtake the queue. */
@@ -89,8 +143,8 @@ export class KeyedSemaphore {
 }
 
 /**
- * Wraps `store` so each write (putPending, moveStage, removeStage) first waits for `limiter`; reads and the
- * description pass through untouched.
+ * Wraps `store` so each write (putPending, moveStage, removeStage) first waits for `limiter` (giving up, inside an
+ * activity, when its attempt runs out of time); reads and the description pass through untouched.
  */
 export function throttledStore(store: SecretStore, limiter: RateLimiter): SecretStore {
   return {
@@ -99,15 +153,15 @@ export function throttledStore(store: SecretStore, limiter: RateLimiter): Secret
     getByStage: (secretId, stage) => store.getByStage(secretId, stage),
     getByVersion: (secretId, versionId) => store.getByVersion(secretId, versionId),
     putPending: async (secretId, token, value) => {
-      await limiter.acquire();
+      await limiter.acquire(attemptSignal());
       return store.putPending(secretId, token, value);
     },
     moveStage: async (secretId, stage, versionId) => {
-      await limiter.acquire();
+      await limiter.acquire(attemptSignal());
       return store.moveStage(secretId, stage, versionId);
     },
     removeStage: async (secretId, stage, versionId) => {
-      await limiter.acquire();
+      await limiter.acquire(attemptSignal());
       return store.removeStage(secretId, stage, versionId);
     },
   };

@@ -1,4 +1,4 @@
-import { condition, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { RotorActivities } from '../activities';
 import { formatDuration } from '../shared/duration';
 import { ErrorType } from '../shared/errors';
@@ -26,8 +26,9 @@ export interface Reporter {
 
 /**
  * The rotation's reporter. Audit appends retry until they land (the audit trail must not lose an event); an alert
- * is tried by the worker with its own backoff, and a failed delivery becomes an audit event. Before the
- * REPORTING_PATCH, a no-op, so histories recorded before it replay unchanged.
+ * is tried by the worker with its own backoff, and a failed delivery becomes an audit event. Its activities run in
+ * non-cancellable scopes, so a cancelled rotation still records how it ended. Before the REPORTING_PATCH, a no-op,
+ * so histories recorded before it replay unchanged.
  */
 export function createReporter(input: RotationInput): Reporter {
   if (!patched(REPORTING_PATCH)) return noopReporter;
@@ -56,7 +57,7 @@ export function createReporter(input: RotationInput): Reporter {
           const batch = buffer;
           buffer = [];
           try {
-            await record.appendAudit(batch);
+            await CancellationScope.nonCancellable(() => record.appendAudit(batch));
           } catch (error) {
             // Only a non-retryable rejection gets here: a bug in rotor, not an outage. The rotation goes on.
             log.error('audit events rejected', { secretId: input.secretId, events: batch.length, error: (error as Error).message });
@@ -71,7 +72,14 @@ export function createReporter(input: RotationInput): Reporter {
 
   const reporter: Reporter = {
     audit(event) {
-      buffer.push({ ...event, eventId: `${workflowId}/${runId}/${sequence++}`, at: new Date().toISOString(), secretId: input.secretId, workflowId, runId });
+      buffer.push({
+        ...clean(event),
+        eventId: `${workflowId}/${runId}/${sequence++}`,
+        at: new Date().toISOString(),
+        secretId: input.secretId,
+        workflowId,
+        runId,
+      });
       void flush();
     },
 
@@ -79,7 +87,7 @@ export function createReporter(input: RotationInput): Reporter {
       if (routes.length === 0) return;
       const alert = { kind, message, secretId: input.secretId, workflowId, runId, at: new Date().toISOString(), ...fields };
       pending.push(
-        deliver.notify({ alert, routes }).then(
+        CancellationScope.nonCancellable(() => deliver.notify({ alert, routes })).then(
           (deliveries) => {
             for (const d of deliveries) {
               reporter.audit({
@@ -110,12 +118,14 @@ export function createReporter(input: RotationInput): Reporter {
           }
           await condition(() => done || current().seq !== seq);
         }
-      })();
+      })().catch(() => {
+        // A cancelled rotation rejects the watch's timers: the rotation's own handling records how it ended.
+      });
     },
 
     ended(end, event) {
       reporter.audit({ kind: 'outcome', outcome: end.outcome, ...event });
-      pending.push(record.rotationEnded({ ...end, secretId: input.secretId }));
+      pending.push(CancellationScope.nonCancellable(() => record.rotationEnded({ ...end, secretId: input.secretId })));
     },
 
     async settle() {
@@ -128,7 +138,7 @@ export function createReporter(input: RotationInput): Reporter {
       };
       const draining = drain().then(() => (settled = true));
       const budget = input.reporting?.stuckPhaseBudgetMs;
-      if (budget && routes.length > 0 && !(await condition(() => settled, budget))) {
+      if (budget && routes.length > 0 && !(await CancellationScope.nonCancellable(() => condition(() => settled, budget)))) {
         // Appends retry until the audit database answers; meanwhile the rotation stays open. Say so.
         reporter.alert(
           'stuck',
@@ -140,6 +150,29 @@ export function createReporter(input: RotationInput): Reporter {
     },
   };
   return reporter;
+}
+
+/** Longest text kept in an audit event: the audit store refuses longer ones, and a reason is not an essay. */
+const MAX_TEXT = 1000;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * An event the audit store accepts: texts cut to MAX_TEXT without NUL characters, detail values primitive. Signals
+ * can carry anything, and one refused event must not cost the others of its batch.
+ */
+function clean<E extends Partial<AuditEvent>>(event: E): E {
+  const cut = (v: string) => v.split('\u0000').join('').slice(0, MAX_TEXT).replace(LONE_SURROGATE, '\uFFFD');
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(event)) out[key] = typeof value === 'string' ? cut(value) : value;
+  if (event.detail) {
+    out.detail = Object.fromEntries(
+      Object.entries(event.detail).map(([k, v]) => [
+        k,
+        v === null || typeof v === 'number' || typeof v === 'boolean' ? v : cut(typeof v === 'string' ? v : JSON.stringify(v) ?? String(v)),
+      ]),
+    );
+  }
+  return out as E;
 }
 
 const noopReporter: Reporter = {

@@ -4,6 +4,7 @@ import {
   CancellationScope,
   condition,
   defineQuery,
+  isCancellation,
   defineSignal,
   log,
   proxyActivities,
@@ -99,6 +100,9 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
   let endGrace = false;
   let graceEndsAt = 0;
   let phaseSeq = 0;
+  let ended = false;
+  /** What every step gets: ids, the token and what prepare found (set once prepare has run). */
+  let stepInput: StepInput;
   const report = createReporter(input);
   report.audit({ kind: 'triggered', phase: 'preparing', actor: actorOf(input.trigger), detail: { graceMs: input.graceMs } });
   report.watchPhases(() => ({ seq: phaseSeq, phase: status.phase }));
@@ -106,14 +110,18 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
   setHandler(statusQuery, () => status);
   setHandler(rollbackSignal, (signal) => {
     if (rollback || status.phase === 'retiring' || status.phase === 'awaiting-sessions' || TERMINAL_PHASES.includes(status.phase)) return;
-    rollback = signal;
-    status.rollbackReason = signal.reason ?? 'no reason given';
-    if (signal.by) status.rollbackBy = signal.by;
-    report.audit({ kind: 'rollback-requested', phase: status.phase, actor: `signal:${signal.by ?? 'ui-or-api'}`, detail: { reason: status.rollbackReason } });
-    log.info('rollback requested', { secretId: input.secretId, by: signal.by, phase: status.phase });
+    rollback = signal ?? {};
+    // Signals come from anywhere (the UI included): keep only short strings.
+    status.rollbackReason = text(signal?.reason) ?? 'no reason given';
+    const by = text(signal?.by);
+    if (by) status.rollbackBy = by;
+    report.audit({ kind: 'rollback-requested', phase: status.phase, actor: `signal:${by ?? 'ui-or-api'}`, detail: { reason: status.rollbackReason } });
+    log.info('rollback requested', { secretId: input.secretId, by, phase: status.phase });
   });
-  setHandler(extendGraceSignal, ({ byMs, by }) => {
-    if (status.phase !== 'grace' || !(byMs > 0)) return;
+  setHandler(extendGraceSignal, (signal) => {
+    const byMs = signal?.byMs;
+    const by = text(signal?.by);
+    if (status.phase !== 'grace' || typeof byMs !== 'number' || !Number.isFinite(byMs) || !(byMs > 0)) return;
     graceEndsAt += byMs;
     status.graceEndsAt = new Date(graceEndsAt).toISOString();
     updateMemo();
@@ -122,7 +130,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
   setHandler(endGraceSignal, (signal) => {
     if (status.phase !== 'grace' || endGrace) return;
     endGrace = true;
-    report.audit({ kind: 'grace-ended', phase: 'grace', actor: `signal:${signal?.by ?? 'ui-or-api'}` });
+    report.audit({ kind: 'grace-ended', phase: 'grace', actor: `signal:${text(signal?.by) ?? 'ui-or-api'}` });
   });
 
   /** The memo keeps a summary readable by `describe`, even when no worker is there to answer the query. */
@@ -190,6 +198,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
 
   /** Records the outcome (metrics, audit) and waits for the audit trail and alerts to settle. */
   async function finish(outcome: RotationEnd['outcome'], versionId: string | undefined, detail: AuditEvent['detail'] = {}): Promise<void> {
+    ended = true;
     report.ended(
       { outcome, ...(status.rotator ? { rotator: status.rotator } : {}) },
       { durationMs: Date.now() - Date.parse(status.startedAt), ...(versionId ? { versionId } : {}), detail },
@@ -197,114 +206,127 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     await report.settle();
   }
 
-  // prepare and create change nothing the previous credential depends on: no compensation.
-  let prepared: PreparedRotation;
   try {
-    prepared = await run('prepare', 'preparing', () => steps.prepareRotation({ secretId: input.secretId, ...(input.overrides ? { overrides: input.overrides } : {}) }));
-    status.rotator = prepared.rotator;
-    status.versions.current = prepared.currentVersionId;
-    if (prepared.previousVersionId) status.versions.previous = prepared.previousVersionId;
-    upsertSearchAttributes([{ key: SearchAttribute.rotator, value: prepared.rotator }]);
+    return await rotate();
   } catch (error) {
-    throw await fail('prepare', error, 'nothing was changed');
-  }
-  const stepInput: StepInput = {
-    secretId: input.secretId,
-    token,
-    prepared,
-    ...(input.passwordPolicy ? { passwordPolicy: input.passwordPolicy } : {}),
-  };
-  try {
-    await run('create', 'creating', () => steps.createPending(stepInput));
-    status.versions.pending = token;
-  } catch (error) {
-    throw await fail('create', error, 'the target was not touched');
+    // Cancelled (Temporal UI, API) before it ended: the outcome is still recorded and the reporter settled.
+    if (isCancellation(error) && !ended) {
+      await CancellationScope.nonCancellable(() => finish('failed', status.versions.current, { cancelled: true }));
+    }
+    throw error;
   }
 
-  const compensations: { step: StepName; phase: Phase; call: () => Promise<StepReport> }[] = [];
-  let failedStep: StepName = 'set';
-  try {
-    compensations.push({
-      step: 'compensate',
-      phase: 'compensating',
-      call: () => undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'compensate' }),
-    });
-    for (const [name, phase, call] of [
-      ['set', 'setting', () => steps.setPending(stepInput)],
-      ['test', 'testing', () => steps.testPending(stepInput)],
-      ['finish', 'finishing', () => steps.finishRotation(stepInput)],
-    ] as const) {
-      if (rollback) throw new RollbackRequested();
-      failedStep = name;
-      await run(name, phase, call);
-    }
-  } catch (error) {
-    const unwinding = error instanceof RollbackRequested;
+  /** The rotation itself; `rotateSecret` adds what must happen however it ends. */
+  async function rotate(): Promise<RotationResult> {
+    // prepare and create change nothing the previous credential depends on: no compensation.
+    let prepared: PreparedRotation;
     try {
-      await CancellationScope.nonCancellable(async () => {
-        for (const c of compensations.reverse()) await run(c.step, c.phase, c.call);
-      });
-    } catch (compensationError) {
-      throw await fail(failedStep, compensationError, 'compensation failed too: check the target and the labels by hand');
+      prepared = await run('prepare', 'preparing', () => steps.prepareRotation({ secretId: input.secretId, ...(input.overrides ? { overrides: input.overrides } : {}) }));
+      status.rotator = prepared.rotator;
+      status.versions.current = prepared.currentVersionId;
+      if (prepared.previousVersionId) status.versions.previous = prepared.previousVersionId;
+      upsertSearchAttributes([{ key: SearchAttribute.rotator, value: prepared.rotator }]);
+    } catch (error) {
+      throw await fail('prepare', error, 'nothing was changed');
     }
-    status.versions = { current: prepared.currentVersionId, ...(prepared.previousVersionId ? { previous: prepared.previousVersionId } : {}) };
-    if (unwinding) {
+    stepInput = {
+      secretId: input.secretId,
+      token,
+      prepared,
+      ...(input.passwordPolicy ? { passwordPolicy: input.passwordPolicy } : {}),
+    };
+    try {
+      await run('create', 'creating', () => steps.createPending(stepInput));
+      status.versions.pending = token;
+    } catch (error) {
+      throw await fail('create', error, 'the target was not touched');
+    }
+
+    const compensations: { step: StepName; phase: Phase; call: () => Promise<StepReport> }[] = [];
+    let failedStep: StepName = 'set';
+    try {
+      compensations.push({
+        step: 'compensate',
+        phase: 'compensating',
+        call: () => undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'compensate' }),
+      });
+      for (const [name, phase, call] of [
+        ['set', 'setting', () => steps.setPending(stepInput)],
+        ['test', 'testing', () => steps.testPending(stepInput)],
+        ['finish', 'finishing', () => steps.finishRotation(stepInput)],
+      ] as const) {
+        if (rollback) throw new RollbackRequested();
+        failedStep = name;
+        await run(name, phase, call);
+      }
+    } catch (error) {
+      const unwinding = error instanceof RollbackRequested;
+      try {
+        await CancellationScope.nonCancellable(async () => {
+          for (const c of compensations.reverse()) await run(c.step, c.phase, c.call);
+        });
+      } catch (compensationError) {
+        throw await fail(failedStep, compensationError, 'compensation failed too: check the target and the labels by hand');
+      }
+      status.versions = { current: prepared.currentVersionId, ...(prepared.previousVersionId ? { previous: prepared.previousVersionId } : {}) };
+      if (unwinding) {
+        enter('rolled-back');
+        status.endedAt = new Date().toISOString();
+        report.alert('rolled-back', `rotation of ${input.secretId} rolled back before finish: ${status.rollbackReason}`, { phase: 'rolled-back', step: failedStep });
+        await finish('rolled-back', prepared.currentVersionId, { during: failedStep });
+        return result('rolled-back', prepared.currentVersionId, prepared.previousVersionId);
+      }
+      throw await fail(failedStep, error, 'compensated: the target and AWSCURRENT are as before the rotation', 'compensated');
+    }
+
+    status.versions = { current: token, previous: prepared.currentVersionId };
+    graceEndsAt = Date.now() + input.graceMs;
+    status.graceEndsAt = new Date(graceEndsAt).toISOString();
+    enter('grace');
+    while (!rollback && !endGrace && Date.now() < graceEndsAt) {
+      const before = graceEndsAt;
+      await condition(() => rollback !== undefined || endGrace || graceEndsAt !== before, graceEndsAt - Date.now());
+    }
+
+    if (rollback) {
+      try {
+        await CancellationScope.nonCancellable(() =>
+          run('rollback', 'rolling-back', () =>
+            undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'rollback' }),
+          ),
+        );
+      } catch (error) {
+        throw await fail('rollback', error, 'the new credential may still be current: check the target and the labels');
+      }
+      status.versions = { current: prepared.currentVersionId, previous: token };
       enter('rolled-back');
       status.endedAt = new Date().toISOString();
-      report.alert('rolled-back', `rotation of ${input.secretId} rolled back before finish: ${status.rollbackReason}`, { phase: 'rolled-back', step: failedStep });
-      await finish('rolled-back', prepared.currentVersionId, { during: failedStep });
-      return result('rolled-back', prepared.currentVersionId, prepared.previousVersionId);
+      report.alert('rolled-back', `rotation of ${input.secretId} rolled back during grace: ${status.rollbackReason}`, { phase: 'rolled-back' });
+      await finish('rolled-back', prepared.currentVersionId, { during: 'grace' });
+      return result('rolled-back', prepared.currentVersionId, token);
     }
-    throw await fail(failedStep, error, 'compensated: the target and AWSCURRENT are as before the rotation', 'compensated');
-  }
 
-  status.versions = { current: token, previous: prepared.currentVersionId };
-  graceEndsAt = Date.now() + input.graceMs;
-  status.graceEndsAt = new Date(graceEndsAt).toISOString();
-  enter('grace');
-  while (!rollback && !endGrace && Date.now() < graceEndsAt) {
-    const before = graceEndsAt;
-    await condition(() => rollback !== undefined || endGrace || graceEndsAt !== before, graceEndsAt - Date.now());
-  }
-
-  if (rollback) {
+    const retirement = prepared.retirement;
+    let retirementNote: string | undefined;
     try {
-      await CancellationScope.nonCancellable(() =>
-        run('rollback', 'rolling-back', () =>
-          undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'rollback' }),
-        ),
+      if (retirement && retirement.retire !== 'none' && retirement.liveSessions === 'wait') {
+        retirementNote = await awaitSessions(retirement.maxWaitMs);
+      }
+      const report = await run('retire', 'retiring', () =>
+        steps.retirePrevious({ ...stepInput, ...(retirement?.liveSessions === 'terminate' ? { terminateSessions: true } : {}) }),
       );
+      if (retirement) retirementNote = [report.outcome, retirementNote].filter(Boolean).join('; ');
     } catch (error) {
-      throw await fail('rollback', error, 'the new credential may still be current: check the target and the labels');
+      throw await fail('retire', error, 'the new credential is current; the previous one was not retired');
     }
-    status.versions = { current: prepared.currentVersionId, previous: token };
-    enter('rolled-back');
+    enter('completed');
     status.endedAt = new Date().toISOString();
-    report.alert('rolled-back', `rotation of ${input.secretId} rolled back during grace: ${status.rollbackReason}`, { phase: 'rolled-back' });
-    await finish('rolled-back', prepared.currentVersionId, { during: 'grace' });
-    return result('rolled-back', prepared.currentVersionId, token);
+    await finish('completed', token, {
+      previousVersionId: prepared.currentVersionId,
+      ...(retirementNote ? { retirement: retirementNote } : {}),
+    });
+    return result('completed', token, prepared.currentVersionId, retirementNote);
   }
-
-  const retirement = prepared.retirement;
-  let retirementNote: string | undefined;
-  try {
-    if (retirement && retirement.retire !== 'none' && retirement.liveSessions === 'wait') {
-      retirementNote = await awaitSessions(retirement.maxWaitMs);
-    }
-    const report = await run('retire', 'retiring', () =>
-      steps.retirePrevious({ ...stepInput, ...(retirement?.liveSessions === 'terminate' ? { terminateSessions: true } : {}) }),
-    );
-    if (retirement) retirementNote = [report.outcome, retirementNote].filter(Boolean).join('; ');
-  } catch (error) {
-    throw await fail('retire', error, 'the new credential is current; the previous one was not retired');
-  }
-  enter('completed');
-  status.endedAt = new Date().toISOString();
-  await finish('completed', token, {
-    previousVersionId: prepared.currentVersionId,
-    ...(retirementNote ? { retirement: retirementNote } : {}),
-  });
-  return result('completed', token, prepared.currentVersionId, retirementNote);
 
   /**
    * Waits on durable timers, bounded by `maxWaitMs`, until the previous login has no live session. Returns a note
@@ -341,6 +363,11 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
       status,
     };
   }
+}
+
+/** A signal's free text, if it is text: at most 500 characters. */
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value.trim() !== '' ? value.slice(0, 500) : undefined;
 }
 
 /** Who started the rotation, for the audit trail: `schedule:<id>`, `cli:<user>`, ... */

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { Stage } from '../../src/shared/constants';
-import { InvalidInputError } from '../../src/shared/errors';
+import { ErrorType, InvalidInputError } from '../../src/shared/errors';
 import type { SecretDescription, SecretStore, StoredValue } from '../../src/stores/secret-store';
 import { KeyedSemaphore, RateLimiter, throttledStore } from '../../src/worker/throttle';
 
@@ -145,5 +145,30 @@ describe('throttledStore', () => {
     await writes;
     expect(calls).toEqual(['putPending', 'moveStage', 'removeStage']);
     expect(acquire).toHaveBeenCalledTimes(3);
+  });
+});
+
+describe('guards give up when the attempt runs out of time', () => {
+  it('a rate-limit waiter that gives up rejects as retryable and takes no slot from those behind it', async () => {
+    const limiter = new RateLimiter(10);
+    const t0 = performance.now();
+    await limiter.acquire();
+    await expect(limiter.acquire(AbortSignal.timeout(20))).rejects.toMatchObject({ type: ErrorType.Unavailable, nonRetryable: false });
+    await limiter.acquire();
+    // The next acquisition comes one interval (100 ms) after the first, not two: the waiter that gave up took none.
+    expect(performance.now() - t0).toBeLessThan(180);
+  });
+
+  it('a semaphore waiter that gives up leaves the queue, and the slot goes to the next one', async () => {
+    const semaphore = new KeyedSemaphore(1);
+    let release!: () => void;
+    const holding = semaphore.run('db', () => new Promise<void>((r) => (release = r)));
+    const gaveUp = semaphore.run('db', async () => 'never', AbortSignal.timeout(20));
+    await expect(gaveUp).rejects.toMatchObject({ type: ErrorType.Unavailable, message: expect.stringMatching(/a slot on db/) });
+    const next = semaphore.run('db', async () => 'next');
+    release();
+    await holding;
+    expect(await next).toBe('next');
+    expect(semaphore.inFlight('db')).toBe(0);
   });
 });

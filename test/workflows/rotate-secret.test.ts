@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { CancelledFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { Context } from '@temporalio/activity';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -416,6 +416,49 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
     expect(fakes.alerts().map((a) => a.kind)).toEqual(['stuck']);
     expect(fakes.alerts()[0]!.message).toMatch(/has ended, but its audit trail has not been written for 2\.0s/);
     expect(fakes.auditEvents().filter((e) => e.kind === 'outcome')).toHaveLength(5);
+  });
+
+  it('records the outcome of a rotation cancelled during grace, and ends cancelled', async () => {
+    const fakes = fakeActivities();
+    const failure = await withRotation(fakes, async (handle) => {
+      await waitForPhase(handle, 'grace');
+      await handle.cancel();
+      return failureOf(handle.result());
+    }, { reporting });
+    expect(failure.cause).toBeInstanceOf(CancelledFailure);
+    expect(fakes.auditEvents().find((e) => e.kind === 'outcome')).toMatchObject({ outcome: 'failed', detail: { cancelled: true } });
+    expect(fakes.calls.find((c) => c.name === 'rotationEnded')?.input).toMatchObject({ outcome: 'failed' });
+    expect(fakes.names()).not.toContain('retirePrevious');
+  });
+
+  it('compensates, alerts and audits a rotation cancelled during set', async () => {
+    const setGate = gate();
+    const fakes = fakeActivities({ setPending: async () => (await setGate.wait, { attempt: 1, outcome: 'changed' }) });
+    await withRotation(fakes, async (handle) => {
+      await waitForPhase(handle, 'setting');
+      await handle.cancel();
+      setGate.open();
+      return failureOf(handle.result());
+    }, { reporting });
+    expect(fakes.names().at(-1)).toBe('reinstate');
+    expect(fakes.alerts().map((a) => a.kind)).toEqual(['compensated']);
+    expect(fakes.auditEvents().find((e) => e.kind === 'outcome')?.outcome).toBe('compensated');
+  });
+
+  it('keeps signals from anywhere to short text, and ignores a grace extension that is not a number', async () => {
+    const fakes = fakeActivities();
+    await withRotation(fakes, async (handle) => {
+      await waitForPhase(handle, 'grace');
+      const before = (await handle.query(statusQuery)).graceEndsAt;
+      await handle.signal(extendGraceSignal, { byMs: '3600000' as unknown as number });
+      expect((await handle.query(statusQuery)).graceEndsAt).toBe(before);
+      await handle.signal(rollbackSignal, { reason: 'x'.repeat(3000), by: { name: 'mallory' } as unknown as string });
+      return handle.result();
+    }, { reporting });
+    const requested = fakes.auditEvents().find((e) => e.kind === 'rollback-requested')!;
+    expect(requested.actor).toBe('signal:ui-or-api');
+    expect(requested.detail?.reason).toHaveLength(500);
+    expect(fakes.auditEvents().find((e) => e.kind === 'outcome')?.outcome).toBe('rolled-back');
   });
 
   it('sends no alert and audits still when the secret has no routes', async () => {
