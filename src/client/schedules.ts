@@ -67,6 +67,12 @@ interface RecordedSettings {
 const MANAGED_BY = 'rotor';
 
 /**
+ * The shape of what a schedule starts. Raise it when rotor changes the action (its input, its workflow), so the next
+ * `apply` updates every schedule made by an older rotor.
+ */
+const SETTINGS_VERSION = 1;
+
+/**
  * Reconciles one Temporal Schedule per secret of rotor.yaml (`rotor apply`), and lists, pauses and resumes them.
  *
  * Each schedule starts `scheduledRotation` with overlap policy SKIP (a rotation still running is never doubled) and
@@ -92,8 +98,9 @@ export class ScheduleManager {
         continue;
       }
       const recorded = recordedSettings(existing);
-      const changes = recorded?.hash === desired.hash ? [] : diffSettings(recorded, desired);
+      const changes = recorded?.hash === desired.hash ? driftOf(existing, this.options(secret, config)) : diffSettings(recorded, desired);
       if (secret.paused !== undefined && secret.paused !== existing.state.paused) changes.push(secret.paused ? 'pause' : 'resume');
+      else if (secret.paused && secret.note !== undefined && secret.note !== existing.state.note) changes.push('pause note');
       entries.push({ secretId: secret.id, action: changes.length > 0 ? 'update' : 'unchanged', changes });
     }
     const kept: string[] = [];
@@ -230,12 +237,13 @@ export class ScheduleManager {
       alerts: secret.alerts,
       stuckPhaseBudgetMs: config.alerts.stuckPhaseBudgetMs,
       strategy: secret.strategy ?? null,
-      retirement: secret.retirement ? JSON.stringify(secret.retirement) : null,
+      retirement: secret.retirement ? canonicalJson(secret.retirement) : null,
       passwordPolicy: secret.passwordPolicy ? canonicalJson(secret.passwordPolicy) : null,
       maxStepAttempts: secret.maxStepAttempts ?? null,
       description: secret.description ?? null,
     };
-    return { ...settings, hash: createHash('sha256').update(canonicalJson({ settings, spec: specOf(secret) })).digest('hex').slice(0, 16) };
+    const hashed = canonicalJson({ version: SETTINGS_VERSION, settings, spec: specOf(secret) });
+    return { ...settings, hash: createHash('sha256').update(hashed).digest('hex').slice(0, 16) };
   }
 
   private options(secret: ManagedSecret, config: RotorConfig): ScheduleOptions & { scheduleId: string } {
@@ -270,6 +278,19 @@ export class ScheduleManager {
       typedSearchAttributes: [{ key: SearchAttribute.secretId, value: secret.id }],
     };
   }
+}
+
+/** What was changed on the schedule outside `rotor apply` (Temporal UI, CLI), though its recorded settings match. */
+function driftOf(described: ScheduleDescription, desired: ScheduleOptions): string[] {
+  const drift: string[] = [];
+  const action = desired.action as { workflowType: unknown; taskQueue: string; args: unknown[] };
+  if (described.action.workflowType !== 'scheduledRotation') drift.push('workflow edited outside rotor apply');
+  if (described.action.taskQueue !== action.taskQueue) drift.push('task queue edited outside rotor apply');
+  if (canonicalJson(described.action.args?.[0] ?? null) !== canonicalJson(action.args[0])) drift.push('rotation settings edited outside rotor apply');
+  if (described.policies.overlap !== desired.policies?.overlap || described.policies.catchupWindow !== desired.policies?.catchupWindow) {
+    drift.push('policies edited outside rotor apply');
+  }
+  return drift;
 }
 
 function specOf(secret: ManagedSecret): ScheduleSpec {

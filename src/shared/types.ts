@@ -228,7 +228,9 @@ export type AuditEventKind =
   | 'grace-ended'
   | 'outcome'
   | 'alert-sent'
-  | 'alert-failed';
+  | 'alert-failed'
+  | 'waiting-for-window'
+  | 'skipped';
 
 /** What rotor alerts on. */
 export type AlertKind = 'rotation-failed' | 'compensated' | 'rolled-back' | 'awaiting-sessions' | 'stuck';

@@ -1,7 +1,9 @@
 import {
   ApplicationFailure,
+  CancellationScope,
   ChildWorkflowFailure,
   ParentClosePolicy,
+  proxyActivities,
   proxyLocalActivities,
   sleep,
   startChild,
@@ -12,7 +14,8 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { RotorActivities } from '../activities';
 import type { WindowConfig } from '../config/rotor-config';
 import { rotationWorkflowId, SearchAttribute } from '../shared/constants';
-import type { RotationInput } from '../shared/types';
+import { ErrorType } from '../shared/errors';
+import type { AuditEvent, RotationInput } from '../shared/types';
 import { ROTATION_FAILED, rotateSecret } from './rotate-secret';
 
 /** What a rotor Schedule starts: the rotation's input, and the window it may start in. */
@@ -38,11 +41,14 @@ export interface ScheduledRotationResult {
  */
 export async function scheduledRotation({ rotation, window }: ScheduledRotationInput): Promise<ScheduledRotationResult> {
   const workflowId = rotationWorkflowId(rotation.secretId);
+  const audit = auditor(rotation);
   if (window) {
     const { untilWindowOpens } = proxyLocalActivities<RotorActivities>({ startToCloseTimeout: '10s' });
     const waitMs = await untilWindowOpens({ window });
     if (waitMs > 0) {
-      upsertMemo({ waitingForWindowUntil: new Date(Date.now() + waitMs).toISOString() });
+      const until = new Date(Date.now() + waitMs).toISOString();
+      upsertMemo({ waitingForWindowUntil: until });
+      await audit('waiting-for-window', { until, window: `${window.start}-${window.end} ${window.timezone}` });
       await sleep(waitMs);
     }
   }
@@ -60,7 +66,10 @@ export async function scheduledRotation({ rotation, window }: ScheduledRotationI
       ],
     });
   } catch (error) {
-    if (error instanceof WorkflowExecutionAlreadyStartedError) return { secretId: rotation.secretId, outcome: 'skipped', workflowId };
+    if (error instanceof WorkflowExecutionAlreadyStartedError) {
+      await audit('skipped', { reason: 'a rotation of this secret is already running' });
+      return { secretId: rotation.secretId, outcome: 'skipped', workflowId };
+    }
     throw error;
   }
   try {
@@ -76,4 +85,30 @@ export async function scheduledRotation({ rotation, window }: ScheduledRotationI
       details: [{ workflowId, runId: child.firstExecutionRunId }],
     });
   }
+}
+
+/**
+ * What a scheduled run records in the audit trail itself: the runs that start no rotation (skipped) or wait for
+ * their window. A rotation it starts records its own events.
+ */
+function auditor(rotation: RotationInput): (kind: AuditEvent['kind'], detail: AuditEvent['detail']) => Promise<void> {
+  const { appendAudit } = proxyActivities<RotorActivities>({
+    startToCloseTimeout: '30s',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: [ErrorType.InvalidInput] },
+  });
+  const { workflowId, runId } = workflowInfo();
+  let sequence = 0;
+  return async (kind, detail) => {
+    const event: AuditEvent = {
+      eventId: `${workflowId}/${runId}/${sequence++}`,
+      at: new Date().toISOString(),
+      secretId: rotation.secretId,
+      workflowId,
+      runId,
+      kind,
+      actor: rotation.trigger?.by ? `${rotation.trigger.kind}:${rotation.trigger.by}` : 'schedule',
+      ...(detail ? { detail } : {}),
+    };
+    await CancellationScope.nonCancellable(() => appendAudit([event]));
+  };
 }

@@ -2,13 +2,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditStore } from '../../src/audit/audit-store';
 import type { RotationClient } from '../../src/client';
 import { planSummary, ScheduleManager } from '../../src/client/schedules';
 import { parseConfig, type RotorConfig } from '../../src/config/rotor-config';
 import { rotationWorkflowId, scheduleIdFor } from '../../src/shared/constants';
 import { runCli } from '../helpers/cli';
 import { recordHistories } from '../helpers/hygiene';
-import { uniqueName, until } from '../helpers/env';
+import { stackEnv, uniqueName, until } from '../helpers/env';
 import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
@@ -16,6 +17,7 @@ const taskQueue = uniqueName('it-schedules');
 let worker: WorkerProcess;
 let rotor: RotationClient;
 let schedules: ScheduleManager;
+let audit: AuditStore;
 const passwords = new Set<string>();
 const created = new Set<string>();
 const dir = mkdtempSync(path.join(tmpdir(), 'rotor-schedules-'));
@@ -53,6 +55,7 @@ beforeAll(async () => {
   worker = await WorkerProcess.start(taskQueue);
   rotor = await rotationClient(taskQueue);
   schedules = new ScheduleManager(rotor.client, taskQueue);
+  audit = await AuditStore.connect(stackEnv('ROTOR_AUDIT_URL'), { readOnly: true });
 });
 
 afterAll(async () => {
@@ -60,6 +63,7 @@ afterAll(async () => {
   for (const id of created) await rotor.client.schedule.getHandle(scheduleIdFor(id)).delete().catch(() => undefined);
   await worker?.stop();
   await rotor?.client.connection.close();
+  await audit?.close();
 });
 
 describe('rotor apply', () => {
@@ -134,6 +138,17 @@ secrets:
     expect(views.find((v) => v.secretId === c)?.nextRunAt).toBeDefined();
     await schedules.resume(a, 'resumed by oncall');
     expect((await schedules.describe(a))!.state.paused).toBe(false);
+  });
+
+  it('puts back what was changed outside rotor apply, and a changed pause note', async () => {
+    const id = uniqueName('it/sched-drift');
+    const file = (note: string) => `secrets:\n  - id: ${id}\n    schedule: { every: 30d }\n    paused: true\n    note: ${note}\n`;
+    await apply(config(file('first')));
+    await rotor.client.schedule.getHandle(scheduleIdFor(id)).update((previous) => ({ ...previous, policies: { ...previous.policies, overlap: 'ALLOW_ALL' } }));
+    const plan = await apply(config(file('second')));
+    expect(plan.entries).toEqual([{ secretId: id, action: 'update', changes: ['policies edited outside rotor apply', 'pause note'] }]);
+    expect((await schedules.describe(id))!).toMatchObject({ policies: { overlap: 'SKIP' }, state: { paused: true, note: 'second' } });
+    expect(planSummary(await schedules.plan(config(file('second'))))).toMatchObject({ updated: [], unchanged: [id] });
   });
 
   it('prints the plan as JSON, changes nothing on --dry-run, and names every problem of a bad file', async () => {
@@ -243,6 +258,11 @@ describe('scheduled rotations', () => {
     });
     await schedules.pause(secretId, 'test done');
     expect(view.lastRun?.result).toBe('skipped');
+    const trail = await until('the skipped run in the audit trail', async () => {
+      const events = await audit.history(secretId);
+      return events.some((e) => e.kind === 'skipped') ? events : undefined;
+    });
+    expect(trail.find((e) => e.kind === 'skipped')).toMatchObject({ actor: `schedule:${scheduleIdFor(secretId)}`, detail: { reason: 'a rotation of this secret is already running' } });
     const runs = await runsOf(rotationWorkflowId(secretId));
     expect(runs.filter((r) => r.workflowId === rotationWorkflowId(secretId))).toHaveLength(1);
     await rotor.endGrace(secretId);
@@ -268,6 +288,8 @@ describe('scheduled rotations', () => {
     expect(Math.abs(waitsUntil - Math.floor(opens.getTime() / 60_000) * 60_000)).toBeLessThan(60_000);
     expect(await rotor.status(secretId)).toBeUndefined();
     expect((await labels(secretId)).current).toBe(versionId);
+    const waiting = await until('the wait in the audit trail', async () => (await audit.history(secretId)).find((e) => e.kind === 'waiting-for-window'));
+    expect(waiting.detail).toMatchObject({ until: memo.until, window: `${hhmm(opens)}-${hhmm(closes)} UTC` });
     await rotor.client.workflow.getHandle(memo.workflowId).terminate('test done');
   });
 });
