@@ -34,7 +34,7 @@ export function describeError(error: unknown): { code: number; message: string }
       case ErrorType.UnsupportedEngine:
         return { code: ExitCode.usage, message: error.message };
       case ErrorType.Unavailable:
-        return { code: ExitCode.unavailable, message: error.message };
+        return { code: ExitCode.unavailable, message: `${error.message} — check that it is up and reachable from here` };
       default:
         return { code: ExitCode.internal, message: error.message };
     }

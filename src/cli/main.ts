@@ -123,7 +123,7 @@ export function buildProgram(): Command {
             ['SECRET', 'STATE', 'LAST ROTATED', 'NEXT DUE', 'LAST FAILURE'],
             rows.map((r) => [
               r.secretId,
-              `${r.state}${r.state === 'rotating' && r.phase ? ` (${r.phase})` : ''}${r.paused ? ', paused' : ''}`,
+              `${r.state}${(r.state === 'rotating' || r.phase === 'rolled-back') && r.phase ? ` (${r.phase})` : ''}${r.paused ? ', paused' : ''}`,
               relativeTime(r.lastRotatedAt),
               r.paused ? 'paused' : relativeTime(r.nextDueAt),
               r.lastFailure ? `${relativeTime(r.lastFailure.at)}: ${r.lastFailure.message}` : '-',
@@ -239,7 +239,11 @@ export function buildProgram(): Command {
       const audit = await auditStore();
       try {
         const events = await audit.history(secretId, { limit });
-        if (opts.json) return out(JSON.stringify(events, null, 2));
+        if (opts.json) {
+          out(JSON.stringify(events, null, 2));
+          if (events.length === 0) process.exitCode = ExitCode.notFound;
+          return;
+        }
         if (events.length === 0) throw new NotRotatingError(secretId, `has no audit events in the ${audit.description}`);
         out(
           renderTable(

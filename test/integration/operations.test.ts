@@ -217,6 +217,13 @@ describe('audit trail', () => {
     } finally {
       await db.end();
     }
+    const away = await runCli(taskQueue, ['audit', 'verify'], { ROTOR_AUDIT_URL: 'postgres://auditor:hunter2-secret@127.0.0.1:1/rotor_audit' }, outputs);
+    expect(away.code).toBe(4);
+    expect(away.stderr).toMatch(/^rotor: .*audit database rotor_audit at 127\.0\.0\.1:1.* — check that it is up and reachable from here\n$/);
+    expect(away.stderr).not.toContain('hunter2-secret');
+    const none = await runCli(taskQueue, ['history', `${secretId}-none`, '--json'], env, outputs);
+    expect(none).toMatchObject({ code: 3, stdout: '[]\n' });
+
     const broken = await runCli(taskQueue, ['audit', 'verify', '--json'], env, outputs);
     expect(broken.code).toBe(5);
     const result = JSON.parse(broken.stdout);
@@ -289,6 +296,14 @@ describe('alerts', () => {
     expect(failed.detail?.error).toMatch(/HTTP 500/);
     expect(JSON.stringify(failed)).not.toContain('127.0.0.1');
     expect(received.filter((r) => r.path === '/broken' && r.body.rotor.secretId === secretId)).toHaveLength(5);
+  });
+});
+
+describe('worker settings', () => {
+  it('a worker without ROTOR_AUDIT_URL refuses to start, and names the way out', async () => {
+    await expect(WorkerProcess.start(uniqueName('it-no-audit'), undefined, { ROTOR_AUDIT_URL: '' })).rejects.toThrow(
+      /ROTOR_AUDIT_URL is not set — point it at the audit trail database, or set ROTOR_AUDIT_DISABLED=true/,
+    );
   });
 });
 
