@@ -108,7 +108,9 @@ export function createReporter(input: RotationInput): Reporter {
     watchPhases(current) {
       const budget = input.reporting?.stuckPhaseBudgetMs;
       if (!budget || routes.length === 0) return;
-      void (async () => {
+      // Not cancellable: a cancelled rotation still compensates, and a compensation that hangs must still alert.
+      // The watch ends when the reporter settles.
+      void CancellationScope.nonCancellable(async () => {
         while (!done) {
           const { seq, phase } = current();
           const moved = await condition(() => done || current().seq !== seq, budget);
@@ -118,8 +120,6 @@ export function createReporter(input: RotationInput): Reporter {
           }
           await condition(() => done || current().seq !== seq);
         }
-      })().catch(() => {
-        // A cancelled rotation rejects the watch's timers: the rotation's own handling records how it ended.
       });
     },
 

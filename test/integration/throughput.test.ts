@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, type Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../src/client';
@@ -92,6 +92,7 @@ interface Fleet {
 let fleet: Fleet[];
 
 beforeAll(async () => {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
   const base = uniqueName('rotor_fleet').replace(/-/g, '_');
   const members = Array.from({ length: SECRETS }, (_, i) => ({
     secretId: uniqueName(`it/fleet-${i}`),

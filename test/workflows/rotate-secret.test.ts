@@ -437,6 +437,9 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
     await withRotation(fakes, async (handle) => {
       await waitForPhase(handle, 'setting');
       await handle.cancel();
+      // The rotation does not wait for the cancelled step: it compensates at once. The step ends only afterwards
+      // (the time-skipping server refuses a cancel request that crosses the step's completion).
+      await waitForPhase(handle, 'compensated');
       setGate.open();
       return failureOf(handle.result());
     }, { reporting });
