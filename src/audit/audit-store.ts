@@ -197,9 +197,11 @@ export class AuditStore {
 
   /**
    * Walks the whole chain in seq order, a page at a time, recomputing each row's hash and checking its link to the
-   * previous row. Reports edited and deleted rows by seq, and the head hash to anchor outside the database.
+   * previous row. Reports edited and deleted rows by seq, and the head to anchor outside the database. With
+   * `anchor` (a head recorded earlier), also checks that its row is still there with that hash: what the chain alone
+   * cannot show, the newest rows deleted or the whole chain rewritten.
    */
-  async verify(): Promise<VerifyResult> {
+  async verify(anchor?: { seq: number; hash: string }): Promise<VerifyResult> {
     let position = CHAIN_START;
     const problems: ChainProblem[] = [];
     let found = 0;
@@ -215,13 +217,25 @@ export class AuditStore {
         problems.push(...checked.problems.slice(0, Math.max(0, MAX_PROBLEMS - problems.length)));
         if (page.rows.length < this.pageSize) break;
       }
+      if (anchor) {
+        const row = await this.pool.query<{ hash: string }>(`SELECT hash FROM ${this.table} WHERE seq = $1`, [anchor.seq]);
+        const problem = !row.rows[0]
+          ? 'the anchored row is gone: the newest rows were deleted'
+          : row.rows[0].hash !== anchor.hash
+            ? 'the anchored row has another hash: the chain was rewritten'
+            : undefined;
+        if (problem) {
+          found++;
+          problems.push({ seq: anchor.seq, problem });
+        }
+      }
     } catch (error) {
       throw this.unavailable('verifying the chain', error);
     }
     return {
       ok: found === 0,
       rows: position.rows,
-      ...(position.seq > 0 ? { headHash: position.hash } : {}),
+      ...(position.seq > 0 ? { headSeq: position.seq, headHash: position.hash } : {}),
       problems,
       ...(found > problems.length ? { omittedProblems: found - problems.length } : {}),
     };

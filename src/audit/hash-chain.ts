@@ -27,7 +27,8 @@ export type ChainedRecord = Omit<AuditRecord, 'recordedAt'>;
 export interface VerifyResult {
   ok: boolean;
   rows: number;
-  /** The last row's hash: record it outside the database to detect later deletion of the newest rows. */
+  /** The last row's seq and hash: record them outside the database to detect later deletion of the newest rows. */
+  headSeq?: number;
   headHash?: string;
   problems: { seq: number; problem: string }[];
   /** How many problems were found beyond those listed (the list is capped). */

@@ -34,6 +34,13 @@ function configFile(given: string | undefined): string {
   return file;
 }
 
+/** `--anchor <seq>:<hash>`, as `rotor audit verify` prints the head. */
+function parseAnchor(text: string): { seq: number; hash: string } {
+  const match = /^(\d+):([0-9a-f]{64})$/.exec(text.trim());
+  if (!match) throw new InvalidInputError(`--anchor: ${JSON.stringify(text)} is not <seq>:<sha-256 hex>, as \`rotor audit verify\` prints the head`);
+  return { seq: Number(match[1]), hash: match[2]! };
+}
+
 /** The audit store of ROTOR_AUDIT_URL, for reading; a clear error when it is not set. */
 async function auditStore() {
   const url = readEnv().ROTOR_AUDIT_URL;
@@ -268,13 +275,18 @@ export function buildProgram(): Command {
   auditCommand
     .command('verify')
     .description('check the hash chain: any edited or deleted event is reported; prints the head hash to anchor elsewhere')
+    .option('--anchor <seq:hash>', 'a head printed by an earlier verify: also check that row is still there, unchanged')
     .option('--json', 'print JSON for machines')
-    .action(async (opts: { json?: boolean }) => {
+    .action(async (opts: { anchor?: string; json?: boolean }) => {
+      const anchor = opts.anchor === undefined ? undefined : parseAnchor(opts.anchor);
       const audit = await auditStore();
       try {
-        const result = await audit.verify();
+        const result = await audit.verify(anchor);
         if (opts.json) out(JSON.stringify(result, null, 2));
-        else if (result.ok) out(`audit trail intact: ${result.rows} events, head ${result.headHash ?? '-'}`);
+        else if (result.ok) {
+          out(`audit trail intact: ${result.rows} events, head ${result.headSeq ?? 0}:${result.headHash ?? '-'}`);
+          if (anchor) out(`  anchor ${anchor.seq}: still there, unchanged`);
+        }
         else {
           out(`audit trail BROKEN: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} in ${result.rows} events`);
           for (const p of result.problems) out(`  seq ${p.seq}: ${p.problem}`);

@@ -141,7 +141,7 @@ describe('AuditStore.verify', () => {
 
   it('passes a clean chain and reports its head hash', async () => {
     const history = await audit.history(secretId);
-    expect(await audit.verify()).toEqual({ ok: true, rows: 12, headHash: history.at(-1)!.hash, problems: [] });
+    expect(await audit.verify()).toEqual({ ok: true, rows: 12, headSeq: 12, headHash: history.at(-1)!.hash, problems: [] });
   });
 
   it('reports the seq of a row edited behind its back', async () => {

@@ -57,6 +57,17 @@ const received: Received[] = [];
 const roleWithSecret = (marker: string) => roleWithSecretIn('it', marker, passwords);
 const oncall = (extra: Partial<RotationReporting> = {}): RotationReporting => ({ alerts: ['oncall'], stuckPhaseBudgetMs: 60_000, ...extra });
 
+/** Runs `work` on the audit database directly, as someone tampering with it would. */
+async function withAuditDb<T>(work: (db: PgClient) => Promise<T>): Promise<T> {
+  const db = new PgClient({ connectionString: auditUrl });
+  await db.connect();
+  try {
+    return await work(db);
+  } finally {
+    await db.end();
+  }
+}
+
 async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -199,7 +210,17 @@ describe('audit trail', () => {
     const intact = await runCli(taskQueue, ['audit', 'verify'], env, outputs);
     expect(intact.stderr).toBe('');
     expect(intact.code).toBe(0);
-    expect(intact.stdout).toMatch(/audit trail intact: \d+ events, head [0-9a-f]{64}/);
+    const head = /audit trail intact: \d+ events, head (\d+:[0-9a-f]{64})/.exec(intact.stdout)?.[1];
+    expect(head).toBeDefined();
+    const anchored = await runCli(taskQueue, ['audit', 'verify', '--anchor', head!], env, outputs);
+    expect(anchored).toMatchObject({ code: 0, stdout: expect.stringContaining(`anchor ${head!.split(':')[0]}: still there, unchanged`) });
+    // Deleting the newest row leaves a shorter chain that is valid by itself: only the anchor shows it.
+    await withAuditDb((db) => db.query('DELETE FROM rotor_audit_events WHERE seq = $1', [Number(head!.split(':')[0])]));
+    expect((await runCli(taskQueue, ['audit', 'verify'], env, outputs)).code).toBe(0);
+    const truncated = await runCli(taskQueue, ['audit', 'verify', '--anchor', head!, '--json'], env, outputs);
+    expect(truncated.code).toBe(5);
+    expect(JSON.parse(truncated.stdout).problems).toEqual([{ seq: Number(head!.split(':')[0]), problem: 'the anchored row is gone: the newest rows were deleted' }]);
+    expect((await runCli(taskQueue, ['audit', 'verify', '--anchor', 'seq-1'], env, outputs)).code).toBe(2);
 
     const secretId = auditedSecretId;
     const history = await runCli(taskQueue, ['history', secretId], env, outputs);
@@ -210,13 +231,7 @@ describe('audit trail', () => {
     expect(json.length).toBeGreaterThan(5);
 
     const target = json.find((e) => e.kind === 'outcome')!;
-    const db = new PgClient({ connectionString: auditUrl });
-    await db.connect();
-    try {
-      await db.query(`UPDATE rotor_audit_events SET outcome = 'tampered' WHERE seq = $1`, [target.seq]);
-    } finally {
-      await db.end();
-    }
+    await withAuditDb((db) => db.query(`UPDATE rotor_audit_events SET outcome = 'tampered' WHERE seq = $1`, [target.seq]));
     const away = await runCli(taskQueue, ['audit', 'verify'], { ROTOR_AUDIT_URL: 'postgres://auditor:hunter2-secret@127.0.0.1:1/rotor_audit' }, outputs);
     expect(away.code).toBe(4);
     expect(away.stderr).toMatch(/^rotor: .*audit database rotor_audit at 127\.0\.0\.1:1.* — check that it is up and reachable from here\n$/);
