@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { InvalidInputError } from '../shared/errors';
+import { canonicalJson } from '../shared/canonical-json';
 import type { AuditEvent as RotationAuditEvent } from '../shared/types';
 
 /**
@@ -116,18 +117,6 @@ function normaliseDetail(detail: unknown): NonNullable<AuditEvent['detail']> {
   const out = Object.fromEntries(entries) as NonNullable<AuditEvent['detail']>;
   if (canonicalJson(out).length > MAX_DETAIL_CHARS) throw invalid('detail', `is larger than ${MAX_DETAIL_CHARS} characters of JSON`);
   return out;
-}
-
-/** JSON with object keys sorted and undefined members omitted: the same value always gives the same text. */
-export function canonicalJson(value: unknown): string {
-  if (value === undefined) throw new TypeError('canonicalJson: undefined has no JSON form');
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
-  const object = value as Record<string, unknown>;
-  const keys = Object.keys(object)
-    .filter((k) => object[k] !== undefined)
-    .sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(object[k])}`).join(',')}}`;
 }
 
 /** The fields a record's hash covers: the event's fields and its seq (not prevHash, hash or recordedAt). */

@@ -9,6 +9,7 @@ import {
   type ScheduleSummary,
 } from '@temporalio/client';
 import { describeSchedule, type ManagedSecret, type RotorConfig } from '../config/rotor-config';
+import { canonicalJson } from '../shared/canonical-json';
 import { SCHEDULE_ID_PREFIX, scheduledWorkflowIdFor, scheduleIdFor, SearchAttribute } from '../shared/constants';
 import { formatDuration } from '../shared/duration';
 import { NotRotatingError } from '../shared/errors';
@@ -327,11 +328,4 @@ function diffSettings(recorded: RecordedSettings | undefined, desired: RecordedS
     }
   }
   return changes.length > 0 ? changes : ['schedule spec'];
-}
-
-/** JSON with sorted keys, so equal settings always hash equally. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v,
-  );
 }

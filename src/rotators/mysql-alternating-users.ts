@@ -1,7 +1,7 @@
 import { format } from 'mysql2';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { CredentialsRejectedError, StoreConflictError } from '../shared/errors';
-import { nextOfPair, parseAlternating, partnerOf } from './alternating';
+import { StoreConflictError } from '../shared/errors';
+import { adminOf, assertPair, currentRejected, nextOfPair, parseAlternating } from './alternating';
 import type { PasswordPolicy } from '../shared/types';
 import { currentAccount, withMysqlLogin } from './mysql/connection';
 import { mysqlSingleUser, parseMysqlSecret, type MysqlSecret } from './mysql-single-user';
@@ -44,16 +44,9 @@ export const mysqlAlternatingUsers: Rotator<MysqlAlternatingSecret> = {
   nextValue: (_secretId: string, current: MysqlAlternatingSecret, policy: PasswordPolicy) => nextOfPair(current, policy),
 
   async set(secretId, { pending, current }, context) {
-    if (current.host !== pending.host || current.port !== pending.port || pending.username !== partnerOf(current.username)) {
-      throw new StoreConflictError(secretId, 'the pending version is not the other account of the pair on the same server');
-    }
+    assertPair(secretId, current, pending);
     const seen = await withMysqlLogin(secretId, current, currentAccount);
-    if (seen.rejected) {
-      throw new CredentialsRejectedError(
-        secretId,
-        `AWSCURRENT does not log in as ${JSON.stringify(current.username)}: rotor will not use the admin secret on its behalf`,
-      );
-    }
+    if (seen.rejected) throw currentRejected(secretId, current);
     const host = seen.result.host;
     const alreadySet = !(await withMysqlLogin(secretId, pending, (c) => c.query('SELECT 1'))).rejected;
     await asAdmin(secretId, current, context, async (admin) => {
@@ -114,17 +107,12 @@ async function asAdmin(
   context: RotatorContext,
   work: (admin: Connection) => Promise<void>,
 ): Promise<void> {
-  const admin = parseMysqlSecret(user.masterarn, await context.readCurrent(user.masterarn));
-  if (admin.host !== user.host || admin.port !== user.port) {
-    throw new StoreConflictError(secretId, `the admin secret ${user.masterarn} names another server than the user secret`);
-  }
+  const { admin, rejected } = await adminOf(secretId, user, context, parseMysqlSecret);
   const outcome = await withMysqlLogin(secretId, { ...admin, dbname: undefined }, async (c) => {
     await c.query("SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')");
     await work(c);
   });
-  if (outcome.rejected) {
-    throw new CredentialsRejectedError(secretId, `the admin secret ${user.masterarn} does not log in as ${JSON.stringify(admin.username)}`);
-  }
+  if (outcome.rejected) throw rejected();
 }
 
 /** The host part of the pair's accounts: the one account with that user name (the pair shares one host part). */

@@ -1,6 +1,6 @@
 import { escapeIdentifier, escapeLiteral, type Client } from 'pg';
-import { CredentialsRejectedError, StoreConflictError } from '../shared/errors';
-import { nextOfPair, parseAlternating, partnerOf } from './alternating';
+import { StoreConflictError } from '../shared/errors';
+import { adminOf, assertPair, currentRejected, nextOfPair, parseAlternating, partnerOf } from './alternating';
 import type { PasswordPolicy } from '../shared/types';
 import { generatePassword } from './password-policy';
 import { canLogIn, setRolePassword, withLogin } from './postgres/connection';
@@ -48,12 +48,7 @@ export const postgresAlternatingUsers: Rotator<PostgresAlternatingSecret> = {
 
   async set(secretId, { pending, current }, context) {
     assertPair(secretId, current, pending);
-    if (!(await canLogIn(secretId, current))) {
-      throw new CredentialsRejectedError(
-        secretId,
-        `AWSCURRENT does not log in as ${JSON.stringify(current.username)}: rotor will not use the admin secret on its behalf`,
-      );
-    }
+    if (!(await canLogIn(secretId, current))) throw currentRejected(secretId, current);
     const alreadySet = await canLogIn(secretId, pending);
     await asAdmin(secretId, current, context, async (admin) => {
       if (!alreadySet) await upsertLogin(admin, pending.username, pending.password);
@@ -114,12 +109,6 @@ export const postgresAlternatingUsers: Rotator<PostgresAlternatingSecret> = {
   },
 };
 
-function assertPair(secretId: string, current: PostgresAlternatingSecret, pending: PostgresAlternatingSecret): void {
-  if (current.host !== pending.host || current.port !== pending.port || pending.username !== partnerOf(current.username)) {
-    throw new StoreConflictError(secretId, 'the pending version is not the other login of the pair on the same server');
-  }
-}
-
 /** Runs `work` logged in with the admin secret, which must name the same server as the user secret. */
 async function asAdmin(
   secretId: string,
@@ -127,14 +116,9 @@ async function asAdmin(
   context: Parameters<Rotator['set']>[2],
   work: (admin: Client) => Promise<void>,
 ): Promise<void> {
-  const admin = parsePostgresSecret(user.masterarn, await context.readCurrent(user.masterarn));
-  if (admin.host !== user.host || admin.port !== user.port) {
-    throw new StoreConflictError(secretId, `the admin secret ${user.masterarn} names another server than the user secret`);
-  }
+  const { admin, rejected } = await adminOf(secretId, user, context, parsePostgresSecret);
   const outcome = await withLogin(secretId, { ...admin, dbname: user.dbname }, work);
-  if (outcome.rejected) {
-    throw new CredentialsRejectedError(secretId, `the admin secret ${user.masterarn} does not log in as ${JSON.stringify(admin.username)}`);
-  }
+  if (outcome.rejected) throw rejected();
 }
 
 /** Creates the login, or gives it LOGIN and the new password back. */

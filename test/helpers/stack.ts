@@ -138,3 +138,20 @@ export async function tagSecret(secretId: string, tags: Record<string, string>):
     new TagResourceCommand({ SecretId: secretId, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }),
   );
 }
+
+/**
+ * The stack's admin account (from `urlVariable`) stored as a secret in `shape`, as the `masterarn` of alternating
+ * users. Its password joins `seen`. Returns the secret's id.
+ */
+export async function adminSecret(
+  marker: string,
+  urlVariable: 'ROTOR_PG_ADMIN_URL' | 'ROTOR_MYSQL_ADMIN_URL',
+  shape: (username: string, password: string) => object,
+  seen: Set<string>,
+): Promise<string> {
+  const admin = new URL(stackEnv(urlVariable));
+  seen.add(decodeURIComponent(admin.password));
+  const secretId = uniqueName(`it/${marker}`);
+  await createSecret(secretId, shape(decodeURIComponent(admin.username), decodeURIComponent(admin.password)));
+  return secretId;
+}

@@ -6,7 +6,7 @@ import { stackEnv, uniqueName } from '../helpers/env';
 import { holdDirectory } from '../helpers/faulty-rotators';
 import { historiesText } from '../helpers/hygiene';
 import { createMysqlUser, mysqlLogsIn, mysqlSecret, mysqlUserExists, withMysqlAdmin } from '../helpers/mysql';
-import { createSecret, labels, rememberPasswords, rotationClient, store, tagSecret, waitForStatus } from '../helpers/stack';
+import { adminSecret, createSecret, labels, rememberPasswords, rotationClient, store, tagSecret, waitForStatus } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
 const taskQueue = uniqueName('it-mysql-alt');
@@ -58,10 +58,7 @@ async function asAccount<T>(user: string, password: string, db: string, work: (c
 }
 
 beforeAll(async () => {
-  const admin = new URL(stackEnv('ROTOR_MYSQL_ADMIN_URL'));
-  passwords.add(decodeURIComponent(admin.password));
-  masterId = uniqueName('it/mysql-alt-master');
-  await createSecret(masterId, mysqlSecret(decodeURIComponent(admin.username), decodeURIComponent(admin.password)));
+  masterId = await adminSecret('mysql-alt-master', 'ROTOR_MYSQL_ADMIN_URL', mysqlSecret, passwords);
   worker = await WorkerProcess.start(taskQueue, holdDir);
   rotor = await rotationClient(taskQueue);
 });

@@ -12,16 +12,7 @@ import { runCli } from '../helpers/cli';
 import { stackEnv, uniqueName, until } from '../helpers/env';
 import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
 import { historiesText, recordHistories } from '../helpers/hygiene';
-import {
-  createRole,
-  createSecret,
-  pgSecret,
-  rememberPasswords,
-  roleWithSecret as roleWithSecretIn,
-  rotationClient,
-  waitForStatus,
-  withAdmin,
-} from '../helpers/stack';
+import { adminSecret, createRole, createSecret, pgSecret, rememberPasswords, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus, withAdmin } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
 /**
@@ -274,9 +265,7 @@ describe('alerts', () => {
 
   it('alerts when retirement waits on live sessions of the previous login', async () => {
     const admin = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-    passwords.add(decodeURIComponent(admin.password));
-    const masterId = uniqueName('it/ops-master');
-    await createSecret(masterId, pgSecret(decodeURIComponent(admin.username), decodeURIComponent(admin.password)));
+    const masterId = await adminSecret('ops-master', 'ROTOR_PG_ADMIN_URL', pgSecret, passwords);
     const base = uniqueName('rotor_ops_alt').replace(/-/g, '_');
     const password = `Init-${Math.random().toString(36).slice(2)}`;
     passwords.add(password);

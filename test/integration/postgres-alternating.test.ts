@@ -5,7 +5,7 @@ import type { RotationClient } from '../../src/client';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { holdDirectory } from '../helpers/faulty-rotators';
 import { historiesText } from '../helpers/hygiene';
-import { createSecret, labels, logsIn, pgSecret, rememberPasswords, roleExists, rotationClient, store, tagSecret, waitForStatus, withAdmin } from '../helpers/stack';
+import { adminSecret, createSecret, labels, logsIn, pgSecret, rememberPasswords, roleExists, rotationClient, store, tagSecret, waitForStatus, withAdmin } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
 const taskQueue = uniqueName('it-pg-alt');
@@ -67,10 +67,7 @@ async function rotateToEnd(secretId: string, graceMs = 0): Promise<string> {
 }
 
 beforeAll(async () => {
-  const admin = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-  passwords.add(decodeURIComponent(admin.password));
-  masterId = uniqueName('it/alt-master');
-  await createSecret(masterId, pgSecret(decodeURIComponent(admin.username), decodeURIComponent(admin.password)));
+  masterId = await adminSecret('alt-master', 'ROTOR_PG_ADMIN_URL', pgSecret, passwords);
   worker = await WorkerProcess.start(taskQueue, holdDir);
   rotor = await rotationClient(taskQueue);
 });

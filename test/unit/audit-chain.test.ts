@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { canonicalJson } from '../../src/shared/canonical-json';
 import {
-  canonicalJson,
   chainRecord,
   GENESIS_HASH,
   hashRecord,
