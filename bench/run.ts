@@ -14,7 +14,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
-import { ScheduleManager } from '../src/client/schedules';
+import { ScheduleManager } from '../src/client';
 import { parseConfig } from '../src/config/rotor-config';
 import { generatePassword } from '../src/rotators/password-policy';
 import { scheduleIdFor } from '../src/shared/constants';

@@ -1,4 +1,4 @@
-import type { AlertNotifier } from '../activities';
+import type { AlertNotifier } from '../activities/ports';
 import type { WebhookRouteConfig } from '../config/rotor-config';
 import type { Alert, AlertDelivery } from '../shared/types';
 import { AlertDeliveryError, deliverAlert, type DeliveryOptions, type WebhookTarget } from './webhook';

@@ -3,7 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { AuditStore } from '../audit/audit-store';
 import { RotationClient, type RotationOutcome } from '../client';
 import { secretsOverview } from '../client/overview';
-import { planSummary, ScheduleManager, type PlanEntry } from '../client/schedules';
+import { planSummary, ScheduleManager, type PlanEntry } from '../client/schedule-manager';
 import { readEnv } from '../config/env';
 import { ConfigError, loadConfig } from '../config/rotor-config';
 import { formatDuration, parseDuration } from '../shared/duration';

@@ -1,5 +1,6 @@
 import { parseJsonObject } from './secret-json';
 import { InvalidSecretError, UnsupportedEngineError } from '../shared/errors';
+import { listOr, STRATEGIES, type Strategy } from '../shared/types';
 import { POSTGRES_ENGINES, postgresSingleUser } from './postgres-single-user';
 import type { Rotator } from './rotator';
 import { postgresAlternatingUsers } from './postgres-alternating-users';
@@ -35,10 +36,10 @@ export function selectRotatorKind(secretId: string, raw: string, tags: Record<st
   if (engine === undefined) throw new InvalidSecretError(secretId, ['engine: is required']);
   if (typeof engine !== 'string') throw new InvalidSecretError(secretId, ['engine: must be a string']);
   const tag = tags[STRATEGY_TAG];
-  if (tag !== undefined && tag !== 'single-user' && tag !== 'alternating-users') {
-    throw new InvalidSecretError(secretId, [`tag ${STRATEGY_TAG}: ${JSON.stringify(tag)} is not single-user or alternating-users`]);
+  if (tag !== undefined && !(STRATEGIES as readonly string[]).includes(tag)) {
+    throw new InvalidSecretError(secretId, [`tag ${STRATEGY_TAG}: ${JSON.stringify(tag)} is not ${listOr(STRATEGIES)}`]);
   }
-  const strategy = tag ?? (json.masterarn !== undefined ? 'alternating-users' : 'single-user');
+  const strategy: Strategy = (tag as Strategy | undefined) ?? (json.masterarn !== undefined ? 'alternating-users' : 'single-user');
   if (strategy === 'alternating-users' && json.masterarn === undefined) {
     throw new InvalidSecretError(secretId, ['masterarn: is required for alternating users (the id or ARN of the admin secret)']);
   }

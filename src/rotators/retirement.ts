@@ -1,6 +1,6 @@
 import { parseDuration } from '../shared/duration';
 import { InvalidSecretError } from '../shared/errors';
-import type { RetirementPolicy } from '../shared/types';
+import { listOr, LIVE_SESSION_MODES, RETIRE_MODES, type LiveSessionMode, type RetireMode, type RetirementPolicy } from '../shared/types';
 
 /** Secret tags that set the retirement policy of an alternating pair (so it travels with the secret, as in AWS). */
 export const RetirementTag = {
@@ -17,13 +17,13 @@ export function retirementFromTags(secretId: string, tags: Record<string, string
   const policy = { ...DEFAULT_RETIREMENT };
   const retire = tags[RetirementTag.retire];
   if (retire !== undefined) {
-    if (retire === 'none' || retire === 'disable-login' || retire === 'scramble-password') policy.retire = retire;
-    else problems.push(`tag ${RetirementTag.retire}: ${JSON.stringify(retire)} is not none, disable-login or scramble-password`);
+    if ((RETIRE_MODES as readonly string[]).includes(retire)) policy.retire = retire as RetireMode;
+    else problems.push(`tag ${RetirementTag.retire}: ${JSON.stringify(retire)} is not ${listOr(RETIRE_MODES)}`);
   }
   const live = tags[RetirementTag.liveSessions];
   if (live !== undefined) {
-    if (live === 'wait' || live === 'proceed' || live === 'terminate') policy.liveSessions = live;
-    else problems.push(`tag ${RetirementTag.liveSessions}: ${JSON.stringify(live)} is not wait, proceed or terminate`);
+    if ((LIVE_SESSION_MODES as readonly string[]).includes(live)) policy.liveSessions = live as LiveSessionMode;
+    else problems.push(`tag ${RetirementTag.liveSessions}: ${JSON.stringify(live)} is not ${listOr(LIVE_SESSION_MODES)}`);
   }
   const maxWait = tags[RetirementTag.maxWait];
   if (maxWait !== undefined) {

@@ -50,3 +50,12 @@ export const Stage = {
   previous: 'AWSPREVIOUS',
 } as const;
 export type Stage = (typeof Stage)[keyof typeof Stage];
+
+/** The Temporal UI of the local stack, when ROTOR_TEMPORAL_UI_URL does not name another. */
+export const DEFAULT_TEMPORAL_UI_URL = 'http://127.0.0.1:8233';
+
+/** The Temporal UI page of one workflow run: what the CLI prints and alerts carry. */
+export function temporalUiLink(uiBase: string, namespace: string, workflowId: string, runId: string): string {
+  const base = uiBase.replace(/\/$/, '');
+  return `${base}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}/${encodeURIComponent(runId)}/history`;
+}

@@ -9,20 +9,22 @@ const UNIT_MS: Record<string, number> = {
   w: 604_800_000,
 };
 
+/** Shown with every refused duration. */
+export const DURATION_EXAMPLES = '(examples: 90s, 15m, 1h30m, 30d)';
+
 /**
- * Parses durations such as `90s`, `15m`, `1h30m`, `30d` or a plain number of milliseconds.
- * Throws InvalidInputError naming the text when it is not a duration.
+ * Parses a duration with units: `250ms`, `90s`, `15m`, `1h30m`, `30d`, `1w`. A number without a unit is refused
+ * (`60` could mean seconds to one reader and milliseconds to another), as is anything else that is not a duration.
+ * Throws InvalidInputError naming `what` and the text, with examples.
  */
-export function parseDuration(text: string | number, what = 'duration'): number {
-  if (typeof text === 'number') {
-    if (Number.isFinite(text) && text >= 0) return Math.floor(text);
-    throw new InvalidInputError(`${what}: ${text} is not a duration`);
-  }
+export function parseDuration(text: string, what = 'duration'): number {
   const trimmed = text.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  if (/^\d+(\.\d+)?$/.test(trimmed)) {
+    throw new InvalidInputError(`${what}: ${JSON.stringify(text)} has no unit ${DURATION_EXAMPLES}`);
+  }
   const parts = [...trimmed.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/g)];
   if (parts.length === 0 || parts.map((p) => p[0]).join('') !== trimmed) {
-    throw new InvalidInputError(`${what}: ${JSON.stringify(text)} is not a duration (examples: 90s, 15m, 1h30m, 30d)`);
+    throw new InvalidInputError(`${what}: ${JSON.stringify(text)} is not a duration ${DURATION_EXAMPLES}`);
   }
   return Math.round(parts.reduce((sum, [, n, unit]) => sum + Number(n) * UNIT_MS[unit!]!, 0));
 }

@@ -4,27 +4,58 @@
 export const STEPS = ['prepare', 'create', 'set', 'test', 'finish', 'retire'] as const;
 export type StepName = (typeof STEPS)[number] | 'compensate' | 'rollback';
 
-/**
- * Where a rotation is. `grace` waits on a durable timer while the previous credential stays valid;
- * the last four are terminal.
- */
-export type Phase =
-  | 'preparing'
-  | 'creating'
-  | 'setting'
-  | 'testing'
-  | 'finishing'
-  | 'grace'
-  | 'awaiting-sessions'
-  | 'retiring'
-  | 'compensating'
-  | 'rolling-back'
-  | 'completed'
-  | 'compensated'
-  | 'rolled-back'
-  | 'failed';
+/** How a rotation ends: counted in metrics, recorded in the audit trail, shown in status. */
+export const ROTATION_OUTCOMES = ['completed', 'compensated', 'rolled-back', 'failed'] as const;
+export type RotationOutcomeWord = (typeof ROTATION_OUTCOMES)[number];
 
-export const TERMINAL_PHASES: readonly Phase[] = ['completed', 'compensated', 'rolled-back', 'failed'];
+/**
+ * Where a rotation is. `grace` waits on a durable timer while the previous credential stays valid; the phases of
+ * ROTATION_OUTCOMES are terminal.
+ */
+export const PHASES = [
+  'preparing',
+  'creating',
+  'setting',
+  'testing',
+  'finishing',
+  'grace',
+  'awaiting-sessions',
+  'retiring',
+  'compensating',
+  'rolling-back',
+  ...ROTATION_OUTCOMES,
+] as const;
+export type Phase = (typeof PHASES)[number];
+
+export const TERMINAL_PHASES: readonly Phase[] = ROTATION_OUTCOMES;
+
+/** Words for people: `a, b or c`. */
+export function listOr(values: readonly string[]): string {
+  return values.length <= 1 ? values.join('') : `${values.slice(0, -1).join(', ')} or ${values.at(-1)}`;
+}
+
+/** How a database secret rotates: one login changed in place, or two logins taking turns (AWS's multi-user). */
+export const STRATEGIES = ['single-user', 'alternating-users'] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+
+/** What retirement does to the previous login of an alternating pair (see RetirementPolicy). */
+export const RETIRE_MODES = ['none', 'disable-login', 'scramble-password'] as const;
+export type RetireMode = (typeof RETIRE_MODES)[number];
+
+/** What retirement does about the previous login's live sessions (see RetirementPolicy). */
+export const LIVE_SESSION_MODES = ['wait', 'proceed', 'terminate'] as const;
+export type LiveSessionMode = (typeof LIVE_SESSION_MODES)[number];
+
+export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+export type Weekday = (typeof WEEKDAYS)[number];
+
+/** Scheduled rotations only start inside the window; `end` before `start` crosses midnight. Times are "HH:MM". */
+export interface WindowConfig {
+  start: string;
+  end: string;
+  timezone: string;
+  days?: Weekday[];
+}
 
 /** Rules for generated passwords, after AWS GetRandomPassword. */
 export interface PasswordPolicy {
@@ -40,15 +71,27 @@ export interface PasswordPolicy {
 }
 
 /** Who or what asked for a rotation; recorded in status and memo, never a credential. */
+export const TRIGGER_KINDS = ['cli', 'api', 'schedule', 'demo'] as const;
 export interface Trigger {
-  kind: 'cli' | 'api' | 'schedule' | 'demo';
+  kind: (typeof TRIGGER_KINDS)[number];
   by?: string;
+}
+
+/** Who started a rotation, for the audit trail: `schedule:<id>`, `cli:<user>`, `api:unknown`... */
+export function actorOf(trigger: Trigger | undefined): string {
+  if (!trigger) return 'api:unknown';
+  return trigger.by ? `${trigger.kind}:${trigger.by}` : trigger.kind;
+}
+
+/** Who sent a signal, for the audit trail: `signal:<by>`, or `signal:ui-or-api` when it did not say. */
+export function signalActor(by: string | undefined): string {
+  return `signal:${by ?? 'ui-or-api'}`;
 }
 
 /** Rotation settings a secret's entry in rotor.yaml overrides; the secret's tags decide otherwise. */
 export interface RotationOverrides {
   /** Overrides the `rotor:strategy` tag and AWS's `masterarn` convention. */
-  strategy?: 'single-user' | 'alternating-users';
+  strategy?: Strategy;
   /** Overrides the `rotor:retire` / `rotor:live-sessions` tags, key by key. Alternating users only. */
   retirement?: Partial<RetirementPolicy>;
 }
@@ -74,14 +117,20 @@ export interface RotationInput {
   reporting?: RotationReporting;
 }
 
+/** What a rotor Schedule starts (`scheduledRotation`): the rotation's input, and the window it may start in. */
+export interface ScheduledRotationInput {
+  rotation: RotationInput;
+  window?: WindowConfig;
+}
+
 /**
  * What happens to the previous login of an alternating pair when grace ends. `none` keeps it working until the
  * next rotation (AWS's behaviour); `disable-login` and `scramble-password` end it now. `liveSessions` says what to
  * do about sessions it still has: `wait` (a durable, bounded wait, then retire), `proceed`, or `terminate` them.
  */
 export interface RetirementPolicy {
-  retire: 'none' | 'disable-login' | 'scramble-password';
-  liveSessions: 'wait' | 'proceed' | 'terminate';
+  retire: RetireMode;
+  liveSessions: LiveSessionMode;
   /** How long `wait` waits for the sessions to end, in milliseconds. */
   maxWaitMs: number;
 }
@@ -219,21 +268,24 @@ export interface AuditEvent {
   detail?: Record<string, string | number | boolean | null>;
 }
 
-export type AuditEventKind =
-  | 'triggered'
-  | 'step'
-  | 'step-failed'
-  | 'rollback-requested'
-  | 'grace-extended'
-  | 'grace-ended'
-  | 'outcome'
-  | 'alert-sent'
-  | 'alert-failed'
-  | 'waiting-for-window'
-  | 'skipped';
+export const AUDIT_EVENT_KINDS = [
+  'triggered',
+  'step',
+  'step-failed',
+  'rollback-requested',
+  'grace-extended',
+  'grace-ended',
+  'outcome',
+  'alert-sent',
+  'alert-failed',
+  'waiting-for-window',
+  'skipped',
+] as const;
+export type AuditEventKind = (typeof AUDIT_EVENT_KINDS)[number];
 
 /** What rotor alerts on. */
-export type AlertKind = 'rotation-failed' | 'compensated' | 'rolled-back' | 'awaiting-sessions' | 'stuck';
+export const ALERT_KINDS = ['rotation-failed', 'compensated', 'rolled-back', 'awaiting-sessions', 'stuck'] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
 
 /** An alert as the workflow raises it: value-free, delivered by the `notify` activity to the named routes. */
 export interface Alert {
@@ -262,5 +314,5 @@ export interface AlertDelivery {
 export interface RotationEnd {
   secretId: string;
   rotator?: string;
-  outcome: 'completed' | 'compensated' | 'rolled-back' | 'failed';
+  outcome: RotationOutcomeWord;
 }

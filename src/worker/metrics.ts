@@ -1,10 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-
-/** How a rotation ended, as counted by `rotor_rotations_total`. */
-export const OUTCOMES = ['completed', 'compensated', 'rolled-back', 'failed'] as const;
-export type Outcome = (typeof OUTCOMES)[number];
+import type { RotationOutcomeWord } from '../shared/types';
 
 export interface RotorMetricsOptions {
   /** Rotator names kept as label values; any other becomes "other". */
@@ -98,7 +95,7 @@ export class RotorMetrics {
   }
 
   /** Counts a rotation that ended; a completed one also records `at` as the secret's last success. */
-  rotationEnded(rotator: string, outcome: Outcome, secretId: string, at: Date = new Date()): void {
+  rotationEnded(rotator: string, outcome: RotationOutcomeWord, secretId: string, at: Date = new Date()): void {
     this.#rotations.inc({ rotator: this.#fold(this.#rotators, rotator), outcome });
     if (outcome === 'completed') this.setLastSuccess(secretId, at);
   }

@@ -1,7 +1,7 @@
 import { CancellationScope, condition, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { RotorActivities } from '../activities';
 import { formatDuration } from '../shared/duration';
-import { ErrorType } from '../shared/errors';
+import { ALERT_OPTIONS, AUDIT_OPTIONS } from './activity-options';
 import type { AlertKind, AuditEvent, Phase, RotationEnd, RotationInput } from '../shared/types';
 
 /** The patch that introduced audit, alerts and the stuck-phase watch: runs started before it replay without them. */
@@ -33,16 +33,8 @@ export interface Reporter {
 export function createReporter(input: RotationInput): Reporter {
   if (!patched(REPORTING_PATCH)) return noopReporter;
   const { workflowId, runId } = workflowInfo();
-  const record = proxyActivities<RotorActivities>({
-    startToCloseTimeout: '30s',
-    // Unlimited attempts: an audit database that is away delays the rotation's end, it never loses an event.
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: [ErrorType.InvalidInput] },
-  });
-  const deliver = proxyActivities<RotorActivities>({
-    // The worker tries each route several times with backoff inside one attempt.
-    startToCloseTimeout: '3m',
-    retry: { initialInterval: '5s', maximumAttempts: 3 },
-  });
+  const record = proxyActivities<RotorActivities>(AUDIT_OPTIONS);
+  const deliver = proxyActivities<RotorActivities>(ALERT_OPTIONS);
   const routes = input.reporting?.alerts ?? [];
   const pending: Promise<unknown>[] = [];
   let buffer: AuditEvent[] = [];

@@ -12,17 +12,12 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { RotorActivities } from '../activities';
-import type { WindowConfig } from '../config/rotor-config';
 import { rotationWorkflowId, SearchAttribute } from '../shared/constants';
-import { ErrorType } from '../shared/errors';
-import type { AuditEvent, RotationInput } from '../shared/types';
+import { actorOf, type AuditEvent, type RotationInput, type ScheduledRotationInput } from '../shared/types';
+import { AUDIT_OPTIONS } from './activity-options';
 import { ROTATION_FAILED, rotateSecret } from './rotate-secret';
 
-/** What a rotor Schedule starts: the rotation's input, and the window it may start in. */
-export interface ScheduledRotationInput {
-  rotation: RotationInput;
-  window?: WindowConfig;
-}
+export type { ScheduledRotationInput } from '../shared/types';
 
 export interface ScheduledRotationResult {
   secretId: string;
@@ -92,10 +87,7 @@ export async function scheduledRotation({ rotation, window }: ScheduledRotationI
  * their window. A rotation it starts records its own events.
  */
 function auditor(rotation: RotationInput): (kind: AuditEvent['kind'], detail: AuditEvent['detail']) => Promise<void> {
-  const { appendAudit } = proxyActivities<RotorActivities>({
-    startToCloseTimeout: '30s',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: [ErrorType.InvalidInput] },
-  });
+  const { appendAudit } = proxyActivities<RotorActivities>(AUDIT_OPTIONS);
   const { workflowId, runId } = workflowInfo();
   let sequence = 0;
   return async (kind, detail) => {
@@ -106,7 +98,7 @@ function auditor(rotation: RotationInput): (kind: AuditEvent['kind'], detail: Au
       workflowId,
       runId,
       kind,
-      actor: rotation.trigger?.by ? `${rotation.trigger.kind}:${rotation.trigger.by}` : 'schedule',
+      actor: actorOf(rotation.trigger ?? { kind: 'schedule' }),
       ...(detail ? { detail } : {}),
     };
     await CancellationScope.nonCancellable(() => appendAudit([event]));

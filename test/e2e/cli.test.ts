@@ -70,7 +70,7 @@ describe('rotor CLI', () => {
 
   it('exits 3 for an unknown secret and for a secret never rotated, with one line on stderr', async () => {
     const missing = uniqueName('e2e/missing');
-    const rotate = await cli(['rotate', missing, '--wait', '--grace', '0']);
+    const rotate = await cli(['rotate', missing, '--wait', '--grace', '0s']);
     expect(rotate.code).toBe(3);
     expect(rotate.stdout).toMatch(new RegExp(`did not complete: .*secret ${missing} not found`));
     const status = await cli(['status', uniqueName('e2e/never')]);
@@ -82,7 +82,7 @@ describe('rotor CLI', () => {
   it('exits 2 on an invalid secret and on bad usage, changing nothing', async () => {
     const secretId = uniqueName('e2e/bad');
     const versionId = await createSecret(secretId, { engine: 'postgres', password: 'x-not-used-x' });
-    const rotate = await cli(['rotate', secretId, '--wait', '--grace', '0']);
+    const rotate = await cli(['rotate', secretId, '--wait', '--grace', '0s']);
     expect(rotate.code).toBe(2);
     expect(rotate.stdout).toMatch(/host: is required/);
     expect(await labels(secretId)).toEqual({ current: versionId, versions: 1 });

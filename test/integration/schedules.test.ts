@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditStore } from '../../src/audit/audit-store';
 import type { RotationClient } from '../../src/client';
-import { planSummary, ScheduleManager } from '../../src/client/schedules';
+import { planSummary, ScheduleManager } from '../../src/client';
 import { parseConfig, type RotorConfig } from '../../src/config/rotor-config';
 import { rotationWorkflowId, scheduleIdFor } from '../../src/shared/constants';
 import { runCli } from '../helpers/cli';

@@ -1,0 +1,17 @@
+import type { ActivityDeps } from './ports';
+import { createReportingActivities } from './reporting';
+import { createRotationSteps } from './rotation-steps';
+
+/**
+ * Every activity a rotor worker runs: the rotation's steps and its reporting. The workflows proxy
+ * `RotorActivities`; tests pass fakes of the same ports.
+ *
+ * @example
+ *   const activities = createActivities({ store: new AwsSecretsManagerStore(), rotators });
+ *   await Worker.create({ taskQueue: 'rotor', workflowsPath, activities });
+ */
+export function createActivities(deps: ActivityDeps) {
+  return { ...createRotationSteps(deps), ...createReportingActivities(deps) };
+}
+
+export type RotorActivities = ReturnType<typeof createActivities>;

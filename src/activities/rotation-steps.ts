@@ -1,0 +1,249 @@
+import { log } from '@temporalio/activity';
+import { resolvePasswordPolicy } from '../rotators/password-policy';
+import { selectRotatorKind, STRATEGY_TAG, type RotatorKind } from '../rotators/registry';
+import { retirementFromTags } from '../rotators/retirement';
+import type { Rotator, RotatorContext } from '../rotators/rotator';
+import { versionWithStage, type StoredValue } from '../stores/secret-store';
+import { Stage } from '../shared/constants';
+import { CredentialsRejectedError, InvalidInputError, InvalidSecretError, StoreConflictError, UnsupportedEngineError } from '../shared/errors';
+import type { PrepareInput, PreparedRotation, ReinstateInput, StepInput, StepReport } from '../shared/types';
+import { attemptSignal } from './attempt';
+import type { ActivityDeps } from './ports';
+import { runStep } from './run-step';
+
+/**
+ * The rotation's steps as activities: thin adapters that read values from the store themselves, call the
+ * secret's rotator and move staging labels. They take and return ids, tokens and outcome words only, so no
+ * value ever reaches a Temporal payload. Each one checks state first and returns early when its work is done.
+ */
+export function createRotationSteps({ store, rotators, metrics, targets }: ActivityDeps) {
+  /** Lets rotators read the AWSCURRENT value of secrets they depend on, such as an admin secret. */
+  const context: RotatorContext = {
+    async readCurrent(id: string) {
+      const current = await store.getByStage(id, Stage.current);
+      if (!current) throw new StoreConflictError(id, `has no ${Stage.current} version in ${store.description}`);
+      return current.value;
+    },
+  };
+
+  /** Runs a step (see `step`) and observes its duration for the rotator's metrics. */
+  async function step<T extends object>(name: string, secretId: string, rotator: string | undefined, work: () => Promise<T>): Promise<T & StepReport> {
+    const started = performance.now();
+    let ok = false;
+    try {
+      const result = await runStep(name, secretId, work);
+      ok = true;
+      // prepare learns the rotator as it goes: label its own duration with it.
+      if (rotator === undefined && 'rotator' in result && typeof result.rotator === 'string') rotator = result.rotator;
+      return result;
+    } finally {
+      metrics?.stepObserved(name, rotator ?? 'unknown', (performance.now() - started) / 1000, ok);
+    }
+  }
+
+  /** Calls the target through the per-target limit, so a fleet-wide rotation never floods one database. */
+  function onTarget<S, T>(rotator: Rotator<S>, secret: S, work: () => Promise<T>): Promise<T> {
+    return targets ? targets.run(rotator.target(secret), work, attemptSignal()) : work();
+  }
+
+  function rotatorFor(secretId: string, kind: string): Rotator<unknown> {
+    const rotator = (rotators as Record<string, Rotator<unknown>>)[kind];
+    if (!rotator) throw new UnsupportedEngineError(secretId, kind);
+    return rotator;
+  }
+
+  async function mustGet(secretId: string, versionId: string, what: string): Promise<StoredValue> {
+    const version = await store.getByVersion(secretId, versionId);
+    if (!version) throw new StoreConflictError(secretId, `${what} version ${versionId} is gone from ${store.description}`);
+    return version;
+  }
+
+  /**
+   * Parsed fallback versions (AWSPREVIOUS, a stray AWSPENDING...), for logging in when the target still holds one.
+   * A fallback that is gone or no longer valid cannot help and does not stop the step.
+   */
+  async function fallbacks(input: StepInput, ids: (string | undefined)[]): Promise<unknown[]> {
+    const rotator = rotatorFor(input.secretId, input.prepared.rotator);
+    const out: unknown[] = [];
+    for (const id of new Set(ids.filter((v): v is string => v !== undefined))) {
+      const version = await store.getByVersion(input.secretId, id);
+      if (!version) continue;
+      try {
+        out.push(rotator.parse(input.secretId, version.value));
+      } catch (error) {
+        if (!(error instanceof InvalidSecretError)) throw error;
+        log.warn('fallback version skipped', { secretId: input.secretId, versionId: id, error: error.message });
+      }
+    }
+    return out;
+  }
+
+  return {
+    /** Validates the secret and records where its labels stand; changes nothing. */
+    async prepareRotation({ secretId, overrides }: PrepareInput): Promise<PreparedRotation & StepReport> {
+      return step('prepare', secretId, undefined, async () => {
+        const current = await store.getByStage(secretId, Stage.current);
+        if (!current) throw new StoreConflictError(secretId, `has no ${Stage.current} version in ${store.description}`);
+        const description = await store.describe(secretId);
+        const tags = overrides?.strategy ? { ...description.tags, [STRATEGY_TAG]: overrides.strategy } : description.tags;
+        const kind: RotatorKind = selectRotatorKind(secretId, current.value, tags);
+        rotatorFor(secretId, kind).parse(secretId, current.value);
+        const previousVersionId = versionWithStage(description, Stage.previous);
+        const pending = versionWithStage(description, Stage.pending);
+        const retires = Boolean(rotatorFor(secretId, kind).countLiveSessions);
+        if (overrides?.retirement && !retires) {
+          throw new InvalidInputError(`secret ${secretId}: retirement applies to alternating users only, and this secret rotates with ${kind}`);
+        }
+        const retirement = retires ? { ...retirementFromTags(secretId, description.tags), ...overrides?.retirement } : undefined;
+        return {
+          outcome: kind,
+          rotator: kind,
+          ...(retirement ? { retirement } : {}),
+          currentVersionId: current.versionId,
+          ...(previousVersionId && previousVersionId !== current.versionId ? { previousVersionId } : {}),
+          ...(pending && pending !== current.versionId ? { strayPendingVersionId: pending } : {}),
+        };
+      });
+    },
+
+    /** Stores the new value as version `token`, labelled AWSPENDING. Keeps an existing version with that token. */
+    async createPending(input: StepInput): Promise<StepReport> {
+      return step('create', input.secretId, input.prepared.rotator, async () => {
+        const { secretId, token } = input;
+        const rotator = rotatorFor(secretId, input.prepared.rotator);
+        const existing = await store.getByVersion(secretId, token);
+        if (existing) {
+          rotator.parse(secretId, existing.value);
+          await store.moveStage(secretId, Stage.pending, token);
+          return { outcome: 'already-created' };
+        }
+        const current = await mustGet(secretId, input.prepared.currentVersionId, Stage.current);
+        const next = rotator.nextValue(secretId, rotator.parse(secretId, current.value), resolvePasswordPolicy(input.passwordPolicy));
+        await store.putPending(secretId, token, next);
+        return { outcome: 'created' };
+      });
+    },
+
+    /** Makes the target accept the pending value. */
+    async setPending(input: StepInput): Promise<StepReport> {
+      return step('set', input.secretId, input.prepared.rotator, async () => {
+        const { secretId, token, prepared } = input;
+        const rotator = rotatorFor(secretId, prepared.rotator);
+        const pending = rotator.parse(secretId, (await mustGet(secretId, token, Stage.pending)).value);
+        const current = rotator.parse(secretId, (await mustGet(secretId, prepared.currentVersionId, Stage.current)).value);
+        const others = await fallbacks(input, [prepared.strayPendingVersionId, prepared.previousVersionId]);
+        return { outcome: await onTarget(rotator, current, () => rotator.set(secretId, { pending, current, fallbacks: others }, context)) };
+      });
+    },
+
+    /** Proves the pending value works against the target. */
+    async testPending(input: StepInput): Promise<StepReport> {
+      return step('test', input.secretId, input.prepared.rotator, async () => {
+        const rotator = rotatorFor(input.secretId, input.prepared.rotator);
+        const pending = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.pending)).value);
+        await onTarget(rotator, pending, () => rotator.test(input.secretId, pending));
+        return { outcome: 'passed' };
+      });
+    },
+
+    /** Moves AWSCURRENT to the new version (the old one becomes AWSPREVIOUS) and removes AWSPENDING. */
+    async finishRotation(input: StepInput): Promise<StepReport> {
+      return step('finish', input.secretId, input.prepared.rotator, async () => {
+        const { secretId, token, prepared } = input;
+        const description = await store.describe(secretId);
+        const current = versionWithStage(description, Stage.current);
+        let outcome = 'already-finished';
+        if (current !== token) {
+          if (current !== prepared.currentVersionId) {
+            throw new StoreConflictError(secretId, `${Stage.current} moved to version ${current} during the rotation`);
+          }
+          await store.moveStage(secretId, Stage.current, token);
+          outcome = 'finished';
+        }
+        await store.removeStage(secretId, Stage.pending, token);
+        return { outcome };
+      });
+    },
+
+    /** After grace: lets the rotator revoke what the previous version still grants, per the retirement policy. */
+    async retirePrevious(input: StepInput): Promise<StepReport> {
+      return step('retire', input.secretId, input.prepared.rotator, async () => {
+        const rotator = rotatorFor(input.secretId, input.prepared.rotator);
+        const current = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.current)).value);
+        const [previous] = await fallbacks(input, [input.prepared.currentVersionId]);
+        const outcome = await onTarget(rotator, current, () => rotator.retire(
+          input.secretId,
+          {
+            previous,
+            current,
+            ...(input.prepared.retirement ? { policy: input.prepared.retirement } : {}),
+            ...(input.terminateSessions ? { terminateSessions: true } : {}),
+          },
+          context,
+        ));
+        return { outcome };
+      });
+    },
+
+    /** Counts the live sessions of the previous version's login, so retirement can wait for them. */
+    async countLiveSessions(input: StepInput): Promise<StepReport> {
+      return step('sessions', input.secretId, input.prepared.rotator, async () => {
+        const rotator = rotatorFor(input.secretId, input.prepared.rotator);
+        const current = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.current)).value);
+        const [previous] = await fallbacks(input, [input.prepared.currentVersionId]);
+        const count = rotator.countLiveSessions?.bind(rotator);
+        const liveSessions = previous && count ? await onTarget(rotator, current, () => count(input.secretId, { previous, current }, context)) : 0;
+        return { outcome: `${liveSessions} live sessions`, liveSessions };
+      });
+    },
+
+    /**
+     * Compensation and rollback: makes `versionId` current again in the target and in the store, and tests it.
+     * The labels move so that at every instant AWSCURRENT or AWSPENDING logs in: while the target still holds the
+     * new value, that version keeps AWSPENDING.
+     */
+    async reinstate(input: ReinstateInput): Promise<StepReport> {
+      return step(input.mode, input.secretId, input.prepared.rotator, async () => {
+        const { secretId, token, prepared } = input;
+        const rotator = rotatorFor(secretId, prepared.rotator);
+        const description = await store.describe(secretId);
+        const tokenExists = description.versions.some((v) => v.versionId === token);
+        const holder = versionWithStage(description, Stage.current);
+        // Compensation honours a version someone else made current meanwhile: the target follows AWSCURRENT.
+        const versionId = input.mode === 'compensate' && holder && holder !== token ? holder : input.versionId;
+        if (input.mode === 'rollback' && holder && holder !== token && holder !== input.versionId) {
+          throw new StoreConflictError(secretId, `${Stage.current} moved to version ${holder} during grace: rotor will not roll back over it`);
+        }
+        const want = rotator.parse(secretId, (await mustGet(secretId, versionId, 'the version to reinstate')).value);
+        let movedBack = false;
+        if (tokenExists && holder === token) {
+          await store.moveStage(secretId, Stage.pending, token);
+          await store.moveStage(secretId, Stage.current, versionId);
+          movedBack = true;
+        }
+        const via = await fallbacks(input, [token, prepared.currentVersionId, prepared.previousVersionId, prepared.strayPendingVersionId].filter((id) => id !== versionId));
+        let outcome: string;
+        try {
+          outcome = await onTarget(rotator, want, async () => {
+            const restored = await rotator.restore(secretId, { want, via }, context);
+            await rotator.test(secretId, want);
+            return restored;
+          });
+        } catch (error) {
+          // Compensating a rotation whose new credential never took effect: if no version logs in, the target does
+          // not hold rotor's change, so there is nothing to undo there (someone else changed it). Rollback, which
+          // must make the previous credential work, still fails.
+          if (!(input.mode === 'compensate' && error instanceof CredentialsRejectedError && error.noLoginWorks)) throw error;
+          outcome = 'target-untouched';
+        }
+        if (input.mode === 'compensate' && (movedBack || holder === prepared.currentVersionId)) {
+          // The store ends as before the rotation: AWSPREVIOUS back where it was (moving AWSCURRENT moved it too).
+          if (prepared.previousVersionId) await store.moveStage(secretId, Stage.previous, prepared.previousVersionId);
+          else if (tokenExists) await store.removeStage(secretId, Stage.previous, token);
+        }
+        if (tokenExists) await store.removeStage(secretId, Stage.pending, token);
+        return { outcome };
+      });
+    },
+  };
+}

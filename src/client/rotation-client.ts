@@ -1,0 +1,222 @@
+import { randomUUID } from 'node:crypto';
+import {
+  ApplicationFailure,
+  Client,
+  Connection,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { loadClientConnectConfig } from '@temporalio/envconfig';
+import { DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_UI_URL, rotationWorkflowId, SearchAttribute, temporalUiLink } from '../shared/constants';
+import { InvalidInputError, NotRotatingError } from '../shared/errors';
+import { compact } from '../shared/compact';
+import type { RotationFailureDetails, RotationInput, RotationResult, RotationStatus } from '../shared/types';
+import { TERMINAL_PHASES } from '../shared/types';
+import { endGraceSignal, extendGraceSignal, rollbackSignal, rotateSecret, statusQuery } from '../workflows';
+
+/** How to rotate: the rotation's input without the secret id (grace, trigger, policy, overrides, reporting). */
+export type RotateOptions = Omit<RotationInput, 'secretId'>;
+
+/** A rotation as the client sees it: its handle, and whether this request started it. */
+export interface StartedRotation {
+  secretId: string;
+  workflowId: string;
+  runId: string;
+  /** False when a rotation of this secret was already running and the request joined it. */
+  started: boolean;
+}
+
+/** How a rotation ended, for callers that wait on it. */
+export type RotationOutcome =
+  | { outcome: 'completed' | 'rolled-back'; result: RotationResult }
+  | { outcome: 'failed'; message: string; details?: RotationFailureDetails; status?: RotationStatus };
+
+/**
+ * What operators and programs use to drive rotations: start one (at most one per secret), read its status,
+ * roll it back or move its grace period. The CLI is a thin layer on this class.
+ *
+ * @example
+ *   const rotor = await RotationClient.connect();
+ *   const { runId } = await rotor.rotate('prod/db/app', { graceMs: 3_600_000 });
+ *   console.log((await rotor.status('prod/db/app'))?.phase);
+ */
+export class RotationClient {
+  constructor(
+    readonly client: Client,
+    readonly taskQueue: string = process.env.ROTOR_TASK_QUEUE || DEFAULT_TASK_QUEUE,
+  ) {}
+
+  /** Connects with Temporal's environment configuration (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS, API key, profiles). */
+  static async connect(taskQueue?: string): Promise<RotationClient> {
+    const { connectionOptions, namespace } = loadClientConnectConfig();
+    const connection = await Connection.connect(connectionOptions);
+    return new RotationClient(new Client({ connection, namespace: namespace ?? 'default' }), taskQueue);
+  }
+
+  /**
+   * Starts a rotation of `secretId`, or joins the one already running: the workflow id is the secret's, and the
+   * conflict policy keeps the running execution.
+   */
+  async rotate(secretId: string, options: RotateOptions): Promise<StartedRotation> {
+    assertSecretId(secretId);
+    if (!(options.graceMs >= 0)) throw new InvalidInputError(`grace: ${options.graceMs} is not a duration`);
+    const requestId = randomUUID();
+    const workflowId = rotationWorkflowId(secretId);
+    let handle: WorkflowHandle<typeof rotateSecret>;
+    try {
+      handle = await this.client.workflow.start(rotateSecret, {
+        workflowId,
+        taskQueue: this.taskQueue,
+        args: [compact<RotationInput>({ ...options, secretId })],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+        memo: { requestId },
+        typedSearchAttributes: [
+          { key: SearchAttribute.secretId, value: secretId },
+          { key: SearchAttribute.phase, value: 'preparing' },
+        ],
+      });
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) {
+        handle = this.client.workflow.getHandle(workflowId);
+      } else throw error;
+    }
+    const description = await handle.describe();
+    return { secretId, workflowId, runId: description.runId, started: description.memo?.requestId === requestId };
+  }
+
+  /**
+   * The status of the secret's latest rotation: live from the running workflow, or from the closed one's result
+   * or memo. Undefined when the secret was never rotated.
+   */
+  async status(secretId: string): Promise<RotationStatus | undefined> {
+    assertSecretId(secretId);
+    const handle = this.client.workflow.getHandle(rotationWorkflowId(secretId));
+    let description;
+    try {
+      description = await handle.describe();
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return undefined;
+      throw error;
+    }
+    if (description.status.name === 'COMPLETED') return ((await handle.result()) as RotationResult).status;
+    // Running or failed: the query needs a worker (to answer, or to replay a closed run); the memo does not.
+    try {
+      return await withTimeout(handle.query(statusQuery), 5000);
+    } catch {
+      const memo = (description.memo ?? {}) as Record<string, unknown>;
+      return {
+        secretId,
+        phase: (memo.phase as RotationStatus['phase']) ?? 'preparing',
+        token: String(memo.token ?? ''),
+        versions: {},
+        steps: [],
+        startedAt: description.startTime.toISOString(),
+        ...(description.closeTime ? { endedAt: description.closeTime.toISOString() } : {}),
+        ...(typeof memo.graceEndsAt === 'string' ? { graceEndsAt: memo.graceEndsAt } : {}),
+        ...(typeof memo.lastError === 'string' ? { lastError: memo.lastError } : {}),
+        ...(typeof memo.rotator === 'string' ? { rotator: memo.rotator } : {}),
+      };
+    }
+  }
+
+  /** Waits for the rotation of `secretId` to end, calling `onStatus` as it moves (polling every `pollMs`). */
+  async wait(secretId: string, onStatus?: (status: RotationStatus) => void, pollMs = 250): Promise<RotationOutcome> {
+    const handle = this.client.workflow.getHandle<typeof rotateSecret>(rotationWorkflowId(secretId));
+    const done = handle.result().then(
+      (result): RotationOutcome => ({ outcome: result.outcome, result }),
+      (error): RotationOutcome => {
+        if (error instanceof WorkflowFailedError) {
+          const cause = error.cause;
+          const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as RotationFailureDetails | undefined) : undefined;
+          return { outcome: 'failed', message: cause?.message ?? error.message, ...(details ? { details } : {}) };
+        }
+        throw error;
+      },
+    );
+    let finished: RotationOutcome | undefined;
+    void done.then((o) => (finished = o), () => undefined);
+    while (!finished) {
+      if (onStatus) {
+        try {
+          const status = await handle.query(statusQuery);
+          onStatus(status);
+          if (TERMINAL_PHASES.includes(status.phase)) break;
+        } catch {
+          // The workflow closed between two polls, or no worker answered yet: keep waiting for the result.
+        }
+      }
+      await Promise.race([done, sleep(pollMs)]);
+    }
+    const outcome = await done;
+    if (outcome.outcome !== 'failed') onStatus?.(outcome.result.status);
+    if (outcome.outcome === 'failed' && onStatus) {
+      const status = await this.status(secretId).catch(() => undefined);
+      if (status) {
+        onStatus(status);
+        return { ...outcome, status };
+      }
+    }
+    return outcome;
+  }
+
+  /** Asks the running rotation to roll back: before finish it unwinds; during grace it reinstates the previous version. */
+  async rollback(secretId: string, reason?: string, by?: string): Promise<StartedRotation> {
+    const handle = await this.runningHandle(secretId, ['preparing', 'creating', 'setting', 'testing', 'finishing', 'grace'], 'roll back');
+    await handle.signal(rollbackSignal, { ...(reason ? { reason } : {}), ...(by ? { by } : {}) });
+    return { secretId, workflowId: handle.workflowId, runId: (await handle.describe()).runId, started: false };
+  }
+
+  /** Adds `byMs` to the grace period of the running rotation; `by` names the operator in the audit trail. */
+  async extendGrace(secretId: string, byMs: number, by?: string): Promise<void> {
+    if (!(byMs > 0)) throw new InvalidInputError(`extend by: ${byMs} is not a positive duration`);
+    const handle = await this.runningHandle(secretId, ['grace'], 'extend the grace period of');
+    await handle.signal(extendGraceSignal, { byMs, ...(by ? { by } : {}) });
+  }
+
+  /** Ends the grace period of the running rotation now: it goes on to retire the previous credential. */
+  async endGrace(secretId: string, by?: string): Promise<void> {
+    const handle = await this.runningHandle(secretId, ['grace'], 'end the grace period of');
+    await handle.signal(endGraceSignal, by ? { by } : {});
+  }
+
+  /** The Temporal UI page of the secret's rotation, when ROTOR_TEMPORAL_UI_URL (or a local default) is known. */
+  uiLink(workflowId: string, runId: string, uiBase = process.env.ROTOR_TEMPORAL_UI_URL || DEFAULT_TEMPORAL_UI_URL): string {
+    return temporalUiLink(uiBase, this.client.options.namespace, workflowId, runId);
+  }
+
+  private async runningHandle(secretId: string, phases: RotationStatus['phase'][], what: string) {
+    assertSecretId(secretId);
+    const handle = this.client.workflow.getHandle(rotationWorkflowId(secretId));
+    let running = false;
+    try {
+      running = (await handle.describe()).status.name === 'RUNNING';
+    } catch (error) {
+      if (!(error instanceof WorkflowNotFoundError)) throw error;
+    }
+    if (!running) throw new NotRotatingError(secretId, `no rotation is running, nothing to ${what}`);
+    const { phase } = await handle.query(statusQuery);
+    if (!phases.includes(phase)) throw new NotRotatingError(secretId, `the rotation is ${phase}: cannot ${what} it now`);
+    return handle;
+  }
+}
+
+function assertSecretId(secretId: string): void {
+  if (typeof secretId !== 'string' || secretId.trim() === '' || secretId.length > 2048) {
+    throw new InvalidInputError(`secret id ${JSON.stringify(secretId)} is not valid`);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), ms))),
+  ]);
+}
