@@ -15,6 +15,17 @@ export default tseslint.config(
     },
   },
   {
+    // Type-aware: a promise nobody awaits is a step that may never happen, or an error nobody sees.
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      'no-shadow': 'off',
+      '@typescript-eslint/no-shadow': ['error', { ignoreTypeValueShadow: true, ignoreFunctionTypeParameterNameValueShadow: true }],
+    },
+  },
+  {
     // Workflow code must stay deterministic: no I/O modules, no Node built-ins, only type imports of activities.
     files: ['src/workflows/**/*.ts'],
     rules: {

@@ -1,4 +1,5 @@
 import { isGrpcServiceError, ServiceError } from '@temporalio/client';
+import { CommanderError } from 'commander';
 import { ErrorType, RotorError } from '../shared/errors';
 
 const GRPC_UNAVAILABLE = 14;
@@ -21,8 +22,12 @@ export const ExitCode = {
   internal: 70,
 } as const;
 
-/** Maps an error to an exit code and a one-line message with a hint. The one place the CLI decides this. */
+/**
+ * Maps an error to an exit code and a one-line message with a hint. The one place the CLI decides this. Commander
+ * has printed its own message already (usage, help, version), so its errors come back with an empty message.
+ */
 export function describeError(error: unknown): { code: number; message: string } {
+  if (error instanceof CommanderError) return { code: error.exitCode === 0 ? ExitCode.ok : ExitCode.usage, message: '' };
   if (error instanceof RotorError) {
     switch (error.type) {
       case ErrorType.SecretNotFound:
@@ -39,26 +44,17 @@ export function describeError(error: unknown): { code: number; message: string }
         return { code: ExitCode.internal, message: error.message };
     }
   }
+  const address = process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
+  const unreachable = (why: string) => ({
+    code: ExitCode.unavailable,
+    message: `cannot reach Temporal at ${address} (${why}) — start it with \`npm run stack -- up\` or set TEMPORAL_ADDRESS`,
+  });
   if (isGrpcServiceError(error) || error instanceof ServiceError) {
     const grpc = isGrpcServiceError(error) ? error : isGrpcServiceError(error.cause) ? error.cause : undefined;
-    const address = process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
-    if (!grpc || grpc.code === GRPC_UNAVAILABLE || grpc.code === GRPC_DEADLINE_EXCEEDED) {
-      return {
-        code: ExitCode.unavailable,
-        message: `cannot reach Temporal at ${address} (${messageWithCause(error)}) — start it with \`npm run stack -- up\` or set TEMPORAL_ADDRESS`,
-      };
-    }
+    if (!grpc || grpc.code === GRPC_UNAVAILABLE || grpc.code === GRPC_DEADLINE_EXCEEDED) return unreachable(messageWithCause(error));
     return { code: ExitCode.internal, message: `Temporal at ${address} refused: ${messageWithCause(error)}` };
   }
-  if (error instanceof Error && /ECONNREFUSED|Failed to connect|transport error/i.test(error.message)) {
-    const address = process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
-    return {
-      code: ExitCode.unavailable,
-      message: `cannot reach Temporal at ${address} (${error.message}) — start it with \`npm run stack -- up\` or set TEMPORAL_ADDRESS`,
-    };
-  }
-  const e = error as { code?: string; message?: string };
-  if (e?.code?.startsWith('commander.')) return { code: ExitCode.usage, message: e.message ?? String(error) };
+  if (error instanceof Error && /ECONNREFUSED|Failed to connect|transport error/i.test(error.message)) return unreachable(error.message);
   return { code: ExitCode.internal, message: error instanceof Error ? messageWithCause(error) : String(error) };
 }
 

@@ -3,7 +3,7 @@ import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { StoreConflictError } from '../shared/errors';
 import { adminOf, assertPair, currentRejected, nextOfPair, parseAlternating } from './alternating';
 import type { PasswordPolicy } from '../shared/types';
-import { currentAccount, withMysqlLogin } from './mysql/connection';
+import { canMysqlLogIn, currentAccount, withMysqlLogin } from './mysql/connection';
 import { mysqlSingleUser, parseMysqlSecret, type MysqlSecret } from './mysql-single-user';
 import { generatePassword } from './password-policy';
 import type { Rotator, RotatorContext } from './rotator';
@@ -48,7 +48,7 @@ export const mysqlAlternatingUsers: Rotator<MysqlAlternatingSecret> = {
     const seen = await withMysqlLogin(secretId, current, currentAccount);
     if (seen.rejected) throw currentRejected(secretId, current);
     const host = seen.result.host;
-    const alreadySet = !(await withMysqlLogin(secretId, pending, (c) => c.query('SELECT 1'))).rejected;
+    const alreadySet = await canMysqlLogIn(secretId, pending);
     await asAdmin(secretId, current, context, async (admin) => {
       if (!alreadySet) await upsertAccount(admin, pending.username, host, pending.password);
       await copyAccount(admin, { user: current.username, host }, { user: pending.username, host });
@@ -59,7 +59,7 @@ export const mysqlAlternatingUsers: Rotator<MysqlAlternatingSecret> = {
   test: (secretId, value, ...rest) => mysqlSingleUser.test(secretId, value, ...rest),
 
   async restore(secretId, { want }, context) {
-    if (!(await withMysqlLogin(secretId, want, (c) => c.query('SELECT 1'))).rejected) return 'already-set';
+    if (await canMysqlLogIn(secretId, want)) return 'already-set';
     await asAdmin(secretId, want, context, async (admin) => {
       const host = await accountHost(admin, want.username);
       await upsertAccount(admin, want.username, host, want.password);
@@ -73,13 +73,7 @@ export const mysqlAlternatingUsers: Rotator<MysqlAlternatingSecret> = {
     let outcome = '';
     await asAdmin(secretId, current, context, async (admin) => {
       const host = await accountHost(admin, previous.username);
-      let ended = 0;
-      if (terminateSessions) {
-        for (const id of await sessionIds(admin, previous.username)) {
-          await admin.query('KILL CONNECTION ?', [id]).catch(() => undefined);
-          ended++;
-        }
-      }
+      const killed = terminateSessions ? await killSessions(admin, await sessionIds(admin, previous.username)) : undefined;
       if (policy.retire === 'disable-login') {
         await admin.query('ALTER USER ?@? ACCOUNT LOCK', [previous.username, host]);
         outcome = 'disabled-login';
@@ -87,7 +81,10 @@ export const mysqlAlternatingUsers: Rotator<MysqlAlternatingSecret> = {
         await admin.query('ALTER USER ?@? IDENTIFIED BY ?', [previous.username, host, generatePassword({ length: 64 })]);
         outcome = 'scrambled-password';
       }
-      if (terminateSessions) outcome += `; terminated ${ended} sessions`;
+      if (killed) {
+        outcome += `; terminated ${killed.terminated} sessions`;
+        if (killed.failed > 0) outcome += `; ${killed.failed} could not be terminated`;
+      }
     });
     return outcome;
   },
@@ -127,6 +124,27 @@ async function sessionIds(admin: Connection, user: string): Promise<number[]> {
     [user],
   );
   return rows.map((r) => Number(r.id));
+}
+
+/** MariaDB/MySQL: "Unknown thread id", the session ended by itself meanwhile. */
+const ER_NO_SUCH_THREAD = 1094;
+
+/**
+ * Ends the sessions `ids` with KILL CONNECTION. A session that ended by itself meanwhile counts as neither; one the
+ * server refused to kill (a missing privilege, say) counts as failed, never as terminated.
+ */
+export async function killSessions(admin: Pick<Connection, 'query'>, ids: number[]): Promise<{ terminated: number; failed: number }> {
+  let terminated = 0;
+  let failed = 0;
+  for (const id of ids) {
+    try {
+      await admin.query('KILL CONNECTION ?', [id]);
+      terminated++;
+    } catch (error) {
+      if ((error as { errno?: number }).errno !== ER_NO_SUCH_THREAD) failed++;
+    }
+  }
+  return { terminated, failed };
 }
 
 /** Creates the account, or sets its password; either way unlocked (retirement may have locked it). */

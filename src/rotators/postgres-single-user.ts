@@ -1,7 +1,7 @@
-import { z } from 'zod';
 import { canLogIn, setRolePassword, withLogin, type PgLogin } from './postgres/connection';
 import type { Rotator } from './rotator';
 import { singleUserRotator } from './single-user';
+import { databaseSecretSchema, loginFields } from './database-secret';
 import { parseJsonObject, validateShape } from './secret-json';
 
 /** PostgreSQL's NAMEDATALEN - 1: longer role names are truncated by the server, so they cannot log in as given. */
@@ -10,20 +10,9 @@ const MAX_ROLE_BYTES = 63;
 export const POSTGRES_ENGINES = ['postgres', 'postgresql', 'aurora-postgresql'] as const;
 
 /** AWS's documented JSON for a PostgreSQL secret. Other fields are kept untouched through rotation. */
-const postgresSecretSchema = z.looseObject({
-  engine: z.enum(POSTGRES_ENGINES),
-  host: z.string().min(1, 'must not be empty'),
-  port: z
-    .union([z.number().int().min(1).max(65535), z.string().regex(/^\d{1,5}$/, 'must be a port number')])
-    .optional(),
-  username: z
-    .string()
-    .min(1, 'must not be empty')
-    .refine((u) => !u.includes('\0'), 'must not contain NUL')
-    .refine((u) => Buffer.byteLength(u, 'utf8') <= MAX_ROLE_BYTES, `must be at most ${MAX_ROLE_BYTES} bytes (PostgreSQL truncates longer role names)`),
-  password: z.string().min(1, 'must not be empty').refine((p) => !p.includes('\0'), 'must not contain NUL'),
-  dbname: z.string().min(1, 'must not be empty').optional(),
-  ssl: z.union([z.boolean(), z.enum(['true', 'false'])]).optional(),
+const postgresSecretSchema = databaseSecretSchema(POSTGRES_ENGINES, {
+  fits: (u) => Buffer.byteLength(u, 'utf8') <= MAX_ROLE_BYTES,
+  limit: `must be at most ${MAX_ROLE_BYTES} bytes (PostgreSQL truncates longer role names)`,
 });
 
 /** A parsed PostgreSQL secret: the login and the JSON it came from. */
@@ -34,15 +23,7 @@ export interface PostgresSecret extends PgLogin {
 export function parsePostgresSecret(secretId: string, raw: string): PostgresSecret {
   const json = parseJsonObject(secretId, raw);
   const shape = validateShape(secretId, postgresSecretSchema, json);
-  return {
-    json,
-    host: shape.host,
-    port: shape.port === undefined ? 5432 : Number(shape.port),
-    username: shape.username,
-    password: shape.password,
-    dbname: shape.dbname ?? 'postgres',
-    ssl: shape.ssl === undefined ? undefined : shape.ssl === true || shape.ssl === 'true',
-  };
+  return { json, ...loginFields(shape, 5432), dbname: shape.dbname ?? 'postgres' };
 }
 
 /**

@@ -1,72 +1,41 @@
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
-  defineQuery,
   isCancellation,
-  defineSignal,
-  log,
+  patched,
   proxyActivities,
-  setHandler,
   sleep,
-  upsertMemo,
   upsertSearchAttributes,
   uuid4,
-  type ActivityOptions,
 } from '@temporalio/workflow';
 import type { RotorActivities } from '../activities';
-import { QueryName, SearchAttribute, SignalName } from '../shared/constants';
+import { SearchAttribute } from '../shared/constants';
 import { formatDuration } from '../shared/duration';
-import { ErrorType, NON_RETRYABLE_ERROR_TYPES } from '../shared/errors';
-import { TERMINAL_PHASES } from '../shared/types';
-import { createReporter } from './reporting';
+import { actorOf } from '../shared/types';
 import type {
-  EndGraceSignal,
-  ExtendGraceSignal,
-  RotationFailureDetails,
+  AuditEvent,
   Phase,
   PreparedRotation,
-  RollbackSignal,
+  RotationEnd,
+  RotationFailureDetails,
   RotationInput,
   RotationResult,
-  RotationStatus,
-  AuditEvent,
-  RotationEnd,
   StepInput,
-  Trigger,
   StepName,
   StepReport,
 } from '../shared/types';
+import { DEFAULT_MAX_STEP_ATTEMPTS, stepOptions, undoOptions } from './activity-options';
+import { causeOf, RollbackRequested, ROTATION_FAILED, typeOf } from './failures';
+import { handleOperatorSignals } from './operator-signals';
+import { createReporter } from './reporting';
+import { createRotationState } from './rotation-state';
 
-export const statusQuery = defineQuery<RotationStatus>(QueryName.status);
-export const rollbackSignal = defineSignal<[RollbackSignal]>(SignalName.rollback);
-export const extendGraceSignal = defineSignal<[ExtendGraceSignal]>(SignalName.extendGrace);
-export const endGraceSignal = defineSignal<[EndGraceSignal?]>(SignalName.endGrace);
+export { endGraceSignal, extendGraceSignal, rollbackSignal, statusQuery } from './operator-signals';
+export { ROTATION_FAILED } from './failures';
 
-/** Type of the failure a rotation ends with when it did not complete. */
-export const ROTATION_FAILED = 'RotorRotationFailed';
-
-const DEFAULT_MAX_STEP_ATTEMPTS = 6;
-
-function stepOptions(maximumAttempts: number): ActivityOptions {
-  return {
-    // Steps are short: a database login, a few store calls. A worker that dies mid-step is noticed after this.
-    startToCloseTimeout: '20s',
-    retry: {
-      initialInterval: '1s',
-      backoffCoefficient: 2,
-      maximumInterval: '30s',
-      maximumAttempts,
-      nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES],
-    },
-  };
-}
-
-/** Raised inside the workflow when an operator's rollback arrives before finish: unwinds through compensation. */
-class RollbackRequested extends Error {
-  override readonly name = ErrorType.RollbackRequested;
-}
+/** A cancelled rotation ends in phase `failed` (status, search attribute, memo); runs cancelled before it did not. */
+export const CANCELLED_ENDS_PATCH = 'rotor-cancelled-ends-failed-v1';
 
 /**
  * Rotates one secret: prepare → create → set → test → finish → grace (durable timer) → retire.
@@ -84,85 +53,29 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
   const token = uuid4();
   const maxAttempts = input.maxStepAttempts ?? DEFAULT_MAX_STEP_ATTEMPTS;
   const steps = proxyActivities<RotorActivities>(stepOptions(maxAttempts));
-  // Compensation must not give up while the store is briefly away: more attempts, longer backoff.
-  const undo = proxyActivities<RotorActivities>(stepOptions(Math.max(maxAttempts * 3, 20)));
+  const undo = proxyActivities<RotorActivities>(undoOptions(maxAttempts));
 
-  const status: RotationStatus = {
-    secretId: input.secretId,
-    phase: 'preparing',
-    token,
-    versions: {},
-    steps: [],
-    startedAt: new Date().toISOString(),
-    ...(input.trigger ? { trigger: input.trigger } : {}),
-  };
-  let rollback: RollbackSignal | undefined;
-  let endGrace = false;
-  let graceEndsAt = 0;
-  let phaseSeq = 0;
+  const state = createRotationState(input, token);
+  const { status } = state;
   let ended = false;
   /** What every step gets: ids, the token and what prepare found (set once prepare has run). */
   let stepInput: StepInput;
-  const report = createReporter(input);
-  report.audit({ kind: 'triggered', phase: 'preparing', actor: actorOf(input.trigger), detail: { graceMs: input.graceMs } });
-  report.watchPhases(() => ({ seq: phaseSeq, phase: status.phase }));
-
-  setHandler(statusQuery, () => status);
-  setHandler(rollbackSignal, (signal) => {
-    if (rollback || status.phase === 'retiring' || status.phase === 'awaiting-sessions' || TERMINAL_PHASES.includes(status.phase)) return;
-    rollback = signal ?? {};
-    // Signals come from anywhere (the UI included): keep only short strings.
-    status.rollbackReason = text(signal?.reason) ?? 'no reason given';
-    const by = text(signal?.by);
-    if (by) status.rollbackBy = by;
-    report.audit({ kind: 'rollback-requested', phase: status.phase, actor: `signal:${by ?? 'ui-or-api'}`, detail: { reason: status.rollbackReason } });
-    log.info('rollback requested', { secretId: input.secretId, by, phase: status.phase });
-  });
-  setHandler(extendGraceSignal, (signal) => {
-    const byMs = signal?.byMs;
-    const by = text(signal?.by);
-    if (status.phase !== 'grace' || typeof byMs !== 'number' || !Number.isFinite(byMs) || !(byMs > 0)) return;
-    graceEndsAt += byMs;
-    status.graceEndsAt = new Date(graceEndsAt).toISOString();
-    updateMemo();
-    report.audit({ kind: 'grace-extended', phase: 'grace', actor: `signal:${by ?? 'ui-or-api'}`, detail: { byMs, graceEndsAt: status.graceEndsAt } });
-  });
-  setHandler(endGraceSignal, (signal) => {
-    if (status.phase !== 'grace' || endGrace) return;
-    endGrace = true;
-    report.audit({ kind: 'grace-ended', phase: 'grace', actor: `signal:${text(signal?.by) ?? 'ui-or-api'}` });
-  });
-
-  /** The memo keeps a summary readable by `describe`, even when no worker is there to answer the query. */
-  function updateMemo(): void {
-    upsertMemo({
-      phase: status.phase,
-      token,
-      rotator: status.rotator ?? null,
-      graceEndsAt: status.graceEndsAt ?? null,
-      lastError: status.lastError ?? null,
-    });
-  }
-
-  function enter(phase: Phase): void {
-    status.phase = phase;
-    phaseSeq++;
-    upsertSearchAttributes([{ key: SearchAttribute.phase, value: phase }]);
-    updateMemo();
-    log.info('rotation phase', { secretId: input.secretId, phase });
-  }
+  const reporter = createReporter(input);
+  reporter.audit({ kind: 'triggered', phase: 'preparing', actor: actorOf(input.trigger), detail: { graceMs: input.graceMs } });
+  reporter.watchPhases(() => ({ seq: state.phaseSeq, phase: status.phase }));
+  const requests = handleOperatorSignals(state, reporter);
 
   async function run<T extends StepReport>(name: StepName, phase: Phase, call: () => Promise<T>): Promise<T> {
-    enter(phase);
+    state.enter(phase);
     const started = Date.now();
-    const record: RotationStatus['steps'][number] = { step: name, startedAt: new Date(started).toISOString() };
-    status.steps.push(record);
+    const step: (typeof status.steps)[number] = { step: name, startedAt: new Date(started).toISOString() };
+    status.steps.push(step);
     try {
       const stepReport = await call();
-      record.attempts = stepReport.attempt;
-      if (stepReport.outcome) record.outcome = stepReport.outcome;
-      record.endedAt = new Date().toISOString();
-      report.audit({
+      step.attempts = stepReport.attempt;
+      if (stepReport.outcome) step.outcome = stepReport.outcome;
+      step.endedAt = new Date().toISOString();
+      reporter.audit({
         kind: 'step',
         step: name,
         phase,
@@ -173,37 +86,36 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
       });
       return stepReport;
     } catch (error) {
-      record.error = causeOf(error);
-      record.endedAt = new Date().toISOString();
-      status.lastError = `${name}: ${record.error}`;
-      report.audit({ kind: 'step-failed', step: name, phase, outcome: typeOf(error) ?? 'error', durationMs: Date.now() - started, detail: { error: record.error } });
+      step.error = causeOf(error);
+      step.endedAt = new Date().toISOString();
+      status.lastError = `${name}: ${step.error}`;
+      reporter.audit({ kind: 'step-failed', step: name, phase, outcome: typeOf(error) ?? 'error', durationMs: Date.now() - started, detail: { error: step.error } });
       throw error;
     }
   }
 
   /** Ends the rotation in `phase` after a failure: alert, outcome, audit settled; returns the failure to throw. */
   async function fail(step: string, error: unknown, what: string, phase: 'failed' | 'compensated' = 'failed'): Promise<ApplicationFailure> {
-    enter(phase);
-    if (phase === 'compensated') status.endedAt = new Date().toISOString();
+    state.end(phase);
     const failure = ApplicationFailure.create({
       type: ROTATION_FAILED,
       message: `rotation of ${input.secretId} failed at ${step}: ${causeOf(error)}; ${what}`,
       nonRetryable: true,
       details: [{ step, errorType: typeOf(error), phase: status.phase } satisfies RotationFailureDetails],
     });
-    report.alert(phase === 'compensated' ? 'compensated' : 'rotation-failed', failure.message, { phase, step });
-    await finish(phase, status.versions.current, { failedStep: step, ...(typeOf(error) ? { errorType: typeOf(error)! } : {}) });
+    reporter.alert(phase === 'compensated' ? 'compensated' : 'rotation-failed', failure.message, { phase, step });
+    await record(phase, status.versions.current, { failedStep: step, ...(typeOf(error) ? { errorType: typeOf(error)! } : {}) });
     return failure;
   }
 
   /** Records the outcome (metrics, audit) and waits for the audit trail and alerts to settle. */
-  async function finish(outcome: RotationEnd['outcome'], versionId: string | undefined, detail: AuditEvent['detail'] = {}): Promise<void> {
+  async function record(outcome: RotationEnd['outcome'], versionId: string | undefined, detail: AuditEvent['detail'] = {}): Promise<void> {
     ended = true;
-    report.ended(
+    reporter.ended(
       { outcome, ...(status.rotator ? { rotator: status.rotator } : {}) },
       { durationMs: Date.now() - Date.parse(status.startedAt), ...(versionId ? { versionId } : {}), detail },
     );
-    await report.settle();
+    await reporter.settle();
   }
 
   try {
@@ -211,7 +123,10 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
   } catch (error) {
     // Cancelled (Temporal UI, API) before it ended: the outcome is still recorded and the reporter settled.
     if (isCancellation(error) && !ended) {
-      await CancellationScope.nonCancellable(() => finish('failed', status.versions.current, { cancelled: true }));
+      await CancellationScope.nonCancellable(async () => {
+        state.end('failed', { publish: patched(CANCELLED_ENDS_PATCH) });
+        await record('failed', status.versions.current, { cancelled: true });
+      });
     }
     throw error;
   }
@@ -242,67 +157,58 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
       throw await fail('create', error, 'the target was not touched');
     }
 
-    const compensations: { step: StepName; phase: Phase; call: () => Promise<StepReport> }[] = [];
+    // From here the target may hold the new credential (set's effect can land even when its result is lost): any
+    // failure, or a rollback asked for before finish, reinstates the previous version.
     let failedStep: StepName = 'set';
     try {
-      compensations.push({
-        step: 'compensate',
-        phase: 'compensating',
-        call: () => undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'compensate' }),
-      });
       for (const [name, phase, call] of [
         ['set', 'setting', () => steps.setPending(stepInput)],
         ['test', 'testing', () => steps.testPending(stepInput)],
         ['finish', 'finishing', () => steps.finishRotation(stepInput)],
       ] as const) {
-        if (rollback) throw new RollbackRequested();
+        if (requests.rollback) throw new RollbackRequested();
         failedStep = name;
         await run(name, phase, call);
       }
     } catch (error) {
-      const unwinding = error instanceof RollbackRequested;
       try {
-        await CancellationScope.nonCancellable(async () => {
-          for (const c of compensations.reverse()) await run(c.step, c.phase, c.call);
-        });
+        await CancellationScope.nonCancellable(() =>
+          run('compensate', 'compensating', () => undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'compensate' })),
+        );
       } catch (compensationError) {
         throw await fail(failedStep, compensationError, 'compensation failed too: check the target and the labels by hand');
       }
       status.versions = { current: prepared.currentVersionId, ...(prepared.previousVersionId ? { previous: prepared.previousVersionId } : {}) };
-      if (unwinding) {
-        enter('rolled-back');
-        status.endedAt = new Date().toISOString();
-        report.alert('rolled-back', `rotation of ${input.secretId} rolled back before finish: ${status.rollbackReason}`, { phase: 'rolled-back', step: failedStep });
-        await finish('rolled-back', prepared.currentVersionId, { during: failedStep });
+      if (error instanceof RollbackRequested) {
+        state.end('rolled-back');
+        reporter.alert('rolled-back', `rotation of ${input.secretId} rolled back before finish: ${status.rollbackReason}`, { phase: 'rolled-back', step: failedStep });
+        await record('rolled-back', prepared.currentVersionId, { during: failedStep });
         return result('rolled-back', prepared.currentVersionId, prepared.previousVersionId);
       }
       throw await fail(failedStep, error, 'compensated: the target and AWSCURRENT are as before the rotation', 'compensated');
     }
 
     status.versions = { current: token, previous: prepared.currentVersionId };
-    graceEndsAt = Date.now() + input.graceMs;
-    status.graceEndsAt = new Date(graceEndsAt).toISOString();
-    enter('grace');
-    while (!rollback && !endGrace && Date.now() < graceEndsAt) {
-      const before = graceEndsAt;
-      await condition(() => rollback !== undefined || endGrace || graceEndsAt !== before, graceEndsAt - Date.now());
+    requests.graceEndsAt = Date.now() + input.graceMs;
+    status.graceEndsAt = new Date(requests.graceEndsAt).toISOString();
+    state.enter('grace');
+    while (!requests.rollback && !requests.endGrace && Date.now() < requests.graceEndsAt) {
+      const before = requests.graceEndsAt;
+      await condition(() => requests.rollback !== undefined || requests.endGrace || requests.graceEndsAt !== before, requests.graceEndsAt - Date.now());
     }
 
-    if (rollback) {
+    if (requests.rollback) {
       try {
         await CancellationScope.nonCancellable(() =>
-          run('rollback', 'rolling-back', () =>
-            undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'rollback' }),
-          ),
+          run('rollback', 'rolling-back', () => undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'rollback' })),
         );
       } catch (error) {
         throw await fail('rollback', error, 'the new credential may still be current: check the target and the labels');
       }
       status.versions = { current: prepared.currentVersionId, previous: token };
-      enter('rolled-back');
-      status.endedAt = new Date().toISOString();
-      report.alert('rolled-back', `rotation of ${input.secretId} rolled back during grace: ${status.rollbackReason}`, { phase: 'rolled-back' });
-      await finish('rolled-back', prepared.currentVersionId, { during: 'grace' });
+      state.end('rolled-back');
+      reporter.alert('rolled-back', `rotation of ${input.secretId} rolled back during grace: ${status.rollbackReason}`, { phase: 'rolled-back' });
+      await record('rolled-back', prepared.currentVersionId, { during: 'grace' });
       return result('rolled-back', prepared.currentVersionId, token);
     }
 
@@ -312,16 +218,15 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
       if (retirement && retirement.retire !== 'none' && retirement.liveSessions === 'wait') {
         retirementNote = await awaitSessions(retirement.maxWaitMs);
       }
-      const report = await run('retire', 'retiring', () =>
+      const retired = await run('retire', 'retiring', () =>
         steps.retirePrevious({ ...stepInput, ...(retirement?.liveSessions === 'terminate' ? { terminateSessions: true } : {}) }),
       );
-      if (retirement) retirementNote = [report.outcome, retirementNote].filter(Boolean).join('; ');
+      if (retirement) retirementNote = [retired.outcome, retirementNote].filter(Boolean).join('; ');
     } catch (error) {
       throw await fail('retire', error, 'the new credential is current; the previous one was not retired');
     }
-    enter('completed');
-    status.endedAt = new Date().toISOString();
-    await finish('completed', token, {
+    state.end('completed');
+    await record('completed', token, {
       previousVersionId: prepared.currentVersionId,
       ...(retirementNote ? { retirement: retirementNote } : {}),
     });
@@ -339,8 +244,8 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     let live = await count();
     if (live === 0) return undefined;
     status.sessionsWaitEndsAt = new Date(deadline).toISOString();
-    enter('awaiting-sessions');
-    report.alert(
+    state.enter('awaiting-sessions');
+    reporter.alert(
       'awaiting-sessions',
       `retirement of the previous login of ${input.secretId} waits for ${live} live sessions, at the latest until ${status.sessionsWaitEndsAt}`,
       { phase: 'awaiting-sessions' },
@@ -363,30 +268,4 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
       status,
     };
   }
-}
-
-/** A signal's free text, if it is text: at most 500 characters. */
-function text(value: unknown): string | undefined {
-  return typeof value === 'string' && value.trim() !== '' ? value.slice(0, 500) : undefined;
-}
-
-/** Who started the rotation, for the audit trail: `schedule:<id>`, `cli:<user>`, ... */
-function actorOf(trigger: Trigger | undefined): string {
-  if (!trigger) return 'api:unknown';
-  return trigger.by ? `${trigger.kind}:${trigger.by}` : trigger.kind;
-}
-
-/** The type of the innermost failure: rotor's error type when an activity raised one. */
-function typeOf(error: unknown): string | undefined {
-  let e: unknown = error;
-  while (e instanceof ActivityFailure && e.cause) e = e.cause;
-  return e instanceof ApplicationFailure ? (e.type ?? undefined) : undefined;
-}
-
-/** The innermost message of an activity failure: rotor's typed, value-free message. */
-function causeOf(error: unknown): string {
-  let e: unknown = error;
-  while (e instanceof ActivityFailure && e.cause) e = e.cause;
-  if (e instanceof ApplicationFailure && e.type) return `${e.message} [${e.type}]`;
-  return e instanceof Error ? e.message : String(e);
 }

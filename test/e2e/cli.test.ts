@@ -1,13 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RotationClient } from '../../src/client';
+import { describe, expect, it } from 'vitest';
 import { runCli, type CliRun } from '../helpers/cli';
 import { uniqueName } from '../helpers/env';
-import { createSecret, labels, logsIn, passwordAt, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus } from '../helpers/stack';
-import { WorkerProcess } from '../helpers/worker-process';
+import { createSecret, labels, logsIn, passwordAt, roleWithSecret as roleWithSecretIn, waitForStatus } from '../helpers/stack';
+import { useWorkerRig } from '../helpers/rig';
 
-const taskQueue = uniqueName('e2e-cli');
-let worker: WorkerProcess;
-let rotor: RotationClient;
+const rig = useWorkerRig('e2e-cli');
+const { taskQueue } = rig;
 const passwords = new Set<string>();
 const outputs: string[] = [];
 
@@ -17,16 +15,6 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
 }
 
 const roleWithSecret = (marker: string) => roleWithSecretIn('e2e', marker, passwords);
-
-beforeAll(async () => {
-  worker = await WorkerProcess.start(taskQueue);
-  rotor = await rotationClient(taskQueue);
-});
-
-afterAll(async () => {
-  await worker?.stop();
-  await rotor?.client.connection.close();
-});
 
 describe('rotor CLI', () => {
   it('rotate --wait prints the step timeline and exits 0 when the rotation completed', async () => {
@@ -56,7 +44,7 @@ describe('rotor CLI', () => {
     const start = await cli(['rotate', secretId, '--grace', '10m', '--json']);
     expect(start.code).toBe(0);
     expect(JSON.parse(start.stdout)).toMatchObject({ secretId, started: true });
-    await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
+    await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'grace');
     passwords.add(await passwordAt(secretId, 'AWSCURRENT'));
     const again = await cli(['rotate', secretId]);
     expect(again.stdout).toMatch(/already running: rotation of/);
@@ -94,6 +82,22 @@ describe('rotor CLI', () => {
     const rollback = await cli(['rollback', secretId]);
     expect(rollback.code).toBe(3);
     expect(rollback.stderr).toMatch(/no rotation is running/);
+  });
+
+  it('refuses a duration without a unit everywhere, naming the value, and starts nothing', async () => {
+    const secretId = uniqueName('e2e/bare');
+    const versionId = await createSecret(secretId, { engine: 'postgres', password: 'x-not-used-x' });
+    for (const [args, env, what] of [
+      [['rotate', secretId, '--grace', '60'], {}, '--grace: "60"'],
+      [['extend-grace', secretId, '60'], {}, 'duration: "60"'],
+      [['rotate', secretId], { ROTOR_DEFAULT_GRACE: '60' }, 'ROTOR_DEFAULT_GRACE: duration: "60"'],
+    ] as const) {
+      const run = await cli([...args], env);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain(`${what} has no unit (examples: 90s, 15m, 1h30m, 30d)`);
+    }
+    expect(await labels(secretId)).toEqual({ current: versionId, versions: 1 });
+    expect((await cli(['status', secretId])).code).toBe(3);
   });
 
   it('exits 4 with a hint when Temporal cannot be reached', async () => {

@@ -1,15 +1,14 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RotationClient } from '../../src/client';
-import { stackEnv, uniqueName } from '../helpers/env';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { stackEnv } from '../helpers/env';
 import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
 import { historiesText, recordHistories } from '../helpers/hygiene';
-import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus } from '../helpers/stack';
+import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret as roleWithSecretIn, waitForStatus } from '../helpers/stack';
+import { useWorkerRig } from '../helpers/rig';
 import { WorkerProcess } from '../helpers/worker-process';
 
-const taskQueue = uniqueName('it-failures');
 const holdDir = holdDirectory();
-let worker: WorkerProcess;
-let rotor: RotationClient;
+const rig = useWorkerRig('it-failures', { holdDir });
+const { taskQueue } = rig;
 const passwords = new Set<string>();
 
 /** moto keeps its data in memory only: it is frozen and thawed, never restarted. */
@@ -27,31 +26,24 @@ const release = (secretId: string) => releaseHold(holdDir, secretId);
 
 const rememberAll = (secretId: string) => rememberPasswords(secretId, passwords);
 
-beforeAll(async () => {
-  worker = await WorkerProcess.start(taskQueue, holdDir);
-  rotor = await rotationClient(taskQueue);
-});
-
 afterEach(() => thawStore());
 
 afterAll(async () => {
   thawStore();
-  await worker?.stop();
-  await rotor?.client.connection.close();
 });
 
 describe('failures after set', () => {
   it('restores the previous password when the test step fails', async () => {
     const { secretId, username, password, versionId } = await roleWithSecret('fail-test');
-    await rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 2 });
-    const outcome = await rotor.wait(secretId);
+    await rig.rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 2 });
+    const outcome = await rig.rotor.wait(secretId);
     expect(outcome.outcome).toBe('failed');
     if (outcome.outcome !== 'failed') return;
     expect(outcome.message).toMatch(/failed at test: .*injected by the test rotator.*compensated/);
     await rememberAll(secretId);
     expect(await labels(secretId)).toEqual({ current: versionId, versions: 2 });
     expect(await logsIn(username, password)).toBe(true);
-    const status = await rotor.status(secretId);
+    const status = await rig.rotor.status(secretId);
     expect(status?.phase).toBe('compensated');
     const compensate = status?.steps.find((s) => s.step === 'compensate');
     expect(compensate?.outcome).toBe('changed');
@@ -59,19 +51,19 @@ describe('failures after set', () => {
 
   it('finishes once the store answers again after freezing during finish', async () => {
     const { secretId, username, password } = await roleWithSecret('hold-test-thaw');
-    await rotor.rotate(secretId, { graceMs: 0 });
+    await rig.rotor.rotate(secretId, { graceMs: 0 });
     await held(secretId);
     freezeStore();
     release(secretId);
     // The test step passes; finish meets a store that does not answer and is retried.
-    await waitForStatus(rotor, secretId, (s) => s.phase === 'finishing');
+    await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'finishing');
     await new Promise((r) => setTimeout(r, 12_000));
-    expect((await rotor.status(secretId))?.phase).toBe('finishing');
+    expect((await rig.rotor.status(secretId))?.phase).toBe('finishing');
     thawStore();
-    const outcome = await rotor.wait(secretId);
+    const outcome = await rig.rotor.wait(secretId);
     expect(outcome.outcome).toBe('completed');
     await rememberAll(secretId);
-    const finish = (await rotor.status(secretId))?.steps.find((s) => s.step === 'finish');
+    const finish = (await rig.rotor.status(secretId))?.steps.find((s) => s.step === 'finish');
     expect(finish?.attempts).toBeGreaterThanOrEqual(2);
     const after = await labels(secretId);
     expect(after.pending).toBeUndefined();
@@ -81,13 +73,13 @@ describe('failures after set', () => {
 
   it('compensates once the store answers when finish ran out of attempts', async () => {
     const { secretId, username, password, versionId } = await roleWithSecret('hold-test-budget');
-    await rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 2 });
+    await rig.rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 2 });
     await held(secretId);
     freezeStore();
     release(secretId);
-    await waitForStatus(rotor, secretId, (s) => s.phase === 'compensating', 120_000);
+    await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'compensating', 120_000);
     thawStore();
-    const outcome = await rotor.wait(secretId);
+    const outcome = await rig.rotor.wait(secretId);
     expect(outcome.outcome).toBe('failed');
     if (outcome.outcome === 'failed') expect(outcome.message).toMatch(/failed at finish: .*did not answer.*compensated/);
     await rememberAll(secretId);
@@ -97,12 +89,12 @@ describe('failures after set', () => {
 
   it('a worker killed with SIGKILL mid-rotation: a new worker finishes it', async () => {
     const { secretId, username, password } = await roleWithSecret('hold-test-kill');
-    await rotor.rotate(secretId, { graceMs: 0 });
-    worker = await worker.killWhileHeld(taskQueue, holdDir, secretId);
-    const outcome = await rotor.wait(secretId);
+    await rig.rotor.rotate(secretId, { graceMs: 0 });
+    await rig.killWhileHeld(secretId);
+    const outcome = await rig.rotor.wait(secretId);
     expect(outcome.outcome).toBe('completed');
     await rememberAll(secretId);
-    const test = (await rotor.status(secretId))?.steps.find((s) => s.step === 'test');
+    const test = (await rig.rotor.status(secretId))?.steps.find((s) => s.step === 'test');
     expect(test?.attempts).toBeGreaterThanOrEqual(2);
     expect((await labels(secretId)).pending).toBeUndefined();
     expect(await logsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);
@@ -110,15 +102,15 @@ describe('failures after set', () => {
   });
 
   it('a worker stops gracefully on SIGTERM', async () => {
-    await worker.stop('SIGTERM');
-    expect(worker.exitInfo).toEqual({ code: 0, signal: null });
-    expect(worker.logs).toMatch(/rotor worker stopped/);
+    await rig.worker.stop('SIGTERM');
+    expect(rig.worker.exitInfo).toEqual({ code: 0, signal: null });
+    expect(rig.worker.logs).toMatch(/rotor worker stopped/);
   });
 
   it('leaves no password in histories or worker logs', async () => {
     expect(passwords.size).toBeGreaterThanOrEqual(8);
-    const { text } = await historiesText(rotor.client, taskQueue);
-    await recordHistories(rotor.client, taskQueue, ['it/fail-test', 'it/hold-test-budget', 'it/hold-test-kill']);
+    const { text } = await historiesText(rig.rotor.client, taskQueue);
+    await recordHistories(rig.rotor.client, taskQueue, ['it/fail-test', 'it/hold-test-budget', 'it/hold-test-kill']);
     const logs = WorkerProcess.allLogs.join('\n');
     expect(text).toContain('it/fail-test');
     for (const password of passwords) {

@@ -1,18 +1,17 @@
 import type { RowDataPacket } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RotationClient } from '../../src/client';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { holdDirectory } from '../helpers/faulty-rotators';
 import { historiesText } from '../helpers/hygiene';
 import { createMysqlUser, mysqlLogsIn, mysqlSecret, mysqlUserExists, withMysqlAdmin } from '../helpers/mysql';
-import { adminSecret, createSecret, labels, rememberPasswords, rotationClient, store, tagSecret, waitForStatus } from '../helpers/stack';
+import { adminSecret, createSecret, labels, rememberPasswords, store, tagSecret, waitForStatus } from '../helpers/stack';
+import { useWorkerRig } from '../helpers/rig';
 import { WorkerProcess } from '../helpers/worker-process';
 
-const taskQueue = uniqueName('it-mysql-alt');
 const holdDir = holdDirectory();
-let worker: WorkerProcess;
-let rotor: RotationClient;
+const rig = useWorkerRig('it-mysql-alt', { holdDir });
+const { taskQueue } = rig;
 let masterId: string;
 const passwords = new Set<string>();
 const remember = (secretId: string) => rememberPasswords(secretId, passwords);
@@ -41,8 +40,8 @@ async function current(secretId: string): Promise<{ username: string; password: 
 }
 
 async function rotation(secretId: string, graceMs = 0) {
-  await rotor.rotate(secretId, { graceMs });
-  const outcome = await rotor.wait(secretId);
+  await rig.rotor.rotate(secretId, { graceMs });
+  const outcome = await rig.rotor.wait(secretId);
   await remember(secretId);
   return outcome;
 }
@@ -59,13 +58,6 @@ async function asAccount<T>(user: string, password: string, db: string, work: (c
 
 beforeAll(async () => {
   masterId = await adminSecret('mysql-alt-master', 'ROTOR_MYSQL_ADMIN_URL', mysqlSecret, passwords);
-  worker = await WorkerProcess.start(taskQueue, holdDir);
-  rotor = await rotationClient(taskQueue);
-});
-
-afterAll(async () => {
-  await worker?.stop();
-  await rotor?.client.connection.close();
 });
 
 describe('MySQL/MariaDB alternating users on the real stack', () => {
@@ -105,10 +97,10 @@ describe('MySQL/MariaDB alternating users on the real stack', () => {
 
   it('rolls back during grace', async () => {
     const { secretId, base, password, versionId } = await pair('rollback');
-    await rotor.rotate(secretId, { graceMs: 600_000 });
-    await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
-    await rotor.rollback(secretId, 'test');
-    expect((await rotor.wait(secretId)).outcome).toBe('rolled-back');
+    await rig.rotor.rotate(secretId, { graceMs: 600_000 });
+    await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'grace');
+    await rig.rotor.rollback(secretId, 'test');
+    expect((await rig.rotor.wait(secretId)).outcome).toBe('rolled-back');
     await remember(secretId);
     expect((await labels(secretId)).current).toBe(versionId);
     expect(await mysqlLogsIn(base, password)).toBe(true);
@@ -118,11 +110,11 @@ describe('MySQL/MariaDB alternating users on the real stack', () => {
     const { secretId, base, password, db } = await pair('retire', { 'rotor:retire': 'disable-login', 'rotor:live-sessions-max-wait': '2m' });
     const url = new URL(stackEnv('ROTOR_MYSQL_ADMIN_URL'));
     const held = await createConnection({ host: url.hostname, port: Number(url.port), user: base, password, database: db });
-    await rotor.rotate(secretId, { graceMs: 0 });
-    const waiting = await waitForStatus(rotor, secretId, (s) => s.phase === 'awaiting-sessions');
+    await rig.rotor.rotate(secretId, { graceMs: 0 });
+    const waiting = await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'awaiting-sessions');
     expect(waiting.liveSessions).toBe(1);
     await held.end();
-    const outcome = await rotor.wait(secretId);
+    const outcome = await rig.rotor.wait(secretId);
     await remember(secretId);
     expect(outcome.outcome === 'completed' && outcome.result.retirement).toBe('disabled-login');
     expect(await mysqlLogsIn(base, password)).toBe(false);
@@ -158,8 +150,8 @@ describe('MySQL/MariaDB alternating users on the real stack', () => {
 
   it('compensates when the test step fails: AWSCURRENT stays the account it was', async () => {
     const { secretId, base, password, versionId } = await pair('fail-test');
-    await rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 2 });
-    expect((await rotor.wait(secretId)).outcome).toBe('failed');
+    await rig.rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 2 });
+    expect((await rig.rotor.wait(secretId)).outcome).toBe('failed');
     await remember(secretId);
     expect(await labels(secretId)).toEqual({ current: versionId, versions: 2 });
     expect(await mysqlLogsIn(base, password)).toBe(true);
@@ -167,9 +159,9 @@ describe('MySQL/MariaDB alternating users on the real stack', () => {
 
   it('a worker killed with SIGKILL mid-rotation: a new worker finishes it', async () => {
     const { secretId, base } = await pair('hold-test');
-    await rotor.rotate(secretId, { graceMs: 0 });
-    worker = await worker.killWhileHeld(taskQueue, holdDir, secretId);
-    expect((await rotor.wait(secretId)).outcome).toBe('completed');
+    await rig.rotor.rotate(secretId, { graceMs: 0 });
+    await rig.killWhileHeld(secretId);
+    expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
     await remember(secretId);
     const now = await current(secretId);
     expect(now.username).toBe(`${base}_clone`);
@@ -177,7 +169,7 @@ describe('MySQL/MariaDB alternating users on the real stack', () => {
   });
 
   it('leaves no password, the admin password included, in histories or worker logs', async () => {
-    const { text } = await historiesText(rotor.client, taskQueue);
+    const { text } = await historiesText(rig.rotor.client, taskQueue);
     const logs = WorkerProcess.allLogs.join('\n');
     expect(text).toContain('it/mysql-alt-happy');
     for (const p of passwords) {

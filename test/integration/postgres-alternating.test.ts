@@ -1,17 +1,16 @@
 import { SecretsManagerClient, TagResourceCommand } from '@aws-sdk/client-secrets-manager';
 import { escapeIdentifier as q, escapeLiteral, Client as PgClient } from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RotationClient } from '../../src/client';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { holdDirectory } from '../helpers/faulty-rotators';
 import { historiesText } from '../helpers/hygiene';
-import { adminSecret, createSecret, labels, logsIn, pgSecret, rememberPasswords, roleExists, rotationClient, store, tagSecret, waitForStatus, withAdmin } from '../helpers/stack';
+import { adminSecret, createSecret, labels, logsIn, pgSecret, rememberPasswords, roleExists, store, tagSecret, waitForStatus, withAdmin } from '../helpers/stack';
+import { useWorkerRig } from '../helpers/rig';
 import { WorkerProcess } from '../helpers/worker-process';
 
-const taskQueue = uniqueName('it-pg-alt');
 const holdDir = holdDirectory();
-let worker: WorkerProcess;
-let rotor: RotationClient;
+const rig = useWorkerRig('it-pg-alt', { holdDir });
+const { taskQueue } = rig;
 let masterId: string;
 const passwords = new Set<string>();
 const remember = (secretId: string) => rememberPasswords(secretId, passwords);
@@ -60,21 +59,14 @@ async function asLogin<T>(username: string, password: string, work: (c: PgClient
 }
 
 async function rotateToEnd(secretId: string, graceMs = 0): Promise<string> {
-  await rotor.rotate(secretId, { graceMs });
-  const outcome = await rotor.wait(secretId);
+  await rig.rotor.rotate(secretId, { graceMs });
+  const outcome = await rig.rotor.wait(secretId);
   await remember(secretId);
   return outcome.outcome === 'failed' ? `failed: ${outcome.message}` : outcome.outcome;
 }
 
 beforeAll(async () => {
   masterId = await adminSecret('alt-master', 'ROTOR_PG_ADMIN_URL', pgSecret, passwords);
-  worker = await WorkerProcess.start(taskQueue, holdDir);
-  rotor = await rotationClient(taskQueue);
-});
-
-afterAll(async () => {
-  await worker?.stop();
-  await rotor?.client.connection.close();
 });
 
 describe('PostgreSQL alternating users on the real stack', () => {
@@ -86,7 +78,7 @@ describe('PostgreSQL alternating users on the real stack', () => {
     expect(await logsIn(first.username, first.password)).toBe(true);
     expect(await logsIn(base, password)).toBe(true);
     expect(await labels(secretId)).toMatchObject({ current: first.versionId, previous: versionId, versions: 2 });
-    expect((await rotor.status(secretId))?.rotator).toBe('postgres-alternating-users');
+    expect((await rig.rotor.status(secretId))?.rotator).toBe('postgres-alternating-users');
 
     expect(await rotateToEnd(secretId)).toBe('completed');
     const second = await current(secretId);
@@ -149,8 +141,8 @@ describe('PostgreSQL alternating users on the real stack', () => {
 
   it('compensates when the test step fails: AWSCURRENT stays the login it was', async () => {
     const { secretId, base, password, versionId } = await loginWithOwnerModel('fail-test');
-    await rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 2 });
-    expect((await rotor.wait(secretId)).outcome).toBe('failed');
+    await rig.rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 2 });
+    expect((await rig.rotor.wait(secretId)).outcome).toBe('failed');
     await remember(secretId);
     expect(await labels(secretId)).toEqual({ current: versionId, versions: 2 });
     expect(await logsIn(base, password)).toBe(true);
@@ -158,10 +150,10 @@ describe('PostgreSQL alternating users on the real stack', () => {
 
   it('rolls back during grace: the previous login is AWSCURRENT again and logs in', async () => {
     const { secretId, base, password, versionId } = await loginWithOwnerModel('rollback');
-    await rotor.rotate(secretId, { graceMs: 10 * 60_000 });
-    await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
-    await rotor.rollback(secretId, 'clone lacks a grant');
-    expect((await rotor.wait(secretId)).outcome).toBe('rolled-back');
+    await rig.rotor.rotate(secretId, { graceMs: 10 * 60_000 });
+    await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'grace');
+    await rig.rotor.rollback(secretId, 'clone lacks a grant');
+    expect((await rig.rotor.wait(secretId)).outcome).toBe('rolled-back');
     await remember(secretId);
     expect((await labels(secretId)).current).toBe(versionId);
     expect(await logsIn(base, password)).toBe(true);
@@ -169,9 +161,9 @@ describe('PostgreSQL alternating users on the real stack', () => {
 
   it('a worker killed with SIGKILL mid-rotation: a new worker finishes it', async () => {
     const { secretId, base } = await loginWithOwnerModel('hold-test');
-    await rotor.rotate(secretId, { graceMs: 0 });
-    worker = await worker.killWhileHeld(taskQueue, holdDir, secretId);
-    expect((await rotor.wait(secretId)).outcome).toBe('completed');
+    await rig.rotor.rotate(secretId, { graceMs: 0 });
+    await rig.killWhileHeld(secretId);
+    expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
     const now = await current(secretId);
     expect(now.username).toBe(`${base}_clone`);
     expect(await logsIn(now.username, now.password)).toBe(true);
@@ -202,8 +194,8 @@ describe('PostgreSQL alternating users on the real stack', () => {
     }
 
     async function rotation(secretId: string) {
-      await rotor.rotate(secretId, { graceMs: 0 });
-      const outcome = await rotor.wait(secretId);
+      await rig.rotor.rotate(secretId, { graceMs: 0 });
+      const outcome = await rig.rotor.wait(secretId);
       await remember(secretId);
       if (outcome.outcome !== 'completed') throw new Error(`rotation ${outcome.outcome}`);
       return outcome.result;
@@ -231,13 +223,13 @@ describe('PostgreSQL alternating users on the real stack', () => {
     it('waits for a live session of the previous login, visible in the status, and retires when it ends', async () => {
       const { secretId, base, password } = await pairWithPolicy('wait', { 'rotor:retire': 'disable-login', 'rotor:live-sessions-max-wait': '2m' });
       const held = await openSession(base, password);
-      await rotor.rotate(secretId, { graceMs: 0 });
-      const waiting = await waitForStatus(rotor, secretId, (s) => s.phase === 'awaiting-sessions');
+      await rig.rotor.rotate(secretId, { graceMs: 0 });
+      const waiting = await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'awaiting-sessions');
       expect(waiting.liveSessions).toBe(1);
-      const description = await rotor.client.workflow.getHandle(`rotor/rotate/${secretId}`).describe();
+      const description = await rig.rotor.client.workflow.getHandle(`rotor/rotate/${secretId}`).describe();
       expect(description.searchAttributes.RotorPhase).toEqual(['awaiting-sessions']);
       await held.end();
-      const outcome = await rotor.wait(secretId);
+      const outcome = await rig.rotor.wait(secretId);
       await remember(secretId);
       expect(outcome.outcome === 'completed' && outcome.result.retirement).toBe('disabled-login');
       expect(await logsIn(base, password)).toBe(false);
@@ -271,7 +263,7 @@ describe('PostgreSQL alternating users on the real stack', () => {
   });
 
   it('leaves no password, the admin password included, in histories or worker logs', async () => {
-    const { text } = await historiesText(rotor.client, taskQueue);
+    const { text } = await historiesText(rig.rotor.client, taskQueue);
     const logs = WorkerProcess.allLogs.join('\n');
     expect(text).toContain('it/alt-happy');
     for (const password of passwords) {

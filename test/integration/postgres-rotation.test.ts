@@ -1,6 +1,5 @@
 import { escapeIdentifier, escapeLiteral } from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RotationClient } from '../../src/client';
+import { describe, expect, it } from 'vitest';
 import { uniqueName } from '../helpers/env';
 import { historiesText, recordHistories } from '../helpers/hygiene';
 import {
@@ -13,16 +12,15 @@ import {
   rememberPasswords,
   roleExists,
   roleWithSecret as roleWithSecretIn,
-  rotationClient,
   store,
   waitForStatus,
   withAdmin,
 } from '../helpers/stack';
+import { useWorkerRig } from '../helpers/rig';
 import { WorkerProcess } from '../helpers/worker-process';
 
-const taskQueue = uniqueName('it-pg');
-let worker: WorkerProcess;
-let rotor: RotationClient;
+const rig = useWorkerRig('it-pg');
+const { taskQueue } = rig;
 /** Every password this file created or saw, to look for in histories and logs at the end. */
 const passwords = new Set<string>();
 
@@ -35,35 +33,25 @@ function newPassword(): string {
 const roleWithSecret = (marker: string, username?: string) => roleWithSecretIn('it', marker, passwords, username);
 const remember = (secretId: string) => rememberPasswords(secretId, passwords);
 
-beforeAll(async () => {
-  worker = await WorkerProcess.start(taskQueue);
-  rotor = await rotationClient(taskQueue);
-});
-
-afterAll(async () => {
-  await worker?.stop();
-  await rotor?.client.connection.close();
-});
-
 describe('PostgreSQL single-user rotation on the real stack', () => {
   it('rotates: the new password logs in, the old one is refused, the labels moved, nothing pending', async () => {
     const { secretId, username, password, versionId } = await roleWithSecret('happy');
-    const started = await rotor.rotate(secretId, { graceMs: 500 });
+    const started = await rig.rotor.rotate(secretId, { graceMs: 500 });
     expect(started.started).toBe(true);
-    const outcome = await rotor.wait(secretId);
+    const outcome = await rig.rotor.wait(secretId);
     expect(outcome.outcome).toBe('completed');
     await remember(secretId);
 
     const after = await labels(secretId);
     expect(after).toEqual({ current: outcome.outcome === 'completed' ? outcome.result.token : '', previous: versionId, versions: 2 });
-    const newPassword = await passwordAt(secretId, 'AWSCURRENT');
-    expect(newPassword).not.toBe(password);
-    expect(newPassword).toHaveLength(32);
-    expect(await logsIn(username, newPassword)).toBe(true);
+    const rotated = await passwordAt(secretId, 'AWSCURRENT');
+    expect(rotated).not.toBe(password);
+    expect(rotated).toHaveLength(32);
+    expect(await logsIn(username, rotated)).toBe(true);
     expect(await logsIn(username, password)).toBe(false);
     expect(await passwordAt(secretId, 'AWSPREVIOUS')).toBe(password);
 
-    const status = await rotor.status(secretId);
+    const status = await rig.rotor.status(secretId);
     expect(status?.steps.map((s) => s.step)).toEqual(['prepare', 'create', 'set', 'test', 'finish', 'retire']);
     expect(status?.steps.every((s) => s.endedAt && !s.error)).toBe(true);
   });
@@ -71,8 +59,8 @@ describe('PostgreSQL single-user rotation on the real stack', () => {
   it('rotates again from the result of the first rotation', async () => {
     const { secretId, username } = await roleWithSecret('twice');
     for (let i = 0; i < 2; i++) {
-      await rotor.rotate(secretId, { graceMs: 0 });
-      expect((await rotor.wait(secretId)).outcome).toBe('completed');
+      await rig.rotor.rotate(secretId, { graceMs: 0 });
+      expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
     }
     await remember(secretId);
     expect((await labels(secretId)).versions).toBe(3);
@@ -82,56 +70,56 @@ describe('PostgreSQL single-user rotation on the real stack', () => {
 
   it('rolls back during grace: the previous password logs in again and is AWSCURRENT', async () => {
     const { secretId, username, password, versionId } = await roleWithSecret('rollback');
-    await rotor.rotate(secretId, { graceMs: 10 * 60_000 });
-    const inGrace = await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
+    await rig.rotor.rotate(secretId, { graceMs: 10 * 60_000 });
+    const inGrace = await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'grace');
     const rotated = await passwordAt(secretId, 'AWSCURRENT');
     passwords.add(rotated);
     expect(await logsIn(username, rotated)).toBe(true);
 
-    await rotor.rollback(secretId, 'errors in checkout after rotation', 'it-test');
-    const outcome = await rotor.wait(secretId);
+    await rig.rotor.rollback(secretId, 'errors in checkout after rotation', 'it-test');
+    const outcome = await rig.rotor.wait(secretId);
     expect(outcome.outcome).toBe('rolled-back');
     expect(await labels(secretId)).toEqual({ current: versionId, previous: inGrace.token, versions: 2 });
     expect(await logsIn(username, password)).toBe(true);
     expect(await logsIn(username, rotated)).toBe(false);
-    expect((await rotor.status(secretId))?.rollbackReason).toBe('errors in checkout after rotation');
+    expect((await rig.rotor.status(secretId))?.rollbackReason).toBe('errors in checkout after rotation');
   });
 
   it('extends and ends grace on request, then retires', async () => {
     const { secretId } = await roleWithSecret('grace');
-    await rotor.rotate(secretId, { graceMs: 10 * 60_000 });
-    const before = await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
-    await rotor.extendGrace(secretId, 3_600_000);
-    const extended = await waitForStatus(rotor, secretId, (s) => s.graceEndsAt !== before.graceEndsAt);
+    await rig.rotor.rotate(secretId, { graceMs: 10 * 60_000 });
+    const before = await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'grace');
+    await rig.rotor.extendGrace(secretId, 3_600_000);
+    const extended = await waitForStatus(rig.rotor, secretId, (s) => s.graceEndsAt !== before.graceEndsAt);
     expect(Date.parse(extended.graceEndsAt!) - Date.parse(before.graceEndsAt!)).toBe(3_600_000);
-    await rotor.endGrace(secretId);
-    expect((await rotor.wait(secretId)).outcome).toBe('completed');
+    await rig.rotor.endGrace(secretId);
+    expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
     await remember(secretId);
-    await expect(rotor.rollback(secretId)).rejects.toThrow(/no rotation is running/);
+    await expect(rig.rotor.rollback(secretId)).rejects.toThrow(/no rotation is running/);
   });
 
   it('runs exactly one rotation for two concurrent requests', async () => {
     const { secretId } = await roleWithSecret('concurrent');
-    const [a, b] = await Promise.all([rotor.rotate(secretId, { graceMs: 60_000 }), rotor.rotate(secretId, { graceMs: 60_000 })]);
+    const [a, b] = await Promise.all([rig.rotor.rotate(secretId, { graceMs: 60_000 }), rig.rotor.rotate(secretId, { graceMs: 60_000 })]);
     expect(a.runId).toBe(b.runId);
     expect([a.started, b.started].sort()).toEqual([false, true]);
-    await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
-    const third = await rotor.rotate(secretId, { graceMs: 60_000 });
+    await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'grace');
+    const third = await rig.rotor.rotate(secretId, { graceMs: 60_000 });
     expect(third).toMatchObject({ runId: a.runId, started: false });
-    await rotor.endGrace(secretId);
-    expect((await rotor.wait(secretId)).outcome).toBe('completed');
+    await rig.rotor.endGrace(secretId);
+    expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
     await remember(secretId);
     expect((await labels(secretId)).versions).toBe(2);
     let runs = 0;
-    for await (const _ of rotor.client.workflow.list({ query: `RotorSecretId = "${secretId}"` })) runs++;
+    for await (const _ of rig.rotor.client.workflow.list({ query: `RotorSecretId = "${secretId}"` })) runs++;
     expect(runs).toBe(1);
   });
 });
 
 describe('bad input gets a typed error and changes nothing', () => {
   async function failedRotation(secretId: string): Promise<string> {
-    await rotor.rotate(secretId, { graceMs: 0 });
-    const outcome = await rotor.wait(secretId);
+    await rig.rotor.rotate(secretId, { graceMs: 0 });
+    const outcome = await rig.rotor.wait(secretId);
     if (outcome.outcome !== 'failed') throw new Error(`expected a failed rotation, got ${outcome.outcome}`);
     return outcome.message;
   }
@@ -167,8 +155,8 @@ describe('bad input gets a typed error and changes nothing', () => {
     const sentinel = 'rotor_it_sentinel';
     if (!(await roleExists(sentinel))) await createRole(sentinel, newPassword());
     const { secretId, username, password } = await roleWithSecret('hostile', `${base}_${Math.random().toString(36).slice(2, 6)}`);
-    await rotor.rotate(secretId, { graceMs: 0 });
-    expect((await rotor.wait(secretId)).outcome).toBe('completed');
+    await rig.rotor.rotate(secretId, { graceMs: 0 });
+    expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
     await remember(secretId);
     expect(await logsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);
     expect(await logsIn(username, password)).toBe(false);
@@ -192,8 +180,8 @@ describe('bad input gets a typed error and changes nothing', () => {
 describe('secret hygiene', () => {
   it('no password appears in any workflow history or worker log line', async () => {
     expect(passwords.size).toBeGreaterThan(10);
-    const { text, workflows } = await historiesText(rotor.client, taskQueue);
-    await recordHistories(rotor.client, taskQueue, ['it/rollback', 'it/grace', 'it/missing']);
+    const { text, workflows } = await historiesText(rig.rotor.client, taskQueue);
+    await recordHistories(rig.rotor.client, taskQueue, ['it/rollback', 'it/grace', 'it/missing']);
     expect(workflows).toBeGreaterThan(10);
     // Positive control: the walk does decode payloads (secret ids travel in them).
     expect(text).toContain('it/happy');

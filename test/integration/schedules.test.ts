@@ -3,19 +3,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditStore } from '../../src/audit/audit-store';
-import type { RotationClient } from '../../src/client';
 import { planSummary, ScheduleManager } from '../../src/client';
 import { parseConfig, type RotorConfig } from '../../src/config/rotor-config';
 import { rotationWorkflowId, scheduleIdFor } from '../../src/shared/constants';
 import { runCli } from '../helpers/cli';
 import { recordHistories } from '../helpers/hygiene';
 import { stackEnv, uniqueName, until } from '../helpers/env';
-import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus } from '../helpers/stack';
-import { WorkerProcess } from '../helpers/worker-process';
+import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret as roleWithSecretIn, waitForStatus } from '../helpers/stack';
+import { useWorkerRig } from '../helpers/rig';
 
-const taskQueue = uniqueName('it-schedules');
-let worker: WorkerProcess;
-let rotor: RotationClient;
+const rig = useWorkerRig('it-schedules');
+const { taskQueue } = rig;
 let schedules: ScheduleManager;
 let audit: AuditStore;
 const passwords = new Set<string>();
@@ -31,7 +29,7 @@ function config(yaml: string): RotorConfig {
   return parsed;
 }
 
-/** Rotor schedules fire at most every minute; tests fire faster than a rotor.yaml may, to stay short. */
+/** Rotor schedules fire at most every minute; tests fire faster than a rig.rotor.yaml may, to stay short. */
 function every(parsed: RotorConfig, ms: number): RotorConfig {
   for (const s of parsed.secrets) if (s.schedule.kind === 'every') s.schedule.everyMs = ms;
   return parsed;
@@ -45,24 +43,20 @@ async function apply(parsed: RotorConfig, prune = false) {
 
 async function runsOf(workflowIdPrefix: string): Promise<{ workflowId: string; status: string }[]> {
   const out: { workflowId: string; status: string }[] = [];
-  for await (const info of rotor.client.workflow.list({ query: `WorkflowType IN ('rotateSecret', 'scheduledRotation')` })) {
+  for await (const info of rig.rotor.client.workflow.list({ query: `WorkflowType IN ('rotateSecret', 'scheduledRotation')` })) {
     if (info.workflowId.startsWith(workflowIdPrefix)) out.push({ workflowId: info.workflowId, status: info.status.name });
   }
   return out;
 }
 
 beforeAll(async () => {
-  worker = await WorkerProcess.start(taskQueue);
-  rotor = await rotationClient(taskQueue);
-  schedules = new ScheduleManager(rotor.client, taskQueue);
+  schedules = new ScheduleManager(rig.rotor.client, taskQueue);
   audit = await AuditStore.connect(stackEnv('ROTOR_AUDIT_URL'), { readOnly: true });
 });
 
 afterAll(async () => {
-  await recordHistories(rotor.client, taskQueue, ['it/sched-run', 'it/sched-manual', 'it/sched-window']);
-  for (const id of created) await rotor.client.schedule.getHandle(scheduleIdFor(id)).delete().catch(() => undefined);
-  await worker?.stop();
-  await rotor?.client.connection.close();
+  await recordHistories(rig.rotor.client, taskQueue, ['it/sched-run', 'it/sched-manual', 'it/sched-window']);
+  for (const id of created) await rig.rotor.client.schedule.getHandle(scheduleIdFor(id)).delete().catch(() => undefined);
   await audit?.close();
 });
 
@@ -144,7 +138,7 @@ secrets:
     const id = uniqueName('it/sched-drift');
     const file = (note: string) => `secrets:\n  - id: ${id}\n    schedule: { every: 30d }\n    paused: true\n    note: ${note}\n`;
     await apply(config(file('first')));
-    await rotor.client.schedule.getHandle(scheduleIdFor(id)).update((previous) => ({ ...previous, policies: { ...previous.policies, overlap: 'ALLOW_ALL' } }));
+    await rig.rotor.client.schedule.getHandle(scheduleIdFor(id)).update((previous) => ({ ...previous, policies: { ...previous.policies, overlap: 'ALLOW_ALL' } }));
     const plan = await apply(config(file('second')));
     expect(plan.entries).toEqual([{ secretId: id, action: 'update', changes: ['policies edited outside rotor apply', 'pause note'] }]);
     expect((await schedules.describe(id))!).toMatchObject({ policies: { overlap: 'SKIP' }, state: { paused: true, note: 'second' } });
@@ -208,7 +202,7 @@ describe('operating schedules from the CLI', () => {
 
     const unknown = await runCli(taskQueue, ['pause', `${id}-nope`]);
     expect(unknown.code).toBe(3);
-    expect(unknown.stderr).toMatch(/has no rotor schedule — declare it in rotor.yaml and run `rotor apply -f rotor.yaml`/);
+    expect(unknown.stderr).toMatch(/has no rotor schedule — declare it in rig.rotor.yaml and run `rotor apply -f rig.rotor.yaml`/);
   });
 });
 
@@ -216,7 +210,7 @@ describe('scheduled rotations', () => {
   it('a schedule with a short interval starts rotations that finish', async () => {
     const { secretId, username, password, versionId } = await roleWithSecret('sched-run');
     await apply(every(config(`secrets:\n  - id: ${secretId}\n    schedule: { every: 1m }\n    grace: 0s\n`), 5000));
-    const status = await waitForStatus(rotor, secretId, (s) => s.phase === 'completed', 60_000);
+    const status = await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'completed', 60_000);
     await schedules.pause(secretId, 'test done');
     await rememberPasswords(secretId, passwords);
     expect(status.trigger).toEqual({ kind: 'schedule', by: scheduleIdFor(secretId) });
@@ -234,7 +228,7 @@ describe('scheduled rotations', () => {
   it('never doubles a rotation: the schedule skips while one is running', async () => {
     const { secretId } = await roleWithSecret('sched-overlap');
     await apply(every(config(`secrets:\n  - id: ${secretId}\n    schedule: { every: 1m }\n    grace: 1h\n`), 3000));
-    await waitForStatus(rotor, secretId, (s) => s.phase === 'grace', 60_000);
+    await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'grace', 60_000);
     const skipped = await until('a skipped action', async () => {
       const d = await schedules.describe(secretId);
       return d && d.info.numActionsSkippedOverlap >= 2 ? d.info.numActionsSkippedOverlap : undefined;
@@ -243,14 +237,14 @@ describe('scheduled rotations', () => {
     await schedules.pause(secretId, 'test done');
     const runs = await runsOf(rotationWorkflowId(secretId));
     expect(runs.filter((r) => r.workflowId === rotationWorkflowId(secretId))).toHaveLength(1);
-    await rotor.endGrace(secretId);
-    await waitForStatus(rotor, secretId, (s) => s.phase === 'completed');
+    await rig.rotor.endGrace(secretId);
+    await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'completed');
   });
 
   it('a scheduled run joins nothing and starts nothing while a rotation started by hand is running', async () => {
     const { secretId } = await roleWithSecret('sched-manual');
-    await rotor.rotate(secretId, { graceMs: 3_600_000 });
-    await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
+    await rig.rotor.rotate(secretId, { graceMs: 3_600_000 });
+    await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'grace');
     await apply(every(config(`secrets:\n  - id: ${secretId}\n    schedule: { every: 1m }\n`), 3000));
     const view = await until('the scheduled run to end', async () => {
       const v = (await schedules.list()).find((x) => x.secretId === secretId);
@@ -265,8 +259,8 @@ describe('scheduled rotations', () => {
     expect(trail.find((e) => e.kind === 'skipped')).toMatchObject({ actor: `schedule:${scheduleIdFor(secretId)}`, detail: { reason: 'a rotation of this secret is already running' } });
     const runs = await runsOf(rotationWorkflowId(secretId));
     expect(runs.filter((r) => r.workflowId === rotationWorkflowId(secretId))).toHaveLength(1);
-    await rotor.endGrace(secretId);
-    await waitForStatus(rotor, secretId, (s) => s.phase === 'completed');
+    await rig.rotor.endGrace(secretId);
+    await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'completed');
   });
 
   it('waits on a durable timer for the allowed window before rotating', async () => {
@@ -275,21 +269,21 @@ describe('scheduled rotations', () => {
     const hhmm = (d: Date) => d.toISOString().slice(11, 16);
     const closes = new Date(opens.getTime() + 3_600_000);
     await apply(config(`secrets:\n  - id: ${secretId}\n    schedule: { every: 30d, window: { start: "${hhmm(opens)}", end: "${hhmm(closes)}", timezone: UTC } }\n`));
-    await rotor.client.schedule.getHandle(scheduleIdFor(secretId)).trigger();
+    await rig.rotor.client.schedule.getHandle(scheduleIdFor(secretId)).trigger();
     const memo = await until('the run to wait for its window', async () => {
-      for await (const info of rotor.client.workflow.list({ query: `WorkflowType = 'scheduledRotation' AND ExecutionStatus = 'Running'` })) {
+      for await (const info of rig.rotor.client.workflow.list({ query: `WorkflowType = 'scheduledRotation' AND ExecutionStatus = 'Running'` })) {
         if (!info.workflowId.startsWith(`rotor/scheduled/${secretId}`)) continue;
-        const d = await rotor.client.workflow.getHandle(info.workflowId, info.runId).describe();
+        const d = await rig.rotor.client.workflow.getHandle(info.workflowId, info.runId).describe();
         if (d.memo?.waitingForWindowUntil) return { workflowId: info.workflowId, until: String(d.memo.waitingForWindowUntil) };
       }
       return undefined;
     });
     const waitsUntil = Date.parse(memo.until);
     expect(Math.abs(waitsUntil - Math.floor(opens.getTime() / 60_000) * 60_000)).toBeLessThan(60_000);
-    expect(await rotor.status(secretId)).toBeUndefined();
+    expect(await rig.rotor.status(secretId)).toBeUndefined();
     expect((await labels(secretId)).current).toBe(versionId);
     const waiting = await until('the wait in the audit trail', async () => (await audit.history(secretId)).find((e) => e.kind === 'waiting-for-window'));
     expect(waiting.detail).toMatchObject({ until: memo.until, window: `${hhmm(opens)}-${hhmm(closes)} UTC` });
-    await rotor.client.workflow.getHandle(memo.workflowId).terminate('test done');
+    await rig.rotor.client.workflow.getHandle(memo.workflowId).terminate('test done');
   });
 });

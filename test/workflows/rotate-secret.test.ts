@@ -199,9 +199,9 @@ describe('rotateSecret', () => {
   it('restores the previous password when the test step fails', async () => {
     const fakes = fakeActivities({ testPending: failing(ErrorType.TestFailed, 'secret s: test of the pending credential failed') });
     const failure = await withRotation(fakes, async (handle) => {
-      const failure = await failureOf(handle.result());
+      const failed = await failureOf(handle.result());
       expect(await phaseOf(handle)).toBe('compensated');
-      return failure;
+      return failed;
     });
     expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'testPending', 'testPending', 'reinstate']);
     expect(fakes.steps().at(-1)?.input).toMatchObject({ mode: 'compensate', versionId: 'version-current' });
@@ -231,9 +231,9 @@ describe('rotateSecret', () => {
   it('does not compensate when create fails', async () => {
     const fakes = fakeActivities({ createPending: failing(ErrorType.Unavailable, 'store did not answer') });
     const failure = await withRotation(fakes, async (handle) => {
-      const failure = await failureOf(handle.result());
+      const failed = await failureOf(handle.result());
       expect(await phaseOf(handle)).toBe('failed');
-      return failure;
+      return failed;
     });
     expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'createPending']);
     expect(failure.cause?.message).toMatch(/failed at create: .*the target was not touched/);
@@ -329,7 +329,7 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
     expect(events[0]).toMatchObject({ actor: 'cli:alice', secretId: result.secretId });
     expect(events.find((e) => e.step === 'create')).toMatchObject({ versionId: result.token, outcome: 'created' });
     expect(events.at(-1)).toMatchObject({ versionId: result.token, detail: { previousVersionId: 'version-current' } });
-    for (const e of events.filter((e) => e.kind === 'step')) expect(e.durationMs).toBeGreaterThanOrEqual(0);
+    for (const event of events.filter((e) => e.kind === 'step')) expect(event.durationMs).toBeGreaterThanOrEqual(0);
     expect(new Set(events.map((e) => e.eventId)).size).toBe(events.length);
     expect(events.map((e) => e.eventId.split('/').at(-1))).toEqual(events.map((_, i) => String(i)));
     expect(fakes.calls.filter((c) => c.name === 'rotationEnded').map((c) => c.input)).toEqual([
@@ -429,6 +429,21 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
     expect(fakes.auditEvents().find((e) => e.kind === 'outcome')).toMatchObject({ outcome: 'failed', detail: { cancelled: true } });
     expect(fakes.calls.find((c) => c.name === 'rotationEnded')?.input).toMatchObject({ outcome: 'failed' });
     expect(fakes.names()).not.toContain('retirePrevious');
+  });
+
+  it('a rotation cancelled during grace shows phase failed with its end time, not grace', async () => {
+    const fakes = fakeActivities();
+    const { status, phase } = await withRotation(fakes, async (handle) => {
+      await waitForPhase(handle, 'grace');
+      await handle.cancel();
+      await failureOf(handle.result());
+      const described = await handle.describe();
+      return { status: await handle.query(statusQuery), phase: described.typedSearchAttributes.get(SearchAttribute.phase) };
+    });
+    expect(status.phase).toBe('failed');
+    expect(status.endedAt).toBeDefined();
+    expect(Date.parse(status.endedAt!)).toBeGreaterThanOrEqual(Date.parse(status.startedAt));
+    expect(phase).toBe('failed');
   });
 
   it('compensates, alerts and audits a rotation cancelled during set', async () => {

@@ -86,6 +86,11 @@ export async function withMysqlLogin<T>(
  * The account the session runs as, from `CURRENT_USER()`: the server's own answer for the user and host parts,
  * which may differ from what the client asked for (`app`@`10.%`, say). Never assumed from the secret.
  */
+/** True when `login` authenticates; throws UnavailableError when the server cannot be reached. */
+export async function canMysqlLogIn(secretId: string, login: MysqlLogin): Promise<boolean> {
+  return !(await withMysqlLogin(secretId, login, (c) => c.query('SELECT 1'))).rejected;
+}
+
 export async function currentAccount(connection: Connection): Promise<{ user: string; host: string }> {
   const [rows] = await connection.query<import('mysql2').RowDataPacket[]>('SELECT CURRENT_USER() AS account');
   const account = String(rows[0]?.account ?? '');

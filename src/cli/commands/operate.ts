@@ -1,0 +1,34 @@
+import { parseDuration } from '../../shared/duration';
+import { ExitCode } from '../exit-codes';
+import { operator, out, reportOutcome, rotationClient } from '../context';
+import { createTimelinePrinter } from '../render';
+
+/** `rotor rollback <secretId>`: the running rotation reinstates the previous credential; `--wait` follows it. */
+export async function rollbackCommand(secretId: string, opts: { reason?: string; wait?: boolean; json?: boolean }): Promise<number> {
+  const rotor = await rotationClient();
+  const run = await rotor.rollback(secretId, opts.reason, operator());
+  if (!opts.wait) {
+    out(opts.json ? JSON.stringify({ ...run, requested: 'rollback' }) : `rollback of ${secretId} requested (run ${run.runId})`);
+    return ExitCode.ok;
+  }
+  const outcome = await rotor.wait(secretId, opts.json ? undefined : createTimelinePrinter(out));
+  const code = reportOutcome(secretId, outcome, Boolean(opts.json));
+  return outcome.outcome === 'rolled-back' ? ExitCode.ok : code;
+}
+
+/** `rotor extend-grace <secretId> <duration>`: keeps the previous credential valid longer. */
+export async function extendGraceCommand(secretId: string, duration: string, opts: { json?: boolean }): Promise<number> {
+  const byMs = parseDuration(duration, 'duration');
+  const rotor = await rotationClient();
+  await rotor.extendGrace(secretId, byMs, operator());
+  out(opts.json ? JSON.stringify({ secretId, extendedByMs: byMs }) : `grace period of ${secretId} extended by ${duration}`);
+  return ExitCode.ok;
+}
+
+/** `rotor end-grace <secretId>`: ends the grace period now; the rotation goes on to retire. */
+export async function endGraceCommand(secretId: string, opts: { json?: boolean }): Promise<number> {
+  const rotor = await rotationClient();
+  await rotor.endGrace(secretId, operator());
+  out(opts.json ? JSON.stringify({ secretId, graceEnded: true }) : `grace period of ${secretId} ended`);
+  return ExitCode.ok;
+}

@@ -1,0 +1,66 @@
+import { log, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
+import { SearchAttribute } from '../shared/constants';
+import type { Phase, RotationInput, RotationOutcomeWord, RotationStatus } from '../shared/types';
+
+/** Where a rotation is, as the `status` query, the memo and the RotorPhase search attribute show it. */
+export interface RotationState {
+  readonly status: RotationStatus;
+  /** Increases at every phase change: the stuck-phase watch compares it. */
+  readonly phaseSeq: number;
+  /** Enters a working phase: status, search attribute and memo follow. */
+  enter(phase: Phase): void;
+  /**
+   * Every ending goes through here: the terminal phase and the end time, together. `publish: false` keeps the
+   * search attribute and memo as they were (histories recorded before a path ended this way replay unchanged).
+   */
+  end(phase: RotationOutcomeWord, options?: { publish?: boolean }): void;
+  /** Writes the memo again (after the grace period moved). */
+  updateMemo(): void;
+}
+
+export function createRotationState(input: RotationInput, token: string): RotationState {
+  const status: RotationStatus = {
+    secretId: input.secretId,
+    phase: 'preparing',
+    token,
+    versions: {},
+    steps: [],
+    startedAt: new Date().toISOString(),
+    ...(input.trigger ? { trigger: input.trigger } : {}),
+  };
+  let phaseSeq = 0;
+
+  /** The memo keeps a summary readable by `describe`, even when no worker is there to answer the query. */
+  function updateMemo(): void {
+    upsertMemo({
+      phase: status.phase,
+      token,
+      rotator: status.rotator ?? null,
+      graceEndsAt: status.graceEndsAt ?? null,
+      lastError: status.lastError ?? null,
+    });
+  }
+
+  function enter(phase: Phase, publish = true): void {
+    status.phase = phase;
+    phaseSeq++;
+    if (publish) {
+      upsertSearchAttributes([{ key: SearchAttribute.phase, value: phase }]);
+      updateMemo();
+    }
+    log.info('rotation phase', { secretId: input.secretId, phase });
+  }
+
+  return {
+    status,
+    get phaseSeq() {
+      return phaseSeq;
+    },
+    enter: (phase) => enter(phase),
+    end(phase, { publish = true } = {}) {
+      enter(phase, publish);
+      status.endedAt = new Date().toISOString();
+    },
+    updateMemo,
+  };
+}

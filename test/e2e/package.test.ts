@@ -1,0 +1,105 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(__dirname, '../..');
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+/**
+ * rotor as a user installs it: `npm pack` (which builds dist/), the tarball installed into a new project, each
+ * entry point loaded from compiled JS, its types checked by tsc through the package's `exports`.
+ */
+let app: string;
+
+async function node(code: string, type: 'commonjs' | 'module' = 'commonjs'): Promise<string> {
+  const { stdout } = await run(process.execPath, [`--input-type=${type}`, '-e', code], { cwd: app, env: { ...process.env, NODE_PATH: '' } });
+  return stdout.trim();
+}
+
+beforeAll(async () => {
+  app = await mkdtemp(path.join(tmpdir(), 'rotor-app-'));
+  const { stdout } = await run(npm, ['pack', '--json', '--pack-destination', app], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 });
+  const [packed] = JSON.parse(stdout.slice(stdout.indexOf('['))) as { filename: string }[];
+  const filename = packed!.filename;
+  await writeFile(path.join(app, 'package.json'), JSON.stringify({ name: 'rotor-user-app', private: true, version: '1.0.0' }));
+  await run(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', path.join(app, filename)], {
+    cwd: app,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+}, 300_000);
+
+afterAll(async () => {
+  if (app) await rm(app, { recursive: true, force: true });
+});
+
+describe('the packed rotor package, installed into a clean project', () => {
+  it('ships compiled JS with types, and no TypeScript sources or tests', async () => {
+    const files = await readdir(path.join(app, 'node_modules/rotor'), { recursive: true });
+    expect(files).toContain(path.join('dist', 'client', 'index.js'));
+    expect(files).toContain(path.join('dist', 'client', 'index.d.ts'));
+    expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
+    expect(files.some((f) => f.startsWith('test') || f.startsWith('src'))).toBe(false);
+  });
+
+  it('rotor/client exports the RotationClient and its helpers, from require and from import', async () => {
+    const names = JSON.parse(await node(`console.log(JSON.stringify(Object.keys(require('rotor/client')).sort()))`)) as string[];
+    expect(names).toEqual(expect.arrayContaining(['RotationClient', 'ScheduleManager', 'loadConfig', 'parseDuration', 'ErrorType']));
+    expect(await node(`import { RotationClient } from 'rotor/client'; console.log(typeof RotationClient.connect)`, 'module')).toBe('function');
+    expect(await node(`console.log(require('rotor').RotationClient === require('rotor/client').RotationClient)`)).toBe('true');
+  });
+
+  it('rotor/rotators exports the contract\'s helpers and the built-in strategies', async () => {
+    const kinds = await node(`console.log(Object.keys(require('rotor/rotators').rotators).sort().join(','))`);
+    expect(kinds).toBe('mysql-alternating-users,mysql-single-user,postgres-alternating-users,postgres-single-user');
+  });
+
+  it('rotor/worker exports createRotorWorker and startWorker', async () => {
+    expect(await node(`const w = require('rotor/worker'); console.log(typeof w.createRotorWorker, typeof w.startWorker)`)).toBe('function function');
+  });
+
+  it('keeps its internals private: only the exported entry points resolve', async () => {
+    await expect(node(`require('rotor/dist/activities/index.js')`)).rejects.toThrow(/ERR_PACKAGE_PATH_NOT_EXPORTED/);
+  });
+
+  it('type-checks a program that uses rotor/client as its README shows', async () => {
+    await writeFile(
+      path.join(app, 'use.ts'),
+      [
+        "import { RotationClient, parseDuration, type RotationStatus } from 'rotor/client';",
+        "import type { Rotator } from 'rotor/rotators';",
+        'export async function main(): Promise<RotationStatus | undefined> {',
+        '  const rotor = await RotationClient.connect();',
+        "  await rotor.rotate('prod/db/app', { graceMs: parseDuration('1h'), trigger: { kind: 'api', by: 'deploy-bot' } });",
+        "  return rotor.status('prod/db/app');",
+        '}',
+        'export type Kind = Rotator["kind"];',
+        '',
+      ].join('\n'),
+    );
+    await run(process.execPath, [
+      path.join(ROOT, 'node_modules/typescript/bin/tsc'),
+      '--noEmit',
+      '--strict',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--skipLibCheck',
+      '--types',
+      'node',
+      '--typeRoots',
+      path.join(ROOT, 'node_modules/@types'),
+      'use.ts',
+    ], { cwd: app });
+  });
+
+  it('installs the rotor command', async () => {
+    const { stdout } = await run(path.join(app, 'node_modules/.bin/rotor'), ['--help'], { cwd: app });
+    expect(stdout).toMatch(/Usage: rotor/);
+    expect(stdout).toMatch(/rotate \[options\] <secretId>/);
+  });
+});
