@@ -29,7 +29,7 @@ function config(yaml: string): RotorConfig {
   return parsed;
 }
 
-/** Rotor schedules fire at most every minute; tests fire faster than a rig.rotor.yaml may, to stay short. */
+/** Rotor schedules fire at most every minute; tests fire faster than a rotor.yaml may, to stay short. */
 function every(parsed: RotorConfig, ms: number): RotorConfig {
   for (const s of parsed.secrets) if (s.schedule.kind === 'every') s.schedule.everyMs = ms;
   return parsed;
@@ -202,7 +202,7 @@ describe('operating schedules from the CLI', () => {
 
     const unknown = await runCli(taskQueue, ['pause', `${id}-nope`]);
     expect(unknown.code).toBe(3);
-    expect(unknown.stderr).toMatch(/has no rotor schedule — declare it in rig.rotor.yaml and run `rotor apply -f rig.rotor.yaml`/);
+    expect(unknown.stderr).toMatch(/has no rotor schedule — declare it in rotor.yaml and run `rotor apply -f rotor.yaml`/);
   });
 });
 
