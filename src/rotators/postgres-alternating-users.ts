@@ -1,6 +1,6 @@
 import { escapeIdentifier, escapeLiteral, type Client } from 'pg';
 import { StoreConflictError } from '../shared/errors';
-import { adminOf, assertPair, currentRejected, nextOfPair, parseAlternating, partnerOf } from './alternating';
+import { adminOf, assertPair, CLONE_SUFFIX, currentRejected, nextOfPair, parseAlternating, partnerOf } from './alternating';
 import type { PasswordPolicy } from '../shared/types';
 import { generatePassword } from './password-policy';
 import { canLogIn, setRolePassword, withLogin } from './postgres/connection';
@@ -30,10 +30,14 @@ export function parsePostgresAlternatingSecret(secretId: string, raw: string): P
 /**
  * PostgreSQL with alternating users (AWS's multi-user semantics): the secret's login alternates between `name`
  * and `name_clone`, so the credential applications hold keeps working through the whole rotation. The admin secret
- * named by `masterarn` creates the clone (or sets its new password and LOGIN back) and copies to it what the
- * current login has: role memberships, role settings (`SET role`, say), and direct privileges on the database, its
- * schemas, tables and sequences. The model in the README (both logins members of one NOLOGIN owner role, objects
- * owned by that role) keeps everything either login creates usable by the other.
+ * named by `masterarn` creates the clone (or sets its new password and LOGIN back).
+ *
+ * Ownership needs no setup: `name` is the pair's owner. The clone is a member of `name` (as AWS's function makes
+ * it) and its sessions default to `role = name`, so every object belongs to `name` whichever login created it and
+ * every grant to `name` reaches the clone at once. `session_user` and `pg_stat_activity.usename` still name the
+ * login, so live-session counting and retirement see the right one. A team with a NOLOGIN owner role (`rotor
+ * setup`) keeps it: a `role` setting the current login has is copied instead. Memberships, settings and direct
+ * privileges of the current login are copied too, never one that would make a role a member of itself.
  *
  * Confused-deputy guard: AWSCURRENT must log in before the admin credential is used on its behalf.
  */
@@ -52,7 +56,7 @@ export const postgresAlternatingUsers: Rotator<PostgresAlternatingSecret> = {
     const alreadySet = await canLogIn(secretId, pending);
     await asAdmin(secretId, current, context, async (admin) => {
       if (!alreadySet) await upsertLogin(admin, pending.username, pending.password);
-      await copyPrivileges(admin, current.username, pending.username);
+      await sharePair(admin, current.username, pending.username);
     });
     return alreadySet ? 'already-set' : 'set';
   },
@@ -123,35 +127,85 @@ async function asAdmin(
 
 /** Creates the login, or gives it LOGIN and the new password back. */
 async function upsertLogin(admin: Client, role: string, password: string): Promise<void> {
-  const { rowCount } = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
-  if (!rowCount) await admin.query(`CREATE ROLE ${escapeIdentifier(role)} WITH LOGIN`);
+  if (!(await roleExists(admin, role))) await admin.query(`CREATE ROLE ${escapeIdentifier(role)} WITH LOGIN`);
   else await admin.query(`ALTER ROLE ${escapeIdentifier(role)} WITH LOGIN`);
   await setRolePassword(admin, role, password);
 }
 
+async function roleExists(admin: Client, role: string): Promise<boolean> {
+  return ((await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])).rowCount ?? 0) > 0;
+}
+
 /**
- * Gives `to` what `from` has, idempotently: memberships, role-wide settings, and direct privileges on the current
- * database, its schemas, tables, views and sequences. Names come from the catalogs and are quoted by the driver.
+ * Makes `to` (the pending login) use what `from` (the current one) can, idempotently. The pair's owner is the
+ * name without the clone suffix:
+ * - the clone joins the owner and its sessions default to `role = owner` (unless the owner already sets a role of
+ *   its own, such as a team's NOLOGIN owner role, which is copied instead);
+ * - when the owner is pending, objects the clone owns in this database (made before rotor, say by a clone AWS's
+ *   function created) are reassigned to the owner; the clone, a member of the owner, keeps using them.
+ * Memberships, role settings and direct privileges of `from` are copied, skipping any membership that would make a
+ * role a member of itself (a clone AWS made is a member of the owner: `GRANT owner TO owner` fails with 0LP01).
  */
-async function copyPrivileges(admin: Client, from: string, to: string): Promise<void> {
+async function sharePair(admin: Client, from: string, to: string): Promise<void> {
   const q = escapeIdentifier;
+  const owner = to.endsWith(CLONE_SUFFIX) ? from : to;
+  const clone = partnerOf(owner);
   const member = await admin.query<{ role: string }>(
     `SELECT r.rolname AS role FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
-      WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = $1)`,
-    [from],
+      WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = $1)
+        AND NOT pg_has_role(r.oid, (SELECT oid FROM pg_roles WHERE rolname = $2), 'MEMBER')`,
+    [from, to],
   );
   for (const { role } of member.rows) await admin.query(`GRANT ${q(role)} TO ${q(to)}`);
+  await joinOwner(admin, clone, owner);
 
   const settings = await admin.query<{ setting: string }>(
     `SELECT unnest(setconfig) AS setting FROM pg_db_role_setting
       WHERE setdatabase = 0 AND setrole = (SELECT oid FROM pg_roles WHERE rolname = $1)`,
     [from],
   );
+  let roleSet = false;
   for (const { setting } of settings.rows) {
     const at = setting.indexOf('=');
-    await admin.query(`ALTER ROLE ${q(to)} SET ${q(setting.slice(0, at))} = ${escapeLiteral(setting.slice(at + 1))}`);
+    const [name, value] = [setting.slice(0, at), setting.slice(at + 1)];
+    // The clone's `role = owner` means nothing on the owner itself.
+    if (name === 'role' && value === to) continue;
+    if (name === 'role') roleSet = true;
+    await admin.query(`ALTER ROLE ${q(to)} SET ${q(name)} = ${escapeLiteral(value)}`);
   }
+  if (to === clone && !roleSet) await admin.query(`ALTER ROLE ${q(clone)} SET role = ${escapeLiteral(owner)}`);
 
+  if (to === owner) await reassignFromClone(admin, clone, owner);
+  await copyGrants(admin, from, to);
+}
+
+/** `GRANT owner TO clone`, unless the owner is already a member of the clone (which would make a cycle). */
+async function joinOwner(admin: Client, clone: string, owner: string): Promise<void> {
+  const { rows } = await admin.query<{ cycle: boolean }>(
+    `SELECT pg_has_role((SELECT oid FROM pg_roles WHERE rolname = $1), (SELECT oid FROM pg_roles WHERE rolname = $2), 'MEMBER') AS cycle`,
+    [owner, clone],
+  );
+  if (rows[0]?.cycle === false) await admin.query(`GRANT ${escapeIdentifier(owner)} TO ${escapeIdentifier(clone)}`);
+}
+
+/**
+ * Objects the clone owns in this database become the owner's, so the owner login can use them. Only when the
+ * clone inherits the owner's privileges: its live sessions keep every right they had.
+ */
+async function reassignFromClone(admin: Client, clone: string, owner: string): Promise<void> {
+  const { rows } = await admin.query<{ owns: boolean; inherits: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_shdepend d JOIN pg_roles r ON r.oid = d.refobjid
+                     WHERE r.rolname = $1 AND d.deptype = 'o'
+                       AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) AS owns,
+            pg_has_role((SELECT oid FROM pg_roles WHERE rolname = $1), (SELECT oid FROM pg_roles WHERE rolname = $2), 'USAGE') AS inherits`,
+    [clone, owner],
+  );
+  if (rows[0]?.owns && rows[0].inherits) await admin.query(`REASSIGN OWNED BY ${escapeIdentifier(clone)} TO ${escapeIdentifier(owner)}`);
+}
+
+/** Direct privileges of `from` on the current database, its schemas, tables, views and sequences, given to `to`. */
+async function copyGrants(admin: Client, from: string, to: string): Promise<void> {
+  const q = escapeIdentifier;
   const grants = await admin.query<{ kind: string; schema: string | null; name: string; privilege: string }>(
     `WITH grantee AS (SELECT oid FROM pg_roles WHERE rolname = $1)
      SELECT 'DATABASE' AS kind, NULL AS schema, d.datname AS name, a.privilege_type AS privilege

@@ -129,6 +129,59 @@ describe('PostgreSQL alternating users on the real stack', () => {
     });
   });
 
+  it('needs no setup: objects either login creates stay usable by the other over three round trips', async () => {
+    // A login that owns a schema, as an application's login does; nobody ran any owner-role SQL.
+    const base = uniqueName('rotor_alt_zero').replace(/-/g, '_');
+    const password = `Init-${Math.random().toString(36).slice(2)}-${Date.now()}`;
+    passwords.add(password);
+    await withAdmin(async (admin) => {
+      await admin.query(`CREATE ROLE ${q(base)} LOGIN PASSWORD ${escapeLiteral(password)}`);
+      await admin.query(`CREATE SCHEMA ${q(base)} AUTHORIZATION ${q(base)}`);
+    });
+    const secretId = uniqueName('it/alt-zero');
+    await createSecret(secretId, pgSecret(base, password, { masterarn: masterId }));
+    const t = (name: string) => `${q(base)}.${q(name)}`;
+    await asLogin(base, password, (a) => a.query(`CREATE TABLE ${t('a0')} (id int)`));
+    const made = ['a0'];
+    for (let trip = 1; trip <= 3; trip++) {
+      for (const side of ['b', 'a'] as const) {
+        expect(await rotateToEnd(secretId)).toBe('completed');
+        const now = await current(secretId);
+        expect(now.username).toBe(side === 'b' ? `${base}_clone` : base);
+        await asLogin(now.username, now.password, async (c) => {
+          for (const name of made) {
+            await c.query(`INSERT INTO ${t(name)} VALUES (${trip})`);
+            await c.query(`SELECT count(*) FROM ${t(name)}`);
+          }
+          await c.query(`CREATE TABLE ${t(`${side}${trip}`)} (id int)`);
+        });
+        made.push(`${side}${trip}`);
+      }
+    }
+    // Every table belongs to the original login, whichever login created it.
+    const owners = await withAdmin(async (admin) =>
+      (await admin.query<{ owner: string }>('SELECT DISTINCT tableowner AS owner FROM pg_tables WHERE schemaname = $1', [base])).rows.map((r) => r.owner));
+    expect(owners).toEqual([base]);
+
+    // A grant to the original login, made after the clone existed, reaches the clone at once; its sessions still
+    // show under its own name (session_user, pg_stat_activity), so live-session counting sees the right login.
+    await withAdmin(async (admin) => {
+      await admin.query(`CREATE TABLE ${q(`${base}_granted`)} (id int)`);
+      await admin.query(`GRANT SELECT ON ${q(`${base}_granted`)} TO ${q(base)}`);
+    });
+    const clone = JSON.parse((await store.getByStage(secretId, 'AWSPREVIOUS'))!.value) as { username: string; password: string };
+    passwords.add(clone.password);
+    expect(clone.username).toBe(`${base}_clone`);
+    await asLogin(clone.username, clone.password, async (c) => {
+      await expect(c.query(`SELECT * FROM ${q(`${base}_granted`)}`)).resolves.toBeDefined();
+      const who = (await c.query('SELECT session_user AS s, current_user AS c')).rows[0];
+      expect(who).toEqual({ s: clone.username, c: base });
+      const pid = (await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+      const seen = await withAdmin((admin) => admin.query('SELECT usename FROM pg_stat_activity WHERE pid = $1', [pid]));
+      expect(seen.rows[0].usename).toBe(clone.username);
+    });
+  });
+
   it('refuses to use the admin secret when AWSCURRENT does not log in (confused-deputy guard)', async () => {
     const { secretId, base, versionId } = await loginWithOwnerModel('deputy');
     const outOfBand = `Oob-${Date.now()}`;
