@@ -62,24 +62,31 @@ export function createRotationSteps({ store, rotators, metrics, targets }: Activ
    * Parsed fallback versions (AWSPREVIOUS, a stray AWSPENDING...), for logging in when the target still holds one.
    * A fallback that is gone or no longer valid cannot help and does not stop the step.
    */
-  async function fallbacks(input: StepInput, ids: (string | undefined)[]): Promise<unknown[]> {
-    const rotator = rotatorFor(input.secretId, input.prepared.rotator);
+  async function parsedVersions(secretId: string, rotator: Rotator<unknown>, ids: (string | undefined)[]): Promise<unknown[]> {
     const out: unknown[] = [];
     for (const id of new Set(ids.filter((v): v is string => v !== undefined))) {
-      const version = await store.getByVersion(input.secretId, id);
+      const version = await store.getByVersion(secretId, id);
       if (!version) continue;
       try {
-        out.push(rotator.parse(input.secretId, version.value));
+        out.push(rotator.parse(secretId, version.value));
       } catch (error) {
         if (!(error instanceof InvalidSecretError)) throw error;
-        log.warn('fallback version skipped', { secretId: input.secretId, versionId: id, error: error.message });
+        log.warn('fallback version skipped', { secretId, versionId: id, error: error.message });
       }
     }
     return out;
   }
 
+  function fallbacks(input: StepInput, ids: (string | undefined)[]): Promise<unknown[]> {
+    return parsedVersions(input.secretId, rotatorFor(input.secretId, input.prepared.rotator), ids);
+  }
+
   return {
-    /** Validates the secret and records where its labels stand; changes nothing. */
+    /**
+     * Validates the secret and records where its labels stand, then runs the rotator's preflight (the target is
+     * reachable, a version logs in, an admin secret works): whatever would fail later fails here, with nothing
+     * written. Changes nothing.
+     */
     async prepareRotation({ secretId, overrides }: PrepareInput): Promise<PreparedRotation & StepReport> {
       return step('prepare', secretId, undefined, async () => {
         const current = await store.getByStage(secretId, Stage.current);
@@ -87,14 +94,19 @@ export function createRotationSteps({ store, rotators, metrics, targets }: Activ
         const description = await store.describe(secretId);
         const tags = overrides?.strategy ? { ...description.tags, [STRATEGY_TAG]: overrides.strategy } : description.tags;
         const kind: RotatorKind = selectRotatorKind(secretId, current.value, tags);
-        rotatorFor(secretId, kind).parse(secretId, current.value);
+        const rotator = rotatorFor(secretId, kind);
+        const currentValue = rotator.parse(secretId, current.value);
         const previousVersionId = versionWithStage(description, Stage.previous);
         const pending = versionWithStage(description, Stage.pending);
-        const retires = Boolean(rotatorFor(secretId, kind).countLiveSessions);
+        const retires = Boolean(rotator.countLiveSessions);
         if (overrides?.retirement && !retires) {
           throw new InvalidInputError(`secret ${secretId}: retirement applies to alternating users only, and this secret rotates with ${kind}`);
         }
-        const retirement = retires ? { ...retirementFromTags(secretId, description.tags), ...overrides?.retirement } : undefined;
+        // Tags are checked on every secret: a typo must not pass silently because the strategy ignores it.
+        const tagged = retirementFromTags(secretId, description.tags);
+        const retirement = retires ? { ...tagged, ...overrides?.retirement } : undefined;
+        const others = await parsedVersions(secretId, rotator, [pending, previousVersionId].filter((id) => id !== current.versionId));
+        await onTarget(rotator, currentValue, () => rotator.check(secretId, { current: currentValue, fallbacks: others }, context));
         return {
           outcome: kind,
           rotator: kind,

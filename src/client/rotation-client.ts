@@ -9,7 +9,8 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
-import { DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_UI_URL, rotationWorkflowId, SearchAttribute, temporalUiLink } from '../shared/constants';
+import { DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_UI_URL, MAX_GRACE, MAX_GRACE_MS, rotationWorkflowId, SearchAttribute, temporalUiLink } from '../shared/constants';
+import { formatDuration } from '../shared/duration';
 import { InvalidInputError, NotRotatingError } from '../shared/errors';
 import { compact } from '../shared/compact';
 import type { RotationFailureDetails, RotationInput, RotationResult, RotationStatus } from '../shared/types';
@@ -62,6 +63,9 @@ export class RotationClient {
   async rotate(secretId: string, options: RotateOptions): Promise<StartedRotation> {
     assertSecretId(secretId);
     if (!(options.graceMs >= 0)) throw new InvalidInputError(`grace: ${options.graceMs} is not a duration`);
+    if (options.graceMs > MAX_GRACE_MS) {
+      throw new InvalidInputError(`grace: ${formatDuration(options.graceMs)} is longer than the maximum grace period of ${MAX_GRACE}`);
+    }
     const requestId = randomUUID();
     const workflowId = rotationWorkflowId(secretId);
     let handle: WorkflowHandle<typeof rotateSecret>;
@@ -172,6 +176,7 @@ export class RotationClient {
   /** Adds `byMs` to the grace period of the running rotation; `by` names the operator in the audit trail. */
   async extendGrace(secretId: string, byMs: number, by?: string): Promise<void> {
     if (!(byMs > 0)) throw new InvalidInputError(`extend by: ${byMs} is not a positive duration`);
+    if (byMs > MAX_GRACE_MS) throw new InvalidInputError(`extend by: ${formatDuration(byMs)} is longer than the maximum grace period of ${MAX_GRACE}`);
     const handle = await this.runningHandle(secretId, ['grace'], 'extend the grace period of');
     await handle.signal(extendGraceSignal, { byMs, ...(by ? { by } : {}) });
   }

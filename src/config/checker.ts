@@ -109,8 +109,11 @@ export class Checker {
     return this.add(node.path, `${describe(value)} is not one of ${values.join(', ')}`);
   }
 
-  /** A duration with a unit, at least `minMs`. A bare number is refused: `grace: 60` reads as 60 ms otherwise. */
-  duration(node: Node, minMs: number): number | undefined {
+  /**
+   * A duration with a unit, at least `minMs` and at most `max` (its text and milliseconds). A bare number is
+   * refused: `grace: 60` reads as 60 ms otherwise.
+   */
+  duration(node: Node, minMs: number, max?: { text: string; ms: number }): number | undefined {
     const { value } = node;
     if (value === undefined) return undefined;
     if (typeof value === 'number' || (typeof value === 'string' && /^\s*\d+\s*$/.test(value))) {
@@ -124,6 +127,7 @@ export class Checker {
       return this.add(node.path, `${describe(value)} is not a duration ${DURATION_EXAMPLES}`);
     }
     if (ms < minMs) return this.add(node.path, `${describe(value)} is shorter than the minimum of ${formatDuration(minMs)}`);
+    if (max && ms > max.ms) return this.add(node.path, `${describe(value)} is longer than the maximum of ${max.text}`);
     return ms;
   }
 

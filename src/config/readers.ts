@@ -1,10 +1,12 @@
 import { resolvePasswordPolicy } from '../rotators/password-policy';
-import { DEFAULT_GRACE } from '../shared/constants';
+import { DEFAULT_GRACE, MAX_GRACE, MAX_GRACE_MS } from '../shared/constants';
 import { parseDuration } from '../shared/duration';
 import { LIVE_SESSION_MODES, RETIRE_MODES, STRATEGIES, type PasswordPolicy, type RetirementPolicy } from '../shared/types';
 import { compact, describe, isMapping, type Checker, type Node } from './checker';
 import { readSchedule } from './schedule-readers';
 import type { ManagedSecret, RotorConfig, ScheduleConfig, WebhookRouteConfig } from './types';
+
+const MAX_GRACE_LIMIT = { text: MAX_GRACE, ms: MAX_GRACE_MS };
 
 /* rotor.yaml, section by section: each reader takes the checker and a node and returns the typed section. */
 
@@ -164,7 +166,7 @@ interface Defaults {
 function readDefaults(c: Checker, node: Node, routes: ReadonlySet<string>): Defaults {
   const defaults = c.settings(node, DEFAULTS_KEYS);
   return {
-    graceMs: c.duration(defaults.at('grace'), 0) ?? parseDuration(DEFAULT_GRACE),
+    graceMs: c.duration(defaults.at('grace'), 0, MAX_GRACE_LIMIT) ?? parseDuration(DEFAULT_GRACE),
     catchupWindowMs: c.duration(defaults.at('catchupWindow'), MIN_CATCHUP_WINDOW_MS) ?? DEFAULT_CATCHUP_WINDOW_MS,
     alerts: readRouteList(c, defaults.at('alerts'), routes) ?? [],
     maxStepAttempts: c.integer(defaults.at('maxStepAttempts'), 1, MAX_STEP_ATTEMPTS),
@@ -217,7 +219,7 @@ function readSecret(c: Checker, node: Node, defaults: Defaults, routes: Readonly
   const strategy = c.oneOf(secret.at('strategy'), STRATEGIES);
   const schedule = secret.has('schedule') ? readSchedule(c, secret.at('schedule')) : defaults.schedule;
   if (!secret.has('schedule') && !defaults.hasSchedule) c.add(secret.at('schedule').path, 'is required (here or in defaults.schedule)');
-  const graceMs = c.duration(secret.at('grace'), 0) ?? defaults.graceMs;
+  const graceMs = c.duration(secret.at('grace'), 0, MAX_GRACE_LIMIT) ?? defaults.graceMs;
   const catchupWindowMs = c.duration(secret.at('catchupWindow'), MIN_CATCHUP_WINDOW_MS) ?? defaults.catchupWindowMs;
   const passwordPolicy = readPasswordPolicy(c, secret.at('passwordPolicy'));
   const retirement = readRetirement(c, secret.at('retirement'));

@@ -13,7 +13,10 @@ export function databaseSecretSchema<E extends readonly [string, ...string[]]>(
 ) {
   return z.looseObject({
     engine: z.enum(engines),
-    host: z.string().min(1, 'must not be empty'),
+    host: z
+      .string()
+      .min(1, 'must not be empty')
+      .regex(/^[^\s/@?#]+$/, 'must be a host name or IP address (no spaces, slashes, @, ? or #)'),
     port: z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d{1,5}$/, 'must be a port number')]).optional(),
     username: text().refine(username.fits, username.limit),
     password: text(),

@@ -1,6 +1,6 @@
 import { format } from 'mysql2';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { StoreConflictError } from '../shared/errors';
+import { CredentialsRejectedError, StoreConflictError } from '../shared/errors';
 import { adminOf, assertPair, currentRejected, nextOfPair, parseAlternating } from './alternating';
 import type { PasswordPolicy } from '../shared/types';
 import { canMysqlLogIn, currentAccount, withMysqlLogin } from './mysql/connection';
@@ -40,6 +40,18 @@ export const mysqlAlternatingUsers: Rotator<MysqlAlternatingSecret> = {
   parse: parseMysqlAlternatingSecret,
 
   target: (secret) => targetOf('mysql', secret),
+
+  async check(secretId, { current }, context) {
+    if ((await withMysqlLogin(secretId, current, currentAccount)).rejected) throw currentRejected(secretId, current);
+    await asAdmin(secretId, current, context, async (admin) => {
+      const [rows] = await admin.query<RowDataPacket[]>('SHOW GRANTS');
+      const grants = rows.map((r) => String(Object.values(r)[0]));
+      if (!grants.some((g) => /^GRANT (ALL PRIVILEGES|.*\bCREATE USER\b.*) ON \*\.\* /.test(g))) {
+        throw new CredentialsRejectedError(secretId, `the admin secret ${current.masterarn} may not create or alter accounts (it needs CREATE USER on *.*)`);
+      }
+    });
+    return 'current-and-admin-log-in';
+  },
 
   nextValue: (_secretId: string, current: MysqlAlternatingSecret, policy: PasswordPolicy) => nextOfPair(current, policy),
 

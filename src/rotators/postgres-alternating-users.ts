@@ -1,5 +1,5 @@
 import { escapeIdentifier, escapeLiteral, type Client } from 'pg';
-import { StoreConflictError } from '../shared/errors';
+import { CredentialsRejectedError, StoreConflictError } from '../shared/errors';
 import { adminOf, assertPair, CLONE_SUFFIX, currentRejected, nextOfPair, parseAlternating, partnerOf } from './alternating';
 import type { PasswordPolicy } from '../shared/types';
 import { generatePassword } from './password-policy';
@@ -47,6 +47,19 @@ export const postgresAlternatingUsers: Rotator<PostgresAlternatingSecret> = {
   parse: parsePostgresAlternatingSecret,
 
   target: (secret) => targetOf('postgres', secret),
+
+  async check(secretId, { current }, context) {
+    if (!(await canLogIn(secretId, current))) throw currentRejected(secretId, current);
+    await asAdmin(secretId, current, context, async (admin) => {
+      const { rows } = await admin.query<{ name: string; ok: boolean }>(
+        'SELECT rolname AS name, rolsuper OR rolcreaterole AS ok FROM pg_roles WHERE rolname = current_user',
+      );
+      if (!rows[0]?.ok) {
+        throw new CredentialsRejectedError(secretId, `the admin secret ${current.masterarn} logs in as ${JSON.stringify(rows[0]?.name)}, which may not create or alter roles (it needs CREATEROLE)`);
+      }
+    });
+    return 'current-and-admin-log-in';
+  },
 
   nextValue: (_secretId: string, current: PostgresAlternatingSecret, policy: PasswordPolicy) => nextOfPair(current, policy),
 

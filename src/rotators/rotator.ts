@@ -27,6 +27,14 @@ export interface Rotator<S = unknown> {
    */
   target(secret: S): string;
 
+  /**
+   * Preflight, changing nothing, run by `prepare` before any version is written and by `rotor check`: the target is
+   * reachable and a version logs in (`current`, or one of `fallbacks` where the strategy can fall back); for pairs,
+   * the admin secret exists, names the same server, logs in and may manage logins. Returns a short outcome; throws
+   * the error the rotation would otherwise meet later (non-retryable when a retry cannot help).
+   */
+  check(secretId: string, versions: { current: S; fallbacks: S[] }, context: RotatorContext): Promise<string>;
+
   /** The serialized value of the next version, made from the current one (every other field kept as it is). */
   nextValue(secretId: string, current: S, policy: PasswordPolicy): string;
 

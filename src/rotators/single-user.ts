@@ -48,6 +48,18 @@ export function singleUserRotator<S extends DatabaseLogin>(driver: SingleUserDri
     parse: (secretId, raw) => driver.parse(secretId, raw),
     target: (secret) => targetOf(driver.kind, secret),
 
+    async check(secretId, { current, fallbacks }) {
+      if (await driver.canLogIn(secretId, current)) return 'current-logs-in';
+      for (const login of sameAccount(current, fallbacks)) {
+        if (await driver.canLogIn(secretId, login)) return 'fallback-logs-in';
+      }
+      throw new CredentialsRejectedError(
+        secretId,
+        `no version of the secret (AWSCURRENT, AWSPREVIOUS, AWSPENDING) logs in as ${JSON.stringify(current.username)} at ${current.host}:${current.port}: set the password the database holds as AWSCURRENT, then rotate`,
+        true,
+      );
+    },
+
     nextValue(_secretId: string, current: S, policy: PasswordPolicy): string {
       return JSON.stringify({ ...current.json, password: generatePassword(policy) });
     },

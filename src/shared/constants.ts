@@ -7,6 +7,13 @@ export const DEFAULT_TASK_QUEUE = 'rotor';
 export const DEFAULT_GRACE = '1h';
 
 /**
+ * The longest grace period, in total (extensions included): a previous credential left valid for longer than a
+ * month is a credential nobody rotated. `--grace 99999999d` is a typo, refused with this number.
+ */
+export const MAX_GRACE = '30d';
+export const MAX_GRACE_MS = 30 * 86_400_000;
+
+/**
  * One rotation per secret at a time: the workflow id is derived from the secret id, and rotations start with
  * the USE_EXISTING conflict policy.
  */

@@ -18,6 +18,14 @@ export function stepOptions(maximumAttempts: number): ActivityOptions {
   };
 }
 
+/**
+ * prepare changes nothing, so nothing waits on it: a target that does not answer three times within seconds is
+ * refused then, rather than after minutes of retries.
+ */
+export function prepareOptions(maxStepAttempts: number): ActivityOptions {
+  return stepOptions(Math.min(maxStepAttempts, 3));
+}
+
 /** Compensation and rollback must not give up while the store is briefly away: more attempts, longer backoff. */
 export function undoOptions(maxStepAttempts: number): ActivityOptions {
   return stepOptions(Math.max(maxStepAttempts * 3, 20));

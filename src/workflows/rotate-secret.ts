@@ -15,7 +15,6 @@ import { formatDuration } from '../shared/duration';
 import { actorOf } from '../shared/types';
 import type {
   AuditEvent,
-  Phase,
   PreparedRotation,
   RotationEnd,
   RotationFailureDetails,
@@ -23,13 +22,13 @@ import type {
   RotationResult,
   StepInput,
   StepName,
-  StepReport,
 } from '../shared/types';
-import { DEFAULT_MAX_STEP_ATTEMPTS, stepOptions, undoOptions } from './activity-options';
+import { DEFAULT_MAX_STEP_ATTEMPTS, prepareOptions, stepOptions, undoOptions } from './activity-options';
 import { causeOf, RollbackRequested, ROTATION_FAILED, typeOf } from './failures';
 import { handleOperatorSignals } from './operator-signals';
 import { createReporter } from './reporting';
 import { createRotationState } from './rotation-state';
+import { createStepRunner } from './step-runner';
 
 export { endGraceSignal, extendGraceSignal, rollbackSignal, statusQuery } from './operator-signals';
 export { ROTATION_FAILED } from './failures';
@@ -54,6 +53,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
   const maxAttempts = input.maxStepAttempts ?? DEFAULT_MAX_STEP_ATTEMPTS;
   const steps = proxyActivities<RotorActivities>(stepOptions(maxAttempts));
   const undo = proxyActivities<RotorActivities>(undoOptions(maxAttempts));
+  const preflight = proxyActivities<RotorActivities>(prepareOptions(maxAttempts));
 
   const state = createRotationState(input, token);
   const { status } = state;
@@ -65,34 +65,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
   reporter.watchPhases(() => ({ seq: state.phaseSeq, phase: status.phase }));
   const requests = handleOperatorSignals(state, reporter);
 
-  async function run<T extends StepReport>(name: StepName, phase: Phase, call: () => Promise<T>): Promise<T> {
-    state.enter(phase);
-    const started = Date.now();
-    const step: (typeof status.steps)[number] = { step: name, startedAt: new Date(started).toISOString() };
-    status.steps.push(step);
-    try {
-      const stepReport = await call();
-      step.attempts = stepReport.attempt;
-      if (stepReport.outcome) step.outcome = stepReport.outcome;
-      step.endedAt = new Date().toISOString();
-      reporter.audit({
-        kind: 'step',
-        step: name,
-        phase,
-        outcome: stepReport.outcome ?? 'done',
-        durationMs: Date.now() - started,
-        ...(name === 'create' || name === 'finish' ? { versionId: token } : {}),
-        detail: { attempts: stepReport.attempt },
-      });
-      return stepReport;
-    } catch (error) {
-      step.error = causeOf(error);
-      step.endedAt = new Date().toISOString();
-      status.lastError = `${name}: ${step.error}`;
-      reporter.audit({ kind: 'step-failed', step: name, phase, outcome: typeOf(error) ?? 'error', durationMs: Date.now() - started, detail: { error: step.error } });
-      throw error;
-    }
-  }
+  const run = createStepRunner(state, reporter, (name) => (name === 'create' || name === 'finish' ? token : undefined));
 
   /** Ends the rotation in `phase` after a failure: alert, outcome, audit settled; returns the failure to throw. */
   async function fail(step: string, error: unknown, what: string, phase: 'failed' | 'compensated' = 'failed'): Promise<ApplicationFailure> {
@@ -136,7 +109,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     // prepare and create change nothing the previous credential depends on: no compensation.
     let prepared: PreparedRotation;
     try {
-      prepared = await run('prepare', 'preparing', () => steps.prepareRotation({ secretId: input.secretId, ...(input.overrides ? { overrides: input.overrides } : {}) }));
+      prepared = await run('prepare', 'preparing', () => preflight.prepareRotation({ secretId: input.secretId, ...(input.overrides ? { overrides: input.overrides } : {}) }));
       status.rotator = prepared.rotator;
       status.versions.current = prepared.currentVersionId;
       if (prepared.previousVersionId) status.versions.previous = prepared.previousVersionId;

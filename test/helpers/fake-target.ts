@@ -24,6 +24,10 @@ export function fakeTarget(): { rotator: Rotator<FakeSecret>; passwords: Map<str
     kind: 'fake-single-user',
     parse: (_secretId, raw) => JSON.parse(raw) as FakeSecret,
     target: (s) => `fake://${s.user}`,
+    check: async (secretId, { current, fallbacks }) => {
+      if (![current, ...fallbacks].some(accepts)) throw new CredentialsRejectedError(secretId, 'no version logs in', true);
+      return accepts(current) ? 'current-logs-in' : 'fallback-logs-in';
+    },
     nextValue: (_secretId, current) => JSON.stringify({ ...current, password: `${current.password}+` }),
     set: async (secretId, { pending, current, fallbacks }) => converge(secretId, pending, [current, ...fallbacks]),
     test: async (secretId, value) => {

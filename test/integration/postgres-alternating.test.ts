@@ -187,7 +187,7 @@ describe('PostgreSQL alternating users on the real stack', () => {
     const outOfBand = `Oob-${Date.now()}`;
     passwords.add(outOfBand);
     await withAdmin((admin) => admin.query(`ALTER ROLE ${q(base)} PASSWORD ${escapeLiteral(outOfBand)}`));
-    expect(await rotateToEnd(secretId)).toMatch(/failed: .*failed at set: .*AWSCURRENT does not log in .*rotor will not use the admin secret/);
+    expect(await rotateToEnd(secretId)).toMatch(/failed: .*failed at prepare: .*AWSCURRENT does not log in .*rotor will not use the admin secret.*nothing was changed/);
     expect(await roleExists(`${base}_clone`)).toBe(false);
     expect((await labels(secretId)).current).toBe(versionId);
   });
@@ -236,7 +236,9 @@ describe('PostgreSQL alternating users on the real stack', () => {
     const v = (await store.getByStage(secretId, 'AWSCURRENT'))!;
     const orphan = uniqueName('it/alt-orphan');
     await createSecret(orphan, { ...JSON.parse(v.value), masterarn: uniqueName('it/no-such-master') });
-    expect(await rotateToEnd(orphan)).toMatch(/failed at set: .*not found.*compensated/);
+    expect(await rotateToEnd(orphan)).toMatch(/failed at prepare: .*not found.*nothing was changed/);
+    expect(await labels(orphan)).toMatchObject({ versions: 1 });
+    expect((await labels(orphan)).pending).toBeUndefined();
   });
 
   describe('retirement of the previous login at grace end', () => {

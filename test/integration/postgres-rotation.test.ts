@@ -163,17 +163,15 @@ describe('bad input gets a typed error and changes nothing', () => {
     expect(await roleExists(sentinel)).toBe(true);
   });
 
-  it('a secret whose credential the target no longer accepts fails as rejected, and compensation keeps it as it was', async () => {
+  it('a secret whose credential the target no longer accepts is refused in prepare, with nothing written', async () => {
     const { secretId, username, versionId } = await roleWithSecret('rejected');
     // Someone changed the password behind rotor's back: neither AWSCURRENT nor anything else logs in.
     const outOfBand = newPassword();
     await withAdmin((a) => a.query(`ALTER ROLE ${escapeIdentifier(username)} PASSWORD ${escapeLiteral(outOfBand)}`));
     const message = await failedRotation(secretId);
-    expect(message).toMatch(/failed at set: .*neither the wanted password nor AWSCURRENT nor AWSPREVIOUS logs in.*RotorCredentialsRejected.*compensated/);
+    expect(message).toMatch(/failed at prepare: .*no version of the secret \(AWSCURRENT, AWSPREVIOUS, AWSPENDING\) logs in.*RotorCredentialsRejected.*nothing was changed/);
     expect(await logsIn(username, outOfBand)).toBe(true);
-    const after = await labels(secretId);
-    expect(after.current).toBe(versionId);
-    expect(after.pending).toBeUndefined();
+    expect(await labels(secretId)).toEqual({ current: versionId, versions: 1 });
   });
 });
 

@@ -4,7 +4,7 @@ import { createActivities } from '../../src/activities';
 import { rotators } from '../../src/rotators/registry';
 import { ErrorType } from '../../src/shared/errors';
 import { uniqueName } from '../helpers/env';
-import { createSecret, pgSecret, roleWithSecret, store, tagSecret } from '../helpers/stack';
+import { adminSecret, createSecret, pgSecret, roleWithSecret, store, tagSecret } from '../helpers/stack';
 
 /** `prepare` with rotor.yaml's overrides, against the real store: what it decides, and what it refuses. */
 const activities = createActivities({ store, rotators });
@@ -14,8 +14,11 @@ const seen = new Set<string>();
 
 describe('prepare with rotor.yaml overrides', () => {
   it('lays a partial retirement policy over the secret tags, key by key', async () => {
+    // A real login and admin secret: prepare's preflight logs in with both.
+    const login = await roleWithSecret('it', 'prep-alt-login', seen);
+    const masterarn = await adminSecret('prep-master', 'ROTOR_PG_ADMIN_URL', pgSecret, seen);
     const secretId = uniqueName('it/prep-alt');
-    await createSecret(secretId, pgSecret('rotor_prep_nobody', 'unused-pw', { masterarn: 'it/prep-master' }));
+    await createSecret(secretId, pgSecret(login.username, login.password, { masterarn }));
     await tagSecret(secretId, { 'rotor:live-sessions': 'terminate', 'rotor:live-sessions-max-wait': '5m' });
     const prepared = await prepare({ secretId, overrides: { retirement: { retire: 'disable-login' } } });
     expect(prepared.rotator).toBe('postgres-alternating-users');

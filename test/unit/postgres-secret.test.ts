@@ -17,6 +17,15 @@ describe('parsePostgresSecret', () => {
     expect(parsePostgresSecret('s', raw({ ...valid, ssl: false }))).toMatchObject({ ssl: false });
   });
 
+  it('accepts host names and IP addresses, and refuses hosts with spaces, slashes or credentials in them', () => {
+    for (const host of ['db.internal', '10.0.0.5', 'my-db.cluster-abc.eu-west-1.rds.amazonaws.com', '::1']) {
+      expect(parsePostgresSecret('s', raw({ ...valid, host })).host).toBe(host);
+    }
+    for (const host of ['db .internal', ' db', 'db/x', 'user@db', 'db?x', 'db\tinternal']) {
+      expect(() => parsePostgresSecret('s', raw({ ...valid, host }))).toThrow(/host: must be a host name or IP address/);
+    }
+  });
+
   it('accepts hostile but legal role names as they are', () => {
     for (const username of ['a"b', "o'brien", 'x; DROP ROLE admin; --', 'with space', 'Zoë_ü', '@%`']) {
       expect(parsePostgresSecret('s', raw({ ...valid, username })).username).toBe(username);

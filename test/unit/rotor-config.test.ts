@@ -186,6 +186,13 @@ describe('parseConfig rejects invalid files', () => {
     ]);
   });
 
+  it('refuses a grace period beyond the maximum', () => {
+    expect(problemsOf(withSecret({ grace: '99999999d' }))).toEqual([
+      { path: 'secrets[0].grace', message: '"99999999d" is longer than the maximum of 30d' },
+    ]);
+    expect(parseConfig(withSecret({ grace: '30d' })).secrets[0]?.graceMs).toBe(30 * 86_400_000);
+  });
+
   it('refuses an interval shorter than a minute', () => {
     expect(problemsOf(withSchedule({ every: '30s' }))).toEqual([
       { path: 'secrets[0].schedule.every', message: '"30s" is shorter than the minimum of 1m' },

@@ -62,6 +62,10 @@ export async function withMysqlLogin<T>(
     if (code === 'ER_BAD_DB_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR') {
       throw new InvalidSecretError(secretId, [`dbname: database ${JSON.stringify(login.dbname)} is missing or not open to ${JSON.stringify(login.username)} on ${login.host}:${login.port}`]);
     }
+    if (code === 'ENOTFOUND') throw new InvalidSecretError(secretId, [`host: ${JSON.stringify(login.host)} does not resolve`]);
+    if (code === 'HANDSHAKE_UNKNOWN_ERROR' || code === 'PROTOCOL_PACKETS_OUT_OF_ORDER') {
+      throw new InvalidSecretError(secretId, [`port: ${login.host}:${login.port} does not speak the MySQL protocol (another server on that port?)`]);
+    }
     throw new UnavailableError(secretId, `MySQL at ${login.host}:${login.port} did not accept a connection (${describe(error)})`);
   }
   connection.on('error', () => undefined);

@@ -18,6 +18,11 @@ export interface PgLogin {
 }
 
 const REJECTED_CODES = new Set(['28P01', '28000']);
+/**
+ * What node-postgres says when the other end is not PostgreSQL: a real server answers the TLS request with S or N
+ * and speaks its own message format; anything else (MySQL's greeting, say) fails the same way however often tried.
+ */
+const PROTOCOL_MISMATCH = /error establishing an SSL connection|unexpected \S+ message from backend/i;
 
 function clientConfig(login: PgLogin, tls: ClientConfig['ssl']): ClientConfig {
   return {
@@ -52,6 +57,10 @@ export async function withLogin<T>(
     if (code && REJECTED_CODES.has(code)) return { rejected: true };
     if (code === '3D000') {
       throw new InvalidSecretError(secretId, [`dbname: database ${JSON.stringify(login.dbname)} does not exist on ${login.host}:${login.port}`]);
+    }
+    if (code === 'ENOTFOUND') throw new InvalidSecretError(secretId, [`host: ${JSON.stringify(login.host)} does not resolve`]);
+    if (PROTOCOL_MISMATCH.test((error as Error).message ?? '')) {
+      throw new InvalidSecretError(secretId, [`port: ${login.host}:${login.port} does not speak PostgreSQL's protocol (another server on that port?)`]);
     }
     throw new UnavailableError(secretId, `PostgreSQL at ${login.host}:${login.port} did not accept a connection (${describe(error)})`);
   }
