@@ -118,6 +118,40 @@ export function createRotationSteps({ store, rotators, metrics, targets }: Activ
       });
     },
 
+    /**
+     * Before a rollback with no rotation running: AWSPREVIOUS exists, is valid, names the same server as AWSCURRENT,
+     * and a version logs in to restore it through (for pairs, AWSCURRENT and the admin secret). Changes nothing.
+     */
+    async prepareRollback({ secretId }: { secretId: string }): Promise<PreparedRotation & StepReport> {
+      return step('prepare', secretId, undefined, async () => {
+        const current = await store.getByStage(secretId, Stage.current);
+        if (!current) throw new StoreConflictError(secretId, `has no ${Stage.current} version in ${store.description}`);
+        const description = await store.describe(secretId);
+        const kind: RotatorKind = selectRotatorKind(secretId, current.value, description.tags);
+        const rotator = rotatorFor(secretId, kind);
+        const currentValue = rotator.parse(secretId, current.value);
+        const previousVersionId = versionWithStage(description, Stage.previous);
+        if (!previousVersionId || previousVersionId === current.versionId) {
+          throw new StoreConflictError(secretId, `has no ${Stage.previous} version: there is nothing to roll back to`);
+        }
+        const previous = rotator.parse(secretId, (await mustGet(secretId, previousVersionId, Stage.previous)).value);
+        if (rotator.target(previous) !== rotator.target(currentValue)) {
+          throw new StoreConflictError(secretId, `${Stage.previous} names another server (${rotator.target(previous)}) than ${Stage.current}: rotor will not roll back across servers`);
+        }
+        const pending = versionWithStage(description, Stage.pending);
+        const stray = pending && pending !== current.versionId ? pending : undefined;
+        const others = await parsedVersions(secretId, rotator, [previousVersionId, stray]);
+        await onTarget(rotator, currentValue, () => rotator.check(secretId, { current: currentValue, fallbacks: others }, context));
+        return {
+          outcome: kind,
+          rotator: kind,
+          currentVersionId: current.versionId,
+          previousVersionId,
+          ...(stray ? { strayPendingVersionId: stray } : {}),
+        };
+      });
+    },
+
     /** Stores the new value as version `token`, labelled AWSPENDING. Keeps an existing version with that token. */
     async createPending(input: StepInput): Promise<StepReport> {
       return step('create', input.secretId, input.prepared.rotator, async () => {

@@ -61,7 +61,8 @@ export function reportOutcome(secretId: string, outcome: RotationOutcome, json: 
     out(`rotation of ${secretId} completed: version ${outcome.result.currentVersionId} is AWSCURRENT`);
     if (outcome.result.retirement) out(`  previous login: ${outcome.result.retirement}`);
   } else if (outcome.outcome === 'rolled-back') {
-    out(`rotation of ${secretId} rolled back: version ${outcome.result.currentVersionId} is AWSCURRENT again`);
+    const what = outcome.result.status.operation === 'rollback' ? `${secretId}` : `rotation of ${secretId}`;
+    out(`${what} rolled back: version ${outcome.result.currentVersionId} is AWSCURRENT again`);
   } else if (outcome.outcome === 'failed') {
     out(`rotation of ${secretId} did not complete: ${outcome.message}`);
   }

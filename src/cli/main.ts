@@ -98,7 +98,7 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
 
   program
     .command('rollback')
-    .description('roll back the running rotation: reinstate the previous credential in the target and the store')
+    .description('roll back: the running rotation unwinds, or with none running AWSPREVIOUS is reinstated in the target and the store')
     .argument('<secretId>')
     .option('--reason <text>', 'why, recorded in the rotation status')
     .option('--wait', 'wait until the rollback has ended')

@@ -9,7 +9,7 @@
  *   const outcome = await rotor.wait('prod/db/app');
  *   console.log(outcome.outcome); // 'completed', 'rolled-back' or 'failed'
  */
-export { RotationClient, type RotateOptions, type RotationOutcome, type StartedRotation } from './rotation-client';
+export { RotationClient, type RollbackOptions, type RotateOptions, type RotationOutcome, type StartedRotation } from './rotation-client';
 export { ScheduleManager, planSummary, type ApplyPlan, type PlanEntry, type ScheduleView } from './schedule-manager';
 export { secretsOverview, type SecretOverview } from './overview';
 export { loadConfig, parseConfig, ConfigError, type RotorConfig, type ManagedSecret, type ConfigProblem } from '../config/rotor-config';
@@ -17,6 +17,7 @@ export { parseDuration, formatDuration } from '../shared/duration';
 export { ErrorType, RotorError, InvalidInputError, NotRotatingError } from '../shared/errors';
 export type {
   Phase,
+  RollbackInput,
   RotationInput,
   RotationResult,
   RotationStatus,

@@ -13,12 +13,15 @@ import { DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_UI_URL, MAX_GRACE, MAX_GRACE_MS, r
 import { formatDuration } from '../shared/duration';
 import { InvalidInputError, NotRotatingError } from '../shared/errors';
 import { compact } from '../shared/compact';
-import type { RotationFailureDetails, RotationInput, RotationResult, RotationStatus } from '../shared/types';
+import type { RollbackInput, RotationFailureDetails, RotationInput, RotationResult, RotationStatus } from '../shared/types';
 import { TERMINAL_PHASES } from '../shared/types';
-import { endGraceSignal, extendGraceSignal, rollbackSignal, rotateSecret, statusQuery } from '../workflows';
+import { endGraceSignal, extendGraceSignal, rollbackSecret, rollbackSignal, rotateSecret, statusQuery } from '../workflows';
 
 /** How to rotate: the rotation's input without the secret id (grace, trigger, policy, overrides, reporting). */
 export type RotateOptions = Omit<RotationInput, 'secretId'>;
+
+/** For a rollback that starts its own workflow (no rotation running): who asked, and the secret's reporting. */
+export type RollbackOptions = Pick<RollbackInput, 'trigger' | 'maxStepAttempts' | 'reporting'>;
 
 /** A rotation as the client sees it: its handle, and whether this request started it. */
 export interface StartedRotation {
@@ -166,9 +169,35 @@ export class RotationClient {
     return outcome;
   }
 
-  /** Asks the running rotation to roll back: before finish it unwinds; during grace it reinstates the previous version. */
-  async rollback(secretId: string, reason?: string, by?: string): Promise<StartedRotation> {
+  /**
+   * Rolls the secret back. While a rotation runs, asks it to: before finish it unwinds, during grace it reinstates
+   * the previous version. When none runs, starts a rollback of its own under the secret's workflow id
+   * (`rollbackSecret`): AWSPREVIOUS reinstated in the target and the store, then tested (`started: true`).
+   */
+  async rollback(secretId: string, reason?: string, by?: string, options: RollbackOptions = {}): Promise<StartedRotation> {
+    assertSecretId(secretId);
+    const workflowId = rotationWorkflowId(secretId);
+    if (!(await this.isRunning(workflowId))) {
+      try {
+        const handle = await this.client.workflow.start(rollbackSecret, {
+          workflowId,
+          taskQueue: this.taskQueue,
+          args: [compact<RollbackInput>({ secretId, reason, trigger: options.trigger ?? { kind: 'api', ...(by ? { by } : {}) }, maxStepAttempts: options.maxStepAttempts, reporting: options.reporting })],
+          workflowIdConflictPolicy: 'FAIL',
+          workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+          typedSearchAttributes: [
+            { key: SearchAttribute.secretId, value: secretId },
+            { key: SearchAttribute.phase, value: 'preparing' },
+          ],
+        });
+        return { secretId, workflowId, runId: handle.firstExecutionRunId, started: true };
+      } catch (error) {
+        // A rotation started meanwhile: it takes the request below.
+        if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+      }
+    }
     const handle = await this.runningHandle(secretId, ['preparing', 'creating', 'setting', 'testing', 'finishing', 'grace'], 'roll back');
+    if ((await handle.query(statusQuery)).operation === 'rollback') throw new NotRotatingError(secretId, 'a rollback is already running');
     await handle.signal(rollbackSignal, { ...(reason ? { reason } : {}), ...(by ? { by } : {}) });
     return { secretId, workflowId: handle.workflowId, runId: (await handle.describe()).runId, started: false };
   }
@@ -192,15 +221,19 @@ export class RotationClient {
     return temporalUiLink(uiBase, this.client.options.namespace, workflowId, runId);
   }
 
+  private async isRunning(workflowId: string): Promise<boolean> {
+    try {
+      return (await this.client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+    } catch (error) {
+      if (!(error instanceof WorkflowNotFoundError)) throw error;
+      return false;
+    }
+  }
+
   private async runningHandle(secretId: string, phases: RotationStatus['phase'][], what: string) {
     assertSecretId(secretId);
     const handle = this.client.workflow.getHandle(rotationWorkflowId(secretId));
-    let running = false;
-    try {
-      running = (await handle.describe()).status.name === 'RUNNING';
-    } catch (error) {
-      if (!(error instanceof WorkflowNotFoundError)) throw error;
-    }
+    const running = await this.isRunning(handle.workflowId);
     if (!running) throw new NotRotatingError(secretId, `no rotation is running, nothing to ${what}`);
     const { phase } = await handle.query(statusQuery);
     if (!phases.includes(phase)) throw new NotRotatingError(secretId, `the rotation is ${phase}: cannot ${what} it now`);

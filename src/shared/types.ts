@@ -104,6 +104,18 @@ export interface RotationReporting {
   stuckPhaseBudgetMs?: number;
 }
 
+/**
+ * Input of the `rollbackSecret` workflow: reinstate AWSPREVIOUS when no rotation is running. The reason and the
+ * trigger's `by` are short operator texts for the audit trail; reporting and attempts as the secret's rotations.
+ */
+export interface RollbackInput {
+  secretId: string;
+  reason?: string;
+  trigger?: Trigger;
+  maxStepAttempts?: number;
+  reporting?: RotationReporting;
+}
+
 /** Input of the `rotateSecret` workflow. Ids and settings only: never a secret value. */
 export interface RotationInput {
   secretId: string;
@@ -183,6 +195,8 @@ export interface RotationStatus {
   /** When the wait for the previous login's sessions gives up. */
   sessionsWaitEndsAt?: string;
   trigger?: Trigger;
+  /** `rollback` for a rollback started when no rotation ran (`rotor rollback`); absent for a rotation. */
+  operation?: 'rollback';
 }
 
 /** Details of the failure a rotation ends with: the step, the phase it ended in and rotor's error type, if any. */

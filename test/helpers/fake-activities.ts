@@ -35,6 +35,13 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
       currentVersionId: 'version-current',
       previousVersionId: 'version-previous',
     }),
+    prepareRollback: async () => ({
+      attempt: 1,
+      outcome: 'postgres-single-user',
+      rotator: 'postgres-single-user',
+      currentVersionId: 'version-current',
+      previousVersionId: 'version-previous',
+    }),
     createPending: async () => ({ attempt: 1, outcome: 'created' }),
     setPending: async () => ({ attempt: 1, outcome: 'changed' }),
     testPending: async () => ({ attempt: 1, outcome: 'passed' }),

@@ -1,14 +1,23 @@
 import { parseDuration } from '../../shared/duration';
 import { ExitCode } from '../exit-codes';
-import { operator, out, reportOutcome, rotationClient } from '../context';
+import { operator, out, reportOutcome, rotationClient, scheduleManager } from '../context';
 import { createTimelinePrinter } from '../render';
 
-/** `rotor rollback <secretId>`: the running rotation reinstates the previous credential; `--wait` follows it. */
+/**
+ * `rotor rollback <secretId>`: the running rotation reinstates the previous credential; with none running, a rollback
+ * of its own reinstates AWSPREVIOUS (with the secret's alert routes from rotor.yaml). `--wait` follows it.
+ */
 export async function rollbackCommand(secretId: string, opts: { reason?: string; wait?: boolean; json?: boolean }): Promise<number> {
-  const rotor = await rotationClient();
-  const run = await rotor.rollback(secretId, opts.reason, operator());
+  const { rotor, schedules } = await scheduleManager();
+  const settings = await schedules.rotationSettings(secretId);
+  const run = await rotor.rollback(secretId, opts.reason, operator(), {
+    trigger: { kind: 'cli', by: operator() },
+    ...(settings?.reporting ? { reporting: settings.reporting } : {}),
+    ...(settings?.maxStepAttempts ? { maxStepAttempts: settings.maxStepAttempts } : {}),
+  });
   if (!opts.wait) {
-    out(opts.json ? JSON.stringify({ ...run, requested: 'rollback' }) : `rollback of ${secretId} requested (run ${run.runId})`);
+    const what = run.started ? `rollback of ${secretId} started: AWSPREVIOUS is being reinstated` : `rollback of ${secretId} requested`;
+    out(opts.json ? JSON.stringify({ ...run, requested: 'rollback' }) : `${what} (run ${run.runId})`);
     return ExitCode.ok;
   }
   const outcome = await rotor.wait(secretId, opts.json ? undefined : createTimelinePrinter(out));

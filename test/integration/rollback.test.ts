@@ -1,0 +1,147 @@
+import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { Client as PgClient } from 'pg';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli';
+import { stackEnv, uniqueName } from '../helpers/env';
+import { historiesText } from '../helpers/hygiene';
+import { createMysqlUser, mysqlLogsIn, mysqlSecret } from '../helpers/mysql';
+import { adminSecret, createRole, createSecret, labels, logsIn, pgSecret, rememberPasswords, store, tagSecret, waitForStatus } from '../helpers/stack';
+import { useWorkerRig } from '../helpers/rig';
+import { WorkerProcess } from '../helpers/worker-process';
+
+const rig = useWorkerRig('it-rollback');
+const passwords = new Set<string>();
+const outputs: string[] = [];
+const masters: Record<'postgres' | 'mysql', string> = { postgres: '', mysql: '' };
+
+type Kind = 'postgres' | 'mysql';
+type Login = { username: string; password: string };
+
+function newPassword(): string {
+  const p = `Init-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
+  passwords.add(p);
+  return p;
+}
+
+async function at(secretId: string, stage: 'AWSCURRENT' | 'AWSPREVIOUS'): Promise<Login & { versionId: string }> {
+  const v = (await store.getByStage(secretId, stage))!;
+  const json = JSON.parse(v.value);
+  passwords.add(json.password);
+  return { username: json.username, password: json.password, versionId: v.versionId };
+}
+
+const works = (kind: Kind, l: Login) => (kind === 'postgres' ? logsIn(l.username, l.password) : mysqlLogsIn(l.username, l.password));
+
+/** A login and its secret; alternating pairs retire the previous login at grace end (disable-login). */
+async function secretFor(kind: Kind, mode: 'single' | 'multi'): Promise<string> {
+  const name = uniqueName(`rotor_rb_${kind[0]}${mode[0]}`).replace(/-/g, '_').slice(0, 40);
+  const password = newPassword();
+  const secretId = uniqueName(`it/rollback-${kind}-${mode}`);
+  const extra = mode === 'multi' ? { masterarn: masters[kind] } : {};
+  if (kind === 'postgres') {
+    await createRole(name, password);
+    await createSecret(secretId, pgSecret(name, password, extra));
+  } else {
+    await createMysqlUser(name, password);
+    await createSecret(secretId, mysqlSecret(name, password, extra));
+  }
+  if (mode === 'multi') await tagSecret(secretId, { 'rotor:retire': 'disable-login', 'rotor:live-sessions': 'proceed' });
+  return secretId;
+}
+
+async function rotate(secretId: string): Promise<void> {
+  await rig.rotor.rotate(secretId, { graceMs: 0 });
+  const outcome = await rig.rotor.wait(secretId);
+  await rememberPasswords(secretId, passwords);
+  expect(outcome.outcome === 'failed' ? outcome.message : outcome.outcome).toBe('completed');
+}
+
+beforeAll(async () => {
+  masters.postgres = await adminSecret('rollback-pg-master', 'ROTOR_PG_ADMIN_URL', pgSecret, passwords);
+  masters.mysql = await adminSecret('rollback-mysql-master', 'ROTOR_MYSQL_ADMIN_URL', mysqlSecret, passwords);
+});
+
+describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the target and the store', () => {
+  for (const kind of ['postgres', 'mysql'] as const) {
+    for (const mode of ['single', 'multi'] as const) {
+      it(`${kind} ${mode === 'single' ? 'single-user' : 'alternating users, the previous login retired'}: after grace ended`, async () => {
+        const secretId = await secretFor(kind, mode);
+        await rotate(secretId);
+        const newer = await at(secretId, 'AWSCURRENT');
+        const older = await at(secretId, 'AWSPREVIOUS');
+        // The previous credential no longer works: single-user changed the password, pairs retired the login.
+        expect(await works(kind, older)).toBe(false);
+
+        const rolled = await runCli(rig.taskQueue, ['rollback', secretId, '--reason', 'new credential breaks the app', '--wait'], { ROTOR_OPERATOR: 'erin' }, outputs);
+        expect(rolled.stderr).toBe('');
+        expect(rolled.code).toBe(0);
+        expect(rolled.stdout).toContain(`${secretId} rolled back: version ${older.versionId} is AWSCURRENT again`);
+
+        expect(await labels(secretId)).toEqual({ current: older.versionId, previous: newer.versionId, versions: 2 });
+        expect(await works(kind, older)).toBe(true);
+        if (mode === 'single') expect(await works(kind, newer)).toBe(false);
+        const status = await rig.rotor.status(secretId);
+        expect(status).toMatchObject({ phase: 'rolled-back', operation: 'rollback', rollbackReason: 'new credential breaks the app', trigger: { kind: 'cli', by: 'erin' } });
+        expect(status?.steps.map((s) => s.step)).toEqual(['prepare', 'rollback']);
+
+        // Rotating again afterwards works from the reinstated version.
+        await rotate(secretId);
+        expect(await works(kind, await at(secretId, 'AWSCURRENT'))).toBe(true);
+      });
+    }
+  }
+
+  it('refuses, changing nothing, when there is no AWSPREVIOUS or it names another server', async () => {
+    const fresh = await secretFor('postgres', 'single');
+    const before = await labels(fresh);
+    const refused = await runCli(rig.taskQueue, ['rollback', fresh, '--wait'], {}, outputs);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stdout + refused.stderr).toMatch(/failed at prepare: .*has no AWSPREVIOUS version: there is nothing to roll back to.*nothing was changed/);
+    expect(await labels(fresh)).toEqual(before);
+
+    const moved = await secretFor('postgres', 'single');
+    const current = await at(moved, 'AWSCURRENT');
+    const sm = new SecretsManagerClient({});
+    const elsewhere = { ...JSON.parse((await store.getByStage(moved, 'AWSCURRENT'))!.value), host: 'db.elsewhere.example' };
+    // AWSPREVIOUS on another server: an old endpoint, say.
+    await sm.send(new PutSecretValueCommand({ SecretId: moved, SecretString: JSON.stringify(elsewhere), VersionStages: ['AWSCURRENT'] }));
+    await sm.send(new PutSecretValueCommand({ SecretId: moved, SecretString: JSON.stringify({ ...elsewhere, host: new URL(stackEnv('ROTOR_PG_ADMIN_URL')).hostname }), VersionStages: ['AWSCURRENT'] }));
+    const labelsBefore = await labels(moved);
+    await rig.rotor.rollback(moved, 'try');
+    const outcome = await rig.rotor.wait(moved);
+    expect(outcome.outcome === 'failed' && outcome.message).toMatch(/AWSPREVIOUS names another server .* rotor will not roll back across servers.*nothing was changed/);
+    expect(await labels(moved)).toEqual(labelsBefore);
+    expect(await logsIn(current.username, current.password)).toBe(true);
+  });
+
+  it('a rollback asked while a rotation retires is refused with the reason', async () => {
+    const secretId = await secretFor('postgres', 'multi');
+    const previous = await at(secretId, 'AWSCURRENT');
+    // A live session of the login being retired keeps the rotation in awaiting-sessions.
+    await tagSecret(secretId, { 'rotor:live-sessions': 'wait', 'rotor:live-sessions-max-wait': '1m' });
+    const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
+    const held = new PgClient({ host: url.hostname, port: Number(url.port), user: previous.username, password: previous.password, database: 'postgres' });
+    await held.connect();
+    try {
+      await rig.rotor.rotate(secretId, { graceMs: 0 });
+      await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'awaiting-sessions');
+      await expect(rig.rotor.rollback(secretId, 'too late')).rejects.toThrow(/the rotation is awaiting-sessions: cannot roll back it now/);
+    } finally {
+      await held.end();
+    }
+    expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
+    await rememberPasswords(secretId, passwords);
+  });
+
+  it('leaves no password in histories, worker logs or CLI output', async () => {
+    const { text } = await historiesText(rig.rotor.client, rig.taskQueue);
+    const logs = WorkerProcess.allLogs.join('\n');
+    const printed = outputs.join('\n');
+    expect(text).toContain('it/rollback-');
+    for (const password of passwords) {
+      expect(text.includes(password)).toBe(false);
+      expect(logs.includes(password)).toBe(false);
+      expect(printed.includes(password)).toBe(false);
+    }
+  });
+});
