@@ -17,6 +17,7 @@ export { parseDuration, formatDuration } from '../shared/duration';
 export { ErrorType, RotorError, InvalidInputError, NotRotatingError } from '../shared/errors';
 export type {
   Phase,
+  OperatorAnswer,
   RollbackInput,
   RotationInput,
   RotationResult,

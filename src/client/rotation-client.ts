@@ -6,6 +6,7 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
@@ -13,9 +14,9 @@ import { DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_UI_URL, MAX_GRACE, MAX_GRACE_MS, r
 import { formatDuration } from '../shared/duration';
 import { InvalidInputError, NotRotatingError } from '../shared/errors';
 import { compact } from '../shared/compact';
-import type { RollbackInput, RotationFailureDetails, RotationInput, RotationResult, RotationStatus } from '../shared/types';
+import type { OperatorAnswer, RollbackInput, RotationFailureDetails, RotationInput, RotationResult, RotationStatus } from '../shared/types';
 import { TERMINAL_PHASES } from '../shared/types';
-import { endGraceSignal, extendGraceSignal, rollbackSecret, rollbackSignal, rotateSecret, statusQuery } from '../workflows';
+import { endGraceUpdate, extendGraceUpdate, rollbackSecret, rollbackUpdate, rotateSecret, statusQuery } from '../workflows';
 
 /** How to rotate: the rotation's input without the secret id (grace, trigger, policy, overrides, reporting). */
 export type RotateOptions = Omit<RotationInput, 'secretId'>;
@@ -196,24 +197,26 @@ export class RotationClient {
         if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
       }
     }
-    const handle = await this.runningHandle(secretId, ['preparing', 'creating', 'setting', 'testing', 'finishing', 'grace'], 'roll back');
-    if ((await handle.query(statusQuery)).operation === 'rollback') throw new NotRotatingError(secretId, 'a rollback is already running');
-    await handle.signal(rollbackSignal, { ...(reason ? { reason } : {}), ...(by ? { by } : {}) });
+    const handle = await this.runningHandle(secretId, 'roll back');
+    await this.request(secretId, () => handle.executeUpdate(rollbackUpdate, { args: [{ ...(reason ? { reason } : {}), ...(by ? { by } : {}) }] }));
     return { secretId, workflowId: handle.workflowId, runId: (await handle.describe()).runId, started: false };
   }
 
-  /** Adds `byMs` to the grace period of the running rotation; `by` names the operator in the audit trail. */
-  async extendGrace(secretId: string, byMs: number, by?: string): Promise<void> {
+  /**
+   * Adds `byMs` to the grace period of the running rotation; `by` names the operator in the audit trail. Answered at
+   * once: refused (NotRotatingError, with the reason) outside grace or beyond the maximum grace period.
+   */
+  async extendGrace(secretId: string, byMs: number, by?: string): Promise<OperatorAnswer> {
     if (!(byMs > 0)) throw new InvalidInputError(`extend by: ${byMs} is not a positive duration`);
     if (byMs > MAX_GRACE_MS) throw new InvalidInputError(`extend by: ${formatDuration(byMs)} is longer than the maximum grace period of ${MAX_GRACE}`);
-    const handle = await this.runningHandle(secretId, ['grace'], 'extend the grace period of');
-    await handle.signal(extendGraceSignal, { byMs, ...(by ? { by } : {}) });
+    const handle = await this.runningHandle(secretId, 'extend the grace period of');
+    return this.request(secretId, () => handle.executeUpdate(extendGraceUpdate, { args: [{ byMs, ...(by ? { by } : {}) }] }));
   }
 
   /** Ends the grace period of the running rotation now: it goes on to retire the previous credential. */
-  async endGrace(secretId: string, by?: string): Promise<void> {
-    const handle = await this.runningHandle(secretId, ['grace'], 'end the grace period of');
-    await handle.signal(endGraceSignal, by ? { by } : {});
+  async endGrace(secretId: string, by?: string): Promise<OperatorAnswer> {
+    const handle = await this.runningHandle(secretId, 'end the grace period of');
+    return this.request(secretId, () => handle.executeUpdate(endGraceUpdate, { args: [by ? { by } : {}] }));
   }
 
   /** The Temporal UI page of the secret's rotation, when ROTOR_TEMPORAL_UI_URL (or a local default) is known. */
@@ -230,14 +233,23 @@ export class RotationClient {
     }
   }
 
-  private async runningHandle(secretId: string, phases: RotationStatus['phase'][], what: string) {
+  /** The running rotation of `secretId`; a rollback started on its own takes no requests. */
+  private async runningHandle(secretId: string, what: string) {
     assertSecretId(secretId);
     const handle = this.client.workflow.getHandle(rotationWorkflowId(secretId));
-    const running = await this.isRunning(handle.workflowId);
-    if (!running) throw new NotRotatingError(secretId, `no rotation is running, nothing to ${what}`);
-    const { phase } = await handle.query(statusQuery);
-    if (!phases.includes(phase)) throw new NotRotatingError(secretId, `the rotation is ${phase}: cannot ${what} it now`);
+    if (!(await this.isRunning(handle.workflowId))) throw new NotRotatingError(secretId, `no rotation is running, nothing to ${what}`);
+    if ((await handle.query(statusQuery)).operation === 'rollback') throw new NotRotatingError(secretId, 'a rollback is running: it takes no requests');
     return handle;
+  }
+
+  /** Sends an operator request as an Update: the workflow's validator refusing it becomes a NotRotatingError. */
+  private async request<T>(secretId: string, send: () => Promise<T>): Promise<T> {
+    try {
+      return await send();
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError) throw new NotRotatingError(secretId, `refused: ${error.cause?.message ?? error.message}`);
+      throw error;
+    }
   }
 }
 

@@ -39,6 +39,13 @@ export const SignalName = {
   endGrace: 'endGrace',
 } as const;
 
+/** Names of the Workflow Updates that answer operators at once (accepted, or refused with the reason). */
+export const UpdateName = {
+  rollback: 'requestRollback',
+  extendGrace: 'requestExtendGrace',
+  endGrace: 'requestEndGrace',
+} as const;
+
 export const QueryName = {
   status: 'status',
 } as const;

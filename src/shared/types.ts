@@ -230,6 +230,13 @@ export interface ExtendGraceSignal {
   by?: string;
 }
 
+/** An accepted operator request (an Update's result): the phase it found, and where grace now ends. */
+export interface OperatorAnswer {
+  accepted: true;
+  phase: Phase;
+  graceEndsAt?: string;
+}
+
 export interface EndGraceSignal {
   /** Who asked, for the audit trail. */
   by?: string;

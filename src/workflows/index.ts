@@ -1,4 +1,14 @@
 /** Every workflow a rotor worker runs. Deterministic code only: see eslint.config.mjs for the imports it bans. */
-export { rotateSecret, statusQuery, rollbackSignal, extendGraceSignal, endGraceSignal, ROTATION_FAILED } from './rotate-secret';
+export {
+  rotateSecret,
+  statusQuery,
+  rollbackSignal,
+  extendGraceSignal,
+  endGraceSignal,
+  rollbackUpdate,
+  extendGraceUpdate,
+  endGraceUpdate,
+  ROTATION_FAILED,
+} from './rotate-secret';
 export { scheduledRotation, type ScheduledRotationInput, type ScheduledRotationResult } from './scheduled-rotation';
 export { rollbackSecret } from './rollback-secret';

@@ -1,10 +1,11 @@
-import { defineQuery, defineSignal, log, setHandler } from '@temporalio/workflow';
-import { QueryName, SignalName } from '../shared/constants';
+import { defineQuery, defineSignal, defineUpdate, log, setHandler } from '@temporalio/workflow';
+import { MAX_GRACE, MAX_GRACE_MS, QueryName, SignalName, UpdateName } from '../shared/constants';
 import {
   signalActor,
   TERMINAL_PHASES,
   type EndGraceSignal,
   type ExtendGraceSignal,
+  type OperatorAnswer,
   type RollbackSignal,
   type RotationStatus,
 } from '../shared/types';
@@ -15,8 +16,12 @@ export const statusQuery = defineQuery<RotationStatus>(QueryName.status);
 export const rollbackSignal = defineSignal<[RollbackSignal]>(SignalName.rollback);
 export const extendGraceSignal = defineSignal<[ExtendGraceSignal]>(SignalName.extendGrace);
 export const endGraceSignal = defineSignal<[EndGraceSignal?]>(SignalName.endGrace);
+/** The same requests as Workflow Updates: answered at once, accepted or refused with the reason (CLI and client). */
+export const rollbackUpdate = defineUpdate<OperatorAnswer, [RollbackSignal]>(UpdateName.rollback);
+export const extendGraceUpdate = defineUpdate<OperatorAnswer, [ExtendGraceSignal]>(UpdateName.extendGrace);
+export const endGraceUpdate = defineUpdate<OperatorAnswer, [EndGraceSignal]>(UpdateName.endGrace);
 
-/** What operators asked of a running rotation, through signals (the CLI, the client, the Temporal UI). */
+/** What operators asked of a running rotation (the CLI, the client, the Temporal UI). */
 export interface OperatorRequests {
   /** Set once a rollback was asked for while one could still happen. */
   rollback?: RollbackSignal;
@@ -24,45 +29,97 @@ export interface OperatorRequests {
   endGrace: boolean;
   /** When grace ends, in workflow time (ms); moved by extendGrace. */
   graceEndsAt: number;
+  /** When grace began (finish), in workflow time (ms): extensions stay within MAX_GRACE of it. */
+  graceStartedAt: number;
 }
 
 /**
- * Answers the `status` query and takes the operators' signals: `rollback` (before finish it unwinds; during grace it
- * reinstates the previous version), `extendGrace` and `endGrace` (during grace only). A signal the rotation cannot
- * take in its phase is ignored. Signals come from anywhere, the UI included: only short strings are kept.
+ * Answers the `status` query and takes the operators' requests: `rollback` (before finish it unwinds; during grace
+ * it reinstates the previous version), `extendGrace` and `endGrace` (during grace only). Each comes as a signal (the
+ * Temporal UI; a request the rotation cannot take in its phase is ignored and logged) and as an Update whose
+ * validator refuses it with the reason. Requests come from anywhere, the UI included: only short strings are kept.
  */
 export function handleOperatorSignals(state: RotationState, report: Reporter): OperatorRequests {
   const { status } = state;
-  const requests: OperatorRequests = { endGrace: false, graceEndsAt: 0 };
+  const requests: OperatorRequests = { endGrace: false, graceEndsAt: 0, graceStartedAt: 0 };
+
+  /** Why a request cannot be taken now, or undefined when it can. */
+  const refusal = {
+    rollback(): string | undefined {
+      if (requests.rollback) return 'a rollback was already requested';
+      if (TERMINAL_PHASES.includes(status.phase)) return `the rotation has ended (${status.phase})`;
+      if (status.phase === 'retiring' || status.phase === 'awaiting-sessions') {
+        return `the rotation is ${status.phase}: the previous credential is being retired; once the rotation has ended, rotor rollback reinstates it`;
+      }
+      return undefined;
+    },
+    extendGrace(signal: ExtendGraceSignal | undefined): string | undefined {
+      const byMs = signal?.byMs;
+      if (typeof byMs !== 'number' || !Number.isFinite(byMs) || !(byMs > 0)) return `byMs: ${JSON.stringify(byMs)} is not a positive number of milliseconds`;
+      if (status.phase !== 'grace') return `the rotation is ${status.phase}: grace can be extended only during grace`;
+      if (requests.graceEndsAt + byMs - requests.graceStartedAt > MAX_GRACE_MS) return `the grace period would exceed the maximum of ${MAX_GRACE}`;
+      return undefined;
+    },
+    endGrace(): string | undefined {
+      if (status.phase !== 'grace') return `the rotation is ${status.phase}: grace can be ended only during grace`;
+      if (requests.endGrace) return 'grace was already ended';
+      return undefined;
+    },
+  };
+
+  const apply = {
+    rollback(signal: RollbackSignal | undefined): OperatorAnswer {
+      requests.rollback = signal ?? {};
+      status.rollbackReason = text(signal?.reason) ?? 'no reason given';
+      const by = text(signal?.by);
+      if (by) status.rollbackBy = by;
+      report.audit({ kind: 'rollback-requested', phase: status.phase, actor: signalActor(by), detail: { reason: status.rollbackReason } });
+      log.info('rollback requested', { secretId: status.secretId, by, phase: status.phase });
+      return { accepted: true, phase: status.phase };
+    },
+    extendGrace(signal: ExtendGraceSignal): OperatorAnswer {
+      requests.graceEndsAt += signal.byMs;
+      status.graceEndsAt = new Date(requests.graceEndsAt).toISOString();
+      state.updateMemo();
+      report.audit({ kind: 'grace-extended', phase: 'grace', actor: signalActor(text(signal.by)), detail: { byMs: signal.byMs, graceEndsAt: status.graceEndsAt } });
+      return { accepted: true, phase: status.phase, graceEndsAt: status.graceEndsAt };
+    },
+    endGrace(signal: EndGraceSignal | undefined): OperatorAnswer {
+      requests.endGrace = true;
+      report.audit({ kind: 'grace-ended', phase: 'grace', actor: signalActor(text(signal?.by)) });
+      return { accepted: true, phase: status.phase };
+    },
+  };
+
+  /** A signal the rotation cannot take is dropped: the Temporal UI shows it in the history, the log says why. */
+  const ignored = (name: string, reason: string) => log.info('operator signal ignored', { secretId: status.secretId, signal: name, reason });
+  const refuse = (reason: string | undefined) => {
+    if (reason) throw new Error(reason);
+  };
 
   setHandler(statusQuery, () => status);
   setHandler(rollbackSignal, (signal) => {
-    if (requests.rollback || status.phase === 'retiring' || status.phase === 'awaiting-sessions' || TERMINAL_PHASES.includes(status.phase)) return;
-    requests.rollback = signal ?? {};
-    status.rollbackReason = text(signal?.reason) ?? 'no reason given';
-    const by = text(signal?.by);
-    if (by) status.rollbackBy = by;
-    report.audit({ kind: 'rollback-requested', phase: status.phase, actor: signalActor(by), detail: { reason: status.rollbackReason } });
-    log.info('rollback requested', { secretId: status.secretId, by, phase: status.phase });
+    const reason = refusal.rollback();
+    if (reason) ignored('rollback', reason);
+    else apply.rollback(signal);
   });
   setHandler(extendGraceSignal, (signal) => {
-    const byMs = signal?.byMs;
-    const by = text(signal?.by);
-    if (status.phase !== 'grace' || typeof byMs !== 'number' || !Number.isFinite(byMs) || !(byMs > 0)) return;
-    requests.graceEndsAt += byMs;
-    status.graceEndsAt = new Date(requests.graceEndsAt).toISOString();
-    state.updateMemo();
-    report.audit({ kind: 'grace-extended', phase: 'grace', actor: signalActor(by), detail: { byMs, graceEndsAt: status.graceEndsAt } });
+    const reason = refusal.extendGrace(signal);
+    if (reason) ignored('extendGrace', reason);
+    else apply.extendGrace(signal);
   });
   setHandler(endGraceSignal, (signal) => {
-    if (status.phase !== 'grace' || requests.endGrace) return;
-    requests.endGrace = true;
-    report.audit({ kind: 'grace-ended', phase: 'grace', actor: signalActor(text(signal?.by)) });
+    const reason = refusal.endGrace();
+    if (reason) ignored('endGrace', reason);
+    else apply.endGrace(signal);
   });
+  setHandler(rollbackUpdate, (signal) => apply.rollback(signal), { validator: (_signal) => refuse(refusal.rollback()) });
+  setHandler(extendGraceUpdate, (signal) => apply.extendGrace(signal), { validator: (signal) => refuse(refusal.extendGrace(signal)) });
+  setHandler(endGraceUpdate, (signal) => apply.endGrace(signal), { validator: (_signal) => refuse(refusal.endGrace()) });
   return requests;
 }
 
-/** A signal's free text, if it is text: at most 500 characters. */
+/** A request's free text, if it is text: at most 500 characters. */
 function text(value: unknown): string | undefined {
   return typeof value === 'string' && value.trim() !== '' ? value.slice(0, 500) : undefined;
 }

@@ -30,7 +30,7 @@ import { createReporter } from './reporting';
 import { createRotationState } from './rotation-state';
 import { createStepRunner } from './step-runner';
 
-export { endGraceSignal, extendGraceSignal, rollbackSignal, statusQuery } from './operator-signals';
+export { endGraceSignal, endGraceUpdate, extendGraceSignal, extendGraceUpdate, rollbackSignal, rollbackUpdate, statusQuery } from './operator-signals';
 export { ROTATION_FAILED } from './failures';
 
 /** A cancelled rotation ends in phase `failed` (status, search attribute, memo); runs cancelled before it did not. */
@@ -162,7 +162,8 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     }
 
     status.versions = { current: token, previous: prepared.currentVersionId };
-    requests.graceEndsAt = Date.now() + input.graceMs;
+    requests.graceStartedAt = Date.now();
+    requests.graceEndsAt = requests.graceStartedAt + input.graceMs;
     status.graceEndsAt = new Date(requests.graceEndsAt).toISOString();
     state.enter('grace');
     while (!requests.rollback && !requests.endGrace && Date.now() < requests.graceEndsAt) {

@@ -79,9 +79,13 @@ describe('rotor CLI', () => {
     expect(badGrace.stderr).toMatch(/--grace: "30x" is not a duration/);
     const unknown = await cli(['frobnicate']);
     expect(unknown.code).toBe(2);
-    const rollback = await cli(['rollback', secretId]);
-    expect(rollback.code).toBe(3);
-    expect(rollback.stderr).toMatch(/no rotation is running/);
+    const rollback = await cli(['rollback', secretId, '--wait']);
+    expect(rollback.code).toBe(2);
+    expect(rollback.stdout).toMatch(/rollback of .* failed at prepare: .*host: is required.*nothing was changed/);
+    expect(await labels(secretId)).toEqual({ current: versionId, versions: 1 });
+    const endGrace = await cli(['end-grace', secretId]);
+    expect(endGrace.code).toBe(3);
+    expect(endGrace.stderr).toMatch(/no rotation is running/);
   });
 
   it('refuses a duration without a unit everywhere, naming the value, and starts nothing', async () => {

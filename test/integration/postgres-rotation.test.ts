@@ -95,7 +95,7 @@ describe('PostgreSQL single-user rotation on the real stack', () => {
     await rig.rotor.endGrace(secretId);
     expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
     await remember(secretId);
-    await expect(rig.rotor.rollback(secretId)).rejects.toThrow(/no rotation is running/);
+    await expect(rig.rotor.extendGrace(secretId, 60_000)).rejects.toThrow(/no rotation is running/);
   });
 
   it('runs exactly one rotation for two concurrent requests', async () => {

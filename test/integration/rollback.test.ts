@@ -125,12 +125,33 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
     try {
       await rig.rotor.rotate(secretId, { graceMs: 0 });
       await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'awaiting-sessions');
-      await expect(rig.rotor.rollback(secretId, 'too late')).rejects.toThrow(/the rotation is awaiting-sessions: cannot roll back it now/);
+      await expect(rig.rotor.rollback(secretId, 'too late')).rejects.toThrow(/refused: the rotation is awaiting-sessions: the previous credential is being retired; once the rotation has ended, rotor rollback reinstates it/);
     } finally {
       await held.end();
     }
     expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
     await rememberPasswords(secretId, passwords);
+  });
+
+  it('grace requests are answered at once: accepted with the new end, or refused with the reason', async () => {
+    const secretId = await secretFor('postgres', 'single');
+    await rig.rotor.rotate(secretId, { graceMs: 10 * 60_000 });
+    const inGrace = await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'grace');
+    const extended = await runCli(rig.taskQueue, ['extend-grace', secretId, '1h', '--json'], { ROTOR_OPERATOR: 'erin' }, outputs);
+    expect(extended.code).toBe(0);
+    const answer = JSON.parse(extended.stdout);
+    expect(Date.parse(answer.graceEndsAt) - Date.parse(inGrace.graceEndsAt!)).toBe(3_600_000);
+    // 10 minutes + 1 hour are spent: 30 more days would exceed the maximum.
+    await expect(rig.rotor.extendGrace(secretId, 30 * 86_400_000)).rejects.toThrow(/refused: the grace period would exceed the maximum of 30d/);
+    const bare = await runCli(rig.taskQueue, ['extend-grace', secretId, '60'], {}, outputs);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toMatch(/"60" has no unit/);
+    expect((await rig.rotor.status(secretId))?.graceEndsAt).toBe(answer.graceEndsAt);
+
+    await expect(rig.rotor.endGrace(secretId, 'erin')).resolves.toMatchObject({ accepted: true, phase: 'grace' });
+    expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
+    await rememberPasswords(secretId, passwords);
+    await expect(rig.rotor.endGrace(secretId)).rejects.toThrow(/no rotation is running, nothing to end the grace period of/);
   });
 
   it('leaves no password in histories, worker logs or CLI output', async () => {

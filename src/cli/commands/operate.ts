@@ -29,8 +29,8 @@ export async function rollbackCommand(secretId: string, opts: { reason?: string;
 export async function extendGraceCommand(secretId: string, duration: string, opts: { json?: boolean }): Promise<number> {
   const byMs = parseDuration(duration, 'duration');
   const rotor = await rotationClient();
-  await rotor.extendGrace(secretId, byMs, operator());
-  out(opts.json ? JSON.stringify({ secretId, extendedByMs: byMs }) : `grace period of ${secretId} extended by ${duration}`);
+  const answer = await rotor.extendGrace(secretId, byMs, operator());
+  out(opts.json ? JSON.stringify({ secretId, extendedByMs: byMs, graceEndsAt: answer.graceEndsAt }) : `grace period of ${secretId} extended by ${duration}: it ends at ${answer.graceEndsAt}`);
   return ExitCode.ok;
 }
 
