@@ -15,7 +15,7 @@ import { formatDuration } from '../shared/duration';
 import { InvalidInputError, NotRotatingError } from '../shared/errors';
 import { compact } from '../shared/compact';
 import type { OperatorAnswer, RollbackInput, RotationFailureDetails, RotationInput, RotationResult, RotationStatus } from '../shared/types';
-import { TERMINAL_PHASES } from '../shared/types';
+import { actorOf, rotationSummary, TERMINAL_PHASES } from '../shared/types';
 import { endGraceUpdate, extendGraceUpdate, rollbackSecret, rollbackUpdate, rotateSecret, statusQuery } from '../workflows';
 
 /** How to rotate: the rotation's input without the secret id (grace, trigger, policy, overrides, reporting). */
@@ -78,6 +78,7 @@ export class RotationClient {
         workflowId,
         taskQueue: this.taskQueue,
         args: [compact<RotationInput>({ ...options, secretId })],
+        staticSummary: rotationSummary({ ...options, secretId }, formatDuration),
         workflowIdConflictPolicy: 'USE_EXISTING',
         workflowIdReusePolicy: 'ALLOW_DUPLICATE',
         memo: { requestId },
@@ -184,6 +185,7 @@ export class RotationClient {
           workflowId,
           taskQueue: this.taskQueue,
           args: [compact<RollbackInput>({ secretId, reason, trigger: options.trigger ?? { kind: 'api', ...(by ? { by } : {}) }, maxStepAttempts: options.maxStepAttempts, reporting: options.reporting })],
+          staticSummary: `roll back ${secretId} to AWSPREVIOUS · ${actorOf(options.trigger ?? { kind: 'api', ...(by ? { by } : {}) })}`,
           workflowIdConflictPolicy: 'FAIL',
           workflowIdReusePolicy: 'ALLOW_DUPLICATE',
           typedSearchAttributes: [

@@ -83,6 +83,11 @@ export function actorOf(trigger: Trigger | undefined): string {
   return trigger.by ? `${trigger.kind}:${trigger.by}` : trigger.kind;
 }
 
+/** The Temporal UI's one-line summary of a rotation: secret, trigger and grace (the strategy follows in its details). */
+export function rotationSummary(input: { secretId: string; trigger?: Trigger; graceMs: number }, grace: (ms: number) => string): string {
+  return `rotate ${input.secretId} · ${actorOf(input.trigger)} · grace ${grace(input.graceMs)}`;
+}
+
 /** Who sent a signal, for the audit trail: `signal:<by>`, or `signal:ui-or-api` when it did not say. */
 export function signalActor(by: string | undefined): string {
   return `signal:${by ?? 'ui-or-api'}`;

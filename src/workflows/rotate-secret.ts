@@ -33,6 +33,9 @@ import { createStepRunner } from './step-runner';
 export { endGraceSignal, endGraceUpdate, extendGraceSignal, extendGraceUpdate, rollbackSignal, rollbackUpdate, statusQuery } from './operator-signals';
 export { ROTATION_FAILED } from './failures';
 
+/** Summaries for the Temporal UI on the grace timer and on a scheduled run's rotation; runs before it have none. */
+export const UI_SUMMARY_PATCH = 'rotor-ui-summaries-v1';
+
 /** A cancelled rotation ends in phase `failed` (status, search attribute, memo); runs cancelled before it did not. */
 export const CANCELLED_ENDS_PATCH = 'rotor-cancelled-ends-failed-v1';
 
@@ -166,9 +169,13 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     requests.graceEndsAt = requests.graceStartedAt + input.graceMs;
     status.graceEndsAt = new Date(requests.graceEndsAt).toISOString();
     state.enter('grace');
+    const summarised = patched(UI_SUMMARY_PATCH);
     while (!requests.rollback && !requests.endGrace && Date.now() < requests.graceEndsAt) {
       const before = requests.graceEndsAt;
-      await condition(() => requests.rollback !== undefined || requests.endGrace || requests.graceEndsAt !== before, requests.graceEndsAt - Date.now());
+      const moved = () => requests.rollback !== undefined || requests.endGrace || requests.graceEndsAt !== before;
+      const waitMs = requests.graceEndsAt - Date.now();
+      if (summarised) await condition(moved, waitMs, { summary: `grace: the previous credential of ${input.secretId} stays valid until ${status.graceEndsAt}` });
+      else await condition(moved, waitMs);
     }
 
     if (requests.rollback) {

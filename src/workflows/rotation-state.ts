@@ -1,6 +1,6 @@
-import { log, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
+import { log, setCurrentDetails, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import { SearchAttribute } from '../shared/constants';
-import type { Phase, RotationInput, RotationOutcomeWord, RotationStatus } from '../shared/types';
+import { actorOf, type Phase, type RotationInput, type RotationOutcomeWord, type RotationStatus } from '../shared/types';
 
 /** Where a rotation is, as the `status` query, the memo and the RotorPhase search attribute show it. */
 export interface RotationState {
@@ -30,8 +30,19 @@ export function createRotationState(input: RotationInput, token: string): Rotati
   };
   let phaseSeq = 0;
 
+  /** The Temporal UI's "current details": what the rotation is doing now, at a glance (no command, replay-safe). */
+  function describeNow(): void {
+    const parts = [`**${status.phase}**`, status.operation === 'rollback' ? `roll back ${input.secretId}` : `rotate ${input.secretId}`];
+    if (status.rotator) parts.push(status.rotator);
+    parts.push(actorOf(input.trigger));
+    if (status.phase === 'grace' && status.graceEndsAt) parts.push(`grace until ${status.graceEndsAt}`);
+    if (status.lastError && (status.phase === 'failed' || status.phase === 'compensated')) parts.push(`last error: ${status.lastError}`);
+    setCurrentDetails(parts.join(' · '));
+  }
+
   /** The memo keeps a summary readable by `describe`, even when no worker is there to answer the query. */
   function updateMemo(): void {
+    describeNow();
     upsertMemo({
       phase: status.phase,
       token,

@@ -3,6 +3,7 @@ import {
   CancellationScope,
   ChildWorkflowFailure,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   sleep,
@@ -13,9 +14,10 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { RotorActivities } from '../activities';
 import { rotationWorkflowId, SearchAttribute } from '../shared/constants';
-import { actorOf, type AuditEvent, type RotationInput, type ScheduledRotationInput } from '../shared/types';
+import { formatDuration } from '../shared/duration';
+import { actorOf, rotationSummary, type AuditEvent, type RotationInput, type ScheduledRotationInput } from '../shared/types';
 import { AUDIT_OPTIONS } from './activity-options';
-import { ROTATION_FAILED, rotateSecret } from './rotate-secret';
+import { ROTATION_FAILED, rotateSecret, UI_SUMMARY_PATCH } from './rotate-secret';
 
 export type { ScheduledRotationInput } from '../shared/types';
 
@@ -52,6 +54,7 @@ export async function scheduledRotation({ rotation, window }: ScheduledRotationI
     child = await startChild(rotateSecret, {
       workflowId,
       args: [rotation],
+      ...(patched(UI_SUMMARY_PATCH) ? { staticSummary: rotationSummary(rotation, formatDuration) } : {}),
       parentClosePolicy: ParentClosePolicy.ABANDON,
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       memo: { requestId: workflowInfo().workflowId },

@@ -154,6 +154,24 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
     await expect(rig.rotor.endGrace(secretId)).rejects.toThrow(/no rotation is running, nothing to end the grace period of/);
   });
 
+  it('the Temporal UI shows what a rotation is: its summary, its current details, and a summary on the grace timer', async () => {
+    const secretId = await secretFor('postgres', 'single');
+    await rig.rotor.rotate(secretId, { graceMs: 10 * 60_000, trigger: { kind: 'cli', by: 'erin' } });
+    await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'grace');
+    const handle = rig.rotor.client.workflow.getHandle(`rotor/rotate/${secretId}`);
+    expect(await (await handle.describe()).staticSummary()).toBe(`rotate ${secretId} · cli:erin · grace 10m`);
+    const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    expect(metadata.currentDetails).toMatch(new RegExp(`^\\*\\*grace\\*\\* · rotate ${secretId} · postgres-single-user · cli:erin · grace until \\d{4}-`));
+    const { events } = await handle.fetchHistory();
+    const timer = events?.find((e) => e.timerStartedEventAttributes && e.userMetadata?.summary);
+    expect(timer).toBeDefined();
+    const summary = JSON.parse(Buffer.from(timer!.userMetadata!.summary!.data!).toString());
+    expect(summary).toMatch(new RegExp(`^grace: the previous credential of ${secretId} stays valid until \\d{4}-`));
+    await rig.rotor.endGrace(secretId);
+    expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
+    await rememberPasswords(secretId, passwords);
+  });
+
   it('leaves no password in histories, worker logs or CLI output', async () => {
     const { text } = await historiesText(rig.rotor.client, rig.taskQueue);
     const logs = WorkerProcess.allLogs.join('\n');
