@@ -1,4 +1,5 @@
 import type { ActivityDeps } from './ports';
+import { createPreflightActivities } from './preflight';
 import { createReportingActivities } from './reporting';
 import { createRotationSteps } from './rotation-steps';
 
@@ -11,7 +12,7 @@ import { createRotationSteps } from './rotation-steps';
  *   await Worker.create({ taskQueue: 'rotor', workflowsPath, activities });
  */
 export function createActivities(deps: ActivityDeps) {
-  return { ...createRotationSteps(deps), ...createReportingActivities(deps) };
+  return { ...createRotationSteps(deps), ...createPreflightActivities(deps), ...createReportingActivities(deps) };
 }
 
 export type RotorActivities = ReturnType<typeof createActivities>;

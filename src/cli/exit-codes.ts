@@ -18,6 +18,8 @@ export const ExitCode = {
   unavailable: 4,
   /** `rotor audit verify` found an edited or deleted event. */
   auditBroken: 5,
+  /** `rotor check` found a secret a rotation would fail on. */
+  checkFailed: 6,
   /** Anything else: a bug, reported with its message. */
   internal: 70,
 } as const;

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { parseDuration } from '../shared/duration';
 import { auditVerifyCommand, historyCommand } from './commands/audit';
 import { applyCommand, validateCommand } from './commands/config';
+import { checkCommand } from './commands/check';
 import { endGraceCommand, extendGraceCommand, rollbackCommand } from './commands/operate';
 import { rotateCommand } from './commands/rotate';
 import { pauseCommand, schedulesCommand } from './commands/schedules';
@@ -50,6 +51,14 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
     .option('-f, --file <path>', 'the rotor.yaml to check (default ROTOR_CONFIG)')
     .option('--json', 'print { valid, secrets } or { valid: false, problems: [{ path, message }] }')
     .action(action(validateCommand));
+
+  program
+    .command('check')
+    .description('check, changing nothing, everything a rotation will need: store, shape, policies, logins, stray AWSPENDING')
+    .argument('[secretId...]', 'secrets to check (default: every secret of rotor.yaml)')
+    .option('-f, --file <path>', "rotor.yaml: its secrets, and each one's strategy and retirement (default ROTOR_CONFIG)")
+    .option('--json', 'print one report per secret for machines')
+    .action(action(checkCommand));
 
   program
     .command('apply')

@@ -14,9 +14,9 @@ import { DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_UI_URL, MAX_GRACE, MAX_GRACE_MS, r
 import { formatDuration } from '../shared/duration';
 import { InvalidInputError, NotRotatingError } from '../shared/errors';
 import { compact } from '../shared/compact';
-import type { OperatorAnswer, RollbackInput, RotationFailureDetails, RotationInput, RotationResult, RotationStatus } from '../shared/types';
+import type { OperatorAnswer, RollbackInput, RotationOverrides, SecretCheckReport, RotationFailureDetails, RotationInput, RotationResult, RotationStatus } from '../shared/types';
 import { actorOf, rotationSummary, TERMINAL_PHASES } from '../shared/types';
-import { endGraceUpdate, extendGraceUpdate, rollbackSecret, rollbackUpdate, rotateSecret, statusQuery } from '../workflows';
+import { endGraceUpdate, extendGraceUpdate, preflightCheck, rollbackSecret, rollbackUpdate, rotateSecret, statusQuery } from '../workflows';
 
 /** How to rotate: the rotation's input without the secret id (grace, trigger, policy, overrides, reporting). */
 export type RotateOptions = Omit<RotationInput, 'secretId'>;
@@ -219,6 +219,21 @@ export class RotationClient {
   async endGrace(secretId: string, by?: string): Promise<OperatorAnswer> {
     const handle = await this.runningHandle(secretId, 'end the grace period of');
     return this.request(secretId, () => handle.executeUpdate(endGraceUpdate, { args: [by ? { by } : {}] }));
+  }
+
+  /**
+   * Checks, changing nothing, everything a rotation of `secretId` will need (`rotor check`): the store, the secret's
+   * shape and policies, that AWSCURRENT (and a pair's admin secret) logs in, no stray AWSPENDING. Runs on a worker.
+   */
+  async check(secretId: string, overrides?: RotationOverrides): Promise<SecretCheckReport> {
+    assertSecretId(secretId);
+    return this.client.workflow.execute(preflightCheck, {
+      workflowId: `rotor/check/${secretId}/${randomUUID()}`,
+      taskQueue: this.taskQueue,
+      args: [compact({ secretId, overrides })],
+      staticSummary: `check ${secretId}`,
+      workflowExecutionTimeout: '2m',
+    });
   }
 
   /** The Temporal UI page of the secret's rotation, when ROTOR_TEMPORAL_UI_URL (or a local default) is known. */

@@ -247,6 +247,26 @@ export interface EndGraceSignal {
   by?: string;
 }
 
+/** The checks `rotor check` runs on a secret, in order. */
+export const CHECK_NAMES = ['store', 'shape', 'policies', 'login', 'pending'] as const;
+export type CheckName = (typeof CHECK_NAMES)[number];
+
+/** One check of a secret: what was found, and what to do when it failed. Never a value. */
+export interface SecretCheck {
+  name: CheckName;
+  ok: boolean;
+  detail: string;
+  hint?: string;
+}
+
+/** `rotor check`'s answer for one secret. */
+export interface SecretCheckReport {
+  secretId: string;
+  rotator?: string;
+  ok: boolean;
+  checks: SecretCheck[];
+}
+
 /** Input of `prepareRotation`. */
 export interface PrepareInput {
   secretId: string;

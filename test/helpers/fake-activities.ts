@@ -42,6 +42,7 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
       currentVersionId: 'version-current',
       previousVersionId: 'version-previous',
     }),
+    checkSecret: async ({ secretId }) => ({ secretId, ok: true, checks: [] }),
     createPending: async () => ({ attempt: 1, outcome: 'created' }),
     setPending: async () => ({ attempt: 1, outcome: 'changed' }),
     testPending: async () => ({ attempt: 1, outcome: 'passed' }),
