@@ -3,8 +3,9 @@ import { selectRotatorKind, STRATEGY_TAG, type RotatorKind } from '../rotators/r
 import { retirementFromTags } from '../rotators/retirement';
 import { versionWithStage } from '../stores/secret-store';
 import { Stage } from '../shared/constants';
-import { CredentialsRejectedError, InvalidInputError, StoreConflictError } from '../shared/errors';
+import { CredentialsRejectedError, InvalidInputError, StoreConflictError, TestFailedError } from '../shared/errors';
 import type { PrepareInput, PreparedRotation, ReinstateInput, StepInput, StepReport } from '../shared/types';
+import type { Rotator } from '../rotators/rotator';
 import type { ActivityDeps } from './ports';
 import { createStepContext } from './step-context';
 
@@ -19,6 +20,31 @@ export function createRotationSteps(deps: ActivityDeps) {
 
   function fallbacks(input: StepInput, ids: (string | undefined)[]): Promise<unknown[]> {
     return parsedVersions(input.secretId, rotatorFor(input.secretId, input.prepared.rotator), ids);
+  }
+
+  /** True when `value` logs in to the target; a target that does not answer is an error, not a no. */
+  async function logsIn(secretId: string, rotator: Rotator<unknown>, value: unknown): Promise<boolean> {
+    try {
+      await onTarget(rotator, value, () => rotator.test(secretId, value));
+      return true;
+    } catch (error) {
+      if (error instanceof TestFailedError) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * A stray AWSPENDING (left by a rotation that never finished) whose password the target holds while AWSCURRENT's
+   * does not log in: moving the label to the new version would leave a moment in which neither label logs in. The
+   * target is set back to AWSCURRENT through the stray credential first. True when it was.
+   */
+  async function reclaimStray(input: StepInput, rotator: Rotator<unknown>, current: unknown): Promise<boolean> {
+    const { secretId, prepared } = input;
+    if (!prepared.strayPendingVersionId) return false;
+    const [stray] = await parsedVersions(secretId, rotator, [prepared.strayPendingVersionId]);
+    if (stray === undefined || (await logsIn(secretId, rotator, current)) || !(await logsIn(secretId, rotator, stray))) return false;
+    await onTarget(rotator, current, () => rotator.restore(secretId, { want: current, via: [stray] }, context));
+    return true;
   }
 
   return {
@@ -103,10 +129,10 @@ export function createRotationSteps(deps: ActivityDeps) {
           await store.moveStage(secretId, Stage.pending, token);
           return { outcome: 'already-created' };
         }
-        const current = await mustGet(secretId, input.prepared.currentVersionId, Stage.current);
-        const next = rotator.nextValue(secretId, rotator.parse(secretId, current.value), resolvePasswordPolicy(input.passwordPolicy));
-        await store.putPending(secretId, token, next);
-        return { outcome: 'created' };
+        const current = rotator.parse(secretId, (await mustGet(secretId, input.prepared.currentVersionId, Stage.current)).value);
+        const reclaimed = await reclaimStray(input, rotator, current);
+        await store.putPending(secretId, token, rotator.nextValue(secretId, current, resolvePasswordPolicy(input.passwordPolicy)));
+        return { outcome: reclaimed ? 'created; the database was set back to AWSCURRENT from a stray AWSPENDING' : 'created' };
       });
     },
 

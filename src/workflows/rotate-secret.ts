@@ -152,7 +152,13 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
           run('compensate', 'compensating', () => undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'compensate' })),
         );
       } catch (compensationError) {
-        throw await fail(failedStep, compensationError, 'compensation failed too: check the target and the labels by hand');
+        throw await fail(
+          failedStep,
+          compensationError,
+          `compensation failed too: version ${token} may still be AWSPENDING, left because the database may hold it. ` +
+            `Once the database and the store answer, \`rotor check ${input.secretId}\` shows which version logs in, and ` +
+            `\`rotor rotate ${input.secretId}\` converges: it logs in with whichever the database holds and sets it back to AWSCURRENT first`,
+        );
       }
       status.versions = { current: prepared.currentVersionId, ...(prepared.previousVersionId ? { previous: prepared.previousVersionId } : {}) };
       if (error instanceof RollbackRequested) {

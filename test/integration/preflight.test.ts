@@ -1,8 +1,9 @@
+import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { createMysqlUser, mysqlSecret } from '../helpers/mysql';
-import { adminSecret, createRole, createSecret, labels, pgSecret, rememberPasswords, roleWithSecret, tagSecret, withAdmin } from '../helpers/stack';
+import { adminSecret, createRole, createSecret, labels, logsIn, passwordAt, pgSecret, rememberPasswords, roleWithSecret, tagSecret, withAdmin } from '../helpers/stack';
 import { historiesText } from '../helpers/hygiene';
 import { useWorkerRig } from '../helpers/rig';
 import { WorkerProcess } from '../helpers/worker-process';
@@ -119,6 +120,29 @@ describe('prepare refuses what a rotation cannot do, before any version is writt
     const { secretId, versionId } = await roleWithSecret('it', 'preflight-grace', passwords);
     await expect(rig.rotor.rotate(secretId, { graceMs: 99_999_999 * 86_400_000 })).rejects.toThrow(/grace: .* is longer than the maximum grace period of 30d/);
     await untouched(secretId, versionId);
+  });
+
+  it('a stray AWSPENDING the database holds: the database is set back to AWSCURRENT before the label moves', async () => {
+    const { secretId, username, password, versionId } = await roleWithSecret('it', 'preflight-stray', passwords);
+    // A rotation that set its password and never finished: AWSPENDING holds what the database accepts.
+    const strayPassword = newPassword();
+    const stray = await new SecretsManagerClient({}).send(new PutSecretValueCommand({
+      SecretId: secretId,
+      SecretString: JSON.stringify(pgSecret(username, strayPassword)),
+      VersionStages: ['AWSPENDING'],
+    }));
+    await withAdmin((a) => a.query(`ALTER ROLE ${escapeIdentifier(username)} PASSWORD ${escapeLiteral(strayPassword)}`));
+    expect(await logsIn(username, password)).toBe(false);
+
+    expect(await refusal(secretId)).toBe('completed');
+    const create = (await rig.rotor.status(secretId))?.steps.find((s) => s.step === 'create');
+    expect(create?.outcome).toBe('created; the database was set back to AWSCURRENT from a stray AWSPENDING');
+    const after = await labels(secretId);
+    expect(after.previous).toBe(versionId);
+    expect(after.pending).toBeUndefined();
+    expect([after.current]).not.toContain(stray.VersionId);
+    expect(await logsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);
+    expect(await logsIn(username, strayPassword)).toBe(false);
   });
 
   it('leaves no password in histories or worker logs', async () => {
