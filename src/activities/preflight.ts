@@ -3,7 +3,7 @@ import { retirementFromTags } from '../rotators/retirement';
 import { versionWithStage } from '../stores/secret-store';
 import { Stage } from '../shared/constants';
 import { ErrorType, InvalidInputError, RotorError } from '../shared/errors';
-import type { CheckName, PrepareInput, SecretCheck, SecretCheckReport } from '../shared/types';
+import type { CheckName, PrepareInput, SecretCheck, SecretCheckReport, SetupPlan } from '../shared/types';
 import type { ActivityDeps } from './ports';
 import { createStepContext } from './step-context';
 
@@ -27,9 +27,23 @@ function hintFor(name: CheckName, error: unknown): string {
  */
 export function createPreflightActivities(deps: ActivityDeps) {
   const { store } = deps;
-  const { context, onTarget, rotatorFor, parsedVersions } = createStepContext(deps);
+  const { context, onTarget, rotatorFor, parsedVersions, step } = createStepContext(deps);
 
   return {
+    /** `rotor setup`: the rotator's one-time setup plan for the secret, applied unless `dryRun`. */
+    async setupSecret({ secretId, dryRun }: { secretId: string; dryRun: boolean }): Promise<SetupPlan> {
+      return step('setup', secretId, undefined, async () => {
+        const current = await store.getByStage(secretId, Stage.current);
+        if (!current) throw new InvalidInputError(`secret ${secretId} has no ${Stage.current} version`);
+        const kind = selectRotatorKind(secretId, current.value, (await store.describe(secretId)).tags);
+        const rotator = rotatorFor(secretId, kind);
+        if (!rotator.setup) throw new InvalidInputError(`secret ${secretId} rotates with ${kind}, which needs no setup (rotor setup applies to PostgreSQL alternating users)`);
+        const value = rotator.parse(secretId, current.value);
+        const setup = rotator.setup.bind(rotator);
+        return onTarget(rotator, value, () => setup(secretId, value, context, { dryRun }));
+      });
+    },
+
     async checkSecret({ secretId, overrides }: PrepareInput): Promise<SecretCheckReport> {
       const checks: SecretCheck[] = [];
       const run = async <T>(name: CheckName, work: () => Promise<T> | T, detail: (value: T) => string): Promise<T | undefined> => {

@@ -3,6 +3,7 @@ import { parseDuration } from '../shared/duration';
 import { auditVerifyCommand, historyCommand } from './commands/audit';
 import { applyCommand, validateCommand } from './commands/config';
 import { checkCommand } from './commands/check';
+import { setupCommand } from './commands/setup';
 import { endGraceCommand, extendGraceCommand, rollbackCommand } from './commands/operate';
 import { rotateCommand } from './commands/rotate';
 import { pauseCommand, schedulesCommand } from './commands/schedules';
@@ -59,6 +60,14 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
     .option('-f, --file <path>', "rotor.yaml: its secrets, and each one's strategy and retirement (default ROTOR_CONFIG)")
     .option('--json', 'print one report per secret for machines')
     .action(action(checkCommand));
+
+  program
+    .command('setup')
+    .description('PostgreSQL pairs: a NOLOGIN owner role both logins act as, applied through the admin secret (optional: pairs work without it)')
+    .argument('<secretId>')
+    .option('--dry-run', 'print the plan and change nothing')
+    .option('--json', 'print { owner, statements: [{ sql, done }], applied } for machines')
+    .action(action(setupCommand));
 
   program
     .command('apply')

@@ -12,11 +12,11 @@ import {
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_UI_URL, MAX_GRACE, MAX_GRACE_MS, rotationWorkflowId, SearchAttribute, temporalUiLink } from '../shared/constants';
 import { formatDuration } from '../shared/duration';
-import { InvalidInputError, NotRotatingError } from '../shared/errors';
+import { ErrorType, InvalidInputError, NotRotatingError, RotorError } from '../shared/errors';
 import { compact } from '../shared/compact';
-import type { OperatorAnswer, RollbackInput, RotationOverrides, SecretCheckReport, RotationFailureDetails, RotationInput, RotationResult, RotationStatus } from '../shared/types';
+import type { OperatorAnswer, RollbackInput, RotationOverrides, SecretCheckReport, SetupPlan, RotationFailureDetails, RotationInput, RotationResult, RotationStatus } from '../shared/types';
 import { actorOf, rotationSummary, TERMINAL_PHASES } from '../shared/types';
-import { endGraceUpdate, extendGraceUpdate, preflightCheck, rollbackSecret, rollbackUpdate, rotateSecret, statusQuery } from '../workflows';
+import { endGraceUpdate, extendGraceUpdate, preflightCheck, rollbackSecret, setupPair, rollbackUpdate, rotateSecret, statusQuery } from '../workflows';
 
 /** How to rotate: the rotation's input without the secret id (grace, trigger, policy, overrides, reporting). */
 export type RotateOptions = Omit<RotationInput, 'secretId'>;
@@ -227,13 +227,28 @@ export class RotationClient {
    */
   async check(secretId: string, overrides?: RotationOverrides): Promise<SecretCheckReport> {
     assertSecretId(secretId);
-    return this.client.workflow.execute(preflightCheck, {
+    return this.onWorker(secretId, () => this.client.workflow.execute(preflightCheck, {
       workflowId: `rotor/check/${secretId}/${randomUUID()}`,
       taskQueue: this.taskQueue,
       args: [compact({ secretId, overrides })],
       staticSummary: `check ${secretId}`,
       workflowExecutionTimeout: '2m',
-    });
+    }));
+  }
+
+  /**
+   * `rotor setup`: the one-time setup the secret's strategy offers (the owner-role model of a PostgreSQL pair),
+   * planned from the database's catalogs and, unless `dryRun`, applied through the admin secret, all or nothing.
+   */
+  async setup(secretId: string, options: { dryRun: boolean }): Promise<SetupPlan> {
+    assertSecretId(secretId);
+    return this.onWorker(secretId, () => this.client.workflow.execute(setupPair, {
+      workflowId: `rotor/setup/${secretId}/${randomUUID()}`,
+      taskQueue: this.taskQueue,
+      args: [{ secretId, dryRun: options.dryRun }],
+      staticSummary: `${options.dryRun ? 'plan the setup of' : 'set up'} ${secretId}`,
+      workflowExecutionTimeout: '3m',
+    }));
   }
 
   /** The Temporal UI page of the secret's rotation, when ROTOR_TEMPORAL_UI_URL (or a local default) is known. */
@@ -257,6 +272,23 @@ export class RotationClient {
     if (!(await this.isRunning(handle.workflowId))) throw new NotRotatingError(secretId, `no rotation is running, nothing to ${what}`);
     if ((await handle.query(statusQuery)).operation === 'rollback') throw new NotRotatingError(secretId, 'a rollback is running: it takes no requests');
     return handle;
+  }
+
+  /** Runs a short workflow to its end; rotor's own error in its failure comes back as a RotorError of that type. */
+  private async onWorker<T>(secretId: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (!(error instanceof WorkflowFailedError)) throw error;
+      let cause: unknown = error.cause;
+      while (cause instanceof Error) {
+        if (cause instanceof ApplicationFailure && (Object.values(ErrorType) as string[]).includes(cause.type ?? '')) {
+          throw new RotorError(cause.type as ErrorType, cause.message, secretId);
+        }
+        cause = cause.cause;
+      }
+      throw error;
+    }
   }
 
   /** Sends an operator request as an Update: the workflow's validator refusing it becomes a NotRotatingError. */

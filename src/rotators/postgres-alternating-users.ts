@@ -1,7 +1,8 @@
 import { escapeIdentifier, escapeLiteral, type Client } from 'pg';
 import { CredentialsRejectedError, StoreConflictError } from '../shared/errors';
 import { adminOf, assertPair, CLONE_SUFFIX, currentRejected, nextOfPair, parseAlternating, partnerOf } from './alternating';
-import type { PasswordPolicy } from '../shared/types';
+import type { PasswordPolicy, SetupPlan } from '../shared/types';
+import { applyOwnerSetup, planOwnerSetup } from './postgres/owner-setup';
 import { generatePassword } from './password-policy';
 import { canLogIn, setRolePassword, withLogin } from './postgres/connection';
 import { parsePostgresSecret, postgresSingleUser, type PostgresSecret } from './postgres-single-user';
@@ -111,6 +112,17 @@ export const postgresAlternatingUsers: Rotator<PostgresAlternatingSecret> = {
       if (terminateSessions) outcome += `; terminated ${ended} sessions`;
     });
     return outcome;
+  },
+
+  async setup(secretId, current, context, { dryRun }) {
+    if (!(await canLogIn(secretId, current))) throw currentRejected(secretId, current);
+    const owner = current.username.endsWith(CLONE_SUFFIX) ? partnerOf(current.username) : current.username;
+    let plan: SetupPlan | undefined;
+    await asAdmin(secretId, current, context, async (admin) => {
+      const planned = await planOwnerSetup(admin, owner, partnerOf(owner));
+      plan = { ...planned, applied: dryRun ? 0 : await applyOwnerSetup(secretId, admin, planned.statements) };
+    });
+    return plan!;
   },
 
   async countLiveSessions(secretId, { previous, current }, context) {

@@ -1,4 +1,4 @@
-import type { PasswordPolicy, RetirementPolicy } from '../shared/types';
+import type { PasswordPolicy, RetirementPolicy, SetupPlan } from '../shared/types';
 
 /** What a rotator may ask of the engine while it works: other secrets it depends on (an admin secret, say). */
 export interface RotatorContext {
@@ -59,6 +59,12 @@ export interface Rotator<S = unknown> {
     versions: { previous?: S; current: S; policy?: RetirementPolicy; terminateSessions?: boolean },
     context: RotatorContext,
   ): Promise<string>;
+
+  /**
+   * `rotor setup`, for strategies with a one-time setup (PostgreSQL alternating users: the owner-role model): the
+   * plan, statement by statement, applied idempotently through the admin secret unless `dryRun`.
+   */
+  setup?(secretId: string, current: S, context: RotatorContext, options: { dryRun: boolean }): Promise<SetupPlan>;
 
   /** Live sessions of the previous version's login, for strategies that retire one. */
   countLiveSessions?(secretId: string, versions: { previous: S; current: S }, context: RotatorContext): Promise<number>;

@@ -247,6 +247,19 @@ export interface EndGraceSignal {
   by?: string;
 }
 
+/** One statement of `rotor setup`'s plan: its SQL (names only, never a value) and whether it is already in place. */
+export interface SetupStatement {
+  sql: string;
+  done: boolean;
+}
+
+/** `rotor setup`'s plan for a pair, and how many statements it ran (0 on a dry run or when all were in place). */
+export interface SetupPlan {
+  owner: string;
+  statements: SetupStatement[];
+  applied: number;
+}
+
 /** The checks `rotor check` runs on a secret, in order. */
 export const CHECK_NAMES = ['store', 'shape', 'policies', 'login', 'pending'] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];

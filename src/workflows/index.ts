@@ -12,4 +12,4 @@ export {
 } from './rotate-secret';
 export { scheduledRotation, type ScheduledRotationInput, type ScheduledRotationResult } from './scheduled-rotation';
 export { rollbackSecret } from './rollback-secret';
-export { preflightCheck } from './preflight-check';
+export { preflightCheck, setupPair } from './preflight-check';

@@ -1,6 +1,6 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { RotorActivities } from '../activities';
-import type { PrepareInput, SecretCheckReport } from '../shared/types';
+import type { PrepareInput, SecretCheckReport, SetupPlan } from '../shared/types';
 
 /**
  * `rotor check` for one secret: the checks run on a worker, as a rotation's would (same network path, same
@@ -9,4 +9,10 @@ import type { PrepareInput, SecretCheckReport } from '../shared/types';
 export async function preflightCheck(input: PrepareInput): Promise<SecretCheckReport> {
   const { checkSecret } = proxyActivities<RotorActivities>({ startToCloseTimeout: '1m', retry: { maximumAttempts: 1 } });
   return checkSecret(input);
+}
+
+/** `rotor setup` of one secret, on a worker through the admin secret: one attempt, all or nothing. */
+export async function setupPair(input: { secretId: string; dryRun: boolean }): Promise<SetupPlan> {
+  const { setupSecret } = proxyActivities<RotorActivities>({ startToCloseTimeout: '2m', retry: { maximumAttempts: 1 } });
+  return setupSecret(input);
 }

@@ -43,6 +43,7 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
       previousVersionId: 'version-previous',
     }),
     checkSecret: async ({ secretId }) => ({ secretId, ok: true, checks: [] }),
+    setupSecret: async () => ({ owner: 'app_owner', statements: [], applied: 0 }),
     createPending: async () => ({ attempt: 1, outcome: 'created' }),
     setPending: async () => ({ attempt: 1, outcome: 'changed' }),
     testPending: async () => ({ attempt: 1, outcome: 'passed' }),
