@@ -40,3 +40,28 @@ export async function recordHistories(client: Client, taskQueue: string, prefixe
     writeFileSync(file, historyToJSON(history));
   }
 }
+
+/** A fresh password for a test, added to `seen` for the hygiene checks. */
+export function newPassword(seen: Set<string>): string {
+  const password = `Init-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
+  seen.add(password);
+  return password;
+}
+
+/**
+ * Asserts that no password of `seen` appears in the histories of the workflows on `taskQueue` (which must mention
+ * `mustContain`, so the check looked at something), in any worker log line, or in `outputs` (CLI output).
+ */
+export async function expectNoPasswords(client: Client, taskQueue: string, seen: Set<string>, mustContain: string, outputs: string[] = []): Promise<void> {
+  const { expect } = await import('vitest');
+  const { WorkerProcess } = await import('./worker-process');
+  const { text } = await historiesText(client, taskQueue);
+  const logs = WorkerProcess.allLogs.join('\n');
+  const printed = outputs.join('\n');
+  expect(text).toContain(mustContain);
+  for (const password of seen) {
+    expect(text.includes(password), 'a password in a workflow history').toBe(false);
+    expect(logs.includes(password), 'a password in a worker log').toBe(false);
+    expect(printed.includes(password), 'a password in CLI output').toBe(false);
+  }
+}

@@ -9,6 +9,7 @@ import type { SecretCheckReport } from '../../src/shared/types';
 import { runCli } from '../helpers/cli';
 import { uniqueName } from '../helpers/env';
 import { adminSecret, createRole, createSecret, labels, pgSecret, rememberPasswords, roleWithSecret, tagSecret, withAdmin } from '../helpers/stack';
+import { expectNoPasswords, newPassword as freshPassword } from '../helpers/hygiene';
 import { useWorkerRig } from '../helpers/rig';
 
 const rig = useWorkerRig('it-check');
@@ -16,11 +17,7 @@ const passwords = new Set<string>();
 const outputs: string[] = [];
 let master: string;
 
-function newPassword(): string {
-  const p = `Init-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
-  passwords.add(p);
-  return p;
-}
+const newPassword = () => freshPassword(passwords);
 
 const failedChecks = (r: SecretCheckReport | undefined) => r?.checks.filter((c) => !c.ok).map((c) => c.name);
 
@@ -104,9 +101,7 @@ describe('rotor check: everything a rotation needs, checked without changing any
     expect(report?.checks.find((c) => c.name === 'shape')).toMatchObject({ ok: false, detail: expect.stringMatching(/masterarn: is required/) });
   });
 
-  it('prints no password', () => {
-    const printed = outputs.join('\n');
-    expect(printed).toContain('it/check-');
-    for (const password of passwords) expect(printed.includes(password)).toBe(false);
+  it('leaves no password in histories, worker logs or CLI output', async () => {
+    await expectNoPasswords(rig.rotor.client, rig.taskQueue, passwords, 'it/check-', outputs);
   });
 });

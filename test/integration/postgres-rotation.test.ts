@@ -1,7 +1,7 @@
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { describe, expect, it } from 'vitest';
 import { uniqueName } from '../helpers/env';
-import { historiesText, recordHistories } from '../helpers/hygiene';
+import { historiesText, newPassword as freshPassword, recordHistories } from '../helpers/hygiene';
 import {
   createRole,
   createSecret,
@@ -24,11 +24,7 @@ const { taskQueue } = rig;
 /** Every password this file created or saw, to look for in histories and logs at the end. */
 const passwords = new Set<string>();
 
-function newPassword(): string {
-  const p = `Init-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
-  passwords.add(p);
-  return p;
-}
+const newPassword = () => freshPassword(passwords);
 
 const roleWithSecret = (marker: string, username?: string) => roleWithSecretIn('it', marker, passwords, username);
 const remember = (secretId: string) => rememberPasswords(secretId, passwords);

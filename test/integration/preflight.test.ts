@@ -4,19 +4,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { createMysqlUser, mysqlSecret } from '../helpers/mysql';
 import { adminSecret, createRole, createSecret, labels, logsIn, passwordAt, pgSecret, rememberPasswords, roleWithSecret, tagSecret, withAdmin } from '../helpers/stack';
-import { historiesText } from '../helpers/hygiene';
+import { expectNoPasswords, newPassword as freshPassword } from '../helpers/hygiene';
 import { useWorkerRig } from '../helpers/rig';
-import { WorkerProcess } from '../helpers/worker-process';
 
 const rig = useWorkerRig('it-preflight');
 const passwords = new Set<string>();
 let pgMaster: string;
 
-function newPassword(): string {
-  const p = `Init-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
-  passwords.add(p);
-  return p;
-}
+const newPassword = () => freshPassword(passwords);
 
 /** Rotates `secretId` to its end and returns the failure message (or the outcome when it did not fail). */
 async function refusal(secretId: string): Promise<string> {
@@ -146,12 +141,6 @@ describe('prepare refuses what a rotation cannot do, before any version is writt
   });
 
   it('leaves no password in histories or worker logs', async () => {
-    const { text } = await historiesText(rig.rotor.client, rig.taskQueue);
-    const logs = WorkerProcess.allLogs.join('\n');
-    expect(text).toContain('it/preflight-');
-    for (const password of passwords) {
-      expect(text.includes(password)).toBe(false);
-      expect(logs.includes(password)).toBe(false);
-    }
+    await expectNoPasswords(rig.rotor.client, rig.taskQueue, passwords, 'it/preflight-');
   });
 });
