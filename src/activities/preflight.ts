@@ -3,7 +3,8 @@ import { retirementFromTags } from '../rotators/retirement';
 import { versionWithStage } from '../stores/secret-store';
 import { Stage } from '../shared/constants';
 import { ErrorType, InvalidInputError, RotorError } from '../shared/errors';
-import type { CheckName, PrepareInput, SecretCheck, SecretCheckReport, SetupPlan } from '../shared/types';
+import type { CheckName, SecretCheck, SecretCheckReport, SetupPlan } from '../shared/reports';
+import type { PrepareInput } from '../shared/types';
 import type { ActivityDeps } from './ports';
 import { createStepContext } from './step-context';
 

@@ -15,6 +15,7 @@ export { secretsOverview, type SecretOverview } from './overview';
 export { loadConfig, parseConfig, ConfigError, type RotorConfig, type ManagedSecret, type ConfigProblem } from '../config/rotor-config';
 export { parseDuration, formatDuration } from '../shared/duration';
 export { ErrorType, RotorError, InvalidInputError, NotRotatingError } from '../shared/errors';
+export type { SecretCheck, SecretCheckReport, SetupPlan, SetupStatement } from '../shared/reports';
 export type {
   Phase,
   OperatorAnswer,

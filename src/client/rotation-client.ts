@@ -14,7 +14,8 @@ import { DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_UI_URL, MAX_GRACE, MAX_GRACE_MS, r
 import { formatDuration } from '../shared/duration';
 import { ErrorType, InvalidInputError, NotRotatingError, RotorError } from '../shared/errors';
 import { compact } from '../shared/compact';
-import type { OperatorAnswer, RollbackInput, RotationOverrides, SecretCheckReport, SetupPlan, RotationFailureDetails, RotationInput, RotationResult, RotationStatus } from '../shared/types';
+import type { SecretCheckReport, SetupPlan } from '../shared/reports';
+import type { OperatorAnswer, RollbackInput, RotationOverrides, RotationFailureDetails, RotationInput, RotationResult, RotationStatus } from '../shared/types';
 import { actorOf, rotationSummary, TERMINAL_PHASES } from '../shared/types';
 import { endGraceUpdate, extendGraceUpdate, preflightCheck, rollbackSecret, setupPair, rollbackUpdate, rotateSecret, statusQuery } from '../workflows';
 

@@ -1,7 +1,8 @@
 import { escapeIdentifier, escapeLiteral, type Client } from 'pg';
 import { CredentialsRejectedError, StoreConflictError } from '../shared/errors';
 import { adminOf, assertPair, CLONE_SUFFIX, currentRejected, nextOfPair, parseAlternating, partnerOf } from './alternating';
-import type { PasswordPolicy, SetupPlan } from '../shared/types';
+import type { SetupPlan } from '../shared/reports';
+import type { PasswordPolicy } from '../shared/types';
 import { applyOwnerSetup, planOwnerSetup } from './postgres/owner-setup';
 import { generatePassword } from './password-policy';
 import { canLogIn, setRolePassword, withLogin } from './postgres/connection';

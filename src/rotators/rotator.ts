@@ -1,4 +1,5 @@
-import type { PasswordPolicy, RetirementPolicy, SetupPlan } from '../shared/types';
+import type { SetupPlan } from '../shared/reports';
+import type { PasswordPolicy, RetirementPolicy } from '../shared/types';
 
 /** What a rotator may ask of the engine while it works: other secrets it depends on (an admin secret, say). */
 export interface RotatorContext {

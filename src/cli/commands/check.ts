@@ -1,6 +1,7 @@
 import { loadConfig } from '../../config/rotor-config';
 import { InvalidInputError } from '../../shared/errors';
-import type { RotationOverrides, SecretCheckReport } from '../../shared/types';
+import type { SecretCheckReport } from '../../shared/reports';
+import type { RotationOverrides } from '../../shared/types';
 import { rotationInputFor } from '../../schedules/plan';
 import { ExitCode } from '../exit-codes';
 import { out, outJson, rotationClient } from '../context';

@@ -1,6 +1,6 @@
 import { escapeIdentifier as q, escapeLiteral, type Client } from 'pg';
 import { CredentialsRejectedError } from '../../shared/errors';
-import type { SetupPlan, SetupStatement } from '../../shared/types';
+import type { SetupPlan, SetupStatement } from '../../shared/reports';
 
 /** `ALTER DEFAULT PRIVILEGES` object kinds, by pg_default_acl.defaclobjtype. */
 const DEFAULT_ACL_KINDS: Record<string, string> = { r: 'TABLES', S: 'SEQUENCES', f: 'FUNCTIONS', T: 'TYPES', n: 'SCHEMAS' };
