@@ -57,13 +57,7 @@ export const SearchAttribute = {
   phase: defineSearchAttributeKey('RotorPhase', SearchAttributeType.KEYWORD),
 } as const;
 
-/** AWS Secrets Manager staging labels; rotor keeps the same protocol in every store. */
-export const Stage = {
-  current: 'AWSCURRENT',
-  pending: 'AWSPENDING',
-  previous: 'AWSPREVIOUS',
-} as const;
-export type Stage = (typeof Stage)[keyof typeof Stage];
+export { Stage } from './stages';
 
 /** The Temporal UI of the local stack, when ROTOR_TEMPORAL_UI_URL does not name another. */
 export const DEFAULT_TEMPORAL_UI_URL = 'http://127.0.0.1:8233';

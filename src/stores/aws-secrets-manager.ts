@@ -8,7 +8,7 @@ import {
   UpdateSecretVersionStageCommand,
   type SecretsManagerClientConfig,
 } from '@aws-sdk/client-secrets-manager';
-import { Stage } from '../shared/constants';
+import { Stage } from '../shared/stages';
 import {
   RotorError,
   SecretNotFoundError,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Stage } from '../shared/constants';
+import { Stage } from '../shared/stages';
 import { SecretNotFoundError, StoreConflictError } from '../shared/errors';
 import type { SecretDescription, SecretStore, StoredValue } from './secret-store';
 

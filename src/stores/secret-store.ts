@@ -1,4 +1,4 @@
-import type { Stage } from '../shared/constants';
+import type { Stage } from '../shared/stages';
 
 /** One version of a secret with the staging labels attached to it. */
 export interface SecretVersionInfo {

@@ -61,6 +61,20 @@ describe('the packed rotor package, installed into a clean project', () => {
     expect(await node(`const w = require('rotor/worker'); console.log(typeof w.createRotorWorker, typeof w.startWorker)`)).toBe('function function');
   });
 
+  it('rotor/consumers loads the AWS SDK and nothing of Temporal, and no native module', async () => {
+    const loaded = JSON.parse(
+      await node(
+        `const c = require('rotor/consumers'); const files = Object.keys(require.cache);` +
+          `console.log(JSON.stringify({ names: Object.keys(c).sort(), temporal: files.filter((f) => f.includes('@temporalio')), native: files.filter((f) => f.endsWith('.node')), aws: files.some((f) => f.includes('client-secrets-manager')) }))`,
+      ),
+    ) as { names: string[]; temporal: string[]; native: string[]; aws: boolean };
+    expect(loaded.names).toEqual(expect.arrayContaining(['SecretCache', 'SecretCacheStaleError', 'AwsSecretsManagerStore', 'InMemorySecretStore', 'Stage']));
+    expect(loaded.temporal).toEqual([]);
+    expect(loaded.native).toEqual([]);
+    expect(loaded.aws).toBe(true);
+    expect(await node(`import { SecretCache } from 'rotor/consumers'; console.log(typeof SecretCache)`, 'module')).toBe('function');
+  });
+
   it('keeps its internals private: only the exported entry points resolve', async () => {
     await expect(node(`require('rotor/dist/activities/index.js')`)).rejects.toThrow(/ERR_PACKAGE_PATH_NOT_EXPORTED/);
   });
@@ -71,12 +85,15 @@ describe('the packed rotor package, installed into a clean project', () => {
       [
         "import { RotationClient, parseDuration, type RotationStatus } from 'rotor/client';",
         "import type { Rotator } from 'rotor/rotators';",
+        "import { SecretCache, InMemorySecretStore, type SecretSnapshot } from 'rotor/consumers';",
         'export async function main(): Promise<RotationStatus | undefined> {',
         '  const rotor = await RotationClient.connect();',
         "  await rotor.rotate('prod/db/app', { graceMs: parseDuration('1h'), trigger: { kind: 'api', by: 'deploy-bot' } });",
         "  return rotor.status('prod/db/app');",
         '}',
         'export type Kind = Rotator["kind"];',
+        'export const cache = new SecretCache({ store: new InMemorySecretStore(), refreshIntervalMs: 30_000 });',
+        "export const read: Promise<SecretSnapshot> = cache.get('prod/db/app');",
         '',
       ].join('\n'),
     );

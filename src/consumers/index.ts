@@ -1,0 +1,11 @@
+/**
+ * rotor/consumers: what applications import to pick up every new credential without a restart. It loads the AWS
+ * SDK and nothing of Temporal, and no native module.
+ */
+export { SecretCache, SecretCacheStaleError, type SecretCacheOptions, type SecretReader, type SecretSnapshot } from './secret-cache';
+export { createRotatingPgPool, isPgAuthError, RotatingPgPool, type RotatingPgPoolOptions } from './pg-pool';
+export { AwsSecretsManagerStore, type AwsSecretsManagerStoreOptions } from '../stores/aws-secrets-manager';
+export { InMemorySecretStore } from '../stores/in-memory';
+export type { SecretStore, SecretDescription, StoredValue } from '../stores/secret-store';
+export { Stage } from '../shared/stages';
+export { ErrorType, RotorError } from '../shared/errors';
