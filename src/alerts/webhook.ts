@@ -48,6 +48,7 @@ const TITLES: Record<AlertKind, string> = {
   'rolled-back': 'Rotation rolled back',
   'awaiting-sessions': 'Waiting for sessions to end',
   stuck: 'Rotation stuck',
+  'bake-inconclusive': 'Bake window ended without enough evidence',
 };
 
 /**

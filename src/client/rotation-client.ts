@@ -10,6 +10,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
+import type { BakePolicy } from '../shared/bake';
 import { DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_UI_URL, MAX_GRACE, MAX_GRACE_MS, rotationWorkflowId, SearchAttribute, temporalUiLink } from '../shared/constants';
 import { formatDuration } from '../shared/duration';
 import { ErrorType, InvalidInputError, NotRotatingError, RotorError } from '../shared/errors';
@@ -71,6 +72,7 @@ export class RotationClient {
     if (options.graceMs > MAX_GRACE_MS) {
       throw new InvalidInputError(`grace: ${formatDuration(options.graceMs)} is longer than the maximum grace period of ${MAX_GRACE}`);
     }
+    if (options.bake) assertBake(options.bake, options.graceMs);
     const requestId = randomUUID();
     const workflowId = rotationWorkflowId(secretId);
     let handle: WorkflowHandle<typeof rotateSecret>;
@@ -319,4 +321,16 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     promise.finally(() => clearTimeout(timer)),
     new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), ms))),
   ]);
+}
+
+/** A bake the workflow can run: positive counts, a share below 1, a window within grace and within its maximum. */
+function assertBake(bake: BakePolicy, graceMs: number): void {
+  const problems: string[] = [];
+  if (!(bake.windowMs > 0)) problems.push(`windowMs: ${bake.windowMs} is not a positive duration`);
+  if (!(bake.maxWindowMs >= bake.windowMs)) problems.push(`maxWindowMs: ${bake.maxWindowMs} is shorter than the window`);
+  if (!(Number.isInteger(bake.minEvents) && bake.minEvents >= 1)) problems.push(`minEvents: ${bake.minEvents} is not a whole number of at least 1`);
+  if (!(Number.isInteger(bake.minInstances) && bake.minInstances >= 1)) problems.push(`minInstances: ${bake.minInstances} is not a whole number of at least 1`);
+  if (!(bake.maxFailureShare >= 0 && bake.maxFailureShare < 1)) problems.push(`maxFailureShare: ${bake.maxFailureShare} is not from 0 to below 1`);
+  if (bake.windowMs > graceMs) problems.push(`windowMs: ${formatDuration(bake.windowMs)} is longer than grace (${formatDuration(graceMs)}): the bake must fit in grace`);
+  if (problems.length > 0) throw new InvalidInputError(`bake: ${problems.join('; ')}`);
 }

@@ -29,6 +29,8 @@ const envSchema = z.object({
   ROTOR_AUDIT_DISABLED: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   /** Overrides rotor.yaml's metrics.port: the port of the worker's /metrics (0 turns it off). */
   ROTOR_METRICS_PORT: z.coerce.number().int().min(0).max(65_535).optional(),
+  /** Overrides rotor.yaml's reports.port (0 turns the endpoint off). */
+  ROTOR_REPORTS_PORT: z.coerce.number().int().min(0).max(65_535).optional(),
   /** Where the Temporal SDK serves its own Prometheus metrics, e.g. 0.0.0.0:9465. Off when unset. */
   ROTOR_SDK_METRICS_ADDRESS: z.string().regex(/^[^:]+:\d+$/, 'must be host:port').optional(),
   /** The Temporal UI, for links in alerts and CLI output. */

@@ -1,8 +1,10 @@
 import { resolvePasswordPolicy } from '../rotators/password-policy';
 import { DEFAULT_GRACE, MAX_GRACE, MAX_GRACE_MS } from '../shared/constants';
-import { parseDuration } from '../shared/duration';
+import type { BakePolicy } from '../shared/bake';
+import { formatDuration, parseDuration } from '../shared/duration';
 import { LIVE_SESSION_MODES, RETIRE_MODES, STRATEGIES, type PasswordPolicy, type RetirementPolicy } from '../shared/types';
 import { compact, describe, isMapping, type Checker, type Node } from './checker';
+import { readBake, readReports } from './consumer-readers';
 import { readSchedule } from './schedule-readers';
 import type { ManagedSecret, RotorConfig, ScheduleConfig, WebhookRouteConfig } from './types';
 
@@ -24,8 +26,8 @@ const MAX_STORE_WRITES_PER_SECOND = 50;
 const MAX_PER_TARGET_CONCURRENCY = 100;
 const MAX_STEP_ATTEMPTS = 100;
 
-const ROOT_KEYS = ['version', 'defaults', 'alerts', 'throughput', 'metrics', 'secrets'];
-const DEFAULTS_KEYS = ['grace', 'catchupWindow', 'alerts', 'maxStepAttempts', 'schedule'];
+const ROOT_KEYS = ['version', 'defaults', 'alerts', 'throughput', 'metrics', 'reports', 'secrets'];
+const DEFAULTS_KEYS = ['grace', 'catchupWindow', 'alerts', 'maxStepAttempts', 'schedule', 'bake'];
 const ALERTS_KEYS = ['stuckPhaseBudget', 'webhooks'];
 const ROUTE_KEYS = ['url', 'urlFromEnv', 'header'];
 const HEADER_KEYS = ['name', 'valueFromEnv'];
@@ -42,6 +44,7 @@ const SECRET_KEYS = [
   'retirement',
   'alerts',
   'maxStepAttempts',
+  'bake',
   'paused',
   'note',
 ];
@@ -81,6 +84,7 @@ export function readRoot(c: Checker, node: Node): RotorConfig | undefined {
       port: c.integer(metrics.at('port'), 0, 65_535) ?? DEFAULT_METRICS.port,
       host: readNonEmpty(c, metrics.at('host')) ?? DEFAULT_METRICS.host,
     },
+    reports: readReports(c, root.at('reports')),
   };
 }
 
@@ -161,6 +165,7 @@ interface Defaults {
   maxStepAttempts?: number;
   schedule?: ScheduleConfig;
   hasSchedule: boolean;
+  bake?: BakePolicy;
 }
 
 function readDefaults(c: Checker, node: Node, routes: ReadonlySet<string>): Defaults {
@@ -172,6 +177,8 @@ function readDefaults(c: Checker, node: Node, routes: ReadonlySet<string>): Defa
     maxStepAttempts: c.integer(defaults.at('maxStepAttempts'), 1, MAX_STEP_ATTEMPTS),
     schedule: readSchedule(c, defaults.at('schedule')),
     hasSchedule: defaults.has('schedule'),
+    // Checked against each secret's grace below, where both are known.
+    bake: readBake(c, defaults.at('bake'), undefined) || undefined,
   };
 }
 
@@ -226,6 +233,11 @@ function readSecret(c: Checker, node: Node, defaults: Defaults, routes: Readonly
   if (retirement && strategy === 'single-user') c.add(secret.at('retirement').path, 'only applies to the alternating-users strategy');
   const alerts = readRouteList(c, secret.at('alerts'), routes) ?? defaults.alerts;
   const maxStepAttempts = c.integer(secret.at('maxStepAttempts'), 1, MAX_STEP_ATTEMPTS) ?? defaults.maxStepAttempts;
+  const ownBake = readBake(c, secret.at('bake'), graceMs);
+  const bake = ownBake === false ? undefined : (ownBake ?? defaults.bake);
+  if (!secret.has('bake') && bake && bake.windowMs > graceMs) {
+    c.add(secret.at('grace').path, `${formatDuration(graceMs)} is shorter than defaults.bake.window (${formatDuration(bake.windowMs)}): the bake must fit in grace`);
+  }
   const paused = c.boolean(secret.at('paused'));
   const note = c.string(secret.at('note'));
   if (note !== undefined && !secret.has('paused')) c.add(secret.at('note').path, 'only applies together with paused');
@@ -241,6 +253,7 @@ function readSecret(c: Checker, node: Node, defaults: Defaults, routes: Readonly
     retirement,
     alerts,
     maxStepAttempts,
+    bake,
     paused,
     note,
   });

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidInputError } from '../shared/errors';
 import { Checker, readYaml } from './checker';
+import { DEFAULT_REPORTS } from './consumer-readers';
 import { DEFAULT_METRICS, DEFAULT_STUCK_PHASE_BUDGET_MS, DEFAULT_THROUGHPUT, readRoot } from './readers';
 import { ConfigError, type RotorConfig } from './types';
 
@@ -45,5 +46,6 @@ export function defaultConfig(): RotorConfig {
     alerts: { stuckPhaseBudgetMs: DEFAULT_STUCK_PHASE_BUDGET_MS, webhooks: {} },
     throughput: { ...DEFAULT_THROUGHPUT },
     metrics: { ...DEFAULT_METRICS },
+    reports: { ...DEFAULT_REPORTS, tokens: [] },
   };
 }

@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../shared/errors';
+import type { BakePolicy } from '../shared/bake';
 import type { PasswordPolicy, RetirementPolicy, Strategy, WindowConfig } from '../shared/types';
 
 export type { Weekday, WindowConfig } from '../shared/types';
@@ -31,6 +32,8 @@ export interface ManagedSecret {
   /** Names of routes in `alerts.webhooks`. */
   alerts: string[];
   maxStepAttempts?: number;
+  /** Automatic rollback on consumers' evidence after finish. */
+  bake?: BakePolicy;
   /** Absent: `apply` leaves the schedule's pause state alone. */
   paused?: boolean;
   note?: string;
@@ -43,6 +46,15 @@ export interface RotorConfig {
   throughput: { storeWritesPerSecond: number; perTargetConcurrency: number };
   /** `port` 0 disables the metrics endpoint. */
   metrics: { port: number; host: string };
+  /** The endpoint consumers report logins to (`port` 0, the default, serves none). */
+  reports: { port: number; host: string; tokens: ReportTokenConfig[] };
+}
+
+/** A report token: its value stays in the environment; `secrets` are ids or prefixes ending in `*`. */
+export interface ReportTokenConfig {
+  name: string;
+  tokenFromEnv: string;
+  secrets: string[];
 }
 
 /** One thing wrong with the file: where (`secrets[0].schedule.cron`, or `line 3, column 5`) and what. */

@@ -41,6 +41,8 @@ export interface RecordedSettings {
   retirement: string | null;
   passwordPolicy: string | null;
   maxStepAttempts: number | null;
+  /** Present only when set, so schedules recorded before bake existed keep their hash. */
+  bake?: string;
   description: string | null;
   hash?: string;
 }
@@ -71,6 +73,7 @@ export function rotationInputFor(secret: ManagedSecret, config: RotorConfig): Ro
     maxStepAttempts: secret.maxStepAttempts,
     overrides: Object.keys(overrides).length > 0 ? overrides : undefined,
     reporting: { alerts: secret.alerts, stuckPhaseBudgetMs: config.alerts.stuckPhaseBudgetMs },
+    bake: secret.bake,
   });
 }
 
@@ -87,6 +90,7 @@ export function settingsFor(secret: ManagedSecret, config: RotorConfig, taskQueu
     retirement: secret.retirement ? canonicalJson(secret.retirement) : null,
     passwordPolicy: secret.passwordPolicy ? canonicalJson(secret.passwordPolicy) : null,
     maxStepAttempts: secret.maxStepAttempts ?? null,
+    ...(secret.bake ? { bake: canonicalJson(secret.bake) } : {}),
     description: secret.description ?? null,
   };
   const hashed = canonicalJson({ version: SETTINGS_VERSION, settings, spec: specOf(secret) });
@@ -158,7 +162,7 @@ export function diffSettings(recorded: RecordedSettings | undefined, desired: Re
     if (key === 'graceMs' || key === 'catchupWindowMs' || key === 'stuckPhaseBudgetMs') return formatDuration(Number(value));
     return Array.isArray(value) ? `[${value.join(', ')}]` : String(value);
   };
-  for (const key of Object.keys(desired) as (keyof RecordedSettings)[]) {
+  for (const key of new Set([...Object.keys(desired), ...Object.keys(recorded)]) as Set<keyof RecordedSettings>) {
     if (key === 'hash') continue;
     const before = recorded[key];
     const after = desired[key];

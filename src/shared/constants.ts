@@ -37,6 +37,8 @@ export const SignalName = {
   rollback: 'rollback',
   extendGrace: 'extendGrace',
   endGrace: 'endGrace',
+  /** Consumers' login counts, forwarded by the report endpoint (rotor.yaml `reports`). */
+  consumerReport: 'consumerReport',
 } as const;
 
 /** Names of the Workflow Updates that answer operators at once (accepted, or refused with the reason). */

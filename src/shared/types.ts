@@ -1,4 +1,5 @@
 /** Types shared by workflows, activities, the client and the CLI. No I/O; safe in workflow code. */
+import type { BakePolicy, VersionEvidence } from './bake';
 
 /** The steps of a rotation, in the order they run. */
 export const STEPS = ['prepare', 'create', 'set', 'test', 'finish', 'retire'] as const;
@@ -132,6 +133,8 @@ export interface RotationInput {
   maxStepAttempts?: number;
   overrides?: RotationOverrides;
   reporting?: RotationReporting;
+  /** Watch consumers' logins after finish and roll back on their evidence (rotor.yaml `bake`). */
+  bake?: BakePolicy;
 }
 
 /** What a rotor Schedule starts (`scheduledRotation`): the rotation's input, and the window it may start in. */
@@ -202,6 +205,17 @@ export interface RotationStatus {
   trigger?: Trigger;
   /** `rollback` for a rollback started when no rotation ran (`rotor rollback`); absent for a rotation. */
   operation?: 'rollback';
+  /** The bake window, when the rotation has one: until when, how it ended, and the consumers' evidence so far. */
+  bake?: BakeStatus;
+}
+
+export interface BakeStatus {
+  endsAt: string;
+  extensions: number;
+  /** Absent while the window is open. */
+  verdict?: 'rolled-back' | 'passed' | 'inconclusive' | 'ended-by-operator';
+  next: VersionEvidence;
+  previous: VersionEvidence;
 }
 
 /** Details of the failure a rotation ends with: the step, the phase it ended in and rotor's error type, if any. */
@@ -306,11 +320,15 @@ export const AUDIT_EVENT_KINDS = [
   'alert-failed',
   'waiting-for-window',
   'skipped',
+  'bake-extended',
+  'bake-passed',
+  'bake-inconclusive',
+  'auto-rollback',
 ] as const;
 export type AuditEventKind = (typeof AUDIT_EVENT_KINDS)[number];
 
 /** What rotor alerts on. */
-export const ALERT_KINDS = ['rotation-failed', 'compensated', 'rolled-back', 'awaiting-sessions', 'stuck'] as const;
+export const ALERT_KINDS = ['rotation-failed', 'compensated', 'rolled-back', 'awaiting-sessions', 'stuck', 'bake-inconclusive'] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 
 /** An alert as the workflow raises it: value-free, delivered by the `notify` activity to the named routes. */

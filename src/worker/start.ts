@@ -14,6 +14,7 @@ import { AwsSecretsManagerStore } from '../stores/aws-secrets-manager';
 import type { SecretStore } from '../stores/secret-store';
 import { createLogger, installRuntime } from './logger';
 import { RotorMetrics, type MetricsServer } from './metrics';
+import { reportTokens, serveReports, signalRotation, type ReportServer } from './report-server';
 import { KeyedSemaphore, RateLimiter, throttledStore } from './throttle';
 import { createRotorWorker } from './create-worker';
 
@@ -25,6 +26,8 @@ export interface RunningWorker {
   worker: Worker;
   /** Base URL of the /metrics endpoint, when served. */
   metricsUrl?: string;
+  /** Base URL of the consumer report endpoint (POST /v1/reports), when served. */
+  reportsUrl?: string;
   /** Runs until shutdown (SIGINT/SIGTERM or `worker.shutdown()`), then releases everything. */
   run(): Promise<void>;
 }
@@ -102,6 +105,14 @@ export async function startWorker(
       server = await metrics.serve(port, config.metrics.host);
       releases.push(() => server!.close());
     }
+    const reportsPort = env.ROTOR_REPORTS_PORT ?? config.reports.port;
+    let reports: ReportServer | undefined;
+    if (reportsPort > 0) {
+      const tokens = reportTokens(config.reports.tokens);
+      if (tokens.length === 0) throw new InvalidInputError('the report endpoint needs reports.tokens in rotor.yaml: it takes reports only with a token');
+      reports = await serveReports({ port: reportsPort, host: config.reports.host, tokens, forward: signalRotation(client), logger });
+      releases.push(() => reports!.close());
+    }
     logger.info(
       {
         taskQueue: env.ROTOR_TASK_QUEUE,
@@ -111,6 +122,7 @@ export async function startWorker(
         audit: audit?.description ?? 'disabled',
         config: configFile ?? 'none',
         metrics: server ? `${server.url}/metrics` : 'off',
+        reports: reports ? `${reports.url}/v1/reports` : 'off',
         storeWritesPerSecond: config.throughput.storeWritesPerSecond,
         perTargetConcurrency: config.throughput.perTargetConcurrency,
       },
@@ -119,6 +131,7 @@ export async function startWorker(
     return {
       worker,
       ...(server ? { metricsUrl: server.url } : {}),
+      ...(reports ? { reportsUrl: reports.url } : {}),
       async run() {
         try {
           await worker.run();

@@ -8,6 +8,7 @@ export {
   rollbackUpdate,
   extendGraceUpdate,
   endGraceUpdate,
+  consumerReportSignal,
   ROTATION_FAILED,
 } from './rotate-secret';
 export { scheduledRotation, type ScheduledRotationInput, type ScheduledRotationResult } from './scheduled-rotation';

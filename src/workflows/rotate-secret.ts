@@ -25,11 +25,13 @@ import type {
 } from '../shared/types';
 import { DEFAULT_MAX_STEP_ATTEMPTS, prepareOptions, stepOptions, undoOptions } from './activity-options';
 import { causeOf, RollbackRequested, ROTATION_FAILED, typeOf } from './failures';
+import { watchConsumers, type BakeWindow } from './bake';
 import { handleOperatorSignals } from './operator-signals';
 import { createReporter } from './reporting';
 import { createRotationState } from './rotation-state';
 import { createStepRunner } from './step-runner';
 
+export { consumerReportSignal } from './bake';
 export { endGraceSignal, endGraceUpdate, extendGraceSignal, extendGraceUpdate, rollbackSignal, rollbackUpdate, statusQuery } from './operator-signals';
 export { ROTATION_FAILED } from './failures';
 
@@ -67,6 +69,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
   reporter.audit({ kind: 'triggered', phase: 'preparing', actor: actorOf(input.trigger), detail: { graceMs: input.graceMs } });
   reporter.watchPhases(() => ({ seq: state.phaseSeq, phase: status.phase }));
   const requests = handleOperatorSignals(state, reporter);
+  const bake = input.bake ? watchConsumers(state, reporter, requests, input.bake) : undefined;
 
   const run = createStepRunner(state, reporter, (name) => (name === 'create' || name === 'finish' ? token : undefined));
 
@@ -176,12 +179,16 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     status.graceEndsAt = new Date(requests.graceEndsAt).toISOString();
     state.enter('grace');
     const summarised = patched(UI_SUMMARY_PATCH);
-    while (!requests.rollback && !requests.endGrace && Date.now() < requests.graceEndsAt) {
-      const before = requests.graceEndsAt;
-      const moved = () => requests.rollback !== undefined || requests.endGrace || requests.graceEndsAt !== before;
-      const waitMs = requests.graceEndsAt - Date.now();
-      if (summarised) await condition(moved, waitMs, { summary: `grace: the previous credential of ${input.secretId} stays valid until ${status.graceEndsAt}` });
-      else await condition(moved, waitMs);
+    if (bake) {
+      await graceWithBake(bake, prepared.currentVersionId);
+    } else {
+      while (!requests.rollback && !requests.endGrace && Date.now() < requests.graceEndsAt) {
+        const before = requests.graceEndsAt;
+        const moved = () => requests.rollback !== undefined || requests.endGrace || requests.graceEndsAt !== before;
+        const waitMs = requests.graceEndsAt - Date.now();
+        if (summarised) await condition(moved, waitMs, { summary: `grace: the previous credential of ${input.secretId} stays valid until ${status.graceEndsAt}` });
+        else await condition(moved, waitMs);
+      }
     }
 
     if (requests.rollback) {
@@ -218,6 +225,26 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
       ...(retirementNote ? { retirement: retirementNote } : {}),
     });
     return result('completed', token, prepared.currentVersionId, retirementNote);
+  }
+
+  /**
+   * Grace with a bake window (only for rotations started with `bake`, so histories without one replay as before):
+   * consumers' reports may roll back at any moment; grace ends when both its timer and the window have run out (the
+   * window's verdict may extend it), or when an operator ends grace.
+   */
+  async function graceWithBake(window: BakeWindow, previousVersionId: string): Promise<void> {
+    window.start(token, previousVersionId, requests.graceStartedAt);
+    while (!requests.rollback && !requests.endGrace && (Date.now() < requests.graceEndsAt || window.open)) {
+      const before = requests.graceEndsAt;
+      const moved = () => requests.rollback !== undefined || requests.endGrace || requests.graceEndsAt !== before;
+      const until = window.open ? (Date.now() < requests.graceEndsAt ? Math.min(requests.graceEndsAt, window.endsAt) : window.endsAt) : requests.graceEndsAt;
+      const summary = window.open
+        ? `bake: watching consumers' logins with the new credential of ${input.secretId} until ${new Date(window.endsAt).toISOString()}`
+        : `grace: the previous credential of ${input.secretId} stays valid until ${status.graceEndsAt}`;
+      await condition(moved, Math.max(1, until - Date.now()), { summary });
+      if (!requests.rollback && window.open && Date.now() >= window.endsAt) window.decide();
+    }
+    if (requests.endGrace) window.endedByOperator();
   }
 
   /**

@@ -61,14 +61,24 @@ describe('the packed rotor package, installed into a clean project', () => {
     expect(await node(`const w = require('rotor/worker'); console.log(typeof w.createRotorWorker, typeof w.startWorker)`)).toBe('function function');
   });
 
-  it('rotor/consumers loads the AWS SDK and nothing of Temporal, and no native module', async () => {
+  it('rotor/consumers loads the AWS SDK and nothing of Temporal, and no native module; each driver with its first pool', async () => {
     const loaded = JSON.parse(
       await node(
-        `const c = require('rotor/consumers'); const files = Object.keys(require.cache);` +
-          `console.log(JSON.stringify({ names: Object.keys(c).sort(), temporal: files.filter((f) => f.includes('@temporalio')), native: files.filter((f) => f.endsWith('.node')), aws: files.some((f) => f.includes('client-secrets-manager')) }))`,
+        `const c = require('rotor/consumers'); const files = () => Object.keys(require.cache);` +
+          `const at = (name) => files().some((f) => f.includes('/node_modules/' + name + '/'));` +
+          `const before = { pg: at('pg'), mysql2: at('mysql2') };` +
+          `const cache = new c.SecretCache({ store: new c.InMemorySecretStore() });` +
+          `c.createRotatingPgPool({ cache, secretId: 'x' }); const afterPg = { pg: at('pg'), mysql2: at('mysql2') };` +
+          `c.createRotatingMysqlPool({ cache, secretId: 'x' });` +
+          `console.log(JSON.stringify({ names: Object.keys(c).sort(), before, afterPg, mysql2: at('mysql2'), temporal: files().filter((f) => f.includes('@temporalio')), native: files().filter((f) => f.endsWith('.node')), aws: at('@aws-sdk/client-secrets-manager') }))`,
       ),
-    ) as { names: string[]; temporal: string[]; native: string[]; aws: boolean };
-    expect(loaded.names).toEqual(expect.arrayContaining(['SecretCache', 'SecretCacheStaleError', 'AwsSecretsManagerStore', 'InMemorySecretStore', 'Stage']));
+    ) as { names: string[]; before: object; afterPg: object; mysql2: boolean; temporal: string[]; native: string[]; aws: boolean };
+    expect(loaded.names).toEqual(
+      expect.arrayContaining(['SecretCache', 'SecretCacheStaleError', 'createRotatingPgPool', 'createRotatingMysqlPool', 'ConsumerReporter', 'AwsSecretsManagerStore', 'InMemorySecretStore', 'Stage']),
+    );
+    expect(loaded.before).toEqual({ pg: false, mysql2: false });
+    expect(loaded.afterPg).toEqual({ pg: true, mysql2: false });
+    expect(loaded.mysql2).toBe(true);
     expect(loaded.temporal).toEqual([]);
     expect(loaded.native).toEqual([]);
     expect(loaded.aws).toBe(true);

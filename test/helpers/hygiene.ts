@@ -33,7 +33,7 @@ export async function recordHistories(client: Client, taskQueue: string, prefixe
     const prefix = prefixes.find((p) => secretId.startsWith(p));
     if (!prefix) continue;
     const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
-    const kind = execution.type === 'scheduledRotation' ? 'scheduled-rotation' : 'rotate-secret';
+    const kind = { scheduledRotation: 'scheduled-rotation', rollbackSecret: 'rollback-secret' }[execution.type] ?? 'rotate-secret';
     const file = path.join(dir, `${kind}-${prefix.replace(/^it\//, '')}.json`);
     // Histories recorded by earlier versions of the workflow are what replay protects: never overwrite one.
     if (existsSync(file)) continue;

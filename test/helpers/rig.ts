@@ -1,7 +1,7 @@
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import type { RotationClient } from '../../src/client';
 import { uniqueName } from './env';
-import { rotationClient } from './stack';
+import { rememberPasswords, rotationClient } from './stack';
 import { WorkerProcess } from './worker-process';
 
 /** A `rotor worker` process on a task queue of its own and a RotationClient for it, for one test file. */
@@ -46,4 +46,15 @@ export function useWorkerRig(prefix: string, options: { holdDir?: string; env?: 
       worker = await started(worker, 'worker').killWhileHeld(taskQueue, options.holdDir, secretId);
     },
   };
+}
+
+/**
+ * Rotates `secretId` through the rig's worker, waits for its outcome and adds every version's password to `seen`;
+ * fails the test, with the rotation's message, unless it completed.
+ */
+export async function rotateToCompletion(rig: WorkerRig, secretId: string, seen: Set<string>, graceMs = 0): Promise<void> {
+  await rig.rotor.rotate(secretId, { graceMs });
+  const outcome = await rig.rotor.wait(secretId);
+  await rememberPasswords(secretId, seen);
+  expect(outcome.outcome === 'failed' ? outcome.message : outcome.outcome).toBe('completed');
 }

@@ -1,18 +1,17 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Client as PgClient, escapeIdentifier } from 'pg';
+import { Client as PgClient } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditStore, type AuditRecord } from '../../src/audit/audit-store';
+import type { AuditRecord } from '../../src/audit/audit-store';
 import type { RotationClient } from '../../src/client';
 import type { AlertKind, RotationReporting } from '../../src/shared/types';
 import { runCli } from '../helpers/cli';
-import { stackEnv, uniqueName, until } from '../helpers/env';
+import { stackEnv, uniqueName } from '../helpers/env';
 import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
 import { historiesText, recordHistories } from '../helpers/hygiene';
-import { adminSecret, createRole, createSecret, pgSecret, rememberPasswords, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus, withAdmin } from '../helpers/stack';
+import { alertReceiver, auditDatabase, freePort, type ReceivedAlert } from '../helpers/ops';
+import { adminSecret, createRole, createSecret, pgSecret, rememberPasswords, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
 /**
@@ -22,28 +21,21 @@ import { WorkerProcess } from '../helpers/worker-process';
 
 const taskQueue = uniqueName('it-ops');
 const holdDir = holdDirectory();
-const auditDb = uniqueName('rotor_audit_it').replace(/-/g, '_');
 const webhookToken = `token-${Math.random().toString(36).slice(2)}`;
 const passwords = new Set<string>();
 const outputs: string[] = [];
+let auditDb: Awaited<ReturnType<typeof auditDatabase>>;
 let auditUrl: string;
-let audit: AuditStore;
+let trail: Awaited<ReturnType<typeof auditDatabase>>['trail'];
 let worker: WorkerProcess;
 let rotor: RotationClient;
-let receiver: Server;
+let alerts: Awaited<ReturnType<typeof alertReceiver>>;
+let received: ReceivedAlert[];
 let metricsPort: number;
 let sdkMetricsPort: number;
 let managedId: string;
 let managed: { secretId: string; username: string; password: string };
 let auditedSecretId = '';
-
-interface Received {
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: { text: string; rotor: { kind: AlertKind; secretId: string; phase?: string; step?: string; message: string; uiUrl?: string } };
-  raw: string;
-}
-const received: Received[] = [];
 
 const roleWithSecret = (marker: string) => roleWithSecretIn('it', marker, passwords);
 const oncall = (extra: Partial<RotationReporting> = {}): RotationReporting => ({ alerts: ['oncall'], stuckPhaseBudgetMs: 60_000, ...extra });
@@ -59,42 +51,14 @@ async function withAuditDb<T>(work: (db: PgClient) => Promise<T>): Promise<T> {
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-const alertFor = (secretId: string, kind: AlertKind) =>
-  until(`a ${kind} alert for ${secretId}`, () => received.find((r) => r.body.rotor.secretId === secretId && r.body.rotor.kind === kind));
-
-/** The secret's audit trail once its outcome (and any alert after it) is written. */
-async function trail(secretId: string, settled: (events: AuditRecord[]) => boolean = (e) => e.some((x) => x.kind === 'outcome')): Promise<AuditRecord[]> {
-  return until(`the audit trail of ${secretId}`, async () => {
-    const events = await audit.history(secretId);
-    return settled(events) ? events : undefined;
-  });
-}
+const alertFor = (secretId: string, kind: AlertKind) => alerts.alertFor(secretId, kind);
 
 beforeAll(async () => {
-  await withAdmin((admin) => admin.query(`CREATE DATABASE ${escapeIdentifier(auditDb)}`));
-  const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-  url.pathname = `/${auditDb}`;
-  auditUrl = url.toString();
-  audit = await AuditStore.connect(auditUrl);
-
-  receiver = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (c: Buffer) => (raw += c.toString()));
-    req.on('end', () => {
-      received.push({ path: req.url ?? '', headers: req.headers, body: JSON.parse(raw), raw });
-      res.writeHead(req.url === '/broken' ? 500 : 200).end();
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  auditDb = await auditDatabase('rotor_audit_it');
+  ({ url: auditUrl, trail } = auditDb);
+  alerts = await alertReceiver();
+  received = alerts.received;
+  const receiverUrl = alerts.url;
 
   metricsPort = await freePort();
   sdkMetricsPort = await freePort();
@@ -131,9 +95,8 @@ secrets:
 afterAll(async () => {
   await worker?.stop();
   await rotor?.client.connection.close();
-  await audit?.close();
-  await new Promise((resolve) => receiver?.close(resolve));
-  await withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(auditDb)} WITH (FORCE)`));
+  await alerts?.close();
+  await auditDb?.drop();
 });
 
 describe('audit trail', () => {

@@ -3,7 +3,7 @@ import { Client as PgClient } from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli';
 import { stackEnv, uniqueName } from '../helpers/env';
-import { expectNoPasswords, newPassword as freshPassword } from '../helpers/hygiene';
+import { expectNoPasswords, newPassword as freshPassword, recordHistories } from '../helpers/hygiene';
 import { createMysqlUser, mysqlLogsIn, mysqlSecret } from '../helpers/mysql';
 import { adminSecret, createRole, createSecret, labels, logsIn, pgSecret, rememberPasswords, store, tagSecret, waitForStatus } from '../helpers/stack';
 import { useWorkerRig } from '../helpers/rig';
@@ -169,5 +169,6 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
 
   it('leaves no password in histories, worker logs or CLI output', async () => {
     await expectNoPasswords(rig.rotor.client, rig.taskQueue, passwords, 'it/rollback-', outputs);
+    await recordHistories(rig.rotor.client, rig.taskQueue, ['it/rollback-postgres-single']);
   });
 });

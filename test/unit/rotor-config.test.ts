@@ -146,6 +146,7 @@ describe('parseConfig accepts valid files', () => {
       alerts: { stuckPhaseBudgetMs: 30 * 60_000, webhooks: {} },
       throughput: { storeWritesPerSecond: 40, perTargetConcurrency: 4 },
       metrics: { port: 9464, host: '0.0.0.0' },
+      reports: { port: 0, host: '0.0.0.0', tokens: [] },
     });
   });
 
@@ -461,5 +462,60 @@ describe('loadConfig', () => {
     const missing = join(tmpdir(), 'rotor-config-missing', 'rotor.yaml');
     await expect(loadConfig(missing)).rejects.toThrow(InvalidInputError);
     await expect(loadConfig(missing)).rejects.toThrow(`config file ${missing} not found`);
+  });
+});
+
+describe('bake and reports', () => {
+  const messages = (text: string) => problemsOf(text).map((p) => `${p.path}: ${p.message}`);
+
+  it('reads a bake with its defaults, a default bake a secret turns off, and report tokens by env var name', () => {
+    const config = parseConfig(
+      stringify({
+        defaults: { grace: '1h', bake: { window: '10m' } },
+        reports: { port: 9466, tokens: [{ name: 'payments', tokenFromEnv: 'PAYMENTS_REPORT_TOKEN', secrets: ['prod/db/payments*', 'prod/db/ledger'] }] },
+        secrets: [
+          { id: 'prod/db/payments', schedule: { every: '30d' }, bake: { window: '5m', minEvents: 50, minInstances: 3, maxFailureShare: 0.1 } },
+          { id: 'prod/db/ledger', schedule: { every: '30d' } },
+          { id: 'prod/db/batch', schedule: { every: '30d' }, bake: false },
+        ],
+      }),
+    );
+    const [payments, ledger, batch] = config.secrets;
+    expect(payments!.bake).toEqual({ windowMs: 5 * 60_000, minEvents: 50, minInstances: 3, maxFailureShare: 0.1, maxWindowMs: 20 * 60_000 });
+    expect(ledger!.bake).toEqual({ windowMs: 10 * 60_000, minEvents: 20, minInstances: 2, maxFailureShare: 0.2, maxWindowMs: 40 * 60_000 });
+    expect(batch!.bake).toBeUndefined();
+    expect(config.reports).toEqual({
+      port: 9466,
+      host: '0.0.0.0',
+      tokens: [{ name: 'payments', tokenFromEnv: 'PAYMENTS_REPORT_TOKEN', secrets: ['prod/db/payments*', 'prod/db/ledger'] }],
+    });
+    expect(parseConfig(withSecret({})).reports).toEqual({ port: 0, host: '0.0.0.0', tokens: [] });
+  });
+
+  it('refuses a bake that would not fit in grace, bad thresholds, and a window without a unit, naming both numbers', () => {
+    expect(messages(withSecret({ grace: '5m', bake: { window: '10m' } }))).toEqual([
+      'secrets[0].bake.window: 10m is longer than grace (5m): the bake must fit in grace, while the previous credential still works',
+    ]);
+    expect(messages(stringify({ defaults: { grace: '1h', bake: { window: '10m' } }, secrets: [{ id: 'a', schedule: { every: '30d' }, grace: '5m' }] }))).toEqual([
+      'secrets[0].grace: 5m is shorter than defaults.bake.window (10m): the bake must fit in grace',
+    ]);
+    expect(messages(withSecret({ grace: '1h', bake: { window: 600, maxFailureShare: 20, minEvents: 0, maxWindow: '1m' } }))).toEqual([
+      'secrets[0].bake.window: 600 has no unit (examples: 90s, 15m, 1h30m, 30d)',
+      'secrets[0].bake.maxFailureShare: expected a share from 0 to below 1 (0.2 for 20 %), got 20',
+      'secrets[0].bake.minEvents: expected a whole number from 1 to 1000000, got 0',
+    ]);
+    expect(messages(withSecret({ bake: { minEvents: 5 } }))).toEqual(['secrets[0].bake.window: is required']);
+  });
+
+  it('refuses an endpoint without tokens, tokens written inline, and scopes with a * inside', () => {
+    expect(messages(withSecret({}, { reports: { port: 9466 } }))).toEqual([
+      'reports.tokens: is required when reports.port is set: the endpoint takes reports only with a token',
+    ]);
+    expect(messages(withSecret({}, { reports: { port: 9466, tokens: [{ name: 'app', token: 'abc', secrets: ['prod/*/db'] }] } }))).toEqual([
+      'reports.tokens[0].token: unknown key',
+      'reports.tokens[0].secrets[0]: "prod/*/db" is not a secret id or a prefix ending in *',
+      'reports.tokens[0].tokenFromEnv: is required (the environment variable holding the token: tokens are never written in rotor.yaml)',
+      'reports.tokens: is required when reports.port is set: the endpoint takes reports only with a token',
+    ]);
   });
 });

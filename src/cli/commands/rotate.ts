@@ -1,5 +1,6 @@
 import { readEnv } from '../../config/env';
 import { parseDuration } from '../../shared/duration';
+import type { RotationInput } from '../../shared/types';
 import { ExitCode } from '../exit-codes';
 import { operator, out, outJson, reportOutcome, scheduleManager } from '../context';
 import { createTimelinePrinter } from '../render';
@@ -18,12 +19,12 @@ export async function rotateCommand(secretId: string, opts: RotateCommandOptions
   const env = readEnv();
   const graceOverride = opts.grace === undefined ? undefined : parseDuration(opts.grace, '--grace');
   const { rotor, schedules } = await scheduleManager();
-  const settings = await schedules.rotationSettings(secretId);
-  const started = await rotor.rotate(secretId, {
-    ...settings,
-    graceMs: graceOverride ?? settings?.graceMs ?? env.ROTOR_DEFAULT_GRACE,
-    trigger: { kind: 'cli', by: operator() },
-  });
+  const { bake, ...settings }: Partial<RotationInput> = (await schedules.rotationSettings(secretId)) ?? {};
+  const graceMs = graceOverride ?? settings.graceMs ?? env.ROTOR_DEFAULT_GRACE;
+  // A grace shorter than the bake window is an operator's call for speed (a leaked credential): no bake then.
+  const baked = bake && bake.windowMs <= graceMs ? { bake } : {};
+  if (bake && !baked.bake && !opts.json) out(`note: --grace ${opts.grace} is shorter than the bake window: this rotation does not bake`);
+  const started = await rotor.rotate(secretId, { ...settings, ...baked, graceMs, trigger: { kind: 'cli', by: operator() } });
   const ui = rotor.uiLink(started.workflowId, started.runId);
   if (!opts.wait) {
     if (opts.json) outJson({ ...started, ui });
