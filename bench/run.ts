@@ -5,6 +5,9 @@
  * - rotations: N PostgreSQL secrets rotated at once through one in-process worker; wall time, rotation latency
  *   percentiles, per-step medians from the status query, and the worker's memory.
  *
+ * - consumers: an application on rotor/consumers under load while ROTOR_BENCH_LOAD_ROTATIONS (default 100) rotations
+ *   of each of the four strategies run back to back: requests served and failed, per version, beside the control.
+ *
  * - apply: `rotor apply` of a rotor.yaml with M secrets on the dev server (create, then a second apply that changes
  *   nothing), and the schedules' cleanup.
  *
@@ -15,12 +18,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
 import { ScheduleManager } from '../src/client';
+import { AwsSecretsManagerStore, SecretCache } from '../src/consumers';
 import { parseConfig } from '../src/config/rotor-config';
 import { generatePassword } from '../src/rotators/password-policy';
 import { scheduleIdFor } from '../src/shared/constants';
 import { createRotorWorker } from '../src/worker';
 import { createLogger, installRuntime } from '../src/worker/logger';
+import { rotatingBackend, staticBackend, strategySecrets } from '../test/helpers/backends';
 import { uniqueName } from '../test/helpers/env';
+import { serveUnderLoad } from '../test/helpers/load-app';
 import { createRole, createSecret, pgSecret, rotationClient, store } from '../test/helpers/stack';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -90,6 +96,59 @@ async function benchRotations(n: number) {
   };
 }
 
+/**
+ * An application on rotor/consumers (pooled queries and a login per request, over HTTP) under load while `n`
+ * rotations of each strategy run back to back, beside the same application reading its password at start.
+ */
+async function benchConsumers(n: number) {
+  installRuntime(createLogger('warn'));
+  const taskQueue = uniqueName('bench-consumers');
+  const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
+  const worker = await createRotorWorker({ connection, namespace: 'default', taskQueue, store });
+  const running = worker.run();
+  const rotor = await rotationClient(taskQueue);
+  const secretFor = strategySecrets('bench/consumers', new Set());
+  const results = [];
+  try {
+    for (const engine of ['postgres', 'mysql'] as const) {
+      for (const mode of ['single', 'alternating'] as const) {
+        const secretId = await secretFor(engine, mode);
+        const cache = new SecretCache({ store: new AwsSecretsManagerStore(), refreshIntervalMs: 10 * 60_000 });
+        const app = await serveUnderLoad(rotatingBackend(engine, cache, secretId));
+        const naive = await serveUnderLoad(await staticBackend(engine, secretId), 1);
+        const t0 = Date.now();
+        try {
+          for (let i = 0; i < n; i++) {
+            await rotor.rotate(secretId, { graceMs: 0 });
+            const outcome = await rotor.wait(secretId);
+            if (outcome.outcome !== 'completed') throw new Error(`${secretId}: ${outcome.outcome}`);
+          }
+        } finally {
+          await app.stop();
+          await naive.stop();
+        }
+        const perVersion = [...app.served.values()].sort((a, b) => a - b);
+        results.push({
+          strategy: `${engine}-${mode === 'single' ? 'single-user' : 'alternating-users'}`,
+          rotations: n,
+          wallMs: Date.now() - t0,
+          requests: app.total(),
+          failed: app.failures.length,
+          versionsServed: app.served.size,
+          requestsPerVersion: { min: perVersion[0], median: percentile(perVersion, 50), max: perVersion.at(-1) },
+          control: { requests: naive.total(), failed: naive.failures.length },
+        });
+      }
+    }
+  } finally {
+    worker.shutdown();
+    await running;
+    await connection.close();
+    await rotor.client.connection.close();
+  }
+  return results;
+}
+
 async function benchApply(m: number) {
   const taskQueue = uniqueName('bench-apply');
   const rotor = await rotationClient(taskQueue);
@@ -122,12 +181,20 @@ async function main(): Promise<void> {
   console.log(`  latency p50 ${rotations.latencyMs.p50} ms, p95 ${rotations.latencyMs.p95} ms, max ${rotations.latencyMs.max} ms`);
   console.log(`  step medians (ms): ${Object.entries(rotations.stepMedianMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   console.log(`  worker process RSS: ${rotations.workerRssMiB.before} MiB before, ${rotations.workerRssMiB.after} MiB after`);
+  const consumers = await benchConsumers(Number(process.env.ROTOR_BENCH_LOAD_ROTATIONS ?? 100));
+  for (const c of consumers) {
+    console.log(
+      `consumers, ${c.strategy}: ${c.rotations} rotations back to back in ${c.wallMs} ms; ${c.requests - c.failed} requests served, ${c.failed} failed, ` +
+        `under ${c.versionsServed} versions (per version min ${c.requestsPerVersion.min}, median ${c.requestsPerVersion.median}, max ${c.requestsPerVersion.max}); ` +
+        `password read at start: ${c.control.failed} of ${c.control.requests} failed`,
+    );
+  }
   const apply = await benchApply(Number(process.env.ROTOR_BENCH_SCHEDULES ?? 200));
   console.log(`apply: ${apply.schedules} schedules created in ${apply.createMs} ms; a second apply plans no change in ${apply.secondApplyMs} ms`);
   const out = path.resolve(__dirname, '../.bench');
   mkdirSync(out, { recursive: true });
   const file = path.join(out, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, passwords, rotations, apply }, null, 2));
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, passwords, rotations, consumers, apply }, null, 2));
   console.log(`results: ${path.relative(process.cwd(), file)}`);
 }
 

@@ -16,6 +16,7 @@ import { formatDuration } from '../shared/duration';
 import { InvalidInputError } from '../shared/errors';
 import { createRotorWorker } from '../worker';
 import { createLogger, installRuntime } from '../worker/logger';
+import { demoApplications, describeLoad } from './demo-apps';
 import { ExitCode } from './exit-codes';
 import { createTimelinePrinter } from './render';
 
@@ -49,9 +50,16 @@ export async function runDemo({ graceMs, write }: { graceMs: number; write: (lin
   const connection = await NativeConnection.connect(connectionOptions);
   const worker = await createRotorWorker({ connection, namespace, taskQueue: DEMO_TASK_QUEUE, store });
   const running = worker.run();
+  write('3. two applications under load, a pooled query and a login per request in turn: one on rotor/consumers, one that read its password at start');
+  const apps = demoApplications(store, DEMO_SECRET, oldLogin);
+  let appsStopped = false;
+  const stopApps = async () => {
+    if (!appsStopped) await apps.stop();
+    appsStopped = true;
+  };
   try {
     const rotor = await RotationClient.connect(DEMO_TASK_QUEUE);
-    write(`3. rotating ${DEMO_SECRET} with a grace period of ${formatDuration(graceMs)}`);
+    write(`4. rotating ${DEMO_SECRET} with a grace period of ${formatDuration(graceMs)}`);
     const t0 = Date.now();
     const started = await rotor.rotate(DEMO_SECRET, { graceMs, trigger: { kind: 'demo' } });
     const ui = rotor.uiLink(started.workflowId, started.runId);
@@ -63,21 +71,28 @@ export async function runDemo({ graceMs, write }: { graceMs: number; write: (lin
       return ExitCode.rotationNotCompleted;
     }
     write(`   completed in ${formatDuration(Date.now() - t0)}`);
+    // A moment of traffic after the rotation, then the applications stop.
+    await new Promise((r) => setTimeout(r, 1000));
+    await stopApps();
 
     const after = await store.getByStage(DEMO_SECRET, Stage.current);
     const pending = await store.getByStage(DEMO_SECRET, Stage.pending);
     const previous = await store.getByStage(DEMO_SECRET, Stage.previous);
     const newWorks = after ? await canLogIn(DEMO_SECRET, parsePostgresSecret(DEMO_SECRET, after.value)) : false;
     const oldWorks = await canLogIn(DEMO_SECRET, oldLogin);
-    write('4. checks');
+    write('5. checks');
     write(`   AWSCURRENT is now version ${after?.versionId}; it logs in: ${yes(newWorks)}`);
     write(`   the old password (version ${before.versionId}, now AWSPREVIOUS: ${yes(previous?.versionId === before.versionId)}) logs in: ${yes(oldWorks)}`);
     write(`   AWSPENDING left behind: ${pending ? `version ${pending.versionId}` : 'none'}`);
+    write(`   application on rotor/consumers: ${describeLoad(apps.rotating)}`);
+    write(`   application that read its password at start: ${describeLoad(apps.naive)}`);
+    const zeroFailed = apps.rotating.failures.length === 0 && apps.rotating.total() > 0;
     write('');
     write(`Temporal UI: ${ui}`);
     write('Stop the stack with: npm run stack -- down');
-    return newWorks && !oldWorks && !pending ? ExitCode.ok : ExitCode.rotationNotCompleted;
+    return newWorks && !oldWorks && !pending && zeroFailed ? ExitCode.ok : ExitCode.rotationNotCompleted;
   } finally {
+    await stopApps();
     worker.shutdown();
     await running;
     await connection.close();

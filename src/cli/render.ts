@@ -1,5 +1,5 @@
 import { formatDuration } from '../shared/duration';
-import type { RotationStatus, StepRecord } from '../shared/types';
+import type { BakeStatus, RotationStatus, StepRecord } from '../shared/types';
 
 const MARK: Record<string, string> = { ok: '✓', failed: '✗', running: '…' };
 
@@ -28,6 +28,7 @@ export function createTimelinePrinter(write: (line: string) => void): (status: R
       lastPhase = status.phase;
       if (status.phase === 'grace' && status.graceEndsAt) {
         write(`  ⧗ grace      until ${status.graceEndsAt}: rollback possible until then, then retire`);
+        if (status.bake) write(`  ⧗ bake       watching consumers' logins until ${status.bake.endsAt}`);
       }
       if (status.phase === 'awaiting-sessions') {
         write(`  ⧗ sessions   ${status.liveSessions ?? '?'} live on the previous login; retiring when they end (at the latest ${status.sessionsWaitEndsAt})`);
@@ -49,6 +50,7 @@ export function renderStatus(status: RotationStatus): string {
     `started    ${status.startedAt}`,
   ];
   if (status.graceEndsAt) lines.push(`grace end  ${status.graceEndsAt}`);
+  if (status.bake) lines.push(`bake       ${bakeLine(status.bake)}`);
   if (status.sessionsWaitEndsAt) lines.push(`sessions   ${status.liveSessions ?? '?'} live on the previous login; waiting until ${status.sessionsWaitEndsAt}`);
   if (status.endedAt) lines.push(`ended      ${status.endedAt}`);
   if (status.trigger) lines.push(`trigger    ${status.trigger.kind}${status.trigger.by ? ` by ${status.trigger.by}` : ''}`);
@@ -56,6 +58,16 @@ export function renderStatus(status: RotationStatus): string {
   if (status.lastError) lines.push(`last error ${status.lastError}`);
   if (status.steps.length > 0) lines.push('steps', ...status.steps.map(stepLine));
   return lines.join('\n');
+}
+
+/** The bake window in one line: its verdict or its end, and what consumers reported. Counts only. */
+export function bakeLine(bake: BakeStatus): string {
+  const { next, previous } = bake;
+  const when = bake.verdict ?? `open until ${bake.endsAt}${bake.extensions ? ` (extended ${bake.extensions}×)` : ''}`;
+  return (
+    `${when}; new version: ${next.successes} logins, ${next.failures} refused, from ${next.instances} instances; ` +
+    `previous: ${previous.successes} logins, ${previous.failures} refused`
+  );
 }
 
 /** A plain table: a header row and left-aligned columns, as `kubectl get` prints them. */

@@ -1,8 +1,58 @@
 import { createConnection, createPool } from 'mysql2/promise';
 import { Client, Pool } from 'pg';
 import { createRotatingMysqlPool, createRotatingPgPool, type LoginReporter, type SecretCache } from '../../src/consumers';
+import { uniqueName } from './env';
+import { newPassword } from './hygiene';
 import type { Backend } from './load-app';
-import { store } from './stack';
+import { createMysqlUser, mysqlSecret } from './mysql';
+import { adminSecret, createRole, createSecret, pgSecret, store, tagSecret } from './stack';
+
+export type Engine = 'postgres' | 'mysql';
+export type Mode = 'single' | 'alternating';
+
+/**
+ * A login and its secret for one of the four strategies; alternating ones (their master is the stack's admin,
+ * stored once per engine) retire the previous login by disabling it. Passwords join `seen`.
+ */
+export function strategySecrets(prefix: string, seen: Set<string>): (engine: Engine, mode: Mode) => Promise<string> {
+  const masters = new Map<Engine, Promise<string>>();
+  const master = (engine: Engine) => {
+    if (!masters.has(engine)) {
+      masters.set(
+        engine,
+        engine === 'postgres'
+          ? adminSecret(`${prefix}-pg-master`, 'ROTOR_PG_ADMIN_URL', pgSecret, seen)
+          : adminSecret(`${prefix}-mysql-master`, 'ROTOR_MYSQL_ADMIN_URL', mysqlSecret, seen),
+      );
+    }
+    return masters.get(engine)!;
+  };
+  return async (engine, mode) => {
+    const username = uniqueName(`rotor_load_${engine[0]}${mode[0]}`).replace(/-/g, '_').slice(0, 40);
+    const password = newPassword(seen);
+    const secretId = uniqueName(`${prefix.includes('/') ? prefix : `it/${prefix}`}-${engine}-${mode}`);
+    const extra = mode === 'alternating' ? { masterarn: await master(engine) } : {};
+    if (engine === 'postgres') {
+      await createRole(username, password);
+      await createSecret(secretId, pgSecret(username, password, extra));
+    } else {
+      await createMysqlUser(username, password);
+      await createSecret(secretId, mysqlSecret(username, password, extra));
+    }
+    if (mode === 'alternating') await tagSecret(secretId, { 'rotor:retire': 'disable-login', 'rotor:live-sessions': 'proceed' });
+    return secretId;
+  };
+}
+
+/** The application done right, for either engine. */
+export function rotatingBackend(engine: Engine, cache: SecretCache, secretId: string): Backend {
+  return engine === 'postgres' ? rotatingPg(cache, secretId) : rotatingMysql(cache, secretId);
+}
+
+/** The control, for either engine. */
+export function staticBackend(engine: Engine, secretId: string): Promise<Backend> {
+  return engine === 'postgres' ? staticPg(secretId) : staticMysql(secretId);
+}
 
 /** Connections that close quickly, so new logins happen all the time, as in a busy application. */
 const PG_CHURN = { max: 3, idleTimeoutMillis: 20, maxLifetimeSeconds: 1 };

@@ -8,6 +8,7 @@ import { AwsSecretsManagerStore, ConsumerReporter, SecretCache } from '../../src
 import type { BakePolicy } from '../../src/shared/bake';
 import type { RotationResult } from '../../src/shared/types';
 import { rotatingPg } from '../helpers/backends';
+import { runCli } from '../helpers/cli';
 import { uniqueName, until } from '../helpers/env';
 import { expectNoPasswords, newPassword, recordHistories } from '../helpers/hygiene';
 import { serveUnderLoad } from '../helpers/load-app';
@@ -37,6 +38,7 @@ const taskQueue = uniqueName('it-bake');
 const passwords = new Set<string>();
 /** Audit rows the tests read, for the hygiene check. */
 const auditRows: string[] = [];
+const outputs: string[] = [];
 const token = `report-token-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
 let auditDb: Awaited<ReturnType<typeof auditDatabase>>;
 let alerts: Awaited<ReturnType<typeof alertReceiver>>;
@@ -197,7 +199,7 @@ describe('a rotation with a bake window', () => {
     expect(kinds).not.toContain('auto-rollback');
   });
 
-  it('extends the bake when no consumer reports, retires nothing while it is open, and alerts when it ends inconclusive', async () => {
+  it('extends the bake when no consumer reports (rotor status shows it), retires nothing while it is open, and alerts when it ends inconclusive', async () => {
     const username = uniqueName('rotor_bake_quiet').replace(/-/g, '_');
     const password = newPassword(passwords);
     await createRole(username, password);
@@ -205,29 +207,31 @@ describe('a rotation with a bake window', () => {
     await createSecret(secretId, pgSecret(username, password, { masterarn: master }));
     await tagSecret(secretId, { 'rotor:retire': 'disable-login', 'rotor:live-sessions': 'proceed' });
 
-    await rotor.rotate(secretId, { graceMs: 2000, bake: bake(2000, 8000), reporting: oncall });
+    await rotor.rotate(secretId, { graceMs: 2000, bake: bake(2000, 12_000), reporting: oncall });
     const extended = await waitForStatus(rotor, secretId, (s) => (s.bake?.extensions ?? 0) >= 2);
     // Past grace (2 s) and two windows: still in grace, the previous login still works.
     expect(extended.phase).toBe('grace');
     expect(Date.parse(extended.bake!.endsAt) - Date.parse(extended.graceEndsAt!)).toBeGreaterThanOrEqual(4000);
     expect(await logsIn(username, password)).toBe(true);
+    const shown = await runCli(taskQueue, ['status', secretId], {}, outputs);
+    expect(shown.stdout).toMatch(/bake {7}open until \S+ \(extended \d×\); new version: 0 logins, 0 refused, from 0 instances/);
 
     const outcome = await ended(secretId);
     await rememberPasswords(secretId, passwords);
     expect(outcome.outcome).toBe('completed');
-    expect(outcome.status.bake).toMatchObject({ verdict: 'inconclusive', extensions: 3 });
+    expect(outcome.status.bake).toMatchObject({ verdict: 'inconclusive', extensions: 5 });
     expect(await logsIn(username, password)).toBe(false);
     const events = await auditDb.trail(secretId, (e) => e.some((x) => x.kind === 'alert-sent'));
     auditRows.push(JSON.stringify(events));
     const kinds = events.map((e) => e.kind);
-    expect(kinds.filter((k) => k === 'bake-extended')).toHaveLength(3);
+    expect(kinds.filter((k) => k === 'bake-extended')).toHaveLength(5);
     expect(kinds).toContain('bake-inconclusive');
     expect((await alerts.alertFor(secretId, 'bake-inconclusive')).body.rotor.message).toContain('too few consumer reports');
   });
 
   it('leaves no password in histories, worker logs or audit rows', async () => {
     expect(auditRows).toHaveLength(3);
-    await expectNoPasswords(rotor.client, taskQueue, passwords, 'it/bake-', [...auditRows, ...alerts.received.map((r) => r.raw)]);
+    await expectNoPasswords(rotor.client, taskQueue, passwords, 'it/bake-', [...auditRows, ...outputs, ...alerts.received.map((r) => r.raw)]);
     await recordHistories(rotor.client, taskQueue, ['it/bake-storm', 'it/bake-noisy', 'it/bake-quiet']);
   });
 });

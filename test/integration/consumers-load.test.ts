@@ -1,42 +1,16 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AwsSecretsManagerStore, SecretCache } from '../../src/consumers';
-import { AUTH_FAILURES, rotatingMysql, rotatingPg, staticMysql, staticPg } from '../helpers/backends';
-import { uniqueName } from '../helpers/env';
-import { expectNoPasswords, newPassword } from '../helpers/hygiene';
-import { serveUnderLoad, type Backend } from '../helpers/load-app';
-import { createMysqlUser, mysqlSecret } from '../helpers/mysql';
+import { AUTH_FAILURES, rotatingBackend, staticBackend, strategySecrets } from '../helpers/backends';
+import { expectNoPasswords } from '../helpers/hygiene';
+import { serveUnderLoad } from '../helpers/load-app';
 import { rotateToCompletion, useWorkerRig } from '../helpers/rig';
-import { adminSecret, createRole, createSecret, pgSecret, store, tagSecret } from '../helpers/stack';
+import { store } from '../helpers/stack';
 
 const rig = useWorkerRig('it-consumers-load');
 const passwords = new Set<string>();
 const ROTATIONS = 20;
-const RETIRE = { 'rotor:retire': 'disable-login', 'rotor:live-sessions': 'proceed' };
 
-let pgMaster: string;
-let mysqlMaster: string;
-
-/** A login and its secret for one of the four strategies, alternating ones retiring by disable-login. */
-async function secretFor(engine: 'postgres' | 'mysql', mode: 'single' | 'alternating'): Promise<string> {
-  const username = uniqueName(`rotor_load_${engine[0]}${mode[0]}`).replace(/-/g, '_').slice(0, 40);
-  const password = newPassword(passwords);
-  const secretId = uniqueName(`it/consumers-load-${engine}-${mode}`);
-  const extra = mode === 'alternating' ? { masterarn: engine === 'postgres' ? pgMaster : mysqlMaster } : {};
-  if (engine === 'postgres') {
-    await createRole(username, password);
-    await createSecret(secretId, pgSecret(username, password, extra));
-  } else {
-    await createMysqlUser(username, password);
-    await createSecret(secretId, mysqlSecret(username, password, extra));
-  }
-  if (mode === 'alternating') await tagSecret(secretId, RETIRE);
-  return secretId;
-}
-
-beforeAll(async () => {
-  pgMaster = await adminSecret('consumers-load-pg-master', 'ROTOR_PG_ADMIN_URL', pgSecret, passwords);
-  mysqlMaster = await adminSecret('consumers-load-mysql-master', 'ROTOR_MYSQL_ADMIN_URL', mysqlSecret, passwords);
-});
+const secretFor = strategySecrets('consumers-load', passwords);
 
 describe(`an application on rotor/consumers, under load while ${ROTATIONS} rotations run back to back`, () => {
   for (const engine of ['postgres', 'mysql'] as const) {
@@ -45,8 +19,8 @@ describe(`an application on rotor/consumers, under load while ${ROTATIONS} rotat
         const secretId = await secretFor(engine, mode);
         // A long refresh interval: the pools must notice rotations from refused logins, not from polling.
         const cache = new SecretCache({ store: new AwsSecretsManagerStore(), refreshIntervalMs: 10 * 60_000 });
-        const rotating: Backend = engine === 'postgres' ? rotatingPg(cache, secretId) : rotatingMysql(cache, secretId);
-        const control: Backend = engine === 'postgres' ? await staticPg(secretId) : await staticMysql(secretId);
+        const rotating = rotatingBackend(engine, cache, secretId);
+        const control = await staticBackend(engine, secretId);
         const first = (await store.getByStage(secretId, 'AWSCURRENT'))!.versionId;
 
         const app = await serveUnderLoad(rotating);
