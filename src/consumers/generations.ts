@@ -28,6 +28,17 @@ export interface GenerationOptions {
   maxFailedLogins?: number;
   backoffMs?: number;
   reporter?: LoginReporter;
+  /** Connections older than this are closed when released (optional), each at its own jittered age. */
+  maxLifetimeMs?: number;
+  /** Spread of `maxLifetimeMs`, as a share of it (default 0.1: ±10 %), so connections do not all reconnect at once. */
+  lifetimeJitter?: number;
+}
+
+/** A lifetime drawn for one connection (or pool) from `maxLifetimeMs` and its jitter; undefined without one. */
+export function jitteredLifetimeMs(options: Pick<GenerationOptions, 'maxLifetimeMs' | 'lifetimeJitter'>, random = Math.random): number | undefined {
+  if (options.maxLifetimeMs === undefined) return undefined;
+  const jitter = Math.min(Math.max(options.lifetimeJitter ?? 0.1, 0), 0.5);
+  return Math.max(1, options.maxLifetimeMs * (1 + jitter * (2 * random() - 1)));
 }
 
 /** The pool of one credential generation: one version of the secret, one login. */

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type * as Mysql from 'mysql2/promise';
 import type { FieldPacket, PoolConnection, PoolOptions, QueryOptions, QueryResult } from 'mysql2/promise';
-import { Generations, peer, type GenerationOptions, type PoolDriver } from './generations';
+import { Generations, jitteredLifetimeMs, peer, type GenerationOptions, type PoolDriver } from './generations';
 
 /** MySQL/MariaDB refusing a login: access denied (1045), or an account locked (MySQL 3118, MariaDB 4151). */
 const AUTH_ERRNOS = new Set([1045, 3118, 4151]);
@@ -20,8 +20,12 @@ export interface RotatingMysqlPoolOptions extends GenerationOptions {
   backoffMs?: number;
 }
 
-function mysqlDriver(emitter: EventEmitter, config: RotatingMysqlPoolOptions['pool']): PoolDriver<Mysql.Pool> {
+function mysqlDriver(emitter: EventEmitter, options: RotatingMysqlPoolOptions): PoolDriver<Mysql.Pool> {
   const mysql = peer<typeof Mysql>('mysql2/promise', 'createRotatingMysqlPool');
+  const config = options.pool;
+  /** When each connection is due to close, drawn per connection; it closes at its first release after that. */
+  const expiresAt = new WeakMap<object, number>();
+  const core = (connection: object) => (connection as { connection?: object }).connection ?? connection;
   return {
     open(login, onLogin) {
       const pool = mysql.createPool({
@@ -33,11 +37,16 @@ function mysqlDriver(emitter: EventEmitter, config: RotatingMysqlPoolOptions['po
         ...(login.dbname ? { database: login.dbname } : {}),
       });
       pool.on('connection', (connection) => {
+        const lifetimeMs = jitteredLifetimeMs(options);
+        if (lifetimeMs !== undefined) expiresAt.set(core(connection), Date.now() + lifetimeMs);
         onLogin();
         emitter.emit('connection', connection);
       });
       pool.on('acquire', (connection) => emitter.emit('acquire', connection));
-      pool.on('release', (connection) => emitter.emit('release', connection));
+      pool.on('release', (connection) => {
+        emitter.emit('release', connection);
+        if (Date.now() >= (expiresAt.get(core(connection)) ?? Infinity)) connection.destroy();
+      });
       pool.on('enqueue', () => emitter.emit('enqueue'));
       return pool;
     },
@@ -55,7 +64,8 @@ function mysqlDriver(emitter: EventEmitter, config: RotatingMysqlPoolOptions['po
  * A drop-in `mysql2/promise` pool that follows rotations, as RotatingPgPool does for node-postgres: a pool per
  * credential generation, checked with one connection before the switch; the old generation ends once none of its
  * connections is checked out. A refused login (1045, or a locked account) triggers one single-flight refetch, then
- * AWSPENDING, then one retry; failed logins in a row are capped with a backoff. Events: `connection`, `acquire`,
+ * AWSPENDING, then one retry; failed logins in a row are capped with a backoff. With `maxLifetimeMs`, a connection
+ * older than its own jittered lifetime closes when it is released. Events: `connection`, `acquire`,
  * `release`, `enqueue` as mysql2's, and `generation` on each switch. `mysql2` is a peer dependency, loaded on the
  * first pool.
  *
@@ -72,7 +82,7 @@ export class RotatingMysqlPool extends EventEmitter {
 
   constructor(options: RotatingMysqlPoolOptions) {
     super();
-    this.#generations = new Generations(options, mysqlDriver(this, options.pool), (g) => this.emit('generation', { versionId: g.versionId, username: g.username }));
+    this.#generations = new Generations(options, mysqlDriver(this, options), (g) => this.emit('generation', { versionId: g.versionId, username: g.username }));
   }
 
   /** The version id and login of the generation new connections use. */

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type * as Pg from 'pg';
 import type { PoolClient, PoolConfig, QueryConfig, QueryResult, QueryResultRow } from 'pg';
-import { Generations, peer, type GenerationOptions, type PoolDriver } from './generations';
+import { Generations, jitteredLifetimeMs, peer, type GenerationOptions, type PoolDriver } from './generations';
 
 /** PostgreSQL refusing a login: a wrong password (28P01), or a role that may not log in (28000). */
 const AUTH_CODES = new Set(['28P01', '28000']);
@@ -23,12 +23,17 @@ export interface RotatingPgPoolOptions extends GenerationOptions {
   backoffMs?: number;
 }
 
-function pgDriver(emitter: EventEmitter, config: RotatingPgPoolOptions['pool']): PoolDriver<Pg.Pool> {
+function pgDriver(emitter: EventEmitter, options: RotatingPgPoolOptions): PoolDriver<Pg.Pool> {
   const { Pool } = peer<typeof Pg>('pg', 'createRotatingPgPool');
+  const config = options.pool;
   return {
     open(login, onLogin) {
+      // pg's own lifetime (whole seconds) closes idle connections and busy ones on release; the jitter is drawn per
+      // generation, so the instances of a fleet do not reconnect in step.
+      const lifetimeMs = config?.maxLifetimeSeconds === undefined ? jitteredLifetimeMs(options) : undefined;
       const pool = new Pool({
         ...config,
+        ...(lifetimeMs !== undefined ? { maxLifetimeSeconds: Math.max(1, Math.round(lifetimeMs / 1000)) } : {}),
         host: login.host,
         port: login.port === undefined ? 5432 : Number(login.port),
         user: login.username,
@@ -60,7 +65,8 @@ function pgDriver(emitter: EventEmitter, config: RotatingPgPoolOptions['pool']):
  * checked with one connection before the switch, then the old pool closes its idle connections at once and its busy
  * ones when they are released. A refused login (28P01/28000) triggers one single-flight refetch, then a try with
  * AWSPENDING (the window between a rotation's `set` and `finish`), then the query is retried once; failed logins in a
- * row are capped with a backoff. Events: `connect`, `acquire`, `release`, `remove`, `error` as pg.Pool's, and
+ * row are capped with a backoff. `maxLifetimeMs` (with `lifetimeJitter`) sets pg's `maxLifetimeSeconds`, drawn per
+ * generation. Events: `connect`, `acquire`, `release`, `remove`, `error` as pg.Pool's, and
  * `generation` ({ versionId, username }) on each switch. `pg` is a peer dependency, loaded on the first pool.
  *
  * @example
@@ -76,7 +82,7 @@ export class RotatingPgPool extends EventEmitter {
 
   constructor(options: RotatingPgPoolOptions) {
     super();
-    this.#generations = new Generations(options, pgDriver(this, options.pool), (g) => this.emit('generation', { versionId: g.versionId, username: g.username }));
+    this.#generations = new Generations(options, pgDriver(this, options), (g) => this.emit('generation', { versionId: g.versionId, username: g.username }));
   }
 
   /** The version id and login of the generation new connections use. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AwsSecretsManagerStore, SecretCache } from '../../src/consumers';
+import { AwsSecretsManagerStore, createRotatingMysqlPool, createRotatingPgPool, SecretCache } from '../../src/consumers';
 import { AUTH_FAILURES, rotatingBackend, staticBackend, strategySecrets } from '../helpers/backends';
 import { expectNoPasswords } from '../helpers/hygiene';
 import { serveUnderLoad } from '../helpers/load-app';
@@ -47,6 +47,41 @@ describe(`an application on rotor/consumers, under load while ${ROTATIONS} rotat
         expect(naive.failures.filter((code) => !AUTH_FAILURES.has(code))).toEqual([]);
       });
     }
+  }
+
+  for (const engine of ['postgres', 'mysql'] as const) {
+    it(`${engine}: maxLifetimeMs closes busy connections once they are older than their lifetime, without a failed query`, async () => {
+      const secretId = await secretFor(engine, 'single');
+      const cache = new SecretCache({ store: new AwsSecretsManagerStore() });
+      const logins = async (maxLifetimeMs?: number) => {
+        const lifetime = maxLifetimeMs === undefined ? {} : { maxLifetimeMs, lifetimeJitter: 0.2 };
+        let count = 0;
+        let query: () => Promise<unknown>;
+        let pool: { end(): Promise<void> };
+        if (engine === 'postgres') {
+          const pg = createRotatingPgPool({ cache, secretId, pool: { max: 1, idleTimeoutMillis: 60_000 }, ...lifetime });
+          pg.on('connect', () => count++);
+          [pool, query] = [pg, () => pg.query('SELECT 1')];
+        } else {
+          const mysql = createRotatingMysqlPool({ cache, secretId, pool: { connectionLimit: 1, maxIdle: 1, idleTimeout: 60_000 }, ...lifetime });
+          mysql.on('connection', () => count++);
+          [pool, query] = [mysql, () => mysql.query('SELECT 1')];
+        }
+        const until = Date.now() + 3500;
+        try {
+          while (Date.now() < until) {
+            await query();
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        } finally {
+          await pool.end();
+        }
+        return count;
+      };
+      // The probe before the first switch is a login too: one generation, one pool, without a lifetime 2 logins.
+      expect(await logins()).toBeLessThanOrEqual(2);
+      expect(await logins(1000)).toBeGreaterThanOrEqual(4);
+    });
   }
 
   it('leaves no password in histories or worker logs', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SecretCache, type LoginEvent } from '../../src/consumers';
-import { Generations, type PoolDriver } from '../../src/consumers/generations';
+import { Generations, jitteredLifetimeMs, type PoolDriver } from '../../src/consumers/generations';
 import { InMemorySecretStore } from '../../src/stores/in-memory';
 
 /** A fake driver (unit test only): a "pool" is its password; the "database" accepts one password at a time. */
@@ -79,5 +79,15 @@ describe('Generations (the rotating pools, driver-neutral)', () => {
     await t.store.moveStage('s', 'AWSCURRENT', 'v3');
     await t.store.removeStage('s', 'AWSPENDING', 'v3');
     expect(await t.query().catch(() => t.query())).toBe('p3');
+  });
+});
+
+describe('jitteredLifetimeMs', () => {
+  it('spreads a lifetime by at most the jitter, and is absent without one', () => {
+    expect(jitteredLifetimeMs({})).toBeUndefined();
+    expect(jitteredLifetimeMs({ maxLifetimeMs: 1000, lifetimeJitter: 0.2 }, () => 0)).toBe(800);
+    expect(jitteredLifetimeMs({ maxLifetimeMs: 1000, lifetimeJitter: 0.2 }, () => 1)).toBe(1200);
+    expect(jitteredLifetimeMs({ maxLifetimeMs: 1000 }, () => 0.5)).toBe(1000);
+    expect(jitteredLifetimeMs({ maxLifetimeMs: 1000, lifetimeJitter: 5 }, () => 0)).toBe(500);
   });
 });
