@@ -1,6 +1,9 @@
+import path from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // The examples import rotor as a user does; in this repository that is the source (tsx reads tsconfig's paths).
+  resolve: { alias: { 'rotor/rotators': path.resolve('src/rotators/index.ts'), 'rotor/worker': path.resolve('src/worker/index.ts') } },
   test: {
     // The Temporal native bridge crashes under worker threads: forks only.
     pool: 'forks',

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # rotor's local stack: installs what is missing and runs, on loopback, the Temporal dev server (with the Web UI
-# and rotor's search attributes), moto as the Secrets Manager API, PostgreSQL and MariaDB; installs the Temporal
+# and rotor's search attributes), moto as the Secrets Manager API, PostgreSQL, MariaDB and Redis (the target of
+# the custom-rotator example); installs the Temporal
 # time-skipping test server that workflow tests spawn.
 #
 #   scripts/stack.sh up | down | status | env | exec -- <command...>
 #
 # Everything lives in .rotor-stack/ (git-ignored). `up` is idempotent. A service given through the environment
-# (TEMPORAL_ADDRESS, AWS_ENDPOINT_URL_SECRETS_MANAGER, ROTOR_PG_ADMIN_URL, ROTOR_MYSQL_ADMIN_URL, ROTOR_AUDIT_URL) is used as it is and
+# (TEMPORAL_ADDRESS, AWS_ENDPOINT_URL_SECRETS_MANAGER, ROTOR_PG_ADMIN_URL, ROTOR_MYSQL_ADMIN_URL, ROTOR_AUDIT_URL,
+# ROTOR_REDIS_ADMIN_URL) is used as it is and
 # not started.
 set -euo pipefail
 
@@ -21,6 +23,7 @@ TEMPORAL_UI_PORT="${ROTOR_STACK_TEMPORAL_UI_PORT:-8233}"
 MOTO_PORT="${ROTOR_STACK_MOTO_PORT:-5055}"
 PG_PORT="${ROTOR_STACK_PG_PORT:-55432}"
 MYSQL_PORT="${ROTOR_STACK_MYSQL_PORT:-53306}"
+REDIS_PORT="${ROTOR_STACK_REDIS_PORT:-56379}"
 PG_VERSION_WANTED=15
 
 # Versions pinned so that every machine runs the same servers.
@@ -104,6 +107,13 @@ install_mariadb() {
   [[ -x /usr/sbin/mariadbd ]] && command -v mariadb >/dev/null && command -v mariadb-install-db >/dev/null && return
   # The core packages only: the server binaries without a system service that would start on port 3306.
   apt_install mariadb-server-core mariadb-client-core
+}
+
+# Debian's redis-tools carries the server binary (redis-server is a name for redis-check-rdb) without a system
+# service that would start on port 6379.
+install_redis() {
+  [[ -x /usr/bin/redis-check-rdb ]] && command -v redis-cli >/dev/null && return
+  apt_install redis-tools
 }
 
 # ---------------------------------------------------------------------------------------------------- services
@@ -223,6 +233,26 @@ start_mariadb() {
     "CREATE USER IF NOT EXISTS 'rotor_admin'@'%' IDENTIFIED BY '$pw'; GRANT ALL ON *.* TO 'rotor_admin'@'%' WITH GRANT OPTION;"
 }
 
+redis_admin_password() {
+  local f="$STATE/redis-admin-password"
+  [[ -s "$f" ]] || { mkdir -p "$STATE"; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$f"; chmod 600 "$f"; }
+  cat "$f"
+}
+
+# Redis in memory only (no snapshots), on loopback, its `default` user the admin with a password of the stack's own.
+start_redis() {
+  if [[ -n "${ROTOR_REDIS_ADMIN_URL:-}" ]]; then log "Redis given by ROTOR_REDIS_ADMIN_URL"; return; fi
+  if pid_alive redis; then return; fi
+  port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by another process; set ROTOR_STACK_REDIS_PORT"
+  local dir="$STATE/redis" pw; pw=$(redis_admin_password)
+  mkdir -p "$dir"
+  ln -sf /usr/bin/redis-check-rdb "$dir/redis-server"
+  log "starting Redis on 127.0.0.1:$REDIS_PORT"
+  start_daemon redis "$dir/redis-server" --port "$REDIS_PORT" --bind 127.0.0.1 --requirepass "$pw" \
+    --save "" --appendonly no --dir "$dir" --daemonize no --protected-mode yes
+  wait_for redis 30 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --no-auth-warning -a "$pw" ping
+}
+
 stop_postgres() {
   [[ -n "${ROTOR_PG_ADMIN_URL:-}" ]] && return
   local bin dir; bin=$(pg_bindir) || return 0; dir=$(pg_dir)
@@ -257,6 +287,11 @@ print_env() {
   else
     echo "export ROTOR_MYSQL_ADMIN_URL=mysql://rotor_admin:$(mysql_admin_password)@127.0.0.1:$MYSQL_PORT/mysql"
   fi
+  if [[ -n "${ROTOR_REDIS_ADMIN_URL:-}" ]]; then
+    echo "export ROTOR_REDIS_ADMIN_URL=$ROTOR_REDIS_ADMIN_URL"
+  else
+    echo "export ROTOR_REDIS_ADMIN_URL=redis://default:$(redis_admin_password)@127.0.0.1:$REDIS_PORT"
+  fi
   [[ -n "${ROTOR_MOTO_PID:-}" ]] || { pid_alive moto && echo "export ROTOR_MOTO_PID=$(cat "$RUN/moto.pid")"; } || true
 }
 
@@ -283,6 +318,10 @@ status() {
   elif pid_alive mariadb; then s="running on 127.0.0.1:$MYSQL_PORT (pid $(cat "$RUN/mariadb.pid"))"
   else s="stopped"; fi
   printf '%-20s %s\n' "mariadb" "$s"
+  if [[ -n "${ROTOR_REDIS_ADMIN_URL:-}" ]]; then s="given (ROTOR_REDIS_ADMIN_URL)"
+  elif pid_alive redis; then s="running on 127.0.0.1:$REDIS_PORT (pid $(cat "$RUN/redis.pid"))"
+  else s="stopped"; fi
+  printf '%-20s %s\n' "redis" "$s"
 }
 
 up() {
@@ -291,11 +330,13 @@ up() {
   install_python_tools
   install_postgres
   install_mariadb
+  install_redis
   start_temporal
   start_moto
   start_postgres
   create_audit_database
   start_mariadb
+  start_redis
   log "stack is up (npm run stack -- status | env | down)"
 }
 
@@ -303,6 +344,7 @@ down() {
   stop_daemon temporal
   stop_daemon moto
   stop_daemon mariadb
+  stop_daemon redis
   stop_postgres
 }
 

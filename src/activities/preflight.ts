@@ -36,7 +36,7 @@ export function createPreflightActivities(deps: ActivityDeps) {
       return step('setup', secretId, undefined, async () => {
         const current = await store.getByStage(secretId, Stage.current);
         if (!current) throw new InvalidInputError(`secret ${secretId} has no ${Stage.current} version`);
-        const kind = selectRotatorKind(secretId, current.value, (await store.describe(secretId)).tags);
+        const kind = selectRotatorKind(secretId, current.value, (await store.describe(secretId)).tags, deps.rotators);
         const rotator = rotatorFor(secretId, kind);
         if (!rotator.setup) throw new InvalidInputError(`secret ${secretId} rotates with ${kind}, which needs no setup (rotor setup applies to PostgreSQL alternating users)`);
         const value = rotator.parse(secretId, current.value);
@@ -70,7 +70,7 @@ export function createPreflightActivities(deps: ActivityDeps) {
 
       const tags = overrides?.strategy ? { ...description.tags, [STRATEGY_TAG]: overrides.strategy } : description.tags;
       const parsed = await run('shape', () => {
-        const kind = selectRotatorKind(secretId, current.value, tags);
+        const kind = selectRotatorKind(secretId, current.value, tags, deps.rotators);
         const rotator = rotatorFor(secretId, kind);
         return { kind, rotator, value: rotator.parse(secretId, current.value) };
       }, ({ kind }) => `valid for ${kind}`);

@@ -59,7 +59,7 @@ export function createRotationSteps(deps: ActivityDeps) {
         if (!current) throw new StoreConflictError(secretId, `has no ${Stage.current} version in ${store.description}`);
         const description = await store.describe(secretId);
         const tags = overrides?.strategy ? { ...description.tags, [STRATEGY_TAG]: overrides.strategy } : description.tags;
-        const kind: RotatorKind = selectRotatorKind(secretId, current.value, tags);
+        const kind: RotatorKind = selectRotatorKind(secretId, current.value, tags, deps.rotators);
         const rotator = rotatorFor(secretId, kind);
         const currentValue = rotator.parse(secretId, current.value);
         const previousVersionId = versionWithStage(description, Stage.previous);
@@ -93,7 +93,7 @@ export function createRotationSteps(deps: ActivityDeps) {
         const current = await store.getByStage(secretId, Stage.current);
         if (!current) throw new StoreConflictError(secretId, `has no ${Stage.current} version in ${store.description}`);
         const description = await store.describe(secretId);
-        const kind: RotatorKind = selectRotatorKind(secretId, current.value, description.tags);
+        const kind: RotatorKind = selectRotatorKind(secretId, current.value, description.tags, deps.rotators);
         const rotator = rotatorFor(secretId, kind);
         const currentValue = rotator.parse(secretId, current.value);
         const previousVersionId = versionWithStage(description, Stage.previous);

@@ -16,7 +16,7 @@
  *   };
  */
 export type { Rotator, RotatorContext } from './rotator';
-export { rotators, selectRotatorKind, STRATEGY_TAG, type RotatorKind, type RotatorRegistry } from './registry';
+export { ROTATOR_TAG, rotators, selectRotatorKind, STRATEGY_TAG, withRotators, type RotatorKind, type RotatorRegistry } from './registry';
 export { postgresSingleUser, parsePostgresSecret, POSTGRES_ENGINES, type PostgresSecret } from './postgres-single-user';
 export { postgresAlternatingUsers, parsePostgresAlternatingSecret, type PostgresAlternatingSecret } from './postgres-alternating-users';
 export { mysqlSingleUser, parseMysqlSecret, MYSQL_ENGINES, type MysqlSecret } from './mysql-single-user';
@@ -31,6 +31,7 @@ export {
   CredentialsRejectedError,
   InvalidSecretError,
   StoreConflictError,
+  TargetRejectedError,
   TestFailedError,
   UnavailableError,
 } from '../shared/errors';

@@ -17,7 +17,14 @@ export interface RotatorContext {
  * Values (`S`) never leave the rotator and the activity that called it; methods return short outcome words.
  */
 export interface Rotator<S = unknown> {
+  /** The rotator's name, as status, metrics and audit rows show it: 1 to 63 of a-z, 0-9 and -. */
   readonly kind: string;
+
+  /**
+   * The secret JSON `engine` values this rotator handles, for rotators a team registers (`withRotators`): a secret
+   * with such an engine gets this rotator without a `rotor:rotator` tag.
+   */
+  readonly engines?: readonly string[];
 
   /** Validates a secret's JSON. Throws InvalidSecretError naming each problem, or UnsupportedEngineError. */
   parse(secretId: string, raw: string): S;

@@ -17,7 +17,7 @@ export interface WorkerRig {
  * Starts the worker and the client before the file's tests and stops both after them. `holdDir` lets tests hold a
  * step (see faulty-rotators); `env` is read when the worker starts, so it may depend on what other hooks set up.
  */
-export function useWorkerRig(prefix: string, options: { holdDir?: string; env?: () => NodeJS.ProcessEnv } = {}): WorkerRig {
+export function useWorkerRig(prefix: string, options: { holdDir?: string; env?: () => NodeJS.ProcessEnv; main?: string } = {}): WorkerRig {
   const taskQueue = uniqueName(prefix);
   let worker: WorkerProcess | undefined;
   let rotor: RotationClient | undefined;
@@ -26,7 +26,7 @@ export function useWorkerRig(prefix: string, options: { holdDir?: string; env?: 
     return value;
   };
   beforeAll(async () => {
-    worker = await WorkerProcess.start(taskQueue, options.holdDir, options.env?.() ?? {});
+    worker = await WorkerProcess.start(taskQueue, options.holdDir, options.env?.() ?? {}, options.main);
     rotor = await rotationClient(taskQueue);
   });
   afterAll(async () => {

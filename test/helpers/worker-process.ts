@@ -12,8 +12,9 @@ export class WorkerProcess {
 
   private constructor(private readonly child: ChildProcess) {}
 
-  static async start(taskQueue: string, holdDir?: string, env: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, 'test/helpers/worker-main.ts')], {
+  /** `main` is the program the process runs (default: rotor's worker with the test faults). */
+  static async start(taskQueue: string, holdDir?: string, env: NodeJS.ProcessEnv = {}, main = 'test/helpers/worker-main.ts'): Promise<WorkerProcess> {
+    const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, main)], {
       cwd: ROOT,
       env: {
         ...process.env,

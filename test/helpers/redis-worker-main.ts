@@ -1,0 +1,33 @@
+/**
+ * A worker with the Redis ACL example and a copy of it whose test step fails for every password it made (selected
+ * with the tag `rotor:rotator=redis-acl-failing-test`), to prove the engine compensates a team's own rotator; the
+ * password compensation reinstates still passes the test that follows the restore.
+ */
+import { TestFailedError, withRotators } from '../../src/rotators';
+import { runWorker } from '../../src/worker';
+import { redisAclRotator } from '../../examples/redis-acl/redis-acl-rotator';
+
+const made = new Set<string>();
+const failing: typeof redisAclRotator = {
+  ...redisAclRotator,
+  kind: 'redis-acl-failing-test',
+  engines: [],
+  nextValue(secretId, current, policy) {
+    const next = redisAclRotator.nextValue(secretId, current, policy);
+    made.add(redisAclRotator.parse(secretId, next).password);
+    return next;
+  },
+  async test(secretId, value) {
+    if (made.has(value.password)) throw new TestFailedError(secretId, 'made to fail by the test');
+    await redisAclRotator.test(secretId, value);
+  },
+};
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+runWorker({ rotators: withRotators(redisAclRotator, failing) }).then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`worker failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+    process.exit(1);
+  },
+);
