@@ -53,7 +53,7 @@ export default tseslint.config(
             { group: ['**/activities', '**/activities/*'], allowTypeImports: true, message: 'import only the types of activities' },
             { group: ['**/config/*'], allowTypeImports: true, message: 'import only the types of the config' },
             {
-              group: ['**/stores/*', '**/rotators/*', '**/worker/*', '**/client/*', '**/cli/*', '**/audit/*', '**/alerts/*', '**/schedules/*'],
+              group: ['**/stores/*', '**/rotators/*', '**/credentials/*', '**/worker/*', '**/client/*', '**/cli/*', '**/audit/*', '**/alerts/*', '**/schedules/*'],
               message: 'workflow code must not import I/O layers',
             },
           ],

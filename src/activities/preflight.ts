@@ -91,7 +91,7 @@ export function createPreflightActivities(deps: ActivityDeps) {
       await run('pending', async () => {
         if (!pending || pending === current.versionId) return 'no stray AWSPENDING';
         const [stray] = await parsedVersions(secretId, parsed.rotator, [pending]);
-        const holds = stray ? await parsed.rotator.test(secretId, stray).then(() => true, () => false) : false;
+        const holds = stray ? await parsed.rotator.test(secretId, stray, context).then(() => true, () => false) : false;
         throw new InvalidInputError(
           `version ${pending} is AWSPENDING but not AWSCURRENT: a rotation that did not finish left it${holds ? ', and the database accepts its password' : ''}. ` +
             'The next rotation takes the label over' + (holds ? ' after setting the database back to AWSCURRENT' : '') +

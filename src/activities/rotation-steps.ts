@@ -25,7 +25,7 @@ export function createRotationSteps(deps: ActivityDeps) {
   /** True when `value` logs in to the target; a target that does not answer is an error, not a no. */
   async function logsIn(secretId: string, rotator: Rotator<unknown>, value: unknown): Promise<boolean> {
     try {
-      await onTarget(rotator, value, () => rotator.test(secretId, value));
+      await onTarget(rotator, value, () => rotator.test(secretId, value, context));
       return true;
     } catch (error) {
       if (error instanceof TestFailedError) return false;
@@ -153,7 +153,7 @@ export function createRotationSteps(deps: ActivityDeps) {
       return step('test', input.secretId, input.prepared.rotator, async () => {
         const rotator = rotatorFor(input.secretId, input.prepared.rotator);
         const pending = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.pending)).value);
-        await onTarget(rotator, pending, () => rotator.test(input.secretId, pending));
+        await onTarget(rotator, pending, () => rotator.test(input.secretId, pending, context));
         return { outcome: 'passed' };
       });
     },
@@ -238,7 +238,7 @@ export function createRotationSteps(deps: ActivityDeps) {
         try {
           outcome = await onTarget(rotator, want, async () => {
             const restored = await rotator.restore(secretId, { want, via }, context);
-            await rotator.test(secretId, want);
+            await rotator.test(secretId, want, context);
             return restored;
           });
         } catch (error) {

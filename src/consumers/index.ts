@@ -12,3 +12,13 @@ export { InMemorySecretStore } from '../stores/in-memory';
 export type { SecretStore, SecretDescription, StoredValue } from '../stores/secret-store';
 export { Stage } from '../shared/stages';
 export { ErrorType, RotorError } from '../shared/errors';
+export {
+  ApiKeyVerifier,
+  apiKeyMiddleware,
+  presentedApiKey,
+  type ApiKeyRefusal,
+  type ApiKeyVerdict,
+  type ApiKeyVerifierOptions,
+  type RegistryQuery,
+} from './api-key-verifier';
+export { generateApiKey, parseApiKey, MAX_API_KEY_LENGTH, type ApiKeyShapeProblem } from '../credentials/api-key';

@@ -21,6 +21,7 @@ export { postgresSingleUser, parsePostgresSecret, POSTGRES_ENGINES, type Postgre
 export { postgresAlternatingUsers, parsePostgresAlternatingSecret, type PostgresAlternatingSecret } from './postgres-alternating-users';
 export { mysqlSingleUser, parseMysqlSecret, MYSQL_ENGINES, type MysqlSecret } from './mysql-single-user';
 export { mysqlAlternatingUsers, parseMysqlAlternatingSecret, type MysqlAlternatingSecret } from './mysql-alternating-users';
+export { apiKeyRotator, parseApiKeySecret, API_KEY_ENGINE, type ApiKeySecret } from './api-key';
 export { singleUserRotator, type DatabaseLogin, type SingleUserDriver } from './single-user';
 export { generatePassword, resolvePasswordPolicy, DEFAULT_PASSWORD_POLICY } from './password-policy';
 export { retirementFromTags, RetirementTag, DEFAULT_RETIREMENT } from './retirement';

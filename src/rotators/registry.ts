@@ -5,6 +5,7 @@ import { POSTGRES_ENGINES, postgresSingleUser } from './postgres-single-user';
 import type { Rotator } from './rotator';
 import { postgresAlternatingUsers } from './postgres-alternating-users';
 import { mysqlAlternatingUsers } from './mysql-alternating-users';
+import { apiKeyRotator } from './api-key';
 import { MYSQL_ENGINES, mysqlSingleUser } from './mysql-single-user';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each rotator has its own value type
@@ -16,6 +17,7 @@ export const rotators = {
   'mysql-single-user': mysqlSingleUser,
   'postgres-alternating-users': postgresAlternatingUsers,
   'mysql-alternating-users': mysqlAlternatingUsers,
+  'api-key': apiKeyRotator,
 } satisfies Record<string, AnyRotator>;
 
 /** A built-in kind, or the kind of a rotator a team registers with its worker. */
@@ -42,7 +44,8 @@ export function withRotators(...custom: AnyRotator[]): RotatorRegistry {
     if (!KIND.test(rotator.kind)) throw new InvalidInputError(`rotator kind ${JSON.stringify(rotator.kind)} is not 1 to 63 of a-z, 0-9 and -`);
     if (registry[rotator.kind]) throw new InvalidInputError(`rotator kind ${rotator.kind} is already registered`);
     for (const engine of rotator.engines ?? []) {
-      if ([...POSTGRES_ENGINES, ...MYSQL_ENGINES].includes(engine as never)) throw new InvalidInputError(`rotator ${rotator.kind}: engine ${engine} belongs to a built-in rotator`);
+      const builtIn = [...POSTGRES_ENGINES, ...MYSQL_ENGINES, ...Object.values(rotators).flatMap((r: AnyRotator) => r.engines ?? [])];
+      if (builtIn.includes(engine)) throw new InvalidInputError(`rotator ${rotator.kind}: engine ${engine} belongs to a built-in rotator`);
       const other = engines.get(engine);
       if (other) throw new InvalidInputError(`rotators ${other} and ${rotator.kind} both claim engine ${engine}`);
       engines.set(engine, rotator.kind);

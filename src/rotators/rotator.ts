@@ -53,7 +53,7 @@ export interface Rotator<S = unknown> {
   set(secretId: string, versions: { pending: S; current: S; fallbacks: S[] }, context: RotatorContext): Promise<string>;
 
   /** Proves `value` works against the target. Throws TestFailedError when it does not. */
-  test(secretId: string, value: S): Promise<void>;
+  test(secretId: string, value: S, context: RotatorContext): Promise<void>;
 
   /** Compensation and rollback: makes the target accept `want` again, logging in with any of `via`. */
   restore(secretId: string, versions: { want: S; via: S[] }, context: RotatorContext): Promise<string>;

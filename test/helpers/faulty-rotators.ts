@@ -25,7 +25,7 @@ export function faultyRotators(holdDir: string | undefined): RotatorRegistry {
       installed.set(secretId, JSON.stringify(versions.pending));
       return inner.set(secretId, versions, context);
     },
-    async test(secretId, value) {
+    async test(secretId, value, context) {
       if (secretId.includes('fail-test') && installed.get(secretId) === JSON.stringify(value)) {
         throw new TestFailedError(secretId, 'injected by the test rotator');
       }
@@ -34,10 +34,10 @@ export function faultyRotators(holdDir: string | undefined): RotatorRegistry {
         writeFileSync(path.join(holdDir, `${slug}.held`), '');
         while (!existsSync(path.join(holdDir, `${slug}.release`))) await new Promise((r) => setTimeout(r, 100));
       }
-      return inner.test(secretId, value);
+      return inner.test(secretId, value, context);
     },
   });
-  return Object.fromEntries(Object.entries(rotators).map(([kind, r]) => [kind, wrap(r)])) as RotatorRegistry;
+  return Object.fromEntries(Object.entries(rotators).map(([kind, r]) => [kind, wrap(r as Rotator<unknown>)])) as RotatorRegistry;
 }
 
 /** A fresh directory for hold files, one per test file. */

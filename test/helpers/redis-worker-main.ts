@@ -17,9 +17,9 @@ const failing: typeof redisAclRotator = {
     made.add(redisAclRotator.parse(secretId, next).password);
     return next;
   },
-  async test(secretId, value) {
+  async test(secretId, value, context) {
     if (made.has(value.password)) throw new TestFailedError(secretId, 'made to fail by the test');
-    await redisAclRotator.test(secretId, value);
+    await redisAclRotator.test(secretId, value, context);
   },
 };
 

@@ -61,7 +61,7 @@ function measuringRotators(): typeof rotators {
   const wrap = <S>(inner: Rotator<S>): Rotator<S> => ({
     ...inner,
     set: (id, v, ctx) => track(inner.target(v.current), () => inner.set(id, v, ctx)),
-    test: (id, v) => track(inner.target(v), () => inner.test(id, v)),
+    test: (id, v, ctx) => track(inner.target(v), () => inner.test(id, v, ctx)),
     restore: (id, v, ctx) => track(inner.target(v.want), () => inner.restore(id, v, ctx)),
     retire: (id, v, ctx) => track(inner.target(v.current), () => inner.retire(id, v, ctx)),
   });

@@ -1,0 +1,183 @@
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ApiKeyVerifier, generateApiKey, parseApiKey, SecretCache, type RegistryQuery } from '../../src/consumers';
+import { apiKeyDigest, formatApiKey, LOOKUP_SQL, MAX_API_KEY_LENGTH, parsePepperSet } from '../../src/credentials/api-key';
+import { parseApiKeySecret } from '../../src/rotators/api-key';
+import { selectRotatorKind, withRotators } from '../../src/rotators/registry';
+import { InvalidSecretError } from '../../src/shared/errors';
+import { InMemorySecretStore } from '../../src/stores/in-memory';
+
+const pepper = randomBytes(32);
+
+/** A registry in a Map behind the verifier's query function, counting lookups; a clock the test moves. */
+function setup(ttl = 1000) {
+  const rows = new Map<string, { pepper_id: string; digest: Buffer }>();
+  let lookups = 0;
+  let now = 0;
+  let hold: Promise<void> | undefined;
+  const query: RegistryQuery = async (sql, params) => {
+    expect(sql).toBe(LOOKUP_SQL);
+    lookups++;
+    await hold;
+    const row = params[0] === 'billing' ? rows.get(String(params[1])) : undefined;
+    return { rows: row ? [{ ...row }] : [] };
+  };
+  const store = new InMemorySecretStore();
+  store.create('pepper', JSON.stringify({ current: 'p1', peppers: { p1: pepper.toString('base64') } }));
+  const verifier = new ApiKeyVerifier({
+    service: 'billing',
+    prefix: 'bill',
+    query,
+    pepper: { cache: new SecretCache({ store }), secretId: 'pepper' },
+    cacheTtlMs: ttl,
+    now: () => now,
+  });
+  const register = (key: { keyId: string; key: string }) => rows.set(key.keyId, { pepper_id: 'p1', digest: apiKeyDigest(pepper, key.key) });
+  return {
+    verifier,
+    register,
+    revoke: (keyId: string) => rows.delete(keyId),
+    lookups: () => lookups,
+    advance: (ms: number) => (now += ms),
+    holdLookups: () => {
+      let release!: () => void;
+      hold = new Promise((r) => (release = r));
+      return () => {
+        hold = undefined;
+        release();
+      };
+    },
+  };
+}
+
+describe('rotor API key format', () => {
+  it('makes keys that parse back to their id, and recognises its own prefix only', () => {
+    for (let i = 0; i < 200; i++) {
+      const { keyId, key } = generateApiKey('bill');
+      expect(key).toMatch(/^bill_[0-9A-Za-z]{48}$/);
+      expect(parseApiKey(key, 'bill')).toEqual({ ok: true, keyId });
+      expect(parseApiKey(key, 'acme')).toEqual({ ok: false, problem: 'wrong-prefix' });
+    }
+    expect(() => generateApiKey('Bad_Prefix')).toThrow(/prefix "Bad_Prefix" is not 2 to 12/);
+  });
+
+  it('detects single-character typos with its checksum', () => {
+    const { key } = generateApiKey('bill');
+    const alphabet = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+    fc.assert(
+      fc.property(fc.integer({ min: 5, max: key.length - 1 }), fc.constantFrom(...alphabet), (at, c) => {
+        fc.pre(key[at] !== c);
+        return !parseApiKey(key.slice(0, at) + c + key.slice(at + 1), 'bill').ok;
+      }),
+    );
+  });
+
+  it('refuses arbitrary text, empty, huge and non-ASCII input', () => {
+    fc.assert(fc.property(fc.string({ maxLength: 80 }), (text) => !parseApiKey(text, 'bill').ok));
+    expect(parseApiKey('', 'bill')).toEqual({ ok: false, problem: 'missing' });
+    expect(parseApiKey(undefined, 'bill')).toEqual({ ok: false, problem: 'missing' });
+    expect(parseApiKey('b'.repeat(MAX_API_KEY_LENGTH + 1), 'bill')).toEqual({ ok: false, problem: 'too-long' });
+    const { key } = generateApiKey('bill');
+    expect(parseApiKey(key.slice(0, 10) + 'é' + key.slice(11), 'bill')).toEqual({ ok: false, problem: 'malformed' });
+  });
+
+  it('reads a pepper set and names what is wrong with one, never quoting a pepper', () => {
+    const good = parsePepperSet(JSON.stringify({ current: 'p2', peppers: { p1: pepper.toString('base64'), p2: randomBytes(48).toString('base64') } }));
+    expect(good.ok && good.set.current).toBe('p2');
+    const short = randomBytes(8).toString('base64');
+    const bad = parsePepperSet(JSON.stringify({ current: 'p9', peppers: { p1: short } }));
+    expect(bad).toEqual({ ok: false, problems: ['peppers.p1: must be at least 32 bytes of base64 (has 8)'] });
+    expect(parsePepperSet(JSON.stringify({ current: 'p9', peppers: { p1: pepper.toString('base64') } }))).toEqual({ ok: false, problems: ['current: "p9" is not one of peppers (p1)'] });
+    expect(JSON.stringify(bad)).not.toContain(short);
+    expect(parsePepperSet('{nope')).toEqual({ ok: false, problems: ['is not JSON'] });
+  });
+});
+
+describe('API key secrets', () => {
+  const base = { engine: 'api-key', service: 'billing', prefix: 'bill', registry: 'reg', pepper: 'pep' };
+  it('go to the api-key rotator by engine, and a team cannot claim that engine', () => {
+    expect(selectRotatorKind('k', JSON.stringify(base))).toBe('api-key');
+    expect(() => withRotators({ ...parseless, kind: 'mine', engines: ['api-key'] })).toThrow(/engine api-key belongs to a built-in rotator/);
+  });
+
+  it('are refused with every problem named, never the key', () => {
+    const { key } = generateApiKey('acme');
+    const error = (() => {
+      try {
+        parseApiKeySecret('k', JSON.stringify({ ...base, service: 'Robert"); DROP', prefix: 'x', keyId: 'abc', key }));
+      } catch (e) {
+        return e as InvalidSecretError;
+      }
+    })();
+    expect(error).toBeInstanceOf(InvalidSecretError);
+    expect(error!.problems.map((p) => p.split(':')[0])).toEqual(['service', 'prefix']);
+    expect(error!.message).not.toContain(key);
+    expect(() => parseApiKeySecret('k', JSON.stringify({ ...base, keyId: 'abc', key }))).toThrow(/key: is not a bill_ key of rotor's format \(wrong-prefix\)/);
+    const own = generateApiKey('bill');
+    expect(() => parseApiKeySecret('k', JSON.stringify({ ...base, keyId: 'abc', key: own.key }))).toThrow(/keyId: does not match the key/);
+    expect(parseApiKeySecret('k', JSON.stringify({ ...base, ...own })).current).toEqual(own);
+    expect(parseApiKeySecret('k', JSON.stringify(base)).current).toBeUndefined();
+  });
+});
+
+const parseless = {
+  parse: () => ({}),
+  target: () => 't',
+  check: async () => 'ok',
+  nextValue: () => '{}',
+  set: async () => 'ok',
+  test: async () => undefined,
+  restore: async () => 'ok',
+  retire: async () => 'ok',
+};
+
+describe('ApiKeyVerifier', () => {
+  it('accepts a registered key and refuses a key with the right id and another secret part', async () => {
+    const { verifier, register } = setup();
+    const key = generateApiKey('bill');
+    register(key);
+    expect(await verifier.verify(key.key)).toEqual({ ok: true, keyId: key.keyId });
+    // Same id, another secret part, a valid checksum (anyone can compute it): only the digest can tell.
+    const forged = formatApiKey('bill', key.keyId, 'Z'.repeat(32));
+    expect(parseApiKey(forged, 'bill')).toEqual({ ok: true, keyId: key.keyId });
+    expect(await verifier.verify(forged)).toEqual({ ok: false, reason: 'mismatch' });
+  });
+
+  it('refuses mistyped, empty, huge, non-ASCII and made-up keys without a lookup', async () => {
+    const { verifier, register, lookups } = setup();
+    const key = generateApiKey('bill');
+    register(key);
+    const typo = key.key.slice(0, -1) + (key.key.endsWith('a') ? 'b' : 'a');
+    for (const presented of [typo, '', 'x'.repeat(10_000), `bill_${'ü'.repeat(48)}`, `bill_${'A'.repeat(48)}`, null, 42]) {
+      expect((await verifier.verify(presented)).ok).toBe(false);
+    }
+    expect(lookups()).toBe(0);
+    expect(await verifier.verify(generateApiKey('bill').key)).toEqual({ ok: false, reason: 'unknown-key' });
+    expect(lookups()).toBe(1);
+  });
+
+  it('keeps an answer for its TTL: a revoked key is refused once the TTL has passed, not before', async () => {
+    const { verifier, register, revoke, advance, lookups } = setup(1000);
+    const key = generateApiKey('bill');
+    register(key);
+    expect((await verifier.verify(key.key)).ok).toBe(true);
+    revoke(key.keyId);
+    advance(999);
+    expect((await verifier.verify(key.key)).ok).toBe(true);
+    advance(2);
+    expect(await verifier.verify(key.key)).toEqual({ ok: false, reason: 'unknown-key' });
+    expect(lookups()).toBe(2);
+  });
+
+  it('asks the registry once for concurrent checks of one key id', async () => {
+    const { verifier, register, lookups, holdLookups } = setup();
+    const key = generateApiKey('bill');
+    register(key);
+    const release = holdLookups();
+    const checks = Array.from({ length: 50 }, () => verifier.verify(key.key));
+    release();
+    expect((await Promise.all(checks)).every((v) => v.ok)).toBe(true);
+    expect(lookups()).toBe(1);
+  });
+});
