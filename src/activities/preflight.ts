@@ -45,7 +45,7 @@ export function createPreflightActivities(deps: ActivityDeps) {
       });
     },
 
-    async checkSecret({ secretId, overrides }: PrepareInput): Promise<SecretCheckReport> {
+    async checkSecret({ secretId, overrides, graceMs }: PrepareInput): Promise<SecretCheckReport> {
       const checks: SecretCheck[] = [];
       const run = async <T>(name: CheckName, work: () => Promise<T> | T, detail: (value: T) => string): Promise<T | undefined> => {
         try {
@@ -85,7 +85,7 @@ export function createPreflightActivities(deps: ActivityDeps) {
       if (!parsed) return report();
 
       // AWSCURRENT itself must log in: a rotation could fall back to AWSPREVIOUS, but then AWSCURRENT is wrong today.
-      await run('login', () => onTarget(parsed.rotator, parsed.value, () => parsed.rotator.check(secretId, { current: parsed.value, fallbacks: [] }, context)), (o) => o);
+      await run('login', () => onTarget(parsed.rotator, parsed.value, () => parsed.rotator.check(secretId, { current: parsed.value, fallbacks: [] }, context, graceMs === undefined ? undefined : { graceMs })), (o) => o);
 
       const pending = versionWithStage(description, Stage.pending);
       await run('pending', async () => {

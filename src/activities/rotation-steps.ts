@@ -53,7 +53,7 @@ export function createRotationSteps(deps: ActivityDeps) {
      * reachable, a version logs in, an admin secret works): whatever would fail later fails here, with nothing
      * written. Changes nothing.
      */
-    async prepareRotation({ secretId, overrides }: PrepareInput): Promise<PreparedRotation & StepReport> {
+    async prepareRotation({ secretId, overrides, graceMs }: PrepareInput): Promise<PreparedRotation & StepReport> {
       return step('prepare', secretId, undefined, async () => {
         const current = await store.getByStage(secretId, Stage.current);
         if (!current) throw new StoreConflictError(secretId, `has no ${Stage.current} version in ${store.description}`);
@@ -72,7 +72,7 @@ export function createRotationSteps(deps: ActivityDeps) {
         const tagged = retirementFromTags(secretId, description.tags);
         const retirement = retires ? { ...tagged, ...overrides?.retirement } : undefined;
         const others = await parsedVersions(secretId, rotator, [pending, previousVersionId].filter((id) => id !== current.versionId));
-        await onTarget(rotator, currentValue, () => rotator.check(secretId, { current: currentValue, fallbacks: others }, context));
+        await onTarget(rotator, currentValue, () => rotator.check(secretId, { current: currentValue, fallbacks: others }, context, graceMs === undefined ? undefined : { graceMs }));
         return {
           outcome: kind,
           rotator: kind,
@@ -131,7 +131,7 @@ export function createRotationSteps(deps: ActivityDeps) {
         }
         const current = rotator.parse(secretId, (await mustGet(secretId, input.prepared.currentVersionId, Stage.current)).value);
         const reclaimed = await reclaimStray(input, rotator, current);
-        await store.putPending(secretId, token, rotator.nextValue(secretId, current, resolvePasswordPolicy(input.passwordPolicy)));
+        await store.putPending(secretId, token, await rotator.nextValue(secretId, current, resolvePasswordPolicy(input.passwordPolicy)));
         return { outcome: reclaimed ? 'created; the database was set back to AWSCURRENT from a stray AWSPENDING' : 'created' };
       });
     },
@@ -153,8 +153,11 @@ export function createRotationSteps(deps: ActivityDeps) {
       return step('test', input.secretId, input.prepared.rotator, async () => {
         const rotator = rotatorFor(input.secretId, input.prepared.rotator);
         const pending = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.pending)).value);
-        await onTarget(rotator, pending, () => rotator.test(input.secretId, pending, context));
-        return { outcome: 'passed' };
+        const holdMs = await onTarget(rotator, pending, async () => {
+          await rotator.test(input.secretId, pending, context);
+          return rotator.holdBeforeFinish ? Math.max(0, Math.ceil(await rotator.holdBeforeFinish(input.secretId, pending, context))) : 0;
+        });
+        return { outcome: 'passed', ...(holdMs > 0 ? { holdMs } : {}) };
       });
     },
 

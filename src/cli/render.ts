@@ -30,6 +30,9 @@ export function createTimelinePrinter(write: (line: string) => void): (status: R
         write(`  ⧗ grace      until ${status.graceEndsAt}: rollback possible until then, then retire`);
         if (status.bake) write(`  ⧗ bake       watching consumers' logins until ${status.bake.endsAt}`);
       }
+      if (status.phase === 'publishing' && status.holdUntil) {
+        write(`  ⧗ publishing until ${status.holdUntil}: the new key is published; it signs once every verifier can know it`);
+      }
       if (status.phase === 'awaiting-sessions') {
         write(`  ⧗ sessions   ${status.liveSessions ?? '?'} live on the previous login; retiring when they end (at the latest ${status.sessionsWaitEndsAt})`);
       }
@@ -49,6 +52,7 @@ export function renderStatus(status: RotationStatus): string {
     `pending    ${status.versions.pending ?? '-'}`,
     `started    ${status.startedAt}`,
   ];
+  if (status.holdUntil) lines.push(`published  the new version becomes current at ${status.holdUntil}`);
   if (status.graceEndsAt) lines.push(`grace end  ${status.graceEndsAt}`);
   if (status.bake) lines.push(`bake       ${bakeLine(status.bake)}`);
   if (status.sessionsWaitEndsAt) lines.push(`sessions   ${status.liveSessions ?? '?'} live on the previous login; waiting until ${status.sessionsWaitEndsAt}`);

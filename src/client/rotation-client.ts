@@ -227,13 +227,14 @@ export class RotationClient {
   /**
    * Checks, changing nothing, everything a rotation of `secretId` will need (`rotor check`): the store, the secret's
    * shape and policies, that AWSCURRENT (and a pair's admin secret) logs in, no stray AWSPENDING. Runs on a worker.
+   * With `graceMs` (the secret's grace in rotor.yaml), rotators that depend on it check it too (JWT signing keys).
    */
-  async check(secretId: string, overrides?: RotationOverrides): Promise<SecretCheckReport> {
+  async check(secretId: string, overrides?: RotationOverrides, graceMs?: number): Promise<SecretCheckReport> {
     assertSecretId(secretId);
     return this.onWorker(secretId, () => this.client.workflow.execute(preflightCheck, {
       workflowId: `rotor/check/${secretId}/${randomUUID()}`,
       taskQueue: this.taskQueue,
-      args: [compact({ secretId, overrides })],
+      args: [compact({ secretId, overrides, graceMs })],
       staticSummary: `check ${secretId}`,
       workflowExecutionTimeout: '2m',
     }));

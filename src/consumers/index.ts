@@ -22,3 +22,14 @@ export {
   type RegistryQuery,
 } from './api-key-verifier';
 export { generateApiKey, parseApiKey, MAX_API_KEY_LENGTH, type ApiKeyShapeProblem } from '../credentials/api-key';
+export {
+  JwtSigner,
+  JwtVerifier,
+  jwksHandler,
+  JwksUnavailableError,
+  type JwksHandlerOptions,
+  type JwtRefusal,
+  type JwtSignerOptions,
+  type JwtVerdict,
+  type JwtVerifierOptions,
+} from './jwt';

@@ -15,8 +15,7 @@ import {
   type RegistryRow,
 } from '../credentials/api-key';
 import { CredentialsRejectedError, InvalidSecretError, TestFailedError } from '../shared/errors';
-import { withLogin } from './postgres/connection';
-import { parsePostgresSecret, type PostgresSecret } from './postgres-single-user';
+import { ensureTable, onRegistry, tableExists } from './registry-database';
 import type { Rotator, RotatorContext } from './rotator';
 import { parseJsonObject, validateShape } from './secret-json';
 
@@ -55,22 +54,10 @@ export function parseApiKeySecret(id: string, raw: string): ApiKeySecret {
   return { ...base, current: { keyId: parsed.keyId, key: shape.key! } };
 }
 
-async function registryLogin(id: string, secret: ApiKeySecret, context: RotatorContext): Promise<PostgresSecret> {
-  return parsePostgresSecret(secret.registry, await context.readCurrent(secret.registry));
-}
-
 async function pepperSet(id: string, secret: ApiKeySecret, context: RotatorContext): Promise<PepperSet> {
   const parsed = parsePepperSet(await context.readCurrent(secret.pepper));
   if (!parsed.ok) throw new InvalidSecretError(secret.pepper, parsed.problems.map((p) => `(pepper of ${id}) ${p}`));
   return parsed.set;
-}
-
-/** Runs `work` on the registry database; a refused registry login is the rotation's error, never a silent skip. */
-async function onRegistry<T>(id: string, secret: ApiKeySecret, context: RotatorContext, work: (client: Client) => Promise<T>): Promise<T> {
-  const login = await registryLogin(id, secret, context);
-  const outcome = await withLogin(id, login, work);
-  if (outcome.rejected) throw new CredentialsRejectedError(id, `the registry database refused the login of ${login.username} (secret ${secret.registry})`, true);
-  return outcome.result;
 }
 
 async function lookup(client: Client, service: string, keyId: string): Promise<RegistryRow | undefined> {
@@ -99,24 +86,6 @@ async function revoke(client: Client, service: string, keyId: string): Promise<b
 }
 
 /**
- * The registry table, created once: concurrent rotations serialise on an advisory lock so two first rotations do
- * not race on the catalog. A login that may not create it gets a clear refusal (create it as docs/api-keys.md shows).
- */
-async function ensureTable(client: Client): Promise<void> {
-  const { rows } = await client.query<{ exists: boolean }>('SELECT to_regclass($1) IS NOT NULL AS exists', [REGISTRY_TABLE]);
-  if (rows[0]?.exists) return;
-  await client.query('BEGIN');
-  try {
-    await client.query("SELECT pg_advisory_xact_lock(hashtext('rotor_api_keys'))");
-    await client.query(REGISTRY_DDL);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
-}
-
-/**
  * API keys (kind `api-key`): one key per secret, which clients read as AWSCURRENT; verifiers hold only HMAC-SHA256
  * digests, keyed with a pepper from the store, in a PostgreSQL registry rotor writes. `set` registers the new key
  * beside the current one, so both verify through grace; `retire` deletes the previous key's row (revocation);
@@ -133,10 +102,9 @@ export const apiKeyRotator: Rotator<ApiKeySecret> = {
 
   async check(id, { current }, context) {
     await pepperSet(id, current, context);
-    const registered = await onRegistry(id, current, context, async (client) => {
-      const { rows } = await client.query<{ exists: boolean }>('SELECT to_regclass($1) IS NOT NULL AS exists', [REGISTRY_TABLE]);
-      return rows[0]?.exists && current.current ? (await lookup(client, current.service, current.current.keyId)) !== undefined : false;
-    });
+    const registered = await onRegistry(id, current.registry, context, async (client) =>
+      (await tableExists(client, REGISTRY_TABLE)) && current.current ? (await lookup(client, current.service, current.current.keyId)) !== undefined : false,
+    );
     return current.current ? (registered ? 'registry-and-key-ready' : 'registry-ready-key-unregistered') : 'registry-ready-no-key-yet';
   },
 
@@ -147,8 +115,8 @@ export const apiKeyRotator: Rotator<ApiKeySecret> = {
 
   async set(id, { pending, current }, context) {
     const peppers = await pepperSet(id, current, context);
-    return onRegistry(id, current, context, async (client) => {
-      await ensureTable(client);
+    return onRegistry(id, current.registry, context, async (client) => {
+      await ensureTable(client, REGISTRY_TABLE, REGISTRY_DDL);
       // A key rotor adopts (made before rotor managed it) is registered too, so it keeps verifying through grace.
       if (current.current) await register(client, current.service, peppers, current.current);
       const row = await lookup(client, pending.service, pending.current!.keyId);
@@ -167,14 +135,14 @@ export const apiKeyRotator: Rotator<ApiKeySecret> = {
     const shape = parseApiKey(value.current.key, value.prefix);
     if (!shape.ok) throw new TestFailedError(id, `key ${value.current.keyId} is refused before lookup (${shape.problem})`);
     const peppers = await pepperSet(id, value, context);
-    const row = await onRegistry(id, value, context, (client) => lookup(client, value.service, value.current!.keyId));
+    const row = await onRegistry(id, value.registry, context, (client) => lookup(client, value.service, value.current!.keyId));
     if (!verifies(row, peppers, value.current.key)) throw new TestFailedError(id, `key ${value.current.keyId} does not verify against the registry`);
   },
 
   async restore(id, { want, via }, context) {
     const peppers = await pepperSet(id, want, context);
-    return onRegistry(id, want, context, async (client) => {
-      await ensureTable(client);
+    return onRegistry(id, want.registry, context, async (client) => {
+      await ensureTable(client, REGISTRY_TABLE, REGISTRY_DDL);
       if (want.current) await register(client, want.service, peppers, want.current);
       let revoked = 0;
       for (const other of via) if (other.current && other.current.keyId !== want.current?.keyId && (await revoke(client, other.service, other.current.keyId))) revoked++;
@@ -184,7 +152,7 @@ export const apiKeyRotator: Rotator<ApiKeySecret> = {
 
   async retire(id, { previous, current }, context) {
     if (!previous?.current || previous.current.keyId === current.current?.keyId) return 'nothing-to-retire';
-    const revoked = await onRegistry(id, current, context, (client) => revoke(client, previous.service, previous.current!.keyId));
+    const revoked = await onRegistry(id, current.registry, context, (client) => revoke(client, previous.service, previous.current!.keyId));
     return revoked ? 'previous-key-revoked' : 'already-retired';
   },
 };

@@ -22,6 +22,7 @@ export { postgresAlternatingUsers, parsePostgresAlternatingSecret, type Postgres
 export { mysqlSingleUser, parseMysqlSecret, MYSQL_ENGINES, type MysqlSecret } from './mysql-single-user';
 export { mysqlAlternatingUsers, parseMysqlAlternatingSecret, type MysqlAlternatingSecret } from './mysql-alternating-users';
 export { apiKeyRotator, parseApiKeySecret, API_KEY_ENGINE, type ApiKeySecret } from './api-key';
+export { jwtSigningKeyRotator, parseJwtSigningSecret, type JwtSigningSecret } from './jwt-signing-key';
 export { singleUserRotator, type DatabaseLogin, type SingleUserDriver } from './single-user';
 export { generatePassword, resolvePasswordPolicy, DEFAULT_PASSWORD_POLICY } from './password-policy';
 export { retirementFromTags, RetirementTag, DEFAULT_RETIREMENT } from './retirement';

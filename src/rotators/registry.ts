@@ -6,6 +6,7 @@ import type { Rotator } from './rotator';
 import { postgresAlternatingUsers } from './postgres-alternating-users';
 import { mysqlAlternatingUsers } from './mysql-alternating-users';
 import { apiKeyRotator } from './api-key';
+import { jwtSigningKeyRotator } from './jwt-signing-key';
 import { MYSQL_ENGINES, mysqlSingleUser } from './mysql-single-user';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each rotator has its own value type
@@ -18,6 +19,7 @@ export const rotators = {
   'postgres-alternating-users': postgresAlternatingUsers,
   'mysql-alternating-users': mysqlAlternatingUsers,
   'api-key': apiKeyRotator,
+  'jwt-signing-key': jwtSigningKeyRotator,
 } satisfies Record<string, AnyRotator>;
 
 /** A built-in kind, or the kind of a rotator a team registers with its worker. */

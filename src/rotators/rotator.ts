@@ -7,6 +7,12 @@ export interface RotatorContext {
   readCurrent(secretIdOrArn: string): Promise<string>;
 }
 
+/** What `prepare` knows of the rotation about to run, for rotators whose safety depends on it (`check`). */
+export interface RotationPlan {
+  /** How long the previous version stays valid after finish. */
+  graceMs: number;
+}
+
 /**
  * The contract every credential strategy implements. Plain Node: no Temporal imports.
  *
@@ -41,10 +47,10 @@ export interface Rotator<S = unknown> {
    * the admin secret exists, names the same server, logs in and may manage logins. Returns a short outcome; throws
    * the error the rotation would otherwise meet later (non-retryable when a retry cannot help).
    */
-  check(secretId: string, versions: { current: S; fallbacks: S[] }, context: RotatorContext): Promise<string>;
+  check(secretId: string, versions: { current: S; fallbacks: S[] }, context: RotatorContext, rotation?: RotationPlan): Promise<string>;
 
   /** The serialized value of the next version, made from the current one (every other field kept as it is). */
-  nextValue(secretId: string, current: S, policy: PasswordPolicy): string;
+  nextValue(secretId: string, current: S, policy: PasswordPolicy): string | Promise<string>;
 
   /**
    * Makes the target accept `pending`, logging in with `current`, or with one of `fallbacks` (AWSPREVIOUS, a stray
@@ -54,6 +60,14 @@ export interface Rotator<S = unknown> {
 
   /** Proves `value` works against the target. Throws TestFailedError when it does not. */
   test(secretId: string, value: S, context: RotatorContext): Promise<void>;
+
+  /**
+   * For credentials that verifiers learn ahead of use (a JWT signing key, published in a JWKS that verifiers
+   * cache): how long from now, in ms, `pending` must wait before it becomes AWSCURRENT. After `test`, the workflow
+   * waits that long on a durable timer (phase `publishing`); a rollback asked meanwhile compensates. Without this
+   * method, finish follows test at once.
+   */
+  holdBeforeFinish?(secretId: string, pending: S, context: RotatorContext): Promise<number>;
 
   /** Compensation and rollback: makes the target accept `want` again, logging in with any of `via`. */
   restore(secretId: string, versions: { want: S; via: S[] }, context: RotatorContext): Promise<string>;

@@ -18,6 +18,7 @@ export const PHASES = [
   'creating',
   'setting',
   'testing',
+  'publishing',
   'finishing',
   'grace',
   'awaiting-sessions',
@@ -173,6 +174,8 @@ export interface StepReport {
   outcome?: string;
   /** Live sessions of the previous login, from `countLiveSessions`. */
   liveSessions?: number;
+  /** From test: how long the new version must wait before finish (`Rotator.holdBeforeFinish`). */
+  holdMs?: number;
 }
 
 export interface StepRecord {
@@ -194,6 +197,8 @@ export interface RotationStatus {
   steps: StepRecord[];
   startedAt: string;
   graceEndsAt?: string;
+  /** While in phase `publishing`: when the new version may become current. */
+  holdUntil?: string;
   endedAt?: string;
   lastError?: string;
   rollbackReason?: string;
@@ -265,6 +270,8 @@ export interface EndGraceSignal {
 export interface PrepareInput {
   secretId: string;
   overrides?: RotationOverrides;
+  /** The rotation's grace, for rotators that refuse one too short for their credential (JWT signing keys). */
+  graceMs?: number;
 }
 
 /** Arguments every step activity takes. */
@@ -324,6 +331,7 @@ export const AUDIT_EVENT_KINDS = [
   'bake-passed',
   'bake-inconclusive',
   'auto-rollback',
+  'held-before-finish',
 ] as const;
 export type AuditEventKind = (typeof AUDIT_EVENT_KINDS)[number];
 

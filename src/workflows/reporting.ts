@@ -7,8 +7,8 @@ import type { AlertKind, AuditEvent, Phase, RotationEnd, RotationInput } from '.
 /** The patch that introduced audit, alerts and the stuck-phase watch: runs started before it replay without them. */
 export const REPORTING_PATCH = 'rotor-reporting-v1';
 
-/** Phases that are long by design: grace waits on purpose, awaiting-sessions has its own alert and bound. */
-const STUCK_EXEMPT: readonly Phase[] = ['grace', 'awaiting-sessions'];
+/** Phases that are long by design: grace and publishing wait on purpose, awaiting-sessions has its own alert and bound. */
+const STUCK_EXEMPT: readonly Phase[] = ['grace', 'publishing', 'awaiting-sessions'];
 
 /** What a rotation tells the outside world: audit events, alerts and its outcome, all through activities. */
 export interface Reporter {

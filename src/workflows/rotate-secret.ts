@@ -39,6 +39,9 @@ export { ROTATION_FAILED } from './failures';
 export const UI_SUMMARY_PATCH = 'rotor-ui-summaries-v1';
 
 /** A cancelled rotation ends in phase `failed` (status, search attribute, memo); runs cancelled before it did not. */
+/** A test step that reports `holdMs` (JWT signing keys) is followed by a durable wait before finish. */
+export const HOLD_BEFORE_FINISH_PATCH = 'rotor-hold-before-finish-v1';
+
 export const CANCELLED_ENDS_PATCH = 'rotor-cancelled-ends-failed-v1';
 
 /**
@@ -110,12 +113,27 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     throw error;
   }
 
+  /**
+   * The new version is in the target and tested, but verifiers must learn it before it is used (a JWT signing key
+   * in a cached JWKS): a durable wait, cut short only by a rollback (which then compensates).
+   */
+  async function holdBeforeFinish(holdMs: number): Promise<void> {
+    state.enter('publishing');
+    status.holdUntil = new Date(Date.now() + holdMs).toISOString();
+    reporter.audit({ kind: 'held-before-finish', phase: 'publishing', detail: { holdMs } });
+    await condition(() => requests.rollback !== undefined, holdMs, {
+      summary: `publishing: the new version of ${input.secretId} becomes current at ${status.holdUntil}, once every verifier can know it`,
+    });
+  }
+
   /** The rotation itself; `rotateSecret` adds what must happen however it ends. */
   async function rotate(): Promise<RotationResult> {
     // prepare and create change nothing the previous credential depends on: no compensation.
     let prepared: PreparedRotation;
     try {
-      prepared = await run('prepare', 'preparing', () => preflight.prepareRotation({ secretId: input.secretId, ...(input.overrides ? { overrides: input.overrides } : {}) }));
+      prepared = await run('prepare', 'preparing', () =>
+        preflight.prepareRotation({ secretId: input.secretId, graceMs: input.graceMs, ...(input.overrides ? { overrides: input.overrides } : {}) }),
+      );
       status.rotator = prepared.rotator;
       status.versions.current = prepared.currentVersionId;
       if (prepared.previousVersionId) status.versions.previous = prepared.previousVersionId;
@@ -147,7 +165,8 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
       ] as const) {
         if (requests.rollback) throw new RollbackRequested();
         failedStep = name;
-        await run(name, phase, call);
+        const report = await run(name, phase, call);
+        if (name === 'test' && report.holdMs && patched(HOLD_BEFORE_FINISH_PATCH)) await holdBeforeFinish(report.holdMs);
       }
     } catch (error) {
       try {

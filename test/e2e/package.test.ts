@@ -54,7 +54,7 @@ describe('the packed rotor package, installed into a clean project', () => {
 
   it('rotor/rotators exports the contract\'s helpers and the built-in strategies', async () => {
     const kinds = await node(`console.log(Object.keys(require('rotor/rotators').rotators).sort().join(','))`);
-    expect(kinds).toBe('mysql-alternating-users,mysql-single-user,postgres-alternating-users,postgres-single-user');
+    expect(kinds).toBe('api-key,jwt-signing-key,mysql-alternating-users,mysql-single-user,postgres-alternating-users,postgres-single-user');
   });
 
   it('rotor/worker exports createRotorWorker and startWorker', async () => {
@@ -74,7 +74,7 @@ describe('the packed rotor package, installed into a clean project', () => {
       ),
     ) as { names: string[]; before: object; afterPg: object; mysql2: boolean; temporal: string[]; native: string[]; aws: boolean };
     expect(loaded.names).toEqual(
-      expect.arrayContaining(['SecretCache', 'SecretCacheStaleError', 'createRotatingPgPool', 'createRotatingMysqlPool', 'ConsumerReporter', 'AwsSecretsManagerStore', 'InMemorySecretStore', 'Stage']),
+      expect.arrayContaining(['SecretCache', 'SecretCacheStaleError', 'createRotatingPgPool', 'createRotatingMysqlPool', 'ConsumerReporter', 'AwsSecretsManagerStore', 'InMemorySecretStore', 'Stage', 'ApiKeyVerifier', 'apiKeyMiddleware', 'JwtSigner', 'JwtVerifier', 'jwksHandler']),
     );
     expect(loaded.before).toEqual({ pg: false, mysql2: false });
     expect(loaded.afterPg).toEqual({ pg: true, mysql2: false });

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { rotators, type RotatorRegistry } from '../../src/rotators/registry';
-import type { Rotator } from '../../src/rotators/rotator';
+import type { Rotator, RotatorContext } from '../../src/rotators/rotator';
 import { TestFailedError } from '../../src/shared/errors';
 
 /** File-name-safe form of a secret id, for the hold files. */
@@ -15,12 +15,17 @@ export function holdSlug(secretId: string): string {
  * - `fail-test` in the id: testing the value that `set` installed fails (after the real set changed the target);
  *   testing any other value (compensation checking the restored one) works as usual;
  * - `hold-test` in the id: the test step writes `<holdDir>/<slug>.held` and waits for `<slug>.release`, so a
- *   test can freeze the store or kill the worker at a known point.
+ *   test can freeze the store or kill the worker at a known point;
+ * - `no-hold` in the id: no wait before finish (`holdBeforeFinish` answers 0), the control that shows what the
+ *   JWKS pre-publication wait prevents.
  */
 export function faultyRotators(holdDir: string | undefined): RotatorRegistry {
   const installed = new Map<string, string>();
   const wrap = <S>(inner: Rotator<S>): Rotator<S> => ({
     ...inner,
+    ...(inner.holdBeforeFinish
+      ? { holdBeforeFinish: (secretId: string, pending: S, context: RotatorContext) => (secretId.includes('no-hold') ? Promise.resolve(0) : inner.holdBeforeFinish!(secretId, pending, context)) }
+      : {}),
     async set(secretId, versions, context) {
       installed.set(secretId, JSON.stringify(versions.pending));
       return inner.set(secretId, versions, context);

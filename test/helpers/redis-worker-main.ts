@@ -12,8 +12,8 @@ const failing: typeof redisAclRotator = {
   ...redisAclRotator,
   kind: 'redis-acl-failing-test',
   engines: [],
-  nextValue(secretId, current, policy) {
-    const next = redisAclRotator.nextValue(secretId, current, policy);
+  async nextValue(secretId, current, policy) {
+    const next = await redisAclRotator.nextValue(secretId, current, policy);
     made.add(redisAclRotator.parse(secretId, next).password);
     return next;
   },

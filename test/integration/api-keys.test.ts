@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Client as PgClient, escapeIdentifier, escapeLiteral, Pool } from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeyVerifier, apiKeyMiddleware, generateApiKey, SecretCache, type RegistryQuery } from '../../src/consumers';
 import { runCli } from '../helpers/cli';
-import { stackEnv, uniqueName, until } from '../helpers/env';
+import { uniqueName, until } from '../helpers/env';
 import { holdDirectory } from '../helpers/faulty-rotators';
 import { expectNoPasswords, recordHistories } from '../helpers/hygiene';
 import { rotateToCompletion, useWorkerRig } from '../helpers/rig';
-import { createSecret, labels, pgSecret, store, waitForStatus, withAdmin } from '../helpers/stack';
+import { useRegistryDatabase } from '../helpers/registry';
+import { createSecret, labels, store, waitForStatus } from '../helpers/stack';
 
 /**
  * API keys on the real stack: keys in Secrets Manager, their HMAC digests in a PostgreSQL registry, verified by
@@ -20,43 +20,15 @@ const rig = useWorkerRig('it-apikey', { holdDir });
 /** Every key and pepper the tests see, for the hygiene check. */
 const values = new Set<string>();
 const outputs: string[] = [];
-const admin = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-const database = uniqueName('apikeys').replace(/[^a-z0-9_]/gi, '_').toLowerCase();
-const reader = { username: `${database}_reader`, password: randomBytes(18).toString('base64url') };
-let registryId = '';
+const registry = useRegistryDatabase('apikeys', values);
 let pepperId = '';
-let readerPool: Pool;
 
 beforeAll(async () => {
-  await withAdmin(async (a) => {
-    await a.query(`CREATE DATABASE ${escapeIdentifier(database)}`);
-    await a.query(`CREATE ROLE ${escapeIdentifier(reader.username)} LOGIN PASSWORD ${escapeLiteral(reader.password)}`);
-  });
-  // The verifiers' role may read the registry and nothing else (granted ahead of the table rotor creates).
-  const db = new PgClient({ connectionString: withDatabase(admin, database) });
-  await db.connect();
-  await db.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO ${escapeIdentifier(reader.username)}`);
-  await db.end();
-  values.add(decodeURIComponent(admin.password));
-  values.add(reader.password);
-  registryId = uniqueName('it/apikey-registry');
-  await createSecret(registryId, pgSecret(decodeURIComponent(admin.username), decodeURIComponent(admin.password), { dbname: database }));
   const pepper = randomBytes(32).toString('base64');
   values.add(pepper);
   pepperId = uniqueName('it/apikey-pepper');
   await createSecret(pepperId, { current: 'p1', peppers: { p1: pepper } });
-  readerPool = new Pool({ host: admin.hostname, port: Number(admin.port), user: reader.username, password: reader.password, database, max: 4 });
 });
-
-afterAll(async () => {
-  await readerPool?.end();
-});
-
-function withDatabase(url: URL, name: string): string {
-  const copy = new URL(url);
-  copy.pathname = `/${name}`;
-  return copy.toString();
-}
 
 /**
  * An API key secret: with no key yet (its first rotation makes one), or, with `adopt`, holding a key made before
@@ -67,7 +39,7 @@ async function keySecret(marker: string, adopt = false): Promise<{ secretId: str
   const service = uniqueName(marker).toLowerCase().replace(/[^a-z0-9-]/g, '-');
   const key = adopt ? generateApiKey('itk') : undefined;
   if (key) values.add(key.key);
-  const versionId = await createSecret(secretId, { engine: 'api-key', service, prefix: 'itk', registry: registryId, pepper: pepperId, ...key });
+  const versionId = await createSecret(secretId, { engine: 'api-key', service, prefix: 'itk', registry: registry.registryId, pepper: pepperId, ...key });
   return { secretId, service, versionId, ...(key ? { adopted: key.key } : {}) };
 }
 
@@ -84,7 +56,7 @@ function verifier(service: string, options: { cacheTtlMs?: number; now?: () => n
   return new ApiKeyVerifier({
     service,
     prefix: 'itk',
-    query: options.query ?? ((sql, params) => readerPool.query(sql, params)),
+    query: options.query ?? ((sql, params) => registry.reader.query(sql, params)),
     pepper: { cache: new SecretCache({ store, refreshIntervalMs: 1000 }), secretId: pepperId },
     cacheTtlMs: options.cacheTtlMs ?? 200,
     ...(options.now ? { now: options.now } : {}),
@@ -163,7 +135,7 @@ describe('API keys rotated by rotor, verified from a PostgreSQL registry of dige
     await rotateToCompletion(rig, secretId, values);
     const { key } = await keyAt(secretId, 'AWSCURRENT');
     let lookups = 0;
-    const v = verifier(service, { query: (sql, params) => (lookups++, readerPool.query(sql, params)) });
+    const v = verifier(service, { query: (sql, params) => (lookups++, registry.reader.query(sql, params)) });
     const typo = key.slice(0, 20) + (key[20] === 'A' ? 'B' : 'A') + key.slice(21);
     for (const presented of [typo, '', 'itk_' + 'a'.repeat(5000), `itk_${'é'.repeat(48)}`, key.toUpperCase(), `${key} `]) {
       expect((await v.verify(presented)).ok).toBe(false);
@@ -215,13 +187,13 @@ describe('API keys rotated by rotor, verified from a PostgreSQL registry of dige
     const v = verifier(service);
     expect(await verifies(v, next.key)).toBe(true);
     expect(await v.verify(adopted)).toEqual({ ok: false, reason: 'unknown-key' });
-    const { rows } = await readerPool.query<{ key_id: string }>('SELECT key_id FROM rotor_api_keys WHERE service = $1', [service]);
+    const { rows } = await registry.reader.query<{ key_id: string }>('SELECT key_id FROM rotor_api_keys WHERE service = $1', [service]);
     expect(rows.map((r) => r.key_id)).toEqual([next.keyId]);
   });
 
   it('refuses a secret with a hostile service name before anything changes', async () => {
     const secretId = uniqueName('it/apikey-hostile');
-    const versionId = await createSecret(secretId, { engine: 'api-key', service: "x'); DROP TABLE rotor_api_keys; --", prefix: 'itk', registry: registryId, pepper: pepperId });
+    const versionId = await createSecret(secretId, { engine: 'api-key', service: "x'); DROP TABLE rotor_api_keys; --", prefix: 'itk', registry: registry.registryId, pepper: pepperId });
     await rig.rotor.rotate(secretId, { graceMs: 0 });
     const outcome = await rig.rotor.wait(secretId);
     expect(outcome.outcome).toBe('failed');

@@ -15,8 +15,8 @@ describe('alternating users', () => {
     expect(partnerOf('x"; --')).toBe('x"; --_clone');
   });
 
-  it('makes the next version the other login with a new password, every other field kept', () => {
-    const next = JSON.parse(postgresAlternatingUsers.nextValue('s', parsePostgresAlternatingSecret('s', raw(secret)), DEFAULT_PASSWORD_POLICY));
+  it('makes the next version the other login with a new password, every other field kept', async () => {
+    const next = JSON.parse(await postgresAlternatingUsers.nextValue('s', parsePostgresAlternatingSecret('s', raw(secret)), DEFAULT_PASSWORD_POLICY));
     expect(next.username).toBe('app_clone');
     expect(next.password).not.toBe(PASSWORD);
     expect({ ...next, username: 'app', password: PASSWORD }).toEqual(secret);

@@ -38,8 +38,8 @@ describe('MySQL rotator selection and next value', () => {
     for (const engine of ['mysql', 'mariadb', 'aurora-mysql', 'aurora']) expect(selectRotatorKind('s', raw({ ...valid, engine }))).toBe('mysql-single-user');
   });
 
-  it('changes only the password', () => {
-    const next = JSON.parse(mysqlSingleUser.nextValue('s', parseMysqlSecret('s', raw({ ...valid, extra: 1 })), DEFAULT_PASSWORD_POLICY));
+  it('changes only the password', async () => {
+    const next = JSON.parse(await mysqlSingleUser.nextValue('s', parseMysqlSecret('s', raw({ ...valid, extra: 1 })), DEFAULT_PASSWORD_POLICY));
     expect(next.password).not.toBe(PASSWORD);
     expect({ ...next, password: PASSWORD }).toEqual({ ...valid, extra: 1 });
   });

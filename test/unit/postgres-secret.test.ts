@@ -81,9 +81,9 @@ describe('selectRotatorKind', () => {
 });
 
 describe('postgresSingleUser.nextValue', () => {
-  it('changes only the password and keeps every other field, known or not', () => {
+  it('changes only the password and keeps every other field, known or not', async () => {
     const current = parsePostgresSecret('s', raw({ ...valid, port: '5432', masterarn: 'arn:x', custom: { a: 1 } }));
-    const next = JSON.parse(postgresSingleUser.nextValue('s', current, DEFAULT_PASSWORD_POLICY));
+    const next = JSON.parse(await postgresSingleUser.nextValue('s', current, DEFAULT_PASSWORD_POLICY));
     expect(next.password).not.toBe(PASSWORD);
     expect(next.password).toHaveLength(32);
     expect({ ...next, password: PASSWORD }).toEqual({ ...valid, port: '5432', masterarn: 'arn:x', custom: { a: 1 } });

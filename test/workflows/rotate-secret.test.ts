@@ -309,6 +309,44 @@ describe('rotateSecret', () => {
   });
 });
 
+describe('rotateSecret: a new version that must be published before it is used (JWT signing keys)', () => {
+  const HOLD = 15 * 60_000;
+
+  it('waits holdMs after test on a durable timer in phase publishing, audited, before finish', async () => {
+    const fakes = fakeActivities({ testPending: async () => ({ attempt: 1, outcome: 'passed', holdMs: HOLD }) });
+    const result = await withRotation(fakes, async (handle) => {
+      await waitForPhase(handle, 'publishing');
+      const holding = await handle.query(statusQuery);
+      expect(fakes.names()).not.toContain('finishRotation');
+      const testEnded = Date.parse(holding.steps.find((s) => s.step === 'test')!.endedAt!);
+      expect(Date.parse(holding.holdUntil!) - testEnded).toBeGreaterThanOrEqual(HOLD);
+      return handle.result();
+    }, { graceMs: 60_000 });
+    expect(result.outcome).toBe('completed');
+    const finish = result.status.steps.find((s) => s.step === 'finish')!;
+    expect(Date.parse(finish.startedAt)).toBeGreaterThanOrEqual(Date.parse(result.status.holdUntil!));
+    expect(fakes.auditEvents().find((e) => e.kind === 'held-before-finish')).toMatchObject({ phase: 'publishing', detail: { holdMs: HOLD } });
+  });
+
+  it('compensates when a rollback arrives while publishing, and never finishes', async () => {
+    const fakes = fakeActivities({ testPending: async () => ({ attempt: 1, outcome: 'passed', holdMs: HOLD }) });
+    const result = await withRotation(fakes, async (handle) => {
+      await waitForPhase(handle, 'publishing');
+      await handle.signal(rollbackSignal, { reason: 'the JWKS endpoint is misconfigured' });
+      return handle.result();
+    });
+    expect(result.outcome).toBe('rolled-back');
+    expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'testPending', 'reinstate']);
+    expect(fakes.steps().at(-1)?.input).toMatchObject({ mode: 'compensate' });
+  });
+
+  it('passes the rotation\'s grace to prepare, which JWT signing keys check against token lifetime', async () => {
+    const fakes = fakeActivities();
+    await withRotation(fakes, (handle) => handle.result(), { graceMs: 90_000 });
+    expect(fakes.calls.find((c) => c.name === 'prepareRotation')?.input).toMatchObject({ graceMs: 90_000 });
+  });
+});
+
 describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
   const reporting = { alerts: ['oncall'], stuckPhaseBudgetMs: 2000 };
 

@@ -18,10 +18,10 @@ const CONCURRENCY = 8;
 export async function checkCommand(ids: string[], opts: { file?: string; json?: boolean }): Promise<number> {
   const file = opts.file ?? readEnv().ROTOR_CONFIG;
   const config = file ? await loadConfig(file) : undefined;
-  const overridesOf = new Map<string, RotationOverrides | undefined>(
-    (config?.secrets ?? []).map((s) => [s.id, rotationInputFor(s, config!).overrides]),
+  const inputOf = new Map<string, { overrides?: RotationOverrides | undefined; graceMs: number }>(
+    (config?.secrets ?? []).map((s) => [s.id, rotationInputFor(s, config!)]),
   );
-  const secretIds = ids.length > 0 ? ids : [...overridesOf.keys()];
+  const secretIds = ids.length > 0 ? ids : [...inputOf.keys()];
   if (secretIds.length === 0) throw new InvalidInputError('nothing to check: name secret ids, or pass -f rotor.yaml (or set ROTOR_CONFIG)');
   const rotor = await rotationClient();
   const reports: SecretCheckReport[] = new Array<SecretCheckReport>(secretIds.length);
@@ -31,7 +31,7 @@ export async function checkCommand(ids: string[], opts: { file?: string; json?: 
       while (next < secretIds.length) {
         const index = next++;
         const id = secretIds[index]!;
-        reports[index] = await rotor.check(id, overridesOf.get(id));
+        reports[index] = await rotor.check(id, inputOf.get(id)?.overrides, inputOf.get(id)?.graceMs);
       }
     }),
   );
