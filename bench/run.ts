@@ -11,8 +11,12 @@
  * - apply: `rotor apply` of a rotor.yaml with M secrets on the dev server (create, then a second apply that changes
  *   nothing), and the schedules' cleanup.
  *
+ * - sequential (bench/sequential.ts): rotor's sequential rotation beside the same work done in-process, the
+ *   ratio, where the time goes (from the histories), and store calls per rotation.
+ *
  * Prints a table and writes JSON to .bench/<timestamp>.json. ROTOR_BENCH_ROTATIONS sets N (default 20),
- * ROTOR_BENCH_SCHEDULES sets M (default 200).
+ * ROTOR_BENCH_SCHEDULES sets M (default 200), ROTOR_BENCH_SEQUENTIAL the sequential rotations (default 20);
+ * ROTOR_BENCH_ONLY=sequential,apply runs only those parts (passwords, sequential, concurrent, consumers, apply).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -27,6 +31,7 @@ import { createLogger, installRuntime } from '../src/worker/logger';
 import { rotatingBackend, staticBackend, strategySecrets } from '../test/helpers/backends';
 import { uniqueName } from '../test/helpers/env';
 import { serveUnderLoad } from '../test/helpers/load-app';
+import { benchSequential } from './sequential';
 import { createRole, createSecret, pgSecret, rotationClient, store } from '../test/helpers/stack';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -173,28 +178,51 @@ async function benchApply(m: number) {
 }
 
 async function main(): Promise<void> {
-  const n = Number(process.env.ROTOR_BENCH_ROTATIONS ?? 20);
-  const passwords = benchPasswords();
-  console.log(`password generation: ${passwords.perSecond.toLocaleString()} passwords/s`);
-  const rotations = await benchRotations(n);
-  console.log(`rotations: ${n} at once in ${rotations.wallMs} ms (${rotations.rotationsPerSecond}/s)`);
-  console.log(`  latency p50 ${rotations.latencyMs.p50} ms, p95 ${rotations.latencyMs.p95} ms, max ${rotations.latencyMs.max} ms`);
-  console.log(`  step medians (ms): ${Object.entries(rotations.stepMedianMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-  console.log(`  worker process RSS: ${rotations.workerRssMiB.before} MiB before, ${rotations.workerRssMiB.after} MiB after`);
-  const consumers = await benchConsumers(Number(process.env.ROTOR_BENCH_LOAD_ROTATIONS ?? 100));
-  for (const c of consumers) {
-    console.log(
-      `consumers, ${c.strategy}: ${c.rotations} rotations back to back in ${c.wallMs} ms; ${c.requests - c.failed} requests served, ${c.failed} failed, ` +
-        `under ${c.versionsServed} versions (per version min ${c.requestsPerVersion.min}, median ${c.requestsPerVersion.median}, max ${c.requestsPerVersion.max}); ` +
-        `password read at start: ${c.control.failed} of ${c.control.requests} failed`,
-    );
+  const only = process.env.ROTOR_BENCH_ONLY?.split(',').map((p) => p.trim());
+  const wants = (part: string) => !only || only.includes(part);
+  const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
+  if (wants('passwords')) {
+    const passwords = (results.passwords = benchPasswords());
+    console.log(`password generation: ${passwords.perSecond.toLocaleString()} passwords/s`);
   }
-  const apply = await benchApply(Number(process.env.ROTOR_BENCH_SCHEDULES ?? 200));
-  console.log(`apply: ${apply.schedules} schedules created in ${apply.createMs} ms; a second apply plans no change in ${apply.secondApplyMs} ms`);
+  if (wants('sequential')) {
+    const s = (results.sequential = await benchSequential(Number(process.env.ROTOR_BENCH_SEQUENTIAL ?? 20), process.env.ROTOR_AUDIT_URL));
+    const path_ = s.criticalPathMedian;
+    console.log(`sequential: ${s.rotations} PostgreSQL single-user rotations one after the other, grace 0${s.audit ? ', audit on' : ''}`);
+    console.log(`  direct (the same steps and store calls in-process): p50 ${s.directMs.p50} ms, p95 ${s.directMs.p95} ms`);
+    console.log(`  rotor: p50 ${s.rotorMs.p50} ms, p95 ${s.rotorMs.p95} ms; rotor/direct ${s.ratio}x`);
+    console.log(`  per rotation (median): ${path_.workflowTasks} workflow tasks (${path_.workflowTaskMs} ms), ${path_.activities} activities (queued ${path_.activityQueueMs} ms, running ${path_.activityRunMs} ms), history spans ${path_.historyMs} ms`);
+    console.log(`  activities: ${Object.entries(path_.activitiesByType).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    console.log(`  step medians (ms): ${Object.entries(s.stepMedianMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    const calls = (c: Record<string, number>) => Object.entries(c).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
+    console.log(`  store calls per rotation: rotor ${calls(s.storeCallsPerRotation.rotor)}; direct ${calls(s.storeCallsPerRotation.direct)}`);
+  }
+  if (wants('concurrent')) {
+    const n = Number(process.env.ROTOR_BENCH_ROTATIONS ?? 20);
+    const rotations = (results.rotations = await benchRotations(n));
+    console.log(`rotations: ${n} at once in ${rotations.wallMs} ms (${rotations.rotationsPerSecond}/s)`);
+    console.log(`  latency p50 ${rotations.latencyMs.p50} ms, p95 ${rotations.latencyMs.p95} ms, max ${rotations.latencyMs.max} ms`);
+    console.log(`  step medians (ms): ${Object.entries(rotations.stepMedianMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    console.log(`  worker process RSS: ${rotations.workerRssMiB.before} MiB before, ${rotations.workerRssMiB.after} MiB after`);
+  }
+  if (wants('consumers')) {
+    const consumers = (results.consumers = await benchConsumers(Number(process.env.ROTOR_BENCH_LOAD_ROTATIONS ?? 100)));
+    for (const c of consumers) {
+      console.log(
+        `consumers, ${c.strategy}: ${c.rotations} rotations back to back in ${c.wallMs} ms; ${c.requests - c.failed} requests served, ${c.failed} failed, ` +
+          `under ${c.versionsServed} versions (per version min ${c.requestsPerVersion.min}, median ${c.requestsPerVersion.median}, max ${c.requestsPerVersion.max}); ` +
+          `password read at start: ${c.control.failed} of ${c.control.requests} failed`,
+      );
+    }
+  }
+  if (wants('apply')) {
+    const apply = (results.apply = await benchApply(Number(process.env.ROTOR_BENCH_SCHEDULES ?? 200)));
+    console.log(`apply: ${apply.schedules} schedules created in ${apply.createMs} ms; a second apply plans no change in ${apply.secondApplyMs} ms`);
+  }
   const out = path.resolve(__dirname, '../.bench');
   mkdirSync(out, { recursive: true });
   const file = path.join(out, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, passwords, rotations, consumers, apply }, null, 2));
+  writeFileSync(file, JSON.stringify(results, null, 2));
   console.log(`results: ${path.relative(process.cwd(), file)}`);
 }
 

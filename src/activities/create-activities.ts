@@ -2,6 +2,7 @@ import type { ActivityDeps } from './ports';
 import { createPreflightActivities } from './preflight';
 import { createReportingActivities } from './reporting';
 import { createRotationSteps } from './rotation-steps';
+import { withVersionCache } from './version-cache';
 
 /**
  * Every activity a rotor worker runs: the rotation's steps and its reporting. The workflows proxy
@@ -11,7 +12,9 @@ import { createRotationSteps } from './rotation-steps';
  *   const activities = createActivities({ store: new AwsSecretsManagerStore(), rotators });
  *   await Worker.create({ taskQueue: 'rotor', workflowsPath, activities });
  */
-export function createActivities(deps: ActivityDeps) {
+export function createActivities(given: ActivityDeps) {
+  // Steps of one rotation read each version once (values never change); labels are always read fresh.
+  const deps = { ...given, store: withVersionCache(given.store) };
   return { ...createRotationSteps(deps), ...createPreflightActivities(deps), ...createReportingActivities(deps) };
 }
 

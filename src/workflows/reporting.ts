@@ -6,6 +6,12 @@ import type { AlertKind, AuditEvent, Phase, RotationEnd, RotationInput } from '.
 
 /** The patch that introduced audit, alerts and the stuck-phase watch: runs started before it replay without them. */
 export const REPORTING_PATCH = 'rotor-reporting-v1';
+/**
+ * Audit events of the working phases are held until the rotation first waits (grace, publishing, sessions), fails a
+ * step, or ends, then appended in one batch: the trail gets every event, in order, without an append (and the
+ * workflow task its completion brings) between each step. Runs started before it appended event by event.
+ */
+export const AUDIT_BATCH_PATCH = 'rotor-audit-batched-v1';
 
 /** Phases that are long by design: grace and publishing wait on purpose, awaiting-sessions has its own alert and bound. */
 const STUCK_EXEMPT: readonly Phase[] = ['grace', 'publishing', 'awaiting-sessions'];
@@ -14,6 +20,8 @@ const STUCK_EXEMPT: readonly Phase[] = ['grace', 'publishing', 'awaiting-session
 export interface Reporter {
   /** Appends an event to the audit trail (batched, in order, never blocking the rotation). */
   audit(event: Omit<AuditEvent, 'eventId' | 'at' | 'secretId' | 'workflowId' | 'runId'>): void;
+  /** The rotation waits now (grace, publishing, sessions): appends what is held, and every later event at once. */
+  release(): void;
   /** Sends an alert to the secret's routes; a delivery that fails is audited. */
   alert(kind: AlertKind, message: string, fields?: { phase?: Phase; step?: string }): void;
   /** Raises a `stuck` alert when a working phase lasts longer than the budget. */
@@ -41,6 +49,8 @@ export function createReporter(input: RotationInput): Reporter {
   let flushing: Promise<void> | undefined;
   let sequence = 0;
   let done = false;
+  // Held events are part of the workflow's state: a worker that crashes replays them from history, none is lost.
+  let holding = patched(AUDIT_BATCH_PATCH);
 
   function flush(): Promise<void> {
     if (!flushing) {
@@ -72,7 +82,12 @@ export function createReporter(input: RotationInput): Reporter {
         workflowId,
         runId,
       });
-      void flush();
+      if (!holding || event.kind === 'step-failed') void flush();
+    },
+
+    release() {
+      holding = false;
+      if (buffer.length > 0) void flush();
     },
 
     alert(kind, message, fields = {}) {
@@ -122,6 +137,7 @@ export function createReporter(input: RotationInput): Reporter {
 
     async settle() {
       done = true;
+      holding = false;
       let settled = false;
       const drain = async () => {
         // Alerts settle into audit events, which may start another flush: wait until nothing is left.
@@ -169,6 +185,7 @@ function clean<E extends Partial<AuditEvent>>(event: E): E {
 
 const noopReporter: Reporter = {
   audit: () => undefined,
+  release: () => undefined,
   alert: () => undefined,
   watchPhases: () => undefined,
   ended: () => undefined,

@@ -119,6 +119,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
    */
   async function holdBeforeFinish(holdMs: number): Promise<void> {
     state.enter('publishing');
+    reporter.release();
     status.holdUntil = new Date(Date.now() + holdMs).toISOString();
     reporter.audit({ kind: 'held-before-finish', phase: 'publishing', detail: { holdMs } });
     await condition(() => requests.rollback !== undefined, holdMs, {
@@ -197,6 +198,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     requests.graceEndsAt = requests.graceStartedAt + input.graceMs;
     status.graceEndsAt = new Date(requests.graceEndsAt).toISOString();
     state.enter('grace');
+    reporter.release();
     const summarised = patched(UI_SUMMARY_PATCH);
     if (bake) {
       await graceWithBake(bake, prepared.currentVersionId);

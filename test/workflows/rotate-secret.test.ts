@@ -350,6 +350,47 @@ describe('rotateSecret: a new version that must be published before it is used (
 describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
   const reporting = { alerts: ['oncall'], stuckPhaseBudgetMs: 2000 };
 
+  it('holds audit events through the working phases and appends them in one batch when grace begins', async () => {
+    const finishGate = gate();
+    const fakes = fakeActivities({ finishRotation: async () => (await finishGate.wait, { attempt: 1, outcome: 'finished' }) });
+    await withRotation(fakes, async (handle) => {
+      await waitForPhase(handle, 'finishing');
+      expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'testPending', 'finishRotation']);
+      expect(fakes.calls.filter((c) => c.name === 'appendAudit')).toEqual([]);
+      finishGate.open();
+      await waitForPhase(handle, 'grace');
+      const appended = await (async () => {
+        for (let i = 0; i < 200; i++) {
+          const batches = fakes.calls.filter((c) => c.name === 'appendAudit');
+          if (batches.length > 0) return batches;
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        return [];
+      })();
+      expect(appended).toHaveLength(1);
+      expect((appended[0]!.input as { kind: string; step?: string }[]).map((e) => e.step ?? e.kind)).toEqual(['triggered', 'prepare', 'create', 'set', 'test', 'finish']);
+      await handle.signal(endGraceSignal, { by: 'test' });
+      await handle.result();
+    }, { reporting });
+  });
+
+  it('appends at once when a step fails, without waiting for the rotation to end', async () => {
+    const compensateGate = gate();
+    const fakes = fakeActivities({
+      testPending: failing(ErrorType.TestFailed, 'the new password does not log in'),
+      reinstate: async () => (await compensateGate.wait, { attempt: 1, outcome: 'changed' }),
+    });
+    const failure = withRotation(fakes, async (handle) => {
+      await waitForPhase(handle, 'compensating');
+      for (let i = 0; i < 200 && !fakes.calls.some((c) => c.name === 'appendAudit'); i++) await new Promise((r) => setTimeout(r, 25));
+      const kinds = fakes.calls.filter((c) => c.name === 'appendAudit').flatMap((c) => (c.input as { kind: string }[]).map((e) => e.kind));
+      expect(kinds).toContain('step-failed');
+      compensateGate.open();
+      return handle.result();
+    }, { reporting, maxStepAttempts: 1 });
+    await expect(failure).rejects.toThrow();
+  });
+
   it('audits the trigger, every step with its duration and the outcome, under ids unique to the run', async () => {
     const fakes = fakeActivities();
     const result = await withRotation(fakes, (handle) => handle.result(), { trigger: { kind: 'cli', by: 'alice' }, reporting });
