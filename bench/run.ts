@@ -21,7 +21,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
-import { ScheduleManager } from '../src/client';
+import { ScheduleManager, secretsOverview } from '../src/client';
+import { mapLimit } from '../src/client/concurrency';
 import { AwsSecretsManagerStore, SecretCache } from '../src/consumers';
 import { parseConfig } from '../src/config/rotor-config';
 import { generatePassword } from '../src/rotators/password-policy';
@@ -171,10 +172,12 @@ async function benchApply(m: number) {
     const plan = await schedules.plan(config);
     unchanged = plan.entries.filter((e) => e.action === 'unchanged').length;
   });
-  for (const id of ids) await rotor.client.schedule.getHandle(scheduleIdFor(id)).delete();
+  let managed = 0;
+  const statusMs = await timed(async () => (managed = (await secretsOverview(rotor.client, schedules)).length));
+  await mapLimit(ids, 16, (id) => rotor.client.schedule.getHandle(scheduleIdFor(id)).delete());
   await rotor.client.connection.close();
   if (unchanged !== m) throw new Error(`second apply would change ${m - unchanged} schedules`);
-  return { schedules: m, createMs, secondApplyMs: secondMs };
+  return { schedules: m, createMs, secondApplyMs: secondMs, statusMs, statusSecrets: managed };
 }
 
 async function main(): Promise<void> {
@@ -218,6 +221,7 @@ async function main(): Promise<void> {
   if (wants('apply')) {
     const apply = (results.apply = await benchApply(Number(process.env.ROTOR_BENCH_SCHEDULES ?? 200)));
     console.log(`apply: ${apply.schedules} schedules created in ${apply.createMs} ms; a second apply plans no change in ${apply.secondApplyMs} ms`);
+    console.log(`status: the overview of ${apply.statusSecrets} managed secrets in ${apply.statusMs} ms`);
   }
   const out = path.resolve(__dirname, '../.bench');
   mkdirSync(out, { recursive: true });

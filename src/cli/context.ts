@@ -11,6 +11,28 @@ import { ExitCode, exitCodeForFailure } from './exit-codes';
 /** Writes one line to stdout: the only place commands print results. */
 export const out = (line: string): void => void process.stdout.write(`${line}\n`);
 
+/**
+ * A progress line for commands that take more than a moment over a fleet (`label: done/total`), on stderr and only
+ * when stderr is a terminal and the output is not `--json`: pipes, files and machines never see it. `end()` clears it.
+ */
+export function progress(label: string, json = false): { tick: (done: number, total: number) => void; end: () => void } {
+  if (json || !process.stderr.isTTY) return { tick: () => undefined, end: () => undefined };
+  let shownAt = 0;
+  let shown = false;
+  return {
+    tick(done, total) {
+      const now = Date.now();
+      if (done < total && now - shownAt < 100) return;
+      shownAt = now;
+      shown = true;
+      process.stderr.write(`\r\x1b[K${label}: ${done}/${total}`);
+    },
+    end() {
+      if (shown) process.stderr.write('\r\x1b[K');
+    },
+  };
+}
+
 /** JSON for machines, as every `--json` prints it. */
 export const outJson = (value: unknown): void => out(JSON.stringify(value, null, 2));
 

@@ -23,14 +23,18 @@ export interface SecretOverview {
  * every secret Temporal still keeps rotations of. One visibility listing of rotations, plus the schedules' own
  * descriptions (one call per schedule, see ScheduleManager.list).
  */
-export async function secretsOverview(client: Client, schedules: ScheduleManager, options: { all?: boolean } = {}): Promise<SecretOverview[]> {
+export async function secretsOverview(
+  client: Client,
+  schedules: ScheduleManager,
+  options: { all?: boolean; onProgress?: (done: number, total: number) => void } = {},
+): Promise<SecretOverview[]> {
   const runs = new Map<string, WorkflowExecutionInfo[]>();
   for await (const info of client.workflow.list({ query: `WorkflowType = 'rotateSecret'` })) {
     const secretId = info.typedSearchAttributes.get(SearchAttribute.secretId) ?? secretIdOfWorkflow(info.workflowId);
     if (!secretId || info.workflowId !== rotationWorkflowId(secretId)) continue;
     runs.set(secretId, [...(runs.get(secretId) ?? []), info]);
   }
-  const scheduled = new Map((await schedules.list()).map((s) => [s.secretId, s]));
+  const scheduled = new Map((await schedules.list(options.onProgress ? { onProgress: options.onProgress } : {})).map((s) => [s.secretId, s]));
   const running = [...runs].filter(([, history]) => history.some((r) => r.status.name === 'RUNNING')).map(([id]) => id);
   const others = options.all ? [...runs.keys()] : running;
   const ids = [...new Set([...scheduled.keys(), ...others])].sort((a, b) => a.localeCompare(b));

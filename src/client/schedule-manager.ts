@@ -6,6 +6,7 @@ import {
   type ScheduleSummary,
 } from '@temporalio/client';
 import type { RotorConfig } from '../config/rotor-config';
+import { mapLimit } from './concurrency';
 import {
   MANAGED_BY,
   planEntryFor,
@@ -18,6 +19,9 @@ import { SCHEDULE_ID_PREFIX, scheduleIdFor } from '../shared/constants';
 import { NotRotatingError } from '../shared/errors';
 import type { RotationInput, ScheduledRotationInput } from '../shared/types';
 import type { scheduledRotation, ScheduledRotationResult } from '../workflows';
+
+/** Hears how much of a long operation is done: `done` of `total`. */
+export type Progress = (done: number, total: number) => void;
 
 export { planSummary, type ApplyPlan, type PlanEntry } from '../schedules/plan';
 
@@ -40,35 +44,44 @@ export interface ScheduleView {
  * schedules that start rotations on this client's task queue, so teams sharing a namespace keep each other's.
  */
 export class ScheduleManager {
+  /**
+   * @param concurrency Temporal calls in flight at once (default 16): a fleet's schedules are described, created
+   *   and updated in parallel, within what the frontend serves comfortably.
+   */
   constructor(
     readonly client: Client,
     readonly taskQueue: string,
+    readonly concurrency = 16,
   ) {}
 
-  /** What `apply` would do; changes nothing. */
-  async plan(config: RotorConfig, options: { prune?: boolean } = {}): Promise<ApplyPlan> {
-    const entries: PlanEntry[] = [];
+  /** What `apply` would do; changes nothing. `onProgress` hears how many schedules were read, of how many. */
+  async plan(config: RotorConfig, options: { prune?: boolean; onProgress?: Progress } = {}): Promise<ApplyPlan> {
     const wanted = new Set(config.secrets.map((s) => s.id));
-    for (const secret of config.secrets) {
-      entries.push(planEntryFor(secret, config, this.taskQueue, await this.describe(secret.id)));
-    }
+    const others = (await this.managedSummaries()).map(secretIdOf).filter((id) => !wanted.has(id));
+    const total = config.secrets.length + others.length;
+    const tick = options.onProgress && ((done: number) => options.onProgress!(done, total));
+    const entries: PlanEntry[] = await mapLimit(
+      config.secrets,
+      this.concurrency,
+      async (secret) => planEntryFor(secret, config, this.taskQueue, await this.describe(secret.id)),
+      tick,
+    );
     const kept: string[] = [];
-    for (const summary of await this.managedSummaries()) {
-      const secretId = secretIdOf(summary);
-      if (wanted.has(secretId)) continue;
-      // Only schedules of this worker fleet (task queue): other teams' rotor.yaml files share the namespace.
-      const description = await this.describe(secretId);
-      if (!description || description.action.taskQueue !== this.taskQueue) continue;
+    // Only schedules of this worker fleet (task queue): other teams' rotor.yaml files share the namespace.
+    const descriptions = await mapLimit(others, this.concurrency, (id) => this.describe(id), tick && ((done) => tick(config.secrets.length + done)));
+    others.forEach((secretId, i) => {
+      const description = descriptions[i];
+      if (!description || description.action.taskQueue !== this.taskQueue) return;
       if (options.prune) entries.push({ secretId, action: 'delete', changes: [] });
       else kept.push(secretId);
-    }
+    });
     return { entries, kept };
   }
 
-  /** Carries out `plan` (made from the same config), calling `onEntry` as each entry is done. */
+  /** Carries out `plan` (made from the same config), calling `onEntry` as each entry is done (in any order). */
   async apply(config: RotorConfig, plan: ApplyPlan, onEntry?: (entry: PlanEntry) => void): Promise<void> {
     const secrets = new Map(config.secrets.map((s) => [s.id, s]));
-    for (const entry of plan.entries) {
+    await mapLimit(plan.entries, this.concurrency, async (entry) => {
       const secret = secrets.get(entry.secretId);
       if (entry.action === 'create' && secret) {
         await this.client.schedule.create(scheduleOptionsFor(secret, config, this.taskQueue));
@@ -84,29 +97,31 @@ export class ScheduleManager {
         await this.client.schedule.getHandle(scheduleIdFor(entry.secretId)).delete();
       }
       onEntry?.(entry);
-    }
+    });
   }
 
   /** Every rotor-managed schedule, with its next run and how its last run ended. */
-  async list(): Promise<ScheduleView[]> {
-    const views: ScheduleView[] = [];
-    for (const summary of await this.managedSummaries()) {
-      const secretId = secretIdOf(summary);
-      const description = await this.describe(secretId);
-      if (!description) continue;
-      const recorded = recordedSettingsOf(description);
-      const next = description.info.nextActionTimes[0];
-      const last = description.info.recentActions.at(-1);
-      views.push({
-        secretId,
-        schedule: recorded?.schedule ?? 'unknown',
-        paused: description.state.paused,
-        ...(description.state.note ? { note: description.state.note } : {}),
-        ...(next && !description.state.paused ? { nextRunAt: next.toISOString() } : {}),
-        ...(last ? { lastRun: { at: last.takenAt.toISOString(), result: await this.resultOf(last.action.workflow) } } : {}),
-      });
-    }
-    return views.sort((a, b) => a.secretId.localeCompare(b.secretId));
+  async list(options: { onProgress?: Progress } = {}): Promise<ScheduleView[]> {
+    const summaries = await this.managedSummaries();
+    const views = await mapLimit(summaries, this.concurrency, (summary) => this.view(secretIdOf(summary)), options.onProgress && ((done) => options.onProgress!(done, summaries.length)));
+    return views.filter((v): v is ScheduleView => v !== undefined).sort((a, b) => a.secretId.localeCompare(b.secretId));
+  }
+
+  /** One schedule as `list` shows it, or undefined when it is gone. */
+  private async view(secretId: string): Promise<ScheduleView | undefined> {
+    const description = await this.describe(secretId);
+    if (!description) return undefined;
+    const recorded = recordedSettingsOf(description);
+    const next = description.info.nextActionTimes[0];
+    const last = description.info.recentActions.at(-1);
+    return {
+      secretId,
+      schedule: recorded?.schedule ?? 'unknown',
+      paused: description.state.paused,
+      ...(description.state.note ? { note: description.state.note } : {}),
+      ...(next && !description.state.paused ? { nextRunAt: next.toISOString() } : {}),
+      ...(last ? { lastRun: { at: last.takenAt.toISOString(), result: await this.resultOf(last.action.workflow) } } : {}),
+    };
   }
 
   /** Pauses the secret's schedule: no scheduled rotation starts until `resume`. */

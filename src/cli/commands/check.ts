@@ -4,7 +4,7 @@ import type { SecretCheckReport } from '../../shared/reports';
 import type { RotationOverrides } from '../../shared/types';
 import { rotationInputFor } from '../../schedules/plan';
 import { ExitCode } from '../exit-codes';
-import { out, outJson, rotationClient } from '../context';
+import { out, outJson, progress, rotationClient } from '../context';
 import { readEnv } from '../../config/env';
 
 /** Secrets checked at once: each check is a short workflow on a worker. */
@@ -26,15 +26,19 @@ export async function checkCommand(ids: string[], opts: { file?: string; json?: 
   const rotor = await rotationClient();
   const reports: SecretCheckReport[] = new Array<SecretCheckReport>(secretIds.length);
   let next = 0;
+  let checked = 0;
+  const checking = progress('checking', opts.json);
   await Promise.all(
     Array.from({ length: Math.min(CONCURRENCY, secretIds.length) }, async () => {
       while (next < secretIds.length) {
         const index = next++;
         const id = secretIds[index]!;
         reports[index] = await rotor.check(id, inputOf.get(id)?.overrides, inputOf.get(id)?.graceMs);
+        checking.tick(++checked, secretIds.length);
       }
     }),
   );
+  checking.end();
   if (opts.json) outJson(reports);
   else for (const report of reports) printReport(report);
   const failed = reports.filter((r) => !r.ok).length;

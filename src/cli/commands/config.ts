@@ -1,7 +1,7 @@
 import { planSummary, type PlanEntry } from '../../client/schedule-manager';
 import { ConfigError, loadConfig } from '../../config/rotor-config';
 import { ExitCode } from '../exit-codes';
-import { configFile, out, outJson, scheduleManager } from '../context';
+import { configFile, out, outJson, progress, scheduleManager } from '../context';
 
 /** `rotor validate`: checks rotor.yaml without touching anything; every problem, with its path. */
 export async function validateCommand(opts: { file?: string; json?: boolean }): Promise<number> {
@@ -30,7 +30,9 @@ export async function applyCommand(opts: { file?: string; dryRun?: boolean; prun
   const file = configFile(opts.file);
   const config = await loadConfig(file);
   const { schedules } = await scheduleManager();
-  const plan = await schedules.plan(config, { prune: Boolean(opts.prune) });
+  const reading = progress('reading schedules', opts.json);
+  const plan = await schedules.plan(config, { prune: Boolean(opts.prune), onProgress: reading.tick });
+  reading.end();
   const changing = plan.entries.filter((e) => e.action !== 'unchanged');
   if (!opts.json) {
     out(`plan for ${file} (${changing.length} to change, ${plan.entries.length - changing.length} unchanged):`);
@@ -39,6 +41,7 @@ export async function applyCommand(opts: { file?: string; dryRun?: boolean; prun
   }
   if (!opts.dryRun && changing.length > 0) {
     let done = 0;
+    // Each change prints its own [n/total] line as it lands (in any order: schedules are written in parallel).
     await schedules.apply(config, plan, (entry) => {
       if (!opts.json && entry.action !== 'unchanged') out(`  [${++done}/${changing.length}] ${entry.action}d ${entry.secretId}`);
     });

@@ -1,11 +1,13 @@
 import { ExitCode } from '../exit-codes';
-import { operator, out, outJson, scheduleManager } from '../context';
+import { operator, out, outJson, progress, scheduleManager } from '../context';
 import { relativeTime, renderTable } from '../render';
 
 /** `rotor schedules`: every managed secret, its schedule, next run, last result, paused or not. */
 export async function schedulesCommand(opts: { json?: boolean }): Promise<number> {
   const { schedules } = await scheduleManager();
-  const views = await schedules.list();
+  const reading = progress('reading schedules', opts.json);
+  const views = await schedules.list({ onProgress: reading.tick });
+  reading.end();
   if (opts.json) outJson(views);
   else if (views.length === 0) out('no rotor schedules: declare secrets in rotor.yaml and run `rotor apply -f rotor.yaml`');
   else {

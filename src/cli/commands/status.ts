@@ -1,7 +1,7 @@
 import { secretsOverview } from '../../client/overview';
 import { NotRotatingError } from '../../shared/errors';
 import { ExitCode } from '../exit-codes';
-import { out, outJson, rotationClient, scheduleManager } from '../context';
+import { out, outJson, progress, rotationClient, scheduleManager } from '../context';
 import { relativeTime, renderStatus, renderTable } from '../render';
 
 /** `rotor status [secretId]`: without an id, every managed secret at a glance; with one, its latest rotation. */
@@ -17,7 +17,9 @@ export async function statusCommand(secretId: string | undefined, opts: { json?:
 
 async function overview(opts: { json?: boolean; all?: boolean }): Promise<number> {
   const { rotor, schedules } = await scheduleManager();
-  const rows = await secretsOverview(rotor.client, schedules, { all: Boolean(opts.all) });
+  const reading = progress('reading schedules', opts.json);
+  const rows = await secretsOverview(rotor.client, schedules, { all: Boolean(opts.all), onProgress: reading.tick });
+  reading.end();
   if (opts.json) outJson(rows);
   else if (rows.length === 0) out('no managed secrets yet: declare them in rotor.yaml and run `rotor apply -f rotor.yaml`');
   else {
