@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, expect } from 'vitest';
-import type { RotationClient } from '../../src/client';
+import { ScheduleManager, type RotationClient } from '../../src/client';
+import { parseConfig } from '../../src/config/rotor-config';
+import { scheduleIdFor } from '../../src/shared/constants';
+import type { RotationStatus } from '../../src/shared/types';
 import { uniqueName } from './env';
-import { rememberPasswords, rotationClient } from './stack';
+import { rememberPasswords, rotationClient, waitForStatus } from './stack';
 import { WorkerProcess } from './worker-process';
 
 /** A `rotor worker` process on a task queue of its own and a RotationClient for it, for one test file. */
@@ -57,4 +60,23 @@ export async function rotateToCompletion(rig: WorkerRig, secretId: string, seen:
   const outcome = await rig.rotor.wait(secretId);
   await rememberPasswords(secretId, seen);
   expect(outcome.outcome === 'failed' ? outcome.message : outcome.outcome).toBe('completed');
+}
+
+/**
+ * Declares `secretId` in a rotor.yaml with an every-1m schedule and `grace`, applies it through the rig's task
+ * queue, fires the schedule every 5 s (rotor.yaml allows no less than a minute; tests stay short) and waits for the
+ * first scheduled rotation to complete. The schedule is deleted afterwards. Returns that rotation's status.
+ */
+export async function rotateOnSchedule(rig: WorkerRig, secretId: string, grace: string): Promise<RotationStatus> {
+  const schedules = new ScheduleManager(rig.rotor.client, rig.taskQueue);
+  const config = parseConfig(`secrets:\n  - id: ${secretId}\n    schedule: { every: 1m }\n    grace: ${grace}\n`);
+  for (const s of config.secrets) if (s.schedule.kind === 'every') s.schedule.everyMs = 5000;
+  try {
+    await schedules.apply(config, await schedules.plan(config, { prune: false }));
+    const status = await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'completed', 60_000);
+    expect(status.trigger).toEqual({ kind: 'schedule', by: scheduleIdFor(secretId) });
+    return status;
+  } finally {
+    await rig.rotor.client.schedule.getHandle(scheduleIdFor(secretId)).delete().catch(() => undefined);
+  }
 }

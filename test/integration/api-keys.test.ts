@@ -3,14 +3,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeyVerifier, apiKeyMiddleware, generateApiKey, SecretCache, type RegistryQuery } from '../../src/consumers';
-import { ScheduleManager } from '../../src/client';
-import { parseConfig } from '../../src/config/rotor-config';
-import { scheduleIdFor } from '../../src/shared/constants';
 import { runCli } from '../helpers/cli';
 import { uniqueName, until } from '../helpers/env';
 import { holdDirectory } from '../helpers/faulty-rotators';
 import { expectNoPasswords, recordHistories } from '../helpers/hygiene';
-import { rotateToCompletion, useWorkerRig } from '../helpers/rig';
+import { rotateOnSchedule, rotateToCompletion, useWorkerRig } from '../helpers/rig';
 import { useRegistryDatabase } from '../helpers/registry';
 import { createSecret, labels, store, waitForStatus } from '../helpers/stack';
 
@@ -196,18 +193,8 @@ describe('API keys rotated by rotor, verified from a PostgreSQL registry of dige
 
   it('rotates on a schedule from rotor.yaml', async () => {
     const { secretId, service } = await keySecret('scheduled');
-    const schedules = new ScheduleManager(rig.rotor.client, rig.taskQueue);
-    const config = parseConfig(`secrets:\n  - id: ${secretId}\n    schedule: { every: 1m }\n    grace: 0s\n`);
-    // rotor schedules fire at most every minute; the test fires sooner to stay short.
-    for (const s of config.secrets) if (s.schedule.kind === 'every') s.schedule.everyMs = 5000;
-    try {
-      await schedules.apply(config, await schedules.plan(config, { prune: false }));
-      const status = await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'completed', 60_000);
-      expect(status.trigger).toEqual({ kind: 'schedule', by: scheduleIdFor(secretId) });
-      expect(await verifies(verifier(service), (await keyAt(secretId, 'AWSCURRENT')).key)).toBe(true);
-    } finally {
-      await rig.rotor.client.schedule.getHandle(scheduleIdFor(secretId)).delete().catch(() => undefined);
-    }
+    await rotateOnSchedule(rig, secretId, '0s');
+    expect(await verifies(verifier(service), (await keyAt(secretId, 'AWSCURRENT')).key)).toBe(true);
   });
 
   it('refuses a secret with a hostile service name before anything changes', async () => {

@@ -7,14 +7,11 @@ import { generateKeyPair, SignJWT, type JWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { jwksHandler, JwksUnavailableError, JwtSigner, JwtVerifier, SecretCache, type JwtVerdict } from '../../src/consumers';
 import { generateSigningKey, JWKS_DDL, publicPart, type SigningKey } from '../../src/credentials/jwt';
-import { ScheduleManager } from '../../src/client';
-import { parseConfig } from '../../src/config/rotor-config';
-import { scheduleIdFor } from '../../src/shared/constants';
 import { runCli } from '../helpers/cli';
 import { uniqueName, until } from '../helpers/env';
 import { expectNoPasswords, recordHistories } from '../helpers/hygiene';
 import { useRegistryDatabase } from '../helpers/registry';
-import { useWorkerRig } from '../helpers/rig';
+import { rotateOnSchedule, useWorkerRig } from '../helpers/rig';
 import { createSecret, labels, store, waitForStatus } from '../helpers/stack';
 
 /**
@@ -234,18 +231,11 @@ describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
 
   it('rotates on a schedule from rotor.yaml', async () => {
     const { secretId, keys } = await adoptedKeySet('scheduled', ['current', 'next']);
-    const schedules = new ScheduleManager(rig.rotor.client, rig.taskQueue);
-    const config = parseConfig(`secrets:\n  - id: ${secretId}\n    schedule: { every: 1m }\n    grace: 6s\n`);
-    // rotor schedules fire at most every minute; the test fires sooner to stay short.
-    for (const s of config.secrets) if (s.schedule.kind === 'every') s.schedule.everyMs = 5000;
     try {
-      await schedules.apply(config, await schedules.plan(config, { prune: false }));
-      const status = await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'completed', 60_000);
-      expect(status.trigger).toEqual({ kind: 'schedule', by: scheduleIdFor(secretId) });
+      const status = await rotateOnSchedule(rig, secretId, '6s');
       const made = JSON.parse((await store.getByVersion(secretId, status.versions.current!))!.value) as { keys: Record<string, SigningKey> };
       expect(made.keys.current!.kid).toBe(keys.next!.kid);
     } finally {
-      await rig.rotor.client.schedule.getHandle(scheduleIdFor(secretId)).delete().catch(() => undefined);
       await rememberKeys(secretId);
     }
   });
