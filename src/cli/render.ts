@@ -52,7 +52,7 @@ export function renderStatus(status: RotationStatus): string {
     `pending    ${status.versions.pending ?? '-'}`,
     `started    ${status.startedAt}`,
   ];
-  if (status.holdUntil) lines.push(`published  the new version becomes current at ${status.holdUntil}`);
+  if (status.holdUntil && status.phase === 'publishing') lines.push(`published  the new version becomes current at ${status.holdUntil}`);
   if (status.graceEndsAt) lines.push(`grace end  ${status.graceEndsAt}`);
   if (status.bake) lines.push(`bake       ${bakeLine(status.bake)}`);
   if (status.sessionsWaitEndsAt) lines.push(`sessions   ${status.liveSessions ?? '?'} live on the previous login; waiting until ${status.sessionsWaitEndsAt}`);

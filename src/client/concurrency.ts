@@ -19,7 +19,8 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
       onEach?.(++done);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, lane));
+  const lanes = Math.min(Number.isFinite(limit) && limit >= 1 ? Math.floor(limit) : 1, items.length);
+  await Promise.all(Array.from({ length: lanes }, lane));
   if (failure) throw failure.error;
   return results;
 }

@@ -57,7 +57,8 @@ export class ApiKeyVerifier {
     if (!shape.ok) return { ok: false, reason: shape.problem };
     const row = await this.#row(shape.keyId);
     if (!row) return { ok: false, reason: 'unknown-key' };
-    const pepper = (await this.#pepperSet()).peppers[row.pepper_id];
+    const peppers = (await this.#pepperSet()).peppers;
+    const pepper = Object.hasOwn(peppers, row.pepper_id) ? peppers[row.pepper_id] : undefined;
     if (!pepper || !digestMatches(pepper, presented as string, row.digest)) return { ok: false, reason: 'mismatch' };
     return { ok: true, keyId: shape.keyId };
   }

@@ -193,11 +193,15 @@ export class JwtVerifier {
     return this.#remote!.resolve(header, jws);
   }
 
-  /** Refetches within the cooldown's limits; keeps the last set while it is within its stale bound. */
+  /**
+   * Refetches within the cooldown's limits (a fetch in flight is joined, never doubled; a failed fetch is not
+   * retried before the cooldown either); keeps the last set while it is within its stale bound.
+   */
   async #refresh(forUnknownKid: boolean): Promise<void> {
     const { cooldownMs = 30_000, maxStaleMs = 600_000 } = this.#options.jwks as { cooldownMs?: number; maxStaleMs?: number };
     const now = this.#now();
-    if (this.#remote && now - this.#lastFetchAt < cooldownMs) {
+    if (!this.#inFlight && now - this.#lastFetchAt < cooldownMs) {
+      if (!this.#remote) throw new JwksUnavailableError(`no JWKS yet, and the last fetch failed ${Math.round((now - this.#lastFetchAt) / 1000)}s ago`);
       if (forUnknownKid || now < this.#remote.freshUntil + maxStaleMs) return;
       throw new JwksUnavailableError(`the last JWKS is older than its max-age plus ${Math.round(maxStaleMs / 1000)}s`);
     }

@@ -92,12 +92,13 @@ export function parsePepperSet(raw: string): { ok: true; set: PepperSet } | { ok
   const problems: string[] = [];
   const object = typeof json === 'object' && json !== null && !Array.isArray(json) ? (json as Record<string, unknown>) : undefined;
   if (!object) return { ok: false, problems: ['is not a JSON object'] };
-  const peppers: Record<string, Buffer> = {};
+  const peppers: Record<string, Buffer> = Object.create(null) as Record<string, Buffer>;
   const given = object.peppers;
   if (typeof given !== 'object' || given === null || Array.isArray(given)) problems.push('peppers: must be an object of id to base64 pepper');
   else {
     for (const [id, value] of Object.entries(given)) {
-      if (!/^[A-Za-z0-9_-]{1,32}$/.test(id)) problems.push(`peppers: id ${JSON.stringify(id.slice(0, 40))} is not 1 to 32 of A-Z, a-z, 0-9, _ and -`);
+      // Never quoted: a pepper pasted in the wrong place must not reach an error message.
+      if (!/^[A-Za-z0-9_-]{1,32}$/.test(id)) problems.push('peppers: an id is not 1 to 32 of A-Z, a-z, 0-9, _ and -');
       else if (typeof value !== 'string') problems.push(`peppers.${id}: must be a base64 string`);
       else {
         const bytes = Buffer.from(value, 'base64');
@@ -108,7 +109,7 @@ export function parsePepperSet(raw: string): { ok: true; set: PepperSet } | { ok
   }
   const current = object.current;
   if (typeof current !== 'string') problems.push('current: must name one of peppers');
-  else if (problems.length === 0 && !peppers[current]) problems.push(`current: ${JSON.stringify(current)} is not one of peppers (${Object.keys(peppers).join(', ') || 'none'})`);
+  else if (problems.length === 0 && !Object.hasOwn(peppers, current)) problems.push(`current: does not name one of peppers (${Object.keys(peppers).join(', ') || 'none'})`);
   return problems.length > 0 ? { ok: false, problems } : { ok: true, set: { current: current as string, peppers } };
 }
 

@@ -59,7 +59,7 @@ async function publish(client: Client, service: string, keys: SigningKey[]): Pro
  *   rotation before; always on a secret's first rotation;
  * - `finish` switches signers (they read AWSCURRENT); the previous key stays published through grace, which
  *   `prepare` refuses shorter than the longest token's life plus clock skew;
- * - `retire` unpublishes every key but `current` and `next`.
+ * - `retire` unpublishes this secret's other keys (the previous set's), keeping `current` and `next`.
  * Rollback makes the old key set current again and unpublishes only keys that never signed (a `next` given up).
  */
 export const jwtSigningKeyRotator: Rotator<JwtSigningSecret> = {
@@ -104,7 +104,8 @@ export const jwtSigningKeyRotator: Rotator<JwtSigningSecret> = {
 
   async test(secretId, value, context) {
     const signer = value.keys.current;
-    if (!signer) throw new TestFailedError(secretId, 'the version has no current key');
+    // A key set without a key yet (before the first rotation, which compensation may restore) signs nothing.
+    if (!signer) return;
     const published = await onRegistry(secretId, value.registry, context, async (client) => {
       const { rows } = await client.query<{ kid: string; jwk: JWK }>(`SELECT kid, jwk FROM ${JWKS_TABLE} WHERE service = $1 AND kid = ANY($2)`, [
         value.service,
@@ -148,10 +149,16 @@ export const jwtSigningKeyRotator: Rotator<JwtSigningSecret> = {
     });
   },
 
-  async retire(secretId, { current }, context) {
-    const keep = keysOf(current, 'current', 'next').map((k) => k.kid);
+  async retire(secretId, { previous, current }, context) {
+    // Only this secret's keys: the previous set's and the new set's `previous`, all but `current` and `next`.
+    // Other secrets may publish under the same service.
+    const keep = new Set(keysOf(current, 'current', 'next').map((k) => k.kid));
+    const gone = [...new Set([...(previous ? keysOf(previous, 'previous', 'current', 'next') : []), ...keysOf(current, 'previous')].map((k) => k.kid))].filter(
+      (kid) => !keep.has(kid),
+    );
+    if (gone.length === 0) return 'nothing-to-retire';
     const { rowCount } = await onRegistry(secretId, current.registry, context, (client) =>
-      client.query(`DELETE FROM ${JWKS_TABLE} WHERE service = $1 AND NOT (kid = ANY($2))`, [current.service, keep]),
+      client.query(`DELETE FROM ${JWKS_TABLE} WHERE service = $1 AND kid = ANY($2)`, [current.service, gone]),
     );
     return rowCount ? 'previous-key-unpublished' : 'already-retired';
   },

@@ -38,10 +38,10 @@ export { ROTATION_FAILED } from './failures';
 /** Summaries for the Temporal UI on the grace timer and on a scheduled run's rotation; runs before it have none. */
 export const UI_SUMMARY_PATCH = 'rotor-ui-summaries-v1';
 
-/** A cancelled rotation ends in phase `failed` (status, search attribute, memo); runs cancelled before it did not. */
 /** A test step that reports `holdMs` (JWT signing keys) is followed by a durable wait before finish. */
 export const HOLD_BEFORE_FINISH_PATCH = 'rotor-hold-before-finish-v1';
 
+/** A cancelled rotation ends in phase `failed` (status, search attribute, memo); runs cancelled before it did not. */
 export const CANCELLED_ENDS_PATCH = 'rotor-cancelled-ends-failed-v1';
 
 /**

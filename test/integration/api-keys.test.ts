@@ -177,6 +177,19 @@ describe('API keys rotated by rotor, verified from a PostgreSQL registry of dige
     expect(await verifier(service).verify(key)).toEqual({ ok: false, reason: 'unknown-key' });
   });
 
+  it('compensates a first rotation (no key yet): the secret is as it was, the key set registered is revoked', async () => {
+    const { secretId, service, versionId } = await keySecret('fail-test-first');
+    await rig.rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 1 });
+    const outcome = await rig.rotor.wait(secretId);
+    expect(outcome.outcome).toBe('failed');
+    if (outcome.outcome === 'failed') expect(outcome.message).toMatch(/failed at test: .*compensated/);
+    expect(await labels(secretId)).toEqual({ current: versionId, versions: 2 });
+    const made = (await store.describe(secretId)).versions.find((x) => x.versionId !== versionId)!;
+    const { key } = JSON.parse((await store.getByVersion(secretId, made.versionId))!.value) as { key: string };
+    values.add(key);
+    expect(await verifier(service).verify(key)).toEqual({ ok: false, reason: 'unknown-key' });
+  });
+
   it('a worker killed with SIGKILL between set and test: a new worker finishes, one row per key', async () => {
     const { secretId, service, adopted } = await keySecret('hold-test-kill', true);
     await rig.rotor.rotate(secretId, { graceMs: 0 });

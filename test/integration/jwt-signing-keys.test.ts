@@ -230,11 +230,16 @@ describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
   });
 
   it('rotates on a schedule from rotor.yaml', async () => {
-    const { secretId, keys } = await adoptedKeySet('scheduled', ['current', 'next']);
+    const { secretId, service, keys } = await adoptedKeySet('scheduled', ['current', 'next']);
+    // Another issuer's key under the same service: retire must leave it published.
+    const other = await generateSigningKey('ES256');
+    await registry.asAdmin('INSERT INTO rotor_jwks (service, kid, jwk) VALUES ($1, $2, $3)', [service, other.kid, JSON.stringify(publicPart(other.publicJwk))]);
     try {
       const status = await rotateOnSchedule(rig, secretId, '6s');
       const made = JSON.parse((await store.getByVersion(secretId, status.versions.current!))!.value) as { keys: Record<string, SigningKey> };
       expect(made.keys.current!.kid).toBe(keys.next!.kid);
+      const { rows } = await registry.reader.query<{ kid: string }>('SELECT kid FROM rotor_jwks WHERE service = $1', [service]);
+      expect(rows.map((r) => r.kid).sort()).toEqual([made.keys.current!.kid, made.keys.next!.kid, other.kid].sort());
     } finally {
       await rememberKeys(secretId);
     }

@@ -113,6 +113,20 @@ describe('JwtVerifier with a remote JWKS', () => {
     expect((await verifier.verify(token)).ok).toBe(true);
   });
 
+  it('does not retry a failed first fetch before the cooldown, and joins a fetch in flight', async () => {
+    const { verifier, signer, advance, setDown, fetches } = await remote({ cooldownMs: 10_000 });
+    const token = await signer.sign();
+    setDown(true);
+    await expect(verifier.verify(token)).rejects.toBeInstanceOf(JwksUnavailableError);
+    await expect(verifier.verify(token)).rejects.toThrow(/no JWKS yet, and the last fetch failed/);
+    expect(fetches()).toBe(1);
+    setDown(false);
+    advance(10_000);
+    const verdicts = await Promise.all(Array.from({ length: 20 }, () => verifier.verify(token)));
+    expect(verdicts.every((v) => v.ok)).toBe(true);
+    expect(fetches()).toBe(2);
+  });
+
   it('refuses tampered, expired and algorithm-confused tokens with their reason', async () => {
     const { verifier, signer, advance } = await remote();
     const token = await signer.sign({ sub: 'a' }, { expiresInMs: 60_000 });
