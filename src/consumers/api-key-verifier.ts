@@ -20,7 +20,7 @@ export interface ApiKeyVerifierOptions {
    * revokes stops verifying on every instance within it, and a new key verifies within it at the latest.
    */
   cacheTtlMs?: number;
-  /** Most key ids kept (default 10,000); the oldest answers go first. */
+  /** Most key ids kept (default 10,000) of each kind, found and not found; the oldest answers go first. */
   maxEntries?: number;
   now?: () => number;
 }
@@ -44,9 +44,12 @@ interface Entry {
  */
 export class ApiKeyVerifier {
   readonly #options: Required<Omit<ApiKeyVerifierOptions, 'now'>> & { now: () => number };
+  /** Keys found: a flood of made-up key ids (valid checksums are public) lands in `#unknown`, never evicts these. */
   readonly #entries = new Map<string, Entry>();
+  readonly #unknown = new Map<string, Entry>();
   readonly #inFlight = new Map<string, Promise<RegistryRow | undefined>>();
   #peppers?: { versionId: string; set: PepperSet };
+  #pepperReadAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: ApiKeyVerifierOptions) {
     this.#options = { cacheTtlMs: 30_000, maxEntries: 10_000, now: Date.now, ...options };
@@ -57,7 +60,12 @@ export class ApiKeyVerifier {
     if (!shape.ok) return { ok: false, reason: shape.problem };
     const row = await this.#row(shape.keyId);
     if (!row) return { ok: false, reason: 'unknown-key' };
-    const peppers = (await this.#pepperSet()).peppers;
+    let peppers = (await this.#pepperSet()).peppers;
+    // A pepper id this instance has not seen yet: the pepper secret just rotated; read it again (at most once a second).
+    if (!Object.hasOwn(peppers, row.pepper_id) && this.#options.now() - this.#pepperReadAt >= 1000) {
+      this.#pepperReadAt = this.#options.now();
+      peppers = (await this.#pepperSet(true)).peppers;
+    }
     const pepper = Object.hasOwn(peppers, row.pepper_id) ? peppers[row.pepper_id] : undefined;
     if (!pepper || !digestMatches(pepper, presented as string, row.digest)) return { ok: false, reason: 'mismatch' };
     return { ok: true, keyId: shape.keyId };
@@ -65,7 +73,7 @@ export class ApiKeyVerifier {
 
   async #row(keyId: string): Promise<RegistryRow | undefined> {
     const now = this.#options.now();
-    const cached = this.#entries.get(keyId);
+    const cached = this.#entries.get(keyId) ?? this.#unknown.get(keyId);
     if (cached && cached.until > now) return cached.row;
     const running = this.#inFlight.get(keyId);
     if (running) return running;
@@ -83,14 +91,16 @@ export class ApiKeyVerifier {
     }
     const row = rows[0] as RegistryRow | undefined;
     this.#entries.delete(keyId);
-    this.#entries.set(keyId, { row, until: this.#options.now() + this.#options.cacheTtlMs });
-    while (this.#entries.size > this.#options.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#unknown.delete(keyId);
+    const into = row ? this.#entries : this.#unknown;
+    into.set(keyId, { row, until: this.#options.now() + this.#options.cacheTtlMs });
+    while (into.size > this.#options.maxEntries) into.delete(into.keys().next().value!);
     return row;
   }
 
-  async #pepperSet(): Promise<PepperSet> {
+  async #pepperSet(fresh = false): Promise<PepperSet> {
     const { cache, secretId } = this.#options.pepper;
-    const snapshot = await cache.get(secretId);
+    const snapshot = fresh ? await cache.refreshNow(secretId) : await cache.get(secretId);
     if (this.#peppers?.versionId !== snapshot.versionId) {
       const parsed = parsePepperSet(snapshot.value);
       if (!parsed.ok) throw new RotorError(ErrorType.InvalidSecret, `pepper secret ${secretId} is not valid: ${parsed.problems.join('; ')}`, secretId);

@@ -11,7 +11,7 @@ import { InMemorySecretStore } from '../../src/stores/in-memory';
 const pepper = randomBytes(32);
 
 /** A registry in a Map behind the verifier's query function, counting lookups; a clock the test moves. */
-function setup(ttl = 1000) {
+function setup(ttl = 1000, maxEntries = 10_000) {
   const rows = new Map<string, { pepper_id: string; digest: Buffer }>();
   let lookups = 0;
   let now = 0;
@@ -31,11 +31,13 @@ function setup(ttl = 1000) {
     query,
     pepper: { cache: new SecretCache({ store }), secretId: 'pepper' },
     cacheTtlMs: ttl,
+    maxEntries,
     now: () => now,
   });
-  const register = (key: { keyId: string; key: string }) => rows.set(key.keyId, { pepper_id: 'p1', digest: apiKeyDigest(pepper, key.key) });
+  const register = (key: { keyId: string; key: string }, pepperId = 'p1', with_ = pepper) => rows.set(key.keyId, { pepper_id: pepperId, digest: apiKeyDigest(with_, key.key) });
   return {
     verifier,
+    store,
     register,
     revoke: (keyId: string) => rows.delete(keyId),
     lookups: () => lookups,
@@ -179,5 +181,32 @@ describe('ApiKeyVerifier', () => {
     release();
     expect((await Promise.all(checks)).every((v) => v.ok)).toBe(true);
     expect(lookups()).toBe(1);
+  });
+
+  it('keeps unknown key ids apart: a flood of made-up keys with valid checksums does not evict a known key', async () => {
+    const { verifier, register, lookups } = setup(60_000, 3);
+    const key = generateApiKey('bill');
+    register(key);
+    expect((await verifier.verify(key.key)).ok).toBe(true);
+    for (let i = 0; i < 10; i++) expect((await verifier.verify(generateApiKey('bill').key)).ok).toBe(false);
+    expect(lookups()).toBe(11);
+    expect((await verifier.verify(key.key)).ok).toBe(true);
+    expect(lookups()).toBe(11);
+  });
+
+  it('reads the pepper secret again when a key names a pepper it has not seen (the pepper just rotated)', async () => {
+    const { verifier, register, store, advance } = setup();
+    const first = generateApiKey('bill');
+    register(first);
+    expect((await verifier.verify(first.key)).ok).toBe(true);
+    const next = randomBytes(32);
+    const token = 'pepper-v2';
+    await store.putPending('pepper', token, JSON.stringify({ current: 'p2', peppers: { p1: pepper.toString('base64'), p2: next.toString('base64') } }));
+    await store.moveStage('pepper', 'AWSCURRENT', token);
+    const second = generateApiKey('bill');
+    register(second, 'p2', next);
+    advance(1000);
+    expect(await verifier.verify(second.key)).toEqual({ ok: true, keyId: second.keyId });
+    expect((await verifier.verify(first.key)).ok).toBe(true);
   });
 });
