@@ -18,28 +18,13 @@ import type { SecretStore } from '../src/stores/secret-store';
 import { createRotorWorker } from '../src/worker';
 import { createLogger, installRuntime } from '../src/worker/logger';
 import { uniqueName } from '../test/helpers/env';
+import { observedStore, STORE_OPERATIONS, type StoreOperation } from '../test/helpers/observed-store';
 import { createRole, createSecret, pgSecret, rotationClient, store } from '../test/helpers/stack';
 
-type Operation = keyof Pick<SecretStore, 'describe' | 'getByStage' | 'getByVersion' | 'putPending' | 'moveStage' | 'removeStage'>;
-const OPERATIONS: Operation[] = ['describe', 'getByStage', 'getByVersion', 'putPending', 'moveStage', 'removeStage'];
-
 /** The store with a count of every call by operation. */
-export function countingStore(inner: SecretStore): { store: SecretStore; counts: Record<Operation, number>; reset(): void } {
-  const counts = Object.fromEntries(OPERATIONS.map((o) => [o, 0])) as Record<Operation, number>;
-  const counted = <A extends unknown[], R>(op: Operation, call: (...args: A) => Promise<R>) => (...args: A) => {
-    counts[op]++;
-    return call(...args);
-  };
-  const wrapped: SecretStore = {
-    description: inner.description,
-    describe: counted('describe', (id: string) => inner.describe(id)),
-    getByStage: counted('getByStage', (id: string, stage: Parameters<SecretStore['getByStage']>[1]) => inner.getByStage(id, stage)),
-    getByVersion: counted('getByVersion', (id: string, v: string) => inner.getByVersion(id, v)),
-    putPending: counted('putPending', (id: string, t: string, value: string) => inner.putPending(id, t, value)),
-    moveStage: counted('moveStage', (id: string, stage: Parameters<SecretStore['moveStage']>[1], v: string) => inner.moveStage(id, stage, v)),
-    removeStage: counted('removeStage', (id: string, stage: Parameters<SecretStore['removeStage']>[1], v: string) => inner.removeStage(id, stage, v)),
-  };
-  return { store: wrapped, counts, reset: () => OPERATIONS.forEach((o) => (counts[o] = 0)) };
+export function countingStore(inner: SecretStore): { store: SecretStore; counts: Record<StoreOperation, number>; reset(): void } {
+  const counts = Object.fromEntries(STORE_OPERATIONS.map((o) => [o, 0])) as Record<StoreOperation, number>;
+  return { store: observedStore(inner, (op) => counts[op]++), counts, reset: () => STORE_OPERATIONS.forEach((o) => (counts[o] = 0)) };
 }
 
 const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!);
@@ -135,7 +120,7 @@ export async function benchSequential(n: number, auditUrl: string | undefined) {
       await directRotation(secretId, counting.store);
       direct.push(performance.now() - t0);
     }
-    const directCalls = Object.fromEntries(OPERATIONS.map((o) => [o, counting.counts[o] / n]));
+    const directCalls = Object.fromEntries(STORE_OPERATIONS.map((o) => [o, counting.counts[o] / n]));
 
     // rotor: a warm worker, one rotation after the other.
     const rotorSecrets = await Promise.all(Array.from({ length: n + 1 }, () => pgSecretFor('bench_seq')));
@@ -155,7 +140,7 @@ export async function benchSequential(n: number, auditUrl: string | undefined) {
       const history = await rotor.client.workflow.getHandle(started.workflowId).fetchHistory();
       paths.push(criticalPath(history.events ?? []));
     }
-    const rotorCalls = Object.fromEntries(OPERATIONS.map((o) => [o, counting.counts[o] / n]));
+    const rotorCalls = Object.fromEntries(STORE_OPERATIONS.map((o) => [o, counting.counts[o] / n]));
     const sorted = [...latencies].sort((a, b) => a - b);
     const directMedian = median(direct);
     const sum = (f: (p: CriticalPath) => number) => Math.round(median(paths.map(f)));

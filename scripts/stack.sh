@@ -123,7 +123,10 @@ start_temporal() {
   if pid_alive temporal; then return; fi
   port_open "$TEMPORAL_PORT" && die "port $TEMPORAL_PORT is taken by another process; set ROTOR_STACK_TEMPORAL_PORT or TEMPORAL_ADDRESS"
   local args=(server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT"
-    --db-filename "$STATE/temporal.sqlite" --ui-disable-news-fetch --log-level warn)
+    --db-filename "$STATE/temporal.sqlite" --ui-disable-news-fetch --log-level warn
+    # One partition per task queue (as docs/operations.md advises for the store-writes queue): a task queue's rate
+    # limit is split among its partitions, so with one the fleet store-write ceiling is exact.
+    --dynamic-config-value matching.numTaskqueueReadPartitions=1 --dynamic-config-value matching.numTaskqueueWritePartitions=1)
   local sa; for sa in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$sa"); done
   log "starting Temporal dev server on 127.0.0.1:$TEMPORAL_PORT (UI http://127.0.0.1:$TEMPORAL_UI_PORT)"
   start_daemon temporal "$VENV/bin/temporal" "${args[@]}"

@@ -37,4 +37,9 @@ export interface ActivityDeps {
   metrics?: ActivityMetrics;
   /** Per-target concurrency for every step that talks to the target system. */
   targets?: TargetLimiter;
+  /**
+   * The task queue prepare sends the rotation's store writes to (`throughput.fleetStoreWritesPerSecond`): the
+   * cluster, not the process, then holds the store-write ceiling. Absent: writes run on the rotation's own queue.
+   */
+  storeWritesTaskQueue?: string;
 }

@@ -80,6 +80,7 @@ export function createRotationSteps(deps: ActivityDeps) {
           currentVersionId: current.versionId,
           ...(previousVersionId && previousVersionId !== current.versionId ? { previousVersionId } : {}),
           ...(pending && pending !== current.versionId ? { strayPendingVersionId: pending } : {}),
+          ...(deps.storeWritesTaskQueue ? { storeWritesTaskQueue: deps.storeWritesTaskQueue } : {}),
         };
       });
     },

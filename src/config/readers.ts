@@ -31,7 +31,7 @@ const DEFAULTS_KEYS = ['grace', 'catchupWindow', 'alerts', 'maxStepAttempts', 's
 const ALERTS_KEYS = ['stuckPhaseBudget', 'webhooks'];
 const ROUTE_KEYS = ['url', 'urlFromEnv', 'header'];
 const HEADER_KEYS = ['name', 'valueFromEnv'];
-const THROUGHPUT_KEYS = ['storeWritesPerSecond', 'perTargetConcurrency'];
+const THROUGHPUT_KEYS = ['storeWritesPerSecond', 'perTargetConcurrency', 'fleetStoreWritesPerSecond'];
 const METRICS_KEYS = ['port', 'host'];
 const SECRET_KEYS = [
   'id',
@@ -62,6 +62,11 @@ const ROUTE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
+/** `fields` without the ones that are undefined (optional settings stay absent, not `undefined`). */
+function withDefined<T extends object>(fields: T): Partial<T> {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 export function readRoot(c: Checker, node: Node): RotorConfig | undefined {
   const root = c.section(node, ROOT_KEYS);
   if (!root) return undefined;
@@ -79,6 +84,7 @@ export function readRoot(c: Checker, node: Node): RotorConfig | undefined {
         c.integer(throughput.at('storeWritesPerSecond'), 1, MAX_STORE_WRITES_PER_SECOND) ?? DEFAULT_THROUGHPUT.storeWritesPerSecond,
       perTargetConcurrency:
         c.integer(throughput.at('perTargetConcurrency'), 1, MAX_PER_TARGET_CONCURRENCY) ?? DEFAULT_THROUGHPUT.perTargetConcurrency,
+      ...withDefined({ fleetStoreWritesPerSecond: c.integer(throughput.at('fleetStoreWritesPerSecond'), 1, MAX_STORE_WRITES_PER_SECOND) }),
     },
     metrics: {
       port: c.integer(metrics.at('port'), 0, 65_535) ?? DEFAULT_METRICS.port,

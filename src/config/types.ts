@@ -43,7 +43,11 @@ export interface ManagedSecret {
 export interface RotorConfig {
   secrets: ManagedSecret[];
   alerts: { stuckPhaseBudgetMs: number; webhooks: Record<string, WebhookRouteConfig> };
-  throughput: { storeWritesPerSecond: number; perTargetConcurrency: number };
+  /**
+   * `storeWritesPerSecond` and `perTargetConcurrency` hold per worker process; `fleetStoreWritesPerSecond`, when
+   * set, is a store-write ceiling for the rotations of every worker on the task queue, enforced by the cluster.
+   */
+  throughput: { storeWritesPerSecond: number; perTargetConcurrency: number; fleetStoreWritesPerSecond?: number };
   /** `port` 0 disables the metrics endpoint. */
   metrics: { port: number; host: string };
   /** The endpoint consumers report logins to (`port` 0, the default, serves none). */

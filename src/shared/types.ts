@@ -165,6 +165,11 @@ export interface PreparedRotation {
   strayPendingVersionId?: string;
   /** Set for strategies with a previous login to retire (alternating users), from the secret's tags. */
   retirement?: RetirementPolicy;
+  /**
+   * Where this rotation's store-writing steps (create, finish) run: the worker's store-writes task queue, whose
+   * dispatch rate the Temporal cluster limits for the whole fleet. Absent: on the rotation's own task queue.
+   */
+  storeWritesTaskQueue?: string;
 }
 
 /** Result of a step as the activities report it; `attempt` is Temporal's attempt number. */

@@ -2,7 +2,7 @@ import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/w
 import { createActivities, type ActivityDeps } from '../activities';
 import { rotators as builtInRotators, type RotatorRegistry } from '../rotators/registry';
 
-export interface RotorWorkerOptions extends Omit<ActivityDeps, 'rotators'> {
+export interface RotorWorkerOptions extends Omit<ActivityDeps, 'rotators' | 'storeWritesTaskQueue'> {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
@@ -17,17 +17,71 @@ export function workflowsPath(): string {
   return require.resolve('../workflows');
 }
 
+/** The task queue of the store-writing steps of rotations on `taskQueue`. */
+export function storeWritesTaskQueue(taskQueue: string): string {
+  return `${taskQueue}-store-writes`;
+}
+
+/**
+ * Every store-writing step on the rotation path writes at most twice (create: one PutSecretValue; finish: two
+ * UpdateSecretVersionStage), so a ceiling of N writes per second admits N/2 such steps per second.
+ */
+export const MAX_WRITES_PER_STORE_STEP = 2;
+
 /** A Worker that runs rotor's workflows and activities on `taskQueue`. */
 export async function createRotorWorker(options: RotorWorkerOptions): Promise<Worker> {
-  const { connection, namespace, taskQueue, workflowBundle, maxConcurrentActivityTaskExecutions, rotators, ...deps } = options;
-  return Worker.create({
+  const [main] = await createRotorWorkers(options);
+  return main;
+}
+
+/**
+ * The Workers of one rotor worker process: the main one (workflows and activities on `taskQueue`) and, with
+ * `storeWrites`, an activity-only one polling `storeWritesTaskQueue(taskQueue)`.
+ *
+ * With `storeWrites.fleetPerSecond`, prepare routes each rotation's create and finish to that queue, and the Worker
+ * asks the server to dispatch at most fleetPerSecond / MAX_WRITES_PER_STORE_STEP of its tasks per second: the
+ * matching service enforces that rate for all pollers of the queue together, so the ceiling holds however many
+ * workers run. Without it the queue is still polled, so rotations prepared while the setting was on still finish.
+ */
+export async function createRotorWorkers(
+  options: RotorWorkerOptions & { storeWrites?: { fleetPerSecond?: number } },
+): Promise<[Worker, ...Worker[]]> {
+  const { connection, namespace, taskQueue, workflowBundle, maxConcurrentActivityTaskExecutions, rotators, storeWrites, ...deps } = options;
+  const fleetPerSecond = storeWrites?.fleetPerSecond;
+  const writesQueue = storeWritesTaskQueue(taskQueue);
+  const activities = createActivities({
+    ...deps,
+    rotators: rotators ?? builtInRotators,
+    ...(fleetPerSecond !== undefined ? { storeWritesTaskQueue: writesQueue } : {}),
+  });
+  const common = {
     connection,
     namespace,
-    taskQueue,
-    ...(workflowBundle ? { workflowBundle } : { workflowsPath: workflowsPath() }),
-    activities: createActivities({ ...deps, rotators: rotators ?? builtInRotators }),
+    activities,
     maxConcurrentActivityTaskExecutions: maxConcurrentActivityTaskExecutions ?? 20,
     // Workflows finish their current task and activities their step before the process exits.
     shutdownGraceTime: '10s',
+  } satisfies Partial<WorkerOptions>;
+  const main = await Worker.create({
+    ...common,
+    taskQueue,
+    ...(workflowBundle ? { workflowBundle } : { workflowsPath: workflowsPath() }),
   });
+  if (!storeWrites) return [main];
+  const writes = await Worker.create({
+    ...common,
+    taskQueue: writesQueue,
+    ...(fleetPerSecond !== undefined ? { maxTaskQueueActivitiesPerSecond: fleetPerSecond / MAX_WRITES_PER_STORE_STEP } : {}),
+  });
+  return [main, writes];
+}
+
+/** Runs `workers` until all have stopped; when one stops (shutdown or failure), the others are shut down too. */
+export async function runTogether(workers: Worker[]): Promise<void> {
+  const stopOthers = () => {
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+  };
+  const results = await Promise.allSettled(workers.map((w) => w.run().finally(stopOthers)));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }

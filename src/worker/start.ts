@@ -16,14 +16,17 @@ import { createLogger, installRuntime } from './logger';
 import { RotorMetrics, type MetricsServer } from './metrics';
 import { reportTokens, serveReports, signalRotation, type ReportServer } from './report-server';
 import { KeyedSemaphore, RateLimiter, throttledStore } from './throttle';
-import { createRotorWorker } from './create-worker';
+import { createRotorWorkers, runTogether, storeWritesTaskQueue } from './create-worker';
 
 /** Every step name the metrics know; others fold into "other". */
 const METRIC_STEPS = [...STEPS, 'sessions', 'compensate', 'rollback'];
 
 /** A started worker with what it serves beside Temporal: its metrics endpoint. */
 export interface RunningWorker {
+  /** The Worker that runs the workflows and most steps on ROTOR_TASK_QUEUE. */
   worker: Worker;
+  /** Every Worker of this process: the main one and the store-writes one. */
+  workers: Worker[];
   /** Base URL of the /metrics endpoint, when served. */
   metricsUrl?: string;
   /** Base URL of the consumer report endpoint (POST /v1/reports), when served. */
@@ -85,7 +88,8 @@ export async function startWorker(
     void seedLastSuccess(metrics, baseStore, config, logger);
 
     const store = throttledStore(baseStore, new RateLimiter(config.throughput.storeWritesPerSecond));
-    const worker = await createRotorWorker({
+    const fleetPerSecond = config.throughput.fleetStoreWritesPerSecond;
+    const workers = await createRotorWorkers({
       connection,
       namespace,
       taskQueue: env.ROTOR_TASK_QUEUE,
@@ -98,7 +102,9 @@ export async function startWorker(
         uiLink: (workflowId, runId) => temporalUiLink(uiBase, namespace, workflowId, runId),
       }),
       maxConcurrentActivityTaskExecutions: env.ROTOR_MAX_CONCURRENT_ACTIVITIES,
+      storeWrites: fleetPerSecond !== undefined ? { fleetPerSecond } : {},
     });
+    const [worker] = workers;
     const port = env.ROTOR_METRICS_PORT ?? config.metrics.port;
     let server: MetricsServer | undefined;
     if (port > 0) {
@@ -125,16 +131,19 @@ export async function startWorker(
         reports: reports ? `${reports.url}/v1/reports` : 'off',
         storeWritesPerSecond: config.throughput.storeWritesPerSecond,
         perTargetConcurrency: config.throughput.perTargetConcurrency,
+        fleetStoreWritesPerSecond: fleetPerSecond ?? 'off',
+        storeWritesTaskQueue: storeWritesTaskQueue(env.ROTOR_TASK_QUEUE),
       },
       'rotor worker started',
     );
     return {
       worker,
+      workers,
       ...(server ? { metricsUrl: server.url } : {}),
       ...(reports ? { reportsUrl: reports.url } : {}),
       async run() {
         try {
-          await worker.run();
+          await runTogether(workers);
           logger.info('rotor worker stopped');
         } finally {
           await release();

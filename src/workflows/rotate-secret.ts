@@ -142,6 +142,10 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     } catch (error) {
       throw await fail('prepare', error, 'nothing was changed');
     }
+    // The worker that prepared the rotation says where store writes go (a queue the cluster rate-limits fleet-wide).
+    const writes = prepared.storeWritesTaskQueue
+      ? proxyActivities<RotorActivities>({ ...stepOptions(maxAttempts), taskQueue: prepared.storeWritesTaskQueue })
+      : steps;
     stepInput = {
       secretId: input.secretId,
       token,
@@ -149,7 +153,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
       ...(input.passwordPolicy ? { passwordPolicy: input.passwordPolicy } : {}),
     };
     try {
-      await run('create', 'creating', () => steps.createPending(stepInput));
+      await run('create', 'creating', () => writes.createPending(stepInput));
       status.versions.pending = token;
     } catch (error) {
       throw await fail('create', error, 'the target was not touched');
@@ -162,7 +166,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
       for (const [name, phase, call] of [
         ['set', 'setting', () => steps.setPending(stepInput)],
         ['test', 'testing', () => steps.testPending(stepInput)],
-        ['finish', 'finishing', () => steps.finishRotation(stepInput)],
+        ['finish', 'finishing', () => writes.finishRotation(stepInput)],
       ] as const) {
         if (requests.rollback) throw new RollbackRequested();
         failedStep = name;

@@ -5,7 +5,9 @@ import { Client as PgClient } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../src/audit/audit-store';
 import type { RotationClient } from '../../src/client';
+import { rotationWorkflowId } from '../../src/shared/constants';
 import type { AlertKind, RotationReporting } from '../../src/shared/types';
+import { storeWritesTaskQueue } from '../../src/worker';
 import { runCli } from '../helpers/cli';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
@@ -76,6 +78,7 @@ beforeAll(async () => {
     broken:
       url: ${receiverUrl}/broken
 metrics: { port: ${metricsPort}, host: 127.0.0.1 }
+throughput: { fleetStoreWritesPerSecond: 40 }
 secrets:
   - id: ${managedId}
     schedule: { every: 30d }
@@ -125,6 +128,12 @@ describe('audit trail', () => {
     for (const e of events.filter((x) => x.kind === 'step')) expect(e.durationMs).toBeGreaterThanOrEqual(0);
     // Completed rotations are not alerted.
     expect(received.filter((r) => r.body.rotor.secretId === secretId)).toEqual([]);
+    // With throughput.fleetStoreWritesPerSecond, the store writes ran on the store-writes queue, the rest here.
+    const scheduled = (await rotor.client.workflow.getHandle(rotationWorkflowId(secretId)).fetchHistory()).events!
+      .map((e) => e.activityTaskScheduledEventAttributes)
+      .filter((a) => a && a.activityType?.name !== 'appendAudit' && a.activityType?.name !== 'rotationEnded')
+      .map((a) => `${a!.activityType!.name}@${a!.taskQueue!.name === taskQueue ? 'main' : a!.taskQueue!.name === storeWritesTaskQueue(taskQueue) ? 'store-writes' : a!.taskQueue!.name}`);
+    expect(scheduled).toEqual(['prepareRotation@main', 'createPending@store-writes', 'setPending@main', 'testPending@main', 'finishRotation@store-writes', 'retirePrevious@main']);
   });
 
   it('records a compensation with the failed step, and alerts on it with the route header', async () => {

@@ -140,6 +140,12 @@ describe('parseConfig accepts valid files', () => {
     expect(config.metrics).toEqual({ port: 9000, host: '127.0.0.1' });
   });
 
+  it('reads a fleet-wide store-write ceiling; without one there is none', () => {
+    const config = parseConfig('throughput: { fleetStoreWritesPerSecond: 30 }\nsecrets:\n  - { id: prod/db/app, schedule: { every: 30d } }\n');
+    expect(config.throughput).toEqual({ storeWritesPerSecond: 40, perTargetConcurrency: 4, fleetStoreWritesPerSecond: 30 });
+    expect(parseConfig('secrets:\n  - { id: prod/db/app, schedule: { every: 30d } }\n').throughput).not.toHaveProperty('fleetStoreWritesPerSecond');
+  });
+
   it('reads a minimal file and fills in every default', () => {
     expect(parseConfig('secrets:\n  - { id: prod/db/app, schedule: { every: 30d } }\n')).toEqual({
       secrets: [{ id: 'prod/db/app', schedule: { kind: 'every', everyMs: 30 * DAY }, graceMs: HOUR, catchupWindowMs: HOUR, alerts: [] }],
@@ -367,9 +373,12 @@ describe('parseConfig rejects invalid files', () => {
   });
 
   it('refuses throughput and metrics settings out of range', () => {
-    expect(problemsOf(withSecret({}, { throughput: { storeWritesPerSecond: 60, perTargetConcurrency: 0 }, metrics: { port: 70000 } }))).toEqual([
+    expect(
+      problemsOf(withSecret({}, { throughput: { storeWritesPerSecond: 60, perTargetConcurrency: 0, fleetStoreWritesPerSecond: 2.5 }, metrics: { port: 70000 } })),
+    ).toEqual([
       { path: 'throughput.storeWritesPerSecond', message: 'expected a whole number from 1 to 50, got 60' },
       { path: 'throughput.perTargetConcurrency', message: 'expected a whole number from 1 to 100, got 0' },
+      { path: 'throughput.fleetStoreWritesPerSecond', message: 'expected a whole number from 1 to 50, got 2.5' },
       { path: 'metrics.port', message: 'expected a whole number from 0 to 65535, got 70000' },
     ]);
   });
