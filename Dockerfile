@@ -9,7 +9,8 @@ COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund --loglevel=error
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-# Compiles src/ to dist/ (tsconfig.build.json), then drops the dev dependencies (tsc, vitest, eslint).
+# Compiles src/ to dist/ (tsconfig.build.json) and bundles the workflows (dist/workflow-bundle.js), then drops the
+# dev dependencies (tsc, vitest, eslint).
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund --loglevel=error
 
 FROM node:22-slim
@@ -24,6 +25,6 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
 USER node
-# The worker bundles the workflow code from dist/workflows at start (a few seconds) and stops on SIGINT/SIGTERM.
+# The worker loads the prebuilt workflow bundle and stops on SIGINT/SIGTERM.
 ENTRYPOINT ["node", "bin/rotor.js"]
 CMD ["worker"]

@@ -14,9 +14,15 @@
  * - sequential (bench/sequential.ts): rotor's sequential rotation beside the same work done in-process, the
  *   ratio, where the time goes (from the histories), and store calls per rotation.
  *
+ * - fleet and memory (bench/fleet.ts): the store's own ceiling; ROTOR_BENCH_FLEET (default 1000) secrets rotated by
+ *   one worker against it; a compiled `rotor worker` process's RSS with as many rotations waiting in grace
+ *   (`npm run build` first; ROTOR_BENCH_MEMORY_CACHE sets its ROTOR_MAX_CACHED_WORKFLOWS,
+ *   ROTOR_BENCH_MEMORY_NODE_OPTIONS its NODE_OPTIONS).
+ *
  * Prints a table and writes JSON to .bench/<timestamp>.json. ROTOR_BENCH_ROTATIONS sets N (default 20),
  * ROTOR_BENCH_SCHEDULES sets M (default 200), ROTOR_BENCH_SEQUENTIAL the sequential rotations (default 20);
- * ROTOR_BENCH_ONLY=sequential,apply runs only those parts (passwords, sequential, concurrent, consumers, apply).
+ * ROTOR_BENCH_ONLY=sequential,apply runs only those parts (passwords, sequential, concurrent, consumers, apply, fleet,
+ * memory).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -32,6 +38,7 @@ import { createLogger, installRuntime } from '../src/worker/logger';
 import { rotatingBackend, staticBackend, strategySecrets } from '../test/helpers/backends';
 import { uniqueName } from '../test/helpers/env';
 import { serveUnderLoad } from '../test/helpers/load-app';
+import { benchFleet, benchMemory, fleetSecrets } from './fleet';
 import { benchSequential } from './sequential';
 import { createRole, createSecret, pgSecret, rotationClient, store } from '../test/helpers/stack';
 
@@ -217,6 +224,31 @@ async function main(): Promise<void> {
           `password read at start: ${c.control.failed} of ${c.control.requests} failed`,
       );
     }
+  }
+  const fleetSize = Number(process.env.ROTOR_BENCH_FLEET ?? 1000);
+  let fleetIds: string[] | undefined;
+  if (wants('fleet')) {
+    const { secretIds, ...fleet } = await benchFleet(fleetSize, Number(process.env.ROTOR_MAX_CONCURRENT_ACTIVITIES ?? 20));
+    fleetIds = secretIds;
+    results.fleet = fleet;
+    const f = fleet.fleet;
+    console.log(`store ceiling: ${fleet.storeCeiling.callsPerSecond} calls/s at ${fleet.concurrency} at once (a rotation's mix, ${fleet.storeCeiling.seconds} s)`);
+    console.log(
+      `fleet: ${fleet.secrets} secrets by one worker in ${f.seconds} s: ${f.rotationsPerSecond} rotations/s, p50 ${f.latencyMs.p50} ms, p95 ${f.latencyMs.p95} ms, ` +
+        `max ${f.latencyMs.max} ms, ${f.failures} failed; ${f.storeCallsPerSecond} store calls/s (${f.storeCallsPerRotation} per rotation) = ${f.shareOfCeiling} of the ceiling`,
+    );
+  }
+  if (wants('memory')) {
+    const cache = process.env.ROTOR_BENCH_MEMORY_CACHE;
+    const nodeOptions = process.env.ROTOR_BENCH_MEMORY_NODE_OPTIONS;
+    const memory = (results.memory = await benchMemory(fleetIds ?? (await fleetSecrets(fleetSize)), {
+      ...(cache ? { ROTOR_MAX_CACHED_WORKFLOWS: cache } : {}),
+      ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+    }));
+    console.log(
+      `memory: a rotor worker process with ${memory.rotationsInGrace} rotations in grace: RSS ${memory.workerRssMiB.inGrace} MiB (idle ${memory.workerRssMiB.idle} MiB), ` +
+        `workflow cache ${memory.maxCachedWorkflows}${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ''}`,
+    );
   }
   if (wants('apply')) {
     const apply = (results.apply = await benchApply(Number(process.env.ROTOR_BENCH_SCHEDULES ?? 200)));

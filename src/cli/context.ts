@@ -12,7 +12,8 @@ import { ExitCode, exitCodeForFailure } from './exit-codes';
 export const out = (line: string): void => void process.stdout.write(`${line}\n`);
 
 /**
- * A progress line for commands that take more than a moment over a fleet (`label: done/total`), on stderr and only
+ * A progress line for commands that take more than a moment over a fleet (`label: done/total`, or `label: done` while
+ * the total is unknown), on stderr and only
  * when stderr is a terminal and the output is not `--json`: pipes, files and machines never see it. `end()` clears it.
  */
 export function progress(label: string, json = false): { tick: (done: number, total: number) => void; end: () => void } {
@@ -20,12 +21,13 @@ export function progress(label: string, json = false): { tick: (done: number, to
   let shownAt = 0;
   let shown = false;
   return {
+    // A total of 0 is not known yet (a listing still paging): the count alone.
     tick(done, total) {
       const now = Date.now();
-      if (done < total && now - shownAt < 100) return;
+      if ((total === 0 || done < total) && now - shownAt < 100) return;
       shownAt = now;
       shown = true;
-      process.stderr.write(`\r\x1b[K${label}: ${done}/${total}`);
+      process.stderr.write(`\r\x1b[K${label}: ${total > 0 ? `${done}/${total}` : done}`);
     },
     end() {
       if (shown) process.stderr.write('\r\x1b[K');

@@ -1,5 +1,6 @@
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { rotationWorkflowId, SearchAttribute } from '../shared/constants';
+import { mapLimit } from './concurrency';
 import type { Phase } from '../shared/types';
 import type { ScheduleManager } from './schedule-manager';
 
@@ -20,21 +21,28 @@ export interface SecretOverview {
 
 /**
  * The managed secrets (those with a schedule), and any other secret whose rotation is running now; with `all`,
- * every secret Temporal still keeps rotations of. One visibility listing of rotations, plus the schedules' own
- * descriptions (one call per schedule, see ScheduleManager.list).
+ * every secret Temporal still keeps rotations of. Visibility listings only, never a call per secret: the schedules
+ * (ScheduleManager.states), then the rotations (see rotationQueries). `onProgress` counts the rotations read.
  */
 export async function secretsOverview(
   client: Client,
   schedules: ScheduleManager,
   options: { all?: boolean; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<SecretOverview[]> {
+  const states = await schedules.states();
   const runs = new Map<string, WorkflowExecutionInfo[]>();
-  for await (const info of client.workflow.list({ query: `WorkflowType = 'rotateSecret'` })) {
-    const secretId = info.typedSearchAttributes.get(SearchAttribute.secretId) ?? secretIdOfWorkflow(info.workflowId);
-    if (!secretId || info.workflowId !== rotationWorkflowId(secretId)) continue;
-    runs.set(secretId, [...(runs.get(secretId) ?? []), info]);
-  }
-  const scheduled = new Map((await schedules.list(options.onProgress ? { onProgress: options.onProgress } : {})).map((s) => [s.secretId, s]));
+  const seen = new Set<string>();
+  let read = 0;
+  await mapLimit(rotationQueries(states.map((st) => st.secretId), Boolean(options.all)), 8, async (query) => {
+    for await (const info of client.workflow.list({ query })) {
+      options.onProgress?.(++read, 0);
+      const secretId = info.typedSearchAttributes.get(SearchAttribute.secretId) ?? secretIdOfWorkflow(info.workflowId);
+      if (!secretId || info.workflowId !== rotationWorkflowId(secretId) || seen.has(info.runId)) continue;
+      seen.add(info.runId);
+      runs.set(secretId, [...(runs.get(secretId) ?? []), info]);
+    }
+  });
+  const scheduled = new Map(states.map((st) => [st.secretId, st]));
   const running = [...runs].filter(([, history]) => history.some((r) => r.status.name === 'RUNNING')).map(([id]) => id);
   const others = options.all ? [...runs.keys()] : running;
   const ids = [...new Set([...scheduled.keys(), ...others])].sort((a, b) => a.localeCompare(b));
@@ -55,6 +63,26 @@ export async function secretsOverview(
       ...(latest ? { runId: latest.runId } : {}),
     };
   });
+}
+
+/** Secret ids that can go in a visibility query's string literal as they are. */
+const QUERYABLE_ID = /^[A-Za-z0-9/_+=.@:-]+$/;
+const IDS_PER_QUERY = 100;
+
+/**
+ * The visibility queries that find the rotations the overview needs: every rotation with `all`; otherwise the
+ * running ones and those of the managed secrets (in chunks of 100 ids), so the cost follows the fleet, not how
+ * many runs Temporal still keeps. An id that cannot be quoted safely falls back to reading every rotation.
+ */
+export function rotationQueries(managed: string[], all: boolean): string[] {
+  const base = `WorkflowType = 'rotateSecret'`;
+  if (all || managed.some((id) => !QUERYABLE_ID.test(id))) return [base];
+  const chunks: string[] = [];
+  for (let i = 0; i < managed.length; i += IDS_PER_QUERY) {
+    const ids = managed.slice(i, i + IDS_PER_QUERY).map((id) => `'${id}'`);
+    chunks.push(`${base} AND ${SearchAttribute.secretId.name} IN (${ids.join(', ')})`);
+  }
+  return [`${base} AND ExecutionStatus = 'Running'`, ...chunks];
 }
 
 function stateOf(run: WorkflowExecutionInfo): SecretOverview['state'] {

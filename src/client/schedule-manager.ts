@@ -1,4 +1,5 @@
 import {
+  ScheduleAlreadyRunning,
   ScheduleNotFoundError,
   WorkflowNotFoundError,
   type Client,
@@ -57,13 +58,17 @@ export class ScheduleManager {
   /** What `apply` would do; changes nothing. `onProgress` hears how many schedules were read, of how many. */
   async plan(config: RotorConfig, options: { prune?: boolean; onProgress?: Progress } = {}): Promise<ApplyPlan> {
     const wanted = new Set(config.secrets.map((s) => s.id));
-    const others = (await this.managedSummaries()).map(secretIdOf).filter((id) => !wanted.has(id));
+    const summaries = await this.summaries();
+    // Only listed schedules are described: a secret whose schedule the listing does not show yet is planned as a
+    // create, and `apply` turns that into an update if the schedule turns out to exist.
+    const listed = new Set(summaries.map(secretIdOf));
+    const others = summaries.filter(isManaged).map(secretIdOf).filter((id) => !wanted.has(id));
     const total = config.secrets.length + others.length;
     const tick = options.onProgress && ((done: number) => options.onProgress!(done, total));
     const entries: PlanEntry[] = await mapLimit(
       config.secrets,
       this.concurrency,
-      async (secret) => planEntryFor(secret, config, this.taskQueue, await this.describe(secret.id)),
+      async (secret) => planEntryFor(secret, config, this.taskQueue, listed.has(secret.id) ? await this.describe(secret.id) : undefined),
       tick,
     );
     const kept: string[] = [];
@@ -84,15 +89,16 @@ export class ScheduleManager {
     await mapLimit(plan.entries, this.concurrency, async (entry) => {
       const secret = secrets.get(entry.secretId);
       if (entry.action === 'create' && secret) {
-        await this.client.schedule.create(scheduleOptionsFor(secret, config, this.taskQueue));
+        try {
+          await this.client.schedule.create(scheduleOptionsFor(secret, config, this.taskQueue));
+        } catch (error) {
+          // Created since the listing was read (or not listed yet): plan it again from its description.
+          if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+          const again = planEntryFor(secret, config, this.taskQueue, await this.describe(secret.id));
+          if (again.action === 'update') await this.update(secret, config);
+        }
       } else if (entry.action === 'update' && secret) {
-        const options = scheduleOptionsFor(secret, config, this.taskQueue);
-        await this.client.schedule.getHandle(options.scheduleId).update((previous) => ({
-          spec: options.spec,
-          action: options.action,
-          policies: options.policies,
-          state: secret.paused === undefined ? { paused: previous.state.paused, note: previous.state.note } : { paused: secret.paused, note: options.state?.note },
-        }));
+        await this.update(secret, config);
       } else if (entry.action === 'delete') {
         await this.client.schedule.getHandle(scheduleIdFor(entry.secretId)).delete();
       }
@@ -100,11 +106,38 @@ export class ScheduleManager {
     });
   }
 
+  /** Makes the secret's schedule what rotor.yaml says; the pause state follows the file only when it says one. */
+  private async update(secret: RotorConfig['secrets'][number], config: RotorConfig): Promise<void> {
+    const options = scheduleOptionsFor(secret, config, this.taskQueue);
+    await this.client.schedule.getHandle(options.scheduleId).update((previous) => ({
+      spec: options.spec,
+      action: options.action,
+      policies: options.policies,
+      state: secret.paused === undefined ? { paused: previous.state.paused, note: previous.state.note } : { paused: secret.paused, note: options.state?.note },
+    }));
+  }
+
   /** Every rotor-managed schedule, with its next run and how its last run ended. */
   async list(options: { onProgress?: Progress } = {}): Promise<ScheduleView[]> {
     const summaries = await this.managedSummaries();
     const views = await mapLimit(summaries, this.concurrency, (summary) => this.view(secretIdOf(summary)), options.onProgress && ((done) => options.onProgress!(done, summaries.length)));
     return views.filter((v): v is ScheduleView => v !== undefined).sort((a, b) => a.secretId.localeCompare(b.secretId));
+  }
+
+  /**
+   * Pause state and next run of every managed schedule, from the schedule listing alone: one paged call for the
+   * whole fleet (`list` describes each schedule). The listing is Temporal's visibility, which follows a change
+   * within moments.
+   */
+  async states(): Promise<Array<Pick<ScheduleView, 'secretId' | 'paused' | 'nextRunAt'>>> {
+    return (await this.managedSummaries()).map((summary) => {
+      const next = summary.info.nextActionTimes[0];
+      return {
+        secretId: secretIdOf(summary),
+        paused: summary.state.paused,
+        ...(next && !summary.state.paused ? { nextRunAt: next.toISOString() } : {}),
+      };
+    });
   }
 
   /** One schedule as `list` shows it, or undefined when it is gone. */
@@ -162,10 +195,13 @@ export class ScheduleManager {
   }
 
   private async managedSummaries(): Promise<ScheduleSummary[]> {
+    return (await this.summaries()).filter(isManaged);
+  }
+
+  /** Every schedule with rotor's id prefix, managed by rotor or not. */
+  private async summaries(): Promise<ScheduleSummary[]> {
     const out: ScheduleSummary[] = [];
-    for await (const summary of this.client.schedule.list()) {
-      if (summary.scheduleId.startsWith(SCHEDULE_ID_PREFIX) && summary.memo?.managedBy === MANAGED_BY) out.push(summary);
-    }
+    for await (const summary of this.client.schedule.list()) if (summary.scheduleId.startsWith(SCHEDULE_ID_PREFIX)) out.push(summary);
     return out;
   }
 
@@ -190,6 +226,10 @@ export class ScheduleManager {
       throw error;
     }
   }
+}
+
+function isManaged(summary: ScheduleSummary): boolean {
+  return summary.memo?.managedBy === MANAGED_BY;
 }
 
 function secretIdOf(summary: ScheduleSummary): string {

@@ -21,6 +21,8 @@ const envSchema = z.object({
   ROTOR_DEFAULT_GRACE: duration.default(parseDuration(DEFAULT_GRACE)),
   ROTOR_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
   ROTOR_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(20),
+  /** Workflows kept in the worker's memory between their tasks; others are replayed from history when they wake. */
+  ROTOR_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(2).max(100_000).optional(),
   /** rotor.yaml, when `-f` is not given: `rotor worker` (alert routes, guards, metrics), `rotor apply`, `rotor validate`. */
   ROTOR_CONFIG: z.string().min(1).optional(),
   /** The audit trail's PostgreSQL database. `rotor worker` needs it, unless ROTOR_AUDIT_DISABLED=true. */

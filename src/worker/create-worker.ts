@@ -1,15 +1,21 @@
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { rotators as builtInRotators, type RotatorRegistry } from '../rotators/registry';
+import { prebuiltWorkflowBundle } from './bundle-workflows';
 
 export interface RotorWorkerOptions extends Omit<ActivityDeps, 'rotators' | 'storeWritesTaskQueue'> {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
   rotators?: RotatorRegistry;
-  /** A prebuilt workflow bundle (tests build one per file); otherwise the workflows are bundled at start. */
+  /**
+   * A prebuilt workflow bundle (tests build one per file); otherwise the build's dist/workflow-bundle.js, or, from
+   * the sources, the workflows bundled at start.
+   */
   workflowBundle?: WorkerOptions['workflowBundle'];
   maxConcurrentActivityTaskExecutions?: number;
+  /** Workflows kept in memory between their tasks (the SDK's default sizes it from the heap limit). */
+  maxCachedWorkflows?: number;
 }
 
 /** Where the workflow code lives, whether rotor runs from TypeScript sources or from the compiled package. */
@@ -46,7 +52,7 @@ export async function createRotorWorker(options: RotorWorkerOptions): Promise<Wo
 export async function createRotorWorkers(
   options: RotorWorkerOptions & { storeWrites?: { fleetPerSecond?: number } },
 ): Promise<[Worker, ...Worker[]]> {
-  const { connection, namespace, taskQueue, workflowBundle, maxConcurrentActivityTaskExecutions, rotators, storeWrites, ...deps } = options;
+  const { connection, namespace, taskQueue, workflowBundle, maxConcurrentActivityTaskExecutions, maxCachedWorkflows, rotators, storeWrites, ...deps } = options;
   const fleetPerSecond = storeWrites?.fleetPerSecond;
   const writesQueue = storeWritesTaskQueue(taskQueue);
   const activities = createActivities({
@@ -65,7 +71,8 @@ export async function createRotorWorkers(
   const main = await Worker.create({
     ...common,
     taskQueue,
-    ...(workflowBundle ? { workflowBundle } : { workflowsPath: workflowsPath() }),
+    ...workflowCode(workflowBundle),
+    ...(maxCachedWorkflows !== undefined ? { maxCachedWorkflows } : {}),
   });
   if (!storeWrites) return [main];
   const writes = await Worker.create({
@@ -74,6 +81,12 @@ export async function createRotorWorkers(
     ...(fleetPerSecond !== undefined ? { maxTaskQueueActivitiesPerSecond: fleetPerSecond / MAX_WRITES_PER_STORE_STEP } : {}),
   });
   return [main, writes];
+}
+
+function workflowCode(given: RotorWorkerOptions['workflowBundle']): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  if (given) return { workflowBundle: given };
+  const prebuilt = prebuiltWorkflowBundle();
+  return prebuilt ? { workflowBundle: { codePath: prebuilt } } : { workflowsPath: workflowsPath() };
 }
 
 /** Runs `workers` until all have stopped; when one stops (shutdown or failure), the others are shut down too. */

@@ -102,6 +102,7 @@ export async function startWorker(
         uiLink: (workflowId, runId) => temporalUiLink(uiBase, namespace, workflowId, runId),
       }),
       maxConcurrentActivityTaskExecutions: env.ROTOR_MAX_CONCURRENT_ACTIVITIES,
+      ...(env.ROTOR_MAX_CACHED_WORKFLOWS !== undefined ? { maxCachedWorkflows: env.ROTOR_MAX_CACHED_WORKFLOWS } : {}),
       storeWrites: fleetPerSecond !== undefined ? { fleetPerSecond } : {},
     });
     const [worker] = workers;

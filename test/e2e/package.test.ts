@@ -1,9 +1,11 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uniqueName, until } from '../helpers/env';
+import { logsIn, passwordAt, roleWithSecret, rotationClient } from '../helpers/stack';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
@@ -60,6 +62,36 @@ describe('the packed rotor package, installed into a clean project', () => {
   it('rotor/worker exports createRotorWorker and startWorker', async () => {
     expect(await node(`const w = require('rotor/worker'); console.log(typeof w.createRotorWorker, typeof w.startWorker)`)).toBe('function function');
   });
+
+  it('`rotor worker` from the package loads its prebuilt workflow bundle and rotates a secret', async () => {
+    const files = await readdir(path.join(app, 'node_modules/rotor/dist'));
+    expect(files).toContain('workflow-bundle.js');
+    const taskQueue = uniqueName('e2e-packaged');
+    const seen = new Set<string>();
+    const { secretId, username, password } = await roleWithSecret('e2e', 'packaged', seen);
+    const worker = spawn(path.join(app, 'node_modules/.bin/rotor'), ['worker'], {
+      cwd: app,
+      env: { ...process.env, NODE_PATH: '', ROTOR_TASK_QUEUE: taskQueue, ROTOR_AUDIT_DISABLED: 'true', ROTOR_METRICS_PORT: '0', ROTOR_LOG_LEVEL: 'debug' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    worker.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    worker.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const rotor = await rotationClient(taskQueue);
+    try {
+      await until('the packaged worker to start', () => output.includes('rotor worker started') || undefined);
+      await rotor.rotate(secretId, { graceMs: 0 });
+      expect((await rotor.wait(secretId)).outcome).toBe('completed');
+      expect(await logsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);
+      expect(await logsIn(username, password)).toBe(false);
+      // It loaded the bundle `npm run build` made: webpack never ran in the worker.
+      expect(output).not.toMatch(/Workflow bundle created|webpack/i);
+    } finally {
+      worker.kill('SIGTERM');
+      await new Promise((resolve) => worker.once('exit', resolve));
+      await rotor.client.connection.close();
+    }
+  }, 120_000);
 
   it('rotor/consumers loads the AWS SDK and nothing of Temporal, and no native module; each driver with its first pool', async () => {
     const loaded = JSON.parse(

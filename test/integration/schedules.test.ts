@@ -145,6 +145,19 @@ secrets:
     expect(planSummary(await schedules.plan(config(file('second'))))).toMatchObject({ updated: [], unchanged: [id] });
   });
 
+  it('a plan that would create a schedule someone created meanwhile applies as an update, or as nothing', async () => {
+    const id = uniqueName('it/sched-race');
+    const stale = await schedules.plan(config(`secrets:\n  - id: ${id}\n    schedule: { every: 30d }\n`));
+    expect(stale.entries).toEqual([expect.objectContaining({ secretId: id, action: 'create' })]);
+    // Another apply (or a listing that lags) creates it first, with other settings: the stale plan updates it.
+    await apply(config(`secrets:\n  - id: ${id}\n    schedule: { every: 7d }\n`));
+    await schedules.apply(config(`secrets:\n  - id: ${id}\n    schedule: { every: 30d }\n`), stale);
+    expect(planSummary(await schedules.plan(config(`secrets:\n  - id: ${id}\n    schedule: { every: 30d }\n`)))).toMatchObject({ unchanged: [id] });
+    // Already as the file says: applying the stale plan again changes nothing and does not fail.
+    await schedules.apply(config(`secrets:\n  - id: ${id}\n    schedule: { every: 30d }\n`), stale);
+    expect((await schedules.describe(id))!.spec.intervals).toEqual([expect.objectContaining({ every: 30 * 24 * 3600_000 })]);
+  });
+
   it('prints the plan as JSON, changes nothing on --dry-run, and names every problem of a bad file', async () => {
     const d = uniqueName('it/sched-d');
     created.add(d);

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { progress } from '../../src/cli/context';
 import { mapLimit } from '../../src/client/concurrency';
+import { rotationQueries } from '../../src/client/overview';
 
 describe('mapLimit', () => {
   it('keeps the order, never runs more than the limit at once, and reports each one done', async () => {
@@ -62,5 +63,35 @@ describe('progress', () => {
     piped.tick(10, 10);
     piped.end();
     expect(write).not.toHaveBeenCalled();
+  });
+
+  it('shows the count alone while the total is unknown, at most every 100 ms', () => {
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    Object.defineProperty(process.stderr, 'isTTY', { value: true, configurable: true });
+    let now = 1_000;
+    vi.spyOn(Date, 'now').mockImplementation(() => now);
+    const shown = progress('reading rotations');
+    shown.tick(1, 0);
+    shown.tick(2, 0);
+    now += 100;
+    shown.tick(3, 0);
+    expect(write.mock.calls.map((c) => String(c[0]))).toEqual(['\r\x1b[Kreading rotations: 1', '\r\x1b[Kreading rotations: 3']);
+  });
+});
+
+describe('rotationQueries', () => {
+  it('asks for the running rotations and those of the managed secrets, 100 ids a query', () => {
+    const ids = Array.from({ length: 250 }, (_, i) => `prod/db-${i}`);
+    const queries = rotationQueries(ids, false);
+    expect(queries).toHaveLength(4);
+    expect(queries[0]).toBe(`WorkflowType = 'rotateSecret' AND ExecutionStatus = 'Running'`);
+    expect(queries[1]).toMatch(/^WorkflowType = 'rotateSecret' AND RotorSecretId IN \('prod\/db-0', 'prod\/db-1', .*'prod\/db-99'\)$/);
+    expect(queries.slice(1).flatMap((q) => q.match(/'prod\/db-\d+'/g) ?? [])).toHaveLength(250);
+  });
+
+  it('reads every rotation with --all, or when an id could not be quoted safely', () => {
+    expect(rotationQueries(['prod/db'], true)).toEqual([`WorkflowType = 'rotateSecret'`]);
+    expect(rotationQueries(['prod/db', `x') OR ('1' = '1`], false)).toEqual([`WorkflowType = 'rotateSecret'`]);
+    expect(rotationQueries(['arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf'], false)).toHaveLength(2);
   });
 });

@@ -17,7 +17,7 @@ export async function statusCommand(secretId: string | undefined, opts: { json?:
 
 async function overview(opts: { json?: boolean; all?: boolean }): Promise<number> {
   const { rotor, schedules } = await scheduleManager();
-  const reading = progress('reading schedules', opts.json);
+  const reading = progress('reading rotations', opts.json);
   const rows = await secretsOverview(rotor.client, schedules, { all: Boolean(opts.all), onProgress: reading.tick });
   reading.end();
   if (opts.json) outJson(rows);
