@@ -37,7 +37,8 @@ async function pgFleet(n: number, prefix: string): Promise<string[]> {
       await admin.query(batch.map((m) => `CREATE ROLE ${escapeIdentifier(m.username)} LOGIN PASSWORD ${escapeLiteral(m.password)}`).join('; '));
     }
   });
-  return mapLimit(members, 16, async (m) => {
+  // moto's CreateSecret is not safe under much concurrency (it iterates its secrets while another request adds one).
+  return mapLimit(members, 4, async (m) => {
     const secretId = `bench/fleet/${m.username}`;
     await createSecret(secretId, pgSecret(m.username, m.password));
     return secretId;

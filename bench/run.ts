@@ -183,8 +183,7 @@ async function benchApply(m: number) {
   const statusMs = await timed(async () => (managed = (await secretsOverview(rotor.client, schedules)).length));
   await mapLimit(ids, 16, (id) => rotor.client.schedule.getHandle(scheduleIdFor(id)).delete());
   await rotor.client.connection.close();
-  if (unchanged !== m) throw new Error(`second apply would change ${m - unchanged} schedules`);
-  return { schedules: m, createMs, secondApplyMs: secondMs, statusMs, statusSecrets: managed };
+  return { schedules: m, secondApplyUnchanged: unchanged, createMs, secondApplyMs: secondMs, statusMs, statusSecrets: managed };
 }
 
 async function main(): Promise<void> {
@@ -252,7 +251,7 @@ async function main(): Promise<void> {
   }
   if (wants('apply')) {
     const apply = (results.apply = await benchApply(Number(process.env.ROTOR_BENCH_SCHEDULES ?? 200)));
-    console.log(`apply: ${apply.schedules} schedules created in ${apply.createMs} ms; a second apply plans no change in ${apply.secondApplyMs} ms`);
+    console.log(`apply: ${apply.schedules} schedules created in ${apply.createMs} ms; a second apply plans ${apply.secondApplyUnchanged} of them unchanged in ${apply.secondApplyMs} ms`);
     console.log(`status: the overview of ${apply.statusSecrets} managed secrets in ${apply.statusMs} ms`);
   }
   const out = path.resolve(__dirname, '../.bench');

@@ -58,17 +58,14 @@ export class ScheduleManager {
   /** What `apply` would do; changes nothing. `onProgress` hears how many schedules were read, of how many. */
   async plan(config: RotorConfig, options: { prune?: boolean; onProgress?: Progress } = {}): Promise<ApplyPlan> {
     const wanted = new Set(config.secrets.map((s) => s.id));
-    const summaries = await this.summaries();
-    // Only listed schedules are described: a secret whose schedule the listing does not show yet is planned as a
-    // create, and `apply` turns that into an update if the schedule turns out to exist.
-    const listed = new Set(summaries.map(secretIdOf));
-    const others = summaries.filter(isManaged).map(secretIdOf).filter((id) => !wanted.has(id));
+    // Every secret of the file is described: the listing is visibility, which can lag a schedule made a moment ago.
+    const others = (await this.managedSummaries()).map(secretIdOf).filter((id) => !wanted.has(id));
     const total = config.secrets.length + others.length;
     const tick = options.onProgress && ((done: number) => options.onProgress!(done, total));
     const entries: PlanEntry[] = await mapLimit(
       config.secrets,
       this.concurrency,
-      async (secret) => planEntryFor(secret, config, this.taskQueue, listed.has(secret.id) ? await this.describe(secret.id) : undefined),
+      async (secret) => planEntryFor(secret, config, this.taskQueue, await this.describe(secret.id)),
       tick,
     );
     const kept: string[] = [];
@@ -92,7 +89,7 @@ export class ScheduleManager {
         try {
           await this.client.schedule.create(scheduleOptionsFor(secret, config, this.taskQueue));
         } catch (error) {
-          // Created since the listing was read (or not listed yet): plan it again from its description.
+          // Created since the plan was made (another apply): plan it again from its description.
           if (!(error instanceof ScheduleAlreadyRunning)) throw error;
           const again = planEntryFor(secret, config, this.taskQueue, await this.describe(secret.id));
           if (again.action === 'update') await this.update(secret, config);
