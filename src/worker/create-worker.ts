@@ -89,12 +89,14 @@ function workflowCode(given: RotorWorkerOptions['workflowBundle']): Pick<WorkerO
   return prebuilt ? { workflowBundle: { codePath: prebuilt } } : { workflowsPath: workflowsPath() };
 }
 
+/** Asks every one of `workers` that still runs to shut down. */
+export function shutdownAll(workers: Worker[]): void {
+  for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+}
+
 /** Runs `workers` until all have stopped; when one stops (shutdown or failure), the others are shut down too. */
 export async function runTogether(workers: Worker[]): Promise<void> {
-  const stopOthers = () => {
-    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
-  };
-  const results = await Promise.allSettled(workers.map((w) => w.run().finally(stopOthers)));
+  const results = await Promise.allSettled(workers.map((w) => w.run().finally(() => shutdownAll(workers))));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
 }

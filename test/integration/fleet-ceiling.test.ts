@@ -3,7 +3,7 @@ import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@t
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../src/client';
 import { rotationWorkflowId } from '../../src/shared/constants';
-import { createRotorWorkers, KeyedSemaphore, MAX_WRITES_PER_STORE_STEP, RateLimiter, runTogether, storeWritesTaskQueue, throttledStore } from '../../src/worker';
+import { createRotorWorkers, KeyedSemaphore, MAX_WRITES_PER_STORE_STEP, RateLimiter, runTogether, shutdownAll, storeWritesTaskQueue, throttledStore } from '../../src/worker';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { busiestWindow, observedStore, pool, WRITE_OPERATIONS } from '../helpers/observed-store';
 import { labels, logsIn, passwordAt, roleWithSecret, rotationClient, store } from '../helpers/stack';
@@ -57,7 +57,7 @@ async function startFleet(options: { fleetPerSecond?: number; perProcessPerSecon
     rotor,
     writes,
     async stop() {
-      for (const p of parts) for (const w of p.workers) if (w.getState() === 'RUNNING') w.shutdown();
+      for (const p of parts) shutdownAll(p.workers);
       for (const p of parts) {
         await p.running;
         await p.connection.close();
