@@ -65,10 +65,14 @@ async function directRotation(secretId: string, s: SecretStore): Promise<void> {
 interface CriticalPath {
   workflowTasks: number;
   workflowTaskMs: number;
+  /** Ordinary activities: scheduled in history, dispatched by the server. */
   activities: number;
   activityQueueMs: number;
   activityRunMs: number;
-  /** Activities by type: the steps and the reporting ones (appendAudit, notify, rotationEnded). */
+  /** Local activities (steps run local-first): recorded as markers, run inside a workflow task. */
+  localActivities: number;
+  localActivityMs: number;
+  /** Activities by type, ordinary and local: the steps and the reporting ones (appendAudit, notify, rotationEnded). */
   byType: Record<string, number>;
   /** From the first event to the last. */
   totalMs: number;
@@ -76,12 +80,39 @@ interface CriticalPath {
 
 const ms = (t: temporal.api.history.v1.IHistoryEvent) => Number(t.eventTime!.seconds) * 1000 + Math.floor((t.eventTime!.nanos ?? 0) / 1e6);
 
+type Timestamp = { seconds: number; nanos: number } | null;
+/** What the SDK records of a local activity in its marker: the type and when it was scheduled and completed. */
+function localActivityOf(e: temporal.api.history.v1.IHistoryEvent): { type: string; ms: number } | undefined {
+  const marker = e.markerRecordedEventAttributes;
+  if (marker?.markerName !== 'core_local_activity') return undefined;
+  const data = marker.details?.data?.payloads?.[0]?.data;
+  if (!data) return undefined;
+  const info = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string; complete_time: Timestamp; original_schedule_time: Timestamp };
+  const at = (t: Timestamp) => (t ? t.seconds * 1000 + t.nanos / 1e6 : NaN);
+  return { type: info.activity_type, ms: at(info.complete_time) - at(info.original_schedule_time) };
+}
+
 /** Where a rotation's time went, from its history. */
 function criticalPath(events: temporal.api.history.v1.IHistoryEvent[]): CriticalPath {
   const byId = new Map(events.map((e) => [Number(e.eventId), e]));
-  const path: CriticalPath = { workflowTasks: 0, workflowTaskMs: 0, activities: 0, activityQueueMs: 0, activityRunMs: 0, byType: {}, totalMs: ms(events.at(-1)!) - ms(events[0]!) };
+  const path: CriticalPath = {
+    workflowTasks: 0,
+    workflowTaskMs: 0,
+    activities: 0,
+    activityQueueMs: 0,
+    activityRunMs: 0,
+    localActivities: 0,
+    localActivityMs: 0,
+    byType: {},
+    totalMs: ms(events.at(-1)!) - ms(events[0]!),
+  };
   for (const e of events) {
-    const type = e.activityTaskScheduledEventAttributes?.activityType?.name;
+    const local = localActivityOf(e);
+    if (local) {
+      path.localActivities++;
+      path.localActivityMs += local.ms;
+    }
+    const type = e.activityTaskScheduledEventAttributes?.activityType?.name ?? local?.type;
     if (type) path.byType[type] = (path.byType[type] ?? 0) + 1;
     if (e.workflowTaskCompletedEventAttributes) {
       const scheduled = byId.get(Number(e.workflowTaskCompletedEventAttributes.scheduledEventId))!;
@@ -156,6 +187,8 @@ export async function benchSequential(n: number, auditUrl: string | undefined) {
         activities: sum((p) => p.activities),
         activityQueueMs: sum((p) => p.activityQueueMs),
         activityRunMs: sum((p) => p.activityRunMs),
+        localActivities: sum((p) => p.localActivities),
+        localActivityMs: sum((p) => p.localActivityMs),
         historyMs: sum((p) => p.totalMs),
         activitiesByType: paths[0]?.byType ?? {},
       },

@@ -65,6 +65,8 @@ export async function createRotorWorkers(
     namespace,
     activities,
     maxConcurrentActivityTaskExecutions: maxConcurrentActivityTaskExecutions ?? 20,
+    // Steps run local-first (src/workflows/local-first.ts): the same limit for their local attempts.
+    maxConcurrentLocalActivityExecutions: maxConcurrentActivityTaskExecutions ?? 20,
     // Workflows finish their current task and activities their step before the process exits.
     shutdownGraceTime: '10s',
   } satisfies Partial<WorkerOptions>;

@@ -2,6 +2,7 @@ import { CancellationScope, condition, log, patched, proxyActivities, workflowIn
 import type { RotorActivities } from '../activities';
 import { formatDuration } from '../shared/duration';
 import { ALERT_OPTIONS, AUDIT_OPTIONS } from './activity-options';
+import { localFirst } from './local-first';
 import type { AlertKind, AuditEvent, Phase, RotationEnd, RotationInput } from '../shared/types';
 
 /** The patch that introduced audit, alerts and the stuck-phase watch: runs started before it replay without them. */
@@ -36,12 +37,13 @@ export interface Reporter {
  * The rotation's reporter. Audit appends retry until they land (the audit trail must not lose an event); an alert
  * is tried by the worker with its own backoff, and a failed delivery becomes an audit event. Its activities run in
  * non-cancellable scopes, so a cancelled rotation still records how it ended. Before the REPORTING_PATCH, a no-op,
- * so histories recorded before it replay unchanged.
+ * so histories recorded before it replay unchanged. With `local`, appends and the outcome run local-first
+ * (`localFirst`): the last append of a healthy rotation then costs no workflow task of its own.
  */
-export function createReporter(input: RotationInput): Reporter {
+export function createReporter(input: RotationInput, options: { local?: boolean } = {}): Reporter {
   if (!patched(REPORTING_PATCH)) return noopReporter;
   const { workflowId, runId } = workflowInfo();
-  const record = proxyActivities<RotorActivities>(AUDIT_OPTIONS);
+  const record = localFirst<RotorActivities>(AUDIT_OPTIONS, options.local ?? false);
   const deliver = proxyActivities<RotorActivities>(ALERT_OPTIONS);
   const routes = input.reporting?.alerts ?? [];
   const pending: Promise<unknown>[] = [];

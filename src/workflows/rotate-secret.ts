@@ -26,6 +26,7 @@ import type {
 import { DEFAULT_MAX_STEP_ATTEMPTS, prepareOptions, stepOptions, undoOptions } from './activity-options';
 import { causeOf, RollbackRequested, ROTATION_FAILED, typeOf } from './failures';
 import { watchConsumers, type BakeWindow } from './bake';
+import { LOCAL_FIRST_PATCH, localFirst } from './local-first';
 import { handleOperatorSignals } from './operator-signals';
 import { createReporter } from './reporting';
 import { createRotationState } from './rotation-state';
@@ -59,16 +60,18 @@ export const CANCELLED_ENDS_PATCH = 'rotor-cancelled-ends-failed-v1';
 export async function rotateSecret(input: RotationInput): Promise<RotationResult> {
   const token = uuid4();
   const maxAttempts = input.maxStepAttempts ?? DEFAULT_MAX_STEP_ATTEMPTS;
-  const steps = proxyActivities<RotorActivities>(stepOptions(maxAttempts));
+  // A healthy rotation runs its steps in one workflow task; compensation and rollback stay ordinary activities.
+  const local = patched(LOCAL_FIRST_PATCH);
+  const steps = localFirst<RotorActivities>(stepOptions(maxAttempts), local);
   const undo = proxyActivities<RotorActivities>(undoOptions(maxAttempts));
-  const preflight = proxyActivities<RotorActivities>(prepareOptions(maxAttempts));
+  const preflight = localFirst<RotorActivities>(prepareOptions(maxAttempts), local);
 
   const state = createRotationState(input, token);
   const { status } = state;
   let ended = false;
   /** What every step gets: ids, the token and what prepare found (set once prepare has run). */
   let stepInput: StepInput;
-  const reporter = createReporter(input);
+  const reporter = createReporter(input, { local });
   reporter.audit({ kind: 'triggered', phase: 'preparing', actor: actorOf(input.trigger), detail: { graceMs: input.graceMs } });
   reporter.watchPhases(() => ({ seq: state.phaseSeq, phase: status.phase }));
   const requests = handleOperatorSignals(state, reporter);
@@ -142,7 +145,8 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     } catch (error) {
       throw await fail('prepare', error, 'nothing was changed');
     }
-    // The worker that prepared the rotation says where store writes go (a queue the cluster rate-limits fleet-wide).
+    // The worker that prepared the rotation says where store writes go (a queue the cluster rate-limits fleet-wide):
+    // there they are ordinary activities, or the cluster could not pace them.
     const writes = prepared.storeWritesTaskQueue
       ? proxyActivities<RotorActivities>({ ...stepOptions(maxAttempts), taskQueue: prepared.storeWritesTaskQueue })
       : steps;
@@ -202,12 +206,16 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     requests.graceEndsAt = requests.graceStartedAt + input.graceMs;
     status.graceEndsAt = new Date(requests.graceEndsAt).toISOString();
     state.enter('grace');
-    reporter.release();
+    // Held audit events go out when the rotation first waits. Local-first runs release them only if grace really
+    // waits: a rotation with no grace then appends its whole trail once, at its end.
+    if (!local) reporter.release();
     const summarised = patched(UI_SUMMARY_PATCH);
     if (bake) {
+      reporter.release();
       await graceWithBake(bake, prepared.currentVersionId);
     } else {
       while (!requests.rollback && !requests.endGrace && Date.now() < requests.graceEndsAt) {
+        reporter.release();
         const before = requests.graceEndsAt;
         const moved = () => requests.rollback !== undefined || requests.endGrace || requests.graceEndsAt !== before;
         const waitMs = requests.graceEndsAt - Date.now();
@@ -284,6 +292,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     if (live === 0) return undefined;
     status.sessionsWaitEndsAt = new Date(deadline).toISOString();
     state.enter('awaiting-sessions');
+    if (local) reporter.release();
     reporter.alert(
       'awaiting-sessions',
       `retirement of the previous login of ${input.secretId} waits for ${live} live sessions, at the latest until ${status.sessionsWaitEndsAt}`,

@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { RotorActivities } from '../../src/activities';
 import { ErrorType } from '../../src/shared/errors';
@@ -11,9 +12,10 @@ const REPORTING: readonly ActivityName[] = ['appendAudit', 'notify', 'rotationEn
 /** Records each activity call, in order, with its input. */
 export interface Recorded {
   activities: RotorActivities;
-  calls: { name: ActivityName; input: unknown }[];
+  /** Every call; `local` marks a step's first attempt, run as a local activity (src/workflows/local-first.ts). */
+  calls: { name: ActivityName; input: unknown; local: boolean }[];
   /** The rotation's step calls, in order, without the reporting activities. */
-  steps(): { name: ActivityName; input: unknown }[];
+  steps(): Recorded['calls'];
   /** The names of `steps()`. */
   names(): ActivityName[];
   /** Every audit event appended, in order. */
@@ -60,7 +62,7 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
   const activities = Object.fromEntries(
     (Object.keys(base) as ActivityName[]).map((name) => {
       const impl = (overrides[name] ?? base[name]) as (input: unknown) => Promise<unknown>;
-      return [name, async (input: unknown) => (calls.push({ name, input }), impl(input))];
+      return [name, async (input: unknown) => (calls.push({ name, input, local: Context.current().info.isLocal }), impl(input))];
     }),
   ) as unknown as RotorActivities;
   return {
@@ -77,6 +79,21 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
 export function failing(type: ErrorType, message: string) {
   return async (): Promise<never> => {
     throw ApplicationFailure.create({ type, message, nonRetryable: false });
+  };
+}
+
+/**
+ * A step that takes long: its local attempt gives up at once, as it would at its timeout, and the ordinary activity
+ * that follows runs `impl`. A test can look at a rotation while a step is in progress only then: a local attempt
+ * holds the workflow task (and the time-skipping server's clock) until it ends. `names()` lists such a step twice.
+ * test/integration/local-first.test.ts shows the same on a real server with a step that outlasts its local attempt.
+ */
+export function slowStep<T>(impl: () => Promise<T>): () => Promise<T> {
+  return async () => {
+    if (Context.current().info.isLocal) {
+      throw ApplicationFailure.create({ type: 'SlowStep', message: 'a slow step: its local attempt gives up', nonRetryable: false });
+    }
+    return impl();
   };
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { rotators, type RotatorRegistry } from '../../src/rotators/registry';
@@ -15,7 +15,8 @@ export function holdSlug(secretId: string): string {
  * - `fail-test` in the id: testing the value that `set` installed fails (after the real set changed the target);
  *   testing any other value (compensation checking the restored one) works as usual;
  * - `hold-test` in the id: the test step writes `<holdDir>/<slug>.held` and waits for `<slug>.release`, so a
- *   test can freeze the store or kill the worker at a known point;
+ *   test can freeze the store or kill the worker at a known point; each entry adds a line to `<slug>.entries`
+ *   (`heldEntries`), in whichever worker process it runs;
  * - `no-hold` in the id: no wait before finish (`holdBeforeFinish` answers 0), the control that shows what the
  *   JWKS pre-publication wait prevents.
  */
@@ -37,6 +38,7 @@ export function faultyRotators(holdDir: string | undefined): RotatorRegistry {
       if (secretId.includes('hold-test') && holdDir) {
         const slug = holdSlug(secretId);
         writeFileSync(path.join(holdDir, `${slug}.held`), '');
+        appendFileSync(path.join(holdDir, `${slug}.entries`), `${process.pid}\n`);
         while (!existsSync(path.join(holdDir, `${slug}.release`))) await new Promise((r) => setTimeout(r, 100));
       }
       return inner.test(secretId, value, context);
@@ -55,6 +57,12 @@ export async function waitUntilHeld(holdDir: string, secretId: string): Promise<
   const file = path.join(holdDir, `${holdSlug(secretId)}.held`);
   for (let i = 0; i < 600 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
   if (!existsSync(file)) throw new Error(`the test step of ${secretId} was never reached`);
+}
+
+/** The processes that entered the held test step of `secretId`, one line an entry, in order. */
+export function heldEntries(holdDir: string, secretId: string): string[] {
+  const file = path.join(holdDir, `${holdSlug(secretId)}.entries`);
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
 }
 
 /** Lets the held test step of `secretId` go on. */

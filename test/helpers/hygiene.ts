@@ -20,9 +20,10 @@ export async function historiesText(client: Client, taskQueue: string): Promise<
 
 /**
  * With ROTOR_RECORD_HISTORIES=<dir>, saves the histories of the workflows on `taskQueue` whose secret id starts
- * with one of `prefixes`, for the replay tests. Does nothing otherwise.
+ * with one of `prefixes`, for the replay tests, as `<kind>-<prefix><suffix>.json` (a file there is kept as it is:
+ * a new `suffix` records the same paths again beside it). Does nothing otherwise.
  */
-export async function recordHistories(client: Client, taskQueue: string, prefixes: string[]): Promise<void> {
+export async function recordHistories(client: Client, taskQueue: string, prefixes: string[], suffix = ''): Promise<void> {
   const dir = process.env.ROTOR_RECORD_HISTORIES;
   if (!dir) return;
   const { historyToJSON } = await import('@temporalio/common/lib/proto-utils');
@@ -34,7 +35,7 @@ export async function recordHistories(client: Client, taskQueue: string, prefixe
     if (!prefix) continue;
     const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
     const kind = { scheduledRotation: 'scheduled-rotation', rollbackSecret: 'rollback-secret' }[execution.type] ?? 'rotate-secret';
-    const file = path.join(dir, `${kind}-${prefix.replace(/^it\//, '')}.json`);
+    const file = path.join(dir, `${kind}-${prefix.replace(/^it\//, '')}${suffix}.json`);
     // Histories recorded by earlier versions of the workflow are what replay protects: never overwrite one.
     if (existsSync(file)) continue;
     writeFileSync(file, historyToJSON(history));

@@ -49,6 +49,11 @@ export class WorkerProcess {
     return worker;
   }
 
+  /** The worker's process id (the process that runs the steps). */
+  get pid(): number {
+    return this.child.pid!;
+  }
+
   get logs(): string {
     return this.output;
   }

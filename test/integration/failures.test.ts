@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { stackEnv } from '../helpers/env';
-import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
+import { heldEntries, holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
 import { historiesText, recordHistories } from '../helpers/hygiene';
 import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret as roleWithSecretIn, waitForStatus } from '../helpers/stack';
 import { useWorkerRig } from '../helpers/rig';
@@ -90,13 +90,54 @@ describe('failures after set', () => {
   it('a worker killed with SIGKILL mid-rotation: a new worker finishes it', async () => {
     const { secretId, username, password } = await roleWithSecret('hold-test-kill');
     await rig.rotor.rotate(secretId, { graceMs: 0 });
+    const killed = rig.worker.pid;
     await rig.killWhileHeld(secretId);
     const outcome = await rig.rotor.wait(secretId);
     expect(outcome.outcome).toBe('completed');
     await rememberAll(secretId);
-    const test = (await rig.rotor.status(secretId))?.steps.find((s) => s.step === 'test');
-    expect(test?.attempts).toBeGreaterThanOrEqual(2);
+    // The killed worker entered the test step, and the new one ran it again (as a local attempt anew when the kill
+    // came during one, so the attempt count may start over).
+    const entries = heldEntries(holdDir, secretId);
+    expect(entries[0]).toBe(String(killed));
+    expect(entries.at(-1)).toBe(String(rig.worker.pid));
     expect((await labels(secretId)).pending).toBeUndefined();
+    expect(await logsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);
+    expect(await logsIn(username, password)).toBe(false);
+  });
+
+  it('runs a healthy rotation\'s steps inside the workflow task; a step that outlasts its local attempt goes on as an ordinary activity', async () => {
+    const scheduledActivities = async (workflowId: string) =>
+      ((await rig.rotor.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [])
+        .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+        .filter(Boolean);
+    // Control: a healthy rotation schedules no activity; every step ran as a local activity.
+    const healthy = await roleWithSecret('local-healthy');
+    const first = await rig.rotor.rotate(healthy.secretId, { graceMs: 0 });
+    expect((await rig.rotor.wait(healthy.secretId)).outcome).toBe('completed');
+    await rememberAll(healthy.secretId);
+    expect(await scheduledActivities(first.workflowId)).toEqual([]);
+
+    const { secretId, username, password } = await roleWithSecret('hold-test-slow');
+    const { workflowId } = await rig.rotor.rotate(secretId, { graceMs: 0 });
+    await held(secretId);
+    // The local attempt holds the workflow task; the status query still answers.
+    expect((await rig.rotor.status(secretId))?.phase).toBe('testing');
+    // Once the local attempt has timed out, the step is an ordinary activity that describe (and the UI) shows pending.
+    const handle = rig.rotor.client.workflow.getHandle(workflowId);
+    let pending: string | undefined;
+    for (let i = 0; i < 150 && !pending; i++) {
+      pending = (await handle.describe()).raw.pendingActivities?.find((a) => a.activityType?.name === 'testPending')?.activityType?.name ?? undefined;
+      if (!pending) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(pending).toBe('testPending');
+    release(secretId);
+    const outcome = await rig.rotor.wait(secretId);
+    expect(outcome.outcome).toBe('completed');
+    await rememberAll(secretId);
+    expect(heldEntries(holdDir, secretId)).toHaveLength(2); // the local attempt, then the ordinary activity
+    expect(await scheduledActivities(workflowId)).toEqual(['testPending']);
+    const test = (await rig.rotor.status(secretId))?.steps.find((s) => s.step === 'test');
+    expect(test?.attempts).toBe(2);
     expect(await logsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);
     expect(await logsIn(username, password)).toBe(false);
   });
@@ -110,7 +151,7 @@ describe('failures after set', () => {
   it('leaves no password in histories or worker logs', async () => {
     expect(passwords.size).toBeGreaterThanOrEqual(8);
     const { text } = await historiesText(rig.rotor.client, taskQueue);
-    await recordHistories(rig.rotor.client, taskQueue, ['it/fail-test', 'it/hold-test-budget', 'it/hold-test-kill']);
+    await recordHistories(rig.rotor.client, taskQueue, ['it/fail-test', 'it/hold-test-budget', 'it/hold-test-kill', 'it/local-healthy', 'it/hold-test-slow']);
     const logs = WorkerProcess.allLogs.join('\n');
     expect(text).toContain('it/fail-test');
     for (const password of passwords) {

@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { CancelledFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { Context } from '@temporalio/activity';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +16,7 @@ import {
   statusQuery,
 } from '../../src/workflows';
 import { stackEnv, uniqueName } from '../helpers/env';
-import { failing, fakeActivities, gate, type Recorded } from '../helpers/fake-activities';
+import { failing, fakeActivities, gate, slowStep, type Recorded } from '../helpers/fake-activities';
 
 const DAY = 86_400_000;
 
@@ -118,12 +117,74 @@ describe('rotateSecret', () => {
     expect(JSON.stringify(fakes.calls)).not.toMatch(/password/i);
   });
 
+  it('runs a healthy rotation\'s steps local-first: local activities only, no activity scheduled in history', async () => {
+    const fakes = fakeActivities();
+    const events = await withRotation(fakes, async (handle) => {
+      await handle.result();
+      return (await handle.fetchHistory()).events ?? [];
+    }, { graceMs: 0, reporting: { alerts: [] } });
+    expect(fakes.calls.map((c) => [c.name, c.local])).toEqual([
+      ['prepareRotation', true],
+      ['createPending', true],
+      ['setPending', true],
+      ['testPending', true],
+      ['finishRotation', true],
+      ['retirePrevious', true],
+      ['rotationEnded', true],
+      ['appendAudit', true], // with no grace to wait through, the whole trail in one append at the end
+    ]);
+    expect(fakes.auditEvents().map((e) => e.step ?? e.kind)).toEqual(['triggered', 'prepare', 'create', 'set', 'test', 'finish', 'retire', 'outcome']);
+    expect(events.filter((e) => e.activityTaskScheduledEventAttributes)).toEqual([]);
+    expect(events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')).toHaveLength(8);
+    expect(events.filter((e) => e.workflowTaskCompletedEventAttributes)).toHaveLength(1);
+  });
+
+  it('goes on as an ordinary activity with the attempts left after a retryable failure of the local attempt, never after a final one', async () => {
+    let createCalls = 0;
+    const fakes = fakeActivities({
+      createPending: async () => {
+        if (++createCalls === 1) throw new Error('store did not answer');
+        return { attempt: 1, outcome: 'created' };
+      },
+      testPending: failing(ErrorType.TestFailed, 'the new password does not log in'),
+    });
+    const failure = await withRotation(fakes, (handle) => failureOf(handle.result()), { maxStepAttempts: 3 });
+    const localOf = (name: string) => fakes.calls.filter((c) => c.name === name).map((c) => c.local);
+    expect(localOf('createPending')).toEqual([true, false]);
+    expect(localOf('testPending')).toEqual([true, false, false]); // 3 attempts: the local one and two ordinary
+    expect(localOf('reinstate')).toEqual([false]); // compensation is always an ordinary activity
+    expect(failure.cause?.message).toMatch(/failed at test/);
+
+    const final = fakeActivities({
+      setPending: async () => {
+        const { ApplicationFailure } = await import('@temporalio/common');
+        throw ApplicationFailure.nonRetryable('neither AWSCURRENT nor AWSPREVIOUS logs in', ErrorType.CredentialsRejected);
+      },
+    });
+    await withRotation(final, (handle) => failureOf(handle.result()), { maxStepAttempts: 3 });
+    expect(final.calls.filter((c) => c.name === 'setPending').map((c) => c.local)).toEqual([true]);
+  });
+
+  it('counts the local attempt in a step\'s attempts, and runs ordinary activities only with a single attempt per step', async () => {
+    let setCalls = 0;
+    const fakes = fakeActivities({
+      setPending: async () => (++setCalls === 1 ? Promise.reject(new Error('connection reset')) : { attempt: 1, outcome: 'changed' }),
+    });
+    const result = await withRotation(fakes, (handle) => handle.result(), { graceMs: 0 });
+    expect(result.status.steps.find((s) => s.step === 'set')?.attempts).toBe(2);
+    expect(result.status.steps.find((s) => s.step === 'test')?.attempts).toBe(1);
+
+    const single = fakeActivities();
+    await withRotation(single, (handle) => handle.result(), { graceMs: 0, maxStepAttempts: 1 });
+    expect(single.steps().every((c) => !c.local)).toBe(true);
+  });
+
   it('answers the status query at each phase and moves the RotorPhase search attribute', async () => {
     const gates = { set: gate(), test: gate(), finish: gate() };
     const fakes = fakeActivities({
-      setPending: async () => (await gates.set.wait, { attempt: 1, outcome: 'changed' }),
-      testPending: async () => (await gates.test.wait, { attempt: 1, outcome: 'passed' }),
-      finishRotation: async () => (await gates.finish.wait, { attempt: 1, outcome: 'finished' }),
+      setPending: slowStep(async () => (await gates.set.wait, { attempt: 1, outcome: 'changed' })),
+      testPending: slowStep(async () => (await gates.test.wait, { attempt: 1, outcome: 'passed' })),
+      finishRotation: slowStep(async () => (await gates.finish.wait, { attempt: 1, outcome: 'finished' })),
     });
     await withRotation(fakes, async (handle) => {
       await waitForPhase(handle, 'setting');
@@ -295,7 +356,7 @@ describe('rotateSecret', () => {
 
   it('unwinds through compensation when rollback arrives before finish', async () => {
     const setGate = gate();
-    const fakes = fakeActivities({ setPending: async () => (await setGate.wait, { attempt: 1, outcome: 'changed' }) });
+    const fakes = fakeActivities({ setPending: slowStep(async () => (await setGate.wait, { attempt: 1, outcome: 'changed' })) });
     const result = await withRotation(fakes, async (handle) => {
       await waitForPhase(handle, 'setting');
       await handle.signal(rollbackSignal, { reason: 'wrong secret' });
@@ -304,7 +365,8 @@ describe('rotateSecret', () => {
     });
     expect(result.outcome).toBe('rolled-back');
     expect(result.currentVersionId).toBe('version-current');
-    expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'reinstate']);
+    // set's local attempt, then its ordinary activity, which the rollback waits for: then compensation.
+    expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'setPending', 'reinstate']);
     expect(fakes.steps().at(-1)?.input).toMatchObject({ mode: 'compensate' });
   });
 });
@@ -352,10 +414,10 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
 
   it('holds audit events through the working phases and appends them in one batch when grace begins', async () => {
     const finishGate = gate();
-    const fakes = fakeActivities({ finishRotation: async () => (await finishGate.wait, { attempt: 1, outcome: 'finished' }) });
+    const fakes = fakeActivities({ finishRotation: slowStep(async () => (await finishGate.wait, { attempt: 1, outcome: 'finished' })) });
     await withRotation(fakes, async (handle) => {
       await waitForPhase(handle, 'finishing');
-      expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'testPending', 'finishRotation']);
+      expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'testPending', 'finishRotation', 'finishRotation']);
       expect(fakes.calls.filter((c) => c.name === 'appendAudit')).toEqual([]);
       finishGate.open();
       await waitForPhase(handle, 'grace');
@@ -463,7 +525,7 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
 
   it('alerts once when a working phase outlasts the budget, and never for grace', async () => {
     const fakes = fakeActivities({
-      setPending: async () => (await new Promise((r) => setTimeout(r, 5000)), { attempt: 1, outcome: 'changed' }),
+      setPending: slowStep(async () => (await new Promise((r) => setTimeout(r, 5000)), { attempt: 1, outcome: 'changed' })),
     });
     await withRotation(fakes, (handle) => handle.result(), { reporting });
     expect(fakes.alerts().map((a) => [a.kind, a.phase])).toEqual([['stuck', 'setting']]);
@@ -483,10 +545,12 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
   });
 
   it('alerts when the audit trail cannot be written after the rotation ended, and ends once it is', async () => {
+    let outcomeAppends = 0;
     const fakes = fakeActivities({
       appendAudit: async (events) => {
-        // The audit database is away for the outcome's append: its first attempts fail, with Temporal's backoff.
-        if (events.some((e) => e.kind === 'outcome') && Context.current().info.attempt < 5) throw new Error('audit database unreachable');
+        // The audit database is away for the outcome's append: its first 4 attempts fail (the local one, then
+        // ordinary activities with Temporal's backoff).
+        if (events.some((e) => e.kind === 'outcome') && ++outcomeAppends < 5) throw new Error('audit database unreachable');
         return { appended: events.length, duplicates: 0 };
       },
     });
@@ -527,7 +591,7 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
 
   it('compensates, alerts and audits a rotation cancelled during set', async () => {
     const setGate = gate();
-    const fakes = fakeActivities({ setPending: async () => (await setGate.wait, { attempt: 1, outcome: 'changed' }) });
+    const fakes = fakeActivities({ setPending: slowStep(async () => (await setGate.wait, { attempt: 1, outcome: 'changed' })) });
     await withRotation(fakes, async (handle) => {
       await waitForPhase(handle, 'setting');
       await handle.cancel();

@@ -1,0 +1,74 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  isCancellation,
+  proxyActivities,
+  proxyLocalActivities,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+
+/**
+ * Steps run local-first: a first attempt as a local activity, so a healthy rotation runs its steps inside one
+ * workflow task instead of a task per step. Runs started before it ran every step as an ordinary activity.
+ */
+export const LOCAL_FIRST_PATCH = 'rotor-local-first-steps-v1';
+
+/**
+ * How long the local attempt may take. A step is a few store calls and logins: one that takes longer has met
+ * trouble, and it goes on as an ordinary activity, which the Temporal UI shows as pending with its attempts and last
+ * failure, and whose timeout notices a dead worker. While a local attempt runs, the workflow task stays open, so
+ * signals and queries wait for it: this bounds that wait too.
+ */
+export const LOCAL_ATTEMPT_TIMEOUT_MS = 5000;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any activity signature
+type Activities = Record<string, (...args: any[]) => Promise<unknown>>;
+
+/**
+ * Activities with `options`, each called local-first: one local attempt; when it fails in a way another attempt
+ * could cure (a retryable error, a timeout), the call goes on as an ordinary activity with the attempts left.
+ * A non-retryable failure or a cancellation ends the call at once, as it would an ordinary activity. A step report's
+ * `attempt` counts the local attempt. With `local` false, or a single attempt, every call is an ordinary activity.
+ */
+export function localFirst<A extends object>(options: ActivityOptions, local: boolean): A {
+  const attempts = options.retry?.maximumAttempts ?? 0; // 0: unlimited
+  if (!local || attempts === 1) return proxyActivities<A>(options) as A;
+  const first = proxyLocalActivities<Activities>({
+    startToCloseTimeout: LOCAL_ATTEMPT_TIMEOUT_MS,
+    retry: { ...options.retry, maximumAttempts: 1 },
+  });
+  const rest = proxyActivities<Activities>(attempts === 0 ? options : { ...options, retry: { ...options.retry, maximumAttempts: attempts - 1 } });
+  const nonRetryable = options.retry?.nonRetryableErrorTypes ?? [];
+  return new Proxy({} as A, {
+    get(_, name) {
+      if (typeof name !== 'string') return undefined;
+      return async (...args: unknown[]) => {
+        try {
+          return await first[name]!(...args);
+        } catch (error) {
+          if (!curable(error, nonRetryable)) throw error;
+        }
+        return countingLocal(await rest[name]!(...args));
+      };
+    },
+  });
+}
+
+/**
+ * Whether another attempt could cure the local attempt's failure, as Temporal's retry policy would judge it. A local
+ * activity's failure reaches the workflow as the activity's own failure (an ApplicationFailure, a TimeoutFailure),
+ * not wrapped in an ActivityFailure as an ordinary activity's is; both shapes are read.
+ */
+function curable(error: unknown, nonRetryableTypes: readonly string[]): boolean {
+  if (isCancellation(error)) return false;
+  let e: unknown = error;
+  while (e instanceof ActivityFailure && e.cause) e = e.cause;
+  if (e instanceof ApplicationFailure) return !e.nonRetryable && !(e.type && nonRetryableTypes.includes(e.type));
+  return true; // a timeout, or a failure of the worker itself
+}
+
+/** A step report from the ordinary activity counts the local attempt before it. */
+function countingLocal(result: unknown): unknown {
+  const attempt = (result as { attempt?: unknown } | undefined)?.attempt;
+  return typeof attempt === 'number' ? { ...(result as object), attempt: attempt + 1 } : result;
+}
