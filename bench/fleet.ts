@@ -145,11 +145,23 @@ function rssMiB(pid: number): number {
  * A compiled `rotor worker` (npm run build first) holding a rotation of each of `secrets` in grace: RSS idle and
  * with all of them waiting. The rotations are terminated afterwards (the secrets stay rotated).
  */
+/** The main thread's heap and external memory, from the worker's own metrics (the workflow thread is not in them). */
+async function heapMiB(metricsPort: number): Promise<{ heapUsed: number; heapTotal: number; external: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const value = (name: string) => Math.round(Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20);
+  return {
+    heapUsed: value('rotor_process_nodejs_heap_size_used_bytes'),
+    heapTotal: value('rotor_process_nodejs_heap_size_total_bytes'),
+    external: value('rotor_process_nodejs_external_memory_bytes'),
+  };
+}
+
 export async function benchMemory(secrets: string[], env: NodeJS.ProcessEnv = {}) {
   const taskQueue = uniqueName('bench-memory');
+  const metricsPort = 19_000 + Math.floor(Math.random() * 1000);
   const child = spawn(process.execPath, [path.join(ROOT, 'bin/rotor.js'), 'worker'], {
     cwd: ROOT,
-    env: { ...process.env, ROTOR_TASK_QUEUE: taskQueue, ROTOR_AUDIT_DISABLED: 'true', ROTOR_METRICS_PORT: '0', ROTOR_LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, ROTOR_TASK_QUEUE: taskQueue, ROTOR_AUDIT_DISABLED: 'true', ROTOR_METRICS_PORT: String(metricsPort), ROTOR_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -163,6 +175,7 @@ export async function benchMemory(secrets: string[], env: NodeJS.ProcessEnv = {}
     await new Promise((r) => setTimeout(r, 3000));
     if (child.exitCode !== null) throw new Error(`worker exited: ${output}`);
     const idle = rssMiB(child.pid!);
+    const idleHeap = await heapMiB(metricsPort);
     await mapLimit(secrets, 32, (secretId) => rotor.rotate(secretId, { graceMs: 60 * 60_000 }));
     const query = `${SearchAttribute.phase.name} = 'grace' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'`;
     let inGrace = 0;
@@ -174,8 +187,14 @@ export async function benchMemory(secrets: string[], env: NodeJS.ProcessEnv = {}
     // Let the worker settle (GC) before reading.
     await new Promise((r) => setTimeout(r, 5000));
     const inGraceRss = rssMiB(child.pid!);
+    const inGraceHeap = await heapMiB(metricsPort);
     await mapLimit(secrets, 32, (secretId) => rotor.client.workflow.getHandle(rotationWorkflowId(secretId)).terminate('bench: memory measured'));
-    return { rotationsInGrace: inGrace, workerRssMiB: { idle, inGrace: inGraceRss }, maxCachedWorkflows: env.ROTOR_MAX_CACHED_WORKFLOWS ?? 'rotor default' };
+    return {
+      rotationsInGrace: inGrace,
+      workerRssMiB: { idle, inGrace: inGraceRss },
+      mainHeapMiB: { idle: idleHeap, inGrace: inGraceHeap },
+      maxCachedWorkflows: env.ROTOR_MAX_CACHED_WORKFLOWS ?? 'rotor default',
+    };
   } finally {
     child.kill('SIGTERM');
     await exited;

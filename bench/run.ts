@@ -200,9 +200,10 @@ async function main(): Promise<void> {
     console.log(`sequential: ${s.rotations} PostgreSQL single-user rotations one after the other, grace 0${s.audit ? ', audit on' : ''}`);
     console.log(`  direct (the same steps and store calls in-process): p50 ${s.directMs.p50} ms, p95 ${s.directMs.p95} ms`);
     console.log(`  rotor: p50 ${s.rotorMs.p50} ms, p95 ${s.rotorMs.p95} ms; rotor/direct ${s.ratio}x`);
-    console.log(`  per rotation (median): ${path_.workflowTasks} workflow tasks (${path_.workflowTaskMs} ms), ${path_.localActivities} local activities (${path_.localActivityMs} ms), ${path_.activities} ordinary activities (queued ${path_.activityQueueMs} ms, running ${path_.activityRunMs} ms), history spans ${path_.historyMs} ms`);
+    console.log(`  per rotation (median): ${path_.workflowTasks} workflow tasks (${path_.workflowTaskMs} ms), ${path_.localActivities} local activities, ${path_.activities} ordinary activities (queued ${path_.activityQueueMs} ms, running ${path_.activityRunMs} ms), history spans ${path_.historyMs} ms`);
     console.log(`  activities: ${Object.entries(path_.activitiesByType).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     console.log(`  step medians (ms): ${Object.entries(s.stepMedianMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    console.log(`  local activities on the critical path (median ms, worker's clock): ${Object.entries(path_.localMsByType).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     const calls = (c: Record<string, number>) => Object.entries(c).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
     console.log(`  store calls per rotation: rotor ${calls(s.storeCallsPerRotation.rotor)}; direct ${calls(s.storeCallsPerRotation.direct)}`);
   }
@@ -248,6 +249,8 @@ async function main(): Promise<void> {
       `memory: a rotor worker process with ${memory.rotationsInGrace} rotations in grace: RSS ${memory.workerRssMiB.inGrace} MiB (idle ${memory.workerRssMiB.idle} MiB), ` +
         `workflow cache ${memory.maxCachedWorkflows}${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ''}`,
     );
+    const heap = (h: typeof memory.mainHeapMiB.idle) => `heap ${h.heapUsed} of ${h.heapTotal} MiB, external ${h.external} MiB`;
+    console.log(`  main thread: idle ${heap(memory.mainHeapMiB.idle)}; in grace ${heap(memory.mainHeapMiB.inGrace)}; the rest of RSS is native (Temporal's core, the workflow thread, buffers)`);
   }
   if (wants('apply')) {
     const apply = (results.apply = await benchApply(Number(process.env.ROTOR_BENCH_SCHEDULES ?? 200)));

@@ -71,7 +71,11 @@ interface CriticalPath {
   activityRunMs: number;
   /** Local activities (steps run local-first): recorded as markers, run inside a workflow task. */
   localActivities: number;
-  localActivityMs: number;
+  /**
+   * Each local activity's share of the critical path: from the previous one's completion (or the workflow task's
+   * start) to its own, by the worker's clock (the marker's completion time).
+   */
+  localMs: Record<string, number>;
   /** Activities by type, ordinary and local: the steps and the reporting ones (appendAudit, notify, rotationEnded). */
   byType: Record<string, number>;
   /** From the first event to the last. */
@@ -81,15 +85,14 @@ interface CriticalPath {
 const ms = (t: temporal.api.history.v1.IHistoryEvent) => Number(t.eventTime!.seconds) * 1000 + Math.floor((t.eventTime!.nanos ?? 0) / 1e6);
 
 type Timestamp = { seconds: number; nanos: number } | null;
-/** What the SDK records of a local activity in its marker: the type and when it was scheduled and completed. */
-function localActivityOf(e: temporal.api.history.v1.IHistoryEvent): { type: string; ms: number } | undefined {
+/** What the SDK records of a local activity in its marker: the type and when it completed (the worker's clock). */
+function localActivityOf(e: temporal.api.history.v1.IHistoryEvent): { type: string; completedMs: number } | undefined {
   const marker = e.markerRecordedEventAttributes;
   if (marker?.markerName !== 'core_local_activity') return undefined;
   const data = marker.details?.data?.payloads?.[0]?.data;
   if (!data) return undefined;
-  const info = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string; complete_time: Timestamp; original_schedule_time: Timestamp };
-  const at = (t: Timestamp) => (t ? t.seconds * 1000 + t.nanos / 1e6 : NaN);
-  return { type: info.activity_type, ms: at(info.complete_time) - at(info.original_schedule_time) };
+  const info = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string; complete_time: Timestamp };
+  return { type: info.activity_type, completedMs: info.complete_time ? info.complete_time.seconds * 1000 + info.complete_time.nanos / 1e6 : NaN };
 }
 
 /** Where a rotation's time went, from its history. */
@@ -102,15 +105,18 @@ function criticalPath(events: temporal.api.history.v1.IHistoryEvent[]): Critical
     activityQueueMs: 0,
     activityRunMs: 0,
     localActivities: 0,
-    localActivityMs: 0,
+    localMs: {},
     byType: {},
     totalMs: ms(events.at(-1)!) - ms(events[0]!),
   };
+  let lastMs = NaN;
   for (const e of events) {
+    if (e.workflowTaskStartedEventAttributes) lastMs = ms(e);
     const local = localActivityOf(e);
     if (local) {
       path.localActivities++;
-      path.localActivityMs += local.ms;
+      path.localMs[local.type] = (path.localMs[local.type] ?? 0) + Math.max(0, local.completedMs - lastMs);
+      lastMs = Math.max(lastMs, local.completedMs);
     }
     const type = e.activityTaskScheduledEventAttributes?.activityType?.name ?? local?.type;
     if (type) path.byType[type] = (path.byType[type] ?? 0) + 1;
@@ -188,7 +194,7 @@ export async function benchSequential(n: number, auditUrl: string | undefined) {
         activityQueueMs: sum((p) => p.activityQueueMs),
         activityRunMs: sum((p) => p.activityRunMs),
         localActivities: sum((p) => p.localActivities),
-        localActivityMs: sum((p) => p.localActivityMs),
+        localMsByType: Object.fromEntries(Object.keys(paths[0]?.localMs ?? {}).map((type) => [type, sum((p) => p.localMs[type] ?? 0)])),
         historyMs: sum((p) => p.totalMs),
         activitiesByType: paths[0]?.byType ?? {},
       },

@@ -41,7 +41,8 @@ export function localFirst<A extends object>(options: ActivityOptions, local: bo
   const nonRetryable = options.retry?.nonRetryableErrorTypes ?? [];
   return new Proxy({} as A, {
     get(_, name) {
-      if (typeof name !== 'string') return undefined;
+      // Not a thenable: awaiting the proxy must not schedule an activity named `then`.
+      if (typeof name !== 'string' || name === 'then') return undefined;
       return async (...args: unknown[]) => {
         try {
           return await first[name]!(...args);
