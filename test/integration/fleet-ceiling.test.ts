@@ -5,8 +5,9 @@ import type { RotationClient } from '../../src/client';
 import { rotationWorkflowId } from '../../src/shared/constants';
 import { createRotorWorkers, KeyedSemaphore, MAX_WRITES_PER_STORE_STEP, RateLimiter, runTogether, shutdownAll, storeWritesTaskQueue, throttledStore } from '../../src/worker';
 import { stackEnv, uniqueName } from '../helpers/env';
+import { historiesText } from '../helpers/hygiene';
 import { busiestWindow, observedStore, pool, WRITE_OPERATIONS } from '../helpers/observed-store';
-import { labels, logsIn, passwordAt, roleWithSecret, rotationClient, store } from '../helpers/stack';
+import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret, rotationClient, store } from '../helpers/stack';
 
 /**
  * The store-write ceiling across a fleet: two worker processes (each with its own connection, its own per-process
@@ -20,6 +21,8 @@ const SECRETS = 24;
 const CEILING = 4;
 let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
 const seen = new Set<string>();
+/** The histories of every run's rotations, for the no-password check. */
+const histories: string[] = [];
 let fleet: Awaited<ReturnType<typeof roleWithSecret>>[];
 
 interface Fleet {
@@ -72,6 +75,7 @@ async function rotateAll(f: Fleet): Promise<{ total: number; perWorker: number[]
   await pool(fleet, 24, (m) => f.rotor.rotate(m.secretId, { graceMs: 0 }));
   const outcomes = await pool(fleet, 24, (m) => f.rotor.wait(m.secretId));
   expect(outcomes.filter((o) => o.outcome !== 'completed').map((o) => (o.outcome === 'failed' ? o.message : o.outcome))).toEqual([]);
+  histories.push((await historiesText(f.rotor.client, f.rotor.taskQueue)).text);
   const all = f.writes.flat().sort((a, b) => a - b);
   const spanSeconds = (all.at(-1)! - all[0]!) / 1000;
   return { total: all.length, perWorker: f.writes.map((w) => w.length), average: all.length / spanSeconds,
@@ -130,6 +134,15 @@ describe('the store-write ceiling across two workers', () => {
     // ceiling, give or take one step's writes landing late.
     expect(result.busiestAfterFirstSecond).toBeLessThanOrEqual(CEILING + MAX_WRITES_PER_STORE_STEP);
   }, 180_000);
+
+  it('leaves no password in the histories of either run', async () => {
+    for (const m of fleet) await rememberPasswords(m.secretId, seen);
+    expect(seen.size).toBe(SECRETS * 3);
+    const text = histories.join('\n');
+    expect(histories).toHaveLength(2);
+    for (const m of fleet) expect(text).toContain(m.secretId);
+    for (const password of seen) expect(text.includes(password)).toBe(false);
+  });
 
   it('rotated every secret twice: labels moved, the newest password logs in, the first does not', async () => {
     for (const m of fleet) expect(await labels(m.secretId)).toMatchObject({ versions: 3 });
