@@ -119,18 +119,22 @@ describe('failures after set', () => {
 
     const { secretId, username, password } = await roleWithSecret('hold-test-slow');
     const { workflowId } = await rig.rotor.rotate(secretId, { graceMs: 0 });
-    await held(secretId);
-    // The local attempt holds the workflow task; the status query still answers.
-    expect((await rig.rotor.status(secretId))?.phase).toBe('testing');
-    // Once the local attempt has timed out, the step is an ordinary activity that describe (and the UI) shows pending.
-    const handle = rig.rotor.client.workflow.getHandle(workflowId);
-    let pending: string | undefined;
-    for (let i = 0; i < 150 && !pending; i++) {
-      pending = (await handle.describe()).raw.pendingActivities?.find((a) => a.activityType?.name === 'testPending')?.activityType?.name ?? undefined;
-      if (!pending) await new Promise((r) => setTimeout(r, 100));
+    try {
+      await held(secretId);
+      // Once the local attempt has timed out, the step is an ordinary activity that describe (and the UI) shows
+      // pending, and the workflow task is done: the status query answers from the worker.
+      const handle = rig.rotor.client.workflow.getHandle(workflowId);
+      let pending: string | undefined;
+      for (let i = 0; i < 150 && !pending; i++) {
+        pending = (await handle.describe()).raw.pendingActivities?.find((a) => a.activityType?.name === 'testPending')?.activityType?.name ?? undefined;
+        if (!pending) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(pending).toBe('testPending');
+      expect((await rig.rotor.status(secretId))?.phase).toBe('testing');
+    } finally {
+      // Both attempts wait for this file; a worker cannot stop while one waits.
+      release(secretId);
     }
-    expect(pending).toBe('testPending');
-    release(secretId);
     const outcome = await rig.rotor.wait(secretId);
     expect(outcome.outcome).toBe('completed');
     await rememberAll(secretId);
