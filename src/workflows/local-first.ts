@@ -14,12 +14,14 @@ import {
 export const LOCAL_FIRST_PATCH = 'rotor-local-first-steps-v1';
 
 /**
- * How long the local attempt may take. A step is a few store calls and logins: one that takes longer has met
- * trouble, and it goes on as an ordinary activity, which the Temporal UI shows as pending with its attempts and last
- * failure, and whose timeout notices a dead worker. While a local attempt runs, the workflow task stays open, so
- * signals and queries wait for it: this bounds that wait too.
+ * How long the local attempt may take: as long as an ordinary attempt (`stepOptions`). A step is a few store calls
+ * and logins; one that takes longer has met trouble and goes on as an ordinary activity, which the Temporal UI shows
+ * as pending with its attempts and last failure. It is not shorter because a timed-out attempt is not stopped: its
+ * store and database calls (5 s request timeouts, retried by the SDK) must have ended before the next attempt
+ * starts, or two attempts would write at once. While a local attempt runs, the workflow task stays open, so signals
+ * and queries wait for it: this bounds that wait too.
  */
-export const LOCAL_ATTEMPT_TIMEOUT_MS = 5000;
+export const LOCAL_ATTEMPT_TIMEOUT_MS = 20_000;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any activity signature
 type Activities = Record<string, (...args: any[]) => Promise<unknown>>;

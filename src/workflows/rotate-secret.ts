@@ -60,11 +60,13 @@ export const CANCELLED_ENDS_PATCH = 'rotor-cancelled-ends-failed-v1';
 export async function rotateSecret(input: RotationInput): Promise<RotationResult> {
   const token = uuid4();
   const maxAttempts = input.maxStepAttempts ?? DEFAULT_MAX_STEP_ATTEMPTS;
-  // A healthy rotation runs its steps in one workflow task; compensation and rollback stay ordinary activities.
+  // A healthy rotation runs create → retire in one workflow task; compensation and rollback stay ordinary
+  // activities. prepare stays one too: its result must be in history before anything changes, or a worker lost
+  // mid-task would replay from the start and prepare again against labels the rotation itself has moved.
   const local = patched(LOCAL_FIRST_PATCH);
   const steps = localFirst<RotorActivities>(stepOptions(maxAttempts), local);
   const undo = proxyActivities<RotorActivities>(undoOptions(maxAttempts));
-  const preflight = localFirst<RotorActivities>(prepareOptions(maxAttempts), local);
+  const preflight = proxyActivities<RotorActivities>(prepareOptions(maxAttempts));
 
   const state = createRotationState(input, token);
   const { status } = state;

@@ -110,12 +110,12 @@ describe('failures after set', () => {
       ((await rig.rotor.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [])
         .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
         .filter(Boolean);
-    // Control: a healthy rotation schedules no activity; every step ran as a local activity.
+    // Control: a healthy rotation schedules prepare only; every other step ran as a local activity.
     const healthy = await roleWithSecret('local-healthy');
     const first = await rig.rotor.rotate(healthy.secretId, { graceMs: 0 });
     expect((await rig.rotor.wait(healthy.secretId)).outcome).toBe('completed');
     await rememberAll(healthy.secretId);
-    expect(await scheduledActivities(first.workflowId)).toEqual([]);
+    expect(await scheduledActivities(first.workflowId)).toEqual(['prepareRotation']);
 
     const { secretId, username, password } = await roleWithSecret('hold-test-slow');
     const { workflowId } = await rig.rotor.rotate(secretId, { graceMs: 0 });
@@ -125,7 +125,7 @@ describe('failures after set', () => {
       // pending, and the workflow task is done: the status query answers from the worker.
       const handle = rig.rotor.client.workflow.getHandle(workflowId);
       let pending: string | undefined;
-      for (let i = 0; i < 150 && !pending; i++) {
+      for (let i = 0; i < 300 && !pending; i++) {
         pending = (await handle.describe()).raw.pendingActivities?.find((a) => a.activityType?.name === 'testPending')?.activityType?.name ?? undefined;
         if (!pending) await new Promise((r) => setTimeout(r, 100));
       }
@@ -139,7 +139,7 @@ describe('failures after set', () => {
     expect(outcome.outcome).toBe('completed');
     await rememberAll(secretId);
     expect(heldEntries(holdDir, secretId)).toHaveLength(2); // the local attempt, then the ordinary activity
-    expect(await scheduledActivities(workflowId)).toEqual(['testPending']);
+    expect(await scheduledActivities(workflowId)).toEqual(['prepareRotation', 'testPending']);
     const test = (await rig.rotor.status(secretId))?.steps.find((s) => s.step === 'test');
     expect(test?.attempts).toBe(2);
     expect(await logsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);

@@ -129,19 +129,19 @@ describe('audit trail', () => {
     // Completed rotations are not alerted.
     expect(received.filter((r) => r.body.rotor.secretId === secretId)).toEqual([]);
     // With throughput.fleetStoreWritesPerSecond, the store writes ran as activities on the store-writes queue, which
-    // the cluster paces; the other steps ran local-first in this worker (local activities: markers in history).
+    // the cluster paces; prepare is an ordinary activity; the other steps ran local-first in this worker (markers).
     const history = (await rotor.client.workflow.getHandle(rotationWorkflowId(secretId)).fetchHistory()).events!;
     const scheduled = history
       .map((e) => e.activityTaskScheduledEventAttributes)
       .filter((a) => a && a.activityType?.name !== 'appendAudit' && a.activityType?.name !== 'rotationEnded')
       .map((a) => `${a!.activityType!.name}@${a!.taskQueue!.name === taskQueue ? 'main' : a!.taskQueue!.name === storeWritesTaskQueue(taskQueue) ? 'store-writes' : a!.taskQueue!.name}`);
-    expect(scheduled).toEqual(['createPending@store-writes', 'finishRotation@store-writes']);
+    expect(scheduled).toEqual(['prepareRotation@main', 'createPending@store-writes', 'finishRotation@store-writes']);
     const local = history
       .map((e) => e.markerRecordedEventAttributes)
       .filter((m) => m?.markerName === 'core_local_activity')
       .map((m) => (JSON.parse(Buffer.from(m!.details!.data!.payloads![0]!.data!).toString('utf8')) as { activity_type: string }).activity_type)
       .filter((type) => type !== 'appendAudit' && type !== 'rotationEnded');
-    expect(local).toEqual(['prepareRotation', 'setPending', 'testPending', 'retirePrevious']);
+    expect(local).toEqual(['setPending', 'testPending', 'retirePrevious']);
   });
 
   it('records a compensation with the failed step, and alerts on it with the route header', async () => {

@@ -117,14 +117,14 @@ describe('rotateSecret', () => {
     expect(JSON.stringify(fakes.calls)).not.toMatch(/password/i);
   });
 
-  it('runs a healthy rotation\'s steps local-first: local activities only, no activity scheduled in history', async () => {
+  it('runs a healthy rotation\'s steps after prepare local-first: prepare the only activity scheduled in history', async () => {
     const fakes = fakeActivities();
     const events = await withRotation(fakes, async (handle) => {
       await handle.result();
       return (await handle.fetchHistory()).events ?? [];
     }, { graceMs: 0, reporting: { alerts: [] } });
     expect(fakes.calls.map((c) => [c.name, c.local])).toEqual([
-      ['prepareRotation', true],
+      ['prepareRotation', false],
       ['createPending', true],
       ['setPending', true],
       ['testPending', true],
@@ -134,9 +134,10 @@ describe('rotateSecret', () => {
       ['appendAudit', true], // with no grace to wait through, the whole trail in one append at the end
     ]);
     expect(fakes.auditEvents().map((e) => e.step ?? e.kind)).toEqual(['triggered', 'prepare', 'create', 'set', 'test', 'finish', 'retire', 'outcome']);
-    expect(events.filter((e) => e.activityTaskScheduledEventAttributes)).toEqual([]);
-    expect(events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')).toHaveLength(8);
-    expect(events.filter((e) => e.workflowTaskCompletedEventAttributes)).toHaveLength(1);
+    // prepare's result is in history before anything changes; the rest ran in the next workflow task.
+    expect(events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean)).toEqual(['prepareRotation']);
+    expect(events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')).toHaveLength(7);
+    expect(events.filter((e) => e.workflowTaskCompletedEventAttributes)).toHaveLength(2);
   });
 
   it('goes on as an ordinary activity with the attempts left after a retryable failure of the local attempt, never after a final one', async () => {
