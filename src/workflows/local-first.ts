@@ -1,3 +1,4 @@
+import { msToNumber } from '@temporalio/common/lib/time';
 import {
   ActivityFailure,
   ApplicationFailure,
@@ -29,8 +30,11 @@ type Activities = Record<string, (...args: any[]) => Promise<unknown>>;
 /**
  * Activities with `options`, each called local-first: one local attempt; when it fails in a way another attempt
  * could cure (a retryable error, a timeout), the call goes on as an ordinary activity with the attempts left.
- * A non-retryable failure or a cancellation ends the call at once, as it would an ordinary activity. A step report's
- * `attempt` counts the local attempt. With `local` false, or a single attempt, every call is an ordinary activity.
+ * A non-retryable failure or a cancellation ends the call at once, as it would an ordinary activity. The ordinary
+ * activity starts at once, and its retries wait the policy's intervals one step further along (first interval times
+ * the coefficient), so the attempts span about as long as the policy's would: a store or database that is away for
+ * a while is waited out as before. A step report's `attempt` counts the local attempt. With `local` false, or a
+ * single attempt, every call is an ordinary activity.
  */
 export function localFirst<A extends object>(options: ActivityOptions, local: boolean): A {
   const attempts = options.retry?.maximumAttempts ?? 0; // 0: unlimited
@@ -39,7 +43,18 @@ export function localFirst<A extends object>(options: ActivityOptions, local: bo
     startToCloseTimeout: LOCAL_ATTEMPT_TIMEOUT_MS,
     retry: { ...options.retry, maximumAttempts: 1 },
   });
-  const rest = proxyActivities<Activities>(attempts === 0 ? options : { ...options, retry: { ...options.retry, maximumAttempts: attempts - 1 } });
+  // Temporal's defaults: 1 s, doubling, at most 100 times the first interval.
+  const firstMs = msToNumber(options.retry?.initialInterval ?? 1000);
+  const coefficient = options.retry?.backoffCoefficient ?? 2;
+  const maxMs = msToNumber(options.retry?.maximumInterval ?? firstMs * 100);
+  const rest = proxyActivities<Activities>({
+    ...options,
+    retry: {
+      ...options.retry,
+      initialInterval: Math.min(firstMs * coefficient, maxMs),
+      ...(attempts === 0 ? {} : { maximumAttempts: attempts - 1 }),
+    },
+  });
   const nonRetryable = options.retry?.nonRetryableErrorTypes ?? [];
   return new Proxy({} as A, {
     get(_, name) {
