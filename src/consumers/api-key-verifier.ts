@@ -100,7 +100,7 @@ export class ApiKeyVerifier {
 
   async #pepperSet(fresh = false): Promise<PepperSet> {
     const { cache, secretId } = this.#options.pepper;
-    const snapshot = fresh ? await cache.refreshNow(secretId) : await cache.get(secretId);
+    const snapshot = fresh ? await cache.refreshNow(secretId, { fresh: true }) : await cache.get(secretId);
     if (this.#peppers?.versionId !== snapshot.versionId) {
       const parsed = parsePepperSet(snapshot.value);
       if (!parsed.ok) throw new RotorError(ErrorType.InvalidSecret, `pepper secret ${secretId} is not valid: ${parsed.problems.join('; ')}`, secretId);

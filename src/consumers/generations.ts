@@ -138,13 +138,11 @@ export class Generations<P> {
     if (generation.retiring && generation.busy === 0 && !this.driver.endWaitsForBusy) this.#close(generation);
   }
 
-  /** While `paused` is: at most once a second, asks the store whether a new version replaced it; else refuses. */
+  /** While `paused` is: at most once a second, looks for a version that replaced it (as after a refusal); else refuses. */
   async #whilePaused(paused: Generation<P>): Promise<Generation<P>> {
     if (Date.now() - this.#pausedCheckAt < 1000) throw this.#lastAuthError;
     this.#pausedCheckAt = Date.now();
-    const snapshot = await this.options.cache.refreshNow(this.options.secretId);
-    if (snapshot.versionId === paused.versionId || snapshot.versionId === paused.replaces) throw this.#lastAuthError;
-    return this.current();
+    return this.#recover(paused);
   }
 
   #paused(versionId: string): boolean {
@@ -168,14 +166,20 @@ export class Generations<P> {
     });
   }
 
-  /** After a refused login on `failed`: refetch (single-flight), then AWSPENDING, then pause when logins keep failing. */
+  /**
+   * After a refused login on `failed`: AWSPENDING, then AWSCURRENT (single-flight), each tried in turn; pauses when
+   * logins keep failing. The order of the reads matters: the refusal means a rotation's set already gave the target
+   * a newer version, which is AWSPENDING until the rotation's finish and AWSCURRENT from then on. Reading AWSPENDING
+   * first, then AWSCURRENT with a check begun after that read, one of the two sees it wherever finish falls; the
+   * other order misses it when finish lands between the reads (AWSCURRENT read before, AWSPENDING after).
+   */
   #recover(failed: Generation<P>): Promise<Generation<P>> {
     if (this.#generation !== failed) return this.current();
     this.#recovering ??= (async () => {
       const cache = this.options.cache;
-      const current = await cache.refreshNow(this.options.secretId);
       const pending = await cache.pending(this.options.secretId);
-      const candidates = [current, ...(pending ? [pending] : [])].filter((c) => c.versionId !== failed.versionId);
+      const current = await cache.refreshNow(this.options.secretId, { fresh: true });
+      const candidates = [current, ...(pending && pending.versionId !== current.versionId ? [pending] : [])].filter((c) => c.versionId !== failed.versionId);
       return this.#switchTo(candidates, current.versionId, failed, true);
     })().finally(() => (this.#recovering = undefined));
     return this.#recovering;

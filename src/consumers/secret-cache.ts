@@ -48,6 +48,8 @@ interface Entry {
   /** When the store last answered for this secret. */
   lastSuccessAt: number;
   inFlight?: Promise<SecretSnapshot>;
+  /** A check queued behind the one in flight, for callers that need one begun after they asked. */
+  next?: Promise<SecretSnapshot>;
 }
 
 /**
@@ -90,9 +92,21 @@ export class SecretCache {
     return this.#refresh(secretId, entry);
   }
 
-  /** Checks the store now (joining a check already in flight), and returns the AWSCURRENT version. */
-  refreshNow(secretId: string): Promise<SecretSnapshot> {
-    return this.#refresh(secretId, this.#entry(secretId));
+  /**
+   * Checks the store now and returns the AWSCURRENT version. A check already in flight is joined; with `fresh`, the
+   * answer comes from a check begun after this call (one in flight may have begun before what made the caller ask,
+   * a refused login say): it waits for that one, then checks again, one check for all who waited on the same one.
+   */
+  refreshNow(secretId: string, options: { fresh?: boolean } = {}): Promise<SecretSnapshot> {
+    const entry = this.#entry(secretId);
+    if (!options.fresh || !entry.inFlight) return this.#refresh(secretId, entry);
+    entry.next ??= entry.inFlight
+      .catch(() => undefined)
+      .then(() => {
+        entry.next = undefined;
+        return this.#refresh(secretId, entry);
+      });
+    return entry.next;
   }
 
   /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SecretCache, type LoginEvent } from '../../src/consumers';
+import { SecretCache, type LoginEvent, type SecretReader } from '../../src/consumers';
 import { Generations, jitteredLifetimeMs, type PoolDriver } from '../../src/consumers/generations';
 import { InMemorySecretStore } from '../../src/stores/in-memory';
 
@@ -20,13 +20,25 @@ function setup() {
     endWaitsForBusy: true,
   };
   const store = new InMemorySecretStore();
+  /** Runs after each read the cache makes of the store (a rotation step landing between two reads, say). */
+  const afterRead: Array<() => Promise<void>> = [];
+  const then = async <T>(result: Promise<T>): Promise<T> => {
+    const value = await result;
+    await afterRead.shift()?.();
+    return value;
+  };
+  const reader: SecretReader = {
+    describe: (id) => then(store.describe(id)),
+    getByVersion: (id, v) => then(store.getByVersion(id, v)),
+    getByStage: (id, s) => then(store.getByStage(id, s)),
+  };
   const events: LoginEvent[] = [];
-  const cache = new SecretCache({ store, refreshIntervalMs: 3_600_000 });
+  const cache = new SecretCache({ store: reader, refreshIntervalMs: 3_600_000 });
   const generations = new Generations({ cache, secretId: 's', maxFailedLogins: 2, backoffMs: 60_000, reporter: { record: (e) => events.push(e) } }, driver, () => undefined);
   const value = (password: string) => JSON.stringify({ host: 'h', username: 'u', password });
   /** A query: logs in (as the fake pool's every use does) with the generation's password. */
   const query = () => generations.run((pool) => driver.probe(pool).then(() => pool.password));
-  return { db, ended, store, events, generations, value, query };
+  return { db, ended, store, afterRead, events, generations, value, query };
 }
 
 describe('Generations (the rotating pools, driver-neutral)', () => {
@@ -41,6 +53,25 @@ describe('Generations (the rotating pools, driver-neutral)', () => {
     expect(t.ended).toContain('p1');
     expect(t.events.map((e) => `${e.versionId}:${e.outcome}`)).toEqual([`${first}:success`, `${first}:success`, `${first}:auth-failure`, 'v2:success', 'v2:success']);
     expect(JSON.stringify(t.events)).not.toMatch(/p1|p2/);
+  });
+
+  it('finds the new credential after a refused login wherever the rotation\'s finish lands among its reads of the store', async () => {
+    // The refusal comes after set; finish may land before, between or after the reads that look for the new version.
+    for (let readsBeforeFinish = 0; readsBeforeFinish <= 3; readsBeforeFinish++) {
+      const t = setup();
+      await t.store.create('s', t.value('p1'));
+      expect(await t.query()).toBe('p1');
+      await t.store.putPending('s', 'v2', t.value('p2'));
+      t.db.accepts = 'p2';
+      const finish = async () => {
+        await t.store.moveStage('s', 'AWSCURRENT', 'v2');
+        await t.store.removeStage('s', 'AWSPENDING', 'v2');
+      };
+      if (readsBeforeFinish === 0) await finish();
+      else t.afterRead.push(...Array.from({ length: readsBeforeFinish - 1 }, () => async () => undefined), finish);
+      expect(await t.query(), `finish after ${readsBeforeFinish} reads`).toBe('p2');
+      expect(t.generations.active?.versionId).toBe('v2');
+    }
   });
 
   it('does not count or report network errors as refused logins', async () => {

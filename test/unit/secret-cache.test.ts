@@ -53,6 +53,40 @@ describe('SecretCache', () => {
     expect(store.calls).toMatchObject({ describe: 3, read: 2 });
   });
 
+  it('refreshNow with fresh answers from a check begun after the call, not one already in flight', async () => {
+    const { store, rotate } = setup();
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    // The first describe reads the store at once but answers only when the test opens the gate.
+    let held = true;
+    const reader: SecretReader = {
+      describe: async (id) => {
+        const answer = await store.describe(id);
+        if (held) {
+          held = false;
+          await gate;
+        }
+        return answer;
+      },
+      getByVersion: (id, v) => store.getByVersion(id, v),
+      getByStage: (id, s) => store.getByStage(id, s),
+    };
+    const cache = new SecretCache({ store: reader, refreshIntervalMs: 60_000 });
+    const first = store.create('db', login('one'));
+    const early = cache.refreshNow('db'); // in flight: its describe has read the store but not answered yet
+    const second = await rotate('db', login('two'));
+    const joined = cache.refreshNow('db');
+    const [fresh, alsoFresh] = [cache.refreshNow('db', { fresh: true }), cache.refreshNow('db', { fresh: true })];
+    open();
+    expect((await early).versionId).toBe(first);
+    expect((await joined).versionId).toBe(first);
+    expect((await fresh).versionId).toBe(second);
+    expect((await alsoFresh).versionId).toBe(second);
+    expect(store.calls.describe).toBe(2); // the one in flight, and one more for both fresh callers
+    expect((await cache.refreshNow('db', { fresh: true })).versionId).toBe(second); // none in flight: checks at once
+    expect(store.calls.describe).toBe(3);
+  });
+
   it('refreshNow checks at once, and concurrent reads share one check', async () => {
     const { store, cache, rotate } = setup();
     store.create('db', login('one'));
