@@ -1,6 +1,7 @@
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Context } from '@temporalio/activity';
 import { rotators, type RotatorRegistry } from '../../src/rotators/registry';
 import type { Rotator, RotatorContext } from '../../src/rotators/rotator';
 import { TestFailedError } from '../../src/shared/errors';
@@ -38,7 +39,8 @@ export function faultyRotators(holdDir: string | undefined): RotatorRegistry {
       if (secretId.includes('hold-test') && holdDir) {
         const slug = holdSlug(secretId);
         writeFileSync(path.join(holdDir, `${slug}.held`), '');
-        appendFileSync(path.join(holdDir, `${slug}.entries`), `${process.pid}\n`);
+        const info = Context.current().info;
+        appendFileSync(path.join(holdDir, `${slug}.entries`), `${JSON.stringify({ pid: process.pid, local: info.isLocal, attempt: info.attempt, at: Date.now() })}\n`);
         while (!existsSync(path.join(holdDir, `${slug}.release`))) await new Promise((r) => setTimeout(r, 100));
       }
       return inner.test(secretId, value, context);
@@ -59,10 +61,18 @@ export async function waitUntilHeld(holdDir: string, secretId: string): Promise<
   if (!existsSync(file)) throw new Error(`the test step of ${secretId} was never reached`);
 }
 
-/** The processes that entered the held test step of `secretId`, one line an entry, in order. */
-export function heldEntries(holdDir: string, secretId: string): string[] {
+/** One entry into a held test step: the worker process, whether it ran as a local activity, when. */
+export interface HeldEntry {
+  pid: number;
+  local: boolean;
+  attempt: number;
+  at: number;
+}
+
+/** The entries into the held test step of `secretId`, in order. */
+export function heldEntries(holdDir: string, secretId: string): HeldEntry[] {
   const file = path.join(holdDir, `${holdSlug(secretId)}.entries`);
-  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as HeldEntry) : [];
 }
 
 /** Lets the held test step of `secretId` go on. */

@@ -98,8 +98,8 @@ describe('failures after set', () => {
     // The killed worker entered the test step, and the new one ran it again (as a local attempt anew when the kill
     // came during one, so the attempt count may start over).
     const entries = heldEntries(holdDir, secretId);
-    expect(entries[0]).toBe(String(killed));
-    expect(entries.at(-1)).toBe(String(rig.worker.pid));
+    expect(entries[0]?.pid).toBe(killed);
+    expect(entries.at(-1)?.pid).toBe(rig.worker.pid);
     expect((await labels(secretId)).pending).toBeUndefined();
     expect(await logsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);
     expect(await logsIn(username, password)).toBe(false);
@@ -138,12 +138,63 @@ describe('failures after set', () => {
     const outcome = await rig.rotor.wait(secretId);
     expect(outcome.outcome).toBe('completed');
     await rememberAll(secretId);
-    expect(heldEntries(holdDir, secretId)).toHaveLength(2); // the local attempt, then the ordinary activity
+    expect(heldEntries(holdDir, secretId).map((e) => e.local)).toEqual([true, false]); // the local attempt, then the ordinary activity
     expect(await scheduledActivities(workflowId)).toEqual(['prepareRotation', 'testPending']);
     const test = (await rig.rotor.status(secretId))?.steps.find((s) => s.step === 'test');
     expect(test?.attempts).toBe(2);
     expect(await logsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);
     expect(await logsIn(username, password)).toBe(false);
+  });
+
+  it('a cancellation or a rollback asked for during a step\'s local attempt: the rotation compensates', async () => {
+    const scheduledActivities = async (workflowId: string) =>
+      ((await rig.rotor.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [])
+        .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+        .filter(Boolean);
+    for (const ask of ['cancel', 'rollback'] as const) {
+      const { secretId, username, password } = await roleWithSecret(`hold-test-${ask}-local`);
+      const before = await labels(secretId);
+      const { workflowId } = await rig.rotor.rotate(secretId, { graceMs: 0 });
+      const handle = rig.rotor.client.workflow.getHandle(workflowId);
+      let newPassword: string;
+      try {
+        await held(secretId);
+        newPassword = await passwordAt(secretId, 'AWSPENDING');
+        expect(await logsIn(username, newPassword)).toBe(true); // set ran: the database holds the new password
+        expect(await scheduledActivities(workflowId)).toEqual(['prepareRotation']); // test is its local attempt
+        if (ask === 'cancel') {
+          // The cancellation reaches the workflow at a heartbeat of its open workflow task, and ends the step's wait
+          // there: compensation starts while the attempt is still held.
+          await handle.cancel();
+          for (let i = 0; i < 300 && !(await scheduledActivities(workflowId)).includes('reinstate'); i++) await new Promise((r) => setTimeout(r, 100));
+        } else {
+          // A rollback is taken once the local attempt has ended (here when it times out, the step still held): it is
+          // acted on when the step ends, before finish.
+          await rig.rotor.rollback(secretId, 'asked during the test step', 'it');
+        }
+      } finally {
+        release(secretId);
+      }
+      const outcome = await rig.rotor.wait(secretId);
+      await rememberAll(secretId);
+      if (ask === 'cancel') {
+        expect(outcome.outcome).toBe('failed');
+        expect((await handle.describe()).status.name).toBe('FAILED');
+        expect((await rig.rotor.status(secretId))?.phase).toBe('compensated');
+        // The local attempt (cancelled while held), then reinstate's check of the previous password.
+        expect(heldEntries(holdDir, secretId).map((e) => e.local)).toEqual([true, false]);
+        expect(await scheduledActivities(workflowId)).toEqual(['prepareRotation', 'reinstate']);
+      } else {
+        expect(outcome.outcome).toBe('rolled-back');
+        // The local attempt, the step going on as an ordinary activity after its timeout, then reinstate's check.
+        expect(heldEntries(holdDir, secretId).map((e) => e.local)).toEqual([true, false, false]);
+        expect(await scheduledActivities(workflowId)).toEqual(['prepareRotation', 'testPending', 'reinstate']);
+      }
+      expect(await labels(secretId)).toMatchObject({ current: before.current });
+      expect((await labels(secretId)).pending).toBeUndefined();
+      expect(await logsIn(username, password)).toBe(true);
+      expect(await logsIn(username, newPassword)).toBe(false);
+    }
   });
 
   it('a worker stops gracefully on SIGTERM', async () => {
@@ -155,7 +206,7 @@ describe('failures after set', () => {
   it('leaves no password in histories or worker logs', async () => {
     expect(passwords.size).toBeGreaterThanOrEqual(8);
     const { text } = await historiesText(rig.rotor.client, taskQueue);
-    await recordHistories(rig.rotor.client, taskQueue, ['it/fail-test', 'it/hold-test-budget', 'it/hold-test-kill', 'it/local-healthy', 'it/hold-test-slow']);
+    await recordHistories(rig.rotor.client, taskQueue, ['it/fail-test', 'it/hold-test-budget', 'it/hold-test-kill', 'it/local-healthy', 'it/hold-test-slow', 'it/hold-test-cancel-local', 'it/hold-test-rollback-local']);
     const logs = WorkerProcess.allLogs.join('\n');
     expect(text).toContain('it/fail-test');
     for (const password of passwords) {
