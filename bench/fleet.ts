@@ -6,11 +6,14 @@
  * - fleet: N PostgreSQL single-user secrets rotated at once (grace 0) by one in-process worker at the same
  *   concurrency: rotations/s, latency percentiles and max from each workflow's start and close, failures, and the
  *   store calls per second it made (counted at the store) as a share of the ceiling;
- * - memory: a real `rotor worker` process (the compiled CLI) holding N rotations in grace: its RSS idle, with all
- *   of them waiting, and the workflow cache size it ran with.
+ *   Both report the cores each process used meanwhile (bench/cpu.ts): what the machine spent where;
+ * - memory: a real `rotor worker` process (the compiled CLI) holding N rotations in grace: its RSS idle and with all
+ *   of them waiting, split into code, the V8 heaps of each thread and native memory, and the workflow cache size it
+ *   ran with.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
 import { escapeIdentifier, escapeLiteral } from 'pg';
@@ -22,6 +25,7 @@ import { createRotorWorker } from '../src/worker';
 import { createLogger, installRuntime } from '../src/worker/logger';
 import { uniqueName } from '../test/helpers/env';
 import { createSecret, pgSecret, rotationClient, store, withAdmin } from '../test/helpers/stack';
+import { measureCpu } from './cpu';
 import { countingStore } from './sequential';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -81,7 +85,7 @@ async function storeCeiling(concurrency: number, ms: number): Promise<{ callsPer
 export async function benchFleet(n: number, concurrency: number) {
   installRuntime(createLogger('warn'));
   const secrets = await pgFleet(n, 'rotor_fleet');
-  const ceiling = await storeCeiling(concurrency, 15_000);
+  const { result: ceiling, ...ceilingCpu } = await measureCpu(() => storeCeiling(concurrency, 15_000));
 
   const counting = countingStore(store);
   const taskQueue = uniqueName('bench-fleet');
@@ -100,8 +104,10 @@ export async function benchFleet(n: number, concurrency: number) {
   try {
     counting.reset();
     const t0 = performance.now();
-    await mapLimit(secrets, 32, (secretId) => rotor.rotate(secretId, { graceMs: 0 }));
-    const outcomes = await mapLimit(secrets, 64, (secretId) => rotor.wait(secretId));
+    const { result: outcomes, ...fleetCpu } = await measureCpu(async () => {
+      await mapLimit(secrets, 32, (secretId) => rotor.rotate(secretId, { graceMs: 0 }));
+      return mapLimit(secrets, 64, (secretId) => rotor.wait(secretId));
+    });
     const seconds = (performance.now() - t0) / 1000;
     const failures = outcomes.filter((o) => o.outcome !== 'completed').length;
     const latencies = await mapLimit(secrets, 32, async (secretId) => {
@@ -115,8 +121,9 @@ export async function benchFleet(n: number, concurrency: number) {
       secrets: n,
       concurrency,
       maxCachedWorkflows: cache ?? 'SDK default',
-      storeCeiling: ceiling,
+      storeCeiling: { ...ceiling, cpu: ceilingCpu },
       fleet: {
+        cpu: fleetCpu,
         seconds: Number(seconds.toFixed(1)),
         rotationsPerSecond: Number((n / seconds).toFixed(2)),
         latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), max: latencies.at(-1)! },
@@ -135,33 +142,66 @@ export async function benchFleet(n: number, concurrency: number) {
   }
 }
 
-/** VmRSS of process `pid`, in MiB. */
-function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
-  return Math.round(Number(line.replace(/\D+/g, '')) / 1024);
+const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+
+/** Resident memory of `pid` by kind, from /proc/<pid>/smaps_rollup: anonymous (heaps, native) and file-backed (code). */
+function residentMiB(pid: number): { rss: number; anonymous: number; fileBacked: number } {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+  const [rss, anonymous] = [kb('Rss'), kb('Anonymous')];
+  return { rss: Math.round(rss / 1024), anonymous: Math.round(anonymous / 1024), fileBacked: Math.round((rss - anonymous) / 1024) };
+}
+
+/** How long after the rotations reached grace the settled reading is taken. */
+const SETTLE_MS = 60_000;
+
+/** The signal that makes the worker write a diagnostic report (the Temporal runtime stops on SIGUSR2 by default). */
+const REPORT_SIGNAL = 'SIGWINCH';
+
+/**
+ * Where a worker's resident memory is: its RSS split into file-backed pages and anonymous memory, and the anonymous
+ * part into the V8 heaps of the main thread and of the workflow thread(s) (from a Node.js diagnostic report, which
+ * covers every thread) and the rest: native memory (Temporal's core, buffers, allocator arenas, thread stacks).
+ */
+async function memorySplit(pid: number, reportDir: string) {
+  const resident = residentMiB(pid);
+  const before = new Set(readdirSync(reportDir));
+  process.kill(pid, REPORT_SIGNAL);
+  let file: string | undefined;
+  for (let i = 0; i < 100 && !file; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    file = readdirSync(reportDir).find((f) => f.startsWith('report.') && !before.has(f));
+  }
+  if (!file) throw new Error('the worker wrote no diagnostic report');
+  await new Promise((r) => setTimeout(r, 500)); // written in one go, but give it a moment to be complete
+  interface Heap { totalMemory: number; usedMemory: number }
+  const report = JSON.parse(readFileSync(path.join(reportDir, file), 'utf8')) as { javascriptHeap: Heap; workers?: Array<{ javascriptHeap: Heap }> };
+  const heap = (h: Heap) => ({ total: mib(h.totalMemory), used: mib(h.usedMemory) });
+  const main = heap(report.javascriptHeap);
+  const workflowThreads = (report.workers ?? []).map((w) => heap(w.javascriptHeap));
+  const heaps = main.total + sum(workflowThreads.map((w) => w.total));
+  return { ...resident, mainHeap: main, workflowThreadHeaps: workflowThreads, nativeAnonymous: resident.anonymous - heaps };
 }
 
 /**
  * A compiled `rotor worker` (npm run build first) holding a rotation of each of `secrets` in grace: RSS idle and
- * with all of them waiting. The rotations are terminated afterwards (the secrets stay rotated).
+ * with all of them waiting, each split by memorySplit. The rotations are terminated afterwards (the secrets stay
+ * rotated).
  */
-/** The main thread's heap and external memory, from the worker's own metrics (the workflow thread is not in them). */
-async function heapMiB(metricsPort: number): Promise<{ heapUsed: number; heapTotal: number; external: number }> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const value = (name: string) => Math.round(Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20);
-  return {
-    heapUsed: value('rotor_process_nodejs_heap_size_used_bytes'),
-    heapTotal: value('rotor_process_nodejs_heap_size_total_bytes'),
-    external: value('rotor_process_nodejs_external_memory_bytes'),
-  };
-}
-
 export async function benchMemory(secrets: string[], env: NodeJS.ProcessEnv = {}) {
   const taskQueue = uniqueName('bench-memory');
-  const metricsPort = 19_000 + Math.floor(Math.random() * 1000);
+  const reportDir = mkdtempSync(path.join(tmpdir(), 'rotor-bench-report-'));
+  const reportOptions = `--report-on-signal --report-signal=${REPORT_SIGNAL} --report-directory=${reportDir} --report-compact`;
   const child = spawn(process.execPath, [path.join(ROOT, 'bin/rotor.js'), 'worker'], {
     cwd: ROOT,
-    env: { ...process.env, ROTOR_TASK_QUEUE: taskQueue, ROTOR_AUDIT_DISABLED: 'true', ROTOR_METRICS_PORT: String(metricsPort), ROTOR_LOG_LEVEL: 'warn', ...env },
+    env: {
+      ...process.env,
+      ROTOR_TASK_QUEUE: taskQueue,
+      ROTOR_AUDIT_DISABLED: 'true',
+      ROTOR_LOG_LEVEL: 'info',
+      ...env,
+      NODE_OPTIONS: [env.NODE_OPTIONS, reportOptions].filter(Boolean).join(' '),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -170,12 +210,15 @@ export async function benchMemory(secrets: string[], env: NodeJS.ProcessEnv = {}
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const rotor = await rotationClient(taskQueue);
   try {
-    // Ready once it answers: one rotation through it, then measure idle.
+    // Ready once it says so; then measure idle.
     const deadline = Date.now() + 60_000;
-    await new Promise((r) => setTimeout(r, 3000));
-    if (child.exitCode !== null) throw new Error(`worker exited: ${output}`);
-    const idle = rssMiB(child.pid!);
-    const idleHeap = await heapMiB(metricsPort);
+    while (!output.includes('rotor worker started')) {
+      if (child.exitCode !== null) throw new Error(`worker exited: ${output}`);
+      if (Date.now() > deadline) throw new Error(`worker did not start in 60 s: ${output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 1000)); // its pollers connect
+    const idle = await memorySplit(child.pid!, reportDir);
     await mapLimit(secrets, 32, (secretId) => rotor.rotate(secretId, { graceMs: 60 * 60_000 }));
     const query = `${SearchAttribute.phase.name} = 'grace' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'`;
     let inGrace = 0;
@@ -184,20 +227,23 @@ export async function benchMemory(secrets: string[], env: NodeJS.ProcessEnv = {}
       if (Date.now() > deadline + secrets.length * 1000) throw new Error(`only ${inGrace} of ${secrets.length} reached grace`);
       await new Promise((r) => setTimeout(r, 1000));
     }
-    // Let the worker settle (GC) before reading.
+    // Read 5 s after the last one reached grace, and again a minute later: V8's memory reducer and the allocator give
+    // memory back only after some quiet time, and a grace period lasts hours.
     await new Promise((r) => setTimeout(r, 5000));
-    const inGraceRss = rssMiB(child.pid!);
-    const inGraceHeap = await heapMiB(metricsPort);
+    const waiting = await memorySplit(child.pid!, reportDir);
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const settled = await memorySplit(child.pid!, reportDir);
     await mapLimit(secrets, 32, (secretId) => rotor.client.workflow.getHandle(rotationWorkflowId(secretId)).terminate('bench: memory measured'));
     return {
       rotationsInGrace: inGrace,
-      workerRssMiB: { idle, inGrace: inGraceRss },
-      mainHeapMiB: { idle: idleHeap, inGrace: inGraceHeap },
+      workerRssMiB: { idle: idle.rss, inGrace: waiting.rss, inGraceSettled: settled.rss },
+      split: { idle, inGrace: waiting, inGraceSettled: settled },
       maxCachedWorkflows: env.ROTOR_MAX_CACHED_WORKFLOWS ?? 'rotor default',
     };
   } finally {
     child.kill('SIGTERM');
     await exited;
     await rotor.client.connection.close();
+    rmSync(reportDir, { recursive: true, force: true });
   }
 }

@@ -17,7 +17,8 @@
  * - fleet and memory (bench/fleet.ts): the store's own ceiling; ROTOR_BENCH_FLEET (default 1000) secrets rotated by
  *   one worker against it; a compiled `rotor worker` process's RSS with as many rotations waiting in grace
  *   (`npm run build` first; ROTOR_BENCH_MEMORY_CACHE sets its ROTOR_MAX_CACHED_WORKFLOWS,
- *   ROTOR_BENCH_MEMORY_NODE_OPTIONS its NODE_OPTIONS).
+ *   ROTOR_BENCH_MEMORY_NODE_OPTIONS its NODE_OPTIONS, ROTOR_BENCH_MEMORY_PRELOAD its LD_PRELOAD, an allocator such
+ *   as jemalloc). Both report the cores each process used and, for memory, where the RSS is.
  *
  * Prints a table and writes JSON to .bench/<timestamp>.json. ROTOR_BENCH_ROTATIONS sets N (default 20),
  * ROTOR_BENCH_SCHEDULES sets M (default 200), ROTOR_BENCH_SEQUENTIAL the sequential rotations (default 20);
@@ -237,20 +238,31 @@ async function main(): Promise<void> {
       `fleet: ${fleet.secrets} secrets by one worker in ${f.seconds} s: ${f.rotationsPerSecond} rotations/s, p50 ${f.latencyMs.p50} ms, p95 ${f.latencyMs.p95} ms, ` +
         `max ${f.latencyMs.max} ms, ${f.failures} failed; ${f.storeCallsPerSecond} store calls/s (${f.storeCallsPerRotation} per rotation) = ${f.shareOfCeiling} of the ceiling`,
     );
+    const cores = (cpu: { cores: Record<string, number>; machineShare: number }) =>
+      `${Object.entries(cpu.cores).map(([name, n]) => `${name} ${n}`).join(', ')} cores (${Math.round(cpu.machineShare * 100)} % of the machine)`;
+    console.log(`  cpu during the ceiling: ${cores(fleet.storeCeiling.cpu)}`);
+    console.log(`  cpu during the fleet:   ${cores(f.cpu)}`);
   }
   if (wants('memory')) {
     const cache = process.env.ROTOR_BENCH_MEMORY_CACHE;
     const nodeOptions = process.env.ROTOR_BENCH_MEMORY_NODE_OPTIONS;
+    const preload = process.env.ROTOR_BENCH_MEMORY_PRELOAD;
     const memory = (results.memory = await benchMemory(fleetIds ?? (await fleetSecrets(fleetSize)), {
       ...(cache ? { ROTOR_MAX_CACHED_WORKFLOWS: cache } : {}),
       ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+      ...(preload ? { LD_PRELOAD: preload } : {}),
     }));
     console.log(
-      `memory: a rotor worker process with ${memory.rotationsInGrace} rotations in grace: RSS ${memory.workerRssMiB.inGrace} MiB (idle ${memory.workerRssMiB.idle} MiB), ` +
-        `workflow cache ${memory.maxCachedWorkflows}${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ''}`,
+      `memory: a rotor worker process with ${memory.rotationsInGrace} rotations in grace: RSS ${memory.workerRssMiB.inGrace} MiB, ` +
+        `a minute later ${memory.workerRssMiB.inGraceSettled} MiB (idle ${memory.workerRssMiB.idle} MiB), ` +
+        `workflow cache ${memory.maxCachedWorkflows}${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ''}${preload ? `, LD_PRELOAD=${preload}` : ''}`,
     );
-    const heap = (h: typeof memory.mainHeapMiB.idle) => `heap ${h.heapUsed} of ${h.heapTotal} MiB, external ${h.external} MiB`;
-    console.log(`  main thread: idle ${heap(memory.mainHeapMiB.idle)}; in grace ${heap(memory.mainHeapMiB.inGrace)}; the rest of RSS is native (Temporal's core, the workflow thread, buffers)`);
+    const split = (m: typeof memory.split.idle) =>
+      `file-backed ${m.fileBacked}, main heap ${m.mainHeap.total} (${m.mainHeap.used} used), workflow thread heap ` +
+      `${m.workflowThreadHeaps.map((h) => `${h.total} (${h.used} used)`).join(' + ')}, native ${m.nativeAnonymous} MiB`;
+    console.log(`  idle: ${split(memory.split.idle)}`);
+    console.log(`  in grace: ${split(memory.split.inGrace)}`);
+    console.log(`  a minute later: ${split(memory.split.inGraceSettled)}`);
   }
   if (wants('apply')) {
     const apply = (results.apply = await benchApply(Number(process.env.ROTOR_BENCH_SCHEDULES ?? 200)));
