@@ -39,6 +39,7 @@ import { createLogger, installRuntime } from '../src/worker/logger';
 import { rotatingBackend, staticBackend, strategySecrets } from '../test/helpers/backends';
 import { uniqueName } from '../test/helpers/env';
 import { serveUnderLoad } from '../test/helpers/load-app';
+import { measureCpu } from './cpu';
 import { benchFleet, benchMemory, fleetSecrets } from './fleet';
 import { benchSequential } from './sequential';
 import { createRole, createSecret, pgSecret, rotationClient, store } from '../test/helpers/stack';
@@ -174,7 +175,10 @@ async function benchApply(m: number) {
     await work();
     return Date.now() - t0;
   };
-  const createMs = await timed(async () => schedules.apply(config, await schedules.plan(config)));
+  let createCpu!: Awaited<ReturnType<typeof measureCpu>>['cores'];
+  const createMs = await timed(async () => {
+    ({ cores: createCpu } = await measureCpu(async () => schedules.apply(config, await schedules.plan(config))));
+  });
   let unchanged = 0;
   const secondMs = await timed(async () => {
     const plan = await schedules.plan(config);
@@ -184,7 +188,7 @@ async function benchApply(m: number) {
   const statusMs = await timed(async () => (managed = (await secretsOverview(rotor.client, schedules)).length));
   await mapLimit(ids, 16, (id) => rotor.client.schedule.getHandle(scheduleIdFor(id)).delete());
   await rotor.client.connection.close();
-  return { schedules: m, secondApplyUnchanged: unchanged, createMs, secondApplyMs: secondMs, statusMs, statusSecrets: managed };
+  return { schedules: m, secondApplyUnchanged: unchanged, createMs, createCpu, secondApplyMs: secondMs, statusMs, statusSecrets: managed };
 }
 
 async function main(): Promise<void> {
@@ -267,6 +271,7 @@ async function main(): Promise<void> {
   if (wants('apply')) {
     const apply = (results.apply = await benchApply(Number(process.env.ROTOR_BENCH_SCHEDULES ?? 200)));
     console.log(`apply: ${apply.schedules} schedules created in ${apply.createMs} ms; a second apply plans ${apply.secondApplyUnchanged} of them unchanged in ${apply.secondApplyMs} ms`);
+    console.log(`  cpu during the first apply: ${Object.entries(apply.createCpu).map(([name, n]) => `${name} ${n}`).join(', ')} cores`);
     console.log(`status: the overview of ${apply.statusSecrets} managed secrets in ${apply.statusMs} ms`);
   }
   const out = path.resolve(__dirname, '../.bench');

@@ -26,6 +26,12 @@ const release = (secretId: string) => releaseHold(holdDir, secretId);
 
 const rememberAll = (secretId: string) => rememberPasswords(secretId, passwords);
 
+/** The ordinary activities a rotation scheduled, in order (local activities are markers, not listed). */
+const scheduledActivities = async (workflowId: string) =>
+  ((await rig.rotor.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [])
+    .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+    .filter(Boolean);
+
 afterEach(() => thawStore());
 
 afterAll(async () => {
@@ -106,10 +112,6 @@ describe('failures after set', () => {
   });
 
   it('runs a healthy rotation\'s steps inside the workflow task; a step that outlasts its local attempt goes on as an ordinary activity', async () => {
-    const scheduledActivities = async (workflowId: string) =>
-      ((await rig.rotor.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [])
-        .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
-        .filter(Boolean);
     // Control: a healthy rotation schedules prepare only; every other step ran as a local activity.
     const healthy = await roleWithSecret('local-healthy');
     const first = await rig.rotor.rotate(healthy.secretId, { graceMs: 0 });
@@ -147,10 +149,6 @@ describe('failures after set', () => {
   });
 
   it('a cancellation or a rollback asked for during a step\'s local attempt: the rotation compensates', async () => {
-    const scheduledActivities = async (workflowId: string) =>
-      ((await rig.rotor.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [])
-        .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
-        .filter(Boolean);
     for (const ask of ['cancel', 'rollback'] as const) {
       const { secretId, username, password } = await roleWithSecret(`hold-test-${ask}-local`);
       const before = await labels(secretId);
