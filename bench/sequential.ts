@@ -18,6 +18,7 @@ import type { SecretStore } from '../src/stores/secret-store';
 import { createRotorWorker } from '../src/worker';
 import { createLogger, installRuntime } from '../src/worker/logger';
 import { uniqueName } from '../test/helpers/env';
+import { localActivityOf } from '../test/helpers/history';
 import { observedStore, STORE_OPERATIONS, type StoreOperation } from '../test/helpers/observed-store';
 import { createRole, createSecret, pgSecret, rotationClient, store } from '../test/helpers/stack';
 
@@ -83,17 +84,6 @@ interface CriticalPath {
 }
 
 const ms = (t: temporal.api.history.v1.IHistoryEvent) => Number(t.eventTime!.seconds) * 1000 + Math.floor((t.eventTime!.nanos ?? 0) / 1e6);
-
-type Timestamp = { seconds: number; nanos: number } | null;
-/** What the SDK records of a local activity in its marker: the type and when it completed (the worker's clock). */
-function localActivityOf(e: temporal.api.history.v1.IHistoryEvent): { type: string; completedMs: number } | undefined {
-  const marker = e.markerRecordedEventAttributes;
-  if (marker?.markerName !== 'core_local_activity') return undefined;
-  const data = marker.details?.data?.payloads?.[0]?.data;
-  if (!data) return undefined;
-  const info = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string; complete_time: Timestamp };
-  return { type: info.activity_type, completedMs: info.complete_time ? info.complete_time.seconds * 1000 + info.complete_time.nanos / 1e6 : NaN };
-}
 
 /** Where a rotation's time went, from its history. */
 function criticalPath(events: temporal.api.history.v1.IHistoryEvent[]): CriticalPath {

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { stackEnv } from '../helpers/env';
 import { heldEntries, holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
+import { scheduledActivityTypes } from '../helpers/history';
 import { historiesText, recordHistories } from '../helpers/hygiene';
 import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret as roleWithSecretIn, waitForStatus } from '../helpers/stack';
 import { useWorkerRig } from '../helpers/rig';
@@ -27,10 +28,7 @@ const release = (secretId: string) => releaseHold(holdDir, secretId);
 const rememberAll = (secretId: string) => rememberPasswords(secretId, passwords);
 
 /** The ordinary activities a rotation scheduled, in order (local activities are markers, not listed). */
-const scheduledActivities = async (workflowId: string) =>
-  ((await rig.rotor.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [])
-    .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
-    .filter(Boolean);
+const scheduledActivities = async (workflowId: string) => scheduledActivityTypes((await rig.rotor.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []);
 
 afterEach(() => thawStore());
 

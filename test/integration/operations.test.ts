@@ -11,6 +11,7 @@ import { storeWritesTaskQueue } from '../../src/worker';
 import { runCli } from '../helpers/cli';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
+import { localActivityTypes } from '../helpers/history';
 import { historiesText, recordHistories } from '../helpers/hygiene';
 import { alertReceiver, auditDatabase, freePort, type ReceivedAlert } from '../helpers/ops';
 import { adminSecret, createRole, createSecret, pgSecret, rememberPasswords, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus } from '../helpers/stack';
@@ -136,11 +137,7 @@ describe('audit trail', () => {
       .filter((a) => a && a.activityType?.name !== 'appendAudit' && a.activityType?.name !== 'rotationEnded')
       .map((a) => `${a!.activityType!.name}@${a!.taskQueue!.name === taskQueue ? 'main' : a!.taskQueue!.name === storeWritesTaskQueue(taskQueue) ? 'store-writes' : a!.taskQueue!.name}`);
     expect(scheduled).toEqual(['prepareRotation@main', 'createPending@store-writes', 'finishRotation@store-writes']);
-    const local = history
-      .map((e) => e.markerRecordedEventAttributes)
-      .filter((m) => m?.markerName === 'core_local_activity')
-      .map((m) => (JSON.parse(Buffer.from(m!.details!.data!.payloads![0]!.data!).toString('utf8')) as { activity_type: string }).activity_type)
-      .filter((type) => type !== 'appendAudit' && type !== 'rotationEnded');
+    const local = localActivityTypes(history).filter((type) => type !== 'appendAudit' && type !== 'rotationEnded');
     expect(local).toEqual(['setPending', 'testPending', 'retirePrevious']);
   });
 

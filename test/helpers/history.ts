@@ -1,0 +1,27 @@
+import type { temporal } from '@temporalio/proto';
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+type Timestamp = { seconds: number; nanos: number } | null;
+
+/**
+ * The local activity a history event records, if it is one: Temporal's core writes each as a `core_local_activity`
+ * marker whose first payload is JSON with the activity's type and when it completed (the worker's clock).
+ */
+export function localActivityOf(event: HistoryEvent): { type: string; completedMs: number } | undefined {
+  const marker = event.markerRecordedEventAttributes;
+  if (marker?.markerName !== 'core_local_activity') return undefined;
+  const data = marker.details?.data?.payloads?.[0]?.data;
+  if (!data) return undefined;
+  const info = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string; complete_time: Timestamp };
+  return { type: info.activity_type, completedMs: info.complete_time ? info.complete_time.seconds * 1000 + info.complete_time.nanos / 1e6 : NaN };
+}
+
+/** The types of the local activities a history records, in order. */
+export function localActivityTypes(events: HistoryEvent[]): string[] {
+  return events.flatMap((e) => localActivityOf(e)?.type ?? []);
+}
+
+/** The types of the ordinary activities a history schedules, in order. */
+export function scheduledActivityTypes(events: HistoryEvent[]): string[] {
+  return events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+}
