@@ -239,6 +239,13 @@ export async function benchMemory(secrets: string[], env: NodeJS.ProcessEnv = {}
       workerRssMiB: { idle: idle.rss, inGrace: waiting.rss, inGraceSettled: settled.rss },
       split: { idle, inGrace: waiting, inGraceSettled: settled },
       maxCachedWorkflows: env.ROTOR_MAX_CACHED_WORKFLOWS ?? 'rotor default',
+      // What a cache smaller than the burst costs: workflows evicted while their local attempts ran (the attempt's
+      // result then lands on no workflow and the step runs again after replay), and workflow tasks held open long.
+      workerLog: {
+        untrackedLocalActivity: (output.match(/Tried to complete untracked local activity/g) ?? []).length,
+        sdkBugErrors: (output.match(/SDK bug/g) ?? []).length,
+        longWorkflowTasks: (output.match(/Workflow task duration exceeded/g) ?? []).length,
+      },
     };
   } finally {
     child.kill('SIGTERM');

@@ -267,6 +267,8 @@ async function main(): Promise<void> {
     console.log(`  idle: ${split(memory.split.idle)}`);
     console.log(`  in grace: ${split(memory.split.inGrace)}`);
     console.log(`  a minute later: ${split(memory.split.inGraceSettled)}`);
+    const log = memory.workerLog;
+    console.log(`  worker log: ${log.untrackedLocalActivity} local attempts finished after their workflow left the cache, ${log.sdkBugErrors} "SDK bug" errors, ${log.longWorkflowTasks} workflow tasks over 5 s`);
   }
   if (wants('apply')) {
     const apply = (results.apply = await benchApply(Number(process.env.ROTOR_BENCH_SCHEDULES ?? 200)));
