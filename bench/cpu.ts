@@ -70,7 +70,14 @@ export function cpuSeconds(processes: Record<string, number>): Record<string, nu
  * Runs `work` and reports the cores each process used on average during it (CPU seconds / wall seconds), and the
  * share of the machine's cores all of them together took.
  */
-export async function measureCpu<T>(work: () => Promise<T>): Promise<{ result: T; cores: Record<string, number>; machineShare: number }> {
+export interface CpuUse {
+  /** Wall time of the work. */
+  ms: number;
+  cores: Record<string, number>;
+  machineShare: number;
+}
+
+export async function measureCpu<T>(work: () => Promise<T>): Promise<{ result: T } & CpuUse> {
   const processes = stackProcesses();
   const before = cpuSeconds(processes);
   const t0 = performance.now();
@@ -80,5 +87,10 @@ export async function measureCpu<T>(work: () => Promise<T>): Promise<{ result: T
   const cores: Record<string, number> = {};
   for (const name of Object.keys(processes)) cores[name] = Number(((after[name]! - before[name]!) / seconds).toFixed(2));
   const total = Object.values(cores).reduce((a, b) => a + b, 0);
-  return { result, cores, machineShare: Number((total / cpus().length).toFixed(2)) };
+  return { result, ms: Math.round(seconds * 1000), cores, machineShare: Number((total / cpus().length).toFixed(2)) };
+}
+
+/** One line for a CpuUse: each process's cores, and the share of the machine. */
+export function formatCpu(cpu: Pick<CpuUse, 'cores' | 'machineShare'>): string {
+  return `${Object.entries(cpu.cores).map(([name, n]) => `${name} ${n}`).join(', ')} cores (${Math.round(cpu.machineShare * 100)} % of the machine)`;
 }

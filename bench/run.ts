@@ -39,7 +39,7 @@ import { createLogger, installRuntime } from '../src/worker/logger';
 import { rotatingBackend, staticBackend, strategySecrets } from '../test/helpers/backends';
 import { uniqueName } from '../test/helpers/env';
 import { serveUnderLoad } from '../test/helpers/load-app';
-import { measureCpu } from './cpu';
+import { formatCpu, measureCpu } from './cpu';
 import { benchFleet, benchMemory, fleetSecrets } from './fleet';
 import { benchSequential } from './sequential';
 import { createRole, createSecret, pgSecret, rotationClient, store } from '../test/helpers/stack';
@@ -175,10 +175,7 @@ async function benchApply(m: number) {
     await work();
     return Date.now() - t0;
   };
-  let createCpu!: Awaited<ReturnType<typeof measureCpu>>['cores'];
-  const createMs = await timed(async () => {
-    ({ cores: createCpu } = await measureCpu(async () => schedules.apply(config, await schedules.plan(config))));
-  });
+  const { ms: createMs, cores, machineShare } = await measureCpu(async () => schedules.apply(config, await schedules.plan(config)));
   let unchanged = 0;
   const secondMs = await timed(async () => {
     const plan = await schedules.plan(config);
@@ -188,7 +185,7 @@ async function benchApply(m: number) {
   const statusMs = await timed(async () => (managed = (await secretsOverview(rotor.client, schedules)).length));
   await mapLimit(ids, 16, (id) => rotor.client.schedule.getHandle(scheduleIdFor(id)).delete());
   await rotor.client.connection.close();
-  return { schedules: m, secondApplyUnchanged: unchanged, createMs, createCpu, secondApplyMs: secondMs, statusMs, statusSecrets: managed };
+  return { schedules: m, secondApplyUnchanged: unchanged, createMs, createCpu: { cores, machineShare }, secondApplyMs: secondMs, statusMs, statusSecrets: managed };
 }
 
 async function main(): Promise<void> {
@@ -242,10 +239,8 @@ async function main(): Promise<void> {
       `fleet: ${fleet.secrets} secrets by one worker in ${f.seconds} s: ${f.rotationsPerSecond} rotations/s, p50 ${f.latencyMs.p50} ms, p95 ${f.latencyMs.p95} ms, ` +
         `max ${f.latencyMs.max} ms, ${f.failures} failed; ${f.storeCallsPerSecond} store calls/s (${f.storeCallsPerRotation} per rotation) = ${f.shareOfCeiling} of the ceiling`,
     );
-    const cores = (cpu: { cores: Record<string, number>; machineShare: number }) =>
-      `${Object.entries(cpu.cores).map(([name, n]) => `${name} ${n}`).join(', ')} cores (${Math.round(cpu.machineShare * 100)} % of the machine)`;
-    console.log(`  cpu during the ceiling: ${cores(fleet.storeCeiling.cpu)}`);
-    console.log(`  cpu during the fleet:   ${cores(f.cpu)}`);
+    console.log(`  cpu during the ceiling: ${formatCpu(fleet.storeCeiling.cpu)}`);
+    console.log(`  cpu during the fleet:   ${formatCpu(f.cpu)}`);
   }
   if (wants('memory')) {
     const cache = process.env.ROTOR_BENCH_MEMORY_CACHE;
@@ -273,7 +268,7 @@ async function main(): Promise<void> {
   if (wants('apply')) {
     const apply = (results.apply = await benchApply(Number(process.env.ROTOR_BENCH_SCHEDULES ?? 200)));
     console.log(`apply: ${apply.schedules} schedules created in ${apply.createMs} ms; a second apply plans ${apply.secondApplyUnchanged} of them unchanged in ${apply.secondApplyMs} ms`);
-    console.log(`  cpu during the first apply: ${Object.entries(apply.createCpu).map(([name, n]) => `${name} ${n}`).join(', ')} cores`);
+    console.log(`  cpu during the first apply: ${formatCpu(apply.createCpu)}`);
     console.log(`status: the overview of ${apply.statusSecrets} managed secrets in ${apply.statusMs} ms`);
   }
   const out = path.resolve(__dirname, '../.bench');
