@@ -5,7 +5,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = builtinModules.flatMap((m) => [m, `node:${m}`]);
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.rotor-stack/', 'coverage/', 'bin/'] },
+  { ignores: ['**/node_modules/', '**/dist/', '.rotor-stack/', 'coverage/', 'packages/rotor/bin/', 'packages/*/docs/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -27,7 +27,7 @@ export default tseslint.config(
   },
   {
     // Workflow code must stay deterministic: no I/O modules, no Node built-ins, only type imports of activities.
-    files: ['src/workflows/**/*.ts'],
+    files: ['packages/rotor/src/workflows/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -62,7 +62,13 @@ export default tseslint.config(
     },
   },
   {
-    files: ['test/**/*.ts', 'bench/**/*.ts'],
+    // Plain JavaScript run by Node as it is: the project's scripts, and the build check run on the oldest Node.
+    files: ['**/*.cjs', '**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', require: 'readonly', Buffer: 'readonly', console: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
+    files: ['test/**/*.ts', 'packages/*/test/**/*.ts', 'bench/**/*.ts'],
     rules: { 'no-console': 'off' },
   },
 );

@@ -17,12 +17,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
 import { escapeIdentifier, escapeLiteral } from 'pg';
-import { mapLimit } from '../src/client/concurrency';
-import { generatePassword } from '../src/rotators/password-policy';
-import { rotationWorkflowId, SearchAttribute } from '../src/shared/constants';
-import { Stage } from '../src/shared/stages';
-import { createRotorWorker } from '../src/worker';
-import { createLogger, installRuntime } from '../src/worker/logger';
+import { mapLimit } from '../packages/rotor/src/client/concurrency';
+import { generatePassword } from '../packages/rotor/src/rotators/password-policy';
+import { rotationWorkflowId, SearchAttribute } from '../packages/rotor/src/shared/constants';
+import { Stage } from 'rotor-consumers/core';
+import { createRotorWorker } from '../packages/rotor/src/worker';
+import { createLogger, installRuntime } from '../packages/rotor/src/worker/logger';
 import { uniqueName } from '../test/helpers/env';
 import { createSecret, pgSecret, rotationClient, store, withAdmin } from '../test/helpers/stack';
 import { measureCpu } from './cpu';
@@ -192,7 +192,7 @@ export async function benchMemory(secrets: string[], env: NodeJS.ProcessEnv = {}
   const taskQueue = uniqueName('bench-memory');
   const reportDir = mkdtempSync(path.join(tmpdir(), 'rotor-bench-report-'));
   const reportOptions = `--report-on-signal --report-signal=${REPORT_SIGNAL} --report-directory=${reportDir} --report-compact`;
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/rotor.js'), 'worker'], {
+  const child = spawn(process.execPath, [path.join(ROOT, 'packages/rotor/bin/rotor.js'), 'worker'], {
     cwd: ROOT,
     env: {
       ...process.env,

@@ -5,7 +5,7 @@
  * - rotations: N PostgreSQL secrets rotated at once through one in-process worker; wall time, rotation latency
  *   percentiles, per-step medians from the status query, and the worker's memory.
  *
- * - consumers: an application on rotor/consumers under load while ROTOR_BENCH_LOAD_ROTATIONS (default 100) rotations
+ * - consumers: an application on rotor-consumers under load while ROTOR_BENCH_LOAD_ROTATIONS (default 100) rotations
  *   of each of the four strategies run back to back: requests served and failed, per version, beside the control.
  *
  * - apply: `rotor apply` of a rotor.yaml with M secrets on the dev server (create, then a second apply that changes
@@ -28,14 +28,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
-import { ScheduleManager, secretsOverview } from '../src/client';
-import { mapLimit } from '../src/client/concurrency';
-import { AwsSecretsManagerStore, SecretCache } from '../src/consumers';
-import { parseConfig } from '../src/config/rotor-config';
-import { generatePassword } from '../src/rotators/password-policy';
-import { scheduleIdFor } from '../src/shared/constants';
-import { createRotorWorker } from '../src/worker';
-import { createLogger, installRuntime } from '../src/worker/logger';
+import { ScheduleManager, secretsOverview } from '../packages/rotor/src/client';
+import { mapLimit } from '../packages/rotor/src/client/concurrency';
+import { AwsSecretsManagerStore, SecretCache } from 'rotor-consumers';
+import { parseConfig } from '../packages/rotor/src/config/rotor-config';
+import { generatePassword } from '../packages/rotor/src/rotators/password-policy';
+import { scheduleIdFor } from '../packages/rotor/src/shared/constants';
+import { createRotorWorker } from '../packages/rotor/src/worker';
+import { createLogger, installRuntime } from '../packages/rotor/src/worker/logger';
 import { rotatingBackend, staticBackend, strategySecrets } from '../test/helpers/backends';
 import { uniqueName } from '../test/helpers/env';
 import { serveUnderLoad } from '../test/helpers/load-app';
@@ -112,7 +112,7 @@ async function benchRotations(n: number) {
 }
 
 /**
- * An application on rotor/consumers (pooled queries and a login per request, over HTTP) under load while `n`
+ * An application on rotor-consumers (pooled queries and a login per request, over HTTP) under load while `n`
  * rotations of each strategy run back to back, beside the same application reading its password at start.
  */
 async function benchConsumers(n: number) {

@@ -10,13 +10,13 @@
  */
 import { NativeConnection } from '@temporalio/worker';
 import type { temporal } from '@temporalio/proto';
-import { AuditStore } from '../src/audit/audit-store';
-import { postgresSingleUser, parsePostgresSecret } from '../src/rotators/postgres-single-user';
-import { DEFAULT_PASSWORD_POLICY, generatePassword } from '../src/rotators/password-policy';
-import { Stage } from '../src/shared/stages';
-import type { SecretStore } from '../src/stores/secret-store';
-import { createRotorWorker } from '../src/worker';
-import { createLogger, installRuntime } from '../src/worker/logger';
+import { AuditStore } from '../packages/rotor/src/audit/audit-store';
+import { postgresSingleUser, parsePostgresSecret } from '../packages/rotor/src/rotators/postgres-single-user';
+import { DEFAULT_PASSWORD_POLICY, generatePassword } from '../packages/rotor/src/rotators/password-policy';
+import { Stage } from 'rotor-consumers/core';
+import type { SecretStore } from 'rotor-consumers/stores';
+import { createRotorWorker } from '../packages/rotor/src/worker';
+import { createLogger, installRuntime } from '../packages/rotor/src/worker/logger';
 import { uniqueName } from '../test/helpers/env';
 import { localActivityOf } from '../test/helpers/history';
 import { observedStore, STORE_OPERATIONS, type StoreOperation } from '../test/helpers/observed-store';

@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli, type CliRun } from '../helpers/cli';
 import { uniqueName } from '../helpers/env';
@@ -104,10 +106,32 @@ describe('rotor CLI', () => {
     expect((await cli(['status', secretId])).code).toBe(3);
   });
 
-  it('exits 4 with a hint when Temporal cannot be reached', async () => {
-    const run = await cli(['status', 'any'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
-    expect(run.code).toBe(4);
-    expect(run.stderr).toMatch(/cannot reach Temporal at 127\.0\.0\.1:1 .*npm run stack -- up/);
+  it('exits 4 with a hint when Temporal cannot be reached, from the client and from the worker', async () => {
+    const status = await cli(['status', 'any'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    // The worker connects through Temporal's native core, whose errors read differently from the client's.
+    const worker = await cli(['worker'], { TEMPORAL_ADDRESS: '127.0.0.1:1', ROTOR_AUDIT_DISABLED: 'true', ROTOR_METRICS_PORT: '0' });
+    for (const run of [status, worker]) {
+      expect(run.code).toBe(4);
+      expect(run.stderr).toMatch(/^rotor: cannot reach Temporal at 127\.0\.0\.1:1 \((Connection refused|Failed to connect before the deadline)\) — .*TEMPORAL_ADDRESS/m);
+      expect(run.stderr).not.toMatch(/tonic|ConnectError|at .*\.(js|ts):\d+/);
+    }
+  });
+
+  it('prints its version, and an example after every command\'s help', async () => {
+    const version = await cli(['--version']);
+    expect(version.stdout.trim()).toBe((JSON.parse(await readFile(path.resolve(__dirname, '../../packages/rotor/package.json'), 'utf8')) as { version: string }).version);
+    const commands = [...(await cli(['--help'])).stdout.matchAll(/^ {2}([a-z-]+) /gm)].map((m) => m[1]!).filter((c) => c !== 'help');
+    expect(commands).toEqual(expect.arrayContaining(['rotate', 'status', 'apply', 'worker', 'rollback']));
+    for (const command of commands) {
+      const help = await cli(command === 'audit' ? ['audit', 'verify', '--help'] : [command, '--help']);
+      expect(help.stdout, command).toMatch(/\nExamples?:\n {2}\$ (\S+=\S+ )?(rotor|npm run demo)\b/);
+    }
+  });
+
+  it('takes -f for the rotor.yaml in every command that reads one', async () => {
+    for (const command of ['validate', 'check', 'apply', 'worker']) {
+      expect((await cli([command, '--help'])).stdout, command).toMatch(/-f, --file <path>/);
+    }
   });
 
   it('prints no password', async () => {

@@ -1,6 +1,6 @@
 import { createConnection, createPool } from 'mysql2/promise';
 import { Client, Pool } from 'pg';
-import { createRotatingMysqlPool, createRotatingPgPool, type LoginReporter, type SecretCache } from '../../src/consumers';
+import { createRotatingMysqlPool, createRotatingPgPool, type LoginReporter, type SecretCache } from 'rotor-consumers';
 import { uniqueName } from './env';
 import { newPassword } from './hygiene';
 import type { Backend } from './load-app';

@@ -15,7 +15,7 @@ export interface CliRun {
  */
 export function runCli(taskQueue: string, args: string[], env: NodeJS.ProcessEnv = {}, outputs?: string[]): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, 'src/cli/main.ts'), ...args], {
+    const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, 'packages/rotor/src/cli/main.ts'), ...args], {
       cwd: ROOT,
       env: { ...process.env, ROTOR_TASK_QUEUE: taskQueue, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

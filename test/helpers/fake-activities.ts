@@ -1,8 +1,8 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { RotorActivities } from '../../src/activities';
-import { ErrorType } from '../../src/shared/errors';
-import type { Alert, AuditEvent } from '../../src/shared/types';
+import type { RotorActivities } from '../../packages/rotor/src/activities';
+import { ErrorType } from 'rotor-consumers/core';
+import type { Alert, AuditEvent } from '../../packages/rotor/src/shared/types';
 
 export type ActivityName = keyof RotorActivities;
 

@@ -1,5 +1,5 @@
-import type { Rotator } from '../../src/rotators/rotator';
-import { CredentialsRejectedError, TestFailedError } from '../../src/shared/errors';
+import type { Rotator } from '../../packages/rotor/src/rotators/rotator';
+import { CredentialsRejectedError, TestFailedError } from 'rotor-consumers/core';
 
 /** The value of a fake secret: one account's password. */
 export interface FakeSecret {

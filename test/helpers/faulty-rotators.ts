@@ -2,9 +2,9 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import { rotators, type RotatorRegistry } from '../../src/rotators/registry';
-import type { Rotator, RotatorContext } from '../../src/rotators/rotator';
-import { TestFailedError } from '../../src/shared/errors';
+import { rotators, type RotatorRegistry } from '../../packages/rotor/src/rotators/registry';
+import type { Rotator, RotatorContext } from '../../packages/rotor/src/rotators/rotator';
+import { TestFailedError } from 'rotor-consumers/core';
 
 /** File-name-safe form of a secret id, for the hold files. */
 export function holdSlug(secretId: string): string {

@@ -26,7 +26,7 @@ export async function historiesText(client: Client, taskQueue: string): Promise<
 export async function recordHistories(client: Client, taskQueue: string, prefixes: string[], suffix = ''): Promise<void> {
   const dir = process.env.ROTOR_RECORD_HISTORIES;
   if (!dir) return;
-  const { historyToJSON } = await import('@temporalio/common/lib/proto-utils');
+  const { historyToJSON } = await import('@temporalio/common/lib/proto-utils.js');
   const { existsSync, writeFileSync } = await import('node:fs');
   const path = await import('node:path');
   for await (const execution of client.workflow.list({ query: `TaskQueue = "${taskQueue}"` })) {
@@ -55,7 +55,7 @@ export function newPassword(seen: Set<string>): string {
  */
 export async function expectNoPasswords(client: Client, taskQueue: string, seen: Set<string>, mustContain: string, outputs: string[] = []): Promise<void> {
   const { expect } = await import('vitest');
-  const { WorkerProcess } = await import('./worker-process');
+  const { WorkerProcess } = await import('./worker-process.js');
   const { text } = await historiesText(client, taskQueue);
   const logs = WorkerProcess.allLogs.join('\n');
   const printed = outputs.join('\n');

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { driveLoad, errorCode, type Load } from '../../src/cli/load';
+import { driveLoad, errorCode, type Load } from '../../packages/rotor/src/cli/load';
 
 /** What a test application does per request: each returns the version of the credential that served it. */
 export interface Backend {

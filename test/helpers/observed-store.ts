@@ -1,4 +1,4 @@
-import type { SecretStore } from '../../src/stores/secret-store';
+import type { SecretStore } from 'rotor-consumers/stores';
 
 /** The store's calls that reach Secrets Manager. */
 export type StoreOperation = keyof Pick<SecretStore, 'describe' | 'getByStage' | 'getByVersion' | 'putPending' | 'moveStage' | 'removeStage'>;

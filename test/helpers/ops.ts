@@ -1,8 +1,8 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { escapeIdentifier } from 'pg';
-import { AuditStore, type AuditRecord } from '../../src/audit/audit-store';
-import type { AlertKind } from '../../src/shared/types';
+import { AuditStore, type AuditRecord } from '../../packages/rotor/src/audit/audit-store';
+import type { AlertKind } from '../../packages/rotor/src/shared/types';
 import { stackEnv, uniqueName, until } from './env';
 import { withAdmin } from './stack';
 

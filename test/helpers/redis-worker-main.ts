@@ -3,8 +3,8 @@
  * with the tag `rotor:rotator=redis-acl-failing-test`), to prove the engine compensates a team's own rotator; the
  * password compensation reinstates still passes the test that follows the restore.
  */
-import { TestFailedError, withRotators } from '../../src/rotators';
-import { runWorker } from '../../src/worker';
+import { TestFailedError, withRotators } from '../../packages/rotor/src/rotators';
+import { runWorker } from '../../packages/rotor/src/worker';
 import { redisAclRotator } from '../../examples/redis-acl/redis-acl-rotator';
 
 const made = new Set<string>();

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, expect } from 'vitest';
-import { ScheduleManager, type RotationClient } from '../../src/client';
-import { parseConfig } from '../../src/config/rotor-config';
-import { scheduleIdFor } from '../../src/shared/constants';
-import type { RotationStatus } from '../../src/shared/types';
+import { ScheduleManager, type RotationClient } from '../../packages/rotor/src/client';
+import { parseConfig } from '../../packages/rotor/src/config/rotor-config';
+import { scheduleIdFor } from '../../packages/rotor/src/shared/constants';
+import type { RotationStatus } from '../../packages/rotor/src/shared/types';
 import { uniqueName } from './env';
 import { rememberPasswords, rotationClient, waitForStatus } from './stack';
 import { WorkerProcess } from './worker-process';

@@ -4,9 +4,9 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { Client, Connection } from '@temporalio/client';
 import { Client as PgClient, escapeIdentifier, escapeLiteral } from 'pg';
-import { RotationClient } from '../../src/client';
-import { AwsSecretsManagerStore } from '../../src/stores/aws-secrets-manager';
-import type { RotationStatus } from '../../src/shared/types';
+import { RotationClient } from '../../packages/rotor/src/client';
+import { AwsSecretsManagerStore } from 'rotor-consumers/stores';
+import type { RotationStatus } from '../../packages/rotor/src/shared/types';
 import { stackEnv, uniqueName } from './env';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

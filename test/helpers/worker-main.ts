@@ -1,5 +1,5 @@
 /** A real `rotor worker` process whose rotators carry the test faults of faulty-rotators.ts. */
-import { runWorker } from '../../src/worker';
+import { runWorker } from '../../packages/rotor/src/worker';
 import { faultyRotators } from './faulty-rotators';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

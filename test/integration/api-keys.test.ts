@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ApiKeyVerifier, apiKeyMiddleware, generateApiKey, SecretCache, type RegistryQuery } from '../../src/consumers';
+import { ApiKeyVerifier, apiKeyMiddleware, generateApiKey, SecretCache, type RegistryQuery } from 'rotor-consumers';
 import { runCli } from '../helpers/cli';
 import { uniqueName, until } from '../helpers/env';
 import { holdDirectory } from '../helpers/faulty-rotators';

@@ -1,7 +1,7 @@
 import { Client as PgClient, escapeIdentifier } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditStore, type AuditEvent } from '../../src/audit/audit-store';
-import { InvalidInputError, UnavailableError } from '../../src/shared/errors';
+import { AuditStore, type AuditEvent } from '../../packages/rotor/src/audit/audit-store';
+import { InvalidInputError, UnavailableError } from 'rotor-consumers/core';
 import { stackEnv, uniqueName } from '../helpers/env';
 
 const tables: string[] = [];

@@ -1,6 +1,6 @@
 import { CreateSecretCommand, SecretsManagerClient, TagResourceCommand } from '@aws-sdk/client-secrets-manager';
-import { AwsSecretsManagerStore } from '../../src/stores/aws-secrets-manager';
-import { secretStoreContract } from '../contract/secret-store';
+import { AwsSecretsManagerStore } from 'rotor-consumers/stores';
+import { secretStoreContract } from '../../packages/consumers/test/contract/secret-store';
 import { uniqueName } from '../helpers/env';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

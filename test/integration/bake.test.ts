@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RotationClient } from '../../src/client';
-import { AwsSecretsManagerStore, ConsumerReporter, SecretCache } from '../../src/consumers';
-import type { BakePolicy } from '../../src/shared/bake';
-import type { RotationResult } from '../../src/shared/types';
+import type { RotationClient } from '../../packages/rotor/src/client';
+import { AwsSecretsManagerStore, ConsumerReporter, SecretCache } from 'rotor-consumers';
+import type { BakePolicy } from '../../packages/rotor/src/shared/bake';
+import type { RotationResult } from '../../packages/rotor/src/shared/types';
 import { rotatingPg } from '../helpers/backends';
 import { runCli } from '../helpers/cli';
 import { uniqueName, until } from '../helpers/env';
@@ -30,7 +30,7 @@ import {
 import { WorkerProcess } from '../helpers/worker-process';
 
 /**
- * Automatic rollback on consumers' evidence: applications on rotor/consumers report their logins to the worker's
+ * Automatic rollback on consumers' evidence: applications on rotor-consumers report their logins to the worker's
  * report endpoint (a token scoped to `it/bake-*`), and the rotation's bake window rolls back, passes or extends.
  */
 

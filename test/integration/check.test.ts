@@ -5,7 +5,7 @@ import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { stringify } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { SecretCheckReport } from '../../src/shared/reports';
+import type { SecretCheckReport } from '../../packages/rotor/src/shared/reports';
 import { runCli } from '../helpers/cli';
 import { uniqueName } from '../helpers/env';
 import { adminSecret, createRole, createSecret, labels, pgSecret, rememberPasswords, roleWithSecret, tagSecret, withAdmin } from '../helpers/stack';

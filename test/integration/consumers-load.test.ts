@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AwsSecretsManagerStore, createRotatingMysqlPool, createRotatingPgPool, SecretCache } from '../../src/consumers';
+import { AwsSecretsManagerStore, createRotatingMysqlPool, createRotatingPgPool, SecretCache } from 'rotor-consumers';
 import { AUTH_FAILURES, rotatingBackend, staticBackend, strategySecrets } from '../helpers/backends';
 import { expectNoPasswords } from '../helpers/hygiene';
 import { serveUnderLoad } from '../helpers/load-app';
@@ -12,7 +12,7 @@ const ROTATIONS = 20;
 
 const secretFor = strategySecrets('consumers-load', passwords);
 
-describe(`an application on rotor/consumers, under load while ${ROTATIONS} rotations run back to back`, () => {
+describe(`an application on rotor-consumers, under load while ${ROTATIONS} rotations run back to back`, () => {
   for (const engine of ['postgres', 'mysql'] as const) {
     for (const mode of ['single', 'alternating'] as const) {
       it(`${engine} ${mode === 'single' ? 'single-user' : 'alternating users (previous login disabled)'}: 0 failed requests, pooled and a login per request; the same application reading its password at start fails`, async () => {

@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { RotationClient } from '../../src/client';
-import { rotationWorkflowId } from '../../src/shared/constants';
-import { createRotorWorkers, KeyedSemaphore, MAX_WRITES_PER_STORE_STEP, RateLimiter, runTogether, shutdownAll, storeWritesTaskQueue, throttledStore } from '../../src/worker';
+import type { RotationClient } from '../../packages/rotor/src/client';
+import { rotationWorkflowId } from '../../packages/rotor/src/shared/constants';
+import { createRotorWorkers, KeyedSemaphore, MAX_WRITES_PER_STORE_STEP, RateLimiter, runTogether, shutdownAll, storeWritesTaskQueue, throttledStore } from '../../packages/rotor/src/worker';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { historiesText } from '../helpers/hygiene';
 import { busiestWindow, observedStore, pool, WRITE_OPERATIONS } from '../helpers/observed-store';
@@ -86,7 +86,7 @@ async function rotateAll(f: Fleet): Promise<{ total: number; perWorker: number[]
 
 beforeAll(async () => {
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  workflowBundle = await bundleWorkflowCode({ workflowsPath: path.resolve(__dirname, '../../src/workflows/index.ts'), logger: new DefaultLogger('WARN') });
+  workflowBundle = await bundleWorkflowCode({ workflowsPath: path.resolve(__dirname, '../../packages/rotor/src/workflows/index.ts'), logger: new DefaultLogger('WARN') });
   fleet = await pool(Array.from({ length: SECRETS }, (_, i) => i), 8, (i) => roleWithSecret('it', `fleet-${i}`, seen));
 }, 120_000);
 

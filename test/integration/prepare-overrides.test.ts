@@ -1,8 +1,8 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
-import { createActivities } from '../../src/activities';
-import { rotators } from '../../src/rotators/registry';
-import { ErrorType } from '../../src/shared/errors';
+import { createActivities } from '../../packages/rotor/src/activities';
+import { rotators } from '../../packages/rotor/src/rotators/registry';
+import { ErrorType } from 'rotor-consumers/core';
 import { uniqueName } from '../helpers/env';
 import { adminSecret, createSecret, pgSecret, roleWithSecret, store, tagSecret } from '../helpers/stack';
 

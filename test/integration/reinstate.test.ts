@@ -3,9 +3,9 @@ import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { describe, expect, it } from 'vitest';
-import { createActivities } from '../../src/activities';
-import { rotators } from '../../src/rotators/registry';
-import type { PreparedRotation } from '../../src/shared/types';
+import { createActivities } from '../../packages/rotor/src/activities';
+import { rotators } from '../../packages/rotor/src/rotators/registry';
+import type { PreparedRotation } from '../../packages/rotor/src/shared/types';
 import { uniqueName } from '../helpers/env';
 import { labels, logsIn, pgSecret, roleWithSecret, store, withAdmin } from '../helpers/stack';
 

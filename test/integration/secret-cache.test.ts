@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { AwsSecretsManagerStore, SecretCache } from '../../src/consumers';
-import { SecretNotFoundError } from '../../src/shared/errors';
+import { AwsSecretsManagerStore, SecretCache } from 'rotor-consumers';
+import { SecretNotFoundError } from 'rotor-consumers/core';
 import { uniqueName } from '../helpers/env';
 import { createSecret, store } from '../helpers/stack';
 

@@ -1,6 +1,6 @@
 import { escapeIdentifier as q, escapeLiteral, Client as PgClient } from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { SetupPlan } from '../../src/shared/reports';
+import type { SetupPlan } from '../../packages/rotor/src/shared/reports';
 import { runCli } from '../helpers/cli';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { adminSecret, createRole, createSecret, pgSecret, rememberPasswords, roleExists, roleWithSecret, store, withAdmin } from '../helpers/stack';

@@ -2,11 +2,11 @@ import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RotationClient } from '../../src/client';
-import { rotators } from '../../src/rotators/registry';
-import type { Rotator } from '../../src/rotators/rotator';
-import { createRotorWorker } from '../../src/worker';
-import { KeyedSemaphore, RateLimiter, throttledStore } from '../../src/worker/throttle';
+import type { RotationClient } from '../../packages/rotor/src/client';
+import { rotators } from '../../packages/rotor/src/rotators/registry';
+import type { Rotator } from '../../packages/rotor/src/rotators/rotator';
+import { createRotorWorker } from '../../packages/rotor/src/worker';
+import { KeyedSemaphore, RateLimiter, throttledStore } from '../../packages/rotor/src/worker/throttle';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { busiestWindow, observedStore, pool, WRITE_OPERATIONS } from '../helpers/observed-store';
 import { createSecret, labels, logsIn, passwordAt, pgSecret, rotationClient, store, withAdmin } from '../helpers/stack';
@@ -74,7 +74,7 @@ beforeAll(async () => {
 
   connection = await NativeConnection.connect({ address: stackEnv('TEMPORAL_ADDRESS') });
   const workflowBundle = await bundleWorkflowCode({
-    workflowsPath: path.resolve(__dirname, '../../src/workflows/index.ts'),
+    workflowsPath: path.resolve(__dirname, '../../packages/rotor/src/workflows/index.ts'),
     logger: new DefaultLogger('WARN'),
   });
   worker = await createRotorWorker({

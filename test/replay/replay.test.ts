@@ -9,7 +9,7 @@ let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
 beforeAll(async () => {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   workflowBundle = await bundleWorkflowCode({
-    workflowsPath: path.resolve(__dirname, '../../src/workflows/index.ts'),
+    workflowsPath: path.resolve(__dirname, '../../packages/rotor/src/workflows/index.ts'),
     logger: new DefaultLogger('WARN'),
   });
 });

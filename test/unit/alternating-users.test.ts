@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PASSWORD_POLICY } from '../../src/rotators/password-policy';
-import { parsePostgresAlternatingSecret, partnerOf, postgresAlternatingUsers } from '../../src/rotators/postgres-alternating-users';
-import { selectRotatorKind } from '../../src/rotators/registry';
-import { InvalidSecretError, UnsupportedEngineError } from '../../src/shared/errors';
+import { DEFAULT_PASSWORD_POLICY } from '../../packages/rotor/src/rotators/password-policy';
+import { parsePostgresAlternatingSecret, partnerOf, postgresAlternatingUsers } from '../../packages/rotor/src/rotators/postgres-alternating-users';
+import { parseMysqlAlternatingSecret } from '../../packages/rotor/src/rotators/mysql-alternating-users';
+import { selectRotatorKind } from '../../packages/rotor/src/rotators/registry';
+import { InvalidSecretError, UnsupportedEngineError } from 'rotor-consumers/core';
 
 const PASSWORD = 'Alt-secret-value-1';
 const secret = { engine: 'postgres', host: 'db', port: 5432, username: 'app', password: PASSWORD, dbname: 'app', masterarn: 'arn:aws:secretsmanager:us-east-1:1:secret:admin' };
@@ -32,7 +33,6 @@ describe('alternating users', () => {
 
 describe('MySQL alternating users', () => {
   it('checks the clone name fits in 80 characters before anything changes', async () => {
-    const { parseMysqlAlternatingSecret } = await import('../../src/rotators/mysql-alternating-users');
     const mysql = { ...secret, engine: 'mariadb', port: 3306 };
     expect(() => parseMysqlAlternatingSecret('s', raw({ ...mysql, username: 'a'.repeat(75) }))).toThrow(/too long to alternate/);
     expect(parseMysqlAlternatingSecret('s', raw({ ...mysql, username: 'a'.repeat(74) })).username).toHaveLength(74);

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ApiKeyVerifier, generateApiKey, parseApiKey, SecretCache, type RegistryQuery } from '../../src/consumers';
-import { apiKeyDigest, formatApiKey, LOOKUP_SQL, MAX_API_KEY_LENGTH, parsePepperSet } from '../../src/credentials/api-key';
-import { parseApiKeySecret } from '../../src/rotators/api-key';
-import { selectRotatorKind, withRotators } from '../../src/rotators/registry';
-import { InvalidSecretError } from '../../src/shared/errors';
-import { InMemorySecretStore } from '../../src/stores/in-memory';
+import { ApiKeyVerifier, generateApiKey, parseApiKey, SecretCache, type RegistryQuery } from 'rotor-consumers';
+import { apiKeyDigest, formatApiKey, LOOKUP_SQL, MAX_API_KEY_LENGTH, parsePepperSet } from 'rotor-consumers/credentials';
+import { parseApiKeySecret } from '../../packages/rotor/src/rotators/api-key';
+import { selectRotatorKind, withRotators } from '../../packages/rotor/src/rotators/registry';
+import { InvalidSecretError } from 'rotor-consumers/core';
+import { InMemorySecretStore } from 'rotor-consumers/stores';
 
 const pepper = randomBytes(32);
 

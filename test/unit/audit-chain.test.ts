@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson } from '../../src/shared/canonical-json';
+import { canonicalJson } from '../../packages/rotor/src/shared/canonical-json';
 import {
   chainRecord,
   GENESIS_HASH,
@@ -9,8 +9,8 @@ import {
   verifyRecords,
   type AuditEvent,
   type ChainedRecord,
-} from '../../src/audit/hash-chain';
-import { InvalidInputError } from '../../src/shared/errors';
+} from '../../packages/rotor/src/audit/hash-chain';
+import { InvalidInputError } from 'rotor-consumers/core';
 
 function event(n: number, overrides: Partial<AuditEvent> = {}): AuditEvent {
   return {

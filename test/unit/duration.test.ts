@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { readEnv } from '../../src/config/env';
-import { retirementFromTags } from '../../src/rotators/retirement';
-import { formatDuration, parseDuration } from '../../src/shared/duration';
-import { InvalidInputError, InvalidSecretError } from '../../src/shared/errors';
+import { readEnv } from '../../packages/rotor/src/config/env';
+import { retirementFromTags } from '../../packages/rotor/src/rotators/retirement';
+import { formatDuration, parseDuration } from 'rotor-consumers/core';
+import { InvalidInputError, InvalidSecretError } from 'rotor-consumers/core';
 
 describe('parseDuration', () => {
   it('reads units and combinations', () => {

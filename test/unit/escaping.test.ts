@@ -1,8 +1,8 @@
 import { createHash, createHmac } from 'node:crypto';
 import type { Client } from 'pg';
 import { describe, expect, it } from 'vitest';
-import { setRolePassword } from '../../src/rotators/postgres/connection';
-import { scramSha256Verifier } from '../../src/rotators/postgres/scram';
+import { setRolePassword } from '../../packages/rotor/src/rotators/postgres/connection';
+import { scramSha256Verifier } from '../../packages/rotor/src/rotators/postgres/scram';
 
 /** A stand-in for pg's Client that records the SQL it is given. */
 function recordingClient(): { client: Client; sql: string[] } {

@@ -1,7 +1,7 @@
 import { ServiceError } from '@temporalio/client';
 import { CommanderError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { describeError, ExitCode, exitCodeForFailure } from '../../src/cli/exit-codes';
+import { describeError, ExitCode, exitCodeForFailure } from '../../packages/rotor/src/cli/exit-codes';
 import {
   ErrorType,
   InvalidInputError,
@@ -10,7 +10,7 @@ import {
   SecretNotFoundError,
   StoreConflictError,
   UnavailableError,
-} from '../../src/shared/errors';
+} from 'rotor-consumers/core';
 
 /** A gRPC error as the Temporal client raises it. */
 function grpcError(code: number, message: string): Error {

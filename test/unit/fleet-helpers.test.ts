@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { progress } from '../../src/cli/context';
-import { mapLimit } from '../../src/client/concurrency';
-import { rotationQueries } from '../../src/client/overview';
+import { progress } from '../../packages/rotor/src/cli/context';
+import { mapLimit } from '../../packages/rotor/src/client/concurrency';
+import { rotationQueries } from '../../packages/rotor/src/client/overview';
 
 describe('mapLimit', () => {
   it('keeps the order, never runs more than the limit at once, and reports each one done', async () => {

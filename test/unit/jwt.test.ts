@@ -1,10 +1,10 @@
 import { generateKeyPair, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { JwksUnavailableError, JwtSigner, JwtVerifier, SecretCache } from '../../src/consumers';
-import { generateSigningKey, JWT_ALGORITHMS, publicPart } from '../../src/credentials/jwt';
-import { parseJwtSigningSecret } from '../../src/rotators/jwt-signing-key';
-import { InvalidSecretError } from '../../src/shared/errors';
-import { InMemorySecretStore } from '../../src/stores/in-memory';
+import { JwksUnavailableError, JwtSigner, JwtVerifier, SecretCache } from 'rotor-consumers';
+import { generateSigningKey, JWT_ALGORITHMS, publicPart } from 'rotor-consumers/credentials';
+import { parseJwtSigningSecret } from '../../packages/rotor/src/rotators/jwt-signing-key';
+import { InvalidSecretError } from 'rotor-consumers/core';
+import { InMemorySecretStore } from 'rotor-consumers/stores';
 
 const settings = { engine: 'jwt-signing-key', service: 'auth', registry: 'reg', jwks: { maxAge: '5m', cooldown: '30s' }, tokens: { maxLifetime: '1h' } };
 

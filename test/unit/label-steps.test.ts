@@ -1,11 +1,11 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createRotationSteps } from '../../src/activities';
-import type { RotatorRegistry } from '../../src/rotators/registry';
-import { Stage } from '../../src/shared/constants';
-import { StoreConflictError } from '../../src/shared/errors';
-import type { PreparedRotation, StepInput } from '../../src/shared/types';
-import { InMemorySecretStore } from '../../src/stores/in-memory';
+import { createRotationSteps } from '../../packages/rotor/src/activities';
+import type { RotatorRegistry } from '../../packages/rotor/src/rotators/registry';
+import { Stage } from '../../packages/rotor/src/shared/constants';
+import { StoreConflictError } from 'rotor-consumers/core';
+import type { PreparedRotation, StepInput } from '../../packages/rotor/src/shared/types';
+import { InMemorySecretStore } from 'rotor-consumers/stores';
 import { fakeTarget, type FakeSecret } from '../helpers/fake-target';
 
 /**

@@ -1,6 +1,6 @@
 import { register as globalRegistry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RotorMetrics, type MetricsServer, type RotorMetricsOptions } from '../../src/worker/metrics';
+import { RotorMetrics, type MetricsServer, type RotorMetricsOptions } from '../../packages/rotor/src/worker/metrics';
 
 const ROTATORS = ['postgres-single-user', 'mysql-single-user'];
 const STEPS = ['create', 'set', 'test'];

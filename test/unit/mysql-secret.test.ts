@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { mysqlSingleUser, parseMysqlSecret } from '../../src/rotators/mysql-single-user';
-import { DEFAULT_PASSWORD_POLICY } from '../../src/rotators/password-policy';
-import { selectRotatorKind } from '../../src/rotators/registry';
-import { InvalidSecretError } from '../../src/shared/errors';
+import { mysqlSingleUser, parseMysqlSecret } from '../../packages/rotor/src/rotators/mysql-single-user';
+import { DEFAULT_PASSWORD_POLICY } from '../../packages/rotor/src/rotators/password-policy';
+import { selectRotatorKind } from '../../packages/rotor/src/rotators/registry';
+import { InvalidSecretError } from 'rotor-consumers/core';
 
 const PASSWORD = 'My-secret-value-1';
 const valid = { engine: 'mysql', host: 'db.internal', port: 3306, username: 'app', password: PASSWORD, dbname: 'shop' };

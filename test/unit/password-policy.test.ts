@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PASSWORD_POLICY, generatePassword, resolvePasswordPolicy } from '../../src/rotators/password-policy';
-import { InvalidInputError } from '../../src/shared/errors';
+import { DEFAULT_PASSWORD_POLICY, generatePassword, resolvePasswordPolicy } from '../../packages/rotor/src/rotators/password-policy';
+import { InvalidInputError } from 'rotor-consumers/core';
 
 describe('generatePassword', () => {
   it('makes 32 characters of every class by default, none of the excluded ones', () => {

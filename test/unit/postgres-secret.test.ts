@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { parsePostgresSecret, postgresSingleUser } from '../../src/rotators/postgres-single-user';
-import { selectRotatorKind } from '../../src/rotators/registry';
-import { DEFAULT_PASSWORD_POLICY } from '../../src/rotators/password-policy';
-import { InvalidSecretError, UnsupportedEngineError } from '../../src/shared/errors';
+import { parsePostgresSecret, postgresSingleUser } from '../../packages/rotor/src/rotators/postgres-single-user';
+import { selectRotatorKind } from '../../packages/rotor/src/rotators/registry';
+import { DEFAULT_PASSWORD_POLICY } from '../../packages/rotor/src/rotators/password-policy';
+import { InvalidSecretError, UnsupportedEngineError } from 'rotor-consumers/core';
 
 const PASSWORD = 'Sup3r-secret-value';
 const valid = { engine: 'postgres', host: 'db.internal', port: 5432, username: 'app', password: PASSWORD, dbname: 'orders' };

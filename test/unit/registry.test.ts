@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { redisAclRotator } from '../../examples/redis-acl/redis-acl-rotator';
-import { rotators, selectRotatorKind, withRotators } from '../../src/rotators';
-import { InvalidInputError, InvalidSecretError, UnsupportedEngineError } from '../../src/shared/errors';
+import { rotators, selectRotatorKind, withRotators } from '../../packages/rotor/src/rotators';
+import { InvalidInputError, InvalidSecretError, UnsupportedEngineError } from 'rotor-consumers/core';
 
 const raw = (value: object) => JSON.stringify(value);
 const redisSecret = { engine: 'redis', host: 'h', port: 6379, username: 'app', password: 'x', masterarn: 'm' };

@@ -10,8 +10,8 @@ import {
   parseConfig,
   type ConfigProblem,
   type RotorConfig,
-} from '../../src/config/rotor-config';
-import { InvalidInputError } from '../../src/shared/errors';
+} from '../../packages/rotor/src/config/rotor-config';
+import { InvalidInputError } from 'rotor-consumers/core';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

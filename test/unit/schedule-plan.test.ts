@@ -1,7 +1,7 @@
 import type { ScheduleDescription } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/rotor-config';
-import { diffSettings, planEntryFor, planSummary, rotationInputFor, scheduleOptionsFor, settingsFor } from '../../src/schedules/plan';
+import { parseConfig } from '../../packages/rotor/src/config/rotor-config';
+import { diffSettings, planEntryFor, planSummary, rotationInputFor, scheduleOptionsFor, settingsFor } from '../../packages/rotor/src/schedules/plan';
 
 const QUEUE = 'rotor';
 

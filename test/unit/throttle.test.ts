@@ -1,8 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
-import { Stage } from '../../src/shared/constants';
-import { ErrorType, InvalidInputError } from '../../src/shared/errors';
-import type { SecretDescription, SecretStore, StoredValue } from '../../src/stores/secret-store';
-import { KeyedSemaphore, RateLimiter, throttledStore } from '../../src/worker/throttle';
+import { Stage } from '../../packages/rotor/src/shared/constants';
+import { ErrorType, InvalidInputError } from 'rotor-consumers/core';
+import type { SecretDescription, SecretStore, StoredValue } from 'rotor-consumers/stores';
+import { KeyedSemaphore, RateLimiter, throttledStore } from '../../packages/rotor/src/worker/throttle';
 
 /** The most timestamps found in any half-open window [t, t + windowMs). */
 function busiestWindow(times: number[], windowMs: number): number {

@@ -1,7 +1,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AlertDeliveryError, deliverAlert, slackPayload, type Alert, type WebhookTarget } from '../../src/alerts/webhook';
+import { AlertDeliveryError, deliverAlert, slackPayload, type Alert, type WebhookTarget } from '../../packages/rotor/src/alerts/webhook';
 
 const HEADER_VALUE = 'hook-secret-3f9a';
 const noWait = async () => {};

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { msUntilWindowOpens } from '../../src/schedules/window';
+import { msUntilWindowOpens } from '../../packages/rotor/src/schedules/window';
 
 const H = 3_600_000;
 

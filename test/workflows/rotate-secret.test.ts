@@ -4,9 +4,9 @@ import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rotationWorkflowId, SearchAttribute } from '../../src/shared/constants';
-import { ErrorType } from '../../src/shared/errors';
-import type { Phase, RetirementPolicy, RotationInput } from '../../src/shared/types';
+import { rotationWorkflowId, SearchAttribute } from '../../packages/rotor/src/shared/constants';
+import { ErrorType } from 'rotor-consumers/core';
+import type { Phase, RetirementPolicy, RotationInput } from '../../packages/rotor/src/shared/types';
 import {
   endGraceSignal,
   extendGraceSignal,
@@ -14,7 +14,7 @@ import {
   rotateSecret,
   ROTATION_FAILED,
   statusQuery,
-} from '../../src/workflows';
+} from '../../packages/rotor/src/workflows';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { failing, fakeActivities, gate, slowStep, type Recorded } from '../helpers/fake-activities';
 
@@ -36,7 +36,7 @@ beforeAll(async () => {
     ),
   });
   bundle = await bundleWorkflowCode({
-    workflowsPath: path.resolve(__dirname, '../../src/workflows/index.ts'),
+    workflowsPath: path.resolve(__dirname, '../../packages/rotor/src/workflows/index.ts'),
     logger: new DefaultLogger('WARN'),
   });
 });

@@ -1,0 +1,237 @@
+import type { LoginReporter } from './reporter';
+import type { SecretCache, SecretSnapshot } from './secret-cache';
+
+/** The login a database secret in AWS's JSON shape names. */
+export interface DatabaseLogin {
+  host: string;
+  port?: number | string;
+  username: string;
+  password: string;
+  dbname?: string;
+}
+
+/** What the generations need of a driver's pool: open one for a login, check it logs in, end it. */
+export interface PoolDriver<P> {
+  open(login: DatabaseLogin, onLogin: () => void): P;
+  /** Takes one connection and gives it back: throws what the driver throws when the login is refused. */
+  probe(pool: P): Promise<void>;
+  end(pool: P): Promise<void>;
+  /** The driver's refused-login errors (wrong password, login not allowed), as opposed to network errors. */
+  authErrorClass(error: unknown): string | undefined;
+  /** Whether `end` lets busy connections finish (pg) or must wait until none is checked out (mysql2). */
+  endWaitsForBusy: boolean;
+}
+
+export interface GenerationOptions {
+  cache: SecretCache;
+  secretId: string;
+  maxFailedLogins?: number;
+  backoffMs?: number;
+  reporter?: LoginReporter;
+  /** Connections older than this are closed when released (optional), each at its own jittered age. */
+  maxLifetimeMs?: number;
+  /** Spread of `maxLifetimeMs`, as a share of it (default 0.1: ±10 %), so connections do not all reconnect at once. */
+  lifetimeJitter?: number;
+}
+
+/** A lifetime drawn for one connection (or pool) from `maxLifetimeMs` and its jitter; undefined without one. */
+export function jitteredLifetimeMs(options: Pick<GenerationOptions, 'maxLifetimeMs' | 'lifetimeJitter'>, random = Math.random): number | undefined {
+  if (options.maxLifetimeMs === undefined) return undefined;
+  const jitter = Math.min(Math.max(options.lifetimeJitter ?? 0.1, 0), 0.5);
+  return Math.max(1, options.maxLifetimeMs * (1 + jitter * (2 * random() - 1)));
+}
+
+/** The pool of one credential generation: one version of the secret, one login. */
+export interface Generation<P> {
+  readonly versionId: string;
+  readonly username: string;
+  readonly pool: P;
+  /** Taken from AWSPENDING while AWSCURRENT still named `replaces` (between a rotation's set and finish). */
+  readonly replaces?: string;
+  /** Work running on the pool, or connections checked out of it. */
+  busy: number;
+  retiring: boolean;
+}
+
+/**
+ * The credential generations of one rotating pool, driver-neutral: which generation new connections use, the
+ * switch to a new one (checked with one connection first), recovery from a refused login (one single-flight
+ * refetch, then AWSPENDING), and the cap on failed logins with a doubling pause, so a stale secret never locks an
+ * account. Logins and refusals go to the reporter, with version ids only.
+ */
+export class Generations<P> {
+  #generation?: Generation<P>;
+  #switching?: Promise<Generation<P>>;
+  #recovering?: Promise<Generation<P>>;
+  readonly #retiring = new Set<Generation<P>>();
+  /** Refused logins in a row per version, and until when that version is not tried again. */
+  readonly #refusals = new Map<string, { count: number; until: number }>();
+  #lastAuthError?: unknown;
+  #pausedCheckAt = 0;
+  #ended = false;
+
+  constructor(
+    private readonly options: GenerationOptions,
+    private readonly driver: PoolDriver<P>,
+    private readonly onSwitch: (generation: Generation<P>) => void,
+  ) {}
+
+  get active(): Generation<P> | undefined {
+    return this.#generation;
+  }
+
+  /** Runs `work` on the current generation's pool; after a refused login, once more on the generation recovered. */
+  async run<T>(work: (pool: P, generation: Generation<P>) => Promise<T>): Promise<T> {
+    let generation = await this.current();
+    // Its logins were refused too often: no new attempt until the pause ends (a stale secret never locks an account).
+    if (this.#paused(generation.versionId)) generation = await this.#whilePaused(generation);
+    try {
+      return await this.#on(generation, work);
+    } catch (error) {
+      if (this.driver.authErrorClass(error) === undefined) throw error;
+      this.#refused(generation, error);
+      return this.#on(await this.#recover(generation), work);
+    }
+  }
+
+  /** Marks a connection checked out of `generation` (for pools whose `end` must wait); returns its release. */
+  checkout(generation: Generation<P>): () => void {
+    generation.busy++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#done(generation);
+    };
+  }
+
+  async end(): Promise<void> {
+    this.#ended = true;
+    const all = [...this.#retiring, ...(this.#generation ? [this.#generation] : [])];
+    this.#generation = undefined;
+    await Promise.all(all.map((g) => this.driver.end(g.pool).catch(() => undefined)));
+  }
+
+  /** The generation to use now: the one of AWSCURRENT (still the pending one while its rotation finishes). */
+  async current(): Promise<Generation<P>> {
+    if (this.#ended) throw new Error('the rotating pool has ended');
+    const snapshot = await this.options.cache.get(this.options.secretId);
+    const generation = this.#generation;
+    if (generation && (generation.versionId === snapshot.versionId || generation.replaces === snapshot.versionId)) return generation;
+    this.#switching ??= this.#switchTo([snapshot], snapshot.versionId, generation).finally(() => (this.#switching = undefined));
+    return this.#switching;
+  }
+
+  async #on<T>(chosen: Generation<P>, work: (pool: P, generation: Generation<P>) => Promise<T>): Promise<T> {
+    // A generation retired between the choice and now (another request switched): its pool may be ending.
+    const generation = chosen.retiring && this.#generation ? this.#generation : chosen;
+    generation.busy++;
+    try {
+      return await work(generation.pool, generation);
+    } finally {
+      this.#done(generation);
+    }
+  }
+
+  #done(generation: Generation<P>): void {
+    generation.busy--;
+    if (generation.retiring && generation.busy === 0 && !this.driver.endWaitsForBusy) this.#close(generation);
+  }
+
+  /** While `paused` is: at most once a second, looks for a version that replaced it (as after a refusal); else refuses. */
+  async #whilePaused(paused: Generation<P>): Promise<Generation<P>> {
+    if (Date.now() - this.#pausedCheckAt < 1000) throw this.#lastAuthError;
+    this.#pausedCheckAt = Date.now();
+    return this.#recover(paused);
+  }
+
+  #paused(versionId: string): boolean {
+    const refusal = this.#refusals.get(versionId);
+    return refusal !== undefined && Date.now() < refusal.until;
+  }
+
+  /** Counts a refused login of a version; from `maxFailedLogins` in a row on, it pauses, doubling up to 30 s. */
+  #refused(generation: { versionId: string }, error: unknown): void {
+    this.#lastAuthError = error;
+    const refusal = this.#refusals.get(generation.versionId) ?? { count: 0, until: 0 };
+    refusal.count++;
+    const max = this.options.maxFailedLogins ?? 3;
+    if (refusal.count >= max) refusal.until = Date.now() + Math.min(30_000, (this.options.backoffMs ?? 1000) * 2 ** (refusal.count - max));
+    this.#refusals.set(generation.versionId, refusal);
+    this.options.reporter?.record({
+      secretId: this.options.secretId,
+      versionId: generation.versionId,
+      outcome: 'auth-failure',
+      errorClass: this.driver.authErrorClass(error) ?? 'unknown',
+    });
+  }
+
+  /**
+   * After a refused login on `failed`: AWSPENDING, then AWSCURRENT (single-flight), each tried in turn; pauses when
+   * logins keep failing. The order of the reads matters: the refusal means a rotation's set already gave the target
+   * a newer version, which is AWSPENDING until the rotation's finish and AWSCURRENT from then on. Reading AWSPENDING
+   * first, then AWSCURRENT with a check begun after that read, one of the two sees it wherever finish falls; the
+   * other order misses it when finish lands between the reads (AWSCURRENT read before, AWSPENDING after).
+   */
+  #recover(failed: Generation<P>): Promise<Generation<P>> {
+    if (this.#generation !== failed) return this.current();
+    this.#recovering ??= (async () => {
+      const cache = this.options.cache;
+      const pending = await cache.pending(this.options.secretId);
+      const current = await cache.refreshNow(this.options.secretId, { fresh: true });
+      const candidates = [current, ...(pending && pending.versionId !== current.versionId ? [pending] : [])].filter((c) => c.versionId !== failed.versionId);
+      return this.#switchTo(candidates, current.versionId, failed, true);
+    })().finally(() => (this.#recovering = undefined));
+    return this.#recovering;
+  }
+
+  /**
+   * Checks each candidate with one connection and switches to the first that logs in (a pending candidate stands in
+   * for `currentVersionId` until its rotation finishes); the old generation retires. Keeps `previous` when none
+   * does, except after a refused login (`mustSwitch`), where the refusal is thrown.
+   */
+  async #switchTo(candidates: SecretSnapshot[], currentVersionId: string, previous: Generation<P> | undefined, mustSwitch = false): Promise<Generation<P>> {
+    for (const candidate of candidates) {
+      if (this.#paused(candidate.versionId)) continue;
+      const next = this.#open(candidate, currentVersionId);
+      try {
+        await this.driver.probe(next.pool);
+      } catch (error) {
+        await this.driver.end(next.pool).catch(() => undefined);
+        if (this.driver.authErrorClass(error) === undefined) throw error;
+        this.#refused(next, error);
+        continue;
+      }
+      this.#install(next, previous);
+      return next;
+    }
+    if (previous && !mustSwitch) return previous;
+    throw this.#lastAuthError ?? new Error(`secret ${this.options.secretId}: no credential to connect with`);
+  }
+
+  #open(snapshot: SecretSnapshot, currentVersionId: string): Generation<P> {
+    const login = JSON.parse(snapshot.value) as DatabaseLogin;
+    const { secretId, reporter } = this.options;
+    const versionId = snapshot.versionId;
+    const pool = this.driver.open(login, () => {
+      this.#refusals.delete(versionId);
+      reporter?.record({ secretId, versionId, outcome: 'success' });
+    });
+    return { versionId, username: login.username, pool, busy: 0, retiring: false, ...(snapshot.stage === 'AWSPENDING' ? { replaces: currentVersionId } : {}) };
+  }
+
+  #install(next: Generation<P>, previous: Generation<P> | undefined): void {
+    this.#generation = next;
+    this.onSwitch(next);
+    if (!previous || previous === next) return;
+    previous.retiring = true;
+    this.#retiring.add(previous);
+    // pg's end() closes idle connections now and busy ones on release; mysql2's must wait until none is busy.
+    if (this.driver.endWaitsForBusy || previous.busy === 0) this.#close(previous);
+  }
+
+  #close(generation: Generation<P>): void {
+    if (!this.#retiring.delete(generation)) return;
+    void this.driver.end(generation.pool).catch(() => undefined);
+  }
+}

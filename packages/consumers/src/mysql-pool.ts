@@ -1,0 +1,131 @@
+import { EventEmitter } from 'node:events';
+import type * as Mysql from 'mysql2/promise';
+import type { FieldPacket, PoolConnection, PoolOptions, QueryOptions, QueryResult } from 'mysql2/promise';
+import { loadMysql } from './lazy';
+import { Generations, jitteredLifetimeMs, type GenerationOptions, type PoolDriver } from './generations';
+
+/** MySQL/MariaDB refusing a login: access denied (1045), or an account locked (MySQL 3118, MariaDB 4151). */
+const AUTH_ERRNOS = new Set([1045, 3118, 4151]);
+
+export function isMysqlAuthError(error: unknown): boolean {
+  return AUTH_ERRNOS.has(Number((error as { errno?: unknown })?.errno));
+}
+
+export interface RotatingMysqlPoolOptions extends GenerationOptions {
+  /** The secret in AWS's JSON shape: host, port, username, password, dbname. */
+  secretId: string;
+  /** mysql2 pool settings (`connectionLimit`, `idleTimeout`, `ssl`...); the login comes from the secret. */
+  pool?: Omit<PoolOptions, 'user' | 'password' | 'host' | 'port' | 'database' | 'uri'>;
+  /** As for createRotatingPgPool: failed logins in a row before a pause (default 3), doubling from `backoffMs` (1 s). */
+  maxFailedLogins?: number;
+  backoffMs?: number;
+}
+
+function mysqlDriver(emitter: EventEmitter, options: RotatingMysqlPoolOptions): PoolDriver<Mysql.Pool> {
+  const mysql = loadMysql();
+  const config = options.pool;
+  /** When each connection is due to close, drawn per connection; it closes at its first release after that. */
+  const expiresAt = new WeakMap<object, number>();
+  const core = (connection: object) => (connection as { connection?: object }).connection ?? connection;
+  return {
+    open(login, onLogin) {
+      const pool = mysql.createPool({
+        ...config,
+        host: login.host,
+        port: login.port === undefined ? 3306 : Number(login.port),
+        user: login.username,
+        password: login.password,
+        ...(login.dbname ? { database: login.dbname } : {}),
+      });
+      pool.on('connection', (connection) => {
+        const lifetimeMs = jitteredLifetimeMs(options);
+        if (lifetimeMs !== undefined) expiresAt.set(core(connection), Date.now() + lifetimeMs);
+        onLogin();
+        emitter.emit('connection', connection);
+      });
+      pool.on('acquire', (connection) => emitter.emit('acquire', connection));
+      pool.on('release', (connection) => {
+        emitter.emit('release', connection);
+        if (Date.now() >= (expiresAt.get(core(connection)) ?? Infinity)) connection.destroy();
+      });
+      pool.on('enqueue', () => emitter.emit('enqueue'));
+      return pool;
+    },
+    async probe(pool) {
+      (await pool.getConnection()).release();
+    },
+    end: (pool) => pool.end(),
+    authErrorClass: (error) => (isMysqlAuthError(error) ? String((error as { errno: number }).errno) : undefined),
+    // mysql2's end() closes busy connections too: an old generation ends once nothing is checked out of it.
+    endWaitsForBusy: false,
+  };
+}
+
+/**
+ * A drop-in `mysql2/promise` pool that follows rotations, as RotatingPgPool does for node-postgres: a pool per
+ * credential generation, checked with one connection before the switch; the old generation ends once none of its
+ * connections is checked out. A refused login (1045, or a locked account) triggers one single-flight refetch, then
+ * AWSPENDING, then one retry; failed logins in a row are capped with a backoff. With `maxLifetimeMs`, a connection
+ * older than its own jittered lifetime closes when it is released. Events: `connection`, `acquire`,
+ * `release`, `enqueue` as mysql2's, and `generation` on each switch. `mysql2` is a peer dependency, loaded on the
+ * first pool.
+ *
+ * @example
+ *   import { SecretCache, AwsSecretsManagerStore, createRotatingMysqlPool } from 'rotor-consumers';
+ *   const cache = new SecretCache({ store: new AwsSecretsManagerStore() });
+ *   const pool = createRotatingMysqlPool({ cache, secretId: 'prod/mysql/app', pool: { connectionLimit: 10 } });
+ *   const [rows] = await pool.query('SELECT NOW() AS now');
+ *   const connection = await pool.getConnection();
+ *   try { await connection.beginTransaction(); ... } finally { connection.release(); }
+ */
+export class RotatingMysqlPool extends EventEmitter {
+  readonly #generations: Generations<Mysql.Pool>;
+
+  constructor(options: RotatingMysqlPoolOptions) {
+    super();
+    this.#generations = new Generations(options, mysqlDriver(this, options), (g) => this.emit('generation', { versionId: g.versionId, username: g.username }));
+  }
+
+  /** The version id and login of the generation new connections use. */
+  get generation(): { versionId: string; username: string } | undefined {
+    const g = this.#generations.active;
+    return g && { versionId: g.versionId, username: g.username };
+  }
+
+  query<T extends QueryResult = QueryResult>(sql: string | QueryOptions, values?: unknown): Promise<[T, FieldPacket[]]> {
+    return this.#generations.run((pool) => pool.query<T>(sql as string, values as never));
+  }
+
+  execute<T extends QueryResult = QueryResult>(sql: string, values?: unknown): Promise<[T, FieldPacket[]]> {
+    return this.#generations.run((pool) => pool.execute<T>(sql, values as never));
+  }
+
+  /** A connection of the current generation; `release()` it (or `destroy()` it) as with mysql2's pool. */
+  getConnection(): Promise<PoolConnection> {
+    return this.#generations.run(async (pool, generation) => {
+      const connection = await pool.getConnection();
+      const done = this.#generations.checkout(generation);
+      const release = connection.release.bind(connection);
+      const destroy = connection.destroy.bind(connection);
+      connection.release = () => {
+        release();
+        done();
+      };
+      connection.destroy = () => {
+        destroy();
+        done();
+      };
+      return connection;
+    });
+  }
+
+  /** Ends every generation's pool. */
+  end(): Promise<void> {
+    return this.#generations.end();
+  }
+}
+
+/** A mysql2/promise pool that follows the rotations of `secretId` (see RotatingMysqlPool). */
+export function createRotatingMysqlPool(options: RotatingMysqlPoolOptions): RotatingMysqlPool {
+  return new RotatingMysqlPool(options);
+}

@@ -1,0 +1,7 @@
+/**
+ * rotor-consumers/stores: the SecretStore contract (versions and AWS's staging labels) and its implementations.
+ * Each store loads its SDK with its first request.
+ */
+export { AwsSecretsManagerStore, type AwsSecretsManagerStoreOptions } from './aws-secrets-manager';
+export { InMemorySecretStore } from './in-memory';
+export { versionWithStage, type SecretDescription, type SecretStore, type SecretVersionInfo, type StoredValue } from './secret-store';

@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import { Stage } from '../../src/stages';
+import { SecretNotFoundError, StoreConflictError } from '../../src/errors';
+import type { SecretStore } from '../../src/stores/secret-store';
+
+/** What a contract run needs: the store, and a way to create a secret whose first version holds AWSCURRENT. */
+export interface StoreUnderTest {
+  store: SecretStore;
+  /** Creates `secretId` with `value` as AWSCURRENT, tagged; returns the version id. */
+  create(secretId: string, value: string, tags?: Record<string, string>): Promise<string>;
+  /** A secret id no other run uses. */
+  uniqueId(marker: string): string;
+}
+
+/**
+ * The SecretStore contract, as AWS Secrets Manager behaves: every implementation runs these same tests (the
+ * in-memory store in unit tests, the AWS store against moto in integration tests).
+ */
+export function secretStoreContract(name: string, setup: () => StoreUnderTest): void {
+  describe(`SecretStore contract: ${name}`, () => {
+    const token = () => crypto.randomUUID();
+
+    async function labelsOf(store: SecretStore, secretId: string): Promise<Record<string, string | undefined>> {
+      const d = await store.describe(secretId);
+      const at = (stage: string) => d.versions.find((v) => v.stages.includes(stage))?.versionId;
+      return { current: at(Stage.current), pending: at(Stage.pending), previous: at(Stage.previous) };
+    }
+
+    it('reads a version by label and by id, and says undefined for a label or version nobody holds', async () => {
+      const { store, create, uniqueId } = setup();
+      const id = uniqueId('read');
+      const v1 = await create(id, '{"n":1}');
+      expect(await store.getByStage(id, Stage.current)).toMatchObject({ versionId: v1, value: '{"n":1}', stages: [Stage.current] });
+      expect(await store.getByVersion(id, v1)).toMatchObject({ versionId: v1, value: '{"n":1}' });
+      expect(await store.getByStage(id, Stage.pending)).toBeUndefined();
+      expect(await store.getByVersion(id, token())).toBeUndefined();
+    });
+
+    it('describes versions, labels and tags', async () => {
+      const { store, create, uniqueId } = setup();
+      const id = uniqueId('describe');
+      const v1 = await create(id, '{}', { 'rotor:retire': 'disable-login' });
+      const d = await store.describe(id);
+      expect(d.versions.map((v) => v.versionId)).toEqual([v1]);
+      expect(d.tags).toEqual({ 'rotor:retire': 'disable-login' });
+      expect(d.arn).toMatch(/^arn:aws:secretsmanager:/);
+    });
+
+    it('refuses an unknown secret with SecretNotFoundError', async () => {
+      const { store, uniqueId } = setup();
+      await expect(store.describe(uniqueId('missing'))).rejects.toThrow(SecretNotFoundError);
+      await expect(store.getByStage(uniqueId('missing'), Stage.current)).rejects.toThrow(SecretNotFoundError);
+    });
+
+    it('puts a pending version under its token, idempotently, and refuses the same token with another value', async () => {
+      const { store, create, uniqueId } = setup();
+      const id = uniqueId('pending');
+      const v1 = await create(id, '{"n":1}');
+      const t = token();
+      await store.putPending(id, t, '{"n":2}');
+      await store.putPending(id, t, '{"n":2}');
+      expect(await labelsOf(store, id)).toEqual({ current: v1, pending: t, previous: undefined });
+      expect((await store.describe(id)).versions).toHaveLength(2);
+      await expect(store.putPending(id, t, '{"n":3}')).rejects.toThrow(StoreConflictError);
+    });
+
+    it('a second pending version takes AWSPENDING from the first', async () => {
+      const { store, create, uniqueId } = setup();
+      const id = uniqueId('pending2');
+      await create(id, '{"n":1}');
+      const [t1, t2] = [token(), token()];
+      await store.putPending(id, t1, '{"n":2}');
+      await store.putPending(id, t2, '{"n":3}');
+      expect((await labelsOf(store, id)).pending).toBe(t2);
+      expect((await store.getByVersion(id, t1))?.stages).toEqual([]);
+    });
+
+    it('moving AWSCURRENT makes its old holder AWSPREVIOUS and leaves AWSPENDING where it is', async () => {
+      const { store, create, uniqueId } = setup();
+      const id = uniqueId('finish');
+      const v1 = await create(id, '{"n":1}');
+      const t = token();
+      await store.putPending(id, t, '{"n":2}');
+      await store.moveStage(id, Stage.current, t);
+      expect(await labelsOf(store, id)).toEqual({ current: t, pending: t, previous: v1 });
+      await store.moveStage(id, Stage.current, t);
+      expect(await labelsOf(store, id)).toEqual({ current: t, pending: t, previous: v1 });
+      const t2 = token();
+      await store.putPending(id, t2, '{"n":3}');
+      await store.moveStage(id, Stage.current, t2);
+      expect(await labelsOf(store, id)).toEqual({ current: t2, pending: t2, previous: t });
+    });
+
+    it('removes a label from its holder only, and refuses to move one to a version that does not exist', async () => {
+      const { store, create, uniqueId } = setup();
+      const id = uniqueId('remove');
+      const v1 = await create(id, '{"n":1}');
+      const t = token();
+      await store.putPending(id, t, '{"n":2}');
+      await store.removeStage(id, Stage.pending, v1);
+      expect((await labelsOf(store, id)).pending).toBe(t);
+      await store.removeStage(id, Stage.pending, t);
+      await store.removeStage(id, Stage.pending, t);
+      expect(await labelsOf(store, id)).toEqual({ current: v1, pending: undefined, previous: undefined });
+      await expect(store.moveStage(id, Stage.previous, token())).rejects.toThrow(StoreConflictError);
+    });
+
+    it('moves AWSPREVIOUS back to an unlabelled version (what compensation does)', async () => {
+      const { store, create, uniqueId } = setup();
+      const id = uniqueId('previous');
+      const v1 = await create(id, '{"n":1}');
+      const t = token();
+      await store.putPending(id, t, '{"n":2}');
+      await store.moveStage(id, Stage.current, t);
+      await store.moveStage(id, Stage.pending, t);
+      await store.moveStage(id, Stage.current, v1);
+      await store.removeStage(id, Stage.previous, t);
+      await store.removeStage(id, Stage.pending, t);
+      expect(await labelsOf(store, id)).toEqual({ current: v1, pending: undefined, previous: undefined });
+    });
+  });
+}

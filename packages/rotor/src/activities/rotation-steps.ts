@@ -1,0 +1,265 @@
+import { resolvePasswordPolicy } from '../rotators/password-policy';
+import { selectRotatorKind, STRATEGY_TAG, type RotatorKind } from '../rotators/registry';
+import { retirementFromTags } from '../rotators/retirement';
+import { versionWithStage } from 'rotor-consumers/stores';
+import { Stage } from '../shared/constants';
+import { CredentialsRejectedError, InvalidInputError, StoreConflictError, TestFailedError } from 'rotor-consumers/core';
+import type { PrepareInput, PreparedRotation, ReinstateInput, StepInput, StepReport } from '../shared/types';
+import type { Rotator } from '../rotators/rotator';
+import type { ActivityDeps } from './ports';
+import { createStepContext } from './step-context';
+
+/**
+ * The rotation's steps as activities: thin adapters that read values from the store themselves, call the
+ * secret's rotator and move staging labels. They take and return ids, tokens and outcome words only, so no
+ * value ever reaches a Temporal payload. Each one checks state first and returns early when its work is done.
+ */
+export function createRotationSteps(deps: ActivityDeps) {
+  const { store } = deps;
+  const { context, step, onTarget, rotatorFor, mustGet, parsedVersions } = createStepContext(deps);
+
+  function fallbacks(input: StepInput, ids: (string | undefined)[]): Promise<unknown[]> {
+    return parsedVersions(input.secretId, rotatorFor(input.secretId, input.prepared.rotator), ids);
+  }
+
+  /** True when `value` logs in to the target; a target that does not answer is an error, not a no. */
+  async function logsIn(secretId: string, rotator: Rotator<unknown>, value: unknown): Promise<boolean> {
+    try {
+      await onTarget(rotator, value, () => rotator.test(secretId, value, context));
+      return true;
+    } catch (error) {
+      if (error instanceof TestFailedError) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * A stray AWSPENDING (left by a rotation that never finished) whose password the target holds while AWSCURRENT's
+   * does not log in: moving the label to the new version would leave a moment in which neither label logs in. The
+   * target is set back to AWSCURRENT through the stray credential first. True when it was.
+   */
+  async function reclaimStray(input: StepInput, rotator: Rotator<unknown>, current: unknown): Promise<boolean> {
+    const { secretId, prepared } = input;
+    if (!prepared.strayPendingVersionId) return false;
+    const [stray] = await parsedVersions(secretId, rotator, [prepared.strayPendingVersionId]);
+    if (stray === undefined || (await logsIn(secretId, rotator, current)) || !(await logsIn(secretId, rotator, stray))) return false;
+    await onTarget(rotator, current, () => rotator.restore(secretId, { want: current, via: [stray] }, context));
+    return true;
+  }
+
+  return {
+    /**
+     * Validates the secret and records where its labels stand, then runs the rotator's preflight (the target is
+     * reachable, a version logs in, an admin secret works): whatever would fail later fails here, with nothing
+     * written. Changes nothing.
+     */
+    async prepareRotation({ secretId, overrides, graceMs }: PrepareInput): Promise<PreparedRotation & StepReport> {
+      return step('prepare', secretId, undefined, async () => {
+        const current = await store.getByStage(secretId, Stage.current);
+        if (!current) throw new StoreConflictError(secretId, `has no ${Stage.current} version in ${store.description}`);
+        const description = await store.describe(secretId);
+        const tags = overrides?.strategy ? { ...description.tags, [STRATEGY_TAG]: overrides.strategy } : description.tags;
+        const kind: RotatorKind = selectRotatorKind(secretId, current.value, tags, deps.rotators);
+        const rotator = rotatorFor(secretId, kind);
+        const currentValue = rotator.parse(secretId, current.value);
+        const previousVersionId = versionWithStage(description, Stage.previous);
+        const pending = versionWithStage(description, Stage.pending);
+        const retires = Boolean(rotator.countLiveSessions);
+        if (overrides?.retirement && !retires) {
+          throw new InvalidInputError(`secret ${secretId}: retirement applies to alternating users only, and this secret rotates with ${kind}`);
+        }
+        // Tags are checked on every secret: a typo must not pass silently because the strategy ignores it.
+        const tagged = retirementFromTags(secretId, description.tags);
+        const retirement = retires ? { ...tagged, ...overrides?.retirement } : undefined;
+        const others = await parsedVersions(secretId, rotator, [pending, previousVersionId].filter((id) => id !== current.versionId));
+        await onTarget(rotator, currentValue, () => rotator.check(secretId, { current: currentValue, fallbacks: others }, context, graceMs === undefined ? undefined : { graceMs }));
+        return {
+          outcome: kind,
+          rotator: kind,
+          ...(retirement ? { retirement } : {}),
+          currentVersionId: current.versionId,
+          ...(previousVersionId && previousVersionId !== current.versionId ? { previousVersionId } : {}),
+          ...(pending && pending !== current.versionId ? { strayPendingVersionId: pending } : {}),
+          ...(deps.storeWritesTaskQueue ? { storeWritesTaskQueue: deps.storeWritesTaskQueue } : {}),
+        };
+      });
+    },
+
+    /**
+     * Before a rollback with no rotation running: AWSPREVIOUS exists, is valid, names the same server as AWSCURRENT,
+     * and a version logs in to restore it through (for pairs, AWSCURRENT and the admin secret). Changes nothing.
+     */
+    async prepareRollback({ secretId }: { secretId: string }): Promise<PreparedRotation & StepReport> {
+      return step('prepare', secretId, undefined, async () => {
+        const current = await store.getByStage(secretId, Stage.current);
+        if (!current) throw new StoreConflictError(secretId, `has no ${Stage.current} version in ${store.description}`);
+        const description = await store.describe(secretId);
+        const kind: RotatorKind = selectRotatorKind(secretId, current.value, description.tags, deps.rotators);
+        const rotator = rotatorFor(secretId, kind);
+        const currentValue = rotator.parse(secretId, current.value);
+        const previousVersionId = versionWithStage(description, Stage.previous);
+        if (!previousVersionId || previousVersionId === current.versionId) {
+          throw new StoreConflictError(secretId, `has no ${Stage.previous} version: there is nothing to roll back to`);
+        }
+        const previous = rotator.parse(secretId, (await mustGet(secretId, previousVersionId, Stage.previous)).value);
+        if (rotator.target(previous) !== rotator.target(currentValue)) {
+          throw new StoreConflictError(secretId, `${Stage.previous} names another server (${rotator.target(previous)}) than ${Stage.current}: rotor will not roll back across servers`);
+        }
+        const pending = versionWithStage(description, Stage.pending);
+        const stray = pending && pending !== current.versionId ? pending : undefined;
+        const others = await parsedVersions(secretId, rotator, [previousVersionId, stray]);
+        await onTarget(rotator, currentValue, () => rotator.check(secretId, { current: currentValue, fallbacks: others }, context));
+        return {
+          outcome: kind,
+          rotator: kind,
+          currentVersionId: current.versionId,
+          previousVersionId,
+          ...(stray ? { strayPendingVersionId: stray } : {}),
+        };
+      });
+    },
+
+    /** Stores the new value as version `token`, labelled AWSPENDING. Keeps an existing version with that token. */
+    async createPending(input: StepInput): Promise<StepReport> {
+      return step('create', input.secretId, input.prepared.rotator, async () => {
+        const { secretId, token } = input;
+        const rotator = rotatorFor(secretId, input.prepared.rotator);
+        const existing = await store.getByVersion(secretId, token);
+        if (existing) {
+          rotator.parse(secretId, existing.value);
+          await store.moveStage(secretId, Stage.pending, token);
+          return { outcome: 'already-created' };
+        }
+        const current = rotator.parse(secretId, (await mustGet(secretId, input.prepared.currentVersionId, Stage.current)).value);
+        const reclaimed = await reclaimStray(input, rotator, current);
+        await store.putPending(secretId, token, await rotator.nextValue(secretId, current, resolvePasswordPolicy(input.passwordPolicy)));
+        return { outcome: reclaimed ? 'created; the database was set back to AWSCURRENT from a stray AWSPENDING' : 'created' };
+      });
+    },
+
+    /** Makes the target accept the pending value. */
+    async setPending(input: StepInput): Promise<StepReport> {
+      return step('set', input.secretId, input.prepared.rotator, async () => {
+        const { secretId, token, prepared } = input;
+        const rotator = rotatorFor(secretId, prepared.rotator);
+        const pending = rotator.parse(secretId, (await mustGet(secretId, token, Stage.pending)).value);
+        const current = rotator.parse(secretId, (await mustGet(secretId, prepared.currentVersionId, Stage.current)).value);
+        const others = await fallbacks(input, [prepared.strayPendingVersionId, prepared.previousVersionId]);
+        return { outcome: await onTarget(rotator, current, () => rotator.set(secretId, { pending, current, fallbacks: others }, context)) };
+      });
+    },
+
+    /** Proves the pending value works against the target. */
+    async testPending(input: StepInput): Promise<StepReport> {
+      return step('test', input.secretId, input.prepared.rotator, async () => {
+        const rotator = rotatorFor(input.secretId, input.prepared.rotator);
+        const pending = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.pending)).value);
+        const holdMs = await onTarget(rotator, pending, async () => {
+          await rotator.test(input.secretId, pending, context);
+          return rotator.holdBeforeFinish ? Math.max(0, Math.ceil(await rotator.holdBeforeFinish(input.secretId, pending, context))) : 0;
+        });
+        return { outcome: 'passed', ...(holdMs > 0 ? { holdMs } : {}) };
+      });
+    },
+
+    /** Moves AWSCURRENT to the new version (the old one becomes AWSPREVIOUS) and removes AWSPENDING. */
+    async finishRotation(input: StepInput): Promise<StepReport> {
+      return step('finish', input.secretId, input.prepared.rotator, async () => {
+        const { secretId, token, prepared } = input;
+        const description = await store.describe(secretId);
+        const current = versionWithStage(description, Stage.current);
+        let outcome = 'already-finished';
+        if (current !== token) {
+          if (current !== prepared.currentVersionId) {
+            throw new StoreConflictError(secretId, `${Stage.current} moved to version ${current} during the rotation`);
+          }
+          await store.moveStage(secretId, Stage.current, token);
+          outcome = 'finished';
+        }
+        await store.removeStage(secretId, Stage.pending, token);
+        return { outcome };
+      });
+    },
+
+    /** After grace: lets the rotator revoke what the previous version still grants, per the retirement policy. */
+    async retirePrevious(input: StepInput): Promise<StepReport> {
+      return step('retire', input.secretId, input.prepared.rotator, async () => {
+        const rotator = rotatorFor(input.secretId, input.prepared.rotator);
+        const current = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.current)).value);
+        const [previous] = await fallbacks(input, [input.prepared.currentVersionId]);
+        const outcome = await onTarget(rotator, current, () => rotator.retire(
+          input.secretId,
+          {
+            previous,
+            current,
+            ...(input.prepared.retirement ? { policy: input.prepared.retirement } : {}),
+            ...(input.terminateSessions ? { terminateSessions: true } : {}),
+          },
+          context,
+        ));
+        return { outcome };
+      });
+    },
+
+    /** Counts the live sessions of the previous version's login, so retirement can wait for them. */
+    async countLiveSessions(input: StepInput): Promise<StepReport> {
+      return step('sessions', input.secretId, input.prepared.rotator, async () => {
+        const rotator = rotatorFor(input.secretId, input.prepared.rotator);
+        const current = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.current)).value);
+        const [previous] = await fallbacks(input, [input.prepared.currentVersionId]);
+        const count = rotator.countLiveSessions?.bind(rotator);
+        const liveSessions = previous && count ? await onTarget(rotator, current, () => count(input.secretId, { previous, current }, context)) : 0;
+        return { outcome: `${liveSessions} live sessions`, liveSessions };
+      });
+    },
+
+    /**
+     * Compensation and rollback: makes `versionId` current again in the target and in the store, and tests it.
+     * The labels move so that at every instant AWSCURRENT or AWSPENDING logs in: while the target still holds the
+     * new value, that version keeps AWSPENDING.
+     */
+    async reinstate(input: ReinstateInput): Promise<StepReport> {
+      return step(input.mode, input.secretId, input.prepared.rotator, async () => {
+        const { secretId, token, prepared } = input;
+        const rotator = rotatorFor(secretId, prepared.rotator);
+        const description = await store.describe(secretId);
+        const tokenExists = description.versions.some((v) => v.versionId === token);
+        const holder = versionWithStage(description, Stage.current);
+        // Compensation honours a version someone else made current meanwhile: the target follows AWSCURRENT.
+        const versionId = input.mode === 'compensate' && holder && holder !== token ? holder : input.versionId;
+        if (input.mode === 'rollback' && holder && holder !== token && holder !== input.versionId) {
+          throw new StoreConflictError(secretId, `${Stage.current} moved to version ${holder} during grace: rotor will not roll back over it`);
+        }
+        const want = rotator.parse(secretId, (await mustGet(secretId, versionId, 'the version to reinstate')).value);
+        let movedBack = false;
+        if (tokenExists && holder === token) {
+          await store.moveStage(secretId, Stage.pending, token);
+          await store.moveStage(secretId, Stage.current, versionId);
+          movedBack = true;
+        }
+        const via = await fallbacks(input, [token, prepared.currentVersionId, prepared.previousVersionId, prepared.strayPendingVersionId].filter((id) => id !== versionId));
+        let outcome: string;
+        try {
+          outcome = await onTarget(rotator, want, async () => {
+            const restored = await rotator.restore(secretId, { want, via }, context);
+            await rotator.test(secretId, want, context);
+            return restored;
+          });
+        } catch (error) {
+          // Compensating a rotation whose new credential never took effect: if no version logs in, the target does
+          // not hold rotor's change, so there is nothing to undo there (someone else changed it). Rollback, which
+          // must make the previous credential work, still fails.
+          if (!(input.mode === 'compensate' && error instanceof CredentialsRejectedError && error.noLoginWorks)) throw error;
+          outcome = 'target-untouched';
+        }
+        if (input.mode === 'compensate' && (movedBack || holder === prepared.currentVersionId)) {
+          // The store ends as before the rotation: AWSPREVIOUS back where it was (moving AWSCURRENT moved it too).
+          if (prepared.previousVersionId) await store.moveStage(secretId, Stage.previous, prepared.previousVersionId);
+          else if (tokenExists) await store.removeStage(secretId, Stage.previous, token);
+        }
+        if (tokenExists) await store.removeStage(secretId, Stage.pending, token);
+        return { outcome };
+      });
+    },
+  };
+}

@@ -1,0 +1,76 @@
+import { log } from '@temporalio/activity';
+import type { Rotator, RotatorContext } from '../rotators/rotator';
+import type { StoredValue } from 'rotor-consumers/stores';
+import { Stage } from '../shared/constants';
+import { InvalidSecretError, StoreConflictError, UnsupportedEngineError } from 'rotor-consumers/core';
+import type { StepReport } from '../shared/types';
+import { attemptSignal } from './attempt';
+import type { ActivityDeps } from './ports';
+import { runStep } from './run-step';
+
+/** What every step activity shares: the rotator context, the target limit, lookups and the step wrapper. */
+export function createStepContext({ store, rotators, metrics, targets }: ActivityDeps) {
+  /** Lets rotators read the AWSCURRENT value of secrets they depend on, such as an admin secret. */
+  const context: RotatorContext = {
+    async readCurrent(id: string) {
+      const current = await store.getByStage(id, Stage.current);
+      if (!current) throw new StoreConflictError(id, `has no ${Stage.current} version in ${store.description}`);
+      return current.value;
+    },
+  };
+
+  /** Runs a step (see `step`) and observes its duration for the rotator's metrics. */
+  async function step<T extends object>(name: string, secretId: string, rotator: string | undefined, work: () => Promise<T>): Promise<T & StepReport> {
+    const started = performance.now();
+    let ok = false;
+    try {
+      const result = await runStep(name, secretId, work);
+      ok = true;
+      // prepare learns the rotator as it goes: label its own duration with it.
+      if (rotator === undefined && 'rotator' in result && typeof result.rotator === 'string') rotator = result.rotator;
+      return result;
+    } finally {
+      metrics?.stepObserved(name, rotator ?? 'unknown', (performance.now() - started) / 1000, ok);
+    }
+  }
+
+  /** Calls the target through the per-target limit, so a fleet-wide rotation never floods one database. */
+  function onTarget<S, T>(rotator: Rotator<S>, secret: S, work: () => Promise<T>): Promise<T> {
+    return targets ? targets.run(rotator.target(secret), work, attemptSignal()) : work();
+  }
+
+  function rotatorFor(secretId: string, kind: string): Rotator<unknown> {
+    const rotator = (rotators as Record<string, Rotator<unknown>>)[kind];
+    if (!rotator) throw new UnsupportedEngineError(secretId, kind);
+    return rotator;
+  }
+
+  async function mustGet(secretId: string, versionId: string, what: string): Promise<StoredValue> {
+    const version = await store.getByVersion(secretId, versionId);
+    if (!version) throw new StoreConflictError(secretId, `${what} version ${versionId} is gone from ${store.description}`);
+    return version;
+  }
+
+  /**
+   * Parsed fallback versions (AWSPREVIOUS, a stray AWSPENDING...), for logging in when the target still holds one.
+   * A fallback that is gone or no longer valid cannot help and does not stop the step.
+   */
+  async function parsedVersions(secretId: string, rotator: Rotator<unknown>, ids: (string | undefined)[]): Promise<unknown[]> {
+    const out: unknown[] = [];
+    for (const id of new Set(ids.filter((v): v is string => v !== undefined))) {
+      const version = await store.getByVersion(secretId, id);
+      if (!version) continue;
+      try {
+        out.push(rotator.parse(secretId, version.value));
+      } catch (error) {
+        if (!(error instanceof InvalidSecretError)) throw error;
+        log.warn('fallback version skipped', { secretId, versionId: id, error: error.message });
+      }
+    }
+    return out;
+  }
+
+  return { context, step, onTarget, rotatorFor, mustGet, parsedVersions };
+}
+
+export type StepContext = ReturnType<typeof createStepContext>;

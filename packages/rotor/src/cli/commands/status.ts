@@ -1,0 +1,40 @@
+import { secretsOverview } from '../../client/overview';
+import { NotRotatingError } from 'rotor-consumers/core';
+import { ExitCode } from '../exit-codes';
+import { out, outJson, progress, rotationClient, scheduleManager } from '../context';
+import { relativeTime, renderStatus, renderTable } from '../render';
+
+/** `rotor status [secretId]`: without an id, every managed secret at a glance; with one, its latest rotation. */
+export async function statusCommand(secretId: string | undefined, opts: { json?: boolean; all?: boolean }): Promise<number> {
+  if (secretId === undefined) return overview(opts);
+  const rotor = await rotationClient();
+  const status = await rotor.status(secretId);
+  if (!status) throw new NotRotatingError(secretId, 'has never been rotated by rotor');
+  if (opts.json) outJson(status);
+  else out(renderStatus(status));
+  return ExitCode.ok;
+}
+
+async function overview(opts: { json?: boolean; all?: boolean }): Promise<number> {
+  const { rotor, schedules } = await scheduleManager();
+  const reading = progress('reading rotations', opts.json);
+  const rows = await secretsOverview(rotor.client, schedules, { all: Boolean(opts.all), onProgress: reading.tick });
+  reading.end();
+  if (opts.json) outJson(rows);
+  else if (rows.length === 0) out('no managed secrets yet: declare them in rotor.yaml and run `rotor apply -f rotor.yaml`');
+  else {
+    out(
+      renderTable(
+        ['SECRET', 'STATE', 'LAST ROTATED', 'NEXT DUE', 'LAST FAILURE'],
+        rows.map((r) => [
+          r.secretId,
+          `${r.state}${(r.state === 'rotating' || r.phase === 'rolled-back') && r.phase ? ` (${r.phase})` : ''}${r.paused ? ', paused' : ''}`,
+          relativeTime(r.lastRotatedAt),
+          r.paused ? 'paused' : relativeTime(r.nextDueAt),
+          r.lastFailure ? `${relativeTime(r.lastFailure.at)}: ${r.lastFailure.message}` : '-',
+        ]),
+      ),
+    );
+  }
+  return ExitCode.ok;
+}

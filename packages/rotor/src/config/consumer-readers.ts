@@ -1,0 +1,85 @@
+import { DEFAULT_BAKE, type BakePolicy } from '../shared/bake';
+import { formatDuration } from 'rotor-consumers/core';
+import { describe, type Checker, type Node } from './checker';
+import type { ReportTokenConfig, RotorConfig } from './types';
+
+/* rotor.yaml's consumer sections: `reports` (the endpoint consumers report to) and `bake` (automatic rollback). */
+
+const REPORTS_KEYS = ['port', 'host', 'tokens'];
+const TOKEN_KEYS = ['name', 'tokenFromEnv', 'secrets'];
+const BAKE_KEYS = ['window', 'minEvents', 'minInstances', 'maxFailureShare', 'maxWindow'];
+const TOKEN_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const MIN_BAKE_WINDOW_MS = 1000;
+export const DEFAULT_REPORTS: RotorConfig['reports'] = { port: 0, host: '0.0.0.0', tokens: [] };
+
+/** `reports`: port 0 (the default) serves no endpoint; each token names the secrets it may report on. */
+export function readReports(c: Checker, node: Node): RotorConfig['reports'] {
+  const section = c.settings(node, REPORTS_KEYS);
+  const port = c.integer(section.at('port'), 0, 65_535) ?? DEFAULT_REPORTS.port;
+  const host = c.string(section.at('host')) ?? DEFAULT_REPORTS.host;
+  const tokens: ReportTokenConfig[] = [];
+  for (const item of c.list(section.at('tokens')) ?? []) {
+    const token = c.section(item, TOKEN_KEYS);
+    if (!token) continue;
+    const name = c.string(token.at('name'));
+    if (name !== undefined && !TOKEN_NAME.test(name)) c.add(token.at('name').path, `${JSON.stringify(name)} is not a token name (1 to 63 of a-z, 0-9, _ and -)`);
+    else if (name !== undefined && tokens.some((t) => t.name === name)) c.add(token.at('name').path, `${JSON.stringify(name)} is declared twice`);
+    const tokenFromEnv = c.string(token.at('tokenFromEnv'));
+    if (tokenFromEnv !== undefined && !ENV_NAME.test(tokenFromEnv)) c.add(token.at('tokenFromEnv').path, `${JSON.stringify(tokenFromEnv)} is not an environment variable name`);
+    const secrets = readScopes(c, token.at('secrets'));
+    c.present(token.at('name'));
+    c.present(token.at('tokenFromEnv'), ' (the environment variable holding the token: tokens are never written in rotor.yaml)');
+    c.present(token.at('secrets'), ' (the secret ids, or prefixes ending in *, this token may report on)');
+    if (name && tokenFromEnv && secrets) tokens.push({ name, tokenFromEnv, secrets });
+  }
+  if (port > 0 && tokens.length === 0) c.add(section.at('tokens').path, 'is required when reports.port is set: the endpoint takes reports only with a token');
+  return { port, host, tokens };
+}
+
+/** Secret ids, or prefixes ending in a single `*`. */
+function readScopes(c: Checker, node: Node): string[] | undefined {
+  const items = c.list(node);
+  if (!items) return undefined;
+  if (items.length === 0) return c.add(node.path, 'is empty; list the secrets this token may report on');
+  const scopes: string[] = [];
+  for (const item of items) {
+    const scope = c.string(item);
+    if (scope === undefined) continue;
+    if (scope === '' || scope.indexOf('*') !== scope.length - 1 && scope.includes('*')) c.add(item.path, `${describe(scope)} is not a secret id or a prefix ending in *`);
+    else scopes.push(scope);
+  }
+  return scopes;
+}
+
+/**
+ * `bake`: `false` turns off a default; otherwise a window (required), and the thresholds with their defaults. The
+ * window must fit in grace: the previous credential has to keep working while the evidence comes in.
+ */
+export function readBake(c: Checker, node: Node, graceMs: number | undefined): BakePolicy | false | undefined {
+  if (node.value === false) return false;
+  const section = c.section(node, BAKE_KEYS);
+  if (!section) return undefined;
+  c.present(section.at('window'));
+  const windowMs = c.duration(section.at('window'), MIN_BAKE_WINDOW_MS);
+  const maxWindowMs = c.duration(section.at('maxWindow'), MIN_BAKE_WINDOW_MS);
+  const share = section.at('maxFailureShare');
+  let maxFailureShare: number | undefined;
+  if (share.value !== undefined) {
+    if (typeof share.value === 'number' && share.value >= 0 && share.value < 1) maxFailureShare = share.value;
+    else c.add(share.path, `expected a share from 0 to below 1 (0.2 for 20 %), got ${describe(share.value)}`);
+  }
+  const policy = {
+    windowMs: windowMs ?? 0,
+    minEvents: c.integer(section.at('minEvents'), 1, 1_000_000) ?? DEFAULT_BAKE.minEvents,
+    minInstances: c.integer(section.at('minInstances'), 1, 10_000) ?? DEFAULT_BAKE.minInstances,
+    maxFailureShare: maxFailureShare ?? DEFAULT_BAKE.maxFailureShare,
+    maxWindowMs: maxWindowMs ?? (windowMs ?? 0) * 4,
+  };
+  if (windowMs === undefined) return undefined;
+  if (policy.maxWindowMs < windowMs) c.add(section.at('maxWindow').path, `${formatDuration(policy.maxWindowMs)} is shorter than the window (${formatDuration(windowMs)})`);
+  if (graceMs !== undefined && windowMs > graceMs) {
+    c.add(section.at('window').path, `${formatDuration(windowMs)} is longer than grace (${formatDuration(graceMs)}): the bake must fit in grace, while the previous credential still works`);
+  }
+  return policy;
+}

@@ -1,0 +1,78 @@
+import { InvalidInputError } from 'rotor-consumers/core';
+import type { BakePolicy } from '../shared/bake';
+import type { PasswordPolicy, RetirementPolicy, Strategy, WindowConfig } from '../shared/types';
+
+export type { Weekday, WindowConfig } from '../shared/types';
+
+/** When a secret rotates: a fixed interval (from the Unix epoch, plus `offsetMs`) or a 5-field cron expression. */
+export type ScheduleConfig =
+  | { kind: 'every'; everyMs: number; offsetMs?: number; jitterMs?: number; window?: WindowConfig }
+  | { kind: 'cron'; cron: string; timezone: string; jitterMs?: number; window?: WindowConfig };
+
+/** A webhook alerts go to. The URL (or the header's value) may be a credential: only env var names are kept here. */
+export interface WebhookRouteConfig {
+  name: string;
+  url?: string;
+  /** Env var holding the URL; the worker reads it. */
+  urlFromEnv?: string;
+  header?: { name: string; valueFromEnv: string };
+}
+
+/** One secret rotor rotates, with the file's defaults merged in. */
+export interface ManagedSecret {
+  id: string;
+  description?: string;
+  /** Absent: detected from the secret. */
+  strategy?: Strategy;
+  schedule: ScheduleConfig;
+  graceMs: number;
+  catchupWindowMs: number;
+  passwordPolicy?: Partial<PasswordPolicy>;
+  retirement?: Partial<RetirementPolicy>;
+  /** Names of routes in `alerts.webhooks`. */
+  alerts: string[];
+  maxStepAttempts?: number;
+  /** Automatic rollback on consumers' evidence after finish. */
+  bake?: BakePolicy;
+  /** Absent: `apply` leaves the schedule's pause state alone. */
+  paused?: boolean;
+  note?: string;
+}
+
+/** rotor.yaml, validated, with defaults filled in. */
+export interface RotorConfig {
+  secrets: ManagedSecret[];
+  alerts: { stuckPhaseBudgetMs: number; webhooks: Record<string, WebhookRouteConfig> };
+  /**
+   * `storeWritesPerSecond` and `perTargetConcurrency` hold per worker process; `fleetStoreWritesPerSecond`, when
+   * set, is a store-write ceiling for the rotations of every worker on the task queue, enforced by the cluster.
+   */
+  throughput: { storeWritesPerSecond: number; perTargetConcurrency: number; fleetStoreWritesPerSecond?: number };
+  /** `port` 0 disables the metrics endpoint. */
+  metrics: { port: number; host: string };
+  /** The endpoint consumers report logins to (`port` 0, the default, serves none). */
+  reports: { port: number; host: string; tokens: ReportTokenConfig[] };
+}
+
+/** A report token: its value stays in the environment; `secrets` are ids or prefixes ending in `*`. */
+export interface ReportTokenConfig {
+  name: string;
+  tokenFromEnv: string;
+  secrets: string[];
+}
+
+/** One thing wrong with the file: where (`secrets[0].schedule.cron`, or `line 3, column 5`) and what. */
+export interface ConfigProblem {
+  path: string;
+  message: string;
+}
+
+/** Thrown by parseConfig and loadConfig when the file is not valid; `problems` lists all of them, in one message. */
+export class ConfigError extends InvalidInputError {
+  constructor(
+    source: string,
+    readonly problems: ConfigProblem[],
+  ) {
+    super(`${source}: ${problems.length} problem(s)\n${problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`);
+  }
+}

@@ -1,0 +1,121 @@
+import { defineSignal, log, setHandler } from '@temporalio/workflow';
+import { bakeVerdict, BakeTally, describeEvidence, type BakePolicy, type ConsumerReportSignal } from '../shared/bake';
+import { SignalName } from '../shared/constants';
+import { formatDuration } from 'rotor-consumers/core';
+import type { BakeStatus } from '../shared/types';
+import type { OperatorRequests } from './operator-signals';
+import type { Reporter } from './reporting';
+import type { RotationState } from './rotation-state';
+
+export const consumerReportSignal = defineSignal<[ConsumerReportSignal]>(SignalName.consumerReport);
+
+/** The most report lines one signal may carry; more are dropped (the endpoint batches far fewer). */
+const MAX_LINES = 1000;
+export const BAKE_ACTOR = 'rotor:bake';
+
+/** A rotation's bake window: open from `finish` until a verdict; retirement waits while it is open. */
+export interface BakeWindow {
+  readonly open: boolean;
+  /** When the window's verdict is due, in workflow time (ms). */
+  readonly endsAt: number;
+  start(nextVersionId: string, previousVersionId: string, startedAt: number): void;
+  /** At `endsAt`: pass, extend (too few samples) or end inconclusive (alerted) once the longest bake is reached. */
+  decide(): void;
+  /** Grace ended by an operator: the window closes with it. */
+  endedByOperator(): void;
+}
+
+/**
+ * Takes consumers' reports (the `consumerReport` signal, sent by the report endpoint) while the window is open, and
+ * asks for a rollback the moment the evidence says the new version fails where the previous one did not. Each
+ * verdict is audited with the counts; an automatic rollback also alerts, through the rollback's own alert.
+ */
+export function watchConsumers(state: RotationState, reporter: Reporter, requests: OperatorRequests, policy: BakePolicy): BakeWindow {
+  const { status } = state;
+  let tally: BakeTally | undefined;
+  let next = '';
+  let previous = '';
+  let startedAt = 0;
+  let endsAt = 0;
+  let open = false;
+
+  const evidence = () => ({ next: tally!.evidence(next), previous: tally!.evidence(previous) });
+  const publish = (patch: Partial<BakeStatus> = {}) => {
+    status.bake = { ...status.bake!, ...evidence(), endsAt: new Date(endsAt).toISOString(), ...patch };
+  };
+  const detail = () => {
+    const e = evidence();
+    return {
+      versionId: next,
+      newSuccesses: e.next.successes,
+      newFailures: e.next.failures,
+      newInstances: e.next.instances,
+      newFailingInstances: e.next.failingInstances,
+      previousSuccesses: e.previous.successes,
+      previousFailures: e.previous.failures,
+    };
+  };
+  const close = (verdict: NonNullable<BakeStatus['verdict']>) => {
+    open = false;
+    publish({ verdict });
+  };
+
+  setHandler(consumerReportSignal, (signal) => {
+    if (!open || !tally || requests.rollback || status.phase !== 'grace') return;
+    const lines = Array.isArray(signal?.reports) ? signal.reports.slice(0, MAX_LINES) : [];
+    for (const line of lines) if (line && typeof line.instanceId === 'string') tally.add(line);
+    publish();
+    const e = evidence();
+    if (bakeVerdict(policy, e.next, e.previous) !== 'roll-back') return;
+    const reason = `automatic: consumers' logins failed with the new version (${describeEvidence(e.next, e.previous)})`;
+    requests.rollback = { reason, by: BAKE_ACTOR };
+    status.rollbackReason = reason;
+    status.rollbackBy = BAKE_ACTOR;
+    close('rolled-back');
+    reporter.audit({ kind: 'auto-rollback', phase: 'grace', actor: BAKE_ACTOR, detail: detail() });
+    log.warn('automatic rollback', { secretId: status.secretId, ...detail() });
+  });
+
+  return {
+    get open() {
+      return open;
+    },
+    get endsAt() {
+      return endsAt;
+    },
+    start(nextVersionId, previousVersionId, at) {
+      next = nextVersionId;
+      previous = previousVersionId;
+      tally = new BakeTally([next, previous]);
+      startedAt = at;
+      endsAt = at + policy.windowMs;
+      open = true;
+      status.bake = { endsAt: new Date(endsAt).toISOString(), extensions: 0, ...evidence() };
+    },
+    decide() {
+      if (!open) return;
+      const e = evidence();
+      const verdict = bakeVerdict(policy, e.next, e.previous);
+      if (verdict === 'pass') {
+        close('passed');
+        reporter.audit({ kind: 'bake-passed', phase: 'grace', actor: BAKE_ACTOR, detail: detail() });
+      } else if (endsAt + policy.windowMs - startedAt <= policy.maxWindowMs) {
+        endsAt += policy.windowMs;
+        publish({ extensions: status.bake!.extensions + 1 });
+        reporter.audit({ kind: 'bake-extended', phase: 'grace', actor: BAKE_ACTOR, detail: { ...detail(), bakeEndsAt: status.bake!.endsAt } });
+      } else {
+        close('inconclusive');
+        reporter.audit({ kind: 'bake-inconclusive', phase: 'grace', actor: BAKE_ACTOR, detail: detail() });
+        reporter.alert(
+          'bake-inconclusive',
+          `rotation of ${status.secretId}: too few consumer reports after ${formatDuration(policy.maxWindowMs)} of baking ` +
+            `(${describeEvidence(e.next, e.previous)}; ${policy.minEvents} logins from ${policy.minInstances} instances needed); retirement goes ahead`,
+          { phase: 'grace' },
+        );
+      }
+    },
+    endedByOperator() {
+      if (open) close('ended-by-operator');
+    },
+  };
+}

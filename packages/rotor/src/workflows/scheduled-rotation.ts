@@ -1,0 +1,109 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  ChildWorkflowFailure,
+  ParentClosePolicy,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  sleep,
+  startChild,
+  upsertMemo,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { RotorActivities } from '../activities';
+import { rotationWorkflowId, SearchAttribute } from '../shared/constants';
+import { formatDuration } from 'rotor-consumers/core';
+import { actorOf, rotationSummary, type AuditEvent, type RotationInput, type ScheduledRotationInput } from '../shared/types';
+import { AUDIT_OPTIONS } from './activity-options';
+import { ROTATION_FAILED, rotateSecret, UI_SUMMARY_PATCH } from './rotate-secret';
+
+export type { ScheduledRotationInput } from '../shared/types';
+
+export interface ScheduledRotationResult {
+  secretId: string;
+  /** `skipped` when a rotation of the secret was already running (one rotation per secret, always). */
+  outcome: 'completed' | 'rolled-back' | 'skipped';
+  /** The rotation's workflow id and run, for `rotor status` and the Temporal UI. */
+  workflowId: string;
+  runId?: string;
+}
+
+/**
+ * Started by a secret's Temporal Schedule. Waits, on a durable timer, for the allowed window to open, then runs the
+ * rotation as a child under the secret's own workflow id, so a scheduled rotation and one started by `rotor rotate`
+ * can never run side by side. It lasts as long as the rotation (grace included), so the schedule's overlap policy
+ * SKIP never doubles one; the rotation is abandoned, not cancelled, if this run is terminated.
+ */
+export async function scheduledRotation({ rotation, window }: ScheduledRotationInput): Promise<ScheduledRotationResult> {
+  const workflowId = rotationWorkflowId(rotation.secretId);
+  const audit = auditor(rotation);
+  if (window) {
+    const { untilWindowOpens } = proxyLocalActivities<RotorActivities>({ startToCloseTimeout: '10s' });
+    const waitMs = await untilWindowOpens({ window });
+    if (waitMs > 0) {
+      const until = new Date(Date.now() + waitMs).toISOString();
+      upsertMemo({ waitingForWindowUntil: until });
+      await audit('waiting-for-window', { until, window: `${window.start}-${window.end} ${window.timezone}` });
+      await sleep(waitMs);
+    }
+  }
+  let child;
+  try {
+    child = await startChild(rotateSecret, {
+      workflowId,
+      args: [rotation],
+      ...(patched(UI_SUMMARY_PATCH) ? { staticSummary: rotationSummary(rotation, formatDuration) } : {}),
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      memo: { requestId: workflowInfo().workflowId },
+      typedSearchAttributes: [
+        { key: SearchAttribute.secretId, value: rotation.secretId },
+        { key: SearchAttribute.phase, value: 'preparing' },
+      ],
+    });
+  } catch (error) {
+    if (error instanceof WorkflowExecutionAlreadyStartedError) {
+      await audit('skipped', { reason: 'a rotation of this secret is already running' });
+      return { secretId: rotation.secretId, outcome: 'skipped', workflowId };
+    }
+    throw error;
+  }
+  try {
+    const result = await child.result();
+    return { secretId: rotation.secretId, outcome: result.outcome, workflowId, runId: child.firstExecutionRunId };
+  } catch (error) {
+    // The schedule's last result says why, in the rotation's own words.
+    const cause = error instanceof ChildWorkflowFailure && error.cause ? error.cause : error;
+    throw ApplicationFailure.create({
+      type: ROTATION_FAILED,
+      message: cause instanceof Error ? cause.message : String(cause),
+      nonRetryable: true,
+      details: [{ workflowId, runId: child.firstExecutionRunId }],
+    });
+  }
+}
+
+/**
+ * What a scheduled run records in the audit trail itself: the runs that start no rotation (skipped) or wait for
+ * their window. A rotation it starts records its own events.
+ */
+function auditor(rotation: RotationInput): (kind: AuditEvent['kind'], detail: AuditEvent['detail']) => Promise<void> {
+  const { appendAudit } = proxyActivities<RotorActivities>(AUDIT_OPTIONS);
+  const { workflowId, runId } = workflowInfo();
+  let sequence = 0;
+  return async (kind, detail) => {
+    const event: AuditEvent = {
+      eventId: `${workflowId}/${runId}/${sequence++}`,
+      at: new Date().toISOString(),
+      secretId: rotation.secretId,
+      workflowId,
+      runId,
+      kind,
+      actor: actorOf(rotation.trigger ?? { kind: 'schedule' }),
+      ...(detail ? { detail } : {}),
+    };
+    await CancellationScope.nonCancellable(() => appendAudit([event]));
+  };
+}
