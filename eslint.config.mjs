@@ -5,7 +5,9 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = builtinModules.flatMap((m) => [m, `node:${m}`]);
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/', '**/dist/', '.rotor-stack/', 'coverage/', 'packages/rotor/bin/', 'packages/*/docs/'] },
+  {
+    ignores: ['**/node_modules/', '**/dist/', '.rotor-stack/', 'coverage/', 'packages/rotor/bin/', 'packages/*/docs/'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -22,7 +24,10 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
       'no-shadow': 'off',
-      '@typescript-eslint/no-shadow': ['error', { ignoreTypeValueShadow: true, ignoreFunctionTypeParameterNameValueShadow: true }],
+      '@typescript-eslint/no-shadow': [
+        'error',
+        { ignoreTypeValueShadow: true, ignoreFunctionTypeParameterNameValueShadow: true },
+      ],
     },
   },
   {
@@ -50,10 +55,24 @@ export default tseslint.config(
           })),
           patterns: [
             { group: ['@aws-sdk/*', '@smithy/*'], message: 'workflow code is deterministic: do I/O in an activity' },
-            { group: ['**/activities', '**/activities/*'], allowTypeImports: true, message: 'import only the types of activities' },
+            {
+              group: ['**/activities', '**/activities/*'],
+              allowTypeImports: true,
+              message: 'import only the types of activities',
+            },
             { group: ['**/config/*'], allowTypeImports: true, message: 'import only the types of the config' },
             {
-              group: ['**/stores/*', '**/rotators/*', '**/credentials/*', '**/worker/*', '**/client/*', '**/cli/*', '**/audit/*', '**/alerts/*', '**/schedules/*'],
+              group: [
+                '**/stores/*',
+                '**/rotators/*',
+                '**/credentials/*',
+                '**/worker/*',
+                '**/client/*',
+                '**/cli/*',
+                '**/audit/*',
+                '**/alerts/*',
+                '**/schedules/*',
+              ],
               message: 'workflow code must not import I/O layers',
             },
           ],

@@ -5,8 +5,13 @@ import { defineConfig } from 'vitest/config';
 // In this repository the packages' names resolve to their sources, as tsconfig's `paths` say for tsc and tsx: a
 // test runs the code as it stands, never a stale build. (The workflow bundles webpack makes read the built
 // rotor-consumers: scripts/node-deps.sh builds it.)
-const { paths } = JSON.parse(readFileSync('tsconfig.json', 'utf8')).compilerOptions as { paths: Record<string, [string]> };
-const alias = Object.entries(paths).map(([name, [file]]) => ({ find: new RegExp(`^${name}$`), replacement: path.resolve(file) }));
+const { paths } = JSON.parse(readFileSync('tsconfig.json', 'utf8')).compilerOptions as {
+  paths: Record<string, [string]>;
+};
+const alias = Object.entries(paths).map(([name, [file]]) => ({
+  find: new RegExp(`^${name}$`),
+  replacement: path.resolve(file),
+}));
 
 export default defineConfig({
   resolve: { alias },

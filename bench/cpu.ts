@@ -36,7 +36,11 @@ function stat(pid: number): Stat | undefined {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name is in parentheses and may hold spaces: the fields after it are space-separated.
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { ppid: Number(fields[1]), own: Number(fields[11]) + Number(fields[12]), reaped: Number(fields[13]) + Number(fields[14]) };
+    return {
+      ppid: Number(fields[1]),
+      own: Number(fields[11]) + Number(fields[12]),
+      reaped: Number(fields[13]) + Number(fields[14]),
+    };
   } catch {
     return undefined; // gone meanwhile
   }
@@ -85,12 +89,15 @@ export async function measureCpu<T>(work: () => Promise<T>): Promise<{ result: T
   const seconds = (performance.now() - t0) / 1000;
   const after = cpuSeconds(processes);
   const cores: Record<string, number> = {};
-  for (const name of Object.keys(processes)) cores[name] = Number(((after[name]! - before[name]!) / seconds).toFixed(2));
+  for (const name of Object.keys(processes))
+    cores[name] = Number(((after[name]! - before[name]!) / seconds).toFixed(2));
   const total = Object.values(cores).reduce((a, b) => a + b, 0);
   return { result, ms: Math.round(seconds * 1000), cores, machineShare: Number((total / cpus().length).toFixed(2)) };
 }
 
 /** One line for a CpuUse: each process's cores, and the share of the machine. */
 export function formatCpu(cpu: Pick<CpuUse, 'cores' | 'machineShare'>): string {
-  return `${Object.entries(cpu.cores).map(([name, n]) => `${name} ${n}`).join(', ')} cores (${Math.round(cpu.machineShare * 100)} % of the machine)`;
+  return `${Object.entries(cpu.cores)
+    .map(([name, n]) => `${name} ${n}`)
+    .join(', ')} cores (${Math.round(cpu.machineShare * 100)} % of the machine)`;
 }

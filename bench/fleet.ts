@@ -29,16 +29,24 @@ import { measureCpu } from './cpu';
 import { countingStore } from './sequential';
 
 const ROOT = path.resolve(__dirname, '..');
-const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!);
+const percentile = (sorted: number[], p: number) =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 
 /** `n` PostgreSQL roles, each with its secret in AWS's shape; returns the secret ids. */
 async function pgFleet(n: number, prefix: string): Promise<string[]> {
-  const members = Array.from({ length: n }, (_, i) => ({ username: `${uniqueName(prefix).replace(/-/g, '_')}_${i}`, password: generatePassword() }));
+  const members = Array.from({ length: n }, (_, i) => ({
+    username: `${uniqueName(prefix).replace(/-/g, '_')}_${i}`,
+    password: generatePassword(),
+  }));
   await withAdmin(async (admin) => {
     for (let i = 0; i < members.length; i += 100) {
       const batch = members.slice(i, i + 100);
-      await admin.query(batch.map((m) => `CREATE ROLE ${escapeIdentifier(m.username)} LOGIN PASSWORD ${escapeLiteral(m.password)}`).join('; '));
+      await admin.query(
+        batch
+          .map((m) => `CREATE ROLE ${escapeIdentifier(m.username)} LOGIN PASSWORD ${escapeLiteral(m.password)}`)
+          .join('; '),
+      );
     }
   });
   // moto's CreateSecret is not safe under much concurrency (it iterates its secrets while another request adds one).
@@ -55,12 +63,19 @@ export function fleetSecrets(n: number): Promise<string[]> {
 }
 
 /** The store alone at `concurrency`, for `ms`: each loop makes a rotation's store writes and reads on its own secret. */
-async function storeCeiling(concurrency: number, ms: number): Promise<{ callsPerSecond: number; concurrency: number; seconds: number }> {
-  const scratch = await mapLimit(Array.from({ length: concurrency }, (_, i) => i), 16, async (i) => {
-    const secretId = uniqueName(`bench/ceiling-${i}`);
-    await createSecret(secretId, { scratch: true });
-    return secretId;
-  });
+async function storeCeiling(
+  concurrency: number,
+  ms: number,
+): Promise<{ callsPerSecond: number; concurrency: number; seconds: number }> {
+  const scratch = await mapLimit(
+    Array.from({ length: concurrency }, (_, i) => i),
+    16,
+    async (i) => {
+      const secretId = uniqueName(`bench/ceiling-${i}`);
+      await createSecret(secretId, { scratch: true });
+      return secretId;
+    },
+  );
   let calls = 0;
   const t0 = performance.now();
   await Promise.all(
@@ -149,7 +164,11 @@ function residentMiB(pid: number): { rss: number; anonymous: number; fileBacked:
   const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
   const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
   const [rss, anonymous] = [kb('Rss'), kb('Anonymous')];
-  return { rss: Math.round(rss / 1024), anonymous: Math.round(anonymous / 1024), fileBacked: Math.round((rss - anonymous) / 1024) };
+  return {
+    rss: Math.round(rss / 1024),
+    anonymous: Math.round(anonymous / 1024),
+    fileBacked: Math.round((rss - anonymous) / 1024),
+  };
 }
 
 /** How long after the rotations reached grace the settled reading is taken. */
@@ -174,13 +193,24 @@ async function memorySplit(pid: number, reportDir: string) {
   }
   if (!file) throw new Error('the worker wrote no diagnostic report');
   await new Promise((r) => setTimeout(r, 500)); // written in one go, but give it a moment to be complete
-  interface Heap { totalMemory: number; usedMemory: number }
-  const report = JSON.parse(readFileSync(path.join(reportDir, file), 'utf8')) as { javascriptHeap: Heap; workers?: Array<{ javascriptHeap: Heap }> };
+  interface Heap {
+    totalMemory: number;
+    usedMemory: number;
+  }
+  const report = JSON.parse(readFileSync(path.join(reportDir, file), 'utf8')) as {
+    javascriptHeap: Heap;
+    workers?: Array<{ javascriptHeap: Heap }>;
+  };
   const heap = (h: Heap) => ({ total: mib(h.totalMemory), used: mib(h.usedMemory) });
   const main = heap(report.javascriptHeap);
   const workflowThreads = (report.workers ?? []).map((w) => heap(w.javascriptHeap));
   const heaps = main.total + sum(workflowThreads.map((w) => w.total));
-  return { ...resident, mainHeap: main, workflowThreadHeaps: workflowThreads, nativeAnonymous: resident.anonymous - heaps };
+  return {
+    ...resident,
+    mainHeap: main,
+    workflowThreadHeaps: workflowThreads,
+    nativeAnonymous: resident.anonymous - heaps,
+  };
 }
 
 /**
@@ -224,7 +254,8 @@ export async function benchMemory(secrets: string[], env: NodeJS.ProcessEnv = {}
     let inGrace = 0;
     while ((inGrace = (await rotor.client.workflow.count(query)).count) < secrets.length) {
       if (child.exitCode !== null) throw new Error(`worker exited: ${output}`);
-      if (Date.now() > deadline + secrets.length * 1000) throw new Error(`only ${inGrace} of ${secrets.length} reached grace`);
+      if (Date.now() > deadline + secrets.length * 1000)
+        throw new Error(`only ${inGrace} of ${secrets.length} reached grace`);
       await new Promise((r) => setTimeout(r, 1000));
     }
     // Read 5 s after the last one reached grace, and again a minute later: V8's memory reducer and the allocator give
@@ -233,7 +264,9 @@ export async function benchMemory(secrets: string[], env: NodeJS.ProcessEnv = {}
     const waiting = await memorySplit(child.pid!, reportDir);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const settled = await memorySplit(child.pid!, reportDir);
-    await mapLimit(secrets, 32, (secretId) => rotor.client.workflow.getHandle(rotationWorkflowId(secretId)).terminate('bench: memory measured'));
+    await mapLimit(secrets, 32, (secretId) =>
+      rotor.client.workflow.getHandle(rotationWorkflowId(secretId)).terminate('bench: memory measured'),
+    );
     return {
       rotationsInGrace: inGrace,
       workerRssMiB: { idle: idle.rss, inGrace: waiting.rss, inGraceSettled: settled.rss },

@@ -169,13 +169,19 @@ async function benchApply(m: number) {
   const rotor = await rotationClient(taskQueue);
   const schedules = new ScheduleManager(rotor.client, taskQueue);
   const ids = Array.from({ length: m }, (_, i) => uniqueName(`bench/apply-${i}`));
-  const config = parseConfig(`secrets:\n${ids.map((id) => `  - id: ${id}\n    schedule: { every: 30d, jitter: 1h }\n`).join('')}`);
+  const config = parseConfig(
+    `secrets:\n${ids.map((id) => `  - id: ${id}\n    schedule: { every: 30d, jitter: 1h }\n`).join('')}`,
+  );
   const timed = async (work: () => Promise<unknown>) => {
     const t0 = Date.now();
     await work();
     return Date.now() - t0;
   };
-  const { ms: createMs, cores, machineShare } = await measureCpu(async () => schedules.apply(config, await schedules.plan(config)));
+  const {
+    ms: createMs,
+    cores,
+    machineShare,
+  } = await measureCpu(async () => schedules.apply(config, await schedules.plan(config)));
   let unchanged = 0;
   const secondMs = await timed(async () => {
     const plan = await schedules.plan(config);
@@ -185,7 +191,15 @@ async function benchApply(m: number) {
   const statusMs = await timed(async () => (managed = (await secretsOverview(rotor.client, schedules)).length));
   await mapLimit(ids, 16, (id) => rotor.client.schedule.getHandle(scheduleIdFor(id)).delete());
   await rotor.client.connection.close();
-  return { schedules: m, secondApplyUnchanged: unchanged, createMs, createCpu: { cores, machineShare }, secondApplyMs: secondMs, statusMs, statusSecrets: managed };
+  return {
+    schedules: m,
+    secondApplyUnchanged: unchanged,
+    createMs,
+    createCpu: { cores, machineShare },
+    secondApplyMs: secondMs,
+    statusMs,
+    statusSecrets: managed,
+  };
 }
 
 async function main(): Promise<void> {
@@ -197,25 +211,60 @@ async function main(): Promise<void> {
     console.log(`password generation: ${passwords.perSecond.toLocaleString()} passwords/s`);
   }
   if (wants('sequential')) {
-    const s = (results.sequential = await benchSequential(Number(process.env.ROTOR_BENCH_SEQUENTIAL ?? 20), process.env.ROTOR_AUDIT_URL));
+    const s = (results.sequential = await benchSequential(
+      Number(process.env.ROTOR_BENCH_SEQUENTIAL ?? 20),
+      process.env.ROTOR_AUDIT_URL,
+    ));
     const path_ = s.criticalPathMedian;
-    console.log(`sequential: ${s.rotations} PostgreSQL single-user rotations one after the other, grace 0${s.audit ? ', audit on' : ''}`);
-    console.log(`  direct (the same steps and store calls in-process): p50 ${s.directMs.p50} ms, p95 ${s.directMs.p95} ms`);
+    console.log(
+      `sequential: ${s.rotations} PostgreSQL single-user rotations one after the other, grace 0${s.audit ? ', audit on' : ''}`,
+    );
+    console.log(
+      `  direct (the same steps and store calls in-process): p50 ${s.directMs.p50} ms, p95 ${s.directMs.p95} ms`,
+    );
     console.log(`  rotor: p50 ${s.rotorMs.p50} ms, p95 ${s.rotorMs.p95} ms; rotor/direct ${s.ratio}x`);
-    console.log(`  per rotation (median): ${path_.workflowTasks} workflow tasks (${path_.workflowTaskMs} ms), ${path_.localActivities} local activities, ${path_.activities} ordinary activities (queued ${path_.activityQueueMs} ms, running ${path_.activityRunMs} ms), history spans ${path_.historyMs} ms`);
-    console.log(`  activities: ${Object.entries(path_.activitiesByType).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    console.log(`  step medians (ms): ${Object.entries(s.stepMedianMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    console.log(`  local activities on the critical path (median ms, worker's clock): ${Object.entries(path_.localMsByType).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    const calls = (c: Record<string, number>) => Object.entries(c).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
-    console.log(`  store calls per rotation: rotor ${calls(s.storeCallsPerRotation.rotor)}; direct ${calls(s.storeCallsPerRotation.direct)}`);
+    console.log(
+      `  per rotation (median): ${path_.workflowTasks} workflow tasks (${path_.workflowTaskMs} ms), ${path_.localActivities} local activities, ${path_.activities} ordinary activities (queued ${path_.activityQueueMs} ms, running ${path_.activityRunMs} ms), history spans ${path_.historyMs} ms`,
+    );
+    console.log(
+      `  activities: ${Object.entries(path_.activitiesByType)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
+    console.log(
+      `  step medians (ms): ${Object.entries(s.stepMedianMs)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
+    console.log(
+      `  local activities on the critical path (median ms, worker's clock): ${Object.entries(path_.localMsByType)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
+    const calls = (c: Record<string, number>) =>
+      Object.entries(c)
+        .filter(([, v]) => v > 0)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
+    console.log(
+      `  store calls per rotation: rotor ${calls(s.storeCallsPerRotation.rotor)}; direct ${calls(s.storeCallsPerRotation.direct)}`,
+    );
   }
   if (wants('concurrent')) {
     const n = Number(process.env.ROTOR_BENCH_ROTATIONS ?? 20);
     const rotations = (results.rotations = await benchRotations(n));
     console.log(`rotations: ${n} at once in ${rotations.wallMs} ms (${rotations.rotationsPerSecond}/s)`);
-    console.log(`  latency p50 ${rotations.latencyMs.p50} ms, p95 ${rotations.latencyMs.p95} ms, max ${rotations.latencyMs.max} ms`);
-    console.log(`  step medians (ms): ${Object.entries(rotations.stepMedianMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    console.log(`  worker process RSS: ${rotations.workerRssMiB.before} MiB before, ${rotations.workerRssMiB.after} MiB after`);
+    console.log(
+      `  latency p50 ${rotations.latencyMs.p50} ms, p95 ${rotations.latencyMs.p95} ms, max ${rotations.latencyMs.max} ms`,
+    );
+    console.log(
+      `  step medians (ms): ${Object.entries(rotations.stepMedianMs)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
+    console.log(
+      `  worker process RSS: ${rotations.workerRssMiB.before} MiB before, ${rotations.workerRssMiB.after} MiB after`,
+    );
   }
   if (wants('consumers')) {
     const consumers = (results.consumers = await benchConsumers(Number(process.env.ROTOR_BENCH_LOAD_ROTATIONS ?? 100)));
@@ -230,11 +279,16 @@ async function main(): Promise<void> {
   const fleetSize = Number(process.env.ROTOR_BENCH_FLEET ?? 1000);
   let fleetIds: string[] | undefined;
   if (wants('fleet')) {
-    const { secretIds, ...fleet } = await benchFleet(fleetSize, Number(process.env.ROTOR_MAX_CONCURRENT_ACTIVITIES ?? 20));
+    const { secretIds, ...fleet } = await benchFleet(
+      fleetSize,
+      Number(process.env.ROTOR_MAX_CONCURRENT_ACTIVITIES ?? 20),
+    );
     fleetIds = secretIds;
     results.fleet = fleet;
     const f = fleet.fleet;
-    console.log(`store ceiling: ${fleet.storeCeiling.callsPerSecond} calls/s at ${fleet.concurrency} at once (a rotation's mix, ${fleet.storeCeiling.seconds} s)`);
+    console.log(
+      `store ceiling: ${fleet.storeCeiling.callsPerSecond} calls/s at ${fleet.concurrency} at once (a rotation's mix, ${fleet.storeCeiling.seconds} s)`,
+    );
     console.log(
       `fleet: ${fleet.secrets} secrets by one worker in ${f.seconds} s: ${f.rotationsPerSecond} rotations/s, p50 ${f.latencyMs.p50} ms, p95 ${f.latencyMs.p95} ms, ` +
         `max ${f.latencyMs.max} ms, ${f.failures} failed; ${f.storeCallsPerSecond} store calls/s (${f.storeCallsPerRotation} per rotation) = ${f.shareOfCeiling} of the ceiling`,
@@ -263,11 +317,15 @@ async function main(): Promise<void> {
     console.log(`  in grace: ${split(memory.split.inGrace)}`);
     console.log(`  a minute later: ${split(memory.split.inGraceSettled)}`);
     const log = memory.workerLog;
-    console.log(`  worker log: ${log.untrackedLocalActivity} local attempts finished after their workflow left the cache, ${log.sdkBugErrors} "SDK bug" errors, ${log.longWorkflowTasks} workflow tasks over 5 s`);
+    console.log(
+      `  worker log: ${log.untrackedLocalActivity} local attempts finished after their workflow left the cache, ${log.sdkBugErrors} "SDK bug" errors, ${log.longWorkflowTasks} workflow tasks over 5 s`,
+    );
   }
   if (wants('apply')) {
     const apply = (results.apply = await benchApply(Number(process.env.ROTOR_BENCH_SCHEDULES ?? 200)));
-    console.log(`apply: ${apply.schedules} schedules created in ${apply.createMs} ms; a second apply plans ${apply.secondApplyUnchanged} of them unchanged in ${apply.secondApplyMs} ms`);
+    console.log(
+      `apply: ${apply.schedules} schedules created in ${apply.createMs} ms; a second apply plans ${apply.secondApplyUnchanged} of them unchanged in ${apply.secondApplyMs} ms`,
+    );
     console.log(`  cpu during the first apply: ${formatCpu(apply.createCpu)}`);
     console.log(`status: the overview of ${apply.statusSecrets} managed secrets in ${apply.statusMs} ms`);
   }

@@ -23,13 +23,26 @@ import { observedStore, STORE_OPERATIONS, type StoreOperation } from '../test/he
 import { createRole, createSecret, pgSecret, rotationClient, store } from '../test/helpers/stack';
 
 /** The store with a count of every call by operation. */
-export function countingStore(inner: SecretStore): { store: SecretStore; counts: Record<StoreOperation, number>; reset(): void } {
+export function countingStore(inner: SecretStore): {
+  store: SecretStore;
+  counts: Record<StoreOperation, number>;
+  reset(): void;
+} {
   const counts = Object.fromEntries(STORE_OPERATIONS.map((o) => [o, 0])) as Record<StoreOperation, number>;
-  return { store: observedStore(inner, (op) => counts[op]++), counts, reset: () => STORE_OPERATIONS.forEach((o) => (counts[o] = 0)) };
+  return {
+    store: observedStore(inner, (op) => counts[op]++),
+    counts,
+    reset: () => STORE_OPERATIONS.forEach((o) => (counts[o] = 0)),
+  };
 }
 
-const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!);
-const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 50);
+const percentile = (sorted: number[], p: number) =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+const median = (values: number[]) =>
+  percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
 
 async function pgSecretFor(prefix: string): Promise<string> {
   const username = uniqueName(prefix).replace(/-/g, '_');
@@ -83,7 +96,8 @@ interface CriticalPath {
   totalMs: number;
 }
 
-const ms = (t: temporal.api.history.v1.IHistoryEvent) => Number(t.eventTime!.seconds) * 1000 + Math.floor((t.eventTime!.nanos ?? 0) / 1e6);
+const ms = (t: temporal.api.history.v1.IHistoryEvent) =>
+  Number(t.eventTime!.seconds) * 1000 + Math.floor((t.eventTime!.nanos ?? 0) / 1e6);
 
 /** Where a rotation's time went, from its history. */
 function criticalPath(events: temporal.api.history.v1.IHistoryEvent[]): CriticalPath {
@@ -133,7 +147,13 @@ export async function benchSequential(n: number, auditUrl: string | undefined) {
   const taskQueue = uniqueName('bench-seq');
   const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
   const audit = auditUrl ? await AuditStore.connect(auditUrl) : undefined;
-  const worker = await createRotorWorker({ connection, namespace: 'default', taskQueue, store: counting.store, ...(audit ? { audit } : {}) });
+  const worker = await createRotorWorker({
+    connection,
+    namespace: 'default',
+    taskQueue,
+    store: counting.store,
+    ...(audit ? { audit } : {}),
+  });
   const running = worker.run();
   const rotor = await rotationClient(taskQueue);
   try {
@@ -163,7 +183,8 @@ export async function benchSequential(n: number, auditUrl: string | undefined) {
       const outcome = await rotor.wait(secretId);
       latencies.push(performance.now() - t0);
       if (outcome.outcome !== 'completed') throw new Error(`${secretId}: ${outcome.outcome}`);
-      for (const step of outcome.result.status.steps) if (step.endedAt) (stepMs[step.step] ??= []).push(Date.parse(step.endedAt) - Date.parse(step.startedAt));
+      for (const step of outcome.result.status.steps)
+        if (step.endedAt) (stepMs[step.step] ??= []).push(Date.parse(step.endedAt) - Date.parse(step.startedAt));
       const history = await rotor.client.workflow.getHandle(started.workflowId).fetchHistory();
       paths.push(criticalPath(history.events ?? []));
     }
@@ -174,7 +195,15 @@ export async function benchSequential(n: number, auditUrl: string | undefined) {
     return {
       rotations: n,
       audit: Boolean(audit),
-      directMs: { p50: Math.round(directMedian), p95: Math.round(percentile([...direct].sort((a, b) => a - b), 95)) },
+      directMs: {
+        p50: Math.round(directMedian),
+        p95: Math.round(
+          percentile(
+            [...direct].sort((a, b) => a - b),
+            95,
+          ),
+        ),
+      },
       rotorMs: { p50: Math.round(percentile(sorted, 50)), p95: Math.round(percentile(sorted, 95)) },
       ratio: Number((percentile(sorted, 50) / directMedian).toFixed(2)),
       criticalPathMedian: {
@@ -184,7 +213,9 @@ export async function benchSequential(n: number, auditUrl: string | undefined) {
         activityQueueMs: sum((p) => p.activityQueueMs),
         activityRunMs: sum((p) => p.activityRunMs),
         localActivities: sum((p) => p.localActivities),
-        localMsByType: Object.fromEntries(Object.keys(paths[0]?.localMs ?? {}).map((type) => [type, sum((p) => p.localMs[type] ?? 0)])),
+        localMsByType: Object.fromEntries(
+          Object.keys(paths[0]?.localMs ?? {}).map((type) => [type, sum((p) => p.localMs[type] ?? 0)]),
+        ),
         historyMs: sum((p) => p.totalMs),
         activitiesByType: paths[0]?.byType ?? {},
       },

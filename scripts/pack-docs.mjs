@@ -11,9 +11,14 @@ rmSync(path.join(pkg, 'docs'), { recursive: true, force: true });
 copyFileSync(path.join(root, 'LICENSE'), path.join(pkg, 'LICENSE'));
 
 const links = (file) =>
-  [...readFileSync(file, 'utf8').matchAll(/\]\(([^)\s#]+)(?:#[^)]*)?\)/g)].map((m) => m[1]).filter((href) => !/^[a-z]+:/i.test(href));
+  [...readFileSync(file, 'utf8').matchAll(/\]\(([^)\s#]+)(?:#[^)]*)?\)/g)]
+    .map((m) => m[1])
+    .filter((href) => !/^[a-z]+:/i.test(href));
 
-const queue = links(path.join(pkg, 'README.md')).map((href) => ({ from: path.join(pkg, 'README.md'), to: path.join(docs, path.relative('docs', href)) }));
+const queue = links(path.join(pkg, 'README.md')).map((href) => ({
+  from: path.join(pkg, 'README.md'),
+  to: path.join(docs, path.relative('docs', href)),
+}));
 const seen = new Set();
 const broken = [];
 while (queue.length > 0) {
@@ -27,7 +32,8 @@ while (queue.length > 0) {
   const target = path.join(pkg, 'docs', path.relative(docs, to));
   mkdirSync(path.dirname(target), { recursive: true });
   copyFileSync(to, target);
-  if (to.endsWith('.md')) for (const href of links(to)) queue.push({ from: to, to: path.resolve(path.dirname(to), href) });
+  if (to.endsWith('.md'))
+    for (const href of links(to)) queue.push({ from: to, to: path.resolve(path.dirname(to), href) });
 }
 if (broken.length > 0) {
   process.stderr.write(`pack-docs: links that would not resolve in the package:\n  ${broken.join('\n  ')}\n`);

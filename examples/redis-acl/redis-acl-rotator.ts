@@ -60,10 +60,18 @@ async function withRedis<T>(secretId: string, login: RedisSecret, work: (redis: 
   } catch (thrown) {
     const error = thrown instanceof ReplyError ? thrown : (reported ?? thrown);
     const reply = error instanceof ReplyError ? /^([A-Z]+)\b/.exec(String((error as Error).message))?.[1] : undefined;
-    if (reply === 'WRONGPASS') throw new CredentialsRejectedError(secretId, `Redis refused the login of ${login.username}`);
-    if (reply === 'NOPERM') throw new CredentialsRejectedError(secretId, `${login.username} may not manage ACL users on ${login.host}:${login.port}`);
+    if (reply === 'WRONGPASS')
+      throw new CredentialsRejectedError(secretId, `Redis refused the login of ${login.username}`);
+    if (reply === 'NOPERM')
+      throw new CredentialsRejectedError(
+        secretId,
+        `${login.username} may not manage ACL users on ${login.host}:${login.port}`,
+      );
     if (reply) throw new TargetRejectedError(secretId, `Redis answered ${reply} to ${login.username}`);
-    throw new UnavailableError(secretId, `Redis at ${login.host}:${login.port} did not answer (${(error as { code?: string }).code ?? 'no reply'})`);
+    throw new UnavailableError(
+      secretId,
+      `Redis at ${login.host}:${login.port} did not answer (${(error as { code?: string }).code ?? 'no reply'})`,
+    );
   } finally {
     redis.disconnect();
   }
@@ -77,7 +85,8 @@ const logsIn = (secretId: string, login: RedisSecret) =>
 
 /** The admin secret, checked to name the same server: a secret must not steer rotor's admin login elsewhere. */
 async function adminFor(secretId: string, secret: RedisSecret, context: RotatorContext): Promise<RedisSecret> {
-  if (!secret.masterarn) throw new InvalidSecretError(secretId, ['masterarn: is required (the id or ARN of the Redis admin secret)']);
+  if (!secret.masterarn)
+    throw new InvalidSecretError(secretId, ['masterarn: is required (the id or ARN of the Redis admin secret)']);
   const admin = parseRedisSecret(secret.masterarn, await context.readCurrent(secret.masterarn));
   if (admin.host !== secret.host || admin.port !== secret.port) {
     throw new InvalidSecretError(secretId, [`masterarn: names another server (${admin.host}:${admin.port})`]);
@@ -110,19 +119,27 @@ export const redisAclRotator: Rotator<RedisSecret> = {
   async set(secretId, { pending, current }, context) {
     if (await logsIn(secretId, pending)) return 'already-set';
     // `>password` adds a password and keeps the others: the current one keeps working through grace.
-    await setUser(secretId, await adminFor(secretId, current, context), pending.username, ['on', `>${pending.password}`]);
+    await setUser(secretId, await adminFor(secretId, current, context), pending.username, [
+      'on',
+      `>${pending.password}`,
+    ]);
     return 'password-added';
   },
 
   async test(secretId, value) {
-    if (!(await logsIn(secretId, value))) throw new TestFailedError(secretId, `the new password does not log in as ${value.username}`);
+    if (!(await logsIn(secretId, value)))
+      throw new TestFailedError(secretId, `the new password does not log in as ${value.username}`);
   },
 
   async restore(secretId, { want, via }, context) {
     // Compensation and rollback: `want` works again, and the passwords of the versions given up are removed.
     const others: string[] = [];
     for (const v of via) if (v.password !== want.password && (await logsIn(secretId, v))) others.push(`<${v.password}`);
-    await setUser(secretId, await adminFor(secretId, want, context), want.username, ['on', `>${want.password}`, ...others]);
+    await setUser(secretId, await adminFor(secretId, want, context), want.username, [
+      'on',
+      `>${want.password}`,
+      ...others,
+    ]);
     return others.length > 0 ? 'restored-and-removed' : 'restored';
   },
 

@@ -3,7 +3,14 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli, type CliRun } from '../helpers/cli';
 import { uniqueName } from '../helpers/env';
-import { createSecret, labels, logsIn, passwordAt, roleWithSecret as roleWithSecretIn, waitForStatus } from '../helpers/stack';
+import {
+  createSecret,
+  labels,
+  logsIn,
+  passwordAt,
+  roleWithSecret as roleWithSecretIn,
+  waitForStatus,
+} from '../helpers/stack';
 import { useWorkerRig } from '../helpers/rig';
 
 const rig = useWorkerRig('e2e-cli');
@@ -24,7 +31,8 @@ describe('rotor CLI', () => {
     const run = await cli(['rotate', secretId, '--wait', '--grace', '1s']);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    for (const step of ['prepare', 'create', 'set', 'test', 'finish', 'retire']) expect(run.stdout).toMatch(new RegExp(`✓ ${step}\\s`));
+    for (const step of ['prepare', 'create', 'set', 'test', 'finish', 'retire'])
+      expect(run.stdout).toMatch(new RegExp(`✓ ${step}\\s`));
     expect(run.stdout).toMatch(/⧗ grace/);
     expect(run.stdout).toMatch(/rotation of .* completed: version [0-9a-f-]{36} is AWSCURRENT/);
     expect(run.stdout).toMatch(/ui: http:\/\/127\.0\.0\.1:8233\/namespaces\/default\/workflows\//);
@@ -36,7 +44,12 @@ describe('rotor CLI', () => {
     const status = await cli(['status', secretId, '--json']);
     expect(status.code).toBe(0);
     const parsed = JSON.parse(status.stdout);
-    expect(parsed).toMatchObject({ secretId, phase: 'completed', rotator: 'postgres-single-user', trigger: { kind: 'cli' } });
+    expect(parsed).toMatchObject({
+      secretId,
+      phase: 'completed',
+      rotator: 'postgres-single-user',
+      trigger: { kind: 'cli' },
+    });
     const human = await cli(['status', secretId]);
     expect(human.stdout).toMatch(/phase\s+completed/);
   });
@@ -109,18 +122,32 @@ describe('rotor CLI', () => {
   it('exits 4 with a hint when Temporal cannot be reached, from the client and from the worker', async () => {
     const status = await cli(['status', 'any'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
     // The worker connects through Temporal's native core, whose errors read differently from the client's.
-    const worker = await cli(['worker'], { TEMPORAL_ADDRESS: '127.0.0.1:1', ROTOR_AUDIT_DISABLED: 'true', ROTOR_METRICS_PORT: '0' });
+    const worker = await cli(['worker'], {
+      TEMPORAL_ADDRESS: '127.0.0.1:1',
+      ROTOR_AUDIT_DISABLED: 'true',
+      ROTOR_METRICS_PORT: '0',
+    });
     for (const run of [status, worker]) {
       expect(run.code).toBe(4);
-      expect(run.stderr).toMatch(/^rotor: cannot reach Temporal at 127\.0\.0\.1:1 \((Connection refused|Failed to connect before the deadline)\) — .*TEMPORAL_ADDRESS/m);
+      expect(run.stderr).toMatch(
+        /^rotor: cannot reach Temporal at 127\.0\.0\.1:1 \((Connection refused|Failed to connect before the deadline)\) — .*TEMPORAL_ADDRESS/m,
+      );
       expect(run.stderr).not.toMatch(/tonic|ConnectError|at .*\.(js|ts):\d+/);
     }
   });
 
-  it('prints its version, and an example after every command\'s help', async () => {
+  it("prints its version, and an example after every command's help", async () => {
     const version = await cli(['--version']);
-    expect(version.stdout.trim()).toBe((JSON.parse(await readFile(path.resolve(__dirname, '../../packages/rotor/package.json'), 'utf8')) as { version: string }).version);
-    const commands = [...(await cli(['--help'])).stdout.matchAll(/^ {2}([a-z-]+) /gm)].map((m) => m[1]!).filter((c) => c !== 'help');
+    expect(version.stdout.trim()).toBe(
+      (
+        JSON.parse(await readFile(path.resolve(__dirname, '../../packages/rotor/package.json'), 'utf8')) as {
+          version: string;
+        }
+      ).version,
+    );
+    const commands = [...(await cli(['--help'])).stdout.matchAll(/^ {2}([a-z-]+) /gm)]
+      .map((m) => m[1]!)
+      .filter((c) => c !== 'help');
     expect(commands).toEqual(expect.arrayContaining(['rotate', 'status', 'apply', 'worker', 'rollback']));
     for (const command of commands) {
       const help = await cli(command === 'audit' ? ['audit', 'verify', '--help'] : [command, '--help']);

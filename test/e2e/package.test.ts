@@ -26,7 +26,10 @@ let operatorDir: string;
 const seen = new Set<string>();
 
 async function install(project: string, specs: string[]): Promise<void> {
-  await run(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', ...specs], { cwd: project, maxBuffer: 64 * MiB });
+  await run(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', ...specs], {
+    cwd: project,
+    maxBuffer: 64 * MiB,
+  });
 }
 
 async function newProject(name: string): Promise<string> {
@@ -37,7 +40,10 @@ async function newProject(name: string): Promise<string> {
 }
 
 async function node(cwd: string, code: string, type: 'commonjs' | 'module' = 'commonjs'): Promise<string> {
-  const { stdout } = await run(process.execPath, [`--input-type=${type}`, '-e', code], { cwd, env: { ...process.env, NODE_PATH: '' } });
+  const { stdout } = await run(process.execPath, [`--input-type=${type}`, '-e', code], {
+    cwd,
+    env: { ...process.env, NODE_PATH: '' },
+  });
   return stdout.trim();
 }
 
@@ -58,7 +64,9 @@ async function brokenLinks(packageDir: string): Promise<string[]> {
   const broken: string[] = [];
   for (const file of shipped) {
     if (!file.endsWith('.md')) continue;
-    for (const [, href] of (await readFile(path.join(packageDir, file), 'utf8')).matchAll(/\]\(([^)\s#]+)(?:#[^)]*)?\)/g)) {
+    for (const [, href] of (await readFile(path.join(packageDir, file), 'utf8')).matchAll(
+      /\]\(([^)\s#]+)(?:#[^)]*)?\)/g,
+    )) {
       if (/^[a-z]+:/i.test(href!)) continue;
       const target = path.normalize(path.join(path.dirname(file), href!));
       if (!shipped.has(target)) broken.push(`${file} -> ${href}`);
@@ -69,7 +77,11 @@ async function brokenLinks(packageDir: string): Promise<string[]> {
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'rotor-packages-'));
-  const { stdout } = await run(npm, ['pack', '--json', '--pack-destination', dir, '-w', 'rotor-consumers', '-w', 'rotor'], { cwd: ROOT, maxBuffer: 64 * MiB });
+  const { stdout } = await run(
+    npm,
+    ['pack', '--json', '--pack-destination', dir, '-w', 'rotor-consumers', '-w', 'rotor'],
+    { cwd: ROOT, maxBuffer: 64 * MiB },
+  );
   const packed = JSON.parse(stdout.slice(stdout.indexOf('['))) as { name: string; filename: string }[];
   const tarball = (name: string) => path.join(dir, packed.find((p) => p.name === name)!.filename);
   tarballs = { consumers: tarball('rotor-consumers'), rotor: tarball('rotor') };
@@ -87,7 +99,9 @@ afterAll(async () => {
 describe('rotor-consumers, installed by an application with pg', () => {
   it('ships compiled JS with types, its README, LICENSE and the docs its README links to, and nothing else', async () => {
     const shipped = (await files(path.join(appDir, 'node_modules/rotor-consumers'))).map((f) => f.file);
-    expect(shipped).toEqual(expect.arrayContaining(['dist/index.js', 'dist/index.d.ts', 'README.md', 'LICENSE', 'docs/consumers.md']));
+    expect(shipped).toEqual(
+      expect.arrayContaining(['dist/index.js', 'dist/index.d.ts', 'README.md', 'LICENSE', 'docs/consumers.md']),
+    );
     expect(shipped.filter((f) => !/^(dist\/|docs\/|README\.md$|LICENSE$|package\.json$)/.test(f))).toEqual([]);
     expect(shipped.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
     expect(await brokenLinks(path.join(appDir, 'node_modules/rotor-consumers'))).toEqual([]);
@@ -97,8 +111,17 @@ describe('rotor-consumers, installed by an application with pg', () => {
     const installed = await files(path.join(appDir, 'node_modules'));
     const bytes = installed.reduce((sum, f) => sum + f.bytes, 0);
     expect(bytes).toBeLessThanOrEqual(40 * MiB);
-    const packages = new Set(installed.map((f) => f.file.split(path.sep).slice(0, f.file.startsWith('@') ? 2 : 1).join('/')));
-    expect([...packages].filter((p) => /^(@temporalio|webpack|@swc|mysql2|typescript|esbuild)(\/|$)/.test(p))).toEqual([]);
+    const packages = new Set(
+      installed.map((f) =>
+        f.file
+          .split(path.sep)
+          .slice(0, f.file.startsWith('@') ? 2 : 1)
+          .join('/'),
+      ),
+    );
+    expect([...packages].filter((p) => /^(@temporalio|webpack|@swc|mysql2|typescript|esbuild)(\/|$)/.test(p))).toEqual(
+      [],
+    );
     expect(installed.filter((f) => f.file.endsWith('.node'))).toEqual([]);
     expect(packages).toContain('pg');
     console.log(`rotor-consumers + pg: ${(bytes / MiB).toFixed(1)} MiB in ${packages.size} packages`);
@@ -106,20 +129,36 @@ describe('rotor-consumers, installed by an application with pg', () => {
 
   it('loads only itself at import; zod, jose, the AWS SDK and each driver with their first use; a missing driver is named', async () => {
     await copyFile(path.join(ROOT, 'packages/consumers/test/load-build.cjs'), path.join(appDir, 'load-build.cjs'));
-    const { stdout } = await run(process.execPath, ['load-build.cjs'], { cwd: appDir, env: { ...process.env, NODE_PATH: '' } });
+    const { stdout } = await run(process.execPath, ['load-build.cjs'], {
+      cwd: appDir,
+      env: { ...process.env, NODE_PATH: '' },
+    });
     expect(stdout).toMatch(/rotor-consumers' build works on Node/);
     expect(stdout).toMatch(/mysql2 is not installed: createRotatingMysqlPool names it/);
     const atImport = JSON.parse(
-      await node(appDir, `const before = new Set(Object.keys(require.cache)); require('rotor-consumers'); console.log(JSON.stringify(Object.keys(require.cache).filter((f) => !before.has(f))))`),
+      await node(
+        appDir,
+        `const before = new Set(Object.keys(require.cache)); require('rotor-consumers'); console.log(JSON.stringify(Object.keys(require.cache).filter((f) => !before.has(f))))`,
+      ),
     ) as string[];
     expect(atImport.length).toBeGreaterThan(0);
-    expect(atImport.filter((f) => !f.includes(`${path.sep}node_modules${path.sep}rotor-consumers${path.sep}dist${path.sep}`))).toEqual([]);
-    expect(await node(appDir, `import { SecretCache } from 'rotor-consumers'; console.log(typeof SecretCache)`, 'module')).toBe('function');
+    expect(
+      atImport.filter(
+        (f) => !f.includes(`${path.sep}node_modules${path.sep}rotor-consumers${path.sep}dist${path.sep}`),
+      ),
+    ).toEqual([]);
+    expect(
+      await node(appDir, `import { SecretCache } from 'rotor-consumers'; console.log(typeof SecretCache)`, 'module'),
+    ).toBe('function');
   });
 
   it('keeps its internals private: only the exported entry points resolve', async () => {
-    await expect(node(appDir, `require('rotor-consumers/dist/lazy.js')`)).rejects.toThrow(/ERR_PACKAGE_PATH_NOT_EXPORTED/);
-    expect(await node(appDir, `console.log(Object.keys(require('rotor-consumers/core')).includes('ErrorType'))`)).toBe('true');
+    await expect(node(appDir, `require('rotor-consumers/dist/lazy.js')`)).rejects.toThrow(
+      /ERR_PACKAGE_PATH_NOT_EXPORTED/,
+    );
+    expect(await node(appDir, `console.log(Object.keys(require('rotor-consumers/core')).includes('ErrorType'))`)).toBe(
+      'true',
+    );
   });
 
   it('type-checks an application as the docs show it, with @types/pg', async () => {
@@ -127,7 +166,7 @@ describe('rotor-consumers, installed by an application with pg', () => {
       path.join(appDir, 'app.ts'),
       [
         "import { AwsSecretsManagerStore, createRotatingPgPool, JwtVerifier, SecretCache, type SecretSnapshot } from 'rotor-consumers';",
-        "export const cache = new SecretCache({ store: new AwsSecretsManagerStore(), refreshIntervalMs: 30_000 });",
+        'export const cache = new SecretCache({ store: new AwsSecretsManagerStore(), refreshIntervalMs: 30_000 });',
         "export const pool = createRotatingPgPool({ cache, secretId: 'prod/db/app' });",
         "export const rows = pool.query<{ n: number }>('SELECT 1 AS n').then((r) => r.rows[0]?.n);",
         "export const read: Promise<SecretSnapshot> = cache.get('prod/db/app');",
@@ -164,8 +203,19 @@ describe('an application bundled with esbuild', () => {
     );
     const out = path.join(dir, 'deployed', 'app.js');
     // pg's optional native binding (pg-native) is not installed: external, as pg's own docs advise for bundlers.
-    await build({ entryPoints: [path.join(appDir, 'bundled-app.js')], bundle: true, platform: 'node', format: 'cjs', outfile: out, external: ['pg-native'], logLevel: 'error' });
-    const { stdout } = await run(process.execPath, [out], { cwd: path.dirname(out), env: { ...process.env, NODE_PATH: '', PG_SECRET: pg.secretId, MYSQL_SECRET: mysql.secretId } });
+    await build({
+      entryPoints: [path.join(appDir, 'bundled-app.js')],
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      outfile: out,
+      external: ['pg-native'],
+      logLevel: 'error',
+    });
+    const { stdout } = await run(process.execPath, [out], {
+      cwd: path.dirname(out),
+      env: { ...process.env, NODE_PATH: '', PG_SECRET: pg.secretId, MYSQL_SECRET: mysql.secretId },
+    });
     expect(JSON.parse(stdout.trim())).toEqual({ pg: pg.username, mysql: mysql.username });
   }, 180_000);
 });
@@ -174,7 +224,16 @@ describe('rotor, installed by an operator', () => {
   it('ships compiled JS with types, the CLI, LICENSE and docs whose links resolve; no sources or tests', async () => {
     const root = path.join(operatorDir, 'node_modules/rotor');
     const shipped = (await files(root)).map((f) => f.file);
-    expect(shipped).toEqual(expect.arrayContaining(['dist/client/index.js', 'dist/client/index.d.ts', 'bin/rotor.js', 'README.md', 'LICENSE', 'dist/workflow-bundle.js']));
+    expect(shipped).toEqual(
+      expect.arrayContaining([
+        'dist/client/index.js',
+        'dist/client/index.d.ts',
+        'bin/rotor.js',
+        'README.md',
+        'LICENSE',
+        'dist/workflow-bundle.js',
+      ]),
+    );
     expect(shipped.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
     expect(shipped.filter((f) => /^(src|test)\//.test(f))).toEqual([]);
     expect(await brokenLinks(root)).toEqual([]);
@@ -194,14 +253,41 @@ describe('rotor, installed by an operator', () => {
   });
 
   it('rotor/client, rotor/rotators and rotor/worker export their API, from require and from import; internals do not resolve', async () => {
-    const names = JSON.parse(await node(operatorDir, `console.log(JSON.stringify(Object.keys(require('rotor/client')).sort()))`)) as string[];
-    expect(names).toEqual(expect.arrayContaining(['RotationClient', 'ScheduleManager', 'loadConfig', 'parseDuration', 'ErrorType']));
-    expect(await node(operatorDir, `import { RotationClient } from 'rotor/client'; console.log(typeof RotationClient.connect)`, 'module')).toBe('function');
-    expect(await node(operatorDir, `console.log(require('rotor').RotationClient === require('rotor/client').RotationClient)`)).toBe('true');
-    const kinds = await node(operatorDir, `console.log(Object.keys(require('rotor/rotators').rotators).sort().join(','))`);
-    expect(kinds).toBe('api-key,jwt-signing-key,mysql-alternating-users,mysql-single-user,postgres-alternating-users,postgres-single-user');
-    expect(await node(operatorDir, `const w = require('rotor/worker'); console.log(typeof w.createRotorWorker, typeof w.startWorker)`)).toBe('function function');
-    await expect(node(operatorDir, `require('rotor/dist/activities/index.js')`)).rejects.toThrow(/ERR_PACKAGE_PATH_NOT_EXPORTED/);
+    const names = JSON.parse(
+      await node(operatorDir, `console.log(JSON.stringify(Object.keys(require('rotor/client')).sort()))`),
+    ) as string[];
+    expect(names).toEqual(
+      expect.arrayContaining(['RotationClient', 'ScheduleManager', 'loadConfig', 'parseDuration', 'ErrorType']),
+    );
+    expect(
+      await node(
+        operatorDir,
+        `import { RotationClient } from 'rotor/client'; console.log(typeof RotationClient.connect)`,
+        'module',
+      ),
+    ).toBe('function');
+    expect(
+      await node(
+        operatorDir,
+        `console.log(require('rotor').RotationClient === require('rotor/client').RotationClient)`,
+      ),
+    ).toBe('true');
+    const kinds = await node(
+      operatorDir,
+      `console.log(Object.keys(require('rotor/rotators').rotators).sort().join(','))`,
+    );
+    expect(kinds).toBe(
+      'api-key,jwt-signing-key,mysql-alternating-users,mysql-single-user,postgres-alternating-users,postgres-single-user',
+    );
+    expect(
+      await node(
+        operatorDir,
+        `const w = require('rotor/worker'); console.log(typeof w.createRotorWorker, typeof w.startWorker)`,
+      ),
+    ).toBe('function function');
+    await expect(node(operatorDir, `require('rotor/dist/activities/index.js')`)).rejects.toThrow(
+      /ERR_PACKAGE_PATH_NOT_EXPORTED/,
+    );
     await expect(node(operatorDir, `require('rotor/consumers')`)).rejects.toThrow(/ERR_PACKAGE_PATH_NOT_EXPORTED/);
   });
 
@@ -226,20 +312,35 @@ describe('rotor, installed by an operator', () => {
   it('installs the rotor command, which prints its version', async () => {
     const rotor = path.join(operatorDir, 'node_modules/.bin/rotor');
     expect((await run(rotor, ['--help'], { cwd: operatorDir })).stdout).toMatch(/rotate \[options\] <secretId>/);
-    const { version } = JSON.parse(await readFile(path.join(ROOT, 'packages/rotor/package.json'), 'utf8')) as { version: string };
+    const { version } = JSON.parse(await readFile(path.join(ROOT, 'packages/rotor/package.json'), 'utf8')) as {
+      version: string;
+    };
     expect((await run(rotor, ['--version'], { cwd: operatorDir })).stdout.trim()).toBe(version);
   });
 
-  it('runs the README\'s quick start from the installed package: validate, apply, worker, rotate --wait, status', async () => {
+  it("runs the README's quick start from the installed package: validate, apply, worker, rotate --wait, status", async () => {
     const taskQueue = uniqueName('e2e-packaged');
     const { secretId, username, password } = await roleWithSecret('e2e', 'packaged', seen);
-    await writeFile(path.join(operatorDir, 'rotor.yaml'), `secrets:\n  - id: ${secretId}\n    schedule: { every: 30d }\n    grace: 0s\n`);
-    const env = { ...process.env, NODE_PATH: '', ROTOR_TASK_QUEUE: taskQueue, ROTOR_AUDIT_DISABLED: 'true', ROTOR_METRICS_PORT: '0' };
+    await writeFile(
+      path.join(operatorDir, 'rotor.yaml'),
+      `secrets:\n  - id: ${secretId}\n    schedule: { every: 30d }\n    grace: 0s\n`,
+    );
+    const env = {
+      ...process.env,
+      NODE_PATH: '',
+      ROTOR_TASK_QUEUE: taskQueue,
+      ROTOR_AUDIT_DISABLED: 'true',
+      ROTOR_METRICS_PORT: '0',
+    };
     const rotorBin = path.join(operatorDir, 'node_modules/.bin/rotor');
     const cli = (args: string[]) => run(rotorBin, args, { cwd: operatorDir, env });
     expect((await cli(['validate', '-f', 'rotor.yaml'])).stdout).toMatch(/valid/);
     expect((await cli(['apply', '-f', 'rotor.yaml'])).stdout).toContain(secretId);
-    const worker = spawn(rotorBin, ['worker', '-f', 'rotor.yaml'], { cwd: operatorDir, env: { ...env, ROTOR_LOG_LEVEL: 'debug' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const worker = spawn(rotorBin, ['worker', '-f', 'rotor.yaml'], {
+      cwd: operatorDir,
+      env: { ...env, ROTOR_LOG_LEVEL: 'debug' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     worker.stdout.on('data', (c: Buffer) => (output += c.toString()));
     worker.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -256,7 +357,10 @@ describe('rotor, installed by an operator', () => {
     } finally {
       worker.kill('SIGTERM');
       await new Promise((resolve) => worker.once('exit', resolve));
-      await rotor.client.schedule.getHandle(`rotor/schedule/${secretId}`).delete().catch(() => undefined);
+      await rotor.client.schedule
+        .getHandle(`rotor/schedule/${secretId}`)
+        .delete()
+        .catch(() => undefined);
       await rotor.client.connection.close();
     }
   }, 180_000);
@@ -264,19 +368,23 @@ describe('rotor, installed by an operator', () => {
 
 /** tsc from this repository, strict, against what `project` installed (its `exports` and shipped `.d.ts`). */
 async function tsc(project: string, file: string): Promise<void> {
-  await run(process.execPath, [
-    path.join(ROOT, 'node_modules/typescript/bin/tsc'),
-    '--noEmit',
-    '--strict',
-    '--module',
-    'nodenext',
-    '--moduleResolution',
-    'nodenext',
-    '--skipLibCheck',
-    '--types',
-    'node',
-    '--typeRoots',
-    path.join(ROOT, 'node_modules/@types'),
-    file,
-  ], { cwd: project });
+  await run(
+    process.execPath,
+    [
+      path.join(ROOT, 'node_modules/typescript/bin/tsc'),
+      '--noEmit',
+      '--strict',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--skipLibCheck',
+      '--types',
+      'node',
+      '--typeRoots',
+      path.join(ROOT, 'node_modules/@types'),
+      file,
+    ],
+    { cwd: project },
+  );
 }

@@ -25,15 +25,30 @@ import { Client as PgClient, escapeIdentifier, escapeLiteral } from 'pg';
  *
  * Returns the new version's id. Throws when a step fails, leaving the state as AWS's function would.
  */
-export async function awsRotates(secretId: string, kind: 'postgres' | 'mysql', mode: 'single' | 'multi'): Promise<string> {
+export async function awsRotates(
+  secretId: string,
+  kind: 'postgres' | 'mysql',
+  mode: 'single' | 'multi',
+): Promise<string> {
   const sm = new SecretsManagerClient({});
   const token = randomUUID();
-  const current = JSON.parse((await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: 'AWSCURRENT' }))).SecretString!);
+  const current = JSON.parse(
+    (await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: 'AWSCURRENT' }))).SecretString!,
+  );
   const pending = { ...current, password: randomBytes(24).toString('base64url') };
   if (mode === 'multi') {
-    pending.username = current.username.endsWith('_clone') ? current.username.slice(0, -'_clone'.length) : `${current.username}_clone`;
+    pending.username = current.username.endsWith('_clone')
+      ? current.username.slice(0, -'_clone'.length)
+      : `${current.username}_clone`;
   }
-  await sm.send(new PutSecretValueCommand({ SecretId: secretId, ClientRequestToken: token, SecretString: JSON.stringify(pending), VersionStages: ['AWSPENDING'] }));
+  await sm.send(
+    new PutSecretValueCommand({
+      SecretId: secretId,
+      ClientRequestToken: token,
+      SecretString: JSON.stringify(pending),
+      VersionStages: ['AWSPENDING'],
+    }),
+  );
 
   if (mode === 'single') {
     const previous = await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: 'AWSPREVIOUS' })).then(
@@ -41,22 +56,32 @@ export async function awsRotates(secretId: string, kind: 'postgres' | 'mysql', m
       () => undefined,
     );
     await asFirstThatLogsIn(kind, [pending, current, previous].filter(Boolean), async (run) => {
-      if (kind === 'postgres') await run(`ALTER USER ${escapeIdentifier(current.username)} WITH PASSWORD ${escapeLiteral(pending.password)}`);
+      if (kind === 'postgres')
+        await run(`ALTER USER ${escapeIdentifier(current.username)} WITH PASSWORD ${escapeLiteral(pending.password)}`);
       else await run('SET PASSWORD = PASSWORD(?)', [pending.password]);
     });
   } else if (!(await logsIn(kind, pending))) {
-    const master = JSON.parse((await sm.send(new GetSecretValueCommand({ SecretId: current.masterarn }))).SecretString!);
+    const master = JSON.parse(
+      (await sm.send(new GetSecretValueCommand({ SecretId: current.masterarn }))).SecretString!,
+    );
     await asFirstThatLogsIn(kind, [{ ...master, dbname: current.dbname }], async (run) => {
       if (kind === 'postgres') {
-        const exists = ((await run('SELECT 1 FROM pg_roles WHERE rolname = $1', [pending.username])) as unknown[]).length > 0;
+        const exists =
+          ((await run('SELECT 1 FROM pg_roles WHERE rolname = $1', [pending.username])) as unknown[]).length > 0;
         if (!exists) {
-          await run(`CREATE ROLE ${escapeIdentifier(pending.username)} WITH LOGIN PASSWORD ${escapeLiteral(pending.password)}`);
+          await run(
+            `CREATE ROLE ${escapeIdentifier(pending.username)} WITH LOGIN PASSWORD ${escapeLiteral(pending.password)}`,
+          );
           await run(`GRANT ${escapeIdentifier(current.username)} TO ${escapeIdentifier(pending.username)}`);
         } else {
-          await run(`ALTER USER ${escapeIdentifier(pending.username)} WITH PASSWORD ${escapeLiteral(pending.password)}`);
+          await run(
+            `ALTER USER ${escapeIdentifier(pending.username)} WITH PASSWORD ${escapeLiteral(pending.password)}`,
+          );
         }
       } else {
-        const exists = ((await run("SELECT 1 FROM mysql.user WHERE User = ? AND Host = '%'", [pending.username])) as unknown[]).length > 0;
+        const exists =
+          ((await run("SELECT 1 FROM mysql.user WHERE User = ? AND Host = '%'", [pending.username])) as unknown[])
+            .length > 0;
         if (!exists) {
           await run("CREATE USER ?@'%' IDENTIFIED BY ?", [pending.username, pending.password]);
           const grants = (await run("SHOW GRANTS FOR ?@'%'", [current.username])) as Record<string, string>[];
@@ -72,8 +97,17 @@ export async function awsRotates(secretId: string, kind: 'postgres' | 'mysql', m
   if (!(await logsIn(kind, pending))) throw new Error(`testSecret: AWSPENDING of ${secretId} does not log in`);
 
   const described = await sm.send(new DescribeSecretCommand({ SecretId: secretId }));
-  const holder = Object.entries(described.VersionIdsToStages ?? {}).find(([, stages]) => stages.includes('AWSCURRENT'))?.[0];
-  await sm.send(new UpdateSecretVersionStageCommand({ SecretId: secretId, VersionStage: 'AWSCURRENT', MoveToVersionId: token, RemoveFromVersionId: holder }));
+  const holder = Object.entries(described.VersionIdsToStages ?? {}).find(([, stages]) =>
+    stages.includes('AWSCURRENT'),
+  )?.[0];
+  await sm.send(
+    new UpdateSecretVersionStageCommand({
+      SecretId: secretId,
+      VersionStage: 'AWSCURRENT',
+      MoveToVersionId: token,
+      RemoveFromVersionId: holder,
+    }),
+  );
   return token;
 }
 
@@ -91,10 +125,20 @@ async function logsIn(kind: 'postgres' | 'mysql', login: Login): Promise<boolean
   }
 }
 
-async function asFirstThatLogsIn(kind: 'postgres' | 'mysql', logins: Login[], work: (run: Run) => Promise<void>): Promise<void> {
+async function asFirstThatLogsIn(
+  kind: 'postgres' | 'mysql',
+  logins: Login[],
+  work: (run: Run) => Promise<void>,
+): Promise<void> {
   for (const login of logins) {
     if (kind === 'postgres') {
-      const c = new PgClient({ host: login.host, port: login.port, user: login.username, password: login.password, database: login.dbname ?? 'postgres' });
+      const c = new PgClient({
+        host: login.host,
+        port: login.port,
+        user: login.username,
+        password: login.password,
+        database: login.dbname ?? 'postgres',
+      });
       c.on('error', () => undefined);
       try {
         await c.connect();
@@ -108,7 +152,12 @@ async function asFirstThatLogsIn(kind: 'postgres' | 'mysql', logins: Login[], wo
         await c.end();
       }
     }
-    const c = await createConnection({ host: login.host, port: login.port, user: login.username, password: login.password }).catch(() => undefined);
+    const c = await createConnection({
+      host: login.host,
+      port: login.port,
+      user: login.username,
+      password: login.password,
+    }).catch(() => undefined);
     if (!c) continue;
     try {
       return await work(async (sql, params) => (await c.query(sql, params))[0]);

@@ -39,7 +39,8 @@ export function strategySecrets(prefix: string, seen: Set<string>): (engine: Eng
       await createMysqlUser(username, password);
       await createSecret(secretId, mysqlSecret(username, password, extra));
     }
-    if (mode === 'alternating') await tagSecret(secretId, { 'rotor:retire': 'disable-login', 'rotor:live-sessions': 'proceed' });
+    if (mode === 'alternating')
+      await tagSecret(secretId, { 'rotor:retire': 'disable-login', 'rotor:live-sessions': 'proceed' });
     return secretId;
   };
 }
@@ -67,7 +68,11 @@ interface Login {
 }
 
 /** The application done right: rotor's rotating pool for PostgreSQL. */
-export function rotatingPg(cache: SecretCache, secretId: string, options: { reporter?: LoginReporter; backoffMs?: number } = {}): Backend {
+export function rotatingPg(
+  cache: SecretCache,
+  secretId: string,
+  options: { reporter?: LoginReporter; backoffMs?: number } = {},
+): Backend {
   const pool = createRotatingPgPool({ cache, secretId, pool: PG_CHURN, ...options });
   pool.on('error', () => undefined);
   const version = () => pool.generation?.versionId ?? 'none';
@@ -114,7 +119,13 @@ export function rotatingMysql(cache: SecretCache, secretId: string): Backend {
 /** The control: an application that read its password at start, as most do today. */
 export async function staticPg(secretId: string): Promise<Backend> {
   const login = JSON.parse((await store.getByStage(secretId, 'AWSCURRENT'))!.value) as Login;
-  const config = { host: login.host, port: login.port, user: login.username, password: login.password, database: login.dbname ?? 'postgres' };
+  const config = {
+    host: login.host,
+    port: login.port,
+    user: login.username,
+    password: login.password,
+    database: login.dbname ?? 'postgres',
+  };
   const pool = new Pool({ ...PG_CHURN, ...config });
   pool.on('error', () => undefined);
   return {
@@ -139,7 +150,13 @@ export async function staticPg(secretId: string): Promise<Backend> {
 
 export async function staticMysql(secretId: string): Promise<Backend> {
   const login = JSON.parse((await store.getByStage(secretId, 'AWSCURRENT'))!.value) as Login;
-  const config = { host: login.host, port: login.port, user: login.username, password: login.password, ...(login.dbname ? { database: login.dbname } : {}) };
+  const config = {
+    host: login.host,
+    port: login.port,
+    user: login.username,
+    password: login.password,
+    ...(login.dbname ? { database: login.dbname } : {}),
+  };
   const pool = createPool({ ...MYSQL_CHURN, ...config });
   return {
     async pooled() {

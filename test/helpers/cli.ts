@@ -13,13 +13,22 @@ export interface CliRun {
  * Runs the `rotor` CLI as `npm run rotor -- ...` does, on `taskQueue`, and returns its exit code and output.
  * Every output is also pushed to `outputs`, for the secret-hygiene checks.
  */
-export function runCli(taskQueue: string, args: string[], env: NodeJS.ProcessEnv = {}, outputs?: string[]): Promise<CliRun> {
+export function runCli(
+  taskQueue: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  outputs?: string[],
+): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, 'packages/rotor/src/cli/main.ts'), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ROTOR_TASK_QUEUE: taskQueue, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--require', 'tsx/cjs', path.join(ROOT, 'packages/rotor/src/cli/main.ts'), ...args],
+      {
+        cwd: ROOT,
+        env: { ...process.env, ROTOR_TASK_QUEUE: taskQueue, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

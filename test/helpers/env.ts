@@ -1,7 +1,10 @@
 /** The local stack's endpoints, as `npm run stack -- env` prints them. Tests run under `npm test`, which sets them. */
 export function stackEnv(name: string): string {
   const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run the tests with \`npm test\` (it starts the stack and exports its environment)`);
+  if (!value)
+    throw new Error(
+      `${name} is not set: run the tests with \`npm test\` (it starts the stack and exports its environment)`,
+    );
   return value;
 }
 
@@ -11,7 +14,11 @@ export function uniqueName(prefix: string): string {
 }
 
 /** Polls `probe` until it returns a value (not undefined), or fails naming `what` after `timeoutMs`. */
-export async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+export async function until<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const value = await probe();

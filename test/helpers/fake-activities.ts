@@ -62,7 +62,10 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
   const activities = Object.fromEntries(
     (Object.keys(base) as ActivityName[]).map((name) => {
       const impl = (overrides[name] ?? base[name]) as (input: unknown) => Promise<unknown>;
-      return [name, async (input: unknown) => (calls.push({ name, input, local: Context.current().info.isLocal }), impl(input))];
+      return [
+        name,
+        async (input: unknown) => (calls.push({ name, input, local: Context.current().info.isLocal }), impl(input)),
+      ];
     }),
   ) as unknown as RotorActivities;
   return {
@@ -91,7 +94,11 @@ export function failing(type: ErrorType, message: string) {
 export function slowStep<T>(impl: () => Promise<T>): () => Promise<T> {
   return async () => {
     if (Context.current().info.isLocal) {
-      throw ApplicationFailure.create({ type: 'SlowStep', message: 'a slow step: its local attempt gives up', nonRetryable: false });
+      throw ApplicationFailure.create({
+        type: 'SlowStep',
+        message: 'a slow step: its local attempt gives up',
+        nonRetryable: false,
+      });
     }
     return impl();
   };

@@ -11,7 +11,11 @@ export interface FakeSecret {
  * A target system in memory (one password per user) and a single-user rotator for it: enough to unit-test the
  * engine's label moves without a database. `accepts` is what the target would let in right now.
  */
-export function fakeTarget(): { rotator: Rotator<FakeSecret>; passwords: Map<string, string>; accepts(s: FakeSecret): boolean } {
+export function fakeTarget(): {
+  rotator: Rotator<FakeSecret>;
+  passwords: Map<string, string>;
+  accepts(s: FakeSecret): boolean;
+} {
   const passwords = new Map<string, string>();
   const accepts = (s: FakeSecret) => passwords.get(s.user) === s.password;
   const converge = (secretId: string, want: FakeSecret, via: FakeSecret[]) => {
@@ -25,7 +29,8 @@ export function fakeTarget(): { rotator: Rotator<FakeSecret>; passwords: Map<str
     parse: (_secretId, raw) => JSON.parse(raw) as FakeSecret,
     target: (s) => `fake://${s.user}`,
     check: async (secretId, { current, fallbacks }) => {
-      if (![current, ...fallbacks].some(accepts)) throw new CredentialsRejectedError(secretId, 'no version logs in', true);
+      if (![current, ...fallbacks].some(accepts))
+        throw new CredentialsRejectedError(secretId, 'no version logs in', true);
       return accepts(current) ? 'current-logs-in' : 'fallback-logs-in';
     },
     nextValue: (_secretId, current) => JSON.stringify({ ...current, password: `${current.password}+` }),

@@ -26,7 +26,10 @@ export function faultyRotators(holdDir: string | undefined): RotatorRegistry {
   const wrap = <S>(inner: Rotator<S>): Rotator<S> => ({
     ...inner,
     ...(inner.holdBeforeFinish
-      ? { holdBeforeFinish: (secretId: string, pending: S, context: RotatorContext) => (secretId.includes('no-hold') ? Promise.resolve(0) : inner.holdBeforeFinish!(secretId, pending, context)) }
+      ? {
+          holdBeforeFinish: (secretId: string, pending: S, context: RotatorContext) =>
+            secretId.includes('no-hold') ? Promise.resolve(0) : inner.holdBeforeFinish!(secretId, pending, context),
+        }
       : {}),
     async set(secretId, versions, context) {
       installed.set(secretId, JSON.stringify(versions.pending));
@@ -40,13 +43,18 @@ export function faultyRotators(holdDir: string | undefined): RotatorRegistry {
         const slug = holdSlug(secretId);
         writeFileSync(path.join(holdDir, `${slug}.held`), '');
         const info = Context.current().info;
-        appendFileSync(path.join(holdDir, `${slug}.entries`), `${JSON.stringify({ pid: process.pid, local: info.isLocal, attempt: info.attempt, at: Date.now() })}\n`);
+        appendFileSync(
+          path.join(holdDir, `${slug}.entries`),
+          `${JSON.stringify({ pid: process.pid, local: info.isLocal, attempt: info.attempt, at: Date.now() })}\n`,
+        );
         while (!existsSync(path.join(holdDir, `${slug}.release`))) await new Promise((r) => setTimeout(r, 100));
       }
       return inner.test(secretId, value, context);
     },
   });
-  return Object.fromEntries(Object.entries(rotators).map(([kind, r]) => [kind, wrap(r as Rotator<unknown>)])) as RotatorRegistry;
+  return Object.fromEntries(
+    Object.entries(rotators).map(([kind, r]) => [kind, wrap(r as Rotator<unknown>)]),
+  ) as RotatorRegistry;
 }
 
 /** A fresh directory for hold files, one per test file. */
@@ -72,7 +80,12 @@ export interface HeldEntry {
 /** The entries into the held test step of `secretId`, in order. */
 export function heldEntries(holdDir: string, secretId: string): HeldEntry[] {
   const file = path.join(holdDir, `${holdSlug(secretId)}.entries`);
-  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as HeldEntry) : [];
+  return existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as HeldEntry)
+    : [];
 }
 
 /** Lets the held test step of `secretId` go on. */

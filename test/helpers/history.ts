@@ -13,7 +13,10 @@ export function localActivityOf(event: HistoryEvent): { type: string; completedM
   const data = marker.details?.data?.payloads?.[0]?.data;
   if (!data) return undefined;
   const info = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string; complete_time: Timestamp };
-  return { type: info.activity_type, completedMs: info.complete_time ? info.complete_time.seconds * 1000 + info.complete_time.nanos / 1e6 : NaN };
+  return {
+    type: info.activity_type,
+    completedMs: info.complete_time ? info.complete_time.seconds * 1000 + info.complete_time.nanos / 1e6 : NaN,
+  };
 }
 
 /** The types of the local activities a history records, in order. */

@@ -23,7 +23,12 @@ export async function historiesText(client: Client, taskQueue: string): Promise<
  * with one of `prefixes`, for the replay tests, as `<kind>-<prefix><suffix>.json` (a file there is kept as it is:
  * a new `suffix` records the same paths again beside it). Does nothing otherwise.
  */
-export async function recordHistories(client: Client, taskQueue: string, prefixes: string[], suffix = ''): Promise<void> {
+export async function recordHistories(
+  client: Client,
+  taskQueue: string,
+  prefixes: string[],
+  suffix = '',
+): Promise<void> {
   const dir = process.env.ROTOR_RECORD_HISTORIES;
   if (!dir) return;
   const { historyToJSON } = await import('@temporalio/common/lib/proto-utils.js');
@@ -34,7 +39,8 @@ export async function recordHistories(client: Client, taskQueue: string, prefixe
     const prefix = prefixes.find((p) => secretId.startsWith(p));
     if (!prefix) continue;
     const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
-    const kind = { scheduledRotation: 'scheduled-rotation', rollbackSecret: 'rollback-secret' }[execution.type] ?? 'rotate-secret';
+    const kind =
+      { scheduledRotation: 'scheduled-rotation', rollbackSecret: 'rollback-secret' }[execution.type] ?? 'rotate-secret';
     const file = path.join(dir, `${kind}-${prefix.replace(/^it\//, '')}${suffix}.json`);
     // Histories recorded by earlier versions of the workflow are what replay protects: never overwrite one.
     if (existsSync(file)) continue;
@@ -53,7 +59,13 @@ export function newPassword(seen: Set<string>): string {
  * Asserts that no password of `seen` appears in the histories of the workflows on `taskQueue` (which must mention
  * `mustContain`, so the check looked at something), in any worker log line, or in `outputs` (CLI output).
  */
-export async function expectNoPasswords(client: Client, taskQueue: string, seen: Set<string>, mustContain: string, outputs: string[] = []): Promise<void> {
+export async function expectNoPasswords(
+  client: Client,
+  taskQueue: string,
+  seen: Set<string>,
+  mustContain: string,
+  outputs: string[] = [],
+): Promise<void> {
   const { expect } = await import('vitest');
   const { WorkerProcess } = await import('./worker-process.js');
   const { text } = await historiesText(client, taskQueue);

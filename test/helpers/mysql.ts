@@ -28,7 +28,10 @@ export async function createMysqlUser(name: string, password: string, host = '%'
 
 export async function mysqlUserExists(name: string, host = '%'): Promise<boolean> {
   return withMysqlAdmin(async (admin) => {
-    const [rows] = await admin.query<import('mysql2').RowDataPacket[]>('SELECT 1 FROM mysql.user WHERE User = ? AND Host = ?', [name, host]);
+    const [rows] = await admin.query<import('mysql2').RowDataPacket[]>(
+      'SELECT 1 FROM mysql.user WHERE User = ? AND Host = ?',
+      [name, host],
+    );
     return rows.length > 0;
   });
 }
@@ -36,7 +39,10 @@ export async function mysqlUserExists(name: string, host = '%'): Promise<boolean
 /** The stored password hash of an account, to see which account a rotation changed. */
 export async function mysqlAuthString(name: string, host: string): Promise<string> {
   return withMysqlAdmin(async (admin) => {
-    const [rows] = await admin.query<import('mysql2').RowDataPacket[]>('SELECT authentication_string AS a FROM mysql.user WHERE User = ? AND Host = ?', [name, host]);
+    const [rows] = await admin.query<import('mysql2').RowDataPacket[]>(
+      'SELECT authentication_string AS a FROM mysql.user WHERE User = ? AND Host = ?',
+      [name, host],
+    );
     return String(rows[0]?.a ?? '');
   });
 }

@@ -1,24 +1,42 @@
 import type { SecretStore } from 'rotor-consumers/stores';
 
 /** The store's calls that reach Secrets Manager. */
-export type StoreOperation = keyof Pick<SecretStore, 'describe' | 'getByStage' | 'getByVersion' | 'putPending' | 'moveStage' | 'removeStage'>;
-export const STORE_OPERATIONS: StoreOperation[] = ['describe', 'getByStage', 'getByVersion', 'putPending', 'moveStage', 'removeStage'];
+export type StoreOperation = keyof Pick<
+  SecretStore,
+  'describe' | 'getByStage' | 'getByVersion' | 'putPending' | 'moveStage' | 'removeStage'
+>;
+export const STORE_OPERATIONS: StoreOperation[] = [
+  'describe',
+  'getByStage',
+  'getByVersion',
+  'putPending',
+  'moveStage',
+  'removeStage',
+];
 export const WRITE_OPERATIONS: ReadonlySet<StoreOperation> = new Set(['putPending', 'moveStage', 'removeStage']);
 
 /** `inner`, telling `observe` of each call (by operation) as it is made. */
 export function observedStore(inner: SecretStore, observe: (operation: StoreOperation) => void): SecretStore {
-  const seen = <A extends unknown[], R>(op: StoreOperation, call: (...args: A) => Promise<R>) => (...args: A) => {
-    observe(op);
-    return call(...args);
-  };
+  const seen =
+    <A extends unknown[], R>(op: StoreOperation, call: (...args: A) => Promise<R>) =>
+    (...args: A) => {
+      observe(op);
+      return call(...args);
+    };
   return {
     description: inner.description,
     describe: seen('describe', (id: string) => inner.describe(id)),
-    getByStage: seen('getByStage', (id: string, stage: Parameters<SecretStore['getByStage']>[1]) => inner.getByStage(id, stage)),
+    getByStage: seen('getByStage', (id: string, stage: Parameters<SecretStore['getByStage']>[1]) =>
+      inner.getByStage(id, stage),
+    ),
     getByVersion: seen('getByVersion', (id: string, v: string) => inner.getByVersion(id, v)),
     putPending: seen('putPending', (id: string, t: string, value: string) => inner.putPending(id, t, value)),
-    moveStage: seen('moveStage', (id: string, stage: Parameters<SecretStore['moveStage']>[1], v: string) => inner.moveStage(id, stage, v)),
-    removeStage: seen('removeStage', (id: string, stage: Parameters<SecretStore['removeStage']>[1], v: string) => inner.removeStage(id, stage, v)),
+    moveStage: seen('moveStage', (id: string, stage: Parameters<SecretStore['moveStage']>[1], v: string) =>
+      inner.moveStage(id, stage, v),
+    ),
+    removeStage: seen('removeStage', (id: string, stage: Parameters<SecretStore['removeStage']>[1], v: string) =>
+      inner.removeStage(id, stage, v),
+    ),
   };
 }
 

@@ -19,13 +19,18 @@ export async function freePort(): Promise<number> {
 /** Reads a secret's audit trail once `settled` (by default: its outcome is written). */
 export type AuditTrail = (secretId: string, settled?: (events: AuditRecord[]) => boolean) => Promise<AuditRecord[]>;
 
-export async function auditDatabase(prefix: string): Promise<{ url: string; audit: AuditStore; trail: AuditTrail; drop(): Promise<void> }> {
+export async function auditDatabase(
+  prefix: string,
+): Promise<{ url: string; audit: AuditStore; trail: AuditTrail; drop(): Promise<void> }> {
   const name = uniqueName(prefix).replace(/-/g, '_');
   await withAdmin((admin) => admin.query(`CREATE DATABASE ${escapeIdentifier(name)}`));
   const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
   url.pathname = `/${name}`;
   const audit = await AuditStore.connect(url.toString());
-  async function trail(secretId: string, settled: (events: AuditRecord[]) => boolean = (e) => e.some((x) => x.kind === 'outcome')): Promise<AuditRecord[]> {
+  async function trail(
+    secretId: string,
+    settled: (events: AuditRecord[]) => boolean = (e) => e.some((x) => x.kind === 'outcome'),
+  ): Promise<AuditRecord[]> {
     return until(`the audit trail of ${secretId}`, async () => {
       const events = await audit.history(secretId);
       return settled(events) ? events : undefined;
@@ -45,12 +50,20 @@ export async function auditDatabase(prefix: string): Promise<{ url: string; audi
 export interface ReceivedAlert {
   path: string;
   headers: IncomingHttpHeaders;
-  body: { text: string; rotor: { kind: AlertKind; secretId: string; phase?: string; step?: string; message: string; uiUrl?: string } };
+  body: {
+    text: string;
+    rotor: { kind: AlertKind; secretId: string; phase?: string; step?: string; message: string; uiUrl?: string };
+  };
   raw: string;
 }
 
 /** A local webhook receiver keeping every alert; `/broken` answers 500. */
-export async function alertReceiver(): Promise<{ url: string; received: ReceivedAlert[]; alertFor(secretId: string, kind: AlertKind): Promise<ReceivedAlert>; close(): Promise<void> }> {
+export async function alertReceiver(): Promise<{
+  url: string;
+  received: ReceivedAlert[];
+  alertFor(secretId: string, kind: AlertKind): Promise<ReceivedAlert>;
+  close(): Promise<void>;
+}> {
   const received: ReceivedAlert[] = [];
   const server: Server = createServer((req, res) => {
     let raw = '';
@@ -64,7 +77,10 @@ export async function alertReceiver(): Promise<{ url: string; received: Received
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     received,
-    alertFor: (secretId, kind) => until(`a ${kind} alert for ${secretId}`, () => received.find((r) => r.body.rotor.secretId === secretId && r.body.rotor.kind === kind)),
+    alertFor: (secretId, kind) =>
+      until(`a ${kind} alert for ${secretId}`, () =>
+        received.find((r) => r.body.rotor.secretId === secretId && r.body.rotor.kind === kind),
+      ),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

@@ -20,7 +20,9 @@ export interface RegistryDatabase {
  */
 export function useRegistryDatabase(marker: string, seen: Set<string>): RegistryDatabase {
   const admin = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-  const database = uniqueName(marker).replace(/[^a-z0-9_]/gi, '_').toLowerCase();
+  const database = uniqueName(marker)
+    .replace(/[^a-z0-9_]/gi, '_')
+    .toLowerCase();
   const readerRole = { username: `${database}_reader`, password: randomBytes(18).toString('base64url') };
   const inDatabase = new URL(admin);
   inDatabase.pathname = `/${database}`;
@@ -38,14 +40,28 @@ export function useRegistryDatabase(marker: string, seen: Set<string>): Registry
   beforeAll(async () => {
     await withAdmin(async (a) => {
       await a.query(`CREATE DATABASE ${escapeIdentifier(database)}`);
-      await a.query(`CREATE ROLE ${escapeIdentifier(readerRole.username)} LOGIN PASSWORD ${escapeLiteral(readerRole.password)}`);
+      await a.query(
+        `CREATE ROLE ${escapeIdentifier(readerRole.username)} LOGIN PASSWORD ${escapeLiteral(readerRole.password)}`,
+      );
     });
-    await asAdmin(`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO ${escapeIdentifier(readerRole.username)}`);
+    await asAdmin(
+      `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO ${escapeIdentifier(readerRole.username)}`,
+    );
     seen.add(decodeURIComponent(admin.password));
     seen.add(readerRole.password);
     registryId = uniqueName(`it/${marker}-registry`);
-    await createSecret(registryId, pgSecret(decodeURIComponent(admin.username), decodeURIComponent(admin.password), { dbname: database }));
-    reader = new Pool({ host: admin.hostname, port: Number(admin.port), user: readerRole.username, password: readerRole.password, database, max: 4 });
+    await createSecret(
+      registryId,
+      pgSecret(decodeURIComponent(admin.username), decodeURIComponent(admin.password), { dbname: database }),
+    );
+    reader = new Pool({
+      host: admin.hostname,
+      port: Number(admin.port),
+      user: readerRole.username,
+      password: readerRole.password,
+      database,
+      max: 4,
+    });
   });
   afterAll(async () => {
     await reader?.end();

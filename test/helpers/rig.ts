@@ -20,7 +20,10 @@ export interface WorkerRig {
  * Starts the worker and the client before the file's tests and stops both after them. `holdDir` lets tests hold a
  * step (see faulty-rotators); `env` is read when the worker starts, so it may depend on what other hooks set up.
  */
-export function useWorkerRig(prefix: string, options: { holdDir?: string; env?: () => NodeJS.ProcessEnv; main?: string } = {}): WorkerRig {
+export function useWorkerRig(
+  prefix: string,
+  options: { holdDir?: string; env?: () => NodeJS.ProcessEnv; main?: string } = {},
+): WorkerRig {
   const taskQueue = uniqueName(prefix);
   let worker: WorkerProcess | undefined;
   let rotor: RotationClient | undefined;
@@ -55,7 +58,12 @@ export function useWorkerRig(prefix: string, options: { holdDir?: string; env?: 
  * Rotates `secretId` through the rig's worker, waits for its outcome and adds every version's password to `seen`;
  * fails the test, with the rotation's message, unless it completed.
  */
-export async function rotateToCompletion(rig: WorkerRig, secretId: string, seen: Set<string>, graceMs = 0): Promise<void> {
+export async function rotateToCompletion(
+  rig: WorkerRig,
+  secretId: string,
+  seen: Set<string>,
+  graceMs = 0,
+): Promise<void> {
   await rig.rotor.rotate(secretId, { graceMs });
   const outcome = await rig.rotor.wait(secretId);
   await rememberPasswords(secretId, seen);
@@ -77,6 +85,9 @@ export async function rotateOnSchedule(rig: WorkerRig, secretId: string, grace: 
     expect(status.trigger).toEqual({ kind: 'schedule', by: scheduleIdFor(secretId) });
     return status;
   } finally {
-    await rig.rotor.client.schedule.getHandle(scheduleIdFor(secretId)).delete().catch(() => undefined);
+    await rig.rotor.client.schedule
+      .getHandle(scheduleIdFor(secretId))
+      .delete()
+      .catch(() => undefined);
   }
 }

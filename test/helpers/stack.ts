@@ -1,7 +1,4 @@
-import {
-  CreateSecretCommand,
-  SecretsManagerClient,
-} from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Client, Connection } from '@temporalio/client';
 import { Client as PgClient, escapeIdentifier, escapeLiteral } from 'pg';
 import { RotationClient } from '../../packages/rotor/src/client';
@@ -16,19 +13,27 @@ export const store = new AwsSecretsManagerStore();
 /** Connects a RotationClient to the dev server for `taskQueue`. */
 export async function rotationClient(taskQueue: string): Promise<RotationClient> {
   const connection = await Connection.connect({ address: stackEnv('TEMPORAL_ADDRESS') });
-  return new RotationClient(new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' }), taskQueue);
+  return new RotationClient(
+    new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' }),
+    taskQueue,
+  );
 }
 
 export async function createSecret(secretId: string, value: string | object): Promise<string> {
   const sm = new SecretsManagerClient({});
   const out = await sm.send(
-    new CreateSecretCommand({ Name: secretId, SecretString: typeof value === 'string' ? value : JSON.stringify(value) }),
+    new CreateSecretCommand({
+      Name: secretId,
+      SecretString: typeof value === 'string' ? value : JSON.stringify(value),
+    }),
   );
   return out.VersionId!;
 }
 
 /** Which version holds each staging label, and how many versions exist. */
-export async function labels(secretId: string): Promise<{ current?: string; pending?: string; previous?: string; versions: number }> {
+export async function labels(
+  secretId: string,
+): Promise<{ current?: string; pending?: string; previous?: string; versions: number }> {
   const d = await store.describe(secretId);
   const holder = (stage: string) => d.versions.find((v) => v.stages.includes(stage))?.versionId;
   return {
@@ -40,7 +45,10 @@ export async function labels(secretId: string): Promise<{ current?: string; pend
 }
 
 /** The password held by the version with `stage`. */
-export async function passwordAt(secretId: string, stage: 'AWSCURRENT' | 'AWSPREVIOUS' | 'AWSPENDING'): Promise<string> {
+export async function passwordAt(
+  secretId: string,
+  stage: 'AWSCURRENT' | 'AWSPREVIOUS' | 'AWSPENDING',
+): Promise<string> {
   const v = await store.getByStage(secretId, stage);
   if (!v) throw new Error(`${secretId} has no ${stage}`);
   return JSON.parse(v.value).password;
@@ -57,17 +65,27 @@ export async function withAdmin<T>(work: (admin: PgClient) => Promise<T>): Promi
 }
 
 export async function createRole(name: string, password: string): Promise<void> {
-  await withAdmin((admin) => admin.query(`CREATE ROLE ${escapeIdentifier(name)} LOGIN PASSWORD ${escapeLiteral(password)}`));
+  await withAdmin((admin) =>
+    admin.query(`CREATE ROLE ${escapeIdentifier(name)} LOGIN PASSWORD ${escapeLiteral(password)}`),
+  );
 }
 
 export async function roleExists(name: string): Promise<boolean> {
-  return withAdmin(async (admin) => ((await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount ?? 0) > 0);
+  return withAdmin(
+    async (admin) => ((await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount ?? 0) > 0,
+  );
 }
 
 /** True when `username`/`password` logs in to the stack's PostgreSQL. */
 export async function logsIn(username: string, password: string): Promise<boolean> {
   const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-  const client = new PgClient({ host: url.hostname, port: Number(url.port), user: username, password, database: 'postgres' });
+  const client = new PgClient({
+    host: url.hostname,
+    port: Number(url.port),
+    user: username,
+    password,
+    database: 'postgres',
+  });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -85,7 +103,15 @@ export async function logsIn(username: string, password: string): Promise<boolea
 /** A PostgreSQL secret in AWS's JSON shape pointing at the stack's server. */
 export function pgSecret(username: string, password: string, extra: object = {}): object {
   const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-  return { engine: 'postgres', host: url.hostname, port: Number(url.port), username, password, dbname: 'postgres', ...extra };
+  return {
+    engine: 'postgres',
+    host: url.hostname,
+    port: Number(url.port),
+    username,
+    password,
+    dbname: 'postgres',
+    ...extra,
+  };
 }
 
 /** Polls the rotation's status until `predicate` holds. */

@@ -13,7 +13,12 @@ export class WorkerProcess {
   private constructor(private readonly child: ChildProcess) {}
 
   /** `main` is the program the process runs (default: rotor's worker with the test faults). */
-  static async start(taskQueue: string, holdDir?: string, env: NodeJS.ProcessEnv = {}, main = 'test/helpers/worker-main.ts'): Promise<WorkerProcess> {
+  static async start(
+    taskQueue: string,
+    holdDir?: string,
+    env: NodeJS.ProcessEnv = {},
+    main = 'test/helpers/worker-main.ts',
+  ): Promise<WorkerProcess> {
     const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, main)], {
       cwd: ROOT,
       env: {
@@ -65,7 +70,8 @@ export class WorkerProcess {
   async killWhileHeld(taskQueue: string, holdDir: string, secretId: string): Promise<WorkerProcess> {
     await waitUntilHeld(holdDir, secretId);
     await this.kill();
-    if (this.exitInfo.signal !== 'SIGKILL') throw new Error(`worker ended with ${JSON.stringify(this.exitInfo)}, not SIGKILL`);
+    if (this.exitInfo.signal !== 'SIGKILL')
+      throw new Error(`worker ended with ${JSON.stringify(this.exitInfo)}, not SIGKILL`);
     releaseHold(holdDir, secretId);
     return WorkerProcess.start(taskQueue, holdDir);
   }

@@ -34,17 +34,32 @@ beforeAll(async () => {
  * An API key secret: with no key yet (its first rotation makes one), or, with `adopt`, holding a key made before
  * rotor managed it (not yet in the registry: the first `set` registers it beside the new one).
  */
-async function keySecret(marker: string, adopt = false): Promise<{ secretId: string; service: string; versionId: string; adopted?: string }> {
+async function keySecret(
+  marker: string,
+  adopt = false,
+): Promise<{ secretId: string; service: string; versionId: string; adopted?: string }> {
   const secretId = uniqueName(`it/apikey-${marker}`);
-  const service = uniqueName(marker).toLowerCase().replace(/[^a-z0-9-]/g, '-');
+  const service = uniqueName(marker)
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-');
   const key = adopt ? generateApiKey('itk') : undefined;
   if (key) values.add(key.key);
-  const versionId = await createSecret(secretId, { engine: 'api-key', service, prefix: 'itk', registry: registry.registryId, pepper: pepperId, ...key });
+  const versionId = await createSecret(secretId, {
+    engine: 'api-key',
+    service,
+    prefix: 'itk',
+    registry: registry.registryId,
+    pepper: pepperId,
+    ...key,
+  });
   return { secretId, service, versionId, ...(key ? { adopted: key.key } : {}) };
 }
 
 /** The key of the version with `stage`, remembered for the hygiene check. */
-async function keyAt(secretId: string, stage: 'AWSCURRENT' | 'AWSPREVIOUS' | 'AWSPENDING'): Promise<{ keyId: string; key: string; versionId: string }> {
+async function keyAt(
+  secretId: string,
+  stage: 'AWSCURRENT' | 'AWSPREVIOUS' | 'AWSPENDING',
+): Promise<{ keyId: string; key: string; versionId: string }> {
   const v = (await store.getByStage(secretId, stage))!;
   const { keyId, key } = JSON.parse(v.value) as { keyId: string; key: string };
   values.add(key);
@@ -52,7 +67,10 @@ async function keyAt(secretId: string, stage: 'AWSCURRENT' | 'AWSPREVIOUS' | 'AW
 }
 
 /** A verifier instance as a service runs it: the read-only registry role, the pepper through a SecretCache. */
-function verifier(service: string, options: { cacheTtlMs?: number; now?: () => number; query?: RegistryQuery } = {}): ApiKeyVerifier {
+function verifier(
+  service: string,
+  options: { cacheTtlMs?: number; now?: () => number; query?: RegistryQuery } = {},
+): ApiKeyVerifier {
   return new ApiKeyVerifier({
     service,
     prefix: 'itk',
@@ -93,12 +111,21 @@ describe('API keys rotated by rotor, verified from a PostgreSQL registry of dige
       expect(next.keyId).not.toBe(old.keyId);
       expect(await call(next.key)).toBe(200);
       expect(await call(old.key)).toBe(200);
-      await until('the caching client to pick up the new key', async () => ((await fresh()) === next.key ? true : undefined), 5000);
+      await until(
+        'the caching client to pick up the new key',
+        async () => ((await fresh()) === next.key ? true : undefined),
+        5000,
+      );
 
       const outcome = await rig.rotor.wait(secretId);
       expect(outcome.outcome === 'failed' ? outcome.message : outcome.outcome).toBe('completed');
-      if (outcome.outcome === 'completed') expect(outcome.result.status.steps.find((s) => s.step === 'retire')?.outcome).toBe('previous-key-revoked');
-      await until('the revocation to pass the verifier cache', async () => ((await call(old.key)) === 401 ? true : undefined), 5000);
+      if (outcome.outcome === 'completed')
+        expect(outcome.result.status.steps.find((s) => s.step === 'retire')?.outcome).toBe('previous-key-revoked');
+      await until(
+        'the revocation to pass the verifier cache',
+        async () => ((await call(old.key)) === 401 ? true : undefined),
+        5000,
+      );
       expect(await call(await fresh())).toBe(200);
       expect(await labels(secretId)).toEqual({ current: next.versionId, previous: old.versionId, versions: 3 });
     } finally {
@@ -112,7 +139,10 @@ describe('API keys rotated by rotor, verified from a PostgreSQL registry of dige
     const leaked = await keyAt(secretId, 'AWSCURRENT');
     let now = 1_000_000;
     const clock = () => now;
-    const instances = [verifier(service, { cacheTtlMs: 30_000, now: clock }), verifier(service, { cacheTtlMs: 30_000, now: clock })];
+    const instances = [
+      verifier(service, { cacheTtlMs: 30_000, now: clock }),
+      verifier(service, { cacheTtlMs: 30_000, now: clock }),
+    ];
     for (const v of instances) expect(await verifies(v, leaked.key)).toBe(true);
 
     const cli = await runCli(rig.taskQueue, ['rotate', secretId, '--grace', '0s', '--wait'], {}, outputs);
@@ -137,7 +167,14 @@ describe('API keys rotated by rotor, verified from a PostgreSQL registry of dige
     let lookups = 0;
     const v = verifier(service, { query: (sql, params) => (lookups++, registry.reader.query(sql, params)) });
     const typo = key.slice(0, 20) + (key[20] === 'A' ? 'B' : 'A') + key.slice(21);
-    for (const presented of [typo, '', 'itk_' + 'a'.repeat(5000), `itk_${'é'.repeat(48)}`, key.toUpperCase(), `${key} `]) {
+    for (const presented of [
+      typo,
+      '',
+      'itk_' + 'a'.repeat(5000),
+      `itk_${'é'.repeat(48)}`,
+      key.toUpperCase(),
+      `${key} `,
+    ]) {
       expect((await v.verify(presented)).ok).toBe(false);
     }
     expect(lookups).toBe(0);
@@ -168,7 +205,8 @@ describe('API keys rotated by rotor, verified from a PostgreSQL registry of dige
     await rig.rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 1 });
     const outcome = await rig.rotor.wait(secretId);
     expect(outcome.outcome).toBe('failed');
-    if (outcome.outcome === 'failed') expect(outcome.message).toMatch(/failed at test: .*injected by the test rotator.*compensated/);
+    if (outcome.outcome === 'failed')
+      expect(outcome.message).toMatch(/failed at test: .*injected by the test rotator.*compensated/);
     expect(await labels(secretId)).toEqual({ current: versionId, versions: 2 });
     const made = (await store.describe(secretId)).versions.find((x) => x.versionId !== versionId)!;
     const { key } = JSON.parse((await store.getByVersion(secretId, made.versionId))!.value) as { key: string };
@@ -200,7 +238,10 @@ describe('API keys rotated by rotor, verified from a PostgreSQL registry of dige
     const v = verifier(service);
     expect(await verifies(v, next.key)).toBe(true);
     expect(await v.verify(adopted)).toEqual({ ok: false, reason: 'unknown-key' });
-    const { rows } = await registry.reader.query<{ key_id: string }>('SELECT key_id FROM rotor_api_keys WHERE service = $1', [service]);
+    const { rows } = await registry.reader.query<{ key_id: string }>(
+      'SELECT key_id FROM rotor_api_keys WHERE service = $1',
+      [service],
+    );
     expect(rows.map((r) => r.key_id)).toEqual([next.keyId]);
   });
 
@@ -212,7 +253,13 @@ describe('API keys rotated by rotor, verified from a PostgreSQL registry of dige
 
   it('refuses a secret with a hostile service name before anything changes', async () => {
     const secretId = uniqueName('it/apikey-hostile');
-    const versionId = await createSecret(secretId, { engine: 'api-key', service: "x'); DROP TABLE rotor_api_keys; --", prefix: 'itk', registry: registry.registryId, pepper: pepperId });
+    const versionId = await createSecret(secretId, {
+      engine: 'api-key',
+      service: "x'); DROP TABLE rotor_api_keys; --",
+      prefix: 'itk',
+      registry: registry.registryId,
+      pepper: pepperId,
+    });
     await rig.rotor.rotate(secretId, { graceMs: 0 });
     const outcome = await rig.rotor.wait(secretId);
     expect(outcome.outcome).toBe('failed');

@@ -36,12 +36,66 @@ function rotationEvents(secretId: string, runId = uniqueName('run')): AuditEvent
   const at = (n: number) => new Date(Date.UTC(2025, 5, 1, 3, 0, n, 250)).toISOString();
   const id = (n: number) => `${base.workflowId}/${runId}/${n}`;
   return [
-    { ...base, eventId: id(0), at: at(0), kind: 'triggered', actor: 'cli:alice', detail: { reason: 'scheduled', force: false } },
-    { ...base, eventId: id(1), at: at(1), kind: 'step', step: 'create', phase: 'creating', outcome: 'created', versionId: 'v-2', durationMs: 812 },
-    { ...base, eventId: id(2), at: at(2), kind: 'step', step: 'set', phase: 'setting', outcome: 'already-set', versionId: 'v-2', durationMs: 40 },
-    { ...base, eventId: id(3), at: at(3), kind: 'step', step: 'test', phase: 'testing', outcome: 'failed', versionId: 'v-2', durationMs: 10_000 },
-    { ...base, eventId: id(4), at: at(4), kind: 'step', step: 'compensate', phase: 'compensating', outcome: 'completed', durationMs: 95 },
-    { ...base, eventId: id(5), at: at(5), kind: 'outcome', outcome: 'compensated', durationMs: 11_500, detail: { attempts: 3, note: null } },
+    {
+      ...base,
+      eventId: id(0),
+      at: at(0),
+      kind: 'triggered',
+      actor: 'cli:alice',
+      detail: { reason: 'scheduled', force: false },
+    },
+    {
+      ...base,
+      eventId: id(1),
+      at: at(1),
+      kind: 'step',
+      step: 'create',
+      phase: 'creating',
+      outcome: 'created',
+      versionId: 'v-2',
+      durationMs: 812,
+    },
+    {
+      ...base,
+      eventId: id(2),
+      at: at(2),
+      kind: 'step',
+      step: 'set',
+      phase: 'setting',
+      outcome: 'already-set',
+      versionId: 'v-2',
+      durationMs: 40,
+    },
+    {
+      ...base,
+      eventId: id(3),
+      at: at(3),
+      kind: 'step',
+      step: 'test',
+      phase: 'testing',
+      outcome: 'failed',
+      versionId: 'v-2',
+      durationMs: 10_000,
+    },
+    {
+      ...base,
+      eventId: id(4),
+      at: at(4),
+      kind: 'step',
+      step: 'compensate',
+      phase: 'compensating',
+      outcome: 'completed',
+      durationMs: 95,
+    },
+    {
+      ...base,
+      eventId: id(5),
+      at: at(5),
+      kind: 'outcome',
+      outcome: 'compensated',
+      durationMs: 11_500,
+      detail: { attempts: 3, note: null },
+    },
   ];
 }
 
@@ -79,7 +133,9 @@ describe('AuditStore', () => {
       expect(history[i]!.seq).toBe(history[i - 1]!.seq + 1);
       expect(history[i]!.prevHash).toBe(history[i - 1]!.hash);
     }
-    expect((await audit.history(secretId, { limit: 2 })).map((r) => r.eventId)).toEqual(events.slice(-2).map((e) => e.eventId));
+    expect((await audit.history(secretId, { limit: 2 })).map((r) => r.eventId)).toEqual(
+      events.slice(-2).map((e) => e.eventId),
+    );
   });
 
   it('keeps one linear chain when 20 appends race from two processes, duplicates included', async () => {
@@ -109,9 +165,9 @@ describe('AuditStore', () => {
     const secretId = uniqueName('it/audit-bad');
     const good = rotationEvents(secretId)[0]!;
     await expect(audit.append({ ...good, secretId: '' })).rejects.toThrow(InvalidInputError);
-    await expect(audit.append({ ...good, detail: { value: { password: 'x' } } as unknown as AuditEvent['detail'] })).rejects.toThrow(
-      /detail\.value/,
-    );
+    await expect(
+      audit.append({ ...good, detail: { value: { password: 'x' } } as unknown as AuditEvent['detail'] }),
+    ).rejects.toThrow(/detail\.value/);
     await expect(audit.append({ ...good, kind: undefined } as unknown as AuditEvent)).rejects.toThrow(/kind/);
     expect(await audit.history(secretId)).toEqual([]);
   });
@@ -124,7 +180,9 @@ describe('AuditStore', () => {
   });
 
   it('refuses a table name that is not a plain identifier', async () => {
-    await expect(AuditStore.connect(stackEnv('ROTOR_AUDIT_URL'), { table: 'x"; DROP TABLE y; --' })).rejects.toThrow(InvalidInputError);
+    await expect(AuditStore.connect(stackEnv('ROTOR_AUDIT_URL'), { table: 'x"; DROP TABLE y; --' })).rejects.toThrow(
+      InvalidInputError,
+    );
   });
 });
 
@@ -141,17 +199,27 @@ describe('AuditStore.verify', () => {
 
   it('passes a clean chain and reports its head hash', async () => {
     const history = await audit.history(secretId);
-    expect(await audit.verify()).toEqual({ ok: true, rows: 12, headSeq: 12, headHash: history.at(-1)!.hash, problems: [] });
+    expect(await audit.verify()).toEqual({
+      ok: true,
+      rows: 12,
+      headSeq: 12,
+      headHash: history.at(-1)!.hash,
+      problems: [],
+    });
   });
 
   it('reports the seq of a row edited behind its back', async () => {
     const failed = (await audit.history(secretId)).find((r) => r.outcome === 'failed')!;
-    await withAudit((db) => db.query(`UPDATE ${escapeIdentifier(table)} SET outcome = 'completed' WHERE seq = $1`, [failed.seq]));
+    await withAudit((db) =>
+      db.query(`UPDATE ${escapeIdentifier(table)} SET outcome = 'completed' WHERE seq = $1`, [failed.seq]),
+    );
     const verdict = await audit.verify();
     expect(verdict.ok).toBe(false);
     expect(verdict.problems).toEqual([{ seq: failed.seq, problem: expect.stringContaining('edited') }]);
 
-    await withAudit((db) => db.query(`UPDATE ${escapeIdentifier(table)} SET outcome = 'failed' WHERE seq = $1`, [failed.seq]));
+    await withAudit((db) =>
+      db.query(`UPDATE ${escapeIdentifier(table)} SET outcome = 'failed' WHERE seq = $1`, [failed.seq]),
+    );
     expect((await audit.verify()).ok).toBe(true);
   });
 

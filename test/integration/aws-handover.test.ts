@@ -6,7 +6,16 @@ import { awsRotates } from '../helpers/aws-reference';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { expectNoPasswords, newPassword as freshPassword } from '../helpers/hygiene';
 import { createMysqlUser, mysqlLogsIn, mysqlSecret, withMysqlAdmin } from '../helpers/mysql';
-import { adminSecret, createSecret, labels, logsIn, pgSecret, rememberPasswords, store, withAdmin } from '../helpers/stack';
+import {
+  adminSecret,
+  createSecret,
+  labels,
+  logsIn,
+  pgSecret,
+  rememberPasswords,
+  store,
+  withAdmin,
+} from '../helpers/stack';
 import { useWorkerRig } from '../helpers/rig';
 
 const rig = useWorkerRig('it-aws-handover');
@@ -36,7 +45,13 @@ async function asApp(kind: Kind, login: Login, db: string, sql: string[]): Promi
   const out: unknown[] = [];
   if (kind === 'postgres') {
     const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-    const c = new PgClient({ host: url.hostname, port: Number(url.port), user: login.username, password: login.password, database: db });
+    const c = new PgClient({
+      host: url.hostname,
+      port: Number(url.port),
+      user: login.username,
+      password: login.password,
+      database: db,
+    });
     await c.connect();
     try {
       for (const s of sql) out.push((await c.query(s)).rows);
@@ -46,7 +61,13 @@ async function asApp(kind: Kind, login: Login, db: string, sql: string[]): Promi
     return out;
   }
   const url = new URL(stackEnv('ROTOR_MYSQL_ADMIN_URL'));
-  const c = await createConnection({ host: url.hostname, port: Number(url.port), user: login.username, password: login.password, database: db });
+  const c = await createConnection({
+    host: url.hostname,
+    port: Number(url.port),
+    user: login.username,
+    password: login.password,
+    database: db,
+  });
   try {
     for (const s of sql) out.push((await c.query(s))[0]);
   } finally {
@@ -55,7 +76,8 @@ async function asApp(kind: Kind, login: Login, db: string, sql: string[]): Promi
   return out;
 }
 
-const loginWorks = (kind: Kind, l: Login) => (kind === 'postgres' ? logsIn(l.username, l.password) : mysqlLogsIn(l.username, l.password));
+const loginWorks = (kind: Kind, l: Login) =>
+  kind === 'postgres' ? logsIn(l.username, l.password) : mysqlLogsIn(l.username, l.password);
 
 async function rotorRotates(secretId: string): Promise<void> {
   await rig.rotor.rotate(secretId, { graceMs: 0 });
@@ -91,7 +113,9 @@ async function application(kind: Kind, mode: 'single' | 'multi') {
 
 beforeAll(async () => {
   pgMasterArn = await arnOf(await adminSecret('handover-pg-master', 'ROTOR_PG_ADMIN_URL', pgSecret, passwords));
-  mysqlMasterArn = await arnOf(await adminSecret('handover-mysql-master', 'ROTOR_MYSQL_ADMIN_URL', mysqlSecret, passwords));
+  mysqlMasterArn = await arnOf(
+    await adminSecret('handover-mysql-master', 'ROTOR_MYSQL_ADMIN_URL', mysqlSecret, passwords),
+  );
 });
 
 describe("hand-overs between AWS's reference rotation functions and rotor", () => {
@@ -106,7 +130,10 @@ describe("hand-overs between AWS's reference rotation functions and rotor", () =
           expect(await loginWorks(kind, login)).toBe(true);
           const name = `t${round}`;
           await asApp(kind, login, app.db, [
-            ...tables.flatMap((t) => [`INSERT INTO ${app.table(t)} VALUES (${round})`, `SELECT count(*) FROM ${app.table(t)}`]),
+            ...tables.flatMap((t) => [
+              `INSERT INTO ${app.table(t)} VALUES (${round})`,
+              `SELECT count(*) FROM ${app.table(t)}`,
+            ]),
             `CREATE TABLE ${app.table(name)} (id int)`,
           ]);
           tables.push(name);
@@ -138,9 +165,25 @@ describe("hand-overs between AWS's reference rotation functions and rotor", () =
     const app = await application('postgres', 'multi');
     const first = await currentLogin(app.secretId);
     // An older version, now AWSPREVIOUS, whose login is long gone; AWSCURRENT is the application's own.
-    const ghost = { ...JSON.parse((await store.getByStage(app.secretId, 'AWSCURRENT'))!.value), username: `${app.base}_gone`, password: newPassword() };
-    await sm.send(new PutSecretValueCommand({ SecretId: app.secretId, SecretString: JSON.stringify(ghost), VersionStages: ['AWSCURRENT'] }));
-    await sm.send(new PutSecretValueCommand({ SecretId: app.secretId, SecretString: JSON.stringify(first), VersionStages: ['AWSCURRENT'] }));
+    const ghost = {
+      ...JSON.parse((await store.getByStage(app.secretId, 'AWSCURRENT'))!.value),
+      username: `${app.base}_gone`,
+      password: newPassword(),
+    };
+    await sm.send(
+      new PutSecretValueCommand({
+        SecretId: app.secretId,
+        SecretString: JSON.stringify(ghost),
+        VersionStages: ['AWSCURRENT'],
+      }),
+    );
+    await sm.send(
+      new PutSecretValueCommand({
+        SecretId: app.secretId,
+        SecretString: JSON.stringify(first),
+        VersionStages: ['AWSCURRENT'],
+      }),
+    );
     await rotorRotates(app.secretId);
     const clone = await currentLogin(app.secretId);
     expect(clone.username).toBe(`${app.base}_clone`);

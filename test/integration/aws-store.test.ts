@@ -11,7 +11,13 @@ secretStoreContract('AWS Secrets Manager (moto)', () => {
     store: new AwsSecretsManagerStore(),
     async create(secretId, value, tags) {
       const out = await sm.send(new CreateSecretCommand({ Name: secretId, SecretString: value }));
-      if (tags) await sm.send(new TagResourceCommand({ SecretId: secretId, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }));
+      if (tags)
+        await sm.send(
+          new TagResourceCommand({
+            SecretId: secretId,
+            Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+          }),
+        );
       return out.VersionId!;
     },
     uniqueId: (marker) => uniqueName(`contract/${marker}`),

@@ -54,7 +54,13 @@ async function ended(secretId: string): Promise<RotationResult> {
   return outcome.result;
 }
 
-const bake = (windowMs: number, maxWindowMs = 2 * windowMs): BakePolicy => ({ windowMs, minEvents: 10, minInstances: 2, maxFailureShare: 0.2, maxWindowMs });
+const bake = (windowMs: number, maxWindowMs = 2 * windowMs): BakePolicy => ({
+  windowMs,
+  minEvents: 10,
+  minInstances: 2,
+  maxFailureShare: 0.2,
+  maxWindowMs,
+});
 const oncall = { alerts: ['oncall'], stuckPhaseBudgetMs: 10 * 60_000 };
 
 /** One application instance: its own cache, rotating pool and reporter, serving a login per request. */
@@ -94,7 +100,11 @@ secrets:
     schedule: { every: 30d }
 `,
   );
-  worker = await WorkerProcess.start(taskQueue, undefined, { ROTOR_CONFIG: configFile, ROTOR_AUDIT_URL: auditDb.url, IT_REPORT_TOKEN: token });
+  worker = await WorkerProcess.start(taskQueue, undefined, {
+    ROTOR_CONFIG: configFile,
+    ROTOR_AUDIT_URL: auditDb.url,
+    IT_REPORT_TOKEN: token,
+  });
   rotor = await rotationClient(taskQueue);
 });
 
@@ -107,8 +117,18 @@ afterAll(async () => {
 
 describe('the report endpoint', () => {
   const post = (body: unknown, bearer = token) =>
-    fetch(`${reportsUrl}/v1/reports`, { method: 'POST', headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
-  const line = (secretId: string) => ({ secretId, versionId: 'v1', outcome: 'auth-failure', errorClass: '28P01', count: 1 });
+    fetch(`${reportsUrl}/v1/reports`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+  const line = (secretId: string) => ({
+    secretId,
+    versionId: 'v1',
+    outcome: 'auth-failure',
+    errorClass: '28P01',
+    count: 1,
+  });
 
   it('takes reports with a token for the secrets it is scoped to, and refuses the rest with the reason', async () => {
     expect((await post({ instanceId: 'i1', reports: [line('it/bake-nothing-running')] })).status).toBe(202);
@@ -119,7 +139,10 @@ describe('the report endpoint', () => {
     expect(((await outside.json()) as { error: string }).error).toContain('prod/db/other');
     const malformed = await post('{"instanceId":');
     expect(malformed.status).toBe(400);
-    const badOutcome = await post({ instanceId: 'i1', reports: [{ ...line('it/bake-x'), outcome: 'password: hunter2' }] });
+    const badOutcome = await post({
+      instanceId: 'i1',
+      reports: [{ ...line('it/bake-x'), outcome: 'password: hunter2' }],
+    });
     expect(badOutcome.status).toBe(400);
     expect(((await badOutcome.json()) as { error: string }).error).toContain('reports.0.outcome');
     expect((await fetch(`${reportsUrl}/v1/reports`)).status).toBe(405);
@@ -142,7 +165,9 @@ describe('a rotation with a bake window', () => {
       const next = JSON.parse((await store.getByStage(secretId, 'AWSCURRENT'))!.value) as { username: string };
       expect(next.username).not.toBe(username);
       const broken = newPassword(passwords);
-      await withAdmin((admin) => admin.query(`ALTER ROLE ${escapeIdentifier(next.username)} PASSWORD ${escapeLiteral(broken)}`));
+      await withAdmin((admin) =>
+        admin.query(`ALTER ROLE ${escapeIdentifier(next.username)} PASSWORD ${escapeLiteral(broken)}`),
+      );
       const outcome = await ended(secretId);
       expect(outcome.outcome).toBe('rolled-back');
       expect(outcome.status.rollbackBy).toBe('rotor:bake');
@@ -169,7 +194,9 @@ describe('a rotation with a bake window', () => {
     expect(events.filter((e) => e.kind === 'outcome').map((e) => e.outcome)).toEqual(['rolled-back']);
     const alert = await alerts.alertFor(secretId, 'rolled-back');
     expect(alert.body.rotor.message).toContain('automatic');
-    expect(alerts.received.filter((r) => r.body.rotor.secretId === secretId && r.body.rotor.kind === 'rolled-back')).toHaveLength(1);
+    expect(
+      alerts.received.filter((r) => r.body.rotor.secretId === secretId && r.body.rotor.kind === 'rolled-back'),
+    ).toHaveLength(1);
   });
 
   it('does not roll back for one noisy instance: the others log in, the bake passes, the rotation completes with 0 failed requests', async () => {
@@ -180,7 +207,8 @@ describe('a rotation with a bake window', () => {
       await rotor.rotate(secretId, { graceMs: 6000, bake: bake(6000), reporting: oncall });
       const grace = await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
       // One instance with a problem of its own: 50 refused logins with the new version.
-      for (let i = 0; i < 50; i++) noisy.record({ secretId, versionId: grace.versions.current!, outcome: 'auth-failure', errorClass: '28P01' });
+      for (let i = 0; i < 50; i++)
+        noisy.record({ secretId, versionId: grace.versions.current!, outcome: 'auth-failure', errorClass: '28P01' });
       await noisy.flush();
       const outcome = await ended(secretId);
       expect(outcome.outcome).toBe('completed');
@@ -214,7 +242,9 @@ describe('a rotation with a bake window', () => {
     expect(Date.parse(extended.bake!.endsAt) - Date.parse(extended.graceEndsAt!)).toBeGreaterThanOrEqual(4000);
     expect(await logsIn(username, password)).toBe(true);
     const shown = await runCli(taskQueue, ['status', secretId], {}, outputs);
-    expect(shown.stdout).toMatch(/bake {7}open until \S+ \(extended \d×\); new version: 0 logins, 0 refused, from 0 instances/);
+    expect(shown.stdout).toMatch(
+      /bake {7}open until \S+ \(extended \d×\); new version: 0 logins, 0 refused, from 0 instances/,
+    );
 
     const outcome = await ended(secretId);
     await rememberPasswords(secretId, passwords);
@@ -226,12 +256,18 @@ describe('a rotation with a bake window', () => {
     const kinds = events.map((e) => e.kind);
     expect(kinds.filter((k) => k === 'bake-extended')).toHaveLength(5);
     expect(kinds).toContain('bake-inconclusive');
-    expect((await alerts.alertFor(secretId, 'bake-inconclusive')).body.rotor.message).toContain('too few consumer reports');
+    expect((await alerts.alertFor(secretId, 'bake-inconclusive')).body.rotor.message).toContain(
+      'too few consumer reports',
+    );
   });
 
   it('leaves no password in histories, worker logs or audit rows', async () => {
     expect(auditRows).toHaveLength(3);
-    await expectNoPasswords(rotor.client, taskQueue, passwords, 'it/bake-', [...auditRows, ...outputs, ...alerts.received.map((r) => r.raw)]);
+    await expectNoPasswords(rotor.client, taskQueue, passwords, 'it/bake-', [
+      ...auditRows,
+      ...outputs,
+      ...alerts.received.map((r) => r.raw),
+    ]);
     await recordHistories(rotor.client, taskQueue, ['it/bake-storm', 'it/bake-noisy', 'it/bake-quiet']);
   });
 });

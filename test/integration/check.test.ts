@@ -8,7 +8,17 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { SecretCheckReport } from '../../packages/rotor/src/shared/reports';
 import { runCli } from '../helpers/cli';
 import { uniqueName } from '../helpers/env';
-import { adminSecret, createRole, createSecret, labels, pgSecret, rememberPasswords, roleWithSecret, tagSecret, withAdmin } from '../helpers/stack';
+import {
+  adminSecret,
+  createRole,
+  createSecret,
+  labels,
+  pgSecret,
+  rememberPasswords,
+  roleWithSecret,
+  tagSecret,
+  withAdmin,
+} from '../helpers/stack';
 import { expectNoPasswords, newPassword as freshPassword } from '../helpers/hygiene';
 import { useWorkerRig } from '../helpers/rig';
 
@@ -36,16 +46,22 @@ describe('rotor check: everything a rotation needs, checked without changing any
 
     // The database no longer accepts AWSCURRENT (changed out of band).
     const wrong = await roleWithSecret('it', 'check-wrong', passwords);
-    await withAdmin((a) => a.query(`ALTER ROLE ${escapeIdentifier(wrong.username)} PASSWORD ${escapeLiteral(newPassword())}`));
+    await withAdmin((a) =>
+      a.query(`ALTER ROLE ${escapeIdentifier(wrong.username)} PASSWORD ${escapeLiteral(newPassword())}`),
+    );
     // An unfinished rotation left AWSPENDING, and the database holds its password.
     const stray = await roleWithSecret('it', 'check-stray', passwords);
     const strayPassword = newPassword();
-    const strayOut = await new SecretsManagerClient({}).send(new PutSecretValueCommand({
-      SecretId: stray.secretId,
-      SecretString: JSON.stringify(pgSecret(stray.username, strayPassword)),
-      VersionStages: ['AWSPENDING'],
-    }));
-    await withAdmin((a) => a.query(`ALTER ROLE ${escapeIdentifier(stray.username)} PASSWORD ${escapeLiteral(strayPassword)}`));
+    const strayOut = await new SecretsManagerClient({}).send(
+      new PutSecretValueCommand({
+        SecretId: stray.secretId,
+        SecretString: JSON.stringify(pgSecret(stray.username, strayPassword)),
+        VersionStages: ['AWSPENDING'],
+      }),
+    );
+    await withAdmin((a) =>
+      a.query(`ALTER ROLE ${escapeIdentifier(stray.username)} PASSWORD ${escapeLiteral(strayPassword)}`),
+    );
     // A bad policy tag, and a pair whose admin secret does not exist.
     const badTag = await roleWithSecret('it', 'check-tag', passwords);
     await tagSecret(badTag.secretId, { 'rotor:live-sessions': 'sometimes' });
@@ -68,7 +84,11 @@ describe('rotor check: everything a rotation needs, checked without changing any
       new RegExp(`version ${strayOut.VersionId} is AWSPENDING but not AWSCURRENT.*the database accepts its password`),
     );
     expect(failedChecks(byId.get(badTag.secretId))).toEqual(['policies']);
-    expect(byId.get(orphan)?.checks.find((c) => c.name === 'login')).toMatchObject({ ok: false, detail: expect.stringMatching(/not found/), hint: expect.stringMatching(/masterarn must name an existing admin secret/) });
+    expect(byId.get(orphan)?.checks.find((c) => c.name === 'login')).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/not found/),
+      hint: expect.stringMatching(/masterarn must name an existing admin secret/),
+    });
     expect(failedChecks(byId.get(missing))).toEqual(['store']);
     // Nothing changed.
     expect(await Promise.all(ids.slice(0, 6).map((id) => labels(id)))).toEqual(before);
@@ -88,17 +108,31 @@ describe('rotor check: everything a rotation needs, checked without changing any
     const b = await roleWithSecret('it', 'check-file-b', passwords);
     const dir = mkdtempSync(path.join(tmpdir(), 'rotor-check-'));
     const file = path.join(dir, 'rotor.yaml');
-    writeFileSync(file, stringify({ secrets: [{ id: a.secretId, schedule: { every: '30d' } }, { id: b.secretId, schedule: { every: '30d' } }] }));
+    writeFileSync(
+      file,
+      stringify({
+        secrets: [
+          { id: a.secretId, schedule: { every: '30d' } },
+          { id: b.secretId, schedule: { every: '30d' } },
+        ],
+      }),
+    );
     const ok = await runCli(rig.taskQueue, ['check', '-f', file], {}, outputs);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/2 checked, all passed/);
 
     // The file says alternating users; the secret has no masterarn: the shape check says so.
-    writeFileSync(file, stringify({ secrets: [{ id: a.secretId, schedule: { every: '30d' }, strategy: 'alternating-users' }] }));
+    writeFileSync(
+      file,
+      stringify({ secrets: [{ id: a.secretId, schedule: { every: '30d' }, strategy: 'alternating-users' }] }),
+    );
     const wrongStrategy = await runCli(rig.taskQueue, ['check', '-f', file, '--json'], {}, outputs);
     expect(wrongStrategy.code).toBe(6);
     const [report] = JSON.parse(wrongStrategy.stdout) as SecretCheckReport[];
-    expect(report?.checks.find((c) => c.name === 'shape')).toMatchObject({ ok: false, detail: expect.stringMatching(/masterarn: is required/) });
+    expect(report?.checks.find((c) => c.name === 'shape')).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/masterarn: is required/),
+    });
   });
 
   it('leaves no password in histories, worker logs or CLI output', async () => {

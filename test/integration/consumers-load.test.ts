@@ -59,11 +59,21 @@ describe(`an application on rotor-consumers, under load while ${ROTATIONS} rotat
         let query: () => Promise<unknown>;
         let pool: { end(): Promise<void> };
         if (engine === 'postgres') {
-          const pg = createRotatingPgPool({ cache, secretId, pool: { max: 1, idleTimeoutMillis: 60_000 }, ...lifetime });
+          const pg = createRotatingPgPool({
+            cache,
+            secretId,
+            pool: { max: 1, idleTimeoutMillis: 60_000 },
+            ...lifetime,
+          });
           pg.on('connect', () => count++);
           [pool, query] = [pg, () => pg.query('SELECT 1')];
         } else {
-          const mysql = createRotatingMysqlPool({ cache, secretId, pool: { connectionLimit: 1, maxIdle: 1, idleTimeout: 60_000 }, ...lifetime });
+          const mysql = createRotatingMysqlPool({
+            cache,
+            secretId,
+            pool: { connectionLimit: 1, maxIdle: 1, idleTimeout: 60_000 },
+            ...lifetime,
+          });
           mysql.on('connection', () => count++);
           [pool, query] = [mysql, () => mysql.query('SELECT 1')];
         }

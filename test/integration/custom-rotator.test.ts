@@ -24,7 +24,15 @@ const redisSecret = (username: string, password: string, extra: object = {}) => 
 });
 
 async function logsIn(username: string, password: string): Promise<boolean> {
-  const redis = new Redis({ host: admin.hostname, port: Number(admin.port), username, password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const redis = new Redis({
+    host: admin.hostname,
+    port: Number(admin.port),
+    username,
+    password,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   let reported: unknown;
   redis.on('error', (error) => (reported ??= error));
   try {
@@ -40,7 +48,9 @@ async function logsIn(username: string, password: string): Promise<boolean> {
 
 let masterId: string | undefined;
 /** A Redis ACL user with a password of its own and its secret (the admin secret made once). */
-async function redisUser(marker: string): Promise<{ secretId: string; username: string; password: string; versionId: string }> {
+async function redisUser(
+  marker: string,
+): Promise<{ secretId: string; username: string; password: string; versionId: string }> {
   if (!masterId) {
     const adminPassword = decodeURIComponent(admin.password);
     passwords.add(adminPassword);
@@ -60,9 +70,10 @@ async function redisUser(marker: string): Promise<{ secretId: string; username: 
   return { secretId, username, password, versionId };
 }
 
-const passwordOf = async (secretId: string, stage: 'AWSCURRENT' | 'AWSPREVIOUS') => JSON.parse((await store.getByStage(secretId, stage))!.value).password as string;
+const passwordOf = async (secretId: string, stage: 'AWSCURRENT' | 'AWSPREVIOUS') =>
+  JSON.parse((await store.getByStage(secretId, stage))!.value).password as string;
 
-describe('a team\'s own rotator (Redis ACL user passwords), registered with the worker by kind', () => {
+describe("a team's own rotator (Redis ACL user passwords), registered with the worker by kind", () => {
   it('rotates end to end: both passwords work through grace, then only the new one; the labels moved', async () => {
     const { secretId, username, password, versionId } = await redisUser('e2e');
     expect((await rig.rotor.check(secretId)).ok).toBe(true);
@@ -79,7 +90,10 @@ describe('a team\'s own rotator (Redis ACL user passwords), registered with the 
     expect(await logsIn(username, next)).toBe(true);
     expect(await logsIn(username, password)).toBe(false);
     expect(await labels(secretId)).toEqual({ previous: versionId, current: grace.versions.current, versions: 2 });
-    if (outcome.outcome === 'completed') expect(outcome.result.retirement ?? outcome.result.status.steps.find((s) => s.step === 'retire')?.outcome).toBe('previous-password-removed');
+    if (outcome.outcome === 'completed')
+      expect(outcome.result.retirement ?? outcome.result.status.steps.find((s) => s.step === 'retire')?.outcome).toBe(
+        'previous-password-removed',
+      );
   });
 
   it('rolls back during grace: the old password is current again and the new one no longer logs in', async () => {
@@ -102,7 +116,8 @@ describe('a team\'s own rotator (Redis ACL user passwords), registered with the 
     await faulty.rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 1 });
     const outcome = await faulty.rotor.wait(secretId);
     expect(outcome.outcome).toBe('failed');
-    if (outcome.outcome === 'failed') expect(outcome.message).toMatch(/failed at test: .*made to fail by the test.*compensated/);
+    if (outcome.outcome === 'failed')
+      expect(outcome.message).toMatch(/failed at test: .*made to fail by the test.*compensated/);
     await rememberPasswords(secretId, passwords);
     expect(await labels(secretId)).toEqual({ current: versionId, versions: 2 });
     const versions = await store.describe(secretId);
@@ -119,7 +134,8 @@ describe('a team\'s own rotator (Redis ACL user passwords), registered with the 
     await rig.rotor.rotate(secretId, { graceMs: 0 });
     const outcome = await rig.rotor.wait(secretId);
     expect(outcome.outcome).toBe('failed');
-    if (outcome.outcome === 'failed') expect(outcome.message).toContain('tag rotor:rotator: "memcached-sasl" is not a rotator this worker runs');
+    if (outcome.outcome === 'failed')
+      expect(outcome.message).toContain('tag rotor:rotator: "memcached-sasl" is not a rotator this worker runs');
     expect(await labels(secretId)).toMatchObject({ current: versionId, versions: 1 });
   });
 

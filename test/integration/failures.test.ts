@@ -3,7 +3,14 @@ import { stackEnv } from '../helpers/env';
 import { heldEntries, holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
 import { scheduledActivityTypes } from '../helpers/history';
 import { historiesText, recordHistories } from '../helpers/hygiene';
-import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret as roleWithSecretIn, waitForStatus } from '../helpers/stack';
+import {
+  labels,
+  logsIn,
+  passwordAt,
+  rememberPasswords,
+  roleWithSecret as roleWithSecretIn,
+  waitForStatus,
+} from '../helpers/stack';
 import { useWorkerRig } from '../helpers/rig';
 import { WorkerProcess } from '../helpers/worker-process';
 
@@ -28,7 +35,8 @@ const release = (secretId: string) => releaseHold(holdDir, secretId);
 const rememberAll = (secretId: string) => rememberPasswords(secretId, passwords);
 
 /** The ordinary activities a rotation scheduled, in order (local activities are markers, not listed). */
-const scheduledActivities = async (workflowId: string) => scheduledActivityTypes((await rig.rotor.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []);
+const scheduledActivities = async (workflowId: string) =>
+  scheduledActivityTypes((await rig.rotor.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []);
 
 afterEach(() => thawStore());
 
@@ -85,7 +93,8 @@ describe('failures after set', () => {
     thawStore();
     const outcome = await rig.rotor.wait(secretId);
     expect(outcome.outcome).toBe('failed');
-    if (outcome.outcome === 'failed') expect(outcome.message).toMatch(/failed at finish: .*did not answer.*compensated/);
+    if (outcome.outcome === 'failed')
+      expect(outcome.message).toMatch(/failed at finish: .*did not answer.*compensated/);
     await rememberAll(secretId);
     expect(await labels(secretId)).toEqual({ current: versionId, versions: 2 });
     expect(await logsIn(username, password)).toBe(true);
@@ -109,7 +118,7 @@ describe('failures after set', () => {
     expect(await logsIn(username, password)).toBe(false);
   });
 
-  it('runs a healthy rotation\'s steps inside the workflow task; a step that outlasts its local attempt goes on as an ordinary activity', async () => {
+  it("runs a healthy rotation's steps inside the workflow task; a step that outlasts its local attempt goes on as an ordinary activity", async () => {
     // Control: a healthy rotation schedules prepare only; every other step ran as a local activity.
     const healthy = await roleWithSecret('local-healthy');
     const first = await rig.rotor.rotate(healthy.secretId, { graceMs: 0 });
@@ -126,7 +135,9 @@ describe('failures after set', () => {
       const handle = rig.rotor.client.workflow.getHandle(workflowId);
       let pending: string | undefined;
       for (let i = 0; i < 300 && !pending; i++) {
-        pending = (await handle.describe()).raw.pendingActivities?.find((a) => a.activityType?.name === 'testPending')?.activityType?.name ?? undefined;
+        pending =
+          (await handle.describe()).raw.pendingActivities?.find((a) => a.activityType?.name === 'testPending')
+            ?.activityType?.name ?? undefined;
         if (!pending) await new Promise((r) => setTimeout(r, 100));
       }
       expect(pending).toBe('testPending');
@@ -146,7 +157,7 @@ describe('failures after set', () => {
     expect(await logsIn(username, password)).toBe(false);
   });
 
-  it('a cancellation or a rollback asked for during a step\'s local attempt: the rotation compensates', async () => {
+  it("a cancellation or a rollback asked for during a step's local attempt: the rotation compensates", async () => {
     for (const ask of ['cancel', 'rollback'] as const) {
       const { secretId, username, password } = await roleWithSecret(`hold-test-${ask}-local`);
       const before = await labels(secretId);
@@ -162,7 +173,8 @@ describe('failures after set', () => {
           // The cancellation reaches the workflow at a heartbeat of its open workflow task, and ends the step's wait
           // there: compensation starts while the attempt is still held.
           await handle.cancel();
-          for (let i = 0; i < 300 && !(await scheduledActivities(workflowId)).includes('reinstate'); i++) await new Promise((r) => setTimeout(r, 100));
+          for (let i = 0; i < 300 && !(await scheduledActivities(workflowId)).includes('reinstate'); i++)
+            await new Promise((r) => setTimeout(r, 100));
         } else {
           // A rollback is taken once the local attempt has ended (here when it times out, the step still held): it is
           // acted on when the step ends, before finish.
@@ -202,7 +214,15 @@ describe('failures after set', () => {
   it('leaves no password in histories or worker logs', async () => {
     expect(passwords.size).toBeGreaterThanOrEqual(8);
     const { text } = await historiesText(rig.rotor.client, taskQueue);
-    await recordHistories(rig.rotor.client, taskQueue, ['it/fail-test', 'it/hold-test-budget', 'it/hold-test-kill', 'it/local-healthy', 'it/hold-test-slow', 'it/hold-test-cancel-local', 'it/hold-test-rollback-local']);
+    await recordHistories(rig.rotor.client, taskQueue, [
+      'it/fail-test',
+      'it/hold-test-budget',
+      'it/hold-test-kill',
+      'it/local-healthy',
+      'it/hold-test-slow',
+      'it/hold-test-cancel-local',
+      'it/hold-test-rollback-local',
+    ]);
     const logs = WorkerProcess.allLogs.join('\n');
     expect(text).toContain('it/fail-test');
     for (const password of passwords) {

@@ -3,7 +3,16 @@ import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@t
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../packages/rotor/src/client';
 import { rotationWorkflowId } from '../../packages/rotor/src/shared/constants';
-import { createRotorWorkers, KeyedSemaphore, MAX_WRITES_PER_STORE_STEP, RateLimiter, runTogether, shutdownAll, storeWritesTaskQueue, throttledStore } from '../../packages/rotor/src/worker';
+import {
+  createRotorWorkers,
+  KeyedSemaphore,
+  MAX_WRITES_PER_STORE_STEP,
+  RateLimiter,
+  runTogether,
+  shutdownAll,
+  storeWritesTaskQueue,
+  throttledStore,
+} from '../../packages/rotor/src/worker';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { historiesText } from '../helpers/hygiene';
 import { busiestWindow, observedStore, pool, WRITE_OPERATIONS } from '../helpers/observed-store';
@@ -71,14 +80,21 @@ async function startFleet(options: { fleetPerSecond?: number; perProcessPerSecon
 }
 
 /** Rotates every secret at once through `f`; returns the writes' rate over the run and in its busiest second. */
-async function rotateAll(f: Fleet): Promise<{ total: number; perWorker: number[]; average: number; busiest: number; busiestAfterFirstSecond: number }> {
+async function rotateAll(
+  f: Fleet,
+): Promise<{ total: number; perWorker: number[]; average: number; busiest: number; busiestAfterFirstSecond: number }> {
   await pool(fleet, 24, (m) => f.rotor.rotate(m.secretId, { graceMs: 0 }));
   const outcomes = await pool(fleet, 24, (m) => f.rotor.wait(m.secretId));
-  expect(outcomes.filter((o) => o.outcome !== 'completed').map((o) => (o.outcome === 'failed' ? o.message : o.outcome))).toEqual([]);
+  expect(
+    outcomes.filter((o) => o.outcome !== 'completed').map((o) => (o.outcome === 'failed' ? o.message : o.outcome)),
+  ).toEqual([]);
   histories.push((await historiesText(f.rotor.client, f.rotor.taskQueue)).text);
   const all = f.writes.flat().sort((a, b) => a - b);
   const spanSeconds = (all.at(-1)! - all[0]!) / 1000;
-  return { total: all.length, perWorker: f.writes.map((w) => w.length), average: all.length / spanSeconds,
+  return {
+    total: all.length,
+    perWorker: f.writes.map((w) => w.length),
+    average: all.length / spanSeconds,
     busiest: busiestWindow(all),
     busiestAfterFirstSecond: busiestWindow(all.filter((t) => t >= all[0]! + 1000)),
   };
@@ -86,8 +102,15 @@ async function rotateAll(f: Fleet): Promise<{ total: number; perWorker: number[]
 
 beforeAll(async () => {
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  workflowBundle = await bundleWorkflowCode({ workflowsPath: path.resolve(__dirname, '../../packages/rotor/src/workflows/index.ts'), logger: new DefaultLogger('WARN') });
-  fleet = await pool(Array.from({ length: SECRETS }, (_, i) => i), 8, (i) => roleWithSecret('it', `fleet-${i}`, seen));
+  workflowBundle = await bundleWorkflowCode({
+    workflowsPath: path.resolve(__dirname, '../../packages/rotor/src/workflows/index.ts'),
+    logger: new DefaultLogger('WARN'),
+  });
+  fleet = await pool(
+    Array.from({ length: SECRETS }, (_, i) => i),
+    8,
+    (i) => roleWithSecret('it', `fleet-${i}`, seen),
+  );
 }, 120_000);
 
 describe('the store-write ceiling across two workers', () => {
@@ -120,7 +143,10 @@ describe('the store-write ceiling across two workers', () => {
           .filter((a) => a?.activityType?.name === 'createPending' || a?.activityType?.name === 'finishRotation')
           .map((a) => [a!.activityType!.name!, a!.taskQueue!.name!]),
       );
-      expect(queues).toEqual({ createPending: storeWritesTaskQueue(f.rotor.taskQueue), finishRotation: storeWritesTaskQueue(f.rotor.taskQueue) });
+      expect(queues).toEqual({
+        createPending: storeWritesTaskQueue(f.rotor.taskQueue),
+        finishRotation: storeWritesTaskQueue(f.rotor.taskQueue),
+      });
     } finally {
       await f.stop();
     }

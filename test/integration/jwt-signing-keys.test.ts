@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { generateKeyPair, SignJWT, type JWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { jwksHandler, JwksUnavailableError, JwtSigner, JwtVerifier, SecretCache, type JwtVerdict } from 'rotor-consumers';
+import {
+  jwksHandler,
+  JwksUnavailableError,
+  JwtSigner,
+  JwtVerifier,
+  SecretCache,
+  type JwtVerdict,
+} from 'rotor-consumers';
 import { generateSigningKey, JWKS_DDL, publicPart, type SigningKey } from 'rotor-consumers/credentials';
 import { runCli } from '../helpers/cli';
 import { uniqueName, until } from '../helpers/env';
@@ -39,7 +46,9 @@ const remember = (key: SigningKey | undefined) => key && values.add(String(key.p
 /** Adds the private parts of every version of `secretId` to the hygiene set. */
 async function rememberKeys(secretId: string): Promise<void> {
   for (const v of (await store.describe(secretId)).versions) {
-    const { keys } = JSON.parse((await store.getByVersion(secretId, v.versionId))!.value) as { keys?: Record<string, SigningKey> };
+    const { keys } = JSON.parse((await store.getByVersion(secretId, v.versionId))!.value) as {
+      keys?: Record<string, SigningKey>;
+    };
     for (const key of Object.values(keys ?? {})) remember(key);
   }
 }
@@ -48,23 +57,44 @@ async function rememberKeys(secretId: string): Promise<void> {
  * A team's existing signing key set, adopted by rotor: its keys already published (an hour ago) in the JWKS table.
  * Without `next`, the first rotation's signing key is new, and must wait to be known before it signs.
  */
-async function adoptedKeySet(marker: string, roles: ('current' | 'next')[], extra: object = {}): Promise<{ secretId: string; service: string; keys: Record<string, SigningKey> }> {
-  const service = uniqueName(marker).toLowerCase().replace(/[^a-z0-9-]/g, '-');
+async function adoptedKeySet(
+  marker: string,
+  roles: ('current' | 'next')[],
+  extra: object = {},
+): Promise<{ secretId: string; service: string; keys: Record<string, SigningKey> }> {
+  const service = uniqueName(marker)
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-');
   const keys: Record<string, SigningKey> = {};
   for (const role of roles) {
     const key = await generateSigningKey('ES256');
     remember(key);
     keys[role] = key;
-    await registry.asAdmin("INSERT INTO rotor_jwks (service, kid, jwk, published_at) VALUES ($1, $2, $3, now() - interval '1 hour')", [service, key.kid, JSON.stringify(publicPart(key.publicJwk))]);
+    await registry.asAdmin(
+      "INSERT INTO rotor_jwks (service, kid, jwk, published_at) VALUES ($1, $2, $3, now() - interval '1 hour')",
+      [service, key.kid, JSON.stringify(publicPart(key.publicJwk))],
+    );
   }
   const secretId = uniqueName(`it/jwt-${marker}`);
-  await createSecret(secretId, { engine: 'jwt-signing-key', service, registry: registry.registryId, ...timings, keys, ...extra });
+  await createSecret(secretId, {
+    engine: 'jwt-signing-key',
+    service,
+    registry: registry.registryId,
+    ...timings,
+    keys,
+    ...extra,
+  });
   return { secretId, service, keys };
 }
 
 /** rotor's JWKS publisher for `service` on a loopback port, counting requests. */
 async function publisher(service: string, options: { jitter?: number } = {}) {
-  const handle = jwksHandler({ service, query: (sql, params) => registry.reader.query(sql, params), maxAgeMs: MAX_AGE_MS, jitter: options.jitter ?? 0 });
+  const handle = jwksHandler({
+    service,
+    query: (sql, params) => registry.reader.query(sql, params),
+    maxAgeMs: MAX_AGE_MS,
+    jitter: options.jitter ?? 0,
+  });
   let requests = 0;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     requests++;
@@ -75,9 +105,13 @@ async function publisher(service: string, options: { jitter?: number } = {}) {
   return { url, requests: () => requests, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
-const signerFor = (secretId: string) => new JwtSigner({ cache: new SecretCache({ store, refreshIntervalMs: 100, jitter: 0 }), secretId });
+const signerFor = (secretId: string) =>
+  new JwtSigner({ cache: new SecretCache({ store, refreshIntervalMs: 100, jitter: 0 }), secretId });
 const verifierFor = (url: string, options: { cooldownMs?: number; maxStaleMs?: number } = {}) =>
-  new JwtVerifier({ jwks: { url, cooldownMs: options.cooldownMs ?? COOLDOWN_MS, maxStaleMs: options.maxStaleMs ?? 60_000 }, clockToleranceMs: 1000 });
+  new JwtVerifier({
+    jwks: { url, cooldownMs: options.cooldownMs ?? COOLDOWN_MS, maxStaleMs: options.maxStaleMs ?? 60_000 },
+    clockToleranceMs: 1000,
+  });
 
 /** An issuer and a relying party: sign a token, verify it, every 25 ms; verdicts counted by kid and reason. */
 function traffic(signer: JwtSigner, verifier: JwtVerifier) {
@@ -104,7 +138,8 @@ function traffic(signer: JwtSigner, verifier: JwtVerifier) {
   };
 }
 
-const publishedKids = async (url: string) => ((await (await fetch(url)).json()) as { keys: JWK[] }).keys.map((k) => k.kid);
+const publishedKids = async (url: string) =>
+  ((await (await fetch(url)).json()) as { keys: JWK[] }).keys.map((k) => k.kid);
 
 describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
   it('a verifier that cached the JWKS just before the rotation sees 0 failures: the new key waits max-age + cooldown before it signs', async () => {
@@ -113,7 +148,11 @@ describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
     const verifier = verifierFor(jwks.url);
     const load = traffic(signerFor(secretId), verifier);
     try {
-      await until('the verifier to have cached the JWKS', () => (verifier.fetches === 1 && load.served.size > 0 ? true : undefined), 5000);
+      await until(
+        'the verifier to have cached the JWKS',
+        () => (verifier.fetches === 1 && load.served.size > 0 ? true : undefined),
+        5000,
+      );
       const before = await signerFor(secretId).sign({ sub: 'signed-just-before' });
       await rig.rotor.rotate(secretId, { graceMs: 6000 });
       const holding = await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'publishing');
@@ -123,7 +162,8 @@ describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
       // A token signed with the old key right before finish verifies until it expires (grace outlives it).
       await new Promise((r) => setTimeout(r, Date.parse(holding.holdUntil!) - Date.now() - 500));
       const last = await signerFor(secretId).sign({ sub: 'signed-right-before-finish' });
-      const expiresAt = (JSON.parse(Buffer.from(last.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp * 1000;
+      const expiresAt =
+        (JSON.parse(Buffer.from(last.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp * 1000;
       await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'grace');
       expect(await verifier.verify(last)).toMatchObject({ ok: true, kid: keys.current!.kid });
       await new Promise((r) => setTimeout(r, expiresAt - Date.now() - 700));
@@ -133,18 +173,28 @@ describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
       expect(outcome.outcome === 'failed' ? outcome.message : outcome.outcome).toBe('completed');
       // Recorded now, while the rotation that waited is the newest run: replay covers the publishing wait.
       await recordHistories(rig.rotor.client, rig.taskQueue, ['it/jwt-prepub']);
-      const { keys: after } = JSON.parse((await store.getByStage(secretId, 'AWSCURRENT'))!.value) as { keys: Record<string, SigningKey> };
+      const { keys: after } = JSON.parse((await store.getByStage(secretId, 'AWSCURRENT'))!.value) as {
+        keys: Record<string, SigningKey>;
+      };
       expect(after.previous!.kid).toBe(keys.current!.kid);
       // Retired: the previous key is no longer published; current and next are.
       expect((await publishedKids(jwks.url)).sort()).toEqual([after.current!.kid, after.next!.kid].sort());
-      await until('tokens signed with the new key', () => (load.served.get(after.current!.kid) ?? 0) > 20 || undefined, 10_000);
+      await until(
+        'tokens signed with the new key',
+        () => (load.served.get(after.current!.kid) ?? 0) > 20 || undefined,
+        10_000,
+      );
 
       // The next rotation: its signing key was published as `next` a rotation ago, so no wait.
       await rig.rotor.rotate(secretId, { graceMs: 6000 });
       const second = await rig.rotor.wait(secretId);
       expect(second.outcome === 'failed' ? second.message : second.outcome).toBe('completed');
       if (second.outcome === 'completed') expect(second.result.status.holdUntil).toBeUndefined();
-      await until('tokens signed with the second new key', () => (load.served.get(after.next!.kid) ?? 0) > 10 || undefined, 10_000);
+      await until(
+        'tokens signed with the second new key',
+        () => (load.served.get(after.next!.kid) ?? 0) > 10 || undefined,
+        10_000,
+      );
       const result = await load.stop();
       expect(result.refused).toEqual({});
       expect(Object.keys(result.served)).toEqual([keys.current!.kid, after.current!.kid, after.next!.kid]);
@@ -161,12 +211,22 @@ describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
     const verifier = verifierFor(jwks.url);
     const load = traffic(signerFor(secretId), verifier);
     try {
-      await until('the verifier to have cached the JWKS', () => (verifier.fetches === 1 && load.served.size > 0 ? true : undefined), 5000);
+      await until(
+        'the verifier to have cached the JWKS',
+        () => (verifier.fetches === 1 && load.served.size > 0 ? true : undefined),
+        5000,
+      );
       await rig.rotor.rotate(secretId, { graceMs: 6000 });
       const outcome = await rig.rotor.wait(secretId);
       expect(outcome.outcome === 'failed' ? outcome.message : outcome.outcome).toBe('completed');
-      const { keys: after } = JSON.parse((await store.getByStage(secretId, 'AWSCURRENT'))!.value) as { keys: Record<string, SigningKey> };
-      await until('the verifier to learn the new key', () => (load.served.get(after.current!.kid) ?? 0) > 5 || undefined, 15_000);
+      const { keys: after } = JSON.parse((await store.getByStage(secretId, 'AWSCURRENT'))!.value) as {
+        keys: Record<string, SigningKey>;
+      };
+      await until(
+        'the verifier to learn the new key',
+        () => (load.served.get(after.current!.kid) ?? 0) > 5 || undefined,
+        15_000,
+      );
       const result = await load.stop();
       expect(result.refused['unknown-kid']).toBeGreaterThan(0);
       expect(Object.keys(result.refused)).toEqual(['unknown-kid']);
@@ -184,7 +244,9 @@ describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
     try {
       await rig.rotor.rotate(secretId, { graceMs: 60_000 });
       await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'grace');
-      const { keys: pending } = JSON.parse((await store.getByStage(secretId, 'AWSCURRENT'))!.value) as { keys: Record<string, SigningKey> };
+      const { keys: pending } = JSON.parse((await store.getByStage(secretId, 'AWSCURRENT'))!.value) as {
+        keys: Record<string, SigningKey>;
+      };
       expect(pending.current!.kid).toBe(keys.next!.kid);
       const duringGrace = await signerFor(secretId).sign();
       await rig.rotor.rollback(secretId, 'the new key breaks a partner', 'it');
@@ -208,7 +270,9 @@ describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
     const refused = await rig.rotor.wait(short.secretId);
     expect(refused.outcome).toBe('failed');
     if (refused.outcome === 'failed') {
-      expect(refused.message).toContain('grace 2.0s is shorter than tokens.maxLifetime 4.0s + tokens.clockSkew 1.0s = 5.0s');
+      expect(refused.message).toContain(
+        'grace 2.0s is shorter than tokens.maxLifetime 4.0s + tokens.clockSkew 1.0s = 5.0s',
+      );
     }
     expect((await labels(short.secretId)).versions).toBe(1);
     const cli = await runCli(rig.taskQueue, ['rotate', short.secretId, '--grace', '3s', '--wait'], {}, outputs);
@@ -216,7 +280,10 @@ describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
     expect(cli.stdout + cli.stderr).toContain('grace 3.0s is shorter than tokens.maxLifetime 4.0s');
     // rotor check with the grace rotor.yaml gives the secret says the same before any rotation runs.
     const dir = mkdtempSync(path.join(tmpdir(), 'rotor-jwt-'));
-    writeFileSync(path.join(dir, 'rotor.yaml'), `secrets:\n  - id: ${short.secretId}\n    grace: 4s\n    schedule:\n      every: 30d\n`);
+    writeFileSync(
+      path.join(dir, 'rotor.yaml'),
+      `secrets:\n  - id: ${short.secretId}\n    grace: 4s\n    schedule:\n      every: 30d\n`,
+    );
     const check = await runCli(rig.taskQueue, ['check', '-f', path.join(dir, 'rotor.yaml')], {}, outputs);
     expect(check.code).toBe(6);
     expect(check.stdout).toContain('grace 4.0s is shorter than tokens.maxLifetime 4.0s + tokens.clockSkew 1.0s = 5.0s');
@@ -225,7 +292,10 @@ describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
     await rig.rotor.rotate(early.secretId, { graceMs: 6000 });
     const outcome = await rig.rotor.wait(early.secretId);
     expect(outcome.outcome).toBe('failed');
-    if (outcome.outcome === 'failed') expect(outcome.message).toContain('prePublication: 2.0s is shorter than jwks.maxAge 3.0s + jwks.cooldown 6.0s = 9.0s');
+    if (outcome.outcome === 'failed')
+      expect(outcome.message).toContain(
+        'prePublication: 2.0s is shorter than jwks.maxAge 3.0s + jwks.cooldown 6.0s = 9.0s',
+      );
     expect((await labels(early.secretId)).versions).toBe(1);
   });
 
@@ -233,12 +303,20 @@ describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
     const { secretId, service, keys } = await adoptedKeySet('scheduled', ['current', 'next']);
     // Another issuer's key under the same service: retire must leave it published.
     const other = await generateSigningKey('ES256');
-    await registry.asAdmin('INSERT INTO rotor_jwks (service, kid, jwk) VALUES ($1, $2, $3)', [service, other.kid, JSON.stringify(publicPart(other.publicJwk))]);
+    await registry.asAdmin('INSERT INTO rotor_jwks (service, kid, jwk) VALUES ($1, $2, $3)', [
+      service,
+      other.kid,
+      JSON.stringify(publicPart(other.publicJwk)),
+    ]);
     try {
       const status = await rotateOnSchedule(rig, secretId, '6s');
-      const made = JSON.parse((await store.getByVersion(secretId, status.versions.current!))!.value) as { keys: Record<string, SigningKey> };
+      const made = JSON.parse((await store.getByVersion(secretId, status.versions.current!))!.value) as {
+        keys: Record<string, SigningKey>;
+      };
       expect(made.keys.current!.kid).toBe(keys.next!.kid);
-      const { rows } = await registry.reader.query<{ kid: string }>('SELECT kid FROM rotor_jwks WHERE service = $1', [service]);
+      const { rows } = await registry.reader.query<{ kid: string }>('SELECT kid FROM rotor_jwks WHERE service = $1', [
+        service,
+      ]);
       expect(rows.map((r) => r.kid).sort()).toEqual([made.keys.current!.kid, made.keys.next!.kid, other.kid].sort());
     } finally {
       await rememberKeys(secretId);
@@ -253,9 +331,11 @@ describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
       const body = (await first.json()) as { keys: JWK[] };
       expect(first.headers.get('content-type')).toBe('application/jwk-set+json');
       expect(body.keys.map((k) => k.kid).sort()).toEqual([keys.current!.kid, keys.next!.kid].sort());
-      for (const key of body.keys) expect(Object.keys(key).sort()).toEqual(['alg', 'crv', 'kid', 'kty', 'use', 'x', 'y']);
+      for (const key of body.keys)
+        expect(Object.keys(key).sort()).toEqual(['alg', 'crv', 'kid', 'kty', 'use', 'x', 'y']);
       const ages = new Set<number>();
-      for (let i = 0; i < 20; i++) ages.add(Number(/max-age=(\d+)/.exec((await fetch(jwks.url)).headers.get('cache-control')!)![1]));
+      for (let i = 0; i < 20; i++)
+        ages.add(Number(/max-age=(\d+)/.exec((await fetch(jwks.url)).headers.get('cache-control')!)![1]));
       expect([...ages].every((a) => a >= 1 && a <= 3)).toBe(true);
       expect(ages.size).toBeGreaterThan(1);
       const etag = first.headers.get('etag')!;
@@ -266,7 +346,9 @@ describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
   });
 
   it('a JWKS outage longer than its cache lifetime: valid tokens keep verifying within the stale bound, then verification says unavailable', async () => {
-    const { secretId, service } = await adoptedKeySet('outage', ['current'], { tokens: { maxLifetime: '1h', clockSkew: '1m' } });
+    const { secretId, service } = await adoptedKeySet('outage', ['current'], {
+      tokens: { maxLifetime: '1h', clockSkew: '1m' },
+    });
     const jwks = await publisher(service);
     const verifier = verifierFor(jwks.url, { cooldownMs: 500, maxStaleMs: 3000 });
     const token = await signerFor(secretId).sign();
@@ -279,7 +361,9 @@ describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
   });
 
   it('a flood of unknown kids costs at most one JWKS fetch per cooldown', async () => {
-    const { secretId, service } = await adoptedKeySet('flood', ['current'], { tokens: { maxLifetime: '1h', clockSkew: '1m' } });
+    const { secretId, service } = await adoptedKeySet('flood', ['current'], {
+      tokens: { maxLifetime: '1h', clockSkew: '1m' },
+    });
     const jwks = await publisher(service);
     try {
       const verifier = verifierFor(jwks.url, { cooldownMs: 1000 });
@@ -287,7 +371,13 @@ describe('JWT signing keys rotated by rotor, published as a JWKS', () => {
       expect(jwks.requests()).toBe(1);
       const { privateKey } = await generateKeyPair('ES256');
       const flood = await Promise.all(
-        Array.from({ length: 300 }, (_, i) => new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: `made-up-${i}` }).setIssuedAt().setExpirationTime('1h').sign(privateKey)),
+        Array.from({ length: 300 }, (_, i) =>
+          new SignJWT({})
+            .setProtectedHeader({ alg: 'ES256', kid: `made-up-${i}` })
+            .setIssuedAt()
+            .setExpirationTime('1h')
+            .sign(privateKey),
+        ),
       );
       const first = await Promise.all(flood.map((t) => verifier.verify(t)));
       expect(first.every((v) => !v.ok && v.reason === 'unknown-kid')).toBe(true);

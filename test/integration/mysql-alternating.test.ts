@@ -5,7 +5,15 @@ import { stackEnv, uniqueName } from '../helpers/env';
 import { holdDirectory } from '../helpers/faulty-rotators';
 import { historiesText } from '../helpers/hygiene';
 import { createMysqlUser, mysqlLogsIn, mysqlSecret, mysqlUserExists, withMysqlAdmin } from '../helpers/mysql';
-import { adminSecret, createSecret, labels, rememberPasswords, store, tagSecret, waitForStatus } from '../helpers/stack';
+import {
+  adminSecret,
+  createSecret,
+  labels,
+  rememberPasswords,
+  store,
+  tagSecret,
+  waitForStatus,
+} from '../helpers/stack';
 import { useWorkerRig } from '../helpers/rig';
 import { WorkerProcess } from '../helpers/worker-process';
 
@@ -46,7 +54,12 @@ async function rotation(secretId: string, graceMs = 0) {
   return outcome;
 }
 
-async function asAccount<T>(user: string, password: string, db: string, work: (c: Awaited<ReturnType<typeof createConnection>>) => Promise<T>) {
+async function asAccount<T>(
+  user: string,
+  password: string,
+  db: string,
+  work: (c: Awaited<ReturnType<typeof createConnection>>) => Promise<T>,
+) {
   const url = new URL(stackEnv('ROTOR_MYSQL_ADMIN_URL'));
   const c = await createConnection({ host: url.hostname, port: Number(url.port), user, password, database: db });
   try {
@@ -91,7 +104,9 @@ describe('MySQL/MariaDB alternating users on the real stack', () => {
     const { secretId, base } = await pair('deputy');
     await withMysqlAdmin((a) => a.query("ALTER USER ?@'%' IDENTIFIED BY ?", [base, `Oob-${Date.now()}`]));
     const outcome = await rotation(secretId);
-    expect(outcome.outcome === 'failed' && outcome.message).toMatch(/AWSCURRENT does not log in .*rotor will not use the admin secret/);
+    expect(outcome.outcome === 'failed' && outcome.message).toMatch(
+      /AWSCURRENT does not log in .*rotor will not use the admin secret/,
+    );
     expect(await mysqlUserExists(`${base}_clone`)).toBe(false);
   });
 
@@ -107,9 +122,18 @@ describe('MySQL/MariaDB alternating users on the real stack', () => {
   });
 
   it('locks the previous account after waiting for its session, and the next rotation unlocks it', async () => {
-    const { secretId, base, password, db } = await pair('retire', { 'rotor:retire': 'disable-login', 'rotor:live-sessions-max-wait': '2m' });
+    const { secretId, base, password, db } = await pair('retire', {
+      'rotor:retire': 'disable-login',
+      'rotor:live-sessions-max-wait': '2m',
+    });
     const url = new URL(stackEnv('ROTOR_MYSQL_ADMIN_URL'));
-    const held = await createConnection({ host: url.hostname, port: Number(url.port), user: base, password, database: db });
+    const held = await createConnection({
+      host: url.hostname,
+      port: Number(url.port),
+      user: base,
+      password,
+      database: db,
+    });
     await rig.rotor.rotate(secretId, { graceMs: 0 });
     const waiting = await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'awaiting-sessions');
     expect(waiting.liveSessions).toBe(1);
@@ -125,12 +149,23 @@ describe('MySQL/MariaDB alternating users on the real stack', () => {
   });
 
   it('terminates the sessions of the previous account when the policy says so', async () => {
-    const { secretId, base, password, db } = await pair('terminate', { 'rotor:retire': 'scramble-password', 'rotor:live-sessions': 'terminate' });
+    const { secretId, base, password, db } = await pair('terminate', {
+      'rotor:retire': 'scramble-password',
+      'rotor:live-sessions': 'terminate',
+    });
     const url = new URL(stackEnv('ROTOR_MYSQL_ADMIN_URL'));
-    const held = await createConnection({ host: url.hostname, port: Number(url.port), user: base, password, database: db });
+    const held = await createConnection({
+      host: url.hostname,
+      port: Number(url.port),
+      user: base,
+      password,
+      database: db,
+    });
     held.on('error', () => undefined);
     const outcome = await rotation(secretId);
-    expect(outcome.outcome === 'completed' && outcome.result.retirement).toBe('scrambled-password; terminated 1 sessions');
+    expect(outcome.outcome === 'completed' && outcome.result.retirement).toBe(
+      'scrambled-password; terminated 1 sessions',
+    );
     await expect(held.query('SELECT 1')).rejects.toThrow();
     expect(await mysqlLogsIn(base, password)).toBe(false);
   });
@@ -140,11 +175,19 @@ describe('MySQL/MariaDB alternating users on the real stack', () => {
     await withMysqlAdmin((a) => a.query("ALTER USER ?@'%' REQUIRE SSL", [base]));
     expect((await rotation(secretId)).outcome).toBe('completed');
     const clone = await current(secretId);
-    const [rows] = await withMysqlAdmin((a) => a.query<RowDataPacket[]>("SELECT ssl_type AS t FROM mysql.user WHERE User = ? AND Host = '%'", [clone.username]));
+    const [rows] = await withMysqlAdmin((a) =>
+      a.query<RowDataPacket[]>("SELECT ssl_type AS t FROM mysql.user WHERE User = ? AND Host = '%'", [clone.username]),
+    );
     expect(rows[0]?.t).toBe('ANY');
     expect(await mysqlLogsIn(clone.username, clone.password)).toBe(false);
     const url = new URL(stackEnv('ROTOR_MYSQL_ADMIN_URL'));
-    const tls = await createConnection({ host: url.hostname, port: Number(url.port), user: clone.username, password: clone.password, ssl: { rejectUnauthorized: false } });
+    const tls = await createConnection({
+      host: url.hostname,
+      port: Number(url.port),
+      user: clone.username,
+      password: clone.password,
+      ssl: { rejectUnauthorized: false },
+    });
     await tls.end();
   });
 

@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { uniqueName } from '../helpers/env';
 import { holdDirectory } from '../helpers/faulty-rotators';
 import { historiesText } from '../helpers/hygiene';
-import { mysqlAuthString, mysqlLogsIn, mysqlSecret, mysqlUserExists, mysqlUserWithSecret, createMysqlUser } from '../helpers/mysql';
+import {
+  mysqlAuthString,
+  mysqlLogsIn,
+  mysqlSecret,
+  mysqlUserExists,
+  mysqlUserWithSecret,
+  createMysqlUser,
+} from '../helpers/mysql';
 import { createSecret, labels, passwordAt, rememberPasswords, waitForStatus } from '../helpers/stack';
 import { useWorkerRig } from '../helpers/rig';
 import { WorkerProcess } from '../helpers/worker-process';
@@ -29,7 +36,7 @@ describe('MySQL/MariaDB single-user rotation on the real stack', () => {
     expect((await rig.rotor.status(secretId))?.rotator).toBe('mysql-single-user');
   });
 
-  it("changes the account CURRENT_USER() names, not one with the same user name and another host", async () => {
+  it('changes the account CURRENT_USER() names, not one with the same user name and another host', async () => {
     const username = uniqueName('rotor_host').replace(/-/g, '_');
     const other = `Other-${Math.random().toString(36).slice(2)}`;
     passwords.add(other);
@@ -80,14 +87,18 @@ describe('MySQL/MariaDB single-user rotation on the real stack', () => {
   });
 
   it.each([
-    ['quotes', "rotor_o'b\"q"],
+    ['quotes', 'rotor_o\'b"q'],
     ['backticks and a semicolon', 'rotor_`x`; DROP USER rotor_sentinel'],
     ['@ and %', 'rotor_a@b%c'],
     ['spaces', 'rotor with space'],
     ['non-ASCII', 'rotor_zoë_名'],
   ])('a user name with %s rotates correctly, without injection', async (_name, base) => {
     if (!(await mysqlUserExists('rotor_sentinel'))) await createMysqlUser('rotor_sentinel', `S-${Date.now()}`);
-    const { secretId, username, password } = await mysqlUserWithSecret('hostile', passwords, `${base}_${Math.random().toString(36).slice(2, 6)}`);
+    const { secretId, username, password } = await mysqlUserWithSecret(
+      'hostile',
+      passwords,
+      `${base}_${Math.random().toString(36).slice(2, 6)}`,
+    );
     await rig.rotor.rotate(secretId, { graceMs: 0 });
     expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
     await remember(secretId);
@@ -103,7 +114,9 @@ describe('MySQL/MariaDB single-user rotation on the real stack', () => {
     const versionId = await createSecret(secretId, mysqlSecret('u'.repeat(81), password));
     await rig.rotor.rotate(secretId, { graceMs: 0 });
     const outcome = await rig.rotor.wait(secretId);
-    expect(outcome.outcome === 'failed' && outcome.message).toMatch(/username: must be at most 80 characters.*nothing was changed/);
+    expect(outcome.outcome === 'failed' && outcome.message).toMatch(
+      /username: must be at most 80 characters.*nothing was changed/,
+    );
     expect(await labels(secretId)).toEqual({ current: versionId, versions: 1 });
   });
 

@@ -14,7 +14,16 @@ import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rot
 import { localActivityTypes } from '../helpers/history';
 import { historiesText, recordHistories } from '../helpers/hygiene';
 import { alertReceiver, auditDatabase, freePort, type ReceivedAlert } from '../helpers/ops';
-import { adminSecret, createRole, createSecret, pgSecret, rememberPasswords, roleWithSecret as roleWithSecretIn, rotationClient, waitForStatus } from '../helpers/stack';
+import {
+  adminSecret,
+  createRole,
+  createSecret,
+  pgSecret,
+  rememberPasswords,
+  roleWithSecret as roleWithSecretIn,
+  rotationClient,
+  waitForStatus,
+} from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
 /**
@@ -41,7 +50,11 @@ let managed: { secretId: string; username: string; password: string };
 let auditedSecretId = '';
 
 const roleWithSecret = (marker: string) => roleWithSecretIn('it', marker, passwords);
-const oncall = (extra: Partial<RotationReporting> = {}): RotationReporting => ({ alerts: ['oncall'], stuckPhaseBudgetMs: 60_000, ...extra });
+const oncall = (extra: Partial<RotationReporting> = {}): RotationReporting => ({
+  alerts: ['oncall'],
+  stuckPhaseBudgetMs: 60_000,
+  ...extra,
+});
 
 /** Runs `work` on the audit database directly, as someone tampering with it would. */
 async function withAuditDb<T>(work: (db: PgClient) => Promise<T>): Promise<T> {
@@ -135,7 +148,10 @@ describe('audit trail', () => {
     const scheduled = history
       .map((e) => e.activityTaskScheduledEventAttributes)
       .filter((a) => a && a.activityType?.name !== 'appendAudit' && a.activityType?.name !== 'rotationEnded')
-      .map((a) => `${a!.activityType!.name}@${a!.taskQueue!.name === taskQueue ? 'main' : a!.taskQueue!.name === storeWritesTaskQueue(taskQueue) ? 'store-writes' : a!.taskQueue!.name}`);
+      .map(
+        (a) =>
+          `${a!.activityType!.name}@${a!.taskQueue!.name === taskQueue ? 'main' : a!.taskQueue!.name === storeWritesTaskQueue(taskQueue) ? 'store-writes' : a!.taskQueue!.name}`,
+      );
     expect(scheduled).toEqual(['prepareRotation@main', 'createPending@store-writes', 'finishRotation@store-writes']);
     const local = localActivityTypes(history).filter((type) => type !== 'appendAudit' && type !== 'rotationEnded');
     expect(local).toEqual(['setPending', 'testPending', 'retirePrevious']);
@@ -153,7 +169,9 @@ describe('audit trail', () => {
     expect(alert.body.rotor.uiUrl).toContain(encodeURIComponent(`rotor/rotate/${secretId}`));
     const events = await trail(secretId, (e) => e.some((x) => x.kind === 'alert-sent'));
     const kinds = events.map((e) => `${e.kind}:${e.step ?? e.outcome ?? ''}`);
-    expect(kinds).toEqual(expect.arrayContaining(['step-failed:test', 'step:compensate', 'outcome:compensated', 'alert-sent:compensated']));
+    expect(kinds).toEqual(
+      expect.arrayContaining(['step-failed:test', 'step:compensate', 'outcome:compensated', 'alert-sent:compensated']),
+    );
     expect(events.find((e) => e.kind === 'step-failed')?.detail?.error).toMatch(/injected by the test rotator/);
   });
 
@@ -168,7 +186,10 @@ describe('audit trail', () => {
     await rememberPasswords(secretId, passwords);
     await alertFor(secretId, 'rolled-back');
     const events = await trail(secretId);
-    expect(events.find((e) => e.kind === 'rollback-requested')).toMatchObject({ actor: 'signal:bob', detail: { reason: 'errors after deploy' } });
+    expect(events.find((e) => e.kind === 'rollback-requested')).toMatchObject({
+      actor: 'signal:bob',
+      detail: { reason: 'errors after deploy' },
+    });
     expect(events.some((e) => e.kind === 'step' && e.step === 'rollback')).toBe(true);
     expect(events.find((e) => e.kind === 'outcome')?.outcome).toBe('rolled-back');
   });
@@ -181,13 +202,18 @@ describe('audit trail', () => {
     const head = /audit trail intact: \d+ events, head (\d+:[0-9a-f]{64})/.exec(intact.stdout)?.[1];
     expect(head).toBeDefined();
     const anchored = await runCli(taskQueue, ['audit', 'verify', '--anchor', head!], env, outputs);
-    expect(anchored).toMatchObject({ code: 0, stdout: expect.stringContaining(`anchor ${head!.split(':')[0]}: still there, unchanged`) });
+    expect(anchored).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining(`anchor ${head!.split(':')[0]}: still there, unchanged`),
+    });
     // Deleting the newest row leaves a shorter chain that is valid by itself: only the anchor shows it.
     await withAuditDb((db) => db.query('DELETE FROM rotor_audit_events WHERE seq = $1', [Number(head!.split(':')[0])]));
     expect((await runCli(taskQueue, ['audit', 'verify'], env, outputs)).code).toBe(0);
     const truncated = await runCli(taskQueue, ['audit', 'verify', '--anchor', head!, '--json'], env, outputs);
     expect(truncated.code).toBe(5);
-    expect(JSON.parse(truncated.stdout).problems).toEqual([{ seq: Number(head!.split(':')[0]), problem: 'the anchored row is gone: the newest rows were deleted' }]);
+    expect(JSON.parse(truncated.stdout).problems).toEqual([
+      { seq: Number(head!.split(':')[0]), problem: 'the anchored row is gone: the newest rows were deleted' },
+    ]);
     expect((await runCli(taskQueue, ['audit', 'verify', '--anchor', 'seq-1'], env, outputs)).code).toBe(2);
 
     const secretId = auditedSecretId;
@@ -195,14 +221,25 @@ describe('audit trail', () => {
     expect(history.code).toBe(0);
     expect(history.stdout).toMatch(/^AT\s+EVENT\s+STEP\s+OUTCOME\s+TOOK\s+VERSION\s+BY/);
     expect(history.stdout).toContain('outcome');
-    const json = JSON.parse((await runCli(taskQueue, ['history', secretId, '--json'], env, outputs)).stdout) as AuditRecord[];
+    const json = JSON.parse(
+      (await runCli(taskQueue, ['history', secretId, '--json'], env, outputs)).stdout,
+    ) as AuditRecord[];
     expect(json.length).toBeGreaterThan(5);
 
     const target = json.find((e) => e.kind === 'outcome')!;
-    await withAuditDb((db) => db.query(`UPDATE rotor_audit_events SET outcome = 'tampered' WHERE seq = $1`, [target.seq]));
-    const away = await runCli(taskQueue, ['audit', 'verify'], { ROTOR_AUDIT_URL: 'postgres://auditor:hunter2-secret@127.0.0.1:1/rotor_audit' }, outputs);
+    await withAuditDb((db) =>
+      db.query(`UPDATE rotor_audit_events SET outcome = 'tampered' WHERE seq = $1`, [target.seq]),
+    );
+    const away = await runCli(
+      taskQueue,
+      ['audit', 'verify'],
+      { ROTOR_AUDIT_URL: 'postgres://auditor:hunter2-secret@127.0.0.1:1/rotor_audit' },
+      outputs,
+    );
     expect(away.code).toBe(4);
-    expect(away.stderr).toMatch(/^rotor: .*audit database rotor_audit at 127\.0\.0\.1:1.* — check that it is up and reachable from here\n$/);
+    expect(away.stderr).toMatch(
+      /^rotor: .*audit database rotor_audit at 127\.0\.0\.1:1.* — check that it is up and reachable from here\n$/,
+    );
     expect(away.stderr).not.toContain('hunter2-secret');
     const none = await runCli(taskQueue, ['history', `${secretId}-none`, '--json'], env, outputs);
     expect(none).toMatchObject({ code: 3, stdout: '[]\n' });
@@ -249,7 +286,13 @@ describe('alerts', () => {
     await createRole(base, password);
     const secretId = uniqueName('it/ops-alt');
     await createSecret(secretId, pgSecret(base, password, { masterarn: masterId }));
-    const session = new PgClient({ host: admin.hostname, port: Number(admin.port), user: base, password, database: 'postgres' });
+    const session = new PgClient({
+      host: admin.hostname,
+      port: Number(admin.port),
+      user: base,
+      password,
+      database: 'postgres',
+    });
     await session.connect();
     try {
       await rotor.rotate(secretId, {
@@ -291,13 +334,22 @@ describe('worker settings', () => {
 describe('metrics', () => {
   it('serves rotations by rotator and outcome, step durations and rotations in grace, with bounded labels', async () => {
     const text = await scrape(`http://127.0.0.1:${metricsPort}/metrics`);
-    const count = (outcome: string) => Number(new RegExp(`^rotor_rotations_total\\{rotator="postgres-single-user",outcome="${outcome}"\\} (\\d+)`, 'm').exec(text)?.[1]);
+    const count = (outcome: string) =>
+      Number(
+        new RegExp(`^rotor_rotations_total\\{rotator="postgres-single-user",outcome="${outcome}"\\} (\\d+)`, 'm').exec(
+          text,
+        )?.[1],
+      );
     expect(count('completed')).toBeGreaterThanOrEqual(2);
     expect(count('compensated')).toBeGreaterThanOrEqual(2);
     expect(count('rolled-back')).toBe(1);
     expect(text).toMatch(/^rotor_rotations_total\{rotator="postgres-alternating-users",outcome="completed"\} 1/m);
-    expect(text).toMatch(/^rotor_step_duration_seconds_count\{step="set",rotator="postgres-single-user",result="ok"\} [1-9]/m);
-    expect(text).toMatch(/^rotor_step_duration_seconds_count\{step="test",rotator="postgres-single-user",result="error"\} [1-9]/m);
+    expect(text).toMatch(
+      /^rotor_step_duration_seconds_count\{step="set",rotator="postgres-single-user",result="ok"\} [1-9]/m,
+    );
+    expect(text).toMatch(
+      /^rotor_step_duration_seconds_count\{step="test",rotator="postgres-single-user",result="error"\} [1-9]/m,
+    );
     expect(text).toMatch(/^rotor_rotations_in_grace 0$/m);
     // Only secrets of rotor.yaml get a per-secret series: label cardinality stays bounded by the file.
     expect(text).not.toMatch(/secret_id="it\/ops-audit/);
@@ -309,7 +361,9 @@ describe('metrics', () => {
     const since = async () => {
       const text = await scrape(`http://127.0.0.1:${metricsPort}/metrics`);
       const escaped = managedId.replace(/[/.-]/g, (c) => `\\${c}`);
-      return Number(new RegExp(`^rotor_seconds_since_last_success\\{secret_id="${escaped}"\\} ([\\d.e+-]+)`, 'm').exec(text)?.[1]);
+      return Number(
+        new RegExp(`^rotor_seconds_since_last_success\\{secret_id="${escaped}"\\} ([\\d.e+-]+)`, 'm').exec(text)?.[1],
+      );
     };
     // Seeded at start from the store: the secret's AWSCURRENT was created before the worker started.
     const before = await since();
@@ -325,7 +379,13 @@ describe('metrics', () => {
 
 describe('secret hygiene', () => {
   it('no password in histories, audit rows, alerts, worker logs or CLI output', async () => {
-    await recordHistories(rotor.client, taskQueue, ['it/ops-audit', 'it/ops-fail-test', 'it/ops-rollback', 'it/ops-hold-test', 'it/ops-alt']);
+    await recordHistories(rotor.client, taskQueue, [
+      'it/ops-audit',
+      'it/ops-fail-test',
+      'it/ops-rollback',
+      'it/ops-hold-test',
+      'it/ops-alt',
+    ]);
     const { text } = await historiesText(rotor.client, taskQueue);
     const db = new PgClient({ connectionString: auditUrl });
     await db.connect();

@@ -4,7 +4,19 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { holdDirectory } from '../helpers/faulty-rotators';
 import { historiesText } from '../helpers/hygiene';
-import { adminSecret, createSecret, labels, logsIn, pgSecret, rememberPasswords, roleExists, store, tagSecret, waitForStatus, withAdmin } from '../helpers/stack';
+import {
+  adminSecret,
+  createSecret,
+  labels,
+  logsIn,
+  pgSecret,
+  rememberPasswords,
+  roleExists,
+  store,
+  tagSecret,
+  waitForStatus,
+  withAdmin,
+} from '../helpers/stack';
 import { useWorkerRig } from '../helpers/rig';
 import { WorkerProcess } from '../helpers/worker-process';
 
@@ -41,7 +53,13 @@ async function current(secretId: string): Promise<{ username: string; password: 
 /** An application's open connection as a login of the pair. */
 async function openSession(username: string, password: string): Promise<PgClient> {
   const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-  const c = new PgClient({ host: url.hostname, port: Number(url.port), user: username, password, database: 'postgres' });
+  const c = new PgClient({
+    host: url.hostname,
+    port: Number(url.port),
+    user: username,
+    password,
+    database: 'postgres',
+  });
   await c.connect();
   return c;
 }
@@ -49,7 +67,13 @@ async function openSession(username: string, password: string): Promise<PgClient
 /** Runs SQL as a login of the pair (its default role setting applies, as for an application). */
 async function asLogin<T>(username: string, password: string, work: (c: PgClient) => Promise<T>): Promise<T> {
   const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-  const c = new PgClient({ host: url.hostname, port: Number(url.port), user: username, password, database: 'postgres' });
+  const c = new PgClient({
+    host: url.hostname,
+    port: Number(url.port),
+    user: username,
+    password,
+    database: 'postgres',
+  });
   await c.connect();
   try {
     return await work(c);
@@ -160,7 +184,13 @@ describe('PostgreSQL alternating users on the real stack', () => {
     }
     // Every table belongs to the original login, whichever login created it.
     const owners = await withAdmin(async (admin) =>
-      (await admin.query<{ owner: string }>('SELECT DISTINCT tableowner AS owner FROM pg_tables WHERE schemaname = $1', [base])).rows.map((r) => r.owner));
+      (
+        await admin.query<{ owner: string }>(
+          'SELECT DISTINCT tableowner AS owner FROM pg_tables WHERE schemaname = $1',
+          [base],
+        )
+      ).rows.map((r) => r.owner),
+    );
     expect(owners).toEqual([base]);
 
     // A grant to the original login, made after the clone existed, reaches the clone at once; its sessions still
@@ -169,7 +199,10 @@ describe('PostgreSQL alternating users on the real stack', () => {
       await admin.query(`CREATE TABLE ${q(`${base}_granted`)} (id int)`);
       await admin.query(`GRANT SELECT ON ${q(`${base}_granted`)} TO ${q(base)}`);
     });
-    const clone = JSON.parse((await store.getByStage(secretId, 'AWSPREVIOUS'))!.value) as { username: string; password: string };
+    const clone = JSON.parse((await store.getByStage(secretId, 'AWSPREVIOUS'))!.value) as {
+      username: string;
+      password: string;
+    };
     passwords.add(clone.password);
     expect(clone.username).toBe(`${base}_clone`);
     await asLogin(clone.username, clone.password, async (c) => {
@@ -177,7 +210,9 @@ describe('PostgreSQL alternating users on the real stack', () => {
       const who = (await c.query('SELECT session_user AS s, current_user AS c')).rows[0];
       expect(who).toEqual({ s: clone.username, c: base });
       const pid = (await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
-      const seen = await withAdmin((admin) => admin.query('SELECT usename FROM pg_stat_activity WHERE pid = $1', [pid]));
+      const seen = await withAdmin((admin) =>
+        admin.query('SELECT usename FROM pg_stat_activity WHERE pid = $1', [pid]),
+      );
       expect(seen.rows[0].usename).toBe(clone.username);
     });
   });
@@ -187,7 +222,9 @@ describe('PostgreSQL alternating users on the real stack', () => {
     const outOfBand = `Oob-${Date.now()}`;
     passwords.add(outOfBand);
     await withAdmin((admin) => admin.query(`ALTER ROLE ${q(base)} PASSWORD ${escapeLiteral(outOfBand)}`));
-    expect(await rotateToEnd(secretId)).toMatch(/failed: .*failed at prepare: .*AWSCURRENT does not log in .*rotor will not use the admin secret.*nothing was changed/);
+    expect(await rotateToEnd(secretId)).toMatch(
+      /failed: .*failed at prepare: .*AWSCURRENT does not log in .*rotor will not use the admin secret.*nothing was changed/,
+    );
     expect(await roleExists(`${base}_clone`)).toBe(false);
     expect((await labels(secretId)).current).toBe(versionId);
   });
@@ -229,7 +266,9 @@ describe('PostgreSQL alternating users on the real stack', () => {
 
     const tagged = uniqueName('it/alt-tag');
     await createSecret(tagged, pgSecret('rotor_alt_tagged', 'x-unused-3'));
-    await new SecretsManagerClient({}).send(new TagResourceCommand({ SecretId: tagged, Tags: [{ Key: 'rotor:strategy', Value: 'alternating-users' }] }));
+    await new SecretsManagerClient({}).send(
+      new TagResourceCommand({ SecretId: tagged, Tags: [{ Key: 'rotor:strategy', Value: 'alternating-users' }] }),
+    );
     expect(await rotateToEnd(tagged)).toMatch(/masterarn: is required for alternating users.*nothing was changed/);
 
     const { secretId } = await loginWithOwnerModel('nomaster');
@@ -257,7 +296,10 @@ describe('PostgreSQL alternating users on the real stack', () => {
     }
 
     it('disables the previous login, and the next rotation brings it back', async () => {
-      const { secretId, base, password } = await pairWithPolicy('disable', { 'rotor:retire': 'disable-login', 'rotor:live-sessions': 'proceed' });
+      const { secretId, base, password } = await pairWithPolicy('disable', {
+        'rotor:retire': 'disable-login',
+        'rotor:live-sessions': 'proceed',
+      });
       expect((await rotation(secretId)).retirement).toBe('disabled-login');
       expect(await logsIn(base, password)).toBe(false);
       const clone = await current(secretId);
@@ -276,7 +318,10 @@ describe('PostgreSQL alternating users on the real stack', () => {
     });
 
     it('waits for a live session of the previous login, visible in the status, and retires when it ends', async () => {
-      const { secretId, base, password } = await pairWithPolicy('wait', { 'rotor:retire': 'disable-login', 'rotor:live-sessions-max-wait': '2m' });
+      const { secretId, base, password } = await pairWithPolicy('wait', {
+        'rotor:retire': 'disable-login',
+        'rotor:live-sessions-max-wait': '2m',
+      });
       const held = await openSession(base, password);
       await rig.rotor.rotate(secretId, { graceMs: 0 });
       const waiting = await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'awaiting-sessions');
@@ -291,7 +336,10 @@ describe('PostgreSQL alternating users on the real stack', () => {
     });
 
     it('says so in its result when the wait reaches its bound, and retires anyway', async () => {
-      const { secretId, base, password } = await pairWithPolicy('bound', { 'rotor:retire': 'disable-login', 'rotor:live-sessions-max-wait': '3s' });
+      const { secretId, base, password } = await pairWithPolicy('bound', {
+        'rotor:retire': 'disable-login',
+        'rotor:live-sessions-max-wait': '3s',
+      });
       const held = await openSession(base, password);
       try {
         expect((await rotation(secretId)).retirement).toBe('disabled-login; 1 live sessions left after waiting 3.0s');
@@ -302,7 +350,10 @@ describe('PostgreSQL alternating users on the real stack', () => {
     });
 
     it('terminates the live sessions of the previous login when the policy says so', async () => {
-      const { secretId, base, password } = await pairWithPolicy('terminate', { 'rotor:retire': 'disable-login', 'rotor:live-sessions': 'terminate' });
+      const { secretId, base, password } = await pairWithPolicy('terminate', {
+        'rotor:retire': 'disable-login',
+        'rotor:live-sessions': 'terminate',
+      });
       const held = await openSession(base, password);
       held.on('error', () => undefined);
       expect((await rotation(secretId)).retirement).toBe('disabled-login; terminated 1 sessions');
@@ -312,7 +363,9 @@ describe('PostgreSQL alternating users on the real stack', () => {
 
     it('refuses a bad retirement tag before anything changes', async () => {
       const { secretId, versionId } = await pairWithPolicy('badtag', { 'rotor:retire': 'sometimes' });
-      expect(await rotateToEnd(secretId)).toMatch(/tag rotor:retire: "sometimes" is not none, disable-login or scramble-password.*nothing was changed/);
+      expect(await rotateToEnd(secretId)).toMatch(
+        /tag rotor:retire: "sometimes" is not none, disable-login or scramble-password.*nothing was changed/,
+      );
       expect(await labels(secretId)).toEqual({ current: versionId, versions: 1 });
     });
   });

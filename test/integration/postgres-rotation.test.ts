@@ -39,7 +39,11 @@ describe('PostgreSQL single-user rotation on the real stack', () => {
     await remember(secretId);
 
     const after = await labels(secretId);
-    expect(after).toEqual({ current: outcome.outcome === 'completed' ? outcome.result.token : '', previous: versionId, versions: 2 });
+    expect(after).toEqual({
+      current: outcome.outcome === 'completed' ? outcome.result.token : '',
+      previous: versionId,
+      versions: 2,
+    });
     const rotated = await passwordAt(secretId, 'AWSCURRENT');
     expect(rotated).not.toBe(password);
     expect(rotated).toHaveLength(32);
@@ -96,7 +100,10 @@ describe('PostgreSQL single-user rotation on the real stack', () => {
 
   it('runs exactly one rotation for two concurrent requests', async () => {
     const { secretId } = await roleWithSecret('concurrent');
-    const [a, b] = await Promise.all([rig.rotor.rotate(secretId, { graceMs: 60_000 }), rig.rotor.rotate(secretId, { graceMs: 60_000 })]);
+    const [a, b] = await Promise.all([
+      rig.rotor.rotate(secretId, { graceMs: 60_000 }),
+      rig.rotor.rotate(secretId, { graceMs: 60_000 }),
+    ]);
     expect(a.runId).toBe(b.runId);
     expect([a.started, b.started].sort()).toEqual([false, true]);
     await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'grace');
@@ -122,15 +129,29 @@ describe('bad input gets a typed error and changes nothing', () => {
 
   it('an unknown secret', async () => {
     const secretId = uniqueName('it/missing');
-    expect(await failedRotation(secretId)).toMatch(new RegExp(`secret ${secretId} not found in AWS Secrets Manager.*RotorSecretNotFound.*nothing was changed`));
+    expect(await failedRotation(secretId)).toMatch(
+      new RegExp(`secret ${secretId} not found in AWS Secrets Manager.*RotorSecretNotFound.*nothing was changed`),
+    );
     await expect(store.describe(secretId)).rejects.toThrow(/not found/);
   });
 
   it.each([
     ['malformed JSON', (p: string) => `{"engine":"postgres","password":"${p}"`, /not valid JSON/],
-    ['missing fields', (p: string) => JSON.stringify({ engine: 'postgres', password: p }), /host: is required; username: is required/],
-    ['a wrong engine', (p: string) => JSON.stringify({ engine: 'oracle', host: 'h', username: 'u', password: p }), /engine "oracle" is not supported/],
-    ['an over-long username', (p: string) => JSON.stringify(pgSecret('u'.repeat(64), p)), /username: must be at most 63 bytes/],
+    [
+      'missing fields',
+      (p: string) => JSON.stringify({ engine: 'postgres', password: p }),
+      /host: is required; username: is required/,
+    ],
+    [
+      'a wrong engine',
+      (p: string) => JSON.stringify({ engine: 'oracle', host: 'h', username: 'u', password: p }),
+      /engine "oracle" is not supported/,
+    ],
+    [
+      'an over-long username',
+      (p: string) => JSON.stringify(pgSecret('u'.repeat(64), p)),
+      /username: must be at most 63 bytes/,
+    ],
   ])('%s', async (_name, value, expected) => {
     const password = newPassword();
     const secretId = uniqueName('it/bad');
@@ -150,7 +171,10 @@ describe('bad input gets a typed error and changes nothing', () => {
   ])('a username with %s rotates correctly, without injection', async (_name, base) => {
     const sentinel = 'rotor_it_sentinel';
     if (!(await roleExists(sentinel))) await createRole(sentinel, newPassword());
-    const { secretId, username, password } = await roleWithSecret('hostile', `${base}_${Math.random().toString(36).slice(2, 6)}`);
+    const { secretId, username, password } = await roleWithSecret(
+      'hostile',
+      `${base}_${Math.random().toString(36).slice(2, 6)}`,
+    );
     await rig.rotor.rotate(secretId, { graceMs: 0 });
     expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
     await remember(secretId);
@@ -165,7 +189,9 @@ describe('bad input gets a typed error and changes nothing', () => {
     const outOfBand = newPassword();
     await withAdmin((a) => a.query(`ALTER ROLE ${escapeIdentifier(username)} PASSWORD ${escapeLiteral(outOfBand)}`));
     const message = await failedRotation(secretId);
-    expect(message).toMatch(/failed at prepare: .*no version of the secret \(AWSCURRENT, AWSPREVIOUS, AWSPENDING\) logs in.*RotorCredentialsRejected.*nothing was changed/);
+    expect(message).toMatch(
+      /failed at prepare: .*no version of the secret \(AWSCURRENT, AWSPREVIOUS, AWSPENDING\) logs in.*RotorCredentialsRejected.*nothing was changed/,
+    );
     expect(await logsIn(username, outOfBand)).toBe(true);
     expect(await labels(secretId)).toEqual({ current: versionId, versions: 1 });
   });

@@ -3,7 +3,19 @@ import { escapeIdentifier, escapeLiteral } from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { createMysqlUser, mysqlSecret } from '../helpers/mysql';
-import { adminSecret, createRole, createSecret, labels, logsIn, passwordAt, pgSecret, rememberPasswords, roleWithSecret, tagSecret, withAdmin } from '../helpers/stack';
+import {
+  adminSecret,
+  createRole,
+  createSecret,
+  labels,
+  logsIn,
+  passwordAt,
+  pgSecret,
+  rememberPasswords,
+  roleWithSecret,
+  tagSecret,
+  withAdmin,
+} from '../helpers/stack';
 import { expectNoPasswords, newPassword as freshPassword } from '../helpers/hygiene';
 import { useWorkerRig } from '../helpers/rig';
 
@@ -39,7 +51,9 @@ describe('prepare refuses what a rotation cannot do, before any version is writt
   it('a wrong AWSCURRENT password with no AWSPREVIOUS (PostgreSQL and MariaDB)', async () => {
     const { secretId, versionId } = await roleWithSecret('it', 'preflight-wrong', passwords);
     const wrong = await pgSecretFor('wrong', { ...pgSecret('nobody', newPassword()) });
-    expect(await refusal(wrong.secretId)).toMatch(/failed at prepare: .*no version of the secret .* logs in as "nobody".*RotorCredentialsRejected.*nothing was changed/);
+    expect(await refusal(wrong.secretId)).toMatch(
+      /failed at prepare: .*no version of the secret .* logs in as "nobody".*RotorCredentialsRejected.*nothing was changed/,
+    );
     await untouched(wrong.secretId, wrong.versionId);
     // The healthy one next to it still rotates.
     expect(await refusal(secretId)).toBe('completed');
@@ -49,7 +63,9 @@ describe('prepare refuses what a rotation cannot do, before any version is writt
     await createMysqlUser(user, newPassword());
     const mysqlId = uniqueName('it/preflight-mysql-wrong');
     const mysqlVersion = await createSecret(mysqlId, mysqlSecret(user, newPassword()));
-    expect(await refusal(mysqlId)).toMatch(/failed at prepare: .*no version of the secret .* logs in.*nothing was changed/);
+    expect(await refusal(mysqlId)).toMatch(
+      /failed at prepare: .*no version of the secret .* logs in.*nothing was changed/,
+    );
     await untouched(mysqlId, mysqlVersion);
   });
 
@@ -60,9 +76,17 @@ describe('prepare refuses what a rotation cannot do, before any version is writt
     await createRole(app, appPassword);
     const cases: [string, object, RegExp][] = [
       ['space', pgSecret(app, appPassword, { host: 'db .internal' }), /host: must be a host name or IP address/],
-      ['nxdomain', pgSecret(app, appPassword, { host: 'no-such-host.invalid' }), /host: "no-such-host.invalid" does not resolve/],
+      [
+        'nxdomain',
+        pgSecret(app, appPassword, { host: 'no-such-host.invalid' }),
+        /host: "no-such-host.invalid" does not resolve/,
+      ],
       ['nodb', pgSecret(app, appPassword, { dbname: uniqueName('no_such_db') }), /dbname: database .* does not exist/],
-      ['mariadb-port', pgSecret(app, appPassword, { port: Number(new URL(stackEnv('ROTOR_MYSQL_ADMIN_URL')).port) }), /does not speak PostgreSQL's protocol/],
+      [
+        'mariadb-port',
+        pgSecret(app, appPassword, { port: Number(new URL(stackEnv('ROTOR_MYSQL_ADMIN_URL')).port) }),
+        /does not speak PostgreSQL's protocol/,
+      ],
       ['closed-port', pgSecret(app, appPassword, { port: 1 }), /did not accept a connection .*ECONNREFUSED/],
     ];
     for (const [marker, value, reason] of cases) {
@@ -79,14 +103,19 @@ describe('prepare refuses what a rotation cannot do, before any version is writt
     const base = uniqueName('rotor_pf_alt').replace(/-/g, '_');
     const password = newPassword();
     await createRole(base, password);
-    const missing = await pgSecretFor('alt-missing', pgSecret(base, password, { masterarn: uniqueName('it/no-such-admin') }));
+    const missing = await pgSecretFor(
+      'alt-missing',
+      pgSecret(base, password, { masterarn: uniqueName('it/no-such-admin') }),
+    );
     expect(await refusal(missing.secretId)).toMatch(/failed at prepare: .*not found.*nothing was changed/);
     await untouched(missing.secretId, missing.versionId);
 
     const elsewhereId = uniqueName('it/preflight-admin-other-server');
     await createSecret(elsewhereId, pgSecret('postgres', newPassword(), { host: 'db.elsewhere.example' }));
     const other = await pgSecretFor('alt-other', pgSecret(base, password, { masterarn: elsewhereId }));
-    expect(await refusal(other.secretId)).toMatch(/failed at prepare: .*names another server than the user secret.*nothing was changed/);
+    expect(await refusal(other.secretId)).toMatch(
+      /failed at prepare: .*names another server than the user secret.*nothing was changed/,
+    );
     await untouched(other.secretId, other.versionId);
 
     const weak = uniqueName('rotor_pf_weak').replace(/-/g, '_');
@@ -95,7 +124,9 @@ describe('prepare refuses what a rotation cannot do, before any version is writt
     const weakId = uniqueName('it/preflight-weak-admin');
     await createSecret(weakId, pgSecret(weak, weakPassword));
     const unprivileged = await pgSecretFor('alt-weak', pgSecret(base, password, { masterarn: weakId }));
-    expect(await refusal(unprivileged.secretId)).toMatch(/failed at prepare: .*may not create or alter roles \(it needs CREATEROLE\).*nothing was changed/);
+    expect(await refusal(unprivileged.secretId)).toMatch(
+      /failed at prepare: .*may not create or alter roles \(it needs CREATEROLE\).*nothing was changed/,
+    );
     await untouched(unprivileged.secretId, unprivileged.versionId);
 
     // With the stack's admin it rotates.
@@ -107,13 +138,17 @@ describe('prepare refuses what a rotation cannot do, before any version is writt
   it('a retirement tag with a bad value, even on a single-user secret', async () => {
     const { secretId, versionId } = await roleWithSecret('it', 'preflight-tag', passwords);
     await tagSecret(secretId, { 'rotor:retire': 'sometimes' });
-    expect(await refusal(secretId)).toMatch(/failed at prepare: .*tag rotor:retire: "sometimes" is not none, disable-login or scramble-password.*nothing was changed/);
+    expect(await refusal(secretId)).toMatch(
+      /failed at prepare: .*tag rotor:retire: "sometimes" is not none, disable-login or scramble-password.*nothing was changed/,
+    );
     await untouched(secretId, versionId);
   });
 
   it('a grace period beyond the maximum, refused before a rotation starts', async () => {
     const { secretId, versionId } = await roleWithSecret('it', 'preflight-grace', passwords);
-    await expect(rig.rotor.rotate(secretId, { graceMs: 99_999_999 * 86_400_000 })).rejects.toThrow(/grace: .* is longer than the maximum grace period of 30d/);
+    await expect(rig.rotor.rotate(secretId, { graceMs: 99_999_999 * 86_400_000 })).rejects.toThrow(
+      /grace: .* is longer than the maximum grace period of 30d/,
+    );
     await untouched(secretId, versionId);
   });
 
@@ -121,12 +156,16 @@ describe('prepare refuses what a rotation cannot do, before any version is writt
     const { secretId, username, password, versionId } = await roleWithSecret('it', 'preflight-stray', passwords);
     // A rotation that set its password and never finished: AWSPENDING holds what the database accepts.
     const strayPassword = newPassword();
-    const stray = await new SecretsManagerClient({}).send(new PutSecretValueCommand({
-      SecretId: secretId,
-      SecretString: JSON.stringify(pgSecret(username, strayPassword)),
-      VersionStages: ['AWSPENDING'],
-    }));
-    await withAdmin((a) => a.query(`ALTER ROLE ${escapeIdentifier(username)} PASSWORD ${escapeLiteral(strayPassword)}`));
+    const stray = await new SecretsManagerClient({}).send(
+      new PutSecretValueCommand({
+        SecretId: secretId,
+        SecretString: JSON.stringify(pgSecret(username, strayPassword)),
+        VersionStages: ['AWSPENDING'],
+      }),
+    );
+    await withAdmin((a) =>
+      a.query(`ALTER ROLE ${escapeIdentifier(username)} PASSWORD ${escapeLiteral(strayPassword)}`),
+    );
     expect(await logsIn(username, password)).toBe(false);
 
     expect(await refusal(secretId)).toBe('completed');

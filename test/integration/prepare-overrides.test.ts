@@ -35,7 +35,9 @@ describe('prepare with rotor.yaml overrides', () => {
 
   it('refuses a retirement policy for a single-user secret, naming both', async () => {
     const { secretId } = await roleWithSecret('it', 'prep-single', seen);
-    await expect(prepare({ secretId, overrides: { retirement: { retire: 'scramble-password' } } })).rejects.toMatchObject({
+    await expect(
+      prepare({ secretId, overrides: { retirement: { retire: 'scramble-password' } } }),
+    ).rejects.toMatchObject({
       type: ErrorType.InvalidInput,
       nonRetryable: true,
       message: `secret ${secretId}: retirement applies to alternating users only, and this secret rotates with postgres-single-user`,

@@ -14,13 +14,19 @@ import { labels, logsIn, pgSecret, roleWithSecret, store, withAdmin } from '../h
  * crash can leave behind are set up by hand, then the activity runs (twice, as a retry would).
  */
 const activities = createActivities({ store, rotators });
-const run = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> => new MockActivityEnvironment().run(fn, ...args) as Promise<R>;
+const run = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> =>
+  new MockActivityEnvironment().run(fn, ...args) as Promise<R>;
 const seen = new Set<string>();
 
 async function putVersion(secretId: string, value: object, stages: string[]): Promise<string> {
   const token = randomUUID();
   await new SecretsManagerClient({}).send(
-    new PutSecretValueCommand({ SecretId: secretId, ClientRequestToken: token, SecretString: JSON.stringify(value), VersionStages: stages }),
+    new PutSecretValueCommand({
+      SecretId: secretId,
+      ClientRequestToken: token,
+      SecretString: JSON.stringify(value),
+      VersionStages: stages,
+    }),
   );
   return token;
 }
@@ -28,7 +34,12 @@ async function putVersion(secretId: string, value: object, stages: string[]): Pr
 describe('reinstate on the real stack', () => {
   it('compensation after finish landed puts AWSCURRENT and AWSPREVIOUS back, even on an unlabelled version', async () => {
     // P (first version) → V0 current with P previous → T made current by a finish whose result was lost.
-    const { secretId, username, password: p0, versionId: previousVersionId } = await roleWithSecret('it', 'reinstate', seen);
+    const {
+      secretId,
+      username,
+      password: p0,
+      versionId: previousVersionId,
+    } = await roleWithSecret('it', 'reinstate', seen);
     const v0Password = `V0-${Date.now()}-x`;
     const currentVersionId = await putVersion(secretId, pgSecret(username, v0Password), ['AWSCURRENT']);
     const tPassword = `T-${Date.now()}-y`;
@@ -53,9 +64,9 @@ describe('reinstate on the real stack', () => {
     const token = await putVersion(secretId, pgSecret(username, `T-${Date.now()}`), ['AWSCURRENT']);
     const thirdId = await putVersion(secretId, pgSecret(username, `X-${Date.now()}`), ['AWSCURRENT']);
     const prepared: PreparedRotation = { rotator: 'postgres-single-user', currentVersionId: originalId };
-    await expect(run(activities.reinstate, { secretId, token, prepared, versionId: originalId, mode: 'rollback' })).rejects.toThrow(
-      /moved to version .* during grace: rotor will not roll back over it/,
-    );
+    await expect(
+      run(activities.reinstate, { secretId, token, prepared, versionId: originalId, mode: 'rollback' }),
+    ).rejects.toThrow(/moved to version .* during grace: rotor will not roll back over it/);
     expect((await labels(secretId)).current).toBe(thirdId);
   });
 

@@ -5,7 +5,18 @@ import { runCli } from '../helpers/cli';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { expectNoPasswords, newPassword as freshPassword, recordHistories } from '../helpers/hygiene';
 import { createMysqlUser, mysqlLogsIn, mysqlSecret } from '../helpers/mysql';
-import { adminSecret, createRole, createSecret, labels, logsIn, pgSecret, rememberPasswords, store, tagSecret, waitForStatus } from '../helpers/stack';
+import {
+  adminSecret,
+  createRole,
+  createSecret,
+  labels,
+  logsIn,
+  pgSecret,
+  rememberPasswords,
+  store,
+  tagSecret,
+  waitForStatus,
+} from '../helpers/stack';
 import { useWorkerRig } from '../helpers/rig';
 
 const rig = useWorkerRig('it-rollback');
@@ -25,7 +36,8 @@ async function at(secretId: string, stage: 'AWSCURRENT' | 'AWSPREVIOUS'): Promis
   return { username: json.username, password: json.password, versionId: v.versionId };
 }
 
-const works = (kind: Kind, l: Login) => (kind === 'postgres' ? logsIn(l.username, l.password) : mysqlLogsIn(l.username, l.password));
+const works = (kind: Kind, l: Login) =>
+  kind === 'postgres' ? logsIn(l.username, l.password) : mysqlLogsIn(l.username, l.password);
 
 /** A login and its secret; alternating pairs retire the previous login at grace end (disable-login). */
 async function secretFor(kind: Kind, mode: 'single' | 'multi'): Promise<string> {
@@ -40,7 +52,8 @@ async function secretFor(kind: Kind, mode: 'single' | 'multi'): Promise<string> 
     await createMysqlUser(name, password);
     await createSecret(secretId, mysqlSecret(name, password, extra));
   }
-  if (mode === 'multi') await tagSecret(secretId, { 'rotor:retire': 'disable-login', 'rotor:live-sessions': 'proceed' });
+  if (mode === 'multi')
+    await tagSecret(secretId, { 'rotor:retire': 'disable-login', 'rotor:live-sessions': 'proceed' });
   return secretId;
 }
 
@@ -67,7 +80,12 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
         // The previous credential no longer works: single-user changed the password, pairs retired the login.
         expect(await works(kind, older)).toBe(false);
 
-        const rolled = await runCli(rig.taskQueue, ['rollback', secretId, '--reason', 'new credential breaks the app', '--wait'], { ROTOR_OPERATOR: 'erin' }, outputs);
+        const rolled = await runCli(
+          rig.taskQueue,
+          ['rollback', secretId, '--reason', 'new credential breaks the app', '--wait'],
+          { ROTOR_OPERATOR: 'erin' },
+          outputs,
+        );
         expect(rolled.stderr).toBe('');
         expect(rolled.code).toBe(0);
         expect(rolled.stdout).toContain(`${secretId} rolled back: version ${older.versionId} is AWSCURRENT again`);
@@ -76,7 +94,12 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
         expect(await works(kind, older)).toBe(true);
         if (mode === 'single') expect(await works(kind, newer)).toBe(false);
         const status = await rig.rotor.status(secretId);
-        expect(status).toMatchObject({ phase: 'rolled-back', operation: 'rollback', rollbackReason: 'new credential breaks the app', trigger: { kind: 'cli', by: 'erin' } });
+        expect(status).toMatchObject({
+          phase: 'rolled-back',
+          operation: 'rollback',
+          rollbackReason: 'new credential breaks the app',
+          trigger: { kind: 'cli', by: 'erin' },
+        });
         expect(status?.steps.map((s) => s.step)).toEqual(['prepare', 'rollback']);
 
         // Rotating again afterwards works from the reinstated version.
@@ -91,20 +114,39 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
     const before = await labels(fresh);
     const refused = await runCli(rig.taskQueue, ['rollback', fresh, '--wait'], {}, outputs);
     expect(refused.code).not.toBe(0);
-    expect(refused.stdout + refused.stderr).toMatch(/failed at prepare: .*has no AWSPREVIOUS version: there is nothing to roll back to.*nothing was changed/);
+    expect(refused.stdout + refused.stderr).toMatch(
+      /failed at prepare: .*has no AWSPREVIOUS version: there is nothing to roll back to.*nothing was changed/,
+    );
     expect(await labels(fresh)).toEqual(before);
 
     const moved = await secretFor('postgres', 'single');
     const current = await at(moved, 'AWSCURRENT');
     const sm = new SecretsManagerClient({});
-    const elsewhere = { ...JSON.parse((await store.getByStage(moved, 'AWSCURRENT'))!.value), host: 'db.elsewhere.example' };
+    const elsewhere = {
+      ...JSON.parse((await store.getByStage(moved, 'AWSCURRENT'))!.value),
+      host: 'db.elsewhere.example',
+    };
     // AWSPREVIOUS on another server: an old endpoint, say.
-    await sm.send(new PutSecretValueCommand({ SecretId: moved, SecretString: JSON.stringify(elsewhere), VersionStages: ['AWSCURRENT'] }));
-    await sm.send(new PutSecretValueCommand({ SecretId: moved, SecretString: JSON.stringify({ ...elsewhere, host: new URL(stackEnv('ROTOR_PG_ADMIN_URL')).hostname }), VersionStages: ['AWSCURRENT'] }));
+    await sm.send(
+      new PutSecretValueCommand({
+        SecretId: moved,
+        SecretString: JSON.stringify(elsewhere),
+        VersionStages: ['AWSCURRENT'],
+      }),
+    );
+    await sm.send(
+      new PutSecretValueCommand({
+        SecretId: moved,
+        SecretString: JSON.stringify({ ...elsewhere, host: new URL(stackEnv('ROTOR_PG_ADMIN_URL')).hostname }),
+        VersionStages: ['AWSCURRENT'],
+      }),
+    );
     const labelsBefore = await labels(moved);
     await rig.rotor.rollback(moved, 'try');
     const outcome = await rig.rotor.wait(moved);
-    expect(outcome.outcome === 'failed' && outcome.message).toMatch(/AWSPREVIOUS names another server .* rotor will not roll back across servers.*nothing was changed/);
+    expect(outcome.outcome === 'failed' && outcome.message).toMatch(
+      /AWSPREVIOUS names another server .* rotor will not roll back across servers.*nothing was changed/,
+    );
     expect(await labels(moved)).toEqual(labelsBefore);
     expect(await logsIn(current.username, current.password)).toBe(true);
   });
@@ -115,12 +157,20 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
     // A live session of the login being retired keeps the rotation in awaiting-sessions.
     await tagSecret(secretId, { 'rotor:live-sessions': 'wait', 'rotor:live-sessions-max-wait': '1m' });
     const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-    const held = new PgClient({ host: url.hostname, port: Number(url.port), user: previous.username, password: previous.password, database: 'postgres' });
+    const held = new PgClient({
+      host: url.hostname,
+      port: Number(url.port),
+      user: previous.username,
+      password: previous.password,
+      database: 'postgres',
+    });
     await held.connect();
     try {
       await rig.rotor.rotate(secretId, { graceMs: 0 });
       await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'awaiting-sessions');
-      await expect(rig.rotor.rollback(secretId, 'too late')).rejects.toThrow(/refused: the rotation is awaiting-sessions: the previous credential is being retired; once the rotation has ended, rotor rollback reinstates it/);
+      await expect(rig.rotor.rollback(secretId, 'too late')).rejects.toThrow(
+        /refused: the rotation is awaiting-sessions: the previous credential is being retired; once the rotation has ended, rotor rollback reinstates it/,
+      );
     } finally {
       await held.end();
     }
@@ -132,12 +182,19 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
     const secretId = await secretFor('postgres', 'single');
     await rig.rotor.rotate(secretId, { graceMs: 10 * 60_000 });
     const inGrace = await waitForStatus(rig.rotor, secretId, (s) => s.phase === 'grace');
-    const extended = await runCli(rig.taskQueue, ['extend-grace', secretId, '1h', '--json'], { ROTOR_OPERATOR: 'erin' }, outputs);
+    const extended = await runCli(
+      rig.taskQueue,
+      ['extend-grace', secretId, '1h', '--json'],
+      { ROTOR_OPERATOR: 'erin' },
+      outputs,
+    );
     expect(extended.code).toBe(0);
     const answer = JSON.parse(extended.stdout);
     expect(Date.parse(answer.graceEndsAt) - Date.parse(inGrace.graceEndsAt!)).toBe(3_600_000);
     // 10 minutes + 1 hour are spent: 30 more days would exceed the maximum.
-    await expect(rig.rotor.extendGrace(secretId, 30 * 86_400_000)).rejects.toThrow(/refused: the grace period would exceed the maximum of 30d/);
+    await expect(rig.rotor.extendGrace(secretId, 30 * 86_400_000)).rejects.toThrow(
+      /refused: the grace period would exceed the maximum of 30d/,
+    );
     const bare = await runCli(rig.taskQueue, ['extend-grace', secretId, '60'], {}, outputs);
     expect(bare.code).toBe(2);
     expect(bare.stderr).toMatch(/"60" has no unit/);
@@ -146,7 +203,9 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
     await expect(rig.rotor.endGrace(secretId, 'erin')).resolves.toMatchObject({ accepted: true, phase: 'grace' });
     expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
     await rememberPasswords(secretId, passwords);
-    await expect(rig.rotor.endGrace(secretId)).rejects.toThrow(/no rotation is running, nothing to end the grace period of/);
+    await expect(rig.rotor.endGrace(secretId)).rejects.toThrow(
+      /no rotation is running, nothing to end the grace period of/,
+    );
   });
 
   it('the Temporal UI shows what a rotation is: its summary, its current details, and a summary on the grace timer', async () => {
@@ -156,7 +215,9 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
     const handle = rig.rotor.client.workflow.getHandle(`rotor/rotate/${secretId}`);
     expect(await (await handle.describe()).staticSummary()).toBe(`rotate ${secretId} · cli:erin · grace 10m`);
     const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
-    expect(metadata.currentDetails).toMatch(new RegExp(`^\\*\\*grace\\*\\* · rotate ${secretId} · postgres-single-user · cli:erin · grace until \\d{4}-`));
+    expect(metadata.currentDetails).toMatch(
+      new RegExp(`^\\*\\*grace\\*\\* · rotate ${secretId} · postgres-single-user · cli:erin · grace until \\d{4}-`),
+    );
     const { events } = await handle.fetchHistory();
     const timer = events?.find((e) => e.timerStartedEventAttributes && e.userMetadata?.summary);
     expect(timer).toBeDefined();

@@ -9,7 +9,14 @@ import { rotationWorkflowId, scheduleIdFor } from '../../packages/rotor/src/shar
 import { runCli } from '../helpers/cli';
 import { recordHistories } from '../helpers/hygiene';
 import { stackEnv, uniqueName, until } from '../helpers/env';
-import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret as roleWithSecretIn, waitForStatus } from '../helpers/stack';
+import {
+  labels,
+  logsIn,
+  passwordAt,
+  rememberPasswords,
+  roleWithSecret as roleWithSecretIn,
+  waitForStatus,
+} from '../helpers/stack';
 import { useWorkerRig } from '../helpers/rig';
 
 const rig = useWorkerRig('it-schedules');
@@ -43,8 +50,11 @@ async function apply(parsed: RotorConfig, prune = false) {
 
 async function runsOf(workflowIdPrefix: string): Promise<{ workflowId: string; status: string }[]> {
   const out: { workflowId: string; status: string }[] = [];
-  for await (const info of rig.rotor.client.workflow.list({ query: `WorkflowType IN ('rotateSecret', 'scheduledRotation')` })) {
-    if (info.workflowId.startsWith(workflowIdPrefix)) out.push({ workflowId: info.workflowId, status: info.status.name });
+  for await (const info of rig.rotor.client.workflow.list({
+    query: `WorkflowType IN ('rotateSecret', 'scheduledRotation')`,
+  })) {
+    if (info.workflowId.startsWith(workflowIdPrefix))
+      out.push({ workflowId: info.workflowId, status: info.status.name });
   }
   return out;
 }
@@ -56,7 +66,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await recordHistories(rig.rotor.client, taskQueue, ['it/sched-run', 'it/sched-manual', 'it/sched-window']);
-  for (const id of created) await rig.rotor.client.schedule.getHandle(scheduleIdFor(id)).delete().catch(() => undefined);
+  for (const id of created)
+    await rig.rotor.client.schedule
+      .getHandle(scheduleIdFor(id))
+      .delete()
+      .catch(() => undefined);
   await audit?.close();
 });
 
@@ -99,7 +113,10 @@ secrets:
     const db = (await schedules.describe(b))!;
     expect(db.spec.timezone).toBe('Europe/Berlin');
     expect(db.spec.jitter).toBe(30 * 60_000);
-    expect(db.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 3, end: 3, step: 1 }], dayOfWeek: [{ start: 'MONDAY', end: 'MONDAY', step: 1 }] });
+    expect(db.spec.calendars?.[0]).toMatchObject({
+      hour: [{ start: 3, end: 3, step: 1 }],
+      dayOfWeek: [{ start: 'MONDAY', end: 'MONDAY', step: 1 }],
+    });
     const dc = (await schedules.describe(c))!;
     expect(dc.state).toMatchObject({ paused: true, note: 'waiting for the migration' });
 
@@ -136,12 +153,20 @@ secrets:
 
   it('puts back what was changed outside rotor apply, and a changed pause note', async () => {
     const id = uniqueName('it/sched-drift');
-    const file = (note: string) => `secrets:\n  - id: ${id}\n    schedule: { every: 30d }\n    paused: true\n    note: ${note}\n`;
+    const file = (note: string) =>
+      `secrets:\n  - id: ${id}\n    schedule: { every: 30d }\n    paused: true\n    note: ${note}\n`;
     await apply(config(file('first')));
-    await rig.rotor.client.schedule.getHandle(scheduleIdFor(id)).update((previous) => ({ ...previous, policies: { ...previous.policies, overlap: 'ALLOW_ALL' } }));
+    await rig.rotor.client.schedule
+      .getHandle(scheduleIdFor(id))
+      .update((previous) => ({ ...previous, policies: { ...previous.policies, overlap: 'ALLOW_ALL' } }));
     const plan = await apply(config(file('second')));
-    expect(plan.entries).toEqual([{ secretId: id, action: 'update', changes: ['policies edited outside rotor apply', 'pause note'] }]);
-    expect((await schedules.describe(id))!).toMatchObject({ policies: { overlap: 'SKIP' }, state: { paused: true, note: 'second' } });
+    expect(plan.entries).toEqual([
+      { secretId: id, action: 'update', changes: ['policies edited outside rotor apply', 'pause note'] },
+    ]);
+    expect((await schedules.describe(id))!).toMatchObject({
+      policies: { overlap: 'SKIP' },
+      state: { paused: true, note: 'second' },
+    });
     expect(planSummary(await schedules.plan(config(file('second'))))).toMatchObject({ updated: [], unchanged: [id] });
   });
 
@@ -152,10 +177,14 @@ secrets:
     // Another apply (or a listing that lags) creates it first, with other settings: the stale plan updates it.
     await apply(config(`secrets:\n  - id: ${id}\n    schedule: { every: 7d }\n`));
     await schedules.apply(config(`secrets:\n  - id: ${id}\n    schedule: { every: 30d }\n`), stale);
-    expect(planSummary(await schedules.plan(config(`secrets:\n  - id: ${id}\n    schedule: { every: 30d }\n`)))).toMatchObject({ unchanged: [id] });
+    expect(
+      planSummary(await schedules.plan(config(`secrets:\n  - id: ${id}\n    schedule: { every: 30d }\n`))),
+    ).toMatchObject({ unchanged: [id] });
     // Already as the file says: applying the stale plan again changes nothing and does not fail.
     await schedules.apply(config(`secrets:\n  - id: ${id}\n    schedule: { every: 30d }\n`), stale);
-    expect((await schedules.describe(id))!.spec.intervals).toEqual([expect.objectContaining({ every: 30 * 24 * 3600_000 })]);
+    expect((await schedules.describe(id))!.spec.intervals).toEqual([
+      expect.objectContaining({ every: 30 * 24 * 3600_000 }),
+    ]);
   });
 
   it('prints the plan as JSON, changes nothing on --dry-run, and names every problem of a bad file', async () => {
@@ -175,7 +204,10 @@ secrets:
     const second = await runCli(taskQueue, ['apply', '-f', file, '--json']);
     expect(JSON.parse(second.stdout)).toMatchObject({ created: [], updated: [], deleted: [], unchanged: [d] });
 
-    writeFileSync(file, `secrets:\n  - id: x\n    schedule: { every: 30x }\n  - id: y\n    schedule: { every: 1d, cron: "0 3 * * *" }\n    gracee: 1h\n`);
+    writeFileSync(
+      file,
+      `secrets:\n  - id: x\n    schedule: { every: 30x }\n  - id: y\n    schedule: { every: 1d, cron: "0 3 * * *" }\n    gracee: 1h\n`,
+    );
     const bad = await runCli(taskQueue, ['apply', '-f', file]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('secrets[0].schedule.every: "30x" is not a duration');
@@ -185,7 +217,9 @@ secrets:
     expect(invalid.code).toBe(2);
     const { valid, problems } = JSON.parse(invalid.stdout) as { valid: boolean; problems: { path: string }[] };
     expect(valid).toBe(false);
-    expect(problems.map((p) => p.path)).toEqual(expect.arrayContaining(['secrets[0].schedule.every', 'secrets[1].schedule', 'secrets[1].gracee']));
+    expect(problems.map((p) => p.path)).toEqual(
+      expect.arrayContaining(['secrets[0].schedule.every', 'secrets[1].schedule', 'secrets[1].gracee']),
+    );
   });
 });
 
@@ -199,23 +233,36 @@ describe('operating schedules from the CLI', () => {
     const table = await runCli(taskQueue, ['schedules']);
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^SECRET\s+SCHEDULE\s+NEXT RUN\s+LAST RESULT\s+PAUSED/);
-    expect(table.stdout.split('\n').find((l) => l.startsWith(id))).toMatch(/every 30d\s+-\s+-\s+yes: paused by carol: db migration$/);
-    const views = JSON.parse((await runCli(taskQueue, ['schedules', '--json'])).stdout) as { secretId: string; paused: boolean }[];
+    expect(table.stdout.split('\n').find((l) => l.startsWith(id))).toMatch(
+      /every 30d\s+-\s+-\s+yes: paused by carol: db migration$/,
+    );
+    const views = JSON.parse((await runCli(taskQueue, ['schedules', '--json'])).stdout) as {
+      secretId: string;
+      paused: boolean;
+    }[];
     expect(views.find((v) => v.secretId === id)).toMatchObject({ paused: true, note: 'paused by carol: db migration' });
 
     const overview = await runCli(taskQueue, ['status']);
     expect(overview.stdout).toMatch(/^SECRET\s+STATE\s+LAST ROTATED\s+NEXT DUE\s+LAST FAILURE/);
-    expect(overview.stdout.split('\n').find((l) => l.startsWith(id))).toMatch(/never rotated, paused\s+-\s+paused\s+-$/);
+    expect(overview.stdout.split('\n').find((l) => l.startsWith(id))).toMatch(
+      /never rotated, paused\s+-\s+paused\s+-$/,
+    );
 
     const resumed = await runCli(taskQueue, ['resume', id, '--json'], { ROTOR_OPERATOR: 'carol' });
     expect(JSON.parse(resumed.stdout)).toEqual({ secretId: id, paused: false, note: 'resumed by carol' });
-    const rows = JSON.parse((await runCli(taskQueue, ['status', '--json'])).stdout) as { secretId: string; paused: boolean; nextDueAt?: string }[];
+    const rows = JSON.parse((await runCli(taskQueue, ['status', '--json'])).stdout) as {
+      secretId: string;
+      paused: boolean;
+      nextDueAt?: string;
+    }[];
     expect(rows.find((r) => r.secretId === id)).toMatchObject({ paused: false, state: 'never rotated' });
     expect(rows.find((r) => r.secretId === id)?.nextDueAt).toBeDefined();
 
     const unknown = await runCli(taskQueue, ['pause', `${id}-nope`]);
     expect(unknown.code).toBe(3);
-    expect(unknown.stderr).toMatch(/has no rotor schedule — declare it in rotor.yaml and run `rotor apply -f rotor.yaml`/);
+    expect(unknown.stderr).toMatch(
+      /has no rotor schedule — declare it in rotor.yaml and run `rotor apply -f rotor.yaml`/,
+    );
   });
 });
 
@@ -269,7 +316,10 @@ describe('scheduled rotations', () => {
       const events = await audit.history(secretId);
       return events.some((e) => e.kind === 'skipped') ? events : undefined;
     });
-    expect(trail.find((e) => e.kind === 'skipped')).toMatchObject({ actor: `schedule:${scheduleIdFor(secretId)}`, detail: { reason: 'a rotation of this secret is already running' } });
+    expect(trail.find((e) => e.kind === 'skipped')).toMatchObject({
+      actor: `schedule:${scheduleIdFor(secretId)}`,
+      detail: { reason: 'a rotation of this secret is already running' },
+    });
     const runs = await runsOf(rotationWorkflowId(secretId));
     expect(runs.filter((r) => r.workflowId === rotationWorkflowId(secretId))).toHaveLength(1);
     await rig.rotor.endGrace(secretId);
@@ -281,13 +331,20 @@ describe('scheduled rotations', () => {
     const opens = new Date(Date.now() + 3 * 3_600_000);
     const hhmm = (d: Date) => d.toISOString().slice(11, 16);
     const closes = new Date(opens.getTime() + 3_600_000);
-    await apply(config(`secrets:\n  - id: ${secretId}\n    schedule: { every: 30d, window: { start: "${hhmm(opens)}", end: "${hhmm(closes)}", timezone: UTC } }\n`));
+    await apply(
+      config(
+        `secrets:\n  - id: ${secretId}\n    schedule: { every: 30d, window: { start: "${hhmm(opens)}", end: "${hhmm(closes)}", timezone: UTC } }\n`,
+      ),
+    );
     await rig.rotor.client.schedule.getHandle(scheduleIdFor(secretId)).trigger();
     const memo = await until('the run to wait for its window', async () => {
-      for await (const info of rig.rotor.client.workflow.list({ query: `WorkflowType = 'scheduledRotation' AND ExecutionStatus = 'Running'` })) {
+      for await (const info of rig.rotor.client.workflow.list({
+        query: `WorkflowType = 'scheduledRotation' AND ExecutionStatus = 'Running'`,
+      })) {
         if (!info.workflowId.startsWith(`rotor/scheduled/${secretId}`)) continue;
         const d = await rig.rotor.client.workflow.getHandle(info.workflowId, info.runId).describe();
-        if (d.memo?.waitingForWindowUntil) return { workflowId: info.workflowId, until: String(d.memo.waitingForWindowUntil) };
+        if (d.memo?.waitingForWindowUntil)
+          return { workflowId: info.workflowId, until: String(d.memo.waitingForWindowUntil) };
       }
       return undefined;
     });
@@ -295,7 +352,9 @@ describe('scheduled rotations', () => {
     expect(Math.abs(waitsUntil - Math.floor(opens.getTime() / 60_000) * 60_000)).toBeLessThan(60_000);
     expect(await rig.rotor.status(secretId)).toBeUndefined();
     expect((await labels(secretId)).current).toBe(versionId);
-    const waiting = await until('the wait in the audit trail', async () => (await audit.history(secretId)).find((e) => e.kind === 'waiting-for-window'));
+    const waiting = await until('the wait in the audit trail', async () =>
+      (await audit.history(secretId)).find((e) => e.kind === 'waiting-for-window'),
+    );
     expect(waiting.detail).toMatchObject({ until: memo.until, window: `${hhmm(opens)}-${hhmm(closes)} UTC` });
     await rig.rotor.client.workflow.getHandle(memo.workflowId).terminate('test done');
   });

@@ -17,7 +17,10 @@ describe('SecretCache on Secrets Manager', () => {
     const token = randomUUID();
     await store.putPending(secretId, token, JSON.stringify({ username: 'app_clone', password: 'second-value' }));
     expect(await cache.pending(secretId)).toMatchObject({ versionId: token, stage: 'AWSPENDING' });
-    expect(JSON.parse((await cache.pending(secretId))!.value)).toEqual({ username: 'app_clone', password: 'second-value' });
+    expect(JSON.parse((await cache.pending(secretId))!.value)).toEqual({
+      username: 'app_clone',
+      password: 'second-value',
+    });
     // Still fresh: the cache has not looked.
     expect((await cache.get(secretId)).versionId).toBe(first);
 

@@ -3,7 +3,17 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { SetupPlan } from '../../packages/rotor/src/shared/reports';
 import { runCli } from '../helpers/cli';
 import { stackEnv, uniqueName } from '../helpers/env';
-import { adminSecret, createRole, createSecret, pgSecret, rememberPasswords, roleExists, roleWithSecret, store, withAdmin } from '../helpers/stack';
+import {
+  adminSecret,
+  createRole,
+  createSecret,
+  pgSecret,
+  rememberPasswords,
+  roleExists,
+  roleWithSecret,
+  store,
+  withAdmin,
+} from '../helpers/stack';
 import { expectNoPasswords, newPassword as freshPassword } from '../helpers/hygiene';
 import { useWorkerRig } from '../helpers/rig';
 
@@ -18,7 +28,13 @@ async function asCurrent<T>(secretId: string, work: (c: PgClient) => Promise<T>)
   const { username, password } = JSON.parse((await store.getByStage(secretId, 'AWSCURRENT'))!.value);
   passwords.add(password);
   const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-  const c = new PgClient({ host: url.hostname, port: Number(url.port), user: username, password, database: 'postgres' });
+  const c = new PgClient({
+    host: url.hostname,
+    port: Number(url.port),
+    user: username,
+    password,
+    database: 'postgres',
+  });
   await c.connect();
   try {
     return await work(c);
@@ -46,7 +62,9 @@ describe('rotor setup: the owner-role model as a command', () => {
       await a.query(`CREATE ROLE ${q(app)} LOGIN PASSWORD ${escapeLiteral(newPassword())}`);
       await a.query(`CREATE ROLE ${q(reader)} NOLOGIN`);
       await a.query(`CREATE SCHEMA ${q(app)} AUTHORIZATION ${q(app)}`);
-      await a.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${q(app)} IN SCHEMA ${q(app)} GRANT SELECT ON TABLES TO ${q(reader)}`);
+      await a.query(
+        `ALTER DEFAULT PRIVILEGES FOR ROLE ${q(app)} IN SCHEMA ${q(app)} GRANT SELECT ON TABLES TO ${q(reader)}`,
+      );
     });
     const password = [...passwords].at(-1)!;
     const secretId = uniqueName('it/setup');
@@ -74,7 +92,11 @@ describe('rotor setup: the owner-role model as a command', () => {
     const applied = await runCli(rig.taskQueue, ['setup', secretId], {}, outputs);
     expect(applied.code).toBe(0);
     expect(applied.stdout).toMatch(/applied 8 statements in one transaction/);
-    const owners = await withAdmin(async (a) => (await a.query('SELECT DISTINCT tableowner AS o FROM pg_tables WHERE schemaname = $1', [app])).rows.map((r) => r.o));
+    const owners = await withAdmin(async (a) =>
+      (await a.query('SELECT DISTINCT tableowner AS o FROM pg_tables WHERE schemaname = $1', [app])).rows.map(
+        (r) => r.o,
+      ),
+    );
     expect(owners).toEqual([owner]);
 
     const again = await runCli(rig.taskQueue, ['setup', secretId], {}, outputs);
@@ -91,7 +113,14 @@ describe('rotor setup: the owner-role model as a command', () => {
         await c.query(`CREATE TABLE ${q(app)}.${q(`t${i}`)} (id int)`);
       });
     }
-    const reads = await withAdmin(async (a) => (await a.query(`SELECT has_table_privilege(${escapeLiteral(reader)}, ${escapeLiteral(`${app}.t2`)}, 'SELECT') AS ok`)).rows[0].ok);
+    const reads = await withAdmin(
+      async (a) =>
+        (
+          await a.query(
+            `SELECT has_table_privilege(${escapeLiteral(reader)}, ${escapeLiteral(`${app}.t2`)}, 'SELECT') AS ok`,
+          )
+        ).rows[0].ok,
+    );
     expect(reads).toBe(true);
   });
 

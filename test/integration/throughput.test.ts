@@ -48,7 +48,9 @@ function measuringRotators(): typeof rotators {
     restore: (id, v, ctx) => track(inner.target(v.want), () => inner.restore(id, v, ctx)),
     retire: (id, v, ctx) => track(inner.target(v.current), () => inner.retire(id, v, ctx)),
   });
-  return Object.fromEntries(Object.entries(rotators).map(([kind, r]) => [kind, wrap(r as Rotator<unknown>)])) as typeof rotators;
+  return Object.fromEntries(
+    Object.entries(rotators).map(([kind, r]) => [kind, wrap(r as Rotator<unknown>)]),
+  ) as typeof rotators;
 }
 
 interface Fleet {
@@ -68,9 +70,13 @@ beforeAll(async () => {
     password: `Init-${i}-${Math.random().toString(36).slice(2)}`,
   }));
   await withAdmin(async (admin) => {
-    for (const m of members) await admin.query(`CREATE ROLE ${escapeIdentifier(m.username)} LOGIN PASSWORD ${escapeLiteral(m.password)}`);
+    for (const m of members)
+      await admin.query(`CREATE ROLE ${escapeIdentifier(m.username)} LOGIN PASSWORD ${escapeLiteral(m.password)}`);
   });
-  fleet = await pool(members, 10, async (m) => ({ ...m, versionId: await createSecret(m.secretId, pgSecret(m.username, m.password)) }));
+  fleet = await pool(members, 10, async (m) => ({
+    ...m,
+    versionId: await createSecret(m.secretId, pgSecret(m.username, m.password)),
+  }));
 
   connection = await NativeConnection.connect({ address: stackEnv('TEMPORAL_ADDRESS') });
   const workflowBundle = await bundleWorkflowCode({
@@ -82,7 +88,10 @@ beforeAll(async () => {
     connection,
     namespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
     taskQueue,
-    store: throttledStore(observedStore(store, (op) => WRITE_OPERATIONS.has(op) && writes.push(performance.now())), new RateLimiter(WRITES_PER_SECOND)),
+    store: throttledStore(
+      observedStore(store, (op) => WRITE_OPERATIONS.has(op) && writes.push(performance.now())),
+      new RateLimiter(WRITES_PER_SECOND),
+    ),
     rotators: measuringRotators(),
     targets: new KeyedSemaphore(PER_TARGET),
     maxConcurrentActivityTaskExecutions: 100,
@@ -104,7 +113,9 @@ describe(`${SECRETS} secrets rotating at once`, () => {
     await pool(fleet, 20, (m) => rotor.rotate(m.secretId, { graceMs: 0 }));
     const outcomes = await pool(fleet, 50, (m) => rotor.wait(m.secretId));
     const seconds = (performance.now() - started) / 1000;
-    expect(outcomes.filter((o) => o.outcome !== 'completed').map((o) => (o.outcome === 'failed' ? o.message : o.outcome))).toEqual([]);
+    expect(
+      outcomes.filter((o) => o.outcome !== 'completed').map((o) => (o.outcome === 'failed' ? o.message : o.outcome)),
+    ).toEqual([]);
 
     // Every write in a sliding one-second window, at its worst.
     const sorted = [...writes].sort((a, b) => a - b);

@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ApiKeyVerifier, generateApiKey, parseApiKey, SecretCache, type RegistryQuery } from 'rotor-consumers';
-import { apiKeyDigest, formatApiKey, LOOKUP_SQL, MAX_API_KEY_LENGTH, parsePepperSet } from 'rotor-consumers/credentials';
+import {
+  apiKeyDigest,
+  formatApiKey,
+  LOOKUP_SQL,
+  MAX_API_KEY_LENGTH,
+  parsePepperSet,
+} from 'rotor-consumers/credentials';
 import { parseApiKeySecret } from '../../packages/rotor/src/rotators/api-key';
 import { selectRotatorKind, withRotators } from '../../packages/rotor/src/rotators/registry';
 import { InvalidSecretError } from 'rotor-consumers/core';
@@ -34,7 +40,8 @@ function setup(ttl = 1000, maxEntries = 10_000) {
     maxEntries,
     now: () => now,
   });
-  const register = (key: { keyId: string; key: string }, pepperId = 'p1', with_ = pepper) => rows.set(key.keyId, { pepper_id: pepperId, digest: apiKeyDigest(with_, key.key) });
+  const register = (key: { keyId: string; key: string }, pepperId = 'p1', with_ = pepper) =>
+    rows.set(key.keyId, { pepper_id: pepperId, digest: apiKeyDigest(with_, key.key) });
   return {
     verifier,
     store,
@@ -85,12 +92,20 @@ describe('rotor API key format', () => {
   });
 
   it('reads a pepper set and names what is wrong with one, never quoting a pepper', () => {
-    const good = parsePepperSet(JSON.stringify({ current: 'p2', peppers: { p1: pepper.toString('base64'), p2: randomBytes(48).toString('base64') } }));
+    const good = parsePepperSet(
+      JSON.stringify({
+        current: 'p2',
+        peppers: { p1: pepper.toString('base64'), p2: randomBytes(48).toString('base64') },
+      }),
+    );
     expect(good.ok && good.set.current).toBe('p2');
     const short = randomBytes(8).toString('base64');
     const bad = parsePepperSet(JSON.stringify({ current: 'p9', peppers: { p1: short } }));
     expect(bad).toEqual({ ok: false, problems: ['peppers.p1: must be at least 32 bytes of base64 (has 8)'] });
-    expect(parsePepperSet(JSON.stringify({ current: 'p9', peppers: { p1: pepper.toString('base64') } }))).toEqual({ ok: false, problems: ['current: does not name one of peppers (p1)'] });
+    expect(parsePepperSet(JSON.stringify({ current: 'p9', peppers: { p1: pepper.toString('base64') } }))).toEqual({
+      ok: false,
+      problems: ['current: does not name one of peppers (p1)'],
+    });
     expect(JSON.stringify(bad)).not.toContain(short);
     expect(parsePepperSet('{nope')).toEqual({ ok: false, problems: ['is not JSON'] });
   });
@@ -100,7 +115,9 @@ describe('API key secrets', () => {
   const base = { engine: 'api-key', service: 'billing', prefix: 'bill', registry: 'reg', pepper: 'pep' };
   it('go to the api-key rotator by engine, and a team cannot claim that engine', () => {
     expect(selectRotatorKind('k', JSON.stringify(base))).toBe('api-key');
-    expect(() => withRotators({ ...parseless, kind: 'mine', engines: ['api-key'] })).toThrow(/engine api-key belongs to a built-in rotator/);
+    expect(() => withRotators({ ...parseless, kind: 'mine', engines: ['api-key'] })).toThrow(
+      /engine api-key belongs to a built-in rotator/,
+    );
   });
 
   it('are refused with every problem named, never the key', () => {
@@ -115,9 +132,13 @@ describe('API key secrets', () => {
     expect(error).toBeInstanceOf(InvalidSecretError);
     expect(error!.problems.map((p) => p.split(':')[0])).toEqual(['service', 'prefix']);
     expect(error!.message).not.toContain(key);
-    expect(() => parseApiKeySecret('k', JSON.stringify({ ...base, keyId: 'abc', key }))).toThrow(/key: is not a bill_ key of rotor's format \(wrong-prefix\)/);
+    expect(() => parseApiKeySecret('k', JSON.stringify({ ...base, keyId: 'abc', key }))).toThrow(
+      /key: is not a bill_ key of rotor's format \(wrong-prefix\)/,
+    );
     const own = generateApiKey('bill');
-    expect(() => parseApiKeySecret('k', JSON.stringify({ ...base, keyId: 'abc', key: own.key }))).toThrow(/keyId: does not match the key/);
+    expect(() => parseApiKeySecret('k', JSON.stringify({ ...base, keyId: 'abc', key: own.key }))).toThrow(
+      /keyId: does not match the key/,
+    );
     expect(parseApiKeySecret('k', JSON.stringify({ ...base, ...own })).current).toEqual(own);
     expect(parseApiKeySecret('k', JSON.stringify(base)).current).toBeUndefined();
   });
@@ -151,7 +172,15 @@ describe('ApiKeyVerifier', () => {
     const key = generateApiKey('bill');
     register(key);
     const typo = key.key.slice(0, -1) + (key.key.endsWith('a') ? 'b' : 'a');
-    for (const presented of [typo, '', 'x'.repeat(10_000), `bill_${'ü'.repeat(48)}`, `bill_${'A'.repeat(48)}`, null, 42]) {
+    for (const presented of [
+      typo,
+      '',
+      'x'.repeat(10_000),
+      `bill_${'ü'.repeat(48)}`,
+      `bill_${'A'.repeat(48)}`,
+      null,
+      42,
+    ]) {
       expect((await verifier.verify(presented)).ok).toBe(false);
     }
     expect(lookups()).toBe(0);
@@ -201,7 +230,11 @@ describe('ApiKeyVerifier', () => {
     expect((await verifier.verify(first.key)).ok).toBe(true);
     const next = randomBytes(32);
     const token = 'pepper-v2';
-    await store.putPending('pepper', token, JSON.stringify({ current: 'p2', peppers: { p1: pepper.toString('base64'), p2: next.toString('base64') } }));
+    await store.putPending(
+      'pepper',
+      token,
+      JSON.stringify({ current: 'p2', peppers: { p1: pepper.toString('base64'), p2: next.toString('base64') } }),
+    );
     await store.moveStage('pepper', 'AWSCURRENT', token);
     const second = generateApiKey('bill');
     register(second, 'p2', next);

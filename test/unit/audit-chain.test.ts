@@ -73,7 +73,8 @@ describe('canonical hashing', () => {
       { detail: { ...base.detail, attempt: 2 } },
       { detail: { ...base.detail, extra: true } },
     ];
-    for (const change of changes) expect(hashRecord(GENESIS_HASH, { ...base, ...change }), JSON.stringify(change)).not.toBe(baseHash);
+    for (const change of changes)
+      expect(hashRecord(GENESIS_HASH, { ...base, ...change }), JSON.stringify(change)).not.toBe(baseHash);
     expect(hashRecord('f'.repeat(64), base)).not.toBe(baseHash);
   });
 });
@@ -120,7 +121,9 @@ describe('verifyRecords', () => {
     const records = chain(5);
     const edited = { ...records[2]!, outcome: 'completed' };
     records[2] = { ...edited, hash: hashRecord(edited.prevHash, edited) };
-    expect(verifyRecords(records).problems).toEqual([{ seq: 4, problem: expect.stringContaining('prev_hash does not match the hash of seq 3') }]);
+    expect(verifyRecords(records).problems).toEqual([
+      { seq: 4, problem: expect.stringContaining('prev_hash does not match the hash of seq 3') },
+    ]);
   });
 
   it('reports the seq of a removed record', () => {
@@ -133,10 +136,14 @@ describe('verifyRecords', () => {
   });
 
   it('reports removed first records, and a range of removed records once', () => {
-    expect(verifyRecords(chain(4).slice(1)).problems).toEqual([{ seq: 1, problem: expect.stringContaining('genesis') }]);
+    expect(verifyRecords(chain(4).slice(1)).problems).toEqual([
+      { seq: 1, problem: expect.stringContaining('genesis') },
+    ]);
     const records = chain(8);
     records.splice(2, 3);
-    expect(verifyRecords(records).problems).toEqual([{ seq: 3, problem: expect.stringContaining('seqs 3..5 are missing') }]);
+    expect(verifyRecords(records).problems).toEqual([
+      { seq: 3, problem: expect.stringContaining('seqs 3..5 are missing') },
+    ]);
   });
 
   it('reports reordered records', () => {

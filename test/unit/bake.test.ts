@@ -2,8 +2,19 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { bakeVerdict, BakeTally, type BakePolicy, type VersionEvidence } from '../../packages/rotor/src/shared/bake';
 
-const policy: BakePolicy = { windowMs: 60_000, minEvents: 20, minInstances: 2, maxFailureShare: 0.2, maxWindowMs: 240_000 };
-const evidence = (successes: number, failures: number, instances: number, failingInstances: number): VersionEvidence => ({ successes, failures, instances, failingInstances });
+const policy: BakePolicy = {
+  windowMs: 60_000,
+  minEvents: 20,
+  minInstances: 2,
+  maxFailureShare: 0.2,
+  maxWindowMs: 240_000,
+};
+const evidence = (
+  successes: number,
+  failures: number,
+  instances: number,
+  failingInstances: number,
+): VersionEvidence => ({ successes, failures, instances, failingInstances });
 const quiet = evidence(0, 0, 0, 0);
 
 describe('bakeVerdict', () => {

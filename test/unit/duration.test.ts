@@ -16,7 +16,9 @@ describe('parseDuration', () => {
 
   it('names the text it cannot read', () => {
     expect(() => parseDuration('30x', 'grace')).toThrow(InvalidInputError);
-    expect(() => parseDuration('30x', 'grace')).toThrow('grace: "30x" is not a duration (examples: 90s, 15m, 1h30m, 30d)');
+    expect(() => parseDuration('30x', 'grace')).toThrow(
+      'grace: "30x" is not a duration (examples: 90s, 15m, 1h30m, 30d)',
+    );
     expect(() => parseDuration('1h 30m')).toThrow(/not a duration/);
     expect(() => parseDuration('')).toThrow(/not a duration/);
     expect(() => parseDuration('-1s')).toThrow(/not a duration/);
@@ -25,7 +27,9 @@ describe('parseDuration', () => {
   it('refuses a number without a unit, naming the value and showing examples', () => {
     for (const bare of ['60', '0', '1500', ' 60 ', '1.5']) {
       expect(() => parseDuration(bare, '--grace')).toThrow(InvalidInputError);
-      expect(() => parseDuration(bare, '--grace')).toThrow(`--grace: ${JSON.stringify(bare)} has no unit (examples: 90s, 15m, 1h30m, 30d)`);
+      expect(() => parseDuration(bare, '--grace')).toThrow(
+        `--grace: ${JSON.stringify(bare)} has no unit (examples: 90s, 15m, 1h30m, 30d)`,
+      );
     }
   });
 });

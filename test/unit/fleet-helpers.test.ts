@@ -75,7 +75,10 @@ describe('progress', () => {
     shown.tick(2, 0);
     now += 100;
     shown.tick(3, 0);
-    expect(write.mock.calls.map((c) => String(c[0]))).toEqual(['\r\x1b[Kreading rotations: 1', '\r\x1b[Kreading rotations: 3']);
+    expect(write.mock.calls.map((c) => String(c[0]))).toEqual([
+      '\r\x1b[Kreading rotations: 1',
+      '\r\x1b[Kreading rotations: 3',
+    ]);
   });
 });
 
@@ -85,13 +88,17 @@ describe('rotationQueries', () => {
     const queries = rotationQueries(ids, false);
     expect(queries).toHaveLength(4);
     expect(queries[0]).toBe(`WorkflowType = 'rotateSecret' AND ExecutionStatus = 'Running'`);
-    expect(queries[1]).toMatch(/^WorkflowType = 'rotateSecret' AND RotorSecretId IN \('prod\/db-0', 'prod\/db-1', .*'prod\/db-99'\)$/);
+    expect(queries[1]).toMatch(
+      /^WorkflowType = 'rotateSecret' AND RotorSecretId IN \('prod\/db-0', 'prod\/db-1', .*'prod\/db-99'\)$/,
+    );
     expect(queries.slice(1).flatMap((q) => q.match(/'prod\/db-\d+'/g) ?? [])).toHaveLength(250);
   });
 
   it('reads every rotation with --all, or when an id could not be quoted safely', () => {
     expect(rotationQueries(['prod/db'], true)).toEqual([`WorkflowType = 'rotateSecret'`]);
     expect(rotationQueries(['prod/db', `x') OR ('1' = '1`], false)).toEqual([`WorkflowType = 'rotateSecret'`]);
-    expect(rotationQueries(['arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf'], false)).toHaveLength(2);
+    expect(
+      rotationQueries(['arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf'], false),
+    ).toHaveLength(2);
   });
 });

@@ -6,7 +6,13 @@ import { parseJwtSigningSecret } from '../../packages/rotor/src/rotators/jwt-sig
 import { InvalidSecretError } from 'rotor-consumers/core';
 import { InMemorySecretStore } from 'rotor-consumers/stores';
 
-const settings = { engine: 'jwt-signing-key', service: 'auth', registry: 'reg', jwks: { maxAge: '5m', cooldown: '30s' }, tokens: { maxLifetime: '1h' } };
+const settings = {
+  engine: 'jwt-signing-key',
+  service: 'auth',
+  registry: 'reg',
+  jwks: { maxAge: '5m', cooldown: '30s' },
+  tokens: { maxLifetime: '1h' },
+};
 
 function problemsOf(json: object): string[] {
   try {
@@ -20,8 +26,15 @@ function problemsOf(json: object): string[] {
 describe('jwt-signing-key secrets', () => {
   it('take durations with units and default to ES256 and one minute of clock skew', () => {
     const parsed = parseJwtSigningSecret('jwt', JSON.stringify(settings));
-    expect(parsed).toMatchObject({ alg: 'ES256', jwks: { maxAge: 300_000, cooldown: 30_000 }, tokens: { maxLifetime: 3_600_000, clockSkew: 60_000 }, keys: {} });
-    expect(problemsOf({ ...settings, tokens: { maxLifetime: '3600' } })).toEqual(['tokens.maxLifetime: "3600" has no unit (examples: 90s, 15m, 1h30m, 30d)']);
+    expect(parsed).toMatchObject({
+      alg: 'ES256',
+      jwks: { maxAge: 300_000, cooldown: 30_000 },
+      tokens: { maxLifetime: 3_600_000, clockSkew: 60_000 },
+      keys: {},
+    });
+    expect(problemsOf({ ...settings, tokens: { maxLifetime: '3600' } })).toEqual([
+      'tokens.maxLifetime: "3600" has no unit (examples: 90s, 15m, 1h30m, 30d)',
+    ]);
   });
 
   it('refuse a pre-publication shorter than the JWKS cache lifetime plus the refetch cooldown, naming the numbers', () => {
@@ -34,26 +47,37 @@ describe('jwt-signing-key secrets', () => {
   it('refuse an unknown algorithm and a private key without its private part', async () => {
     const key = await generateSigningKey('ES256');
     expect(problemsOf({ ...settings, alg: 'HS256' })[0]).toMatch(/^alg: /);
-    expect(problemsOf({ ...settings, keys: { current: { ...key, privateJwk: key.publicJwk } } })).toEqual(['keys.current.privateJwk: must be a private key (with d)']);
+    expect(problemsOf({ ...settings, keys: { current: { ...key, privateJwk: key.publicJwk } } })).toEqual([
+      'keys.current.privateJwk: must be a private key (with d)',
+    ]);
   });
 });
 
 describe('signing keys', () => {
-  it.each(JWT_ALGORITHMS)('%s: made by jose, kid is the thumbprint, the published half has no private field', async (alg) => {
-    const key = await generateSigningKey(alg);
-    expect(key.kid).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    const published = publicPart(key.publicJwk);
-    for (const field of ['d', 'p', 'q', 'dp', 'dq', 'qi']) expect(published).not.toHaveProperty(field);
-    expect(published).toMatchObject({ kid: key.kid, alg, use: 'sig' });
+  it.each(JWT_ALGORITHMS)(
+    '%s: made by jose, kid is the thumbprint, the published half has no private field',
+    async (alg) => {
+      const key = await generateSigningKey(alg);
+      expect(key.kid).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      const published = publicPart(key.publicJwk);
+      for (const field of ['d', 'p', 'q', 'dp', 'dq', 'qi']) expect(published).not.toHaveProperty(field);
+      expect(published).toMatchObject({ kid: key.kid, alg, use: 'sig' });
 
-    const store = new InMemorySecretStore();
-    store.create('jwt', JSON.stringify({ ...settings, alg, keys: { current: key } }));
-    const signer = new JwtSigner({ cache: new SecretCache({ store }), secretId: 'jwt', issuer: 'rotor-test' });
-    const token = await signer.sign({ sub: 'u1' }, { expiresInMs: 60_000 });
-    const verifier = new JwtVerifier({ jwks: { keys: [published] }, issuer: 'rotor-test' });
-    expect(await verifier.verify(token)).toMatchObject({ ok: true, kid: key.kid, payload: { sub: 'u1', iss: 'rotor-test' } });
-    await expect(signer.sign({}, { expiresInMs: 3_600_001 })).rejects.toThrow(/not within 1 to 3600000 \(tokens.maxLifetime of jwt\)/);
-  });
+      const store = new InMemorySecretStore();
+      store.create('jwt', JSON.stringify({ ...settings, alg, keys: { current: key } }));
+      const signer = new JwtSigner({ cache: new SecretCache({ store }), secretId: 'jwt', issuer: 'rotor-test' });
+      const token = await signer.sign({ sub: 'u1' }, { expiresInMs: 60_000 });
+      const verifier = new JwtVerifier({ jwks: { keys: [published] }, issuer: 'rotor-test' });
+      expect(await verifier.verify(token)).toMatchObject({
+        ok: true,
+        kid: key.kid,
+        payload: { sub: 'u1', iss: 'rotor-test' },
+      });
+      await expect(signer.sign({}, { expiresInMs: 3_600_001 })).rejects.toThrow(
+        /not within 1 to 3600000 \(tokens.maxLifetime of jwt\)/,
+      );
+    },
+  );
 });
 
 /** A remote JWKS behind a fake fetch the test controls, and a clock it moves. */
@@ -65,19 +89,33 @@ async function remote(options: { maxAgeS?: number; cooldownMs?: number; maxStale
   const fakeFetch = (async () => {
     fetches++;
     if (down) throw new TypeError('fetch failed');
-    return new Response(JSON.stringify({ keys: [publicPart(key.publicJwk)] }), { headers: { 'cache-control': `max-age=${options.maxAgeS ?? 60}` } });
+    return new Response(JSON.stringify({ keys: [publicPart(key.publicJwk)] }), {
+      headers: { 'cache-control': `max-age=${options.maxAgeS ?? 60}` },
+    });
   }) as unknown as typeof fetch;
   const verifier = new JwtVerifier({
-    jwks: { url: 'https://auth.example/jwks', cooldownMs: options.cooldownMs ?? 30_000, maxStaleMs: options.maxStaleMs ?? 120_000 },
+    jwks: {
+      url: 'https://auth.example/jwks',
+      cooldownMs: options.cooldownMs ?? 30_000,
+      maxStaleMs: options.maxStaleMs ?? 120_000,
+    },
     fetch: fakeFetch,
     now: () => now,
   });
   const { privateKey } = await generateKeyPair('ES256');
-  const stranger = (kid: string) => new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid }).setIssuedAt().setExpirationTime('2h').sign(privateKey);
+  const stranger = (kid: string) =>
+    new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid }).setIssuedAt().setExpirationTime('2h').sign(privateKey);
   const store = new InMemorySecretStore();
   store.create('jwt', JSON.stringify({ ...settings, tokens: { maxLifetime: '2h' }, keys: { current: key } }));
   const signer = new JwtSigner({ cache: new SecretCache({ store }), secretId: 'jwt' });
-  return { verifier, stranger, signer, fetches: () => fetches, advance: (ms: number) => (now += ms), setDown: (v: boolean) => (down = v) };
+  return {
+    verifier,
+    stranger,
+    signer,
+    fetches: () => fetches,
+    advance: (ms: number) => (now += ms),
+    setDown: (v: boolean) => (down = v),
+  };
 }
 
 describe('JwtVerifier with a remote JWKS', () => {
@@ -99,7 +137,11 @@ describe('JwtVerifier with a remote JWKS', () => {
   });
 
   it('keeps verifying through a JWKS outage for max-age plus the stale bound, then says the JWKS is unavailable', async () => {
-    const { verifier, signer, advance, setDown, fetches } = await remote({ maxAgeS: 60, cooldownMs: 10_000, maxStaleMs: 120_000 });
+    const { verifier, signer, advance, setDown, fetches } = await remote({
+      maxAgeS: 60,
+      cooldownMs: 10_000,
+      maxStaleMs: 120_000,
+    });
     const token = await signer.sign();
     expect((await verifier.verify(token)).ok).toBe(true);
     setDown(true);
@@ -133,7 +175,10 @@ describe('JwtVerifier with a remote JWKS', () => {
     const [h, p, s] = token.split('.');
     const forged = `${h}.${Buffer.from(JSON.stringify({ sub: 'admin', exp: 9e9 })).toString('base64url')}.${s}`;
     expect(await verifier.verify(forged)).toEqual({ ok: false, reason: 'bad-signature' });
-    expect(await verifier.verify(`${Buffer.from('{"alg":"none"}').toString('base64url')}.${p}.`)).toEqual({ ok: false, reason: 'algorithm' });
+    expect(await verifier.verify(`${Buffer.from('{"alg":"none"}').toString('base64url')}.${p}.`)).toEqual({
+      ok: false,
+      reason: 'algorithm',
+    });
     expect(await verifier.verify('not a token')).toEqual({ ok: false, reason: 'malformed' });
     advance(60_000 + 61_000);
     expect(await verifier.verify(token)).toEqual({ ok: false, reason: 'expired' });

@@ -30,7 +30,11 @@ async function labels(): Promise<Record<string, string | undefined>> {
 }
 
 function input(): StepInput {
-  const prepared: PreparedRotation = { rotator: 'fake-single-user', currentVersionId: current, previousVersionId: previous };
+  const prepared: PreparedRotation = {
+    rotator: 'fake-single-user',
+    currentVersionId: current,
+    previousVersionId: previous,
+  };
   return { secretId: SECRET, token: TOKEN, prepared };
 }
 
@@ -44,7 +48,10 @@ async function uptoTest(): Promise<void> {
 beforeEach(async () => {
   store = new InMemorySecretStore();
   target = fakeTarget();
-  steps = createRotationSteps({ store, rotators: { 'fake-single-user': target.rotator } as unknown as RotatorRegistry });
+  steps = createRotationSteps({
+    store,
+    rotators: { 'fake-single-user': target.rotator } as unknown as RotatorRegistry,
+  });
   env = new MockActivityEnvironment();
   // A secret rotated once before: AWSPREVIOUS on v0, AWSCURRENT on v1, the target holding v1's password.
   const v0 = store.create(SECRET, value('zero'));
@@ -66,7 +73,9 @@ describe('finish', () => {
   it('refuses when AWSCURRENT moved to another version during the rotation', async () => {
     await uptoTest();
     store.putVersion(SECRET, 'someone-else', value('x'), [Stage.current]);
-    await expect(env.run(steps.finishRotation, input())).rejects.toMatchObject({ type: new StoreConflictError(SECRET, '').type });
+    await expect(env.run(steps.finishRotation, input())).rejects.toMatchObject({
+      type: new StoreConflictError(SECRET, '').type,
+    });
   });
 });
 
@@ -91,7 +100,11 @@ describe('compensation', () => {
 
   it('when set never reached the target: nothing to undo there, the store is cleaned', async () => {
     await env.run(steps.createPending, input());
-    const outcome = (await env.run(steps.reinstate, { ...input(), versionId: current, mode: 'compensate' as const })) as { outcome?: string };
+    const outcome = (await env.run(steps.reinstate, {
+      ...input(),
+      versionId: current,
+      mode: 'compensate' as const,
+    })) as { outcome?: string };
     expect(outcome.outcome).toBe('already-set');
     expect(await labels()).toEqual({ current, pending: undefined, previous });
   });
@@ -111,7 +124,9 @@ describe('rollback during grace', () => {
     await env.run(steps.finishRotation, input());
     store.putVersion(SECRET, 'third', value('three'), [Stage.current]);
     const before = await labels();
-    await expect(env.run(steps.reinstate, { ...input(), versionId: current, mode: 'rollback' as const })).rejects.toThrow(/during grace: rotor will not roll back over it/);
+    await expect(
+      env.run(steps.reinstate, { ...input(), versionId: current, mode: 'rollback' as const }),
+    ).rejects.toThrow(/during grace: rotor will not roll back over it/);
     expect(await labels()).toEqual(before);
   });
 });

@@ -57,7 +57,9 @@ describe('RotorMetrics', () => {
     metrics.rotationEnded('mystery-rotator', 'failed', 'prod/c');
     const samples = await scrape();
     expect(value(samples, 'rotor_rotations_total', { rotator: 'postgres-single-user', outcome: 'completed' })).toBe(2);
-    expect(value(samples, 'rotor_rotations_total', { rotator: 'postgres-single-user', outcome: 'compensated' })).toBe(1);
+    expect(value(samples, 'rotor_rotations_total', { rotator: 'postgres-single-user', outcome: 'compensated' })).toBe(
+      1,
+    );
     expect(value(samples, 'rotor_rotations_total', { rotator: 'other', outcome: 'failed' })).toBe(1);
     expect(samples.some((s) => s.labels.rotator === 'mystery-rotator')).toBe(false);
   });
@@ -88,7 +90,9 @@ describe('RotorMetrics', () => {
     metrics.setLastSuccess('prod/db/app', new Date(Date.now() - 500_000));
     const samples = await scrape();
     expect(value(samples, 'rotor_rotations_in_grace')).toBe(4);
-    expect(value(samples, 'rotor_last_success_timestamp_seconds', { secret_id: 'prod/db/app' })).toBe(at.getTime() / 1000);
+    expect(value(samples, 'rotor_last_success_timestamp_seconds', { secret_id: 'prod/db/app' })).toBe(
+      at.getTime() / 1000,
+    );
     expect(value(samples, 'rotor_seconds_since_last_success', { secret_id: 'prod/db/app' })).toBeGreaterThanOrEqual(90);
     expect(value(samples, 'rotor_seconds_since_last_success', { secret_id: 'prod/db/app' })).toBeLessThan(95);
   });

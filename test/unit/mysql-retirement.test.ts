@@ -15,7 +15,10 @@ function adminThat(answers: Record<number, 'killed' | 'refused' | 'gone'>): Pick
 
 describe('MySQL retirement ending live sessions', () => {
   it('counts a session whose KILL was refused as failed, not as terminated', async () => {
-    expect(await killSessions(adminThat({ 1: 'killed', 2: 'refused', 3: 'killed' }), [1, 2, 3])).toEqual({ terminated: 2, failed: 1 });
+    expect(await killSessions(adminThat({ 1: 'killed', 2: 'refused', 3: 'killed' }), [1, 2, 3])).toEqual({
+      terminated: 2,
+      failed: 1,
+    });
   });
 
   it('counts a session that ended by itself meanwhile as neither', async () => {

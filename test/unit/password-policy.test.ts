@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PASSWORD_POLICY, generatePassword, resolvePasswordPolicy } from '../../packages/rotor/src/rotators/password-policy';
+import {
+  DEFAULT_PASSWORD_POLICY,
+  generatePassword,
+  resolvePasswordPolicy,
+} from '../../packages/rotor/src/rotators/password-policy';
 import { InvalidInputError } from 'rotor-consumers/core';
 
 describe('generatePassword', () => {
@@ -29,7 +33,8 @@ describe('generatePassword', () => {
 
   it('uses every allowed character over many draws', () => {
     const counts = new Map<string, number>();
-    for (let i = 0; i < 400; i++) for (const c of generatePassword({ length: 64 })) counts.set(c, (counts.get(c) ?? 0) + 1);
+    for (let i = 0; i < 400; i++)
+      for (const c of generatePassword({ length: 64 })) counts.set(c, (counts.get(c) ?? 0) + 1);
     // 26 + 26 + 10 letters and digits, 32 punctuation less the 11 excluded (space is not punctuation)
     expect(counts.size).toBe(26 + 26 + 10 + 32 - 11);
   });
@@ -40,7 +45,12 @@ describe('resolvePasswordPolicy', () => {
     expect(() => resolvePasswordPolicy({ length: 4 })).toThrow(InvalidInputError);
     expect(() => resolvePasswordPolicy({ length: 10.5 })).toThrow(/length 10.5/);
     expect(() =>
-      resolvePasswordPolicy({ excludeLowercase: true, excludeUppercase: true, excludeNumbers: true, excludePunctuation: true }),
+      resolvePasswordPolicy({
+        excludeLowercase: true,
+        excludeUppercase: true,
+        excludeNumbers: true,
+        excludePunctuation: true,
+      }),
     ).toThrow(/every character is excluded/);
   });
 });

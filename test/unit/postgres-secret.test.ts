@@ -5,15 +5,31 @@ import { DEFAULT_PASSWORD_POLICY } from '../../packages/rotor/src/rotators/passw
 import { InvalidSecretError, UnsupportedEngineError } from 'rotor-consumers/core';
 
 const PASSWORD = 'Sup3r-secret-value';
-const valid = { engine: 'postgres', host: 'db.internal', port: 5432, username: 'app', password: PASSWORD, dbname: 'orders' };
+const valid = {
+  engine: 'postgres',
+  host: 'db.internal',
+  port: 5432,
+  username: 'app',
+  password: PASSWORD,
+  dbname: 'orders',
+};
 const raw = (o: object) => JSON.stringify(o);
 
 describe('parsePostgresSecret', () => {
   it("reads AWS's JSON shape, with defaults for port and dbname", () => {
-    expect(parsePostgresSecret('s', raw(valid))).toMatchObject({ host: 'db.internal', port: 5432, username: 'app', dbname: 'orders', ssl: undefined });
+    expect(parsePostgresSecret('s', raw(valid))).toMatchObject({
+      host: 'db.internal',
+      port: 5432,
+      username: 'app',
+      dbname: 'orders',
+      ssl: undefined,
+    });
     const minimal = parsePostgresSecret('s', raw({ engine: 'postgres', host: 'h', username: 'u', password: 'p' }));
     expect(minimal).toMatchObject({ port: 5432, dbname: 'postgres' });
-    expect(parsePostgresSecret('s', raw({ ...valid, port: '6432', ssl: 'true' }))).toMatchObject({ port: 6432, ssl: true });
+    expect(parsePostgresSecret('s', raw({ ...valid, port: '6432', ssl: 'true' }))).toMatchObject({
+      port: 6432,
+      ssl: true,
+    });
     expect(parsePostgresSecret('s', raw({ ...valid, ssl: false }))).toMatchObject({ ssl: false });
   });
 
@@ -22,7 +38,9 @@ describe('parsePostgresSecret', () => {
       expect(parsePostgresSecret('s', raw({ ...valid, host })).host).toBe(host);
     }
     for (const host of ['db .internal', ' db', 'db/x', 'user@db', 'db?x', 'db\tinternal']) {
-      expect(() => parsePostgresSecret('s', raw({ ...valid, host }))).toThrow(/host: must be a host name or IP address/);
+      expect(() => parsePostgresSecret('s', raw({ ...valid, host }))).toThrow(
+        /host: must be a host name or IP address/,
+      );
     }
   });
 
@@ -49,7 +67,12 @@ describe('parsePostgresSecret', () => {
   });
 
   it('never puts a value in its errors', () => {
-    const bad = [{ ...valid, username: 'x'.repeat(64) }, { ...valid, host: '' }, { ...valid, engine: PASSWORD }, { ...valid, port: PASSWORD }];
+    const bad = [
+      { ...valid, username: 'x'.repeat(64) },
+      { ...valid, host: '' },
+      { ...valid, engine: PASSWORD },
+      { ...valid, port: PASSWORD },
+    ];
     for (const secret of bad) {
       expect(() => parsePostgresSecret('s', raw(secret))).toThrow(InvalidSecretError);
       try {

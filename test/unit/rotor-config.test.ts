@@ -111,7 +111,12 @@ describe('parseConfig accepts valid files', () => {
     });
     expect(reports).toEqual({
       id: 'prod/db/reports',
-      schedule: { kind: 'cron', cron: '0 3 * * 1', timezone: 'Europe/Berlin', window: { start: '22:00', end: '04:00', timezone: 'Europe/Berlin' } },
+      schedule: {
+        kind: 'cron',
+        cron: '0 3 * * 1',
+        timezone: 'Europe/Berlin',
+        window: { start: '22:00', end: '04:00', timezone: 'Europe/Berlin' },
+      },
       graceMs: 2 * HOUR,
       catchupWindowMs: 15 * 60_000,
       alerts: ['oncall'],
@@ -141,14 +146,30 @@ describe('parseConfig accepts valid files', () => {
   });
 
   it('reads a fleet-wide store-write ceiling; without one there is none', () => {
-    const config = parseConfig('throughput: { fleetStoreWritesPerSecond: 30 }\nsecrets:\n  - { id: prod/db/app, schedule: { every: 30d } }\n');
-    expect(config.throughput).toEqual({ storeWritesPerSecond: 40, perTargetConcurrency: 4, fleetStoreWritesPerSecond: 30 });
-    expect(parseConfig('secrets:\n  - { id: prod/db/app, schedule: { every: 30d } }\n').throughput).not.toHaveProperty('fleetStoreWritesPerSecond');
+    const config = parseConfig(
+      'throughput: { fleetStoreWritesPerSecond: 30 }\nsecrets:\n  - { id: prod/db/app, schedule: { every: 30d } }\n',
+    );
+    expect(config.throughput).toEqual({
+      storeWritesPerSecond: 40,
+      perTargetConcurrency: 4,
+      fleetStoreWritesPerSecond: 30,
+    });
+    expect(parseConfig('secrets:\n  - { id: prod/db/app, schedule: { every: 30d } }\n').throughput).not.toHaveProperty(
+      'fleetStoreWritesPerSecond',
+    );
   });
 
   it('reads a minimal file and fills in every default', () => {
     expect(parseConfig('secrets:\n  - { id: prod/db/app, schedule: { every: 30d } }\n')).toEqual({
-      secrets: [{ id: 'prod/db/app', schedule: { kind: 'every', everyMs: 30 * DAY }, graceMs: HOUR, catchupWindowMs: HOUR, alerts: [] }],
+      secrets: [
+        {
+          id: 'prod/db/app',
+          schedule: { kind: 'every', everyMs: 30 * DAY },
+          graceMs: HOUR,
+          catchupWindowMs: HOUR,
+          alerts: [],
+        },
+      ],
       alerts: { stuckPhaseBudgetMs: 30 * 60_000, webhooks: {} },
       throughput: { storeWritesPerSecond: 40, perTargetConcurrency: 4 },
       metrics: { port: 9464, host: '0.0.0.0' },
@@ -162,7 +183,12 @@ describe('parseConfig accepts valid files', () => {
   });
 
   it('lets a secret turn its alerts off and its pause state be left alone', () => {
-    const [secret] = parseConfig(withSecret({ alerts: [] }, { defaults: { alerts: ['oncall'] }, alerts: { webhooks: { oncall: { urlFromEnv: 'HOOK' } } } })).secrets;
+    const [secret] = parseConfig(
+      withSecret(
+        { alerts: [] },
+        { defaults: { alerts: ['oncall'] }, alerts: { webhooks: { oncall: { urlFromEnv: 'HOOK' } } } },
+      ),
+    ).secrets;
     expect(secret?.alerts).toEqual([]);
     expect(secret).not.toHaveProperty('paused');
   });
@@ -171,11 +197,17 @@ describe('parseConfig accepts valid files', () => {
 describe('describeSchedule', () => {
   it('says when a secret rotates, for people', () => {
     const [app, reports] = parseConfig(FULL_EXAMPLE).secrets;
-    expect(describeSchedule(app!.schedule)).toBe('every 30d (offset 2h, jitter 30m, window 02:00-05:00 Europe/Berlin mon-fri)');
+    expect(describeSchedule(app!.schedule)).toBe(
+      'every 30d (offset 2h, jitter 30m, window 02:00-05:00 Europe/Berlin mon-fri)',
+    );
     expect(describeSchedule(reports!.schedule)).toBe('cron 0 3 * * 1 Europe/Berlin (window 22:00-04:00 Europe/Berlin)');
     expect(describeSchedule({ kind: 'cron', cron: '0 3 * * 1', timezone: 'UTC' })).toBe('cron 0 3 * * 1 UTC');
     expect(
-      describeSchedule({ kind: 'every', everyMs: DAY, window: { start: '01:00', end: '02:00', timezone: 'UTC', days: ['sat', 'mon', 'wed'] } }),
+      describeSchedule({
+        kind: 'every',
+        everyMs: DAY,
+        window: { start: '01:00', end: '02:00', timezone: 'UTC', days: ['sat', 'mon', 'wed'] },
+      }),
     ).toBe('every 1d (window 01:00-02:00 UTC mon,wed,sat)');
   });
 });
@@ -237,7 +269,8 @@ describe('parseConfig rejects invalid files', () => {
     expect(problemsOf(withSchedule({ cron: '0 0 3 * * 1' }))).toEqual([
       {
         path: 'secrets[0].schedule.cron',
-        message: '"0 0 3 * * 1" is not a 5-field cron expression: it has 6 fields, not minute hour day-of-month month day-of-week',
+        message:
+          '"0 0 3 * * 1" is not a 5-field cron expression: it has 6 fields, not minute hour day-of-month month day-of-week',
       },
     ]);
     expect(problemsOf(withSchedule({ cron: '@yearly' }))[0]?.message).toBe(
@@ -273,8 +306,15 @@ describe('parseConfig rejects invalid files', () => {
   });
 
   it('refuses unknown and repeated weekdays', () => {
-    expect(problemsOf(withSchedule({ every: '1d', window: { start: '02:00', end: '03:00', days: ['mon', 'funday', 'mon'] } }))).toEqual([
-      { path: 'secrets[0].schedule.window.days[1]', message: '"funday" is not one of mon, tue, wed, thu, fri, sat, sun' },
+    expect(
+      problemsOf(
+        withSchedule({ every: '1d', window: { start: '02:00', end: '03:00', days: ['mon', 'funday', 'mon'] } }),
+      ),
+    ).toEqual([
+      {
+        path: 'secrets[0].schedule.window.days[1]',
+        message: '"funday" is not one of mon, tue, wed, thu, fri, sat, sun',
+      },
       { path: 'secrets[0].schedule.window.days[2]', message: '"mon" is listed twice' },
     ]);
   });
@@ -312,26 +352,39 @@ describe('parseConfig rejects invalid files', () => {
       { path: 'secrets[0].gracee', message: 'unknown key (did you mean grace?)' },
       { path: 'secrets[0].colour', message: 'unknown key' },
     ]);
-    expect(problemsOf(withSecret({}, { metric: { port: 1 } }))).toEqual([{ path: 'metric', message: 'unknown key (did you mean metrics?)' }]);
+    expect(problemsOf(withSecret({}, { metric: { port: 1 } }))).toEqual([
+      { path: 'metric', message: 'unknown key (did you mean metrics?)' },
+    ]);
   });
 
   it('refuses a value of the wrong type, quoting it', () => {
-    expect(problemsOf(withSecret({ paused: 'yes' }))).toEqual([{ path: 'secrets[0].paused', message: 'expected true or false, got "yes"' }]);
-    expect(problemsOf(withSecret({ schedule: ['30d'] }))).toEqual([{ path: 'secrets[0].schedule', message: 'expected a mapping, got a list' }]);
+    expect(problemsOf(withSecret({ paused: 'yes' }))).toEqual([
+      { path: 'secrets[0].paused', message: 'expected true or false, got "yes"' },
+    ]);
+    expect(problemsOf(withSecret({ schedule: ['30d'] }))).toEqual([
+      { path: 'secrets[0].schedule', message: 'expected a mapping, got a list' },
+    ]);
   });
 
   it('reports YAML syntax errors with their line and column', () => {
     expect(problemsOf('secrets:\n  - id: prod/db/app\n    schedule: {every: 30d\n')).toEqual([
-      { path: 'line 4, column 1', message: 'Flow map in block collection must be sufficiently indented and end with a }' },
+      {
+        path: 'line 4, column 1',
+        message: 'Flow map in block collection must be sufficiently indented and end with a }',
+      },
     ]);
   });
 
   it('reports duplicate YAML keys', () => {
-    expect(problemsOf('secrets: []\nsecrets: []\n')).toEqual([{ path: 'line 2, column 1', message: 'Map keys must be unique' }]);
+    expect(problemsOf('secrets: []\nsecrets: []\n')).toEqual([
+      { path: 'line 2, column 1', message: 'Map keys must be unique' },
+    ]);
   });
 
   it('refuses an empty file and a root that is not a mapping', () => {
-    expect(problemsOf('# nothing yet\n')).toEqual([{ path: '(root)', message: 'the file is empty; it needs at least a secrets list' }]);
+    expect(problemsOf('# nothing yet\n')).toEqual([
+      { path: '(root)', message: 'the file is empty; it needs at least a secrets list' },
+    ]);
     expect(problemsOf('- id: prod/db/app\n')).toEqual([{ path: '(root)', message: 'expected a mapping, got a list' }]);
   });
 
@@ -343,7 +396,9 @@ describe('parseConfig rejects invalid files', () => {
   });
 
   it('refuses a webhook URL that is not http(s) without echoing it', () => {
-    const problems = problemsOf(withSecret({}, { alerts: { webhooks: { oncall: { url: 'ftp://token-abc123@hooks.example' } } } }));
+    const problems = problemsOf(
+      withSecret({}, { alerts: { webhooks: { oncall: { url: 'ftp://token-abc123@hooks.example' } } } }),
+    );
     expect(problems).toEqual([{ path: 'alerts.webhooks.oncall.url', message: 'is not an http(s) URL' }]);
     expect(JSON.stringify(problems)).not.toContain('token-abc123');
   });
@@ -362,7 +417,10 @@ describe('parseConfig rejects invalid files', () => {
   it('refuses bad route names, env var names and header names', () => {
     const webhooks = { 'On Call': { urlFromEnv: '1HOOK', header: { name: 'X Token' } } };
     expect(problemsOf(withSecret({}, { alerts: { webhooks } }))).toEqual([
-      { path: 'alerts.webhooks["On Call"]', message: '"On Call" is not a route name (1 to 63 of a-z, 0-9, _ and -, starting with a letter or digit)' },
+      {
+        path: 'alerts.webhooks["On Call"]',
+        message: '"On Call" is not a route name (1 to 63 of a-z, 0-9, _ and -, starting with a letter or digit)',
+      },
       {
         path: 'alerts.webhooks["On Call"].urlFromEnv',
         message: '"1HOOK" is not an environment variable name (letters, digits and _, not starting with a digit)',
@@ -374,7 +432,15 @@ describe('parseConfig rejects invalid files', () => {
 
   it('refuses throughput and metrics settings out of range', () => {
     expect(
-      problemsOf(withSecret({}, { throughput: { storeWritesPerSecond: 60, perTargetConcurrency: 0, fleetStoreWritesPerSecond: 2.5 }, metrics: { port: 70000 } })),
+      problemsOf(
+        withSecret(
+          {},
+          {
+            throughput: { storeWritesPerSecond: 60, perTargetConcurrency: 0, fleetStoreWritesPerSecond: 2.5 },
+            metrics: { port: 70000 },
+          },
+        ),
+      ),
     ).toEqual([
       { path: 'throughput.storeWritesPerSecond', message: 'expected a whole number from 1 to 50, got 60' },
       { path: 'throughput.perTargetConcurrency', message: 'expected a whole number from 1 to 100, got 0' },
@@ -384,21 +450,36 @@ describe('parseConfig rejects invalid files', () => {
   });
 
   it('refuses a version other than 1', () => {
-    expect(problemsOf(withSecret({}, { version: 2 }))).toEqual([{ path: 'version', message: '2 is not a supported version (expected 1)' }]);
+    expect(problemsOf(withSecret({}, { version: 2 }))).toEqual([
+      { path: 'version', message: '2 is not a supported version (expected 1)' },
+    ]);
   });
 
   it('refuses password policies and retirement settings no rotation could follow', () => {
-    const passwordPolicy = { length: 4, excludeUppercase: true, excludeLowercase: true, excludeNumbers: true, excludePunctuation: true };
-    expect(problemsOf(withSecret({ passwordPolicy, strategy: 'single-user', retirement: { retire: 'delete' } }))).toEqual([
+    const passwordPolicy = {
+      length: 4,
+      excludeUppercase: true,
+      excludeLowercase: true,
+      excludeNumbers: true,
+      excludePunctuation: true,
+    };
+    expect(
+      problemsOf(withSecret({ passwordPolicy, strategy: 'single-user', retirement: { retire: 'delete' } })),
+    ).toEqual([
       { path: 'secrets[0].passwordPolicy.length', message: 'expected a whole number from 8 to 4096, got 4' },
       { path: 'secrets[0].passwordPolicy', message: 'every character is excluded' },
-      { path: 'secrets[0].retirement.retire', message: '"delete" is not one of none, disable-login, scramble-password' },
+      {
+        path: 'secrets[0].retirement.retire',
+        message: '"delete" is not one of none, disable-login, scramble-password',
+      },
       { path: 'secrets[0].retirement', message: 'only applies to the alternating-users strategy' },
     ]);
   });
 
   it('refuses a note without paused', () => {
-    expect(problemsOf(withSecret({ note: 'why' }))).toEqual([{ path: 'secrets[0].note', message: 'only applies together with paused' }]);
+    expect(problemsOf(withSecret({ note: 'why' }))).toEqual([
+      { path: 'secrets[0].note', message: 'only applies together with paused' },
+    ]);
   });
 
   it('reports every problem of a file at once, each with its exact path', () => {
@@ -481,22 +562,49 @@ describe('bake and reports', () => {
     const config = parseConfig(
       stringify({
         defaults: { grace: '1h', bake: { window: '10m' } },
-        reports: { port: 9466, tokens: [{ name: 'payments', tokenFromEnv: 'PAYMENTS_REPORT_TOKEN', secrets: ['prod/db/payments*', 'prod/db/ledger'] }] },
+        reports: {
+          port: 9466,
+          tokens: [
+            {
+              name: 'payments',
+              tokenFromEnv: 'PAYMENTS_REPORT_TOKEN',
+              secrets: ['prod/db/payments*', 'prod/db/ledger'],
+            },
+          ],
+        },
         secrets: [
-          { id: 'prod/db/payments', schedule: { every: '30d' }, bake: { window: '5m', minEvents: 50, minInstances: 3, maxFailureShare: 0.1 } },
+          {
+            id: 'prod/db/payments',
+            schedule: { every: '30d' },
+            bake: { window: '5m', minEvents: 50, minInstances: 3, maxFailureShare: 0.1 },
+          },
           { id: 'prod/db/ledger', schedule: { every: '30d' } },
           { id: 'prod/db/batch', schedule: { every: '30d' }, bake: false },
         ],
       }),
     );
     const [payments, ledger, batch] = config.secrets;
-    expect(payments!.bake).toEqual({ windowMs: 5 * 60_000, minEvents: 50, minInstances: 3, maxFailureShare: 0.1, maxWindowMs: 20 * 60_000 });
-    expect(ledger!.bake).toEqual({ windowMs: 10 * 60_000, minEvents: 20, minInstances: 2, maxFailureShare: 0.2, maxWindowMs: 40 * 60_000 });
+    expect(payments!.bake).toEqual({
+      windowMs: 5 * 60_000,
+      minEvents: 50,
+      minInstances: 3,
+      maxFailureShare: 0.1,
+      maxWindowMs: 20 * 60_000,
+    });
+    expect(ledger!.bake).toEqual({
+      windowMs: 10 * 60_000,
+      minEvents: 20,
+      minInstances: 2,
+      maxFailureShare: 0.2,
+      maxWindowMs: 40 * 60_000,
+    });
     expect(batch!.bake).toBeUndefined();
     expect(config.reports).toEqual({
       port: 9466,
       host: '0.0.0.0',
-      tokens: [{ name: 'payments', tokenFromEnv: 'PAYMENTS_REPORT_TOKEN', secrets: ['prod/db/payments*', 'prod/db/ledger'] }],
+      tokens: [
+        { name: 'payments', tokenFromEnv: 'PAYMENTS_REPORT_TOKEN', secrets: ['prod/db/payments*', 'prod/db/ledger'] },
+      ],
     });
     expect(parseConfig(withSecret({})).reports).toEqual({ port: 0, host: '0.0.0.0', tokens: [] });
   });
@@ -505,10 +613,17 @@ describe('bake and reports', () => {
     expect(messages(withSecret({ grace: '5m', bake: { window: '10m' } }))).toEqual([
       'secrets[0].bake.window: 10m is longer than grace (5m): the bake must fit in grace, while the previous credential still works',
     ]);
-    expect(messages(stringify({ defaults: { grace: '1h', bake: { window: '10m' } }, secrets: [{ id: 'a', schedule: { every: '30d' }, grace: '5m' }] }))).toEqual([
-      'secrets[0].grace: 5m is shorter than defaults.bake.window (10m): the bake must fit in grace',
-    ]);
-    expect(messages(withSecret({ grace: '1h', bake: { window: 600, maxFailureShare: 20, minEvents: 0, maxWindow: '1m' } }))).toEqual([
+    expect(
+      messages(
+        stringify({
+          defaults: { grace: '1h', bake: { window: '10m' } },
+          secrets: [{ id: 'a', schedule: { every: '30d' }, grace: '5m' }],
+        }),
+      ),
+    ).toEqual(['secrets[0].grace: 5m is shorter than defaults.bake.window (10m): the bake must fit in grace']);
+    expect(
+      messages(withSecret({ grace: '1h', bake: { window: 600, maxFailureShare: 20, minEvents: 0, maxWindow: '1m' } })),
+    ).toEqual([
       'secrets[0].bake.window: 600 has no unit (examples: 90s, 15m, 1h30m, 30d)',
       'secrets[0].bake.maxFailureShare: expected a share from 0 to below 1 (0.2 for 20 %), got 20',
       'secrets[0].bake.minEvents: expected a whole number from 1 to 1000000, got 0',
@@ -520,7 +635,11 @@ describe('bake and reports', () => {
     expect(messages(withSecret({}, { reports: { port: 9466 } }))).toEqual([
       'reports.tokens: is required when reports.port is set: the endpoint takes reports only with a token',
     ]);
-    expect(messages(withSecret({}, { reports: { port: 9466, tokens: [{ name: 'app', token: 'abc', secrets: ['prod/*/db'] }] } }))).toEqual([
+    expect(
+      messages(
+        withSecret({}, { reports: { port: 9466, tokens: [{ name: 'app', token: 'abc', secrets: ['prod/*/db'] }] } }),
+      ),
+    ).toEqual([
       'reports.tokens[0].token: unknown key',
       'reports.tokens[0].secrets[0]: "prod/*/db" is not a secret id or a prefix ending in *',
       'reports.tokens[0].tokenFromEnv: is required (the environment variable holding the token: tokens are never written in rotor.yaml)',

@@ -1,7 +1,14 @@
 import type { ScheduleDescription } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../packages/rotor/src/config/rotor-config';
-import { diffSettings, planEntryFor, planSummary, rotationInputFor, scheduleOptionsFor, settingsFor } from '../../packages/rotor/src/schedules/plan';
+import {
+  diffSettings,
+  planEntryFor,
+  planSummary,
+  rotationInputFor,
+  scheduleOptionsFor,
+  settingsFor,
+} from '../../packages/rotor/src/schedules/plan';
 
 const QUEUE = 'rotor';
 
@@ -13,11 +20,20 @@ const base = config('  - id: prod/db/app\n    schedule: { every: 30d }\n    grac
 const secret = base.secrets[0]!;
 
 /** The schedule as Temporal would describe the one `apply` created from `options`, with the state given. */
-function described(options: ReturnType<typeof scheduleOptionsFor>, state: { paused: boolean; note?: string } = { paused: false }): ScheduleDescription {
+function described(
+  options: ReturnType<typeof scheduleOptionsFor>,
+  state: { paused: boolean; note?: string } = { paused: false },
+): ScheduleDescription {
   const action = options.action as { workflowType: string; taskQueue: string; args: unknown[]; memo: unknown };
   return {
     scheduleId: options.scheduleId,
-    action: { type: 'startWorkflow', workflowType: action.workflowType, taskQueue: action.taskQueue, args: action.args, memo: action.memo },
+    action: {
+      type: 'startWorkflow',
+      workflowType: action.workflowType,
+      taskQueue: action.taskQueue,
+      args: action.args,
+      memo: action.memo,
+    },
     policies: { overlap: options.policies?.overlap, catchupWindow: options.policies?.catchupWindow },
     state,
   } as unknown as ScheduleDescription;
@@ -25,12 +41,20 @@ function described(options: ReturnType<typeof scheduleOptionsFor>, state: { paus
 
 describe('schedule planning, without Temporal', () => {
   it('creates a schedule that does not exist, naming its schedule', () => {
-    expect(planEntryFor(secret, base, QUEUE, undefined)).toEqual({ secretId: 'prod/db/app', action: 'create', changes: ['every 30d'] });
+    expect(planEntryFor(secret, base, QUEUE, undefined)).toEqual({
+      secretId: 'prod/db/app',
+      action: 'create',
+      changes: ['every 30d'],
+    });
   });
 
   it('leaves a schedule that matches the file unchanged', () => {
     const existing = described(scheduleOptionsFor(secret, base, QUEUE));
-    expect(planEntryFor(secret, base, QUEUE, existing)).toEqual({ secretId: 'prod/db/app', action: 'unchanged', changes: [] });
+    expect(planEntryFor(secret, base, QUEUE, existing)).toEqual({
+      secretId: 'prod/db/app',
+      action: 'unchanged',
+      changes: [],
+    });
   });
 
   it('says what changed when the file changed: grace, schedule, alert routes', () => {
@@ -53,17 +77,24 @@ describe('schedule planning, without Temporal', () => {
   });
 
   it('pauses and resumes only when the file says so, and follows a changed pause note', () => {
-    const paused = config('  - id: prod/db/app\n    schedule: { every: 30d }\n    grace: 1h\n    alerts: [oncall]\n    paused: true\n    note: freeze\n');
+    const paused = config(
+      '  - id: prod/db/app\n    schedule: { every: 30d }\n    grace: 1h\n    alerts: [oncall]\n    paused: true\n    note: freeze\n',
+    );
     const running = described(scheduleOptionsFor(secret, base, QUEUE));
     expect(planEntryFor(paused.secrets[0]!, paused, QUEUE, running).changes).toContain('pause');
     const pausedByHand = described(scheduleOptionsFor(secret, base, QUEUE), { paused: true, note: 'paused by alice' });
     expect(planEntryFor(secret, base, QUEUE, pausedByHand).action).toBe('unchanged');
-    const otherNote = described(scheduleOptionsFor(paused.secrets[0]!, paused, QUEUE), { paused: true, note: 'old note' });
+    const otherNote = described(scheduleOptionsFor(paused.secrets[0]!, paused, QUEUE), {
+      paused: true,
+      note: 'old note',
+    });
     expect(planEntryFor(paused.secrets[0]!, paused, QUEUE, otherNote).changes).toEqual(['pause note']);
   });
 
   it('updates schedules recorded by another version of rotor', () => {
-    expect(diffSettings(undefined, settingsFor(secret, base, QUEUE))).toEqual(['settings recorded by another version of rotor']);
+    expect(diffSettings(undefined, settingsFor(secret, base, QUEUE))).toEqual([
+      'settings recorded by another version of rotor',
+    ]);
   });
 
   it('builds the rotation input once: settings from the file, the schedule as trigger, no undefined fields', () => {

@@ -21,7 +21,9 @@ describe('RateLimiter', () => {
     const limiter = new RateLimiter(20);
     const start = performance.now();
     const completedAt: number[] = [];
-    await Promise.all(Array.from({ length: 60 }, () => limiter.acquire().then(() => completedAt.push(performance.now()))));
+    await Promise.all(
+      Array.from({ length: 60 }, () => limiter.acquire().then(() => completedAt.push(performance.now()))),
+    );
     expect(completedAt).toHaveLength(60);
     expect(busiestWindow(completedAt, 1000)).toBeLessThanOrEqual(20);
     expect(performance.now() - start).toBeLessThan(4000);
@@ -98,7 +100,11 @@ describe('KeyedSemaphore', () => {
 
 describe('throttledStore', () => {
   const version: StoredValue = { versionId: 'v1', stages: [Stage.current], value: 'not-for-logs' };
-  const description: SecretDescription = { secretId: 's', versions: [{ versionId: 'v1', stages: [Stage.current] }], tags: {} };
+  const description: SecretDescription = {
+    secretId: 's',
+    versions: [{ versionId: 'v1', stages: [Stage.current] }],
+    tags: {},
+  };
 
   function fakeStore() {
     const calls: string[] = [];
@@ -153,7 +159,10 @@ describe('guards give up when the attempt runs out of time', () => {
     const limiter = new RateLimiter(10);
     const t0 = performance.now();
     await limiter.acquire();
-    await expect(limiter.acquire(AbortSignal.timeout(20))).rejects.toMatchObject({ type: ErrorType.Unavailable, nonRetryable: false });
+    await expect(limiter.acquire(AbortSignal.timeout(20))).rejects.toMatchObject({
+      type: ErrorType.Unavailable,
+      nonRetryable: false,
+    });
     await limiter.acquire();
     // The next acquisition comes one interval (100 ms) after the first, not two: the waiter that gave up took none.
     expect(performance.now() - t0).toBeLessThan(180);
@@ -164,7 +173,10 @@ describe('guards give up when the attempt runs out of time', () => {
     let release!: () => void;
     const holding = semaphore.run('db', () => new Promise<void>((r) => (release = r)));
     const gaveUp = semaphore.run('db', async () => 'never', AbortSignal.timeout(20));
-    await expect(gaveUp).rejects.toMatchObject({ type: ErrorType.Unavailable, message: expect.stringMatching(/a slot on db/) });
+    await expect(gaveUp).rejects.toMatchObject({
+      type: ErrorType.Unavailable,
+      message: expect.stringMatching(/a slot on db/),
+    });
     const next = semaphore.run('db', async () => 'next');
     release();
     await holding;

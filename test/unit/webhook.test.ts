@@ -1,7 +1,13 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AlertDeliveryError, deliverAlert, slackPayload, type Alert, type WebhookTarget } from '../../packages/rotor/src/alerts/webhook';
+import {
+  AlertDeliveryError,
+  deliverAlert,
+  slackPayload,
+  type Alert,
+  type WebhookTarget,
+} from '../../packages/rotor/src/alerts/webhook';
 
 const HEADER_VALUE = 'hook-secret-3f9a';
 const noWait = async () => {};
@@ -52,13 +58,24 @@ afterEach(async () => {
   }
 });
 
-const target = (url: string): WebhookTarget => ({ name: 'oncall', url, header: { name: 'x-rotor-token', value: HEADER_VALUE } });
+const target = (url: string): WebhookTarget => ({
+  name: 'oncall',
+  url,
+  header: { name: 'x-rotor-token', value: HEADER_VALUE },
+});
 
 describe('slackPayload', () => {
   it('shows kind, secret, phase, step, message and a link, and carries the alert for other receivers', () => {
     const payload = slackPayload(alert) as { text: string; blocks: unknown[]; rotor: Alert };
     const shown = JSON.stringify(payload.blocks);
-    for (const word of ['Rotation compensated', 'prod/db/app', '*Phase*', '*Step*\\ntest', 'login refused', alert.uiUrl!]) {
+    for (const word of [
+      'Rotation compensated',
+      'prod/db/app',
+      '*Phase*',
+      '*Step*\\ntest',
+      'login refused',
+      alert.uiUrl!,
+    ]) {
       expect(shown).toContain(word);
     }
     expect(payload.text).toContain('Rotation compensated: prod/db/app');
@@ -66,7 +83,9 @@ describe('slackPayload', () => {
   });
 
   it('escapes Slack markup and keeps the header within Slack limits', () => {
-    const payload = slackPayload({ ...alert, secretId: 'a'.repeat(300), message: 'x <!channel> & y' }) as { blocks: Array<{ type: string; text?: { text: string } }> };
+    const payload = slackPayload({ ...alert, secretId: 'a'.repeat(300), message: 'x <!channel> & y' }) as {
+      blocks: Array<{ type: string; text?: { text: string } }>;
+    };
     expect(payload.blocks[0]!.text!.text.length).toBeLessThanOrEqual(150);
     expect(JSON.stringify(payload.blocks)).toContain('x &lt;!channel&gt; &amp; y');
   });
@@ -75,7 +94,10 @@ describe('slackPayload', () => {
 describe('deliverAlert', () => {
   it('POSTs the Slack JSON with the secret header', async () => {
     const hook = await receiver([200]);
-    await expect(deliverAlert(target(hook.url), alert, { sleep: noWait })).resolves.toEqual({ attempts: 1, status: 200 });
+    await expect(deliverAlert(target(hook.url), alert, { sleep: noWait })).resolves.toEqual({
+      attempts: 1,
+      status: 200,
+    });
     expect(hook.received).toHaveLength(1);
     expect(hook.received[0]!.headers['content-type']).toBe('application/json');
     expect(hook.received[0]!.headers['x-rotor-token']).toBe(HEADER_VALUE);
@@ -85,7 +107,10 @@ describe('deliverAlert', () => {
   it('retries 5xx with exponential backoff and succeeds on the third attempt', async () => {
     const hook = await receiver([500, 500, 200]);
     const waits: number[] = [];
-    const result = await deliverAlert(target(hook.url), alert, { initialDelayMs: 100, sleep: async (ms) => void waits.push(ms) });
+    const result = await deliverAlert(target(hook.url), alert, {
+      initialDelayMs: 100,
+      sleep: async (ms) => void waits.push(ms),
+    });
     expect(result).toEqual({ attempts: 3, status: 200 });
     expect(waits).toEqual([100, 200]);
   });
@@ -113,7 +138,11 @@ describe('deliverAlert', () => {
     const hook = await receiver([500]);
     const error = await deliverAlert(target(hook.url), alert, { attempts: 4, sleep: noWait }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AlertDeliveryError);
-    expect(error).toMatchObject({ attempts: 4, lastStatus: 500, message: 'alert delivery to webhook "oncall" failed after 4 attempts: HTTP 500' });
+    expect(error).toMatchObject({
+      attempts: 4,
+      lastStatus: 500,
+      message: 'alert delivery to webhook "oncall" failed after 4 attempts: HTTP 500',
+    });
     expect(hook.received).toHaveLength(4);
     const printed = `${String(error)} ${JSON.stringify(error)} ${(error as Error).stack}`;
     for (const secret of [hook.url, 'xyzSECRETxyz', '127.0.0.1', HEADER_VALUE]) expect(printed).not.toContain(secret);
@@ -122,9 +151,15 @@ describe('deliverAlert', () => {
   it('counts a receiver that never answers as a failed attempt', async () => {
     const server = createServer(() => {});
     const { url } = await listen(server);
-    const error = await deliverAlert(target(url), alert, { attempts: 2, timeoutMs: 100, sleep: noWait }).catch((e: unknown) => e);
+    const error = await deliverAlert(target(url), alert, { attempts: 2, timeoutMs: 100, sleep: noWait }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(AlertDeliveryError);
-    expect(error).toMatchObject({ attempts: 2, lastStatus: undefined, message: 'alert delivery to webhook "oncall" failed after 2 attempts: no answer within 100ms' });
+    expect(error).toMatchObject({
+      attempts: 2,
+      lastStatus: undefined,
+      message: 'alert delivery to webhook "oncall" failed after 2 attempts: no answer within 100ms',
+    });
   });
 
   it('retries when nothing listens, without quoting the address', async () => {
@@ -132,6 +167,9 @@ describe('deliverAlert', () => {
     const { url } = await listen(server);
     server.close();
     const error = await deliverAlert(target(url), alert, { attempts: 2, sleep: noWait }).catch((e: unknown) => e);
-    expect(error).toMatchObject({ attempts: 2, message: 'alert delivery to webhook "oncall" failed after 2 attempts: network error (ECONNREFUSED)' });
+    expect(error).toMatchObject({
+      attempts: 2,
+      message: 'alert delivery to webhook "oncall" failed after 2 attempts: network error (ECONNREFUSED)',
+    });
   });
 });

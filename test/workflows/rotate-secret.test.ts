@@ -2,7 +2,13 @@ import path from 'node:path';
 import { CancelledFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  Runtime,
+  Worker,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotationWorkflowId, SearchAttribute } from '../../packages/rotor/src/shared/constants';
 import { ErrorType } from 'rotor-consumers/core';
@@ -32,7 +38,10 @@ beforeAll(async () => {
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',
     searchAttributes: Object.fromEntries(
-      Object.values(SearchAttribute).map((key) => [key.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
+      Object.values(SearchAttribute).map((key) => [
+        key.name,
+        temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+      ]),
     ),
   });
   bundle = await bundleWorkflowCode({
@@ -71,7 +80,12 @@ async function withRotation<T>(
 
 /** `prepareRotation` of an alternating pair with a retirement policy. */
 function alternatingPair(retirement: RetirementPolicy) {
-  return async () => ({ attempt: 1, rotator: 'postgres-alternating-users', currentVersionId: 'version-current', retirement });
+  return async () => ({
+    attempt: 1,
+    rotator: 'postgres-alternating-users',
+    currentVersionId: 'version-current',
+    retirement,
+  });
 }
 
 async function phaseOf(handle: WorkflowHandle<typeof rotateSecret>): Promise<Phase> {
@@ -101,7 +115,14 @@ describe('rotateSecret', () => {
   it('runs create, set, test, finish, a 24-hour grace and retire, passing only ids and the token', async () => {
     const fakes = fakeActivities();
     const result = await withRotation(fakes, (handle) => handle.result());
-    expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'testPending', 'finishRotation', 'retirePrevious']);
+    expect(fakes.names()).toEqual([
+      'prepareRotation',
+      'createPending',
+      'setPending',
+      'testPending',
+      'finishRotation',
+      'retirePrevious',
+    ]);
     expect(result.outcome).toBe('completed');
     expect(result.currentVersionId).toBe(result.token);
     expect(result.previousVersionId).toBe('version-current');
@@ -113,16 +134,21 @@ describe('rotateSecret', () => {
     const retire = status.steps.find((s) => s.step === 'retire')!;
     expect(Date.parse(retire.startedAt)).toBeGreaterThanOrEqual(Date.parse(status.graceEndsAt!));
     // Every step got the same token, and only ids: the inputs are the whole payload.
-    for (const call of fakes.steps().slice(1)) expect(call.input).toMatchObject({ token: result.token, prepared: { currentVersionId: 'version-current' } });
+    for (const call of fakes.steps().slice(1))
+      expect(call.input).toMatchObject({ token: result.token, prepared: { currentVersionId: 'version-current' } });
     expect(JSON.stringify(fakes.calls)).not.toMatch(/password/i);
   });
 
-  it('runs a healthy rotation\'s steps after prepare local-first: prepare the only activity scheduled in history', async () => {
+  it("runs a healthy rotation's steps after prepare local-first: prepare the only activity scheduled in history", async () => {
     const fakes = fakeActivities();
-    const events = await withRotation(fakes, async (handle) => {
-      await handle.result();
-      return (await handle.fetchHistory()).events ?? [];
-    }, { graceMs: 0, reporting: { alerts: [] } });
+    const events = await withRotation(
+      fakes,
+      async (handle) => {
+        await handle.result();
+        return (await handle.fetchHistory()).events ?? [];
+      },
+      { graceMs: 0, reporting: { alerts: [] } },
+    );
     expect(fakes.calls.map((c) => [c.name, c.local])).toEqual([
       ['prepareRotation', false],
       ['createPending', true],
@@ -133,9 +159,20 @@ describe('rotateSecret', () => {
       ['rotationEnded', true],
       ['appendAudit', true], // with no grace to wait through, the whole trail in one append at the end
     ]);
-    expect(fakes.auditEvents().map((e) => e.step ?? e.kind)).toEqual(['triggered', 'prepare', 'create', 'set', 'test', 'finish', 'retire', 'outcome']);
+    expect(fakes.auditEvents().map((e) => e.step ?? e.kind)).toEqual([
+      'triggered',
+      'prepare',
+      'create',
+      'set',
+      'test',
+      'finish',
+      'retire',
+      'outcome',
+    ]);
     // prepare's result is in history before anything changes; the rest ran in the next workflow task.
-    expect(events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean)).toEqual(['prepareRotation']);
+    expect(events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean)).toEqual([
+      'prepareRotation',
+    ]);
     expect(events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')).toHaveLength(7);
     expect(events.filter((e) => e.workflowTaskCompletedEventAttributes)).toHaveLength(2);
   });
@@ -159,17 +196,21 @@ describe('rotateSecret', () => {
     const final = fakeActivities({
       setPending: async () => {
         const { ApplicationFailure } = await import('@temporalio/common');
-        throw ApplicationFailure.nonRetryable('neither AWSCURRENT nor AWSPREVIOUS logs in', ErrorType.CredentialsRejected);
+        throw ApplicationFailure.nonRetryable(
+          'neither AWSCURRENT nor AWSPREVIOUS logs in',
+          ErrorType.CredentialsRejected,
+        );
       },
     });
     await withRotation(final, (handle) => failureOf(handle.result()), { maxStepAttempts: 3 });
     expect(final.calls.filter((c) => c.name === 'setPending').map((c) => c.local)).toEqual([true]);
   });
 
-  it('counts the local attempt in a step\'s attempts, and runs ordinary activities only with a single attempt per step', async () => {
+  it("counts the local attempt in a step's attempts, and runs ordinary activities only with a single attempt per step", async () => {
     let setCalls = 0;
     const fakes = fakeActivities({
-      setPending: async () => (++setCalls === 1 ? Promise.reject(new Error('connection reset')) : { attempt: 1, outcome: 'changed' }),
+      setPending: async () =>
+        ++setCalls === 1 ? Promise.reject(new Error('connection reset')) : { attempt: 1, outcome: 'changed' },
     });
     const result = await withRotation(fakes, (handle) => handle.result(), { graceMs: 0 });
     expect(result.status.steps.find((s) => s.step === 'set')?.attempts).toBe(2);
@@ -191,8 +232,16 @@ describe('rotateSecret', () => {
       await waitForPhase(handle, 'setting');
       const setting = await handle.query(statusQuery);
       expect(setting.rotator).toBe('postgres-single-user');
-      expect(setting.versions).toEqual({ current: 'version-current', previous: 'version-previous', pending: setting.token });
-      expect(setting.steps.map((s) => [s.step, s.outcome])).toEqual([['prepare', 'postgres-single-user'], ['create', 'created'], ['set', undefined]]);
+      expect(setting.versions).toEqual({
+        current: 'version-current',
+        previous: 'version-previous',
+        pending: setting.token,
+      });
+      expect(setting.steps.map((s) => [s.step, s.outcome])).toEqual([
+        ['prepare', 'postgres-single-user'],
+        ['create', 'created'],
+        ['set', undefined],
+      ]);
       expect((await handle.describe()).typedSearchAttributes.get(SearchAttribute.phase)).toBe('setting');
       gates.set.open();
       await waitForPhase(handle, 'testing');
@@ -259,16 +308,27 @@ describe('rotateSecret', () => {
   });
 
   it('restores the previous password when the test step fails', async () => {
-    const fakes = fakeActivities({ testPending: failing(ErrorType.TestFailed, 'secret s: test of the pending credential failed') });
+    const fakes = fakeActivities({
+      testPending: failing(ErrorType.TestFailed, 'secret s: test of the pending credential failed'),
+    });
     const failure = await withRotation(fakes, async (handle) => {
       const failed = await failureOf(handle.result());
       expect(await phaseOf(handle)).toBe('compensated');
       return failed;
     });
-    expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'testPending', 'testPending', 'reinstate']);
+    expect(fakes.names()).toEqual([
+      'prepareRotation',
+      'createPending',
+      'setPending',
+      'testPending',
+      'testPending',
+      'reinstate',
+    ]);
     expect(fakes.steps().at(-1)?.input).toMatchObject({ mode: 'compensate', versionId: 'version-current' });
     expect(failure.cause).toMatchObject({ type: ROTATION_FAILED });
-    expect(failure.cause?.message).toMatch(/failed at test: .*test of the pending credential failed.*compensated: the target and AWSCURRENT are as before/);
+    expect(failure.cause?.message).toMatch(
+      /failed at test: .*test of the pending credential failed.*compensated: the target and AWSCURRENT are as before/,
+    );
   });
 
   it('compensates when finish fails, after its retries', async () => {
@@ -283,7 +343,10 @@ describe('rotateSecret', () => {
     const fakes = fakeActivities({
       setPending: async () => {
         const { ApplicationFailure } = await import('@temporalio/common');
-        throw ApplicationFailure.nonRetryable('neither AWSCURRENT nor AWSPREVIOUS logs in', ErrorType.CredentialsRejected);
+        throw ApplicationFailure.nonRetryable(
+          'neither AWSCURRENT nor AWSPREVIOUS logs in',
+          ErrorType.CredentialsRejected,
+        );
       },
     });
     await withRotation(fakes, (handle) => failureOf(handle.result()));
@@ -310,10 +373,12 @@ describe('rotateSecret', () => {
     });
     const failure = await withRotation(fakes, (handle) => failureOf(handle.result()));
     expect(fakes.names()).toEqual(['prepareRotation']);
-    expect(failure.cause?.message).toMatch(/failed at prepare: secret s is not valid: host: is required \[RotorInvalidSecret\]; nothing was changed/);
+    expect(failure.cause?.message).toMatch(
+      /failed at prepare: secret s is not valid: host: is required \[RotorInvalidSecret\]; nothing was changed/,
+    );
   });
 
-  it('waits for the previous login\'s live sessions before retiring, on durable timers', async () => {
+  it("waits for the previous login's live sessions before retiring, on durable timers", async () => {
     const counts = [2, 1, 0];
     const fakes = fakeActivities({
       prepareRotation: alternatingPair({ retire: 'disable-login', liveSessions: 'wait', maxWaitMs: DAY }),
@@ -323,13 +388,17 @@ describe('rotateSecret', () => {
       },
       retirePrevious: async () => ({ attempt: 1, outcome: 'disabled-login' }),
     });
-    const result = await withRotation(fakes, async (handle) => {
-      await waitForPhase(handle, 'awaiting-sessions');
-      const waiting = await handle.query(statusQuery);
-      expect(waiting.liveSessions).toBe(2);
-      expect((await handle.describe()).typedSearchAttributes.get(SearchAttribute.phase)).toBe('awaiting-sessions');
-      return handle.result();
-    }, { graceMs: 0 });
+    const result = await withRotation(
+      fakes,
+      async (handle) => {
+        await waitForPhase(handle, 'awaiting-sessions');
+        const waiting = await handle.query(statusQuery);
+        expect(waiting.liveSessions).toBe(2);
+        expect((await handle.describe()).typedSearchAttributes.get(SearchAttribute.phase)).toBe('awaiting-sessions');
+        return handle.result();
+      },
+      { graceMs: 0 },
+    );
     expect(fakes.names().filter((n) => n === 'countLiveSessions')).toHaveLength(3);
     expect(fakes.names().at(-1)).toBe('retirePrevious');
     expect(result.retirement).toBe('disabled-login');
@@ -357,7 +426,9 @@ describe('rotateSecret', () => {
 
   it('unwinds through compensation when rollback arrives before finish', async () => {
     const setGate = gate();
-    const fakes = fakeActivities({ setPending: slowStep(async () => (await setGate.wait, { attempt: 1, outcome: 'changed' })) });
+    const fakes = fakeActivities({
+      setPending: slowStep(async () => (await setGate.wait, { attempt: 1, outcome: 'changed' })),
+    });
     const result = await withRotation(fakes, async (handle) => {
       await waitForPhase(handle, 'setting');
       await handle.signal(rollbackSignal, { reason: 'wrong secret' });
@@ -377,18 +448,25 @@ describe('rotateSecret: a new version that must be published before it is used (
 
   it('waits holdMs after test on a durable timer in phase publishing, audited, before finish', async () => {
     const fakes = fakeActivities({ testPending: async () => ({ attempt: 1, outcome: 'passed', holdMs: HOLD }) });
-    const result = await withRotation(fakes, async (handle) => {
-      await waitForPhase(handle, 'publishing');
-      const holding = await handle.query(statusQuery);
-      expect(fakes.names()).not.toContain('finishRotation');
-      const testEnded = Date.parse(holding.steps.find((s) => s.step === 'test')!.endedAt!);
-      expect(Date.parse(holding.holdUntil!) - testEnded).toBeGreaterThanOrEqual(HOLD);
-      return handle.result();
-    }, { graceMs: 60_000 });
+    const result = await withRotation(
+      fakes,
+      async (handle) => {
+        await waitForPhase(handle, 'publishing');
+        const holding = await handle.query(statusQuery);
+        expect(fakes.names()).not.toContain('finishRotation');
+        const testEnded = Date.parse(holding.steps.find((s) => s.step === 'test')!.endedAt!);
+        expect(Date.parse(holding.holdUntil!) - testEnded).toBeGreaterThanOrEqual(HOLD);
+        return handle.result();
+      },
+      { graceMs: 60_000 },
+    );
     expect(result.outcome).toBe('completed');
     const finish = result.status.steps.find((s) => s.step === 'finish')!;
     expect(Date.parse(finish.startedAt)).toBeGreaterThanOrEqual(Date.parse(result.status.holdUntil!));
-    expect(fakes.auditEvents().find((e) => e.kind === 'held-before-finish')).toMatchObject({ phase: 'publishing', detail: { holdMs: HOLD } });
+    expect(fakes.auditEvents().find((e) => e.kind === 'held-before-finish')).toMatchObject({
+      phase: 'publishing',
+      detail: { holdMs: HOLD },
+    });
   });
 
   it('compensates when a rollback arrives while publishing, and never finishes', async () => {
@@ -403,7 +481,7 @@ describe('rotateSecret: a new version that must be published before it is used (
     expect(fakes.steps().at(-1)?.input).toMatchObject({ mode: 'compensate' });
   });
 
-  it('passes the rotation\'s grace to prepare, which JWT signing keys check against token lifetime', async () => {
+  it("passes the rotation's grace to prepare, which JWT signing keys check against token lifetime", async () => {
     const fakes = fakeActivities();
     await withRotation(fakes, (handle) => handle.result(), { graceMs: 90_000 });
     expect(fakes.calls.find((c) => c.name === 'prepareRotation')?.input).toMatchObject({ graceMs: 90_000 });
@@ -415,26 +493,46 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
 
   it('holds audit events through the working phases and appends them in one batch when grace begins', async () => {
     const finishGate = gate();
-    const fakes = fakeActivities({ finishRotation: slowStep(async () => (await finishGate.wait, { attempt: 1, outcome: 'finished' })) });
-    await withRotation(fakes, async (handle) => {
-      await waitForPhase(handle, 'finishing');
-      expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'testPending', 'finishRotation', 'finishRotation']);
-      expect(fakes.calls.filter((c) => c.name === 'appendAudit')).toEqual([]);
-      finishGate.open();
-      await waitForPhase(handle, 'grace');
-      const appended = await (async () => {
-        for (let i = 0; i < 200; i++) {
-          const batches = fakes.calls.filter((c) => c.name === 'appendAudit');
-          if (batches.length > 0) return batches;
-          await new Promise((r) => setTimeout(r, 25));
-        }
-        return [];
-      })();
-      expect(appended).toHaveLength(1);
-      expect((appended[0]!.input as { kind: string; step?: string }[]).map((e) => e.step ?? e.kind)).toEqual(['triggered', 'prepare', 'create', 'set', 'test', 'finish']);
-      await handle.signal(endGraceSignal, { by: 'test' });
-      await handle.result();
-    }, { reporting });
+    const fakes = fakeActivities({
+      finishRotation: slowStep(async () => (await finishGate.wait, { attempt: 1, outcome: 'finished' })),
+    });
+    await withRotation(
+      fakes,
+      async (handle) => {
+        await waitForPhase(handle, 'finishing');
+        expect(fakes.names()).toEqual([
+          'prepareRotation',
+          'createPending',
+          'setPending',
+          'testPending',
+          'finishRotation',
+          'finishRotation',
+        ]);
+        expect(fakes.calls.filter((c) => c.name === 'appendAudit')).toEqual([]);
+        finishGate.open();
+        await waitForPhase(handle, 'grace');
+        const appended = await (async () => {
+          for (let i = 0; i < 200; i++) {
+            const batches = fakes.calls.filter((c) => c.name === 'appendAudit');
+            if (batches.length > 0) return batches;
+            await new Promise((r) => setTimeout(r, 25));
+          }
+          return [];
+        })();
+        expect(appended).toHaveLength(1);
+        expect((appended[0]!.input as { kind: string; step?: string }[]).map((e) => e.step ?? e.kind)).toEqual([
+          'triggered',
+          'prepare',
+          'create',
+          'set',
+          'test',
+          'finish',
+        ]);
+        await handle.signal(endGraceSignal, { by: 'test' });
+        await handle.result();
+      },
+      { reporting },
+    );
   });
 
   it('appends at once when a step fails, without waiting for the rotation to end', async () => {
@@ -443,20 +541,30 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
       testPending: failing(ErrorType.TestFailed, 'the new password does not log in'),
       reinstate: async () => (await compensateGate.wait, { attempt: 1, outcome: 'changed' }),
     });
-    const failure = withRotation(fakes, async (handle) => {
-      await waitForPhase(handle, 'compensating');
-      for (let i = 0; i < 200 && !fakes.calls.some((c) => c.name === 'appendAudit'); i++) await new Promise((r) => setTimeout(r, 25));
-      const kinds = fakes.calls.filter((c) => c.name === 'appendAudit').flatMap((c) => (c.input as { kind: string }[]).map((e) => e.kind));
-      expect(kinds).toContain('step-failed');
-      compensateGate.open();
-      return handle.result();
-    }, { reporting, maxStepAttempts: 1 });
+    const failure = withRotation(
+      fakes,
+      async (handle) => {
+        await waitForPhase(handle, 'compensating');
+        for (let i = 0; i < 200 && !fakes.calls.some((c) => c.name === 'appendAudit'); i++)
+          await new Promise((r) => setTimeout(r, 25));
+        const kinds = fakes.calls
+          .filter((c) => c.name === 'appendAudit')
+          .flatMap((c) => (c.input as { kind: string }[]).map((e) => e.kind));
+        expect(kinds).toContain('step-failed');
+        compensateGate.open();
+        return handle.result();
+      },
+      { reporting, maxStepAttempts: 1 },
+    );
     await expect(failure).rejects.toThrow();
   });
 
   it('audits the trigger, every step with its duration and the outcome, under ids unique to the run', async () => {
     const fakes = fakeActivities();
-    const result = await withRotation(fakes, (handle) => handle.result(), { trigger: { kind: 'cli', by: 'alice' }, reporting });
+    const result = await withRotation(fakes, (handle) => handle.result(), {
+      trigger: { kind: 'cli', by: 'alice' },
+      reporting,
+    });
     const events = fakes.auditEvents();
     expect(events.map((e) => [e.kind, e.step ?? e.outcome])).toEqual([
       ['triggered', undefined],
@@ -481,12 +589,16 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
   });
 
   it('alerts on compensation and audits the failed step, the compensation and the outcome', async () => {
-    const fakes = fakeActivities({ testPending: failing(ErrorType.TestFailed, 'secret s: test of the pending credential failed') });
+    const fakes = fakeActivities({
+      testPending: failing(ErrorType.TestFailed, 'secret s: test of the pending credential failed'),
+    });
     await withRotation(fakes, (handle) => failureOf(handle.result()), { reporting });
     expect(fakes.alerts().map((a) => [a.kind, a.step])).toEqual([['compensated', 'test']]);
     expect(fakes.alerts()[0]!.message).toMatch(/failed at test/);
     const kinds = fakes.auditEvents().map((e) => `${e.kind}:${e.step ?? e.outcome}`);
-    expect(kinds).toEqual(expect.arrayContaining(['step-failed:test', 'step:compensate', 'outcome:compensated', 'alert-sent:compensated']));
+    expect(kinds).toEqual(
+      expect.arrayContaining(['step-failed:test', 'step:compensate', 'outcome:compensated', 'alert-sent:compensated']),
+    );
     expect(fakes.calls.find((c) => c.name === 'rotationEnded')?.input).toMatchObject({ outcome: 'compensated' });
   });
 
@@ -502,12 +614,19 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
 
   it('audits a rollback request with its operator and alerts on the rollback', async () => {
     const fakes = fakeActivities();
-    await withRotation(fakes, async (handle) => {
-      await waitForPhase(handle, 'grace');
-      await handle.signal(rollbackSignal, { reason: 'app errors', by: 'bob' });
-      return handle.result();
-    }, { reporting });
-    expect(fakes.auditEvents().find((e) => e.kind === 'rollback-requested')).toMatchObject({ actor: 'signal:bob', detail: { reason: 'app errors' } });
+    await withRotation(
+      fakes,
+      async (handle) => {
+        await waitForPhase(handle, 'grace');
+        await handle.signal(rollbackSignal, { reason: 'app errors', by: 'bob' });
+        return handle.result();
+      },
+      { reporting },
+    );
+    expect(fakes.auditEvents().find((e) => e.kind === 'rollback-requested')).toMatchObject({
+      actor: 'signal:bob',
+      detail: { reason: 'app errors' },
+    });
     expect(fakes.alerts().map((a) => a.kind)).toEqual(['rolled-back']);
     expect(fakes.auditEvents().find((e) => e.kind === 'outcome')).toMatchObject({ outcome: 'rolled-back' });
     expect(fakes.auditEvents().at(-1)).toMatchObject({ kind: 'alert-sent', outcome: 'rolled-back' });
@@ -526,7 +645,9 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
 
   it('alerts once when a working phase outlasts the budget, and never for grace', async () => {
     const fakes = fakeActivities({
-      setPending: slowStep(async () => (await new Promise((r) => setTimeout(r, 5000)), { attempt: 1, outcome: 'changed' })),
+      setPending: slowStep(
+        async () => (await new Promise((r) => setTimeout(r, 5000)), { attempt: 1, outcome: 'changed' }),
+      ),
     });
     await withRotation(fakes, (handle) => handle.result(), { reporting });
     expect(fakes.alerts().map((a) => [a.kind, a.phase])).toEqual([['stuck', 'setting']]);
@@ -551,7 +672,8 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
       appendAudit: async (events) => {
         // The audit database is away for the outcome's append: its first 4 attempts fail (the local one, then
         // ordinary activities with Temporal's backoff).
-        if (events.some((e) => e.kind === 'outcome') && ++outcomeAppends < 5) throw new Error('audit database unreachable');
+        if (events.some((e) => e.kind === 'outcome') && ++outcomeAppends < 5)
+          throw new Error('audit database unreachable');
         return { appended: events.length, duplicates: 0 };
       },
     });
@@ -564,13 +686,20 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
 
   it('records the outcome of a rotation cancelled during grace, and ends cancelled', async () => {
     const fakes = fakeActivities();
-    const failure = await withRotation(fakes, async (handle) => {
-      await waitForPhase(handle, 'grace');
-      await handle.cancel();
-      return failureOf(handle.result());
-    }, { reporting });
+    const failure = await withRotation(
+      fakes,
+      async (handle) => {
+        await waitForPhase(handle, 'grace');
+        await handle.cancel();
+        return failureOf(handle.result());
+      },
+      { reporting },
+    );
     expect(failure.cause).toBeInstanceOf(CancelledFailure);
-    expect(fakes.auditEvents().find((e) => e.kind === 'outcome')).toMatchObject({ outcome: 'failed', detail: { cancelled: true } });
+    expect(fakes.auditEvents().find((e) => e.kind === 'outcome')).toMatchObject({
+      outcome: 'failed',
+      detail: { cancelled: true },
+    });
     expect(fakes.calls.find((c) => c.name === 'rotationEnded')?.input).toMatchObject({ outcome: 'failed' });
     expect(fakes.names()).not.toContain('retirePrevious');
   });
@@ -582,7 +711,10 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
       await handle.cancel();
       await failureOf(handle.result());
       const described = await handle.describe();
-      return { status: await handle.query(statusQuery), phase: described.typedSearchAttributes.get(SearchAttribute.phase) };
+      return {
+        status: await handle.query(statusQuery),
+        phase: described.typedSearchAttributes.get(SearchAttribute.phase),
+      };
     });
     expect(status.phase).toBe('failed');
     expect(status.endedAt).toBeDefined();
@@ -592,16 +724,22 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
 
   it('compensates, alerts and audits a rotation cancelled during set', async () => {
     const setGate = gate();
-    const fakes = fakeActivities({ setPending: slowStep(async () => (await setGate.wait, { attempt: 1, outcome: 'changed' })) });
-    await withRotation(fakes, async (handle) => {
-      await waitForPhase(handle, 'setting');
-      await handle.cancel();
-      // The rotation does not wait for the cancelled step: it compensates at once. The step ends only afterwards
-      // (the time-skipping server refuses a cancel request that crosses the step's completion).
-      await waitForPhase(handle, 'compensated');
-      setGate.open();
-      return failureOf(handle.result());
-    }, { reporting });
+    const fakes = fakeActivities({
+      setPending: slowStep(async () => (await setGate.wait, { attempt: 1, outcome: 'changed' })),
+    });
+    await withRotation(
+      fakes,
+      async (handle) => {
+        await waitForPhase(handle, 'setting');
+        await handle.cancel();
+        // The rotation does not wait for the cancelled step: it compensates at once. The step ends only afterwards
+        // (the time-skipping server refuses a cancel request that crosses the step's completion).
+        await waitForPhase(handle, 'compensated');
+        setGate.open();
+        return failureOf(handle.result());
+      },
+      { reporting },
+    );
     expect(fakes.names().at(-1)).toBe('reinstate');
     expect(fakes.alerts().map((a) => a.kind)).toEqual(['compensated']);
     expect(fakes.auditEvents().find((e) => e.kind === 'outcome')?.outcome).toBe('compensated');
@@ -609,14 +747,18 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
 
   it('keeps signals from anywhere to short text, and ignores a grace extension that is not a number', async () => {
     const fakes = fakeActivities();
-    await withRotation(fakes, async (handle) => {
-      await waitForPhase(handle, 'grace');
-      const before = (await handle.query(statusQuery)).graceEndsAt;
-      await handle.signal(extendGraceSignal, { byMs: '3600000' as unknown as number });
-      expect((await handle.query(statusQuery)).graceEndsAt).toBe(before);
-      await handle.signal(rollbackSignal, { reason: 'x'.repeat(3000), by: { name: 'mallory' } as unknown as string });
-      return handle.result();
-    }, { reporting });
+    await withRotation(
+      fakes,
+      async (handle) => {
+        await waitForPhase(handle, 'grace');
+        const before = (await handle.query(statusQuery)).graceEndsAt;
+        await handle.signal(extendGraceSignal, { byMs: '3600000' as unknown as number });
+        expect((await handle.query(statusQuery)).graceEndsAt).toBe(before);
+        await handle.signal(rollbackSignal, { reason: 'x'.repeat(3000), by: { name: 'mallory' } as unknown as string });
+        return handle.result();
+      },
+      { reporting },
+    );
     const requested = fakes.auditEvents().find((e) => e.kind === 'rollback-requested')!;
     expect(requested.actor).toBe('signal:ui-or-api');
     expect(requested.detail?.reason).toHaveLength(500);

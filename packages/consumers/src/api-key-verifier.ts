@@ -1,5 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { digestMatches, LOOKUP_SQL, parseApiKey, parsePepperSet, type ApiKeyShapeProblem, type PepperSet, type RegistryRow } from './credentials/api-key';
+import {
+  digestMatches,
+  LOOKUP_SQL,
+  parseApiKey,
+  parsePepperSet,
+  type ApiKeyShapeProblem,
+  type PepperSet,
+  type RegistryRow,
+} from './credentials/api-key';
 import { ErrorType, RotorError } from './errors';
 import type { SecretCache } from './secret-cache';
 
@@ -87,7 +95,12 @@ export class ApiKeyVerifier {
     try {
       ({ rows } = await this.#options.query(LOOKUP_SQL, [this.#options.service, keyId]));
     } catch (error) {
-      throw new RotorError(ErrorType.Unavailable, `API key registry lookup failed (${(error as { code?: string }).code ?? 'no code'})`, undefined, { cause: error });
+      throw new RotorError(
+        ErrorType.Unavailable,
+        `API key registry lookup failed (${(error as { code?: string }).code ?? 'no code'})`,
+        undefined,
+        { cause: error },
+      );
     }
     const row = rows[0] as RegistryRow | undefined;
     this.#entries.delete(keyId);
@@ -103,7 +116,12 @@ export class ApiKeyVerifier {
     const snapshot = fresh ? await cache.refreshNow(secretId, { fresh: true }) : await cache.get(secretId);
     if (this.#peppers?.versionId !== snapshot.versionId) {
       const parsed = parsePepperSet(snapshot.value);
-      if (!parsed.ok) throw new RotorError(ErrorType.InvalidSecret, `pepper secret ${secretId} is not valid: ${parsed.problems.join('; ')}`, secretId);
+      if (!parsed.ok)
+        throw new RotorError(
+          ErrorType.InvalidSecret,
+          `pepper secret ${secretId} is not valid: ${parsed.problems.join('; ')}`,
+          secretId,
+        );
       this.#peppers = { versionId: snapshot.versionId, set: parsed.set };
     }
     return this.#peppers.set;
@@ -136,10 +154,14 @@ export function apiKeyMiddleware(verifier: ApiKeyVerifier) {
           next();
           return;
         }
-        res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' }).end('{"error":"invalid_api_key"}');
+        res
+          .writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' })
+          .end('{"error":"invalid_api_key"}');
       },
       () => {
-        res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' }).end('{"error":"api_key_registry_unavailable"}');
+        res
+          .writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' })
+          .end('{"error":"api_key_registry_unavailable"}');
       },
     );
   };

@@ -82,7 +82,11 @@ export class InvalidSecretError extends RotorError {
 /** Thrown when no rotator handles the secret's engine or strategy. */
 export class UnsupportedEngineError extends RotorError {
   constructor(secretId: string, engine: string) {
-    super(ErrorType.UnsupportedEngine, `secret ${secretId}: engine ${JSON.stringify(engine)} is not supported`, secretId);
+    super(
+      ErrorType.UnsupportedEngine,
+      `secret ${secretId}: engine ${JSON.stringify(engine)} is not supported`,
+      secretId,
+    );
   }
 }
 

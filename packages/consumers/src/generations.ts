@@ -35,7 +35,10 @@ export interface GenerationOptions {
 }
 
 /** A lifetime drawn for one connection (or pool) from `maxLifetimeMs` and its jitter; undefined without one. */
-export function jitteredLifetimeMs(options: Pick<GenerationOptions, 'maxLifetimeMs' | 'lifetimeJitter'>, random = Math.random): number | undefined {
+export function jitteredLifetimeMs(
+  options: Pick<GenerationOptions, 'maxLifetimeMs' | 'lifetimeJitter'>,
+  random = Math.random,
+): number | undefined {
   if (options.maxLifetimeMs === undefined) return undefined;
   const jitter = Math.min(Math.max(options.lifetimeJitter ?? 0.1, 0), 0.5);
   return Math.max(1, options.maxLifetimeMs * (1 + jitter * (2 * random() - 1)));
@@ -117,8 +120,11 @@ export class Generations<P> {
     if (this.#ended) throw new Error('the rotating pool has ended');
     const snapshot = await this.options.cache.get(this.options.secretId);
     const generation = this.#generation;
-    if (generation && (generation.versionId === snapshot.versionId || generation.replaces === snapshot.versionId)) return generation;
-    this.#switching ??= this.#switchTo([snapshot], snapshot.versionId, generation).finally(() => (this.#switching = undefined));
+    if (generation && (generation.versionId === snapshot.versionId || generation.replaces === snapshot.versionId))
+      return generation;
+    this.#switching ??= this.#switchTo([snapshot], snapshot.versionId, generation).finally(
+      () => (this.#switching = undefined),
+    );
     return this.#switching;
   }
 
@@ -156,7 +162,8 @@ export class Generations<P> {
     const refusal = this.#refusals.get(generation.versionId) ?? { count: 0, until: 0 };
     refusal.count++;
     const max = this.options.maxFailedLogins ?? 3;
-    if (refusal.count >= max) refusal.until = Date.now() + Math.min(30_000, (this.options.backoffMs ?? 1000) * 2 ** (refusal.count - max));
+    if (refusal.count >= max)
+      refusal.until = Date.now() + Math.min(30_000, (this.options.backoffMs ?? 1000) * 2 ** (refusal.count - max));
     this.#refusals.set(generation.versionId, refusal);
     this.options.reporter?.record({
       secretId: this.options.secretId,
@@ -179,7 +186,9 @@ export class Generations<P> {
       const cache = this.options.cache;
       const pending = await cache.pending(this.options.secretId);
       const current = await cache.refreshNow(this.options.secretId, { fresh: true });
-      const candidates = [current, ...(pending && pending.versionId !== current.versionId ? [pending] : [])].filter((c) => c.versionId !== failed.versionId);
+      const candidates = [current, ...(pending && pending.versionId !== current.versionId ? [pending] : [])].filter(
+        (c) => c.versionId !== failed.versionId,
+      );
       return this.#switchTo(candidates, current.versionId, failed, true);
     })().finally(() => (this.#recovering = undefined));
     return this.#recovering;
@@ -190,7 +199,12 @@ export class Generations<P> {
    * for `currentVersionId` until its rotation finishes); the old generation retires. Keeps `previous` when none
    * does, except after a refused login (`mustSwitch`), where the refusal is thrown.
    */
-  async #switchTo(candidates: SecretSnapshot[], currentVersionId: string, previous: Generation<P> | undefined, mustSwitch = false): Promise<Generation<P>> {
+  async #switchTo(
+    candidates: SecretSnapshot[],
+    currentVersionId: string,
+    previous: Generation<P> | undefined,
+    mustSwitch = false,
+  ): Promise<Generation<P>> {
     for (const candidate of candidates) {
       if (this.#paused(candidate.versionId)) continue;
       const next = this.#open(candidate, currentVersionId);
@@ -217,7 +231,14 @@ export class Generations<P> {
       this.#refusals.delete(versionId);
       reporter?.record({ secretId, versionId, outcome: 'success' });
     });
-    return { versionId, username: login.username, pool, busy: 0, retiring: false, ...(snapshot.stage === 'AWSPENDING' ? { replaces: currentVersionId } : {}) };
+    return {
+      versionId,
+      username: login.username,
+      pool,
+      busy: 0,
+      retiring: false,
+      ...(snapshot.stage === 'AWSPENDING' ? { replaces: currentVersionId } : {}),
+    };
   }
 
   #install(next: Generation<P>, previous: Generation<P> | undefined): void {

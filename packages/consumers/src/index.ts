@@ -3,10 +3,28 @@
  * only this package and Node's built-ins: nothing of Temporal, no native module, and each of the AWS SDK, `pg`,
  * `mysql2` (optional peer dependencies), jose and zod loads when first used.
  */
-export { SecretCache, SecretCacheStaleError, type SecretCacheOptions, type SecretReader, type SecretSnapshot } from './secret-cache';
+export {
+  SecretCache,
+  SecretCacheStaleError,
+  type SecretCacheOptions,
+  type SecretReader,
+  type SecretSnapshot,
+} from './secret-cache';
 export { createRotatingPgPool, isPgAuthError, RotatingPgPool, type RotatingPgPoolOptions } from './pg-pool';
-export { createRotatingMysqlPool, isMysqlAuthError, RotatingMysqlPool, type RotatingMysqlPoolOptions } from './mysql-pool';
-export { ConsumerReporter, type ConsumerReporterOptions, type LoginEvent, type LoginReporter, type ReportBatch, type ReportEntry } from './reporter';
+export {
+  createRotatingMysqlPool,
+  isMysqlAuthError,
+  RotatingMysqlPool,
+  type RotatingMysqlPoolOptions,
+} from './mysql-pool';
+export {
+  ConsumerReporter,
+  type ConsumerReporterOptions,
+  type LoginEvent,
+  type LoginReporter,
+  type ReportBatch,
+  type ReportEntry,
+} from './reporter';
 export { AwsSecretsManagerStore, type AwsSecretsManagerStoreOptions } from './stores/aws-secrets-manager';
 export { InMemorySecretStore } from './stores/in-memory';
 export type { SecretStore, SecretDescription, StoredValue } from './stores/secret-store';
@@ -24,4 +42,10 @@ export {
 export { generateApiKey, parseApiKey, MAX_API_KEY_LENGTH, type ApiKeyShapeProblem } from './credentials/api-key';
 export { JwtSigner, type JwtSignerOptions } from './jwt-signer';
 export { jwksHandler, type JwksHandlerOptions } from './jwks-handler';
-export { JwtVerifier, JwksUnavailableError, type JwtRefusal, type JwtVerdict, type JwtVerifierOptions } from './jwt-verifier';
+export {
+  JwtVerifier,
+  JwksUnavailableError,
+  type JwtRefusal,
+  type JwtVerdict,
+  type JwtVerifierOptions,
+} from './jwt-verifier';

@@ -39,11 +39,16 @@ export class JwtSigner {
     const signing = await this.#current();
     const lifetime = options.expiresInMs ?? signing.maxLifetimeMs;
     if (!(lifetime > 0) || lifetime > signing.maxLifetimeMs) {
-      throw new RangeError(`expiresInMs ${lifetime} is not within 1 to ${signing.maxLifetimeMs} (tokens.maxLifetime of ${this.#options.secretId})`);
+      throw new RangeError(
+        `expiresInMs ${lifetime} is not within 1 to ${signing.maxLifetimeMs} (tokens.maxLifetime of ${this.#options.secretId})`,
+      );
     }
     const { SignJWT } = await loadJose();
     const now = Math.floor(Date.now() / 1000);
-    const jwt = new SignJWT(claims).setProtectedHeader({ alg: signing.alg, kid: signing.kid, typ: 'JWT' }).setIssuedAt(now).setExpirationTime(now + Math.floor(lifetime / 1000));
+    const jwt = new SignJWT(claims)
+      .setProtectedHeader({ alg: signing.alg, kid: signing.kid, typ: 'JWT' })
+      .setIssuedAt(now)
+      .setExpirationTime(now + Math.floor(lifetime / 1000));
     if (this.#options.issuer) jwt.setIssuer(this.#options.issuer);
     if (this.#options.audience) jwt.setAudience(this.#options.audience);
     return jwt.sign(signing.key);
@@ -63,10 +68,26 @@ export class JwtSigner {
     } catch {
       parsed = undefined;
     }
-    if (!parsed?.success) throw new RotorError(ErrorType.InvalidSecret, `secret ${this.#options.secretId} is not a valid jwt-signing-key secret`, this.#options.secretId);
+    if (!parsed?.success)
+      throw new RotorError(
+        ErrorType.InvalidSecret,
+        `secret ${this.#options.secretId} is not a valid jwt-signing-key secret`,
+        this.#options.secretId,
+      );
     const current = parsed.data.keys.current;
-    if (!current) throw new RotorError(ErrorType.InvalidSecret, `secret ${this.#options.secretId} has no current key yet: rotate it once`, this.#options.secretId);
-    this.#signing = { versionId: snapshot.versionId, kid: current.kid, alg: current.alg, key: await (await loadJose()).importJWK(current.privateJwk, current.alg), maxLifetimeMs: parsed.data.tokens.maxLifetime };
+    if (!current)
+      throw new RotorError(
+        ErrorType.InvalidSecret,
+        `secret ${this.#options.secretId} has no current key yet: rotate it once`,
+        this.#options.secretId,
+      );
+    this.#signing = {
+      versionId: snapshot.versionId,
+      kid: current.kid,
+      alg: current.alg,
+      key: await (await loadJose()).importJWK(current.privateJwk, current.alg),
+      maxLifetimeMs: parsed.data.tokens.maxLifetime,
+    };
     return this.#signing;
   }
 }

@@ -16,7 +16,9 @@ export class JwksUnavailableError extends RotorError {
 
 export interface JwtVerifierOptions {
   /** A local key set, or the URL of a JWKS (rotor's jwksHandler or any other). */
-  jwks: JSONWebKeySet | { url: string | URL; cooldownMs?: number; maxStaleMs?: number; timeoutMs?: number; defaultMaxAgeMs?: number };
+  jwks:
+    | JSONWebKeySet
+    | { url: string | URL; cooldownMs?: number; maxStaleMs?: number; timeoutMs?: number; defaultMaxAgeMs?: number };
   issuer?: string;
   audience?: string | string[];
   /** Default: ES256, RS256 and EdDSA. */
@@ -98,10 +100,16 @@ export class JwtVerifier {
    * retried before the cooldown either); keeps the last set while it is within its stale bound.
    */
   async #refresh(forUnknownKid: boolean): Promise<void> {
-    const { cooldownMs = 30_000, maxStaleMs = 600_000 } = this.#options.jwks as { cooldownMs?: number; maxStaleMs?: number };
+    const { cooldownMs = 30_000, maxStaleMs = 600_000 } = this.#options.jwks as {
+      cooldownMs?: number;
+      maxStaleMs?: number;
+    };
     const now = this.#now();
     if (!this.#inFlight && now - this.#lastFetchAt < cooldownMs) {
-      if (!this.#remote) throw new JwksUnavailableError(`no JWKS yet, and the last fetch failed ${Math.round((now - this.#lastFetchAt) / 1000)}s ago`);
+      if (!this.#remote)
+        throw new JwksUnavailableError(
+          `no JWKS yet, and the last fetch failed ${Math.round((now - this.#lastFetchAt) / 1000)}s ago`,
+        );
       if (forUnknownKid || now < this.#remote.freshUntil + maxStaleMs) return;
       throw new JwksUnavailableError(`the last JWKS is older than its max-age plus ${Math.round(maxStaleMs / 1000)}s`);
     }
@@ -115,7 +123,11 @@ export class JwtVerifier {
   }
 
   async #fetch(): Promise<void> {
-    const { url, timeoutMs = 5000, defaultMaxAgeMs = 300_000 } = this.#options.jwks as { url: string | URL; timeoutMs?: number; defaultMaxAgeMs?: number };
+    const {
+      url,
+      timeoutMs = 5000,
+      defaultMaxAgeMs = 300_000,
+    } = this.#options.jwks as { url: string | URL; timeoutMs?: number; defaultMaxAgeMs?: number };
     this.#lastFetchAt = this.#now();
     this.fetches++;
     const response = await (this.#options.fetch ?? fetch)(url, {

@@ -11,19 +11,23 @@ export const loadJose = (): Promise<typeof import('jose')> => import('jose');
 
 export const loadZod = (): typeof import('zod') => require('zod');
 
-export const loadSecretsManagerSdk = (): typeof import('@aws-sdk/client-secrets-manager') => require('@aws-sdk/client-secrets-manager');
+export const loadSecretsManagerSdk = (): typeof import('@aws-sdk/client-secrets-manager') =>
+  require('@aws-sdk/client-secrets-manager');
 
 /** `pg`, for createRotatingPgPool. */
 export const loadPg = (): typeof import('pg') => peer('pg', 'createRotatingPgPool', () => require('pg'));
 
 /** `mysql2/promise`, for createRotatingMysqlPool. */
-export const loadMysql = (): typeof import('mysql2/promise') => peer('mysql2', 'createRotatingMysqlPool', () => require('mysql2/promise'));
+export const loadMysql = (): typeof import('mysql2/promise') =>
+  peer('mysql2', 'createRotatingMysqlPool', () => require('mysql2/promise'));
 
 function peer<T>(name: string, what: string, load: () => T): T {
   try {
     return load();
   } catch (error) {
     if ((error as { code?: string }).code !== 'MODULE_NOT_FOUND') throw error;
-    throw new RotorError(ErrorType.InvalidInput, `${what} needs the ${name} package: npm install ${name}`, undefined, { cause: error });
+    throw new RotorError(ErrorType.InvalidInput, `${what} needs the ${name} package: npm install ${name}`, undefined, {
+      cause: error,
+    });
   }
 }

@@ -83,7 +83,9 @@ export class RotatingMysqlPool extends EventEmitter {
 
   constructor(options: RotatingMysqlPoolOptions) {
     super();
-    this.#generations = new Generations(options, mysqlDriver(this, options), (g) => this.emit('generation', { versionId: g.versionId, username: g.username }));
+    this.#generations = new Generations(options, mysqlDriver(this, options), (g) =>
+      this.emit('generation', { versionId: g.versionId, username: g.username }),
+    );
   }
 
   /** The version id and login of the generation new connections use. */
@@ -92,7 +94,10 @@ export class RotatingMysqlPool extends EventEmitter {
     return g && { versionId: g.versionId, username: g.username };
   }
 
-  query<T extends QueryResult = QueryResult>(sql: string | QueryOptions, values?: unknown): Promise<[T, FieldPacket[]]> {
+  query<T extends QueryResult = QueryResult>(
+    sql: string | QueryOptions,
+    values?: unknown,
+  ): Promise<[T, FieldPacket[]]> {
     return this.#generations.run((pool) => pool.query<T>(sql as string, values as never));
   }
 

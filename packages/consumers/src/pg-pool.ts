@@ -83,7 +83,9 @@ export class RotatingPgPool extends EventEmitter {
 
   constructor(options: RotatingPgPoolOptions) {
     super();
-    this.#generations = new Generations(options, pgDriver(this, options), (g) => this.emit('generation', { versionId: g.versionId, username: g.username }));
+    this.#generations = new Generations(options, pgDriver(this, options), (g) =>
+      this.emit('generation', { versionId: g.versionId, username: g.username }),
+    );
   }
 
   /** The version id and login of the generation new connections use. */
@@ -102,7 +104,10 @@ export class RotatingPgPool extends EventEmitter {
     return this.#generations.active?.pool.waitingCount ?? 0;
   }
 
-  query<R extends QueryResultRow = QueryResultRow>(text: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>> {
+  query<R extends QueryResultRow = QueryResultRow>(
+    text: string | QueryConfig,
+    values?: unknown[],
+  ): Promise<QueryResult<R>> {
     return this.#generations.run((pool) => pool.query<R>(text as string, values));
   }
 

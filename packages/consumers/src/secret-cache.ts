@@ -37,7 +37,12 @@ export interface SecretCacheOptions {
 /** The store has been unreachable for longer than `maxStaleMs`: the cache will not serve what it last saw. */
 export class SecretCacheStaleError extends RotorError {
   constructor(secretId: string, sinceMs: number, cause: unknown) {
-    super(ErrorType.Unavailable, `secret ${secretId}: the store has not answered for ${Math.round(sinceMs / 1000)}s; the cached version is too old to serve`, secretId, { cause });
+    super(
+      ErrorType.Unavailable,
+      `secret ${secretId}: the store has not answered for ${Math.round(sinceMs / 1000)}s; the cached version is too old to serve`,
+      secretId,
+      { cause },
+    );
   }
 }
 
@@ -116,7 +121,13 @@ export class SecretCache {
   async pending(secretId: string): Promise<SecretSnapshot | undefined> {
     const version = await this.#store.getByStage(secretId, Stage.pending);
     if (!version || version.stages.includes(Stage.current)) return undefined;
-    return { secretId, versionId: version.versionId, stage: Stage.pending, value: version.value, checkedAt: this.#now() };
+    return {
+      secretId,
+      versionId: version.versionId,
+      stage: Stage.pending,
+      value: version.value,
+      checkedAt: this.#now(),
+    };
   }
 
   /** The AWSCURRENT value parsed as JSON (AWS's database secrets, say), with its version id. */
@@ -158,14 +169,16 @@ export class SecretCache {
     try {
       const description = await this.#store.describe(secretId);
       const versionId = description.versions.find((v) => v.stages.includes(Stage.current))?.versionId;
-      if (!versionId) throw new RotorError(ErrorType.StoreConflict, `secret ${secretId} has no ${Stage.current} version`, secretId);
+      if (!versionId)
+        throw new RotorError(ErrorType.StoreConflict, `secret ${secretId} has no ${Stage.current} version`, secretId);
       const now = this.#now();
       let snapshot: SecretSnapshot;
       if (entry.current?.versionId === versionId) {
         snapshot = { ...entry.current, checkedAt: now };
       } else {
         const version = await this.#store.getByVersion(secretId, versionId);
-        if (!version) throw new RotorError(ErrorType.StoreConflict, `secret ${secretId}: version ${versionId} is gone`, secretId);
+        if (!version)
+          throw new RotorError(ErrorType.StoreConflict, `secret ${secretId}: version ${versionId} is gone`, secretId);
         snapshot = { secretId, versionId, stage: Stage.current, value: version.value, checkedAt: now };
       }
       entry.current = snapshot;
@@ -177,7 +190,8 @@ export class SecretCache {
       // A secret that does not exist, or is not what it should be, is not an outage: say so at once.
       const outage = !(error instanceof RotorError) || error.type === ErrorType.Unavailable;
       if (!outage || !entry.current) throw error;
-      if (now - entry.lastSuccessAt > this.#maxStaleMs) throw new SecretCacheStaleError(secretId, now - entry.lastSuccessAt, error);
+      if (now - entry.lastSuccessAt > this.#maxStaleMs)
+        throw new SecretCacheStaleError(secretId, now - entry.lastSuccessAt, error);
       // Serve the last good value; try again soon rather than at the next full interval.
       entry.dueAt = now + Math.min(this.#intervalMs, 5_000);
       return entry.current;

@@ -12,7 +12,8 @@ function setup() {
     async probe(pool) {
       db.attempts++;
       if (db.down) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-      if (pool.password !== db.accepts) throw Object.assign(new Error('password authentication failed'), { code: '28P01' });
+      if (pool.password !== db.accepts)
+        throw Object.assign(new Error('password authentication failed'), { code: '28P01' });
       pool.login();
     },
     end: async (pool) => void ended.push(pool.password),
@@ -34,7 +35,11 @@ function setup() {
   };
   const events: LoginEvent[] = [];
   const cache = new SecretCache({ store: reader, refreshIntervalMs: 3_600_000 });
-  const generations = new Generations({ cache, secretId: 's', maxFailedLogins: 2, backoffMs: 60_000, reporter: { record: (e) => events.push(e) } }, driver, () => undefined);
+  const generations = new Generations(
+    { cache, secretId: 's', maxFailedLogins: 2, backoffMs: 60_000, reporter: { record: (e) => events.push(e) } },
+    driver,
+    () => undefined,
+  );
   const value = (password: string) => JSON.stringify({ host: 'h', username: 'u', password });
   /** A query: logs in (as the fake pool's every use does) with the generation's password. */
   const query = () => generations.run((pool) => driver.probe(pool).then(() => pool.password));
@@ -51,11 +56,17 @@ describe('Generations (the rotating pools, driver-neutral)', () => {
     expect(await t.query()).toBe('p2');
     expect(t.generations.active).toMatchObject({ versionId: 'v2', replaces: first });
     expect(t.ended).toContain('p1');
-    expect(t.events.map((e) => `${e.versionId}:${e.outcome}`)).toEqual([`${first}:success`, `${first}:success`, `${first}:auth-failure`, 'v2:success', 'v2:success']);
+    expect(t.events.map((e) => `${e.versionId}:${e.outcome}`)).toEqual([
+      `${first}:success`,
+      `${first}:success`,
+      `${first}:auth-failure`,
+      'v2:success',
+      'v2:success',
+    ]);
     expect(JSON.stringify(t.events)).not.toMatch(/p1|p2/);
   });
 
-  it('finds the new credential after a refused login wherever the rotation\'s finish lands among its reads of the store', async () => {
+  it("finds the new credential after a refused login wherever the rotation's finish lands among its reads of the store", async () => {
     // The refusal comes after set; finish may land before, between or after the reads that look for the new version.
     for (let readsBeforeFinish = 0; readsBeforeFinish <= 3; readsBeforeFinish++) {
       const t = setup();

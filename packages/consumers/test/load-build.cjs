@@ -13,7 +13,14 @@ async function main() {
   const { generateSigningKey } = require('rotor-consumers/credentials');
   const key = await generateSigningKey('ES256');
   const store = new consumers.InMemorySecretStore();
-  const secret = { engine: 'jwt-signing-key', service: 'smoke', registry: 'unused', jwks: { maxAge: '5m', cooldown: '30s' }, tokens: { maxLifetime: '15m' }, keys: { current: key } };
+  const secret = {
+    engine: 'jwt-signing-key',
+    service: 'smoke',
+    registry: 'unused',
+    jwks: { maxAge: '5m', cooldown: '30s' },
+    tokens: { maxLifetime: '15m' },
+    keys: { current: key },
+  };
   store.create('smoke/jwt', JSON.stringify(secret));
   const signer = new consumers.JwtSigner({ cache: new consumers.SecretCache({ store }), secretId: 'smoke/jwt' });
   const verifier = new consumers.JwtVerifier({ jwks: { keys: [key.publicJwk] } });
@@ -42,7 +49,10 @@ async function main() {
     consumers.createRotatingMysqlPool({ cache, secretId: 'smoke/db' });
     assert.equal(loaded('mysql2'), true);
   } else {
-    assert.throws(() => consumers.createRotatingMysqlPool({ cache, secretId: 'smoke/db' }), /createRotatingMysqlPool needs the mysql2 package: npm install mysql2/);
+    assert.throws(
+      () => consumers.createRotatingMysqlPool({ cache, secretId: 'smoke/db' }),
+      /createRotatingMysqlPool needs the mysql2 package: npm install mysql2/,
+    );
     process.stdout.write('mysql2 is not installed: createRotatingMysqlPool names it\n');
   }
   process.stdout.write(`rotor-consumers' build works on Node ${process.versions.node}\n`);

@@ -4,14 +4,18 @@ import { SecretNotFoundError, UnavailableError } from '../src/errors';
 import { InMemorySecretStore } from '../src/stores/in-memory';
 
 /** An in-memory store that can go down, a clock the test moves, and a cache over them. */
-function setup(options: { refreshIntervalMs?: number; maxStaleMs?: number; jitter?: number; random?: () => number } = {}) {
+function setup(
+  options: { refreshIntervalMs?: number; maxStaleMs?: number; jitter?: number; random?: () => number } = {},
+) {
   const store = new InMemorySecretStore();
   let down = false;
   let now = 1_000_000;
   const reader: SecretReader = {
     describe: (id) => (down ? Promise.reject(new UnavailableError(id, 'the store is down')) : store.describe(id)),
-    getByVersion: (id, v) => (down ? Promise.reject(new UnavailableError(id, 'the store is down')) : store.getByVersion(id, v)),
-    getByStage: (id, s) => (down ? Promise.reject(new UnavailableError(id, 'the store is down')) : store.getByStage(id, s)),
+    getByVersion: (id, v) =>
+      down ? Promise.reject(new UnavailableError(id, 'the store is down')) : store.getByVersion(id, v),
+    getByStage: (id, s) =>
+      down ? Promise.reject(new UnavailableError(id, 'the store is down')) : store.getByStage(id, s),
   };
   const cache = new SecretCache({ store: reader, refreshIntervalMs: 60_000, jitter: 0, ...options, now: () => now });
   return {

@@ -41,7 +41,10 @@ function checksum(text: string): string {
 
 /** A new key with `prefix` (API_KEY_PREFIX) and its key id. */
 export function generateApiKey(prefix: string): { keyId: string; key: string } {
-  if (!API_KEY_PREFIX.test(prefix)) throw new RangeError(`API key prefix ${JSON.stringify(prefix)} is not 2 to 12 of a-z and 0-9 starting with a letter`);
+  if (!API_KEY_PREFIX.test(prefix))
+    throw new RangeError(
+      `API key prefix ${JSON.stringify(prefix)} is not 2 to 12 of a-z and 0-9 starting with a letter`,
+    );
   const keyId = randomBase62(KEY_ID_LENGTH);
   return { keyId, key: formatApiKey(prefix, keyId, randomBase62(SECRET_LENGTH)) };
 }
@@ -59,7 +62,10 @@ export type ApiKeyShapeProblem = 'missing' | 'too-long' | 'malformed' | 'wrong-p
  * The key id of a well-formed key with `prefix`, or why it is not one. Cheap and constant in the key's length
  * bound: nothing longer than MAX_API_KEY_LENGTH is even matched.
  */
-export function parseApiKey(presented: unknown, prefix: string): { ok: true; keyId: string } | { ok: false; problem: ApiKeyShapeProblem } {
+export function parseApiKey(
+  presented: unknown,
+  prefix: string,
+): { ok: true; keyId: string } | { ok: false; problem: ApiKeyShapeProblem } {
   if (typeof presented !== 'string' || presented.length === 0) return { ok: false, problem: 'missing' };
   if (presented.length > MAX_API_KEY_LENGTH) return { ok: false, problem: 'too-long' };
   const match = SHAPE.exec(presented);
@@ -90,11 +96,13 @@ export function parsePepperSet(raw: string): { ok: true; set: PepperSet } | { ok
     return { ok: false, problems: ['is not JSON'] };
   }
   const problems: string[] = [];
-  const object = typeof json === 'object' && json !== null && !Array.isArray(json) ? (json as Record<string, unknown>) : undefined;
+  const object =
+    typeof json === 'object' && json !== null && !Array.isArray(json) ? (json as Record<string, unknown>) : undefined;
   if (!object) return { ok: false, problems: ['is not a JSON object'] };
   const peppers: Record<string, Buffer> = Object.create(null) as Record<string, Buffer>;
   const given = object.peppers;
-  if (typeof given !== 'object' || given === null || Array.isArray(given)) problems.push('peppers: must be an object of id to base64 pepper');
+  if (typeof given !== 'object' || given === null || Array.isArray(given))
+    problems.push('peppers: must be an object of id to base64 pepper');
   else {
     for (const [id, value] of Object.entries(given)) {
       // Never quoted: a pepper pasted in the wrong place must not reach an error message.
@@ -102,14 +110,16 @@ export function parsePepperSet(raw: string): { ok: true; set: PepperSet } | { ok
       else if (typeof value !== 'string') problems.push(`peppers.${id}: must be a base64 string`);
       else {
         const bytes = Buffer.from(value, 'base64');
-        if (bytes.length < 32) problems.push(`peppers.${id}: must be at least 32 bytes of base64 (has ${bytes.length})`);
+        if (bytes.length < 32)
+          problems.push(`peppers.${id}: must be at least 32 bytes of base64 (has ${bytes.length})`);
         else peppers[id] = bytes;
       }
     }
   }
   const current = object.current;
   if (typeof current !== 'string') problems.push('current: must name one of peppers');
-  else if (problems.length === 0 && !Object.hasOwn(peppers, current)) problems.push(`current: does not name one of peppers (${Object.keys(peppers).join(', ') || 'none'})`);
+  else if (problems.length === 0 && !Object.hasOwn(peppers, current))
+    problems.push(`current: does not name one of peppers (${Object.keys(peppers).join(', ') || 'none'})`);
   return problems.length > 0 ? { ok: false, problems } : { ok: true, set: { current: current as string, peppers } };
 }
 

@@ -30,13 +30,23 @@ function build({ z }: typeof import('zod')) {
   return z
     .looseObject({
       engine: z.literal(JWT_SIGNING_KEY_ENGINE),
-      service: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be 1 to 63 of a-z, 0-9, ., _ and - starting with a letter or digit'),
+      service: z
+        .string()
+        .regex(
+          /^[a-z0-9][a-z0-9._-]{0,62}$/,
+          'must be 1 to 63 of a-z, 0-9, ., _ and - starting with a letter or digit',
+        ),
       alg: z.enum(JWT_ALGORITHMS).default('ES256'),
       registry: z.string().min(1, 'must not be empty').max(2048),
       jwks: z.object({ maxAge: duration('jwks.maxAge'), cooldown: duration('jwks.cooldown') }),
-      tokens: z.object({ maxLifetime: duration('tokens.maxLifetime'), clockSkew: duration('tokens.clockSkew').default(60_000) }),
+      tokens: z.object({
+        maxLifetime: duration('tokens.maxLifetime'),
+        clockSkew: duration('tokens.clockSkew').default(60_000),
+      }),
       prePublication: duration('prePublication').optional(),
-      keys: z.object({ next: signingKey.optional(), current: signingKey.optional(), previous: signingKey.optional() }).default({}),
+      keys: z
+        .object({ next: signingKey.optional(), current: signingKey.optional(), previous: signingKey.optional() })
+        .default({}),
     })
     .superRefine((s, ctx) => {
       const needed = s.jwks.maxAge + s.jwks.cooldown;
@@ -49,7 +59,8 @@ function build({ z }: typeof import('zod')) {
             `= ${formatDuration(needed)}: a verifier that cached the JWKS just before the key was published would refuse tokens signed with it`,
         });
       }
-      if (s.tokens.maxLifetime <= 0) ctx.addIssue({ code: 'custom', path: ['tokens', 'maxLifetime'], message: 'must be more than 0s' });
+      if (s.tokens.maxLifetime <= 0)
+        ctx.addIssue({ code: 'custom', path: ['tokens', 'maxLifetime'], message: 'must be more than 0s' });
     });
 }
 
@@ -68,8 +79,8 @@ export function jwtSecretSchema(): ReturnType<typeof build> {
 export type JwtSecretShape = z.output<ReturnType<typeof build>>;
 
 /** How long a key must be published before it signs: at least the JWKS cache lifetime plus the refetch cooldown. */
-export const prePublicationMs = (s: Pick<JwtSecretShape, 'jwks' | 'prePublication'>) => s.prePublication ?? s.jwks.maxAge + s.jwks.cooldown;
+export const prePublicationMs = (s: Pick<JwtSecretShape, 'jwks' | 'prePublication'>) =>
+  s.prePublication ?? s.jwks.maxAge + s.jwks.cooldown;
 
 /** How long the previous key must stay published after the switch: the longest token's life plus clock skew. */
 export const overlapMs = (s: Pick<JwtSecretShape, 'tokens'>) => s.tokens.maxLifetime + s.tokens.clockSkew;
-

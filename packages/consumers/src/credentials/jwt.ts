@@ -17,11 +17,20 @@ export interface SigningKey {
 /** A new key pair made by jose, its kid the RFC 7638 thumbprint of the public key. */
 export async function generateSigningKey(alg: JwtAlgorithm, now = new Date()): Promise<SigningKey> {
   const { calculateJwkThumbprint, exportJWK, generateKeyPair } = await import('jose');
-  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}) });
+  const { publicKey, privateKey } = await generateKeyPair(alg, {
+    extractable: true,
+    ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}),
+  });
   const publicJwk = await exportJWK(publicKey);
   const privateJwk = await exportJWK(privateKey);
   const kid = await calculateJwkThumbprint(publicJwk);
-  return { kid, alg, publicJwk: { ...publicJwk, kty: publicJwk.kty!, kid, alg, use: 'sig' }, privateJwk: { ...privateJwk, kty: privateJwk.kty!, kid, alg }, createdAt: now.toISOString() };
+  return {
+    kid,
+    alg,
+    publicJwk: { ...publicJwk, kty: publicJwk.kty!, kid, alg, use: 'sig' },
+    privateJwk: { ...privateJwk, kty: privateJwk.kty!, kid, alg },
+    createdAt: now.toISOString(),
+  };
 }
 
 /** The JWKS table: one row per published public key of a service; rotor inserts on set, deletes on retire. */
@@ -33,5 +42,7 @@ export const JWKS_SQL = `SELECT jwk FROM ${JWKS_TABLE} WHERE service = $1 ORDER 
 /** The public fields of a JWK: what may be published (never `d`, `p`, `q`, `dp`, `dq`, `qi`, `k`). */
 export function publicPart(key: JWK): JWK {
   const { kty, crv, x, y, n, e, kid, alg, use } = key;
-  return Object.fromEntries(Object.entries({ kty, crv, x, y, n, e, kid, alg, use }).filter(([, v]) => v !== undefined)) as JWK;
+  return Object.fromEntries(
+    Object.entries({ kty, crv, x, y, n, e, kid, alg, use }).filter(([, v]) => v !== undefined),
+  ) as JWK;
 }

@@ -1,13 +1,7 @@
 import type { SecretsManagerClient, SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager';
 import { loadSecretsManagerSdk } from '../lazy';
 import { Stage } from '../stages';
-import {
-  RotorError,
-  SecretNotFoundError,
-  StoreConflictError,
-  StoreRejectedError,
-  UnavailableError,
-} from '../errors';
+import { RotorError, SecretNotFoundError, StoreConflictError, StoreRejectedError, UnavailableError } from '../errors';
 import type { SecretDescription, SecretStore, StoredValue } from './secret-store';
 import { versionWithStage } from './secret-store';
 
@@ -43,16 +37,21 @@ export class AwsSecretsManagerStore implements SecretStore {
   }
 
   async describe(secretId: string): Promise<SecretDescription> {
-    const described = await this.call(secretId, (client, sdk) => client.send(new sdk.DescribeSecretCommand({ SecretId: secretId })));
+    const described = await this.call(secretId, (client, sdk) =>
+      client.send(new sdk.DescribeSecretCommand({ SecretId: secretId })),
+    );
     const versions: SecretDescription['versions'] = [];
     let nextToken: string | undefined;
     do {
       const page = await this.call(secretId, (client, sdk) =>
         // Deprecated (unlabelled) versions too: compensation may put AWSPREVIOUS back on one.
-        client.send(new sdk.ListSecretVersionIdsCommand({ SecretId: secretId, IncludeDeprecated: true, NextToken: nextToken })),
+        client.send(
+          new sdk.ListSecretVersionIdsCommand({ SecretId: secretId, IncludeDeprecated: true, NextToken: nextToken }),
+        ),
       );
       for (const v of page.Versions ?? []) {
-        if (v.VersionId) versions.push({ versionId: v.VersionId, stages: v.VersionStages ?? [], createdAt: v.CreatedDate });
+        if (v.VersionId)
+          versions.push({ versionId: v.VersionId, stages: v.VersionStages ?? [], createdAt: v.CreatedDate });
       }
       nextToken = page.NextToken;
     } while (nextToken);
@@ -139,7 +138,11 @@ export class AwsSecretsManagerStore implements SecretStore {
     if (versionWithStage(description, stage) !== versionId) return;
     await this.call(secretId, (client, sdk) =>
       client.send(
-        new sdk.UpdateSecretVersionStageCommand({ SecretId: secretId, VersionStage: stage, RemoveFromVersionId: versionId }),
+        new sdk.UpdateSecretVersionStageCommand({
+          SecretId: secretId,
+          VersionStage: stage,
+          RemoveFromVersionId: versionId,
+        }),
       ),
     );
   }
@@ -172,7 +175,11 @@ export class AwsSecretsManagerStore implements SecretStore {
   #clientConfig(): SecretsManagerClientConfig {
     return {
       maxAttempts: this.#options.maxAttempts ?? 2,
-      requestHandler: { requestTimeout: this.#options.requestTimeoutMs ?? 5000, connectionTimeout: 3000, throwOnRequestTimeout: true },
+      requestHandler: {
+        requestTimeout: this.#options.requestTimeoutMs ?? 5000,
+        connectionTimeout: 3000,
+        throwOnRequestTimeout: true,
+      },
     };
   }
 
@@ -186,19 +193,33 @@ export class AwsSecretsManagerStore implements SecretStore {
         case 'UnrecognizedClientException':
         case 'InvalidSignatureException':
         case 'ExpiredTokenException':
-          return new StoreRejectedError(secretId, `${this.description} refused access (${error.name}): check the worker's AWS credentials`);
+          return new StoreRejectedError(
+            secretId,
+            `${this.description} refused access (${error.name}): check the worker's AWS credentials`,
+          );
         case 'InvalidRequestException':
         case 'InvalidParameterException':
         case 'ResourceExistsException':
         case 'ValidationException':
-          return new StoreConflictError(secretId, `${this.description} rejected the request (${error.name}): ${error.message}`);
+          return new StoreConflictError(
+            secretId,
+            `${this.description} rejected the request (${error.name}): ${error.message}`,
+          );
         case 'DecryptionFailure':
-          return new StoreRejectedError(secretId, `${this.description} could not decrypt it (check the KMS key policy)`);
+          return new StoreRejectedError(
+            secretId,
+            `${this.description} could not decrypt it (check the KMS key policy)`,
+          );
         default:
           break;
       }
       const status = error.$metadata?.httpStatusCode ?? 0;
-      if (status >= 400 && status < 500 && error.name !== 'ThrottlingException' && error.name !== 'LimitExceededException') {
+      if (
+        status >= 400 &&
+        status < 500 &&
+        error.name !== 'ThrottlingException' &&
+        error.name !== 'LimitExceededException'
+      ) {
         return new StoreRejectedError(secretId, `${this.description} rejected the request (${error.name})`);
       }
     }

@@ -84,7 +84,8 @@ export class InMemorySecretStore implements SecretStore {
     const secret = this.#secret(secretId);
     const existing = secret.versions.find((v) => v.versionId === token);
     if (existing) {
-      if (existing.value !== value) throw new StoreConflictError(secretId, `version ${token} already exists with another value`);
+      if (existing.value !== value)
+        throw new StoreConflictError(secretId, `version ${token} already exists with another value`);
       if (!existing.stages.has(Stage.pending)) await this.moveStage(secretId, Stage.pending, token);
       return;
     }
@@ -96,7 +97,8 @@ export class InMemorySecretStore implements SecretStore {
   async moveStage(secretId: string, stage: Stage, versionId: string): Promise<void> {
     const secret = this.#secret(secretId);
     const target = secret.versions.find((v) => v.versionId === versionId);
-    if (!target) throw new StoreConflictError(secretId, `cannot move ${stage} to version ${versionId}: no such version`);
+    if (!target)
+      throw new StoreConflictError(secretId, `cannot move ${stage} to version ${versionId}: no such version`);
     if (target.stages.has(stage)) return;
     this.calls.stageMove++;
     const holder = this.#detach(secret, stage);
@@ -110,7 +112,8 @@ export class InMemorySecretStore implements SecretStore {
   async removeStage(secretId: string, stage: Stage, versionId: string): Promise<void> {
     const version = this.#secret(secretId).versions.find((v) => v.versionId === versionId);
     if (!version?.stages.has(stage)) return;
-    if (stage === Stage.current) throw new StoreConflictError(secretId, `${Stage.current} cannot be removed, only moved`);
+    if (stage === Stage.current)
+      throw new StoreConflictError(secretId, `${Stage.current} cannot be removed, only moved`);
     this.calls.stageMove++;
     version.stages.delete(stage);
   }

@@ -4,4 +4,10 @@
  */
 export { AwsSecretsManagerStore, type AwsSecretsManagerStoreOptions } from './aws-secrets-manager';
 export { InMemorySecretStore } from './in-memory';
-export { versionWithStage, type SecretDescription, type SecretStore, type SecretVersionInfo, type StoredValue } from './secret-store';
+export {
+  versionWithStage,
+  type SecretDescription,
+  type SecretStore,
+  type SecretVersionInfo,
+  type StoredValue,
+} from './secret-store';

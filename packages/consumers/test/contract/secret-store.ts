@@ -30,7 +30,11 @@ export function secretStoreContract(name: string, setup: () => StoreUnderTest): 
       const { store, create, uniqueId } = setup();
       const id = uniqueId('read');
       const v1 = await create(id, '{"n":1}');
-      expect(await store.getByStage(id, Stage.current)).toMatchObject({ versionId: v1, value: '{"n":1}', stages: [Stage.current] });
+      expect(await store.getByStage(id, Stage.current)).toMatchObject({
+        versionId: v1,
+        value: '{"n":1}',
+        stages: [Stage.current],
+      });
       expect(await store.getByVersion(id, v1)).toMatchObject({ versionId: v1, value: '{"n":1}' });
       expect(await store.getByStage(id, Stage.pending)).toBeUndefined();
       expect(await store.getByVersion(id, token())).toBeUndefined();

@@ -8,7 +8,11 @@ import type { ActivityDeps, AuditSink } from './ports';
  * What a rotation tells the outside world, as activities: audit events, alerts, its outcome in the metrics, and the
  * wait for a schedule's window. None of them sees a secret value.
  */
-export function createReportingActivities({ audit, alerts, metrics }: Pick<ActivityDeps, 'audit' | 'alerts' | 'metrics'>) {
+export function createReportingActivities({
+  audit,
+  alerts,
+  metrics,
+}: Pick<ActivityDeps, 'audit' | 'alerts' | 'metrics'>) {
   return {
     /**
      * Appends a rotation's audit events, in order. Idempotent: the audit store writes each event id once, so a
@@ -31,8 +35,16 @@ export function createReportingActivities({ audit, alerts, metrics }: Pick<Activ
     /** Sends an alert to its routes; a route that cannot be reached is reported, not thrown, so it can be audited. */
     async notify({ alert, routes }: { alert: Alert; routes: string[] }): Promise<AlertDelivery[]> {
       if (!alerts) {
-        log.warn('alert not sent: no alert routes configured on this worker', { kind: alert.kind, secretId: alert.secretId });
-        return routes.map((route) => ({ route, ok: false, attempts: 0, error: 'no alert routes are configured on this worker (rotor worker -f rotor.yaml)' }));
+        log.warn('alert not sent: no alert routes configured on this worker', {
+          kind: alert.kind,
+          secretId: alert.secretId,
+        });
+        return routes.map((route) => ({
+          route,
+          ok: false,
+          attempts: 0,
+          error: 'no alert routes are configured on this worker (rotor worker -f rotor.yaml)',
+        }));
       }
       const deliveries = await alerts.notify(alert, routes);
       for (const d of deliveries) {

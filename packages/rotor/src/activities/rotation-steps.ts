@@ -42,7 +42,8 @@ export function createRotationSteps(deps: ActivityDeps) {
     const { secretId, prepared } = input;
     if (!prepared.strayPendingVersionId) return false;
     const [stray] = await parsedVersions(secretId, rotator, [prepared.strayPendingVersionId]);
-    if (stray === undefined || (await logsIn(secretId, rotator, current)) || !(await logsIn(secretId, rotator, stray))) return false;
+    if (stray === undefined || (await logsIn(secretId, rotator, current)) || !(await logsIn(secretId, rotator, stray)))
+      return false;
     await onTarget(rotator, current, () => rotator.restore(secretId, { want: current, via: [stray] }, context));
     return true;
   }
@@ -58,7 +59,9 @@ export function createRotationSteps(deps: ActivityDeps) {
         const current = await store.getByStage(secretId, Stage.current);
         if (!current) throw new StoreConflictError(secretId, `has no ${Stage.current} version in ${store.description}`);
         const description = await store.describe(secretId);
-        const tags = overrides?.strategy ? { ...description.tags, [STRATEGY_TAG]: overrides.strategy } : description.tags;
+        const tags = overrides?.strategy
+          ? { ...description.tags, [STRATEGY_TAG]: overrides.strategy }
+          : description.tags;
         const kind: RotatorKind = selectRotatorKind(secretId, current.value, tags, deps.rotators);
         const rotator = rotatorFor(secretId, kind);
         const currentValue = rotator.parse(secretId, current.value);
@@ -66,13 +69,26 @@ export function createRotationSteps(deps: ActivityDeps) {
         const pending = versionWithStage(description, Stage.pending);
         const retires = Boolean(rotator.countLiveSessions);
         if (overrides?.retirement && !retires) {
-          throw new InvalidInputError(`secret ${secretId}: retirement applies to alternating users only, and this secret rotates with ${kind}`);
+          throw new InvalidInputError(
+            `secret ${secretId}: retirement applies to alternating users only, and this secret rotates with ${kind}`,
+          );
         }
         // Tags are checked on every secret: a typo must not pass silently because the strategy ignores it.
         const tagged = retirementFromTags(secretId, description.tags);
         const retirement = retires ? { ...tagged, ...overrides?.retirement } : undefined;
-        const others = await parsedVersions(secretId, rotator, [pending, previousVersionId].filter((id) => id !== current.versionId));
-        await onTarget(rotator, currentValue, () => rotator.check(secretId, { current: currentValue, fallbacks: others }, context, graceMs === undefined ? undefined : { graceMs }));
+        const others = await parsedVersions(
+          secretId,
+          rotator,
+          [pending, previousVersionId].filter((id) => id !== current.versionId),
+        );
+        await onTarget(rotator, currentValue, () =>
+          rotator.check(
+            secretId,
+            { current: currentValue, fallbacks: others },
+            context,
+            graceMs === undefined ? undefined : { graceMs },
+          ),
+        );
         return {
           outcome: kind,
           rotator: kind,
@@ -103,12 +119,17 @@ export function createRotationSteps(deps: ActivityDeps) {
         }
         const previous = rotator.parse(secretId, (await mustGet(secretId, previousVersionId, Stage.previous)).value);
         if (rotator.target(previous) !== rotator.target(currentValue)) {
-          throw new StoreConflictError(secretId, `${Stage.previous} names another server (${rotator.target(previous)}) than ${Stage.current}: rotor will not roll back across servers`);
+          throw new StoreConflictError(
+            secretId,
+            `${Stage.previous} names another server (${rotator.target(previous)}) than ${Stage.current}: rotor will not roll back across servers`,
+          );
         }
         const pending = versionWithStage(description, Stage.pending);
         const stray = pending && pending !== current.versionId ? pending : undefined;
         const others = await parsedVersions(secretId, rotator, [previousVersionId, stray]);
-        await onTarget(rotator, currentValue, () => rotator.check(secretId, { current: currentValue, fallbacks: others }, context));
+        await onTarget(rotator, currentValue, () =>
+          rotator.check(secretId, { current: currentValue, fallbacks: others }, context),
+        );
         return {
           outcome: kind,
           rotator: kind,
@@ -130,10 +151,19 @@ export function createRotationSteps(deps: ActivityDeps) {
           await store.moveStage(secretId, Stage.pending, token);
           return { outcome: 'already-created' };
         }
-        const current = rotator.parse(secretId, (await mustGet(secretId, input.prepared.currentVersionId, Stage.current)).value);
+        const current = rotator.parse(
+          secretId,
+          (await mustGet(secretId, input.prepared.currentVersionId, Stage.current)).value,
+        );
         const reclaimed = await reclaimStray(input, rotator, current);
-        await store.putPending(secretId, token, await rotator.nextValue(secretId, current, resolvePasswordPolicy(input.passwordPolicy)));
-        return { outcome: reclaimed ? 'created; the database was set back to AWSCURRENT from a stray AWSPENDING' : 'created' };
+        await store.putPending(
+          secretId,
+          token,
+          await rotator.nextValue(secretId, current, resolvePasswordPolicy(input.passwordPolicy)),
+        );
+        return {
+          outcome: reclaimed ? 'created; the database was set back to AWSCURRENT from a stray AWSPENDING' : 'created',
+        };
       });
     },
 
@@ -143,9 +173,16 @@ export function createRotationSteps(deps: ActivityDeps) {
         const { secretId, token, prepared } = input;
         const rotator = rotatorFor(secretId, prepared.rotator);
         const pending = rotator.parse(secretId, (await mustGet(secretId, token, Stage.pending)).value);
-        const current = rotator.parse(secretId, (await mustGet(secretId, prepared.currentVersionId, Stage.current)).value);
+        const current = rotator.parse(
+          secretId,
+          (await mustGet(secretId, prepared.currentVersionId, Stage.current)).value,
+        );
         const others = await fallbacks(input, [prepared.strayPendingVersionId, prepared.previousVersionId]);
-        return { outcome: await onTarget(rotator, current, () => rotator.set(secretId, { pending, current, fallbacks: others }, context)) };
+        return {
+          outcome: await onTarget(rotator, current, () =>
+            rotator.set(secretId, { pending, current, fallbacks: others }, context),
+          ),
+        };
       });
     },
 
@@ -153,10 +190,15 @@ export function createRotationSteps(deps: ActivityDeps) {
     async testPending(input: StepInput): Promise<StepReport> {
       return step('test', input.secretId, input.prepared.rotator, async () => {
         const rotator = rotatorFor(input.secretId, input.prepared.rotator);
-        const pending = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.pending)).value);
+        const pending = rotator.parse(
+          input.secretId,
+          (await mustGet(input.secretId, input.token, Stage.pending)).value,
+        );
         const holdMs = await onTarget(rotator, pending, async () => {
           await rotator.test(input.secretId, pending, context);
-          return rotator.holdBeforeFinish ? Math.max(0, Math.ceil(await rotator.holdBeforeFinish(input.secretId, pending, context))) : 0;
+          return rotator.holdBeforeFinish
+            ? Math.max(0, Math.ceil(await rotator.holdBeforeFinish(input.secretId, pending, context)))
+            : 0;
         });
         return { outcome: 'passed', ...(holdMs > 0 ? { holdMs } : {}) };
       });
@@ -185,18 +227,23 @@ export function createRotationSteps(deps: ActivityDeps) {
     async retirePrevious(input: StepInput): Promise<StepReport> {
       return step('retire', input.secretId, input.prepared.rotator, async () => {
         const rotator = rotatorFor(input.secretId, input.prepared.rotator);
-        const current = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.current)).value);
-        const [previous] = await fallbacks(input, [input.prepared.currentVersionId]);
-        const outcome = await onTarget(rotator, current, () => rotator.retire(
+        const current = rotator.parse(
           input.secretId,
-          {
-            previous,
-            current,
-            ...(input.prepared.retirement ? { policy: input.prepared.retirement } : {}),
-            ...(input.terminateSessions ? { terminateSessions: true } : {}),
-          },
-          context,
-        ));
+          (await mustGet(input.secretId, input.token, Stage.current)).value,
+        );
+        const [previous] = await fallbacks(input, [input.prepared.currentVersionId]);
+        const outcome = await onTarget(rotator, current, () =>
+          rotator.retire(
+            input.secretId,
+            {
+              previous,
+              current,
+              ...(input.prepared.retirement ? { policy: input.prepared.retirement } : {}),
+              ...(input.terminateSessions ? { terminateSessions: true } : {}),
+            },
+            context,
+          ),
+        );
         return { outcome };
       });
     },
@@ -205,10 +252,16 @@ export function createRotationSteps(deps: ActivityDeps) {
     async countLiveSessions(input: StepInput): Promise<StepReport> {
       return step('sessions', input.secretId, input.prepared.rotator, async () => {
         const rotator = rotatorFor(input.secretId, input.prepared.rotator);
-        const current = rotator.parse(input.secretId, (await mustGet(input.secretId, input.token, Stage.current)).value);
+        const current = rotator.parse(
+          input.secretId,
+          (await mustGet(input.secretId, input.token, Stage.current)).value,
+        );
         const [previous] = await fallbacks(input, [input.prepared.currentVersionId]);
         const count = rotator.countLiveSessions?.bind(rotator);
-        const liveSessions = previous && count ? await onTarget(rotator, current, () => count(input.secretId, { previous, current }, context)) : 0;
+        const liveSessions =
+          previous && count
+            ? await onTarget(rotator, current, () => count(input.secretId, { previous, current }, context))
+            : 0;
         return { outcome: `${liveSessions} live sessions`, liveSessions };
       });
     },
@@ -228,7 +281,10 @@ export function createRotationSteps(deps: ActivityDeps) {
         // Compensation honours a version someone else made current meanwhile: the target follows AWSCURRENT.
         const versionId = input.mode === 'compensate' && holder && holder !== token ? holder : input.versionId;
         if (input.mode === 'rollback' && holder && holder !== token && holder !== input.versionId) {
-          throw new StoreConflictError(secretId, `${Stage.current} moved to version ${holder} during grace: rotor will not roll back over it`);
+          throw new StoreConflictError(
+            secretId,
+            `${Stage.current} moved to version ${holder} during grace: rotor will not roll back over it`,
+          );
         }
         const want = rotator.parse(secretId, (await mustGet(secretId, versionId, 'the version to reinstate')).value);
         let movedBack = false;
@@ -237,7 +293,12 @@ export function createRotationSteps(deps: ActivityDeps) {
           await store.moveStage(secretId, Stage.current, versionId);
           movedBack = true;
         }
-        const via = await fallbacks(input, [token, prepared.currentVersionId, prepared.previousVersionId, prepared.strayPendingVersionId].filter((id) => id !== versionId));
+        const via = await fallbacks(
+          input,
+          [token, prepared.currentVersionId, prepared.previousVersionId, prepared.strayPendingVersionId].filter(
+            (id) => id !== versionId,
+          ),
+        );
         let outcome: string;
         try {
           outcome = await onTarget(rotator, want, async () => {
@@ -249,7 +310,8 @@ export function createRotationSteps(deps: ActivityDeps) {
           // Compensating a rotation whose new credential never took effect: if no version logs in, the target does
           // not hold rotor's change, so there is nothing to undo there (someone else changed it). Rollback, which
           // must make the previous credential work, still fails.
-          if (!(input.mode === 'compensate' && error instanceof CredentialsRejectedError && error.noLoginWorks)) throw error;
+          if (!(input.mode === 'compensate' && error instanceof CredentialsRejectedError && error.noLoginWorks))
+            throw error;
           outcome = 'target-untouched';
         }
         if (input.mode === 'compensate' && (movedBack || holder === prepared.currentVersionId)) {

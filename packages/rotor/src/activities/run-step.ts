@@ -7,12 +7,21 @@ import type { StepReport } from '../shared/types';
  * Runs one step: logs its start and end (ids and outcome words only) and turns rotor's typed errors into
  * ApplicationFailures whose `type` the workflow's retry policies match.
  */
-export async function runStep<T extends object>(name: string, secretId: string, work: () => Promise<T>): Promise<T & StepReport> {
+export async function runStep<T extends object>(
+  name: string,
+  secretId: string,
+  work: () => Promise<T>,
+): Promise<T & StepReport> {
   const { attempt } = Context.current().info;
   log.info('step started', { step: name, secretId, attempt });
   try {
     const result = await work();
-    log.info('step done', { step: name, secretId, attempt, ...('outcome' in result ? { outcome: result.outcome } : {}) });
+    log.info('step done', {
+      step: name,
+      secretId,
+      attempt,
+      ...('outcome' in result ? { outcome: result.outcome } : {}),
+    });
     return { ...result, attempt };
   } catch (error) {
     if (error instanceof RotorError) {

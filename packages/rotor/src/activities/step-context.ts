@@ -20,7 +20,12 @@ export function createStepContext({ store, rotators, metrics, targets }: Activit
   };
 
   /** Runs a step (see `step`) and observes its duration for the rotator's metrics. */
-  async function step<T extends object>(name: string, secretId: string, rotator: string | undefined, work: () => Promise<T>): Promise<T & StepReport> {
+  async function step<T extends object>(
+    name: string,
+    secretId: string,
+    rotator: string | undefined,
+    work: () => Promise<T>,
+  ): Promise<T & StepReport> {
     const started = performance.now();
     let ok = false;
     try {
@@ -47,7 +52,8 @@ export function createStepContext({ store, rotators, metrics, targets }: Activit
 
   async function mustGet(secretId: string, versionId: string, what: string): Promise<StoredValue> {
     const version = await store.getByVersion(secretId, versionId);
-    if (!version) throw new StoreConflictError(secretId, `${what} version ${versionId} is gone from ${store.description}`);
+    if (!version)
+      throw new StoreConflictError(secretId, `${what} version ${versionId} is gone from ${store.description}`);
     return version;
   }
 
@@ -55,7 +61,11 @@ export function createStepContext({ store, rotators, metrics, targets }: Activit
    * Parsed fallback versions (AWSPREVIOUS, a stray AWSPENDING...), for logging in when the target still holds one.
    * A fallback that is gone or no longer valid cannot help and does not stop the step.
    */
-  async function parsedVersions(secretId: string, rotator: Rotator<unknown>, ids: (string | undefined)[]): Promise<unknown[]> {
+  async function parsedVersions(
+    secretId: string,
+    rotator: Rotator<unknown>,
+    ids: (string | undefined)[],
+  ): Promise<unknown[]> {
     const out: unknown[] = [];
     for (const id of new Set(ids.filter((v): v is string => v !== undefined))) {
       const version = await store.getByVersion(secretId, id);

@@ -16,23 +16,31 @@ export interface NotifierOptions {
  * they never enter a workflow's history; a route that is unknown or missing its environment variable is reported
  * as a failed delivery (and so audited), never thrown.
  */
-export function webhookNotifier(routes: Record<string, WebhookRouteConfig>, options: NotifierOptions = {}): AlertNotifier {
+export function webhookNotifier(
+  routes: Record<string, WebhookRouteConfig>,
+  options: NotifierOptions = {},
+): AlertNotifier {
   const env = options.env ?? process.env;
 
   function targetOf(name: string): WebhookTarget | string {
     const route = routes[name];
     if (!route) return `route ${JSON.stringify(name)} is not configured on this worker`;
     const url = route.url ?? (route.urlFromEnv ? env[route.urlFromEnv] : undefined);
-    if (!url) return `route ${JSON.stringify(name)}: environment variable ${route.urlFromEnv} is not set on this worker`;
+    if (!url)
+      return `route ${JSON.stringify(name)}: environment variable ${route.urlFromEnv} is not set on this worker`;
     if (!route.header) return { name, url };
     const value = env[route.header.valueFromEnv];
-    if (!value) return `route ${JSON.stringify(name)}: environment variable ${route.header.valueFromEnv} is not set on this worker`;
+    if (!value)
+      return `route ${JSON.stringify(name)}: environment variable ${route.header.valueFromEnv} is not set on this worker`;
     return { name, url, header: { name: route.header.name, value } };
   }
 
   return {
     async notify(alert: Alert, names: string[]): Promise<AlertDelivery[]> {
-      const withLink = alert.workflowId && alert.runId && options.uiLink ? { ...alert, uiUrl: options.uiLink(alert.workflowId, alert.runId) } : alert;
+      const withLink =
+        alert.workflowId && alert.runId && options.uiLink
+          ? { ...alert, uiUrl: options.uiLink(alert.workflowId, alert.runId) }
+          : alert;
       return Promise.all(
         names.map(async (route): Promise<AlertDelivery> => {
           const target = targetOf(route);
@@ -41,7 +49,8 @@ export function webhookNotifier(routes: Record<string, WebhookRouteConfig>, opti
             const { attempts } = await deliverAlert(target, withLink, options.delivery);
             return { route, ok: true, attempts };
           } catch (error) {
-            if (error instanceof AlertDeliveryError) return { route, ok: false, attempts: error.attempts, error: error.message };
+            if (error instanceof AlertDeliveryError)
+              return { route, ok: false, attempts: error.attempts, error: error.message };
             throw error;
           }
         }),

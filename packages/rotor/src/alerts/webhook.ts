@@ -37,7 +37,9 @@ export class AlertDeliveryError extends Error {
     detail: string,
     readonly lastStatus?: number,
   ) {
-    super(`alert delivery to webhook ${JSON.stringify(target)} failed after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${detail}`);
+    super(
+      `alert delivery to webhook ${JSON.stringify(target)} failed after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${detail}`,
+    );
     this.name = 'AlertDeliveryError';
   }
 }
@@ -74,7 +76,14 @@ export function slackPayload(alert: Alert): object {
       { type: 'section', fields },
       { type: 'section', text: { type: 'mrkdwn', text: cut(mrkdwn(alert.message), 3000) } },
       ...(alert.uiUrl
-        ? [{ type: 'actions', elements: [{ type: 'button', text: { type: 'plain_text', text: 'Open in Temporal UI' }, url: alert.uiUrl }] }]
+        ? [
+            {
+              type: 'actions',
+              elements: [
+                { type: 'button', text: { type: 'plain_text', text: 'Open in Temporal UI' }, url: alert.uiUrl },
+              ],
+            },
+          ]
         : []),
       { type: 'context', elements: [{ type: 'mrkdwn', text: `rotor · ${mrkdwn(alert.at)}` }] },
     ],
@@ -114,7 +123,8 @@ export async function deliverAlert(
   for (let attempt = 1; ; attempt++) {
     const result = await attemptOnce(options.fetch ?? fetch, target.url, request, timeoutMs);
     if (result.delivered) return { attempts: attempt, status: result.status };
-    if (!result.retryable) throw new AlertDeliveryError(target.name, attempt, `${result.detail} (not retried)`, result.status);
+    if (!result.retryable)
+      throw new AlertDeliveryError(target.name, attempt, `${result.detail} (not retried)`, result.status);
     if (attempt >= attempts) throw new AlertDeliveryError(target.name, attempt, result.detail, result.status);
     await sleep(Math.min(maxDelayMs, result.retryAfterMs ?? initialDelayMs * 2 ** (attempt - 1)));
   }
@@ -124,7 +134,12 @@ type AttemptResult =
   | { delivered: true; status: number }
   | { delivered: false; retryable: boolean; detail: string; status?: number; retryAfterMs?: number };
 
-async function attemptOnce(doFetch: typeof fetch, url: string, request: RequestInit, timeoutMs: number): Promise<AttemptResult> {
+async function attemptOnce(
+  doFetch: typeof fetch,
+  url: string,
+  request: RequestInit,
+  timeoutMs: number,
+): Promise<AttemptResult> {
   let response: Response;
   try {
     response = await doFetch(url, { ...request, signal: AbortSignal.timeout(timeoutMs) });

@@ -88,9 +88,13 @@ export class AuditStore {
    */
   static async connect(url: string, options: AuditStoreOptions = {}): Promise<AuditStore> {
     const table = options.table ?? DEFAULT_AUDIT_TABLE;
-    if (!TABLE_NAME.test(table)) throw new InvalidInputError(`audit store: table ${JSON.stringify(table)} must be a lower-case identifier of at most 48 characters`);
+    if (!TABLE_NAME.test(table))
+      throw new InvalidInputError(
+        `audit store: table ${JSON.stringify(table)} must be a lower-case identifier of at most 48 characters`,
+      );
     const pageSize = options.pageSize ?? 1000;
-    if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw new InvalidInputError('audit store: pageSize must be a positive whole number');
+    if (!Number.isSafeInteger(pageSize) || pageSize < 1)
+      throw new InvalidInputError('audit store: pageSize must be a positive whole number');
     let parsed: URL;
     try {
       parsed = new URL(url);
@@ -99,9 +103,12 @@ export class AuditStore {
       throw new InvalidInputError('audit store: the audit database URL is not a valid postgres:// URL');
     }
     if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
-      throw new InvalidInputError(`audit store: the audit database URL must start with postgres://, not ${parsed.protocol}//`);
+      throw new InvalidInputError(
+        `audit store: the audit database URL must start with postgres://, not ${parsed.protocol}//`,
+      );
     }
-    const database = decodeURIComponent(parsed.pathname.replace(/^\//, '')) || decodeURIComponent(parsed.username) || 'postgres';
+    const database =
+      decodeURIComponent(parsed.pathname.replace(/^\//, '')) || decodeURIComponent(parsed.username) || 'postgres';
     const description = `audit database ${database} at ${parsed.hostname || 'localhost'}:${parsed.port || '5432'}`;
     const pool = new Pool({
       connectionString: url,
@@ -115,7 +122,14 @@ export class AuditStore {
     // An idle connection dropped by the server must not crash the worker; the next query reconnects.
     pool.on('error', () => undefined);
     const lockKey = createHash('sha256').update(table).digest().readInt32BE(0);
-    const store = new AuditStore(pool, description, escapeIdentifier(table), lockKey, pageSize, decodeURIComponent(parsed.password));
+    const store = new AuditStore(
+      pool,
+      description,
+      escapeIdentifier(table),
+      lockKey,
+      pageSize,
+      decodeURIComponent(parsed.password),
+    );
     let exists = true;
     try {
       if (options.readOnly) exists = (await pool.query('SELECT to_regclass($1) AS t', [table])).rows[0]?.t !== null;
@@ -126,7 +140,9 @@ export class AuditStore {
     }
     if (!exists) {
       await pool.end().catch(() => undefined);
-      throw new InvalidInputError(`${description} has no table ${table}: no rotor worker has written to it yet — check ROTOR_AUDIT_URL`);
+      throw new InvalidInputError(
+        `${description} has no table ${table}: no rotor worker has written to it yet — check ROTOR_AUDIT_URL`,
+      );
     }
     return store;
   }
@@ -180,9 +196,11 @@ export class AuditStore {
 
   /** The latest `limit` (default 1000) records of `secretId`, oldest first. */
   async history(secretId: string, options: { limit?: number } = {}): Promise<AuditRecord[]> {
-    if (typeof secretId !== 'string' || secretId === '') throw new InvalidInputError('audit history: secretId is required');
+    if (typeof secretId !== 'string' || secretId === '')
+      throw new InvalidInputError('audit history: secretId is required');
     const limit = options.limit ?? 1000;
-    if (!Number.isSafeInteger(limit) || limit < 1) throw new InvalidInputError('audit history: limit must be a positive whole number');
+    if (!Number.isSafeInteger(limit) || limit < 1)
+      throw new InvalidInputError('audit history: limit must be a positive whole number');
     try {
       const result = await this.pool.query<Row>(
         `SELECT * FROM (SELECT ${SELECT_COLUMNS} FROM ${this.table} WHERE secret_id = $1 ORDER BY seq DESC LIMIT $2) latest
@@ -207,10 +225,10 @@ export class AuditStore {
     let found = 0;
     try {
       for (;;) {
-        const page = await this.pool.query<Row>(`SELECT ${SELECT_COLUMNS} FROM ${this.table} WHERE seq > $1 ORDER BY seq LIMIT $2`, [
-          position.seq,
-          this.pageSize,
-        ]);
+        const page = await this.pool.query<Row>(
+          `SELECT ${SELECT_COLUMNS} FROM ${this.table} WHERE seq > $1 ORDER BY seq LIMIT $2`,
+          [position.seq, this.pageSize],
+        );
         const checked = verifyLinks(page.rows.map(toRecord), position);
         position = checked.position;
         found += checked.problems.length;
@@ -218,7 +236,9 @@ export class AuditStore {
         if (page.rows.length < this.pageSize) break;
       }
       if (anchor) {
-        const row = await this.pool.query<{ hash: string }>(`SELECT hash FROM ${this.table} WHERE seq = $1`, [anchor.seq]);
+        const row = await this.pool.query<{ hash: string }>(`SELECT hash FROM ${this.table} WHERE seq = $1`, [
+          anchor.seq,
+        ]);
         const problem = !row.rows[0]
           ? 'the anchored row is gone: the newest rows were deleted'
           : row.rows[0].hash !== anchor.hash

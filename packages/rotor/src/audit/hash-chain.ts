@@ -57,9 +57,11 @@ function invalid(field: string, problem: string): InvalidInputError {
 
 /** Strings PostgreSQL stores byte for byte: no NUL (text refuses it), no lone surrogate (it would become U+FFFD). */
 function checkString(field: string, value: unknown, max = MAX_STRING): string {
-  if (typeof value !== 'string') throw invalid(field, `must be a string, not ${value === null ? 'null' : typeof value}`);
+  if (typeof value !== 'string')
+    throw invalid(field, `must be a string, not ${value === null ? 'null' : typeof value}`);
   if (value.length > max) throw invalid(field, `is longer than ${max} characters`);
-  if (value.includes('\u0000') || LONE_SURROGATE.test(value)) throw invalid(field, 'contains a character that cannot be stored (NUL or a lone surrogate)');
+  if (value.includes('\u0000') || LONE_SURROGATE.test(value))
+    throw invalid(field, 'contains a character that cannot be stored (NUL or a lone surrogate)');
   return value;
 }
 
@@ -68,22 +70,30 @@ function checkString(field: string, value: unknown, max = MAX_STRING): string {
  * null) optional fields dropped, `at` as `new Date(at).toISOString()`. Throws InvalidInputError naming the field.
  */
 export function normaliseEvent(input: unknown): AuditEvent {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidInputError('audit event must be an object');
+  if (typeof input !== 'object' || input === null || Array.isArray(input))
+    throw new InvalidInputError('audit event must be an object');
   const raw = input as Record<string, unknown>;
   for (const key of Object.keys(raw)) {
-    if (!KNOWN_FIELDS.has(key) && raw[key] !== undefined) throw invalid(JSON.stringify(key), 'is not an audit event field');
+    if (!KNOWN_FIELDS.has(key) && raw[key] !== undefined)
+      throw invalid(JSON.stringify(key), 'is not an audit event field');
   }
   for (const field of REQUIRED_STRINGS) {
     if (raw[field] === undefined || raw[field] === null || raw[field] === '') throw invalid(field, 'is required');
     checkString(field, raw[field]);
   }
-  const event: AuditEvent = { eventId: raw.eventId as string, at: normaliseAt(raw.at), secretId: raw.secretId as string, kind: raw.kind as string };
+  const event: AuditEvent = {
+    eventId: raw.eventId as string,
+    at: normaliseAt(raw.at),
+    secretId: raw.secretId as string,
+    kind: raw.kind as string,
+  };
   for (const field of OPTIONAL_STRINGS) {
     if (raw[field] !== undefined && raw[field] !== null) event[field] = checkString(field, raw[field]);
   }
   if (raw.durationMs !== undefined && raw.durationMs !== null) {
     const d = raw.durationMs;
-    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) throw invalid('durationMs', 'must be a whole number of milliseconds, 0 or more');
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0)
+      throw invalid('durationMs', 'must be a whole number of milliseconds, 0 or more');
     event.durationMs = d;
   }
   if (raw.detail !== undefined && raw.detail !== null) event.detail = normaliseDetail(raw.detail);
@@ -95,12 +105,14 @@ function normaliseAt(at: unknown): string {
   if (typeof at !== 'string') throw invalid('at', 'must be an ISO 8601 time string');
   const time = new Date(at);
   const iso = Number.isNaN(time.getTime()) ? '' : time.toISOString();
-  if (!ISO_MS.test(iso)) throw invalid('at', `is not an ISO 8601 time between the years 1000 and 9999: ${JSON.stringify(at.slice(0, 64))}`);
+  if (!ISO_MS.test(iso))
+    throw invalid('at', `is not an ISO 8601 time between the years 1000 and 9999: ${JSON.stringify(at.slice(0, 64))}`);
   return iso;
 }
 
 function normaliseDetail(detail: unknown): NonNullable<AuditEvent['detail']> {
-  if (typeof detail !== 'object' || detail === null || Array.isArray(detail)) throw invalid('detail', 'must be an object of strings, numbers, booleans and nulls');
+  if (typeof detail !== 'object' || detail === null || Array.isArray(detail))
+    throw invalid('detail', 'must be an object of strings, numbers, booleans and nulls');
   const entries = Object.entries(detail).filter(([, v]) => v !== undefined);
   if (entries.length > MAX_DETAIL_KEYS) throw invalid('detail', `has more than ${MAX_DETAIL_KEYS} keys`);
   for (const [key, value] of entries) {
@@ -110,24 +122,60 @@ function normaliseDetail(detail: unknown): NonNullable<AuditEvent['detail']> {
     else if (typeof value === 'number') {
       if (!Number.isFinite(value)) throw invalid(field, 'must be a finite number');
     } else if (value !== null && typeof value !== 'boolean') {
-      throw invalid(field, `must be a string, number, boolean or null, not ${Array.isArray(value) ? 'an array' : typeof value}`);
+      throw invalid(
+        field,
+        `must be a string, number, boolean or null, not ${Array.isArray(value) ? 'an array' : typeof value}`,
+      );
     }
   }
   // fromEntries defines own properties, so a "__proto__" key stays data.
   const out = Object.fromEntries(entries) as NonNullable<AuditEvent['detail']>;
-  if (canonicalJson(out).length > MAX_DETAIL_CHARS) throw invalid('detail', `is larger than ${MAX_DETAIL_CHARS} characters of JSON`);
+  if (canonicalJson(out).length > MAX_DETAIL_CHARS)
+    throw invalid('detail', `is larger than ${MAX_DETAIL_CHARS} characters of JSON`);
   return out;
 }
 
 /** The fields a record's hash covers: the event's fields and its seq (not prevHash, hash or recordedAt). */
 function hashedFields(record: AuditEvent & { seq: number }): Record<string, unknown> {
-  const { seq, eventId, at, secretId, workflowId, runId, kind, step, phase, outcome, versionId, durationMs, actor, detail } = record;
-  return { seq, eventId, at, secretId, workflowId, runId, kind, step, phase, outcome, versionId, durationMs, actor, detail };
+  const {
+    seq,
+    eventId,
+    at,
+    secretId,
+    workflowId,
+    runId,
+    kind,
+    step,
+    phase,
+    outcome,
+    versionId,
+    durationMs,
+    actor,
+    detail,
+  } = record;
+  return {
+    seq,
+    eventId,
+    at,
+    secretId,
+    workflowId,
+    runId,
+    kind,
+    step,
+    phase,
+    outcome,
+    versionId,
+    durationMs,
+    actor,
+    detail,
+  };
 }
 
 /** sha256 hex of `prevHash + '\n' + canonicalJson(event fields + seq)`. */
 export function hashRecord(prevHash: string, record: AuditEvent & { seq: number }): string {
-  return createHash('sha256').update(`${prevHash}\n${canonicalJson(hashedFields(record))}`, 'utf8').digest('hex');
+  return createHash('sha256')
+    .update(`${prevHash}\n${canonicalJson(hashedFields(record))}`, 'utf8')
+    .digest('hex');
 }
 
 /** The next link: `event` (already normalised) at `seq`, chained to `prevHash`. */
@@ -154,7 +202,10 @@ export const CHAIN_START: ChainPosition = { rows: 0, seq: 0, hash: GENESIS_HASH 
  * - a seq not above the previous one → the records are out of order (or duplicated).
  * Deleting the newest rows leaves a valid, shorter chain: only a head hash kept elsewhere reveals that.
  */
-export function verifyLinks(records: readonly ChainedRecord[], from: ChainPosition = CHAIN_START): { position: ChainPosition; problems: ChainProblem[] } {
+export function verifyLinks(
+  records: readonly ChainedRecord[],
+  from: ChainPosition = CHAIN_START,
+): { position: ChainPosition; problems: ChainProblem[] } {
   const problems: ChainProblem[] = [];
   let position = from;
   for (const record of records) {
@@ -173,7 +224,9 @@ export function verifyLinks(records: readonly ChainedRecord[], from: ChainPositi
     const linked = record.prevHash === position.hash;
     if (record.seq > expected) {
       const missing = record.seq - 1 === expected ? `seq ${expected} is` : `seqs ${expected}..${record.seq - 1} are`;
-      const link = linked ? `, though seq ${record.seq}'s prev_hash matches ${previous}` : `: seq ${record.seq}'s prev_hash does not match ${previous}`;
+      const link = linked
+        ? `, though seq ${record.seq}'s prev_hash matches ${previous}`
+        : `: seq ${record.seq}'s prev_hash does not match ${previous}`;
       problems.push({ seq: expected, problem: `${missing} missing: deleted${link}` });
     } else if (!linked) {
       problems.push({ seq: record.seq, problem: `prev_hash does not match ${previous}: the link was edited` });

@@ -16,7 +16,10 @@ export const out = (line: string): void => void process.stdout.write(`${line}\n`
  * the total is unknown), on stderr and only
  * when stderr is a terminal and the output is not `--json`: pipes, files and machines never see it. `end()` clears it.
  */
-export function progress(label: string, json = false): { tick: (done: number, total: number) => void; end: () => void } {
+export function progress(
+  label: string,
+  json = false,
+): { tick: (done: number, total: number) => void; end: () => void } {
   if (json || !process.stderr.isTTY) return { tick: () => undefined, end: () => undefined };
   let shownAt = 0;
   let shown = false;

@@ -11,7 +11,11 @@ const CHURN = { max: 3, idleTimeoutMillis: 50 };
  * The demo's two applications, each serving a pooled query and a request with a login of its own in turn: one on
  * rotor-consumers, one that read its password at start (as most do today).
  */
-export function demoApplications(store: SecretStore, secretId: string, login: PostgresSecret): { rotating: Load; naive: Load; stop(): Promise<void> } {
+export function demoApplications(
+  store: SecretStore,
+  secretId: string,
+  login: PostgresSecret,
+): { rotating: Load; naive: Load; stop(): Promise<void> } {
   const cache = new SecretCache({ store, refreshIntervalMs: 60_000 });
   const pool = createRotatingPgPool({ cache, secretId, pool: CHURN });
   pool.on('error', () => undefined);
@@ -28,7 +32,13 @@ export function demoApplications(store: SecretStore, secretId: string, login: Po
     return pool.generation?.versionId ?? 'none';
   }, 2);
 
-  const config = { host: login.host, port: login.port, user: login.username, password: login.password, database: login.dbname };
+  const config = {
+    host: login.host,
+    port: login.port,
+    user: login.username,
+    password: login.password,
+    database: login.dbname,
+  };
   const fixed = new Pool({ ...CHURN, ...config });
   fixed.on('error', () => undefined);
   const naive = driveLoad(async (n) => {
@@ -59,7 +69,9 @@ export function demoApplications(store: SecretStore, secretId: string, login: Po
 /** "N requests served, F failed", with the count per version, or per error, for people. */
 export function describeLoad(load: Load): string {
   const served = load.total() - load.failures.length;
-  const versions = [...load.served.entries()].filter(([v]) => v !== 'static').map(([v, count]) => `version ${v}: ${count}`);
+  const versions = [...load.served.entries()]
+    .filter(([v]) => v !== 'static')
+    .map(([v, count]) => `version ${v}: ${count}`);
   const errors = new Map<string, number>();
   for (const code of load.failures) errors.set(code, (errors.get(code) ?? 0) + 1);
   const failed = [...errors.entries()].map(([code, count]) => `${code}: ${count}`);

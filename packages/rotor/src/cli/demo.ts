@@ -1,9 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import {
-  CreateSecretCommand,
-  ResourceExistsException,
-  SecretsManagerClient,
-} from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, ResourceExistsException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { NativeConnection } from '@temporalio/worker';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { Client as PgClient, escapeIdentifier } from 'pg';
@@ -35,7 +31,9 @@ export async function runDemo({ graceMs, write }: { graceMs: number; write: (lin
   const store = new AwsSecretsManagerStore();
   const admin = new URL(adminUrl);
 
-  write(`1. demo role ${DEMO_ROLE} on PostgreSQL ${admin.hostname}:${admin.port}, secret ${DEMO_SECRET} in ${store.description}`);
+  write(
+    `1. demo role ${DEMO_ROLE} on PostgreSQL ${admin.hostname}:${admin.port}, secret ${DEMO_SECRET} in ${store.description}`,
+  );
   await ensureDemoSecret(adminUrl, store);
 
   const before = await store.getByStage(DEMO_SECRET, Stage.current);
@@ -50,7 +48,9 @@ export async function runDemo({ graceMs, write }: { graceMs: number; write: (lin
   const connection = await NativeConnection.connect(connectionOptions);
   const worker = await createRotorWorker({ connection, namespace, taskQueue: DEMO_TASK_QUEUE, store });
   const running = worker.run();
-  write('3. two applications under load, a pooled query and a login per request in turn: one on rotor-consumers, one that read its password at start');
+  write(
+    '3. two applications under load, a pooled query and a login per request in turn: one on rotor-consumers, one that read its password at start',
+  );
   const apps = demoApplications(store, DEMO_SECRET, oldLogin);
   let appsStopped = false;
   const stopApps = async () => {
@@ -82,7 +82,9 @@ export async function runDemo({ graceMs, write }: { graceMs: number; write: (lin
     const oldWorks = await canLogIn(DEMO_SECRET, oldLogin);
     write('5. checks');
     write(`   AWSCURRENT is now version ${after?.versionId}; it logs in: ${yes(newWorks)}`);
-    write(`   the old password (version ${before.versionId}, now AWSPREVIOUS: ${yes(previous?.versionId === before.versionId)}) logs in: ${yes(oldWorks)}`);
+    write(
+      `   the old password (version ${before.versionId}, now AWSPREVIOUS: ${yes(previous?.versionId === before.versionId)}) logs in: ${yes(oldWorks)}`,
+    );
     write(`   AWSPENDING left behind: ${pending ? `version ${pending.versionId}` : 'none'}`);
     write(`   application on rotor-consumers: ${describeLoad(apps.rotating)}`);
     write(`   application that read its password at start: ${describeLoad(apps.naive)}`);

@@ -5,7 +5,8 @@ import { ErrorType, RotorError } from 'rotor-consumers/core';
 const GRPC_UNAVAILABLE = 14;
 const GRPC_DEADLINE_EXCEEDED = 4;
 /** How the Node gRPC client and the worker's native core (tonic) say a connection could not be made. */
-const TRANSPORT_ERROR = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|Failed to connect|transport error|tonic::transport|tcp connect error|dns error/i;
+const TRANSPORT_ERROR =
+  /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|Failed to connect|transport error|tonic::transport|tcp connect error|dns error/i;
 
 /** The reason inside a transport error, for people: `Connection refused` rather than the core's debug dump. */
 function transportReason(message: string): string {
@@ -36,7 +37,8 @@ export const ExitCode = {
  * has printed its own message already (usage, help, version), so its errors come back with an empty message.
  */
 export function describeError(error: unknown): { code: number; message: string } {
-  if (error instanceof CommanderError) return { code: error.exitCode === 0 ? ExitCode.ok : ExitCode.usage, message: '' };
+  if (error instanceof CommanderError)
+    return { code: error.exitCode === 0 ? ExitCode.ok : ExitCode.usage, message: '' };
   if (error instanceof RotorError) {
     switch (error.type) {
       case ErrorType.SecretNotFound:
@@ -48,7 +50,10 @@ export function describeError(error: unknown): { code: number; message: string }
       case ErrorType.UnsupportedEngine:
         return { code: ExitCode.usage, message: error.message };
       case ErrorType.Unavailable:
-        return { code: ExitCode.unavailable, message: `${error.message} — check that it is up and reachable from here` };
+        return {
+          code: ExitCode.unavailable,
+          message: `${error.message} — check that it is up and reachable from here`,
+        };
       default:
         return { code: ExitCode.internal, message: error.message };
     }
@@ -63,7 +68,8 @@ export function describeError(error: unknown): { code: number; message: string }
   });
   if (isGrpcServiceError(error) || error instanceof ServiceError) {
     const grpc = isGrpcServiceError(error) ? error : isGrpcServiceError(error.cause) ? error.cause : undefined;
-    if (!grpc || grpc.code === GRPC_UNAVAILABLE || grpc.code === GRPC_DEADLINE_EXCEEDED) return unreachable(messageWithCause(error));
+    if (!grpc || grpc.code === GRPC_UNAVAILABLE || grpc.code === GRPC_DEADLINE_EXCEEDED)
+      return unreachable(messageWithCause(error));
     return { code: ExitCode.internal, message: `Temporal at ${address} refused: ${messageWithCause(error)}` };
   }
   if (error instanceof Error && TRANSPORT_ERROR.test(error.message)) return unreachable(transportReason(error.message));
@@ -84,6 +90,7 @@ export function exitCodeForFailure(errorType: string | undefined): number {
 }
 
 function messageWithCause(error: Error): string {
-  const cause = error.cause instanceof Error && !error.message.includes(error.cause.message) ? `: ${error.cause.message}` : '';
+  const cause =
+    error.cause instanceof Error && !error.message.includes(error.cause.message) ? `: ${error.cause.message}` : '';
   return `${error.message}${cause}`;
 }

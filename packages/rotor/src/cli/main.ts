@@ -47,7 +47,10 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
     .description('rotate a secret now (joins the rotation already running for it, if any)')
     .addHelpText('after', examples('rotor rotate prod/db/orders --grace 2h --wait'))
     .argument('<secretId>', 'the secret id or ARN in the store')
-    .option('--grace <duration>', "how long the previous credential stays valid (default: the secret's rotor.yaml grace, else ROTOR_DEFAULT_GRACE or 1h)")
+    .option(
+      '--grace <duration>',
+      "how long the previous credential stays valid (default: the secret's rotor.yaml grace, else ROTOR_DEFAULT_GRACE or 1h)",
+    )
     .option('--wait', 'follow the steps as they happen; exit 0 only when the rotation completes')
     .option('--json', 'print JSON for machines')
     .action(action(rotateCommand));
@@ -71,16 +74,23 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
 
   program
     .command('check')
-    .description('check, changing nothing, everything a rotation will need: store, shape, policies, logins, stray AWSPENDING')
+    .description(
+      'check, changing nothing, everything a rotation will need: store, shape, policies, logins, stray AWSPENDING',
+    )
     .addHelpText('after', examples('rotor check -f rotor.yaml', 'rotor check prod/db/orders'))
     .argument('[secretId...]', 'secrets to check (default: every secret of rotor.yaml)')
-    .option('-f, --file <path>', "rotor.yaml: its secrets, and each one's strategy and retirement (default ROTOR_CONFIG)")
+    .option(
+      '-f, --file <path>',
+      "rotor.yaml: its secrets, and each one's strategy and retirement (default ROTOR_CONFIG)",
+    )
     .option('--json', 'print one report per secret for machines')
     .action(action(checkCommand));
 
   program
     .command('setup')
-    .description('PostgreSQL pairs: a NOLOGIN owner role both logins act as, applied through the admin secret (optional: pairs work without it)')
+    .description(
+      'PostgreSQL pairs: a NOLOGIN owner role both logins act as, applied through the admin secret (optional: pairs work without it)',
+    )
     .addHelpText('after', examples('rotor setup prod/db/orders --dry-run'))
     .argument('<secretId>')
     .option('--dry-run', 'print the plan and change nothing')
@@ -89,7 +99,9 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
 
   program
     .command('apply')
-    .description('reconcile one Temporal Schedule per secret of rotor.yaml: print the plan, then create, update, pause, delete')
+    .description(
+      'reconcile one Temporal Schedule per secret of rotor.yaml: print the plan, then create, update, pause, delete',
+    )
     .addHelpText('after', examples('rotor apply -f rotor.yaml --dry-run', 'rotor apply -f rotor.yaml --prune'))
     .option('-f, --file <path>', 'the rotor.yaml to apply (default ROTOR_CONFIG)')
     .option('--dry-run', 'print the plan and change nothing')
@@ -115,7 +127,9 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
       .argument('<secretId>')
       .option('--note <text>', 'why, shown by `rotor schedules` with who did it')
       .option('--json', 'print JSON for machines')
-      .action(action((secretId: string, opts: { note?: string; json?: boolean }) => pauseCommand(secretId, paused, opts)));
+      .action(
+        action((secretId: string, opts: { note?: string; json?: boolean }) => pauseCommand(secretId, paused, opts)),
+      );
   }
 
   program
@@ -131,7 +145,9 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
     .command('audit')
     .description('the audit trail (ROTOR_AUDIT_URL)')
     .command('verify')
-    .description('check the hash chain: any edited or deleted event is reported; prints the head hash to anchor elsewhere')
+    .description(
+      'check the hash chain: any edited or deleted event is reported; prints the head hash to anchor elsewhere',
+    )
     .addHelpText('after', examples('rotor audit verify --anchor 1042:9f2c…'))
     .option('--anchor <seq:hash>', 'a head printed by an earlier verify: also check that row is still there, unchanged')
     .option('--json', 'print JSON for machines')
@@ -139,7 +155,9 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
 
   program
     .command('rollback')
-    .description('roll back: the running rotation unwinds, or with none running AWSPREVIOUS is reinstated in the target and the store')
+    .description(
+      'roll back: the running rotation unwinds, or with none running AWSPREVIOUS is reinstated in the target and the store',
+    )
     .addHelpText('after', examples("rotor rollback prod/db/orders --reason 'errors after the switch' --wait"))
     .argument('<secretId>')
     .option('--reason <text>', 'why, recorded in the rotation status')

@@ -31,10 +31,14 @@ export function createTimelinePrinter(write: (line: string) => void): (status: R
         if (status.bake) write(`  ⧗ bake       watching consumers' logins until ${status.bake.endsAt}`);
       }
       if (status.phase === 'publishing' && status.holdUntil) {
-        write(`  ⧗ publishing until ${status.holdUntil}: the new key is published; it signs once every verifier can know it`);
+        write(
+          `  ⧗ publishing until ${status.holdUntil}: the new key is published; it signs once every verifier can know it`,
+        );
       }
       if (status.phase === 'awaiting-sessions') {
-        write(`  ⧗ sessions   ${status.liveSessions ?? '?'} live on the previous login; retiring when they end (at the latest ${status.sessionsWaitEndsAt})`);
+        write(
+          `  ⧗ sessions   ${status.liveSessions ?? '?'} live on the previous login; retiring when they end (at the latest ${status.sessionsWaitEndsAt})`,
+        );
       }
     }
   };
@@ -52,12 +56,17 @@ export function renderStatus(status: RotationStatus): string {
     `pending    ${status.versions.pending ?? '-'}`,
     `started    ${status.startedAt}`,
   ];
-  if (status.holdUntil && status.phase === 'publishing') lines.push(`published  the new version becomes current at ${status.holdUntil}`);
+  if (status.holdUntil && status.phase === 'publishing')
+    lines.push(`published  the new version becomes current at ${status.holdUntil}`);
   if (status.graceEndsAt) lines.push(`grace end  ${status.graceEndsAt}`);
   if (status.bake) lines.push(`bake       ${bakeLine(status.bake)}`);
-  if (status.sessionsWaitEndsAt) lines.push(`sessions   ${status.liveSessions ?? '?'} live on the previous login; waiting until ${status.sessionsWaitEndsAt}`);
+  if (status.sessionsWaitEndsAt)
+    lines.push(
+      `sessions   ${status.liveSessions ?? '?'} live on the previous login; waiting until ${status.sessionsWaitEndsAt}`,
+    );
   if (status.endedAt) lines.push(`ended      ${status.endedAt}`);
-  if (status.trigger) lines.push(`trigger    ${status.trigger.kind}${status.trigger.by ? ` by ${status.trigger.by}` : ''}`);
+  if (status.trigger)
+    lines.push(`trigger    ${status.trigger.kind}${status.trigger.by ? ` by ${status.trigger.by}` : ''}`);
   if (status.rollbackReason) lines.push(`rollback   ${status.rollbackReason}`);
   if (status.lastError) lines.push(`last error ${status.lastError}`);
   if (status.steps.length > 0) lines.push('steps', ...status.steps.map(stepLine));
@@ -77,7 +86,11 @@ export function bakeLine(bake: BakeStatus): string {
 /** A plain table: a header row and left-aligned columns, as `kubectl get` prints them. */
 export function renderTable(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
 }
 

@@ -2,7 +2,12 @@
  * `fn` over `items` with at most `limit` calls in flight, results in the items' order. `onEach` hears how many are
  * done after each one. The first error stops new calls; it is thrown once the calls in flight have settled.
  */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>, onEach?: (done: number) => void): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+  onEach?: (done: number) => void,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   let done = 0;

@@ -9,10 +9,23 @@
  *   const outcome = await rotor.wait('prod/db/app');
  *   console.log(outcome.outcome); // 'completed', 'rolled-back' or 'failed'
  */
-export { RotationClient, type RollbackOptions, type RotateOptions, type RotationOutcome, type StartedRotation } from './rotation-client';
+export {
+  RotationClient,
+  type RollbackOptions,
+  type RotateOptions,
+  type RotationOutcome,
+  type StartedRotation,
+} from './rotation-client';
 export { ScheduleManager, planSummary, type ApplyPlan, type PlanEntry, type ScheduleView } from './schedule-manager';
 export { secretsOverview, type SecretOverview } from './overview';
-export { loadConfig, parseConfig, ConfigError, type RotorConfig, type ManagedSecret, type ConfigProblem } from '../config/rotor-config';
+export {
+  loadConfig,
+  parseConfig,
+  ConfigError,
+  type RotorConfig,
+  type ManagedSecret,
+  type ConfigProblem,
+} from '../config/rotor-config';
 export { parseDuration, formatDuration } from 'rotor-consumers/core';
 export { ErrorType, RotorError, InvalidInputError, NotRotatingError } from 'rotor-consumers/core';
 export type { SecretCheck, SecretCheckReport, SetupPlan, SetupStatement } from '../shared/reports';

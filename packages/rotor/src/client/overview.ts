@@ -33,15 +33,23 @@ export async function secretsOverview(
   const runs = new Map<string, WorkflowExecutionInfo[]>();
   const seen = new Set<string>();
   let read = 0;
-  await mapLimit(rotationQueries(states.map((st) => st.secretId), Boolean(options.all)), 8, async (query) => {
-    for await (const info of client.workflow.list({ query })) {
-      options.onProgress?.(++read, 0);
-      const secretId = info.typedSearchAttributes.get(SearchAttribute.secretId) ?? secretIdOfWorkflow(info.workflowId);
-      if (!secretId || info.workflowId !== rotationWorkflowId(secretId) || seen.has(info.runId)) continue;
-      seen.add(info.runId);
-      runs.set(secretId, [...(runs.get(secretId) ?? []), info]);
-    }
-  });
+  await mapLimit(
+    rotationQueries(
+      states.map((st) => st.secretId),
+      Boolean(options.all),
+    ),
+    8,
+    async (query) => {
+      for await (const info of client.workflow.list({ query })) {
+        options.onProgress?.(++read, 0);
+        const secretId =
+          info.typedSearchAttributes.get(SearchAttribute.secretId) ?? secretIdOfWorkflow(info.workflowId);
+        if (!secretId || info.workflowId !== rotationWorkflowId(secretId) || seen.has(info.runId)) continue;
+        seen.add(info.runId);
+        runs.set(secretId, [...(runs.get(secretId) ?? []), info]);
+      }
+    },
+  );
   const scheduled = new Map(states.map((st) => [st.secretId, st]));
   const running = [...runs].filter(([, history]) => history.some((r) => r.status.name === 'RUNNING')).map(([id]) => id);
   const others = options.all ? [...runs.keys()] : running;
@@ -95,7 +103,10 @@ function stateOf(run: WorkflowExecutionInfo): SecretOverview['state'] {
 }
 
 function phaseOf(run: WorkflowExecutionInfo): Phase | undefined {
-  return (run.typedSearchAttributes.get(SearchAttribute.phase) as Phase | undefined) ?? (memoOf(run).phase as Phase | undefined);
+  return (
+    (run.typedSearchAttributes.get(SearchAttribute.phase) as Phase | undefined) ??
+    (memoOf(run).phase as Phase | undefined)
+  );
 }
 
 function failureOf(run: WorkflowExecutionInfo): { at: string; message: string } {

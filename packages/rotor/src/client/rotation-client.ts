@@ -11,14 +11,39 @@ import {
 } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { BakePolicy } from '../shared/bake';
-import { DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_UI_URL, MAX_GRACE, MAX_GRACE_MS, rotationWorkflowId, SearchAttribute, temporalUiLink } from '../shared/constants';
+import {
+  DEFAULT_TASK_QUEUE,
+  DEFAULT_TEMPORAL_UI_URL,
+  MAX_GRACE,
+  MAX_GRACE_MS,
+  rotationWorkflowId,
+  SearchAttribute,
+  temporalUiLink,
+} from '../shared/constants';
 import { formatDuration } from 'rotor-consumers/core';
 import { ErrorType, InvalidInputError, NotRotatingError, RotorError } from 'rotor-consumers/core';
 import { compact } from '../shared/compact';
 import type { SecretCheckReport, SetupPlan } from '../shared/reports';
-import type { OperatorAnswer, RollbackInput, RotationOverrides, RotationFailureDetails, RotationInput, RotationResult, RotationStatus } from '../shared/types';
+import type {
+  OperatorAnswer,
+  RollbackInput,
+  RotationOverrides,
+  RotationFailureDetails,
+  RotationInput,
+  RotationResult,
+  RotationStatus,
+} from '../shared/types';
 import { actorOf, rotationSummary, TERMINAL_PHASES } from '../shared/types';
-import { endGraceUpdate, extendGraceUpdate, preflightCheck, rollbackSecret, setupPair, rollbackUpdate, rotateSecret, statusQuery } from '../workflows';
+import {
+  endGraceUpdate,
+  extendGraceUpdate,
+  preflightCheck,
+  rollbackSecret,
+  setupPair,
+  rollbackUpdate,
+  rotateSecret,
+  statusQuery,
+} from '../workflows';
 
 /** How to rotate: the rotation's input without the secret id (grace, trigger, policy, overrides, reporting). */
 export type RotateOptions = Omit<RotationInput, 'secretId'>;
@@ -70,7 +95,9 @@ export class RotationClient {
     assertSecretId(secretId);
     if (!(options.graceMs >= 0)) throw new InvalidInputError(`grace: ${options.graceMs} is not a duration`);
     if (options.graceMs > MAX_GRACE_MS) {
-      throw new InvalidInputError(`grace: ${formatDuration(options.graceMs)} is longer than the maximum grace period of ${MAX_GRACE}`);
+      throw new InvalidInputError(
+        `grace: ${formatDuration(options.graceMs)} is longer than the maximum grace period of ${MAX_GRACE}`,
+      );
     }
     if (options.bake) assertBake(options.bake, options.graceMs);
     const requestId = randomUUID();
@@ -142,14 +169,20 @@ export class RotationClient {
       (error): RotationOutcome => {
         if (error instanceof WorkflowFailedError) {
           const cause = error.cause;
-          const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as RotationFailureDetails | undefined) : undefined;
+          const details =
+            cause instanceof ApplicationFailure
+              ? (cause.details?.[0] as RotationFailureDetails | undefined)
+              : undefined;
           return { outcome: 'failed', message: cause?.message ?? error.message, ...(details ? { details } : {}) };
         }
         throw error;
       },
     );
     let finished: RotationOutcome | undefined;
-    void done.then((o) => (finished = o), () => undefined);
+    void done.then(
+      (o) => (finished = o),
+      () => undefined,
+    );
     while (!finished) {
       if (onStatus) {
         try {
@@ -179,7 +212,12 @@ export class RotationClient {
    * the previous version. When none runs, starts a rollback of its own under the secret's workflow id
    * (`rollbackSecret`): AWSPREVIOUS reinstated in the target and the store, then tested (`started: true`).
    */
-  async rollback(secretId: string, reason?: string, by?: string, options: RollbackOptions = {}): Promise<StartedRotation> {
+  async rollback(
+    secretId: string,
+    reason?: string,
+    by?: string,
+    options: RollbackOptions = {},
+  ): Promise<StartedRotation> {
     assertSecretId(secretId);
     const workflowId = rotationWorkflowId(secretId);
     if (!(await this.isRunning(workflowId))) {
@@ -187,7 +225,15 @@ export class RotationClient {
         const handle = await this.client.workflow.start(rollbackSecret, {
           workflowId,
           taskQueue: this.taskQueue,
-          args: [compact<RollbackInput>({ secretId, reason, trigger: options.trigger ?? { kind: 'api', ...(by ? { by } : {}) }, maxStepAttempts: options.maxStepAttempts, reporting: options.reporting })],
+          args: [
+            compact<RollbackInput>({
+              secretId,
+              reason,
+              trigger: options.trigger ?? { kind: 'api', ...(by ? { by } : {}) },
+              maxStepAttempts: options.maxStepAttempts,
+              reporting: options.reporting,
+            }),
+          ],
           staticSummary: `roll back ${secretId} to AWSPREVIOUS · ${actorOf(options.trigger ?? { kind: 'api', ...(by ? { by } : {}) })}`,
           workflowIdConflictPolicy: 'FAIL',
           workflowIdReusePolicy: 'ALLOW_DUPLICATE',
@@ -203,7 +249,9 @@ export class RotationClient {
       }
     }
     const handle = await this.runningHandle(secretId, 'roll back');
-    await this.request(secretId, () => handle.executeUpdate(rollbackUpdate, { args: [{ ...(reason ? { reason } : {}), ...(by ? { by } : {}) }] }));
+    await this.request(secretId, () =>
+      handle.executeUpdate(rollbackUpdate, { args: [{ ...(reason ? { reason } : {}), ...(by ? { by } : {}) }] }),
+    );
     return { secretId, workflowId: handle.workflowId, runId: (await handle.describe()).runId, started: false };
   }
 
@@ -213,9 +261,14 @@ export class RotationClient {
    */
   async extendGrace(secretId: string, byMs: number, by?: string): Promise<OperatorAnswer> {
     if (!(byMs > 0)) throw new InvalidInputError(`extend by: ${byMs} is not a positive duration`);
-    if (byMs > MAX_GRACE_MS) throw new InvalidInputError(`extend by: ${formatDuration(byMs)} is longer than the maximum grace period of ${MAX_GRACE}`);
+    if (byMs > MAX_GRACE_MS)
+      throw new InvalidInputError(
+        `extend by: ${formatDuration(byMs)} is longer than the maximum grace period of ${MAX_GRACE}`,
+      );
     const handle = await this.runningHandle(secretId, 'extend the grace period of');
-    return this.request(secretId, () => handle.executeUpdate(extendGraceUpdate, { args: [{ byMs, ...(by ? { by } : {}) }] }));
+    return this.request(secretId, () =>
+      handle.executeUpdate(extendGraceUpdate, { args: [{ byMs, ...(by ? { by } : {}) }] }),
+    );
   }
 
   /** Ends the grace period of the running rotation now: it goes on to retire the previous credential. */
@@ -231,13 +284,15 @@ export class RotationClient {
    */
   async check(secretId: string, overrides?: RotationOverrides, graceMs?: number): Promise<SecretCheckReport> {
     assertSecretId(secretId);
-    return this.onWorker(secretId, () => this.client.workflow.execute(preflightCheck, {
-      workflowId: `rotor/check/${secretId}/${randomUUID()}`,
-      taskQueue: this.taskQueue,
-      args: [compact({ secretId, overrides, graceMs })],
-      staticSummary: `check ${secretId}`,
-      workflowExecutionTimeout: '2m',
-    }));
+    return this.onWorker(secretId, () =>
+      this.client.workflow.execute(preflightCheck, {
+        workflowId: `rotor/check/${secretId}/${randomUUID()}`,
+        taskQueue: this.taskQueue,
+        args: [compact({ secretId, overrides, graceMs })],
+        staticSummary: `check ${secretId}`,
+        workflowExecutionTimeout: '2m',
+      }),
+    );
   }
 
   /**
@@ -246,17 +301,23 @@ export class RotationClient {
    */
   async setup(secretId: string, options: { dryRun: boolean }): Promise<SetupPlan> {
     assertSecretId(secretId);
-    return this.onWorker(secretId, () => this.client.workflow.execute(setupPair, {
-      workflowId: `rotor/setup/${secretId}/${randomUUID()}`,
-      taskQueue: this.taskQueue,
-      args: [{ secretId, dryRun: options.dryRun }],
-      staticSummary: `${options.dryRun ? 'plan the setup of' : 'set up'} ${secretId}`,
-      workflowExecutionTimeout: '3m',
-    }));
+    return this.onWorker(secretId, () =>
+      this.client.workflow.execute(setupPair, {
+        workflowId: `rotor/setup/${secretId}/${randomUUID()}`,
+        taskQueue: this.taskQueue,
+        args: [{ secretId, dryRun: options.dryRun }],
+        staticSummary: `${options.dryRun ? 'plan the setup of' : 'set up'} ${secretId}`,
+        workflowExecutionTimeout: '3m',
+      }),
+    );
   }
 
   /** The Temporal UI page of the secret's rotation, when ROTOR_TEMPORAL_UI_URL (or a local default) is known. */
-  uiLink(workflowId: string, runId: string, uiBase = process.env.ROTOR_TEMPORAL_UI_URL || DEFAULT_TEMPORAL_UI_URL): string {
+  uiLink(
+    workflowId: string,
+    runId: string,
+    uiBase = process.env.ROTOR_TEMPORAL_UI_URL || DEFAULT_TEMPORAL_UI_URL,
+  ): string {
     return temporalUiLink(uiBase, this.client.options.namespace, workflowId, runId);
   }
 
@@ -273,8 +334,10 @@ export class RotationClient {
   private async runningHandle(secretId: string, what: string) {
     assertSecretId(secretId);
     const handle = this.client.workflow.getHandle(rotationWorkflowId(secretId));
-    if (!(await this.isRunning(handle.workflowId))) throw new NotRotatingError(secretId, `no rotation is running, nothing to ${what}`);
-    if ((await handle.query(statusQuery)).operation === 'rollback') throw new NotRotatingError(secretId, 'a rollback is running: it takes no requests');
+    if (!(await this.isRunning(handle.workflowId)))
+      throw new NotRotatingError(secretId, `no rotation is running, nothing to ${what}`);
+    if ((await handle.query(statusQuery)).operation === 'rollback')
+      throw new NotRotatingError(secretId, 'a rollback is running: it takes no requests');
     return handle;
   }
 
@@ -300,7 +363,8 @@ export class RotationClient {
     try {
       return await send();
     } catch (error) {
-      if (error instanceof WorkflowUpdateFailedError) throw new NotRotatingError(secretId, `refused: ${error.cause?.message ?? error.message}`);
+      if (error instanceof WorkflowUpdateFailedError)
+        throw new NotRotatingError(secretId, `refused: ${error.cause?.message ?? error.message}`);
       throw error;
     }
   }
@@ -328,10 +392,17 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 function assertBake(bake: BakePolicy, graceMs: number): void {
   const problems: string[] = [];
   if (!(bake.windowMs > 0)) problems.push(`windowMs: ${bake.windowMs} is not a positive duration`);
-  if (!(bake.maxWindowMs >= bake.windowMs)) problems.push(`maxWindowMs: ${bake.maxWindowMs} is shorter than the window`);
-  if (!(Number.isInteger(bake.minEvents) && bake.minEvents >= 1)) problems.push(`minEvents: ${bake.minEvents} is not a whole number of at least 1`);
-  if (!(Number.isInteger(bake.minInstances) && bake.minInstances >= 1)) problems.push(`minInstances: ${bake.minInstances} is not a whole number of at least 1`);
-  if (!(bake.maxFailureShare >= 0 && bake.maxFailureShare < 1)) problems.push(`maxFailureShare: ${bake.maxFailureShare} is not from 0 to below 1`);
-  if (bake.windowMs > graceMs) problems.push(`windowMs: ${formatDuration(bake.windowMs)} is longer than grace (${formatDuration(graceMs)}): the bake must fit in grace`);
+  if (!(bake.maxWindowMs >= bake.windowMs))
+    problems.push(`maxWindowMs: ${bake.maxWindowMs} is shorter than the window`);
+  if (!(Number.isInteger(bake.minEvents) && bake.minEvents >= 1))
+    problems.push(`minEvents: ${bake.minEvents} is not a whole number of at least 1`);
+  if (!(Number.isInteger(bake.minInstances) && bake.minInstances >= 1))
+    problems.push(`minInstances: ${bake.minInstances} is not a whole number of at least 1`);
+  if (!(bake.maxFailureShare >= 0 && bake.maxFailureShare < 1))
+    problems.push(`maxFailureShare: ${bake.maxFailureShare} is not from 0 to below 1`);
+  if (bake.windowMs > graceMs)
+    problems.push(
+      `windowMs: ${formatDuration(bake.windowMs)} is longer than grace (${formatDuration(graceMs)}): the bake must fit in grace`,
+    );
   if (problems.length > 0) throw new InvalidInputError(`bake: ${problems.join('; ')}`);
 }

@@ -70,7 +70,12 @@ export class ScheduleManager {
     );
     const kept: string[] = [];
     // Only schedules of this worker fleet (task queue): other teams' rotor.yaml files share the namespace.
-    const descriptions = await mapLimit(others, this.concurrency, (id) => this.describe(id), tick && ((done) => tick(config.secrets.length + done)));
+    const descriptions = await mapLimit(
+      others,
+      this.concurrency,
+      (id) => this.describe(id),
+      tick && ((done) => tick(config.secrets.length + done)),
+    );
     others.forEach((secretId, i) => {
       const description = descriptions[i];
       if (!description || description.action.taskQueue !== this.taskQueue) return;
@@ -110,14 +115,22 @@ export class ScheduleManager {
       spec: options.spec,
       action: options.action,
       policies: options.policies,
-      state: secret.paused === undefined ? { paused: previous.state.paused, note: previous.state.note } : { paused: secret.paused, note: options.state?.note },
+      state:
+        secret.paused === undefined
+          ? { paused: previous.state.paused, note: previous.state.note }
+          : { paused: secret.paused, note: options.state?.note },
     }));
   }
 
   /** Every rotor-managed schedule, with its next run and how its last run ended. */
   async list(options: { onProgress?: Progress } = {}): Promise<ScheduleView[]> {
     const summaries = await this.managedSummaries();
-    const views = await mapLimit(summaries, this.concurrency, (summary) => this.view(secretIdOf(summary)), options.onProgress && ((done) => options.onProgress!(done, summaries.length)));
+    const views = await mapLimit(
+      summaries,
+      this.concurrency,
+      (summary) => this.view(secretIdOf(summary)),
+      options.onProgress && ((done) => options.onProgress!(done, summaries.length)),
+    );
     return views.filter((v): v is ScheduleView => v !== undefined).sort((a, b) => a.secretId.localeCompare(b.secretId));
   }
 
@@ -150,7 +163,9 @@ export class ScheduleManager {
       paused: description.state.paused,
       ...(description.state.note ? { note: description.state.note } : {}),
       ...(next && !description.state.paused ? { nextRunAt: next.toISOString() } : {}),
-      ...(last ? { lastRun: { at: last.takenAt.toISOString(), result: await this.resultOf(last.action.workflow) } } : {}),
+      ...(last
+        ? { lastRun: { at: last.takenAt.toISOString(), result: await this.resultOf(last.action.workflow) } }
+        : {}),
     };
   }
 
@@ -187,7 +202,10 @@ export class ScheduleManager {
 
   private async mustExist(secretId: string): Promise<void> {
     if (!(await this.describe(secretId))) {
-      throw new NotRotatingError(secretId, 'has no rotor schedule — declare it in rotor.yaml and run `rotor apply -f rotor.yaml`');
+      throw new NotRotatingError(
+        secretId,
+        'has no rotor schedule — declare it in rotor.yaml and run `rotor apply -f rotor.yaml`',
+      );
     }
   }
 
@@ -198,7 +216,8 @@ export class ScheduleManager {
   /** Every schedule with rotor's id prefix, managed by rotor or not. */
   private async summaries(): Promise<ScheduleSummary[]> {
     const out: ScheduleSummary[] = [];
-    for await (const summary of this.client.schedule.list()) if (summary.scheduleId.startsWith(SCHEDULE_ID_PREFIX)) out.push(summary);
+    for await (const summary of this.client.schedule.list())
+      if (summary.scheduleId.startsWith(SCHEDULE_ID_PREFIX)) out.push(summary);
     return out;
   }
 
@@ -230,5 +249,7 @@ function isManaged(summary: ScheduleSummary): boolean {
 }
 
 function secretIdOf(summary: ScheduleSummary): string {
-  return typeof summary.memo?.secretId === 'string' ? summary.memo.secretId : summary.scheduleId.slice(SCHEDULE_ID_PREFIX.length);
+  return typeof summary.memo?.secretId === 'string'
+    ? summary.memo.secretId
+    : summary.scheduleId.slice(SCHEDULE_ID_PREFIX.length);
 }

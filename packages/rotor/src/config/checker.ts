@@ -119,14 +119,16 @@ export class Checker {
     if (typeof value === 'number' || (typeof value === 'string' && /^\s*\d+\s*$/.test(value))) {
       return this.add(node.path, `${describe(value)} has no unit ${DURATION_EXAMPLES}`);
     }
-    if (typeof value !== 'string') return this.add(node.path, `expected a duration ${DURATION_EXAMPLES}, got ${describe(value)}`);
+    if (typeof value !== 'string')
+      return this.add(node.path, `expected a duration ${DURATION_EXAMPLES}, got ${describe(value)}`);
     let ms: number;
     try {
       ms = parseDuration(value);
     } catch {
       return this.add(node.path, `${describe(value)} is not a duration ${DURATION_EXAMPLES}`);
     }
-    if (ms < minMs) return this.add(node.path, `${describe(value)} is shorter than the minimum of ${formatDuration(minMs)}`);
+    if (ms < minMs)
+      return this.add(node.path, `${describe(value)} is shorter than the minimum of ${formatDuration(minMs)}`);
     if (max && ms > max.ms) return this.add(node.path, `${describe(value)} is longer than the maximum of ${max.text}`);
     return ms;
   }
@@ -188,7 +190,6 @@ function editDistance(a: string, b: string): number {
   }
   return previous[b.length]!;
 }
-
 
 /** The parsed YAML; syntax errors (duplicate keys included) become problems at `line L, column C`. */
 export function readYaml(c: Checker, text: string): unknown {

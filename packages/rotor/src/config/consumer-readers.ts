@@ -23,17 +23,27 @@ export function readReports(c: Checker, node: Node): RotorConfig['reports'] {
     const token = c.section(item, TOKEN_KEYS);
     if (!token) continue;
     const name = c.string(token.at('name'));
-    if (name !== undefined && !TOKEN_NAME.test(name)) c.add(token.at('name').path, `${JSON.stringify(name)} is not a token name (1 to 63 of a-z, 0-9, _ and -)`);
-    else if (name !== undefined && tokens.some((t) => t.name === name)) c.add(token.at('name').path, `${JSON.stringify(name)} is declared twice`);
+    if (name !== undefined && !TOKEN_NAME.test(name))
+      c.add(token.at('name').path, `${JSON.stringify(name)} is not a token name (1 to 63 of a-z, 0-9, _ and -)`);
+    else if (name !== undefined && tokens.some((t) => t.name === name))
+      c.add(token.at('name').path, `${JSON.stringify(name)} is declared twice`);
     const tokenFromEnv = c.string(token.at('tokenFromEnv'));
-    if (tokenFromEnv !== undefined && !ENV_NAME.test(tokenFromEnv)) c.add(token.at('tokenFromEnv').path, `${JSON.stringify(tokenFromEnv)} is not an environment variable name`);
+    if (tokenFromEnv !== undefined && !ENV_NAME.test(tokenFromEnv))
+      c.add(token.at('tokenFromEnv').path, `${JSON.stringify(tokenFromEnv)} is not an environment variable name`);
     const secrets = readScopes(c, token.at('secrets'));
     c.present(token.at('name'));
-    c.present(token.at('tokenFromEnv'), ' (the environment variable holding the token: tokens are never written in rotor.yaml)');
+    c.present(
+      token.at('tokenFromEnv'),
+      ' (the environment variable holding the token: tokens are never written in rotor.yaml)',
+    );
     c.present(token.at('secrets'), ' (the secret ids, or prefixes ending in *, this token may report on)');
     if (name && tokenFromEnv && secrets) tokens.push({ name, tokenFromEnv, secrets });
   }
-  if (port > 0 && tokens.length === 0) c.add(section.at('tokens').path, 'is required when reports.port is set: the endpoint takes reports only with a token');
+  if (port > 0 && tokens.length === 0)
+    c.add(
+      section.at('tokens').path,
+      'is required when reports.port is set: the endpoint takes reports only with a token',
+    );
   return { port, host, tokens };
 }
 
@@ -46,7 +56,8 @@ function readScopes(c: Checker, node: Node): string[] | undefined {
   for (const item of items) {
     const scope = c.string(item);
     if (scope === undefined) continue;
-    if (scope === '' || scope.indexOf('*') !== scope.length - 1 && scope.includes('*')) c.add(item.path, `${describe(scope)} is not a secret id or a prefix ending in *`);
+    if (scope === '' || (scope.indexOf('*') !== scope.length - 1 && scope.includes('*')))
+      c.add(item.path, `${describe(scope)} is not a secret id or a prefix ending in *`);
     else scopes.push(scope);
   }
   return scopes;
@@ -77,9 +88,16 @@ export function readBake(c: Checker, node: Node, graceMs: number | undefined): B
     maxWindowMs: maxWindowMs ?? (windowMs ?? 0) * 4,
   };
   if (windowMs === undefined) return undefined;
-  if (policy.maxWindowMs < windowMs) c.add(section.at('maxWindow').path, `${formatDuration(policy.maxWindowMs)} is shorter than the window (${formatDuration(windowMs)})`);
+  if (policy.maxWindowMs < windowMs)
+    c.add(
+      section.at('maxWindow').path,
+      `${formatDuration(policy.maxWindowMs)} is shorter than the window (${formatDuration(windowMs)})`,
+    );
   if (graceMs !== undefined && windowMs > graceMs) {
-    c.add(section.at('window').path, `${formatDuration(windowMs)} is longer than grace (${formatDuration(graceMs)}): the bake must fit in grace, while the previous credential still works`);
+    c.add(
+      section.at('window').path,
+      `${formatDuration(windowMs)} is longer than grace (${formatDuration(graceMs)}): the bake must fit in grace, while the previous credential still works`,
+    );
   }
   return policy;
 }

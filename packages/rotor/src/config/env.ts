@@ -26,15 +26,24 @@ const envSchema = z.object({
   /** rotor.yaml, when `-f` is not given: `rotor worker` (alert routes, guards, metrics), `rotor apply`, `rotor validate`. */
   ROTOR_CONFIG: z.string().min(1).optional(),
   /** The audit trail's PostgreSQL database. `rotor worker` needs it, unless ROTOR_AUDIT_DISABLED=true. */
-  ROTOR_AUDIT_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  ROTOR_AUDIT_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional(),
   /** Run `rotor worker` without an audit trail (events go to its log only). A choice made out loud, never a default. */
-  ROTOR_AUDIT_DISABLED: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  ROTOR_AUDIT_DISABLED: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
   /** Overrides rotor.yaml's metrics.port: the port of the worker's /metrics (0 turns it off). */
   ROTOR_METRICS_PORT: z.coerce.number().int().min(0).max(65_535).optional(),
   /** Overrides rotor.yaml's reports.port (0 turns the endpoint off). */
   ROTOR_REPORTS_PORT: z.coerce.number().int().min(0).max(65_535).optional(),
   /** Where the Temporal SDK serves its own Prometheus metrics, e.g. 0.0.0.0:9465. Off when unset. */
-  ROTOR_SDK_METRICS_ADDRESS: z.string().regex(/^[^:]+:\d+$/, 'must be host:port').optional(),
+  ROTOR_SDK_METRICS_ADDRESS: z
+    .string()
+    .regex(/^[^:]+:\d+$/, 'must be host:port')
+    .optional(),
   /** The Temporal UI, for links in alerts and CLI output. */
   ROTOR_TEMPORAL_UI_URL: z.string().url().optional(),
 });

@@ -2,7 +2,13 @@ import { resolvePasswordPolicy } from '../rotators/password-policy';
 import { DEFAULT_GRACE, MAX_GRACE, MAX_GRACE_MS } from '../shared/constants';
 import type { BakePolicy } from '../shared/bake';
 import { formatDuration, parseDuration } from 'rotor-consumers/core';
-import { LIVE_SESSION_MODES, RETIRE_MODES, STRATEGIES, type PasswordPolicy, type RetirementPolicy } from '../shared/types';
+import {
+  LIVE_SESSION_MODES,
+  RETIRE_MODES,
+  STRATEGIES,
+  type PasswordPolicy,
+  type RetirementPolicy,
+} from '../shared/types';
 import { compact, describe, isMapping, type Checker, type Node } from './checker';
 import { readBake, readReports } from './consumer-readers';
 import { readSchedule } from './schedule-readers';
@@ -71,7 +77,8 @@ export function readRoot(c: Checker, node: Node): RotorConfig | undefined {
   const root = c.section(node, ROOT_KEYS);
   if (!root) return undefined;
   const version = root.at('version');
-  if (version.value !== undefined && version.value !== 1) c.add(version.path, `${describe(version.value)} is not a supported version (expected 1)`);
+  if (version.value !== undefined && version.value !== 1)
+    c.add(version.path, `${describe(version.value)} is not a supported version (expected 1)`);
   const alerts = readAlerts(c, root.at('alerts'));
   const defaults = readDefaults(c, root.at('defaults'), alerts.routes);
   const throughput = c.settings(root.at('throughput'), THROUGHPUT_KEYS);
@@ -81,10 +88,18 @@ export function readRoot(c: Checker, node: Node): RotorConfig | undefined {
     alerts: alerts.config,
     throughput: {
       storeWritesPerSecond:
-        c.integer(throughput.at('storeWritesPerSecond'), 1, MAX_STORE_WRITES_PER_SECOND) ?? DEFAULT_THROUGHPUT.storeWritesPerSecond,
+        c.integer(throughput.at('storeWritesPerSecond'), 1, MAX_STORE_WRITES_PER_SECOND) ??
+        DEFAULT_THROUGHPUT.storeWritesPerSecond,
       perTargetConcurrency:
-        c.integer(throughput.at('perTargetConcurrency'), 1, MAX_PER_TARGET_CONCURRENCY) ?? DEFAULT_THROUGHPUT.perTargetConcurrency,
-      ...withDefined({ fleetStoreWritesPerSecond: c.integer(throughput.at('fleetStoreWritesPerSecond'), 1, MAX_STORE_WRITES_PER_SECOND) }),
+        c.integer(throughput.at('perTargetConcurrency'), 1, MAX_PER_TARGET_CONCURRENCY) ??
+        DEFAULT_THROUGHPUT.perTargetConcurrency,
+      ...withDefined({
+        fleetStoreWritesPerSecond: c.integer(
+          throughput.at('fleetStoreWritesPerSecond'),
+          1,
+          MAX_STORE_WRITES_PER_SECOND,
+        ),
+      }),
     },
     metrics: {
       port: c.integer(metrics.at('port'), 0, 65_535) ?? DEFAULT_METRICS.port,
@@ -112,7 +127,10 @@ function readAlerts(c: Checker, node: Node): { config: RotorConfig['alerts']; ro
 
 function readRoute(c: Checker, name: string, node: Node): WebhookRouteConfig | undefined {
   if (!ROUTE_NAME.test(name)) {
-    c.add(node.path, `${JSON.stringify(name)} is not a route name (1 to 63 of a-z, 0-9, _ and -, starting with a letter or digit)`);
+    c.add(
+      node.path,
+      `${JSON.stringify(name)} is not a route name (1 to 63 of a-z, 0-9, _ and -, starting with a letter or digit)`,
+    );
   }
   const route = c.section(node, ROUTE_KEYS);
   if (!route) return undefined;
@@ -148,7 +166,12 @@ function readUrl(c: Checker, node: Node): string | undefined {
 }
 
 function readEnvName(c: Checker, node: Node): string | undefined {
-  return readPattern(c, node, ENV_NAME, 'is not an environment variable name (letters, digits and _, not starting with a digit)');
+  return readPattern(
+    c,
+    node,
+    ENV_NAME,
+    'is not an environment variable name (letters, digits and _, not starting with a digit)',
+  );
 }
 
 function readPattern(c: Checker, node: Node, pattern: RegExp, complaint: string): string | undefined {
@@ -224,25 +247,35 @@ function readSecrets(c: Checker, node: Node, defaults: Defaults, routes: Readonl
 }
 
 /** One secret, with the defaults filled in for what it does not say. */
-function readSecret(c: Checker, node: Node, defaults: Defaults, routes: ReadonlySet<string>): ManagedSecret | undefined {
+function readSecret(
+  c: Checker,
+  node: Node,
+  defaults: Defaults,
+  routes: ReadonlySet<string>,
+): ManagedSecret | undefined {
   const secret = c.section(node, SECRET_KEYS);
   if (!secret) return undefined;
   const id = readSecretId(c, secret.at('id'));
   const description = c.string(secret.at('description'));
   const strategy = c.oneOf(secret.at('strategy'), STRATEGIES);
   const schedule = secret.has('schedule') ? readSchedule(c, secret.at('schedule')) : defaults.schedule;
-  if (!secret.has('schedule') && !defaults.hasSchedule) c.add(secret.at('schedule').path, 'is required (here or in defaults.schedule)');
+  if (!secret.has('schedule') && !defaults.hasSchedule)
+    c.add(secret.at('schedule').path, 'is required (here or in defaults.schedule)');
   const graceMs = c.duration(secret.at('grace'), 0, MAX_GRACE_LIMIT) ?? defaults.graceMs;
   const catchupWindowMs = c.duration(secret.at('catchupWindow'), MIN_CATCHUP_WINDOW_MS) ?? defaults.catchupWindowMs;
   const passwordPolicy = readPasswordPolicy(c, secret.at('passwordPolicy'));
   const retirement = readRetirement(c, secret.at('retirement'));
-  if (retirement && strategy === 'single-user') c.add(secret.at('retirement').path, 'only applies to the alternating-users strategy');
+  if (retirement && strategy === 'single-user')
+    c.add(secret.at('retirement').path, 'only applies to the alternating-users strategy');
   const alerts = readRouteList(c, secret.at('alerts'), routes) ?? defaults.alerts;
   const maxStepAttempts = c.integer(secret.at('maxStepAttempts'), 1, MAX_STEP_ATTEMPTS) ?? defaults.maxStepAttempts;
   const ownBake = readBake(c, secret.at('bake'), graceMs);
   const bake = ownBake === false ? undefined : (ownBake ?? defaults.bake);
   if (!secret.has('bake') && bake && bake.windowMs > graceMs) {
-    c.add(secret.at('grace').path, `${formatDuration(graceMs)} is shorter than defaults.bake.window (${formatDuration(bake.windowMs)}): the bake must fit in grace`);
+    c.add(
+      secret.at('grace').path,
+      `${formatDuration(graceMs)} is shorter than defaults.bake.window (${formatDuration(bake.windowMs)}): the bake must fit in grace`,
+    );
   }
   const paused = c.boolean(secret.at('paused'));
   const note = c.string(secret.at('note'));
@@ -303,4 +336,3 @@ function readRetirement(c: Checker, node: Node): Partial<RetirementPolicy> | und
     maxWaitMs: c.duration(section.at('maxWait'), 0),
   });
 }
-

@@ -34,7 +34,9 @@ export async function loadConfig(file: string): Promise<RotorConfig> {
     text = await readFile(file, 'utf8');
   } catch (error) {
     const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new InvalidInputError(missing ? `config file ${file} not found` : `cannot read config file ${file}: ${(error as Error).message}`);
+    throw new InvalidInputError(
+      missing ? `config file ${file} not found` : `cannot read config file ${file}: ${(error as Error).message}`,
+    );
   }
   return parseConfig(text, file);
 }

@@ -55,13 +55,19 @@ export function readSchedule(c: Checker, node: Node): ScheduleConfig | undefined
   }
   if (!isEvery) {
     if (schedule.has('offset')) c.add(schedule.at('offset').path, 'only applies to every schedules');
-    return cron === undefined ? undefined : compact<ScheduleConfig>({ kind: 'cron', cron, timezone: timezone ?? 'UTC', jitterMs, window });
+    return cron === undefined
+      ? undefined
+      : compact<ScheduleConfig>({ kind: 'cron', cron, timezone: timezone ?? 'UTC', jitterMs, window });
   }
   if (schedule.has('timezone')) c.add(schedule.at('timezone').path, 'only applies to cron schedules');
   if (everyMs === undefined) return undefined;
-  for (const [key, ms] of [['offset', offsetMs], ['jitter', jitterMs]] as const) {
+  for (const [key, ms] of [
+    ['offset', offsetMs],
+    ['jitter', jitterMs],
+  ] as const) {
     const at = schedule.at(key);
-    if (ms !== undefined && ms >= everyMs) c.add(at.path, `${describe(at.value)} must be shorter than every (${formatDuration(everyMs)})`);
+    if (ms !== undefined && ms >= everyMs)
+      c.add(at.path, `${describe(at.value)} must be shorter than every (${formatDuration(everyMs)})`);
   }
   return compact<ScheduleConfig>({ kind: 'every', everyMs, offsetMs, jitterMs, window });
 }
@@ -81,7 +87,8 @@ function cronProblem(expression: string): string | undefined {
     return CRON_MACROS.includes(expression) ? undefined : `the only macros allowed are ${CRON_MACROS.join(', ')}`;
   }
   const fields = expression.split(/\s+/).filter((f) => f !== '').length;
-  if (fields !== 5) return `it has ${fields} field${fields === 1 ? '' : 's'}, not minute hour day-of-month month day-of-week`;
+  if (fields !== 5)
+    return `it has ${fields} field${fields === 1 ? '' : 's'}, not minute hour day-of-month month day-of-week`;
   try {
     CronExpressionParser.parse(expression);
     return undefined;

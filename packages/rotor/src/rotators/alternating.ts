@@ -51,7 +51,11 @@ export function nextOfPair(current: DatabaseLogin, policy: PasswordPolicy): stri
 
 /** `pending` must be the other login of `current`'s pair, on the same server. */
 export function assertPair(secretId: string, current: DatabaseLogin, pending: DatabaseLogin): void {
-  if (current.host !== pending.host || current.port !== pending.port || pending.username !== partnerOf(current.username)) {
+  if (
+    current.host !== pending.host ||
+    current.port !== pending.port ||
+    pending.username !== partnerOf(current.username)
+  ) {
     throw new StoreConflictError(secretId, 'the pending version is not the other login of the pair on the same server');
   }
 }
@@ -76,10 +80,17 @@ export async function adminOf<S extends DatabaseLogin>(
 ): Promise<{ admin: S; rejected: () => CredentialsRejectedError }> {
   const admin = parse(user.masterarn, await context.readCurrent(user.masterarn));
   if (admin.host !== user.host || admin.port !== user.port) {
-    throw new StoreConflictError(secretId, `the admin secret ${user.masterarn} names another server than the user secret`);
+    throw new StoreConflictError(
+      secretId,
+      `the admin secret ${user.masterarn} names another server than the user secret`,
+    );
   }
   return {
     admin,
-    rejected: () => new CredentialsRejectedError(secretId, `the admin secret ${user.masterarn} does not log in as ${JSON.stringify(admin.username)}`),
+    rejected: () =>
+      new CredentialsRejectedError(
+        secretId,
+        `the admin secret ${user.masterarn} does not log in as ${JSON.stringify(admin.username)}`,
+      ),
   };
 }

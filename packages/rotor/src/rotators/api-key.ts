@@ -49,14 +49,19 @@ export function parseApiKeySecret(id: string, raw: string): ApiKeySecret {
   const base = { json, service: shape.service, prefix: shape.prefix, registry: shape.registry, pepper: shape.pepper };
   if (shape.key === undefined && shape.keyId === undefined) return base;
   const parsed = parseApiKey(shape.key, shape.prefix);
-  if (!parsed.ok) throw new InvalidSecretError(id, [`key: is not a ${shape.prefix}_ key of rotor's format (${parsed.problem})`]);
+  if (!parsed.ok)
+    throw new InvalidSecretError(id, [`key: is not a ${shape.prefix}_ key of rotor's format (${parsed.problem})`]);
   if (parsed.keyId !== shape.keyId) throw new InvalidSecretError(id, ['keyId: does not match the key']);
   return { ...base, current: { keyId: parsed.keyId, key: shape.key! } };
 }
 
 async function pepperSet(id: string, secret: ApiKeySecret, context: RotatorContext): Promise<PepperSet> {
   const parsed = parsePepperSet(await context.readCurrent(secret.pepper));
-  if (!parsed.ok) throw new InvalidSecretError(secret.pepper, parsed.problems.map((p) => `(pepper of ${id}) ${p}`));
+  if (!parsed.ok)
+    throw new InvalidSecretError(
+      secret.pepper,
+      parsed.problems.map((p) => `(pepper of ${id}) ${p}`),
+    );
   return parsed.set;
 }
 
@@ -72,7 +77,12 @@ function verifies(row: RegistryRow | undefined, peppers: PepperSet, key: string)
 }
 
 /** Registers `key` (its digest under the current pepper) unless a row for its id exists; true when it inserted. */
-async function register(client: Client, service: string, peppers: PepperSet, key: { keyId: string; key: string }): Promise<boolean> {
+async function register(
+  client: Client,
+  service: string,
+  peppers: PepperSet,
+  key: { keyId: string; key: string },
+): Promise<boolean> {
   const { rowCount } = await client.query(
     `INSERT INTO ${REGISTRY_TABLE} (service, key_id, pepper_id, digest) VALUES ($1, $2, $3, $4) ON CONFLICT (service, key_id) DO NOTHING`,
     [service, key.keyId, peppers.current, apiKeyDigest(peppers.peppers[peppers.current]!, key.key)],
@@ -81,7 +91,10 @@ async function register(client: Client, service: string, peppers: PepperSet, key
 }
 
 async function revoke(client: Client, service: string, keyId: string): Promise<boolean> {
-  const { rowCount } = await client.query(`DELETE FROM ${REGISTRY_TABLE} WHERE service = $1 AND key_id = $2`, [service, keyId]);
+  const { rowCount } = await client.query(`DELETE FROM ${REGISTRY_TABLE} WHERE service = $1 AND key_id = $2`, [
+    service,
+    keyId,
+  ]);
   return (rowCount ?? 0) > 0;
 }
 
@@ -103,9 +116,15 @@ export const apiKeyRotator: Rotator<ApiKeySecret> = {
   async check(id, { current }, context) {
     await pepperSet(id, current, context);
     const registered = await onRegistry(id, current.registry, context, async (client) =>
-      (await tableExists(client, REGISTRY_TABLE)) && current.current ? (await lookup(client, current.service, current.current.keyId)) !== undefined : false,
+      (await tableExists(client, REGISTRY_TABLE)) && current.current
+        ? (await lookup(client, current.service, current.current.keyId)) !== undefined
+        : false,
     );
-    return current.current ? (registered ? 'registry-and-key-ready' : 'registry-ready-key-unregistered') : 'registry-ready-no-key-yet';
+    return current.current
+      ? registered
+        ? 'registry-and-key-ready'
+        : 'registry-ready-key-unregistered'
+      : 'registry-ready-no-key-yet';
   },
 
   nextValue(_id, current) {
@@ -135,10 +154,14 @@ export const apiKeyRotator: Rotator<ApiKeySecret> = {
     // without a key yet (before the first rotation, which compensation and rollback may restore) grants nothing.
     if (!value.current) return;
     const shape = parseApiKey(value.current.key, value.prefix);
-    if (!shape.ok) throw new TestFailedError(id, `key ${value.current.keyId} is refused before lookup (${shape.problem})`);
+    if (!shape.ok)
+      throw new TestFailedError(id, `key ${value.current.keyId} is refused before lookup (${shape.problem})`);
     const peppers = await pepperSet(id, value, context);
-    const row = await onRegistry(id, value.registry, context, (client) => lookup(client, value.service, value.current!.keyId));
-    if (!verifies(row, peppers, value.current.key)) throw new TestFailedError(id, `key ${value.current.keyId} does not verify against the registry`);
+    const row = await onRegistry(id, value.registry, context, (client) =>
+      lookup(client, value.service, value.current!.keyId),
+    );
+    if (!verifies(row, peppers, value.current.key))
+      throw new TestFailedError(id, `key ${value.current.keyId} does not verify against the registry`);
   },
 
   async restore(id, { want, via }, context) {
@@ -147,14 +170,22 @@ export const apiKeyRotator: Rotator<ApiKeySecret> = {
       await ensureTable(client, REGISTRY_TABLE, REGISTRY_DDL);
       if (want.current) await register(client, want.service, peppers, want.current);
       let revoked = 0;
-      for (const other of via) if (other.current && other.current.keyId !== want.current?.keyId && (await revoke(client, other.service, other.current.keyId))) revoked++;
+      for (const other of via)
+        if (
+          other.current &&
+          other.current.keyId !== want.current?.keyId &&
+          (await revoke(client, other.service, other.current.keyId))
+        )
+          revoked++;
       return revoked > 0 ? `restored-and-revoked-${revoked}` : 'restored';
     });
   },
 
   async retire(id, { previous, current }, context) {
     if (!previous?.current || previous.current.keyId === current.current?.keyId) return 'nothing-to-retire';
-    const revoked = await onRegistry(id, current.registry, context, (client) => revoke(client, previous.service, previous.current!.keyId));
+    const revoked = await onRegistry(id, current.registry, context, (client) =>
+      revoke(client, previous.service, previous.current!.keyId),
+    );
     return revoked ? 'previous-key-revoked' : 'already-retired';
   },
 };

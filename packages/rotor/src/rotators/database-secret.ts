@@ -1,7 +1,11 @@
 import { z } from 'zod';
 
 /** Text that a driver must pass through untouched: non-empty, without NUL. */
-const text = () => z.string().min(1, 'must not be empty').refine((v) => !v.includes('\0'), 'must not contain NUL');
+const text = () =>
+  z
+    .string()
+    .min(1, 'must not be empty')
+    .refine((v) => !v.includes('\0'), 'must not contain NUL');
 
 /**
  * AWS's documented JSON for a database secret (`engine`, `host`, `port`, `username`, `password`, `dbname`, `ssl`),
@@ -17,7 +21,9 @@ export function databaseSecretSchema<E extends readonly [string, ...string[]]>(
       .string()
       .min(1, 'must not be empty')
       .regex(/^[^\s/@?#]+$/, 'must be a host name or IP address (no spaces, slashes, @, ? or #)'),
-    port: z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d{1,5}$/, 'must be a port number')]).optional(),
+    port: z
+      .union([z.number().int().min(1).max(65535), z.string().regex(/^\d{1,5}$/, 'must be a port number')])
+      .optional(),
     username: text().refine(username.fits, username.limit),
     password: text(),
     dbname: z.string().min(1, 'must not be empty').optional(),
@@ -27,7 +33,13 @@ export function databaseSecretSchema<E extends readonly [string, ...string[]]>(
 
 /** The fields every database login has, read from a validated shape: the port as a number, `ssl` as a boolean. */
 export function loginFields(
-  shape: { host: string; port?: number | string | undefined; username: string; password: string; ssl?: boolean | 'true' | 'false' | undefined },
+  shape: {
+    host: string;
+    port?: number | string | undefined;
+    username: string;
+    password: string;
+    ssl?: boolean | 'true' | 'false' | undefined;
+  },
   defaultPort: number,
 ): { host: string; port: number; username: string; password: string; ssl: boolean | undefined } {
   return {

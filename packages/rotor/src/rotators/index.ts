@@ -16,11 +16,27 @@
  *   };
  */
 export type { Rotator, RotatorContext } from './rotator';
-export { ROTATOR_TAG, rotators, selectRotatorKind, STRATEGY_TAG, withRotators, type RotatorKind, type RotatorRegistry } from './registry';
+export {
+  ROTATOR_TAG,
+  rotators,
+  selectRotatorKind,
+  STRATEGY_TAG,
+  withRotators,
+  type RotatorKind,
+  type RotatorRegistry,
+} from './registry';
 export { postgresSingleUser, parsePostgresSecret, POSTGRES_ENGINES, type PostgresSecret } from './postgres-single-user';
-export { postgresAlternatingUsers, parsePostgresAlternatingSecret, type PostgresAlternatingSecret } from './postgres-alternating-users';
+export {
+  postgresAlternatingUsers,
+  parsePostgresAlternatingSecret,
+  type PostgresAlternatingSecret,
+} from './postgres-alternating-users';
 export { mysqlSingleUser, parseMysqlSecret, MYSQL_ENGINES, type MysqlSecret } from './mysql-single-user';
-export { mysqlAlternatingUsers, parseMysqlAlternatingSecret, type MysqlAlternatingSecret } from './mysql-alternating-users';
+export {
+  mysqlAlternatingUsers,
+  parseMysqlAlternatingSecret,
+  type MysqlAlternatingSecret,
+} from './mysql-alternating-users';
 export { apiKeyRotator, parseApiKeySecret, API_KEY_ENGINE, type ApiKeySecret } from './api-key';
 export { jwtSigningKeyRotator, parseJwtSigningSecret, type JwtSigningSecret } from './jwt-signing-key';
 export { singleUserRotator, type DatabaseLogin, type SingleUserDriver } from './single-user';

@@ -28,22 +28,26 @@ export function parseJwtSigningSecret(secretId: string, raw: string): JwtSigning
   return { ...validateShape(secretId, jwtSecretSchema(), json), json };
 }
 
-const keysOf = (s: JwtSigningSecret, ...roles: ('next' | 'current' | 'previous')[]) => roles.map((r) => s.keys[r]).filter((k): k is SigningKey => k !== undefined);
+const keysOf = (s: JwtSigningSecret, ...roles: ('next' | 'current' | 'previous')[]) =>
+  roles.map((r) => s.keys[r]).filter((k): k is SigningKey => k !== undefined);
 
 /** Publishes `keys` (their public halves) unless their kid is published; returns how many were added. */
 async function publish(client: Client, service: string, keys: SigningKey[]): Promise<number> {
   let added = 0;
   for (const key of keys) {
-    const { rows } = await client.query<{ jwk: JWK }>(`SELECT jwk FROM ${JWKS_TABLE} WHERE service = $1 AND kid = $2`, [service, key.kid]);
-    if (rows[0]) {
-      if (rows[0].jwk.x !== key.publicJwk.x || rows[0].jwk.n !== key.publicJwk.n) throw new TargetRejectedError(service, `kid ${key.kid} is published with another key`);
-      continue;
-    }
-    const { rowCount } = await client.query(`INSERT INTO ${JWKS_TABLE} (service, kid, jwk) VALUES ($1, $2, $3) ON CONFLICT (service, kid) DO NOTHING`, [
+    const { rows } = await client.query<{ jwk: JWK }>(`SELECT jwk FROM ${JWKS_TABLE} WHERE service = $1 AND kid = $2`, [
       service,
       key.kid,
-      JSON.stringify(publicPart(key.publicJwk)),
     ]);
+    if (rows[0]) {
+      if (rows[0].jwk.x !== key.publicJwk.x || rows[0].jwk.n !== key.publicJwk.n)
+        throw new TargetRejectedError(service, `kid ${key.kid} is published with another key`);
+      continue;
+    }
+    const { rowCount } = await client.query(
+      `INSERT INTO ${JWKS_TABLE} (service, kid, jwk) VALUES ($1, $2, $3) ON CONFLICT (service, kid) DO NOTHING`,
+      [service, key.kid, JSON.stringify(publicPart(key.publicJwk))],
+    );
     added += rowCount ?? 0;
   }
   return added;
@@ -80,16 +84,25 @@ export const jwtSigningKeyRotator: Rotator<JwtSigningSecret> = {
     const published = await onRegistry(secretId, current.registry, context, async (client) => {
       if (!(await tableExists(client, JWKS_TABLE))) return 0;
       const kids = keysOf(current, 'current', 'next').map((k) => k.kid);
-      const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${JWKS_TABLE} WHERE service = $1 AND kid = ANY($2)`, [current.service, kids]);
+      const { rows } = await client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM ${JWKS_TABLE} WHERE service = $1 AND kid = ANY($2)`,
+        [current.service, kids],
+      );
       return rows[0]?.n ?? 0;
     });
-    return current.keys.current ? `registry-ready-${published}-of-${keysOf(current, 'current', 'next').length}-published` : 'registry-ready-no-key-yet';
+    return current.keys.current
+      ? `registry-ready-${published}-of-${keysOf(current, 'current', 'next').length}-published`
+      : 'registry-ready-no-key-yet';
   },
 
   async nextValue(_secretId, current) {
     const now = new Date();
     const signing = current.keys.next ?? (await generateSigningKey(current.alg, now));
-    const keys = { ...(current.keys.current ? { previous: current.keys.current } : {}), current: signing, next: await generateSigningKey(current.alg, now) };
+    const keys = {
+      ...(current.keys.current ? { previous: current.keys.current } : {}),
+      current: signing,
+      next: await generateSigningKey(current.alg, now),
+    };
     return JSON.stringify({ ...current.json, keys });
   },
 
@@ -97,7 +110,10 @@ export const jwtSigningKeyRotator: Rotator<JwtSigningSecret> = {
     return onRegistry(secretId, pending.registry, context, async (client) => {
       await ensureTable(client, JWKS_TABLE, JWKS_DDL);
       // A key set rotor adopts (its current key signing before rotor managed it) is published too.
-      const added = await publish(client, pending.service, [...keysOf(current, 'current', 'next'), ...keysOf(pending, 'previous', 'current', 'next')]);
+      const added = await publish(client, pending.service, [
+        ...keysOf(current, 'current', 'next'),
+        ...keysOf(pending, 'previous', 'current', 'next'),
+      ]);
       return added > 0 ? `published-${added}` : 'already-set';
     });
   },
@@ -107,15 +123,20 @@ export const jwtSigningKeyRotator: Rotator<JwtSigningSecret> = {
     // A key set without a key yet (before the first rotation, which compensation may restore) signs nothing.
     if (!signer) return;
     const published = await onRegistry(secretId, value.registry, context, async (client) => {
-      const { rows } = await client.query<{ kid: string; jwk: JWK }>(`SELECT kid, jwk FROM ${JWKS_TABLE} WHERE service = $1 AND kid = ANY($2)`, [
-        value.service,
-        keysOf(value, 'current', 'next').map((k) => k.kid),
-      ]);
+      const { rows } = await client.query<{ kid: string; jwk: JWK }>(
+        `SELECT kid, jwk FROM ${JWKS_TABLE} WHERE service = $1 AND kid = ANY($2)`,
+        [value.service, keysOf(value, 'current', 'next').map((k) => k.kid)],
+      );
       return new Map(rows.map((r) => [r.kid, r.jwk]));
     });
-    for (const key of keysOf(value, 'current', 'next')) if (!published.has(key.kid)) throw new TestFailedError(secretId, `kid ${key.kid} is not published`);
+    for (const key of keysOf(value, 'current', 'next'))
+      if (!published.has(key.kid)) throw new TestFailedError(secretId, `kid ${key.kid} is not published`);
     // A token signed with the private key verifies with the published public one.
-    const token = await new SignJWT({ probe: true }).setProtectedHeader({ alg: signer.alg, kid: signer.kid }).setIssuedAt().setExpirationTime('1m').sign(await importJWK(signer.privateJwk, signer.alg));
+    const token = await new SignJWT({ probe: true })
+      .setProtectedHeader({ alg: signer.alg, kid: signer.kid })
+      .setIssuedAt()
+      .setExpirationTime('1m')
+      .sign(await importJWK(signer.privateJwk, signer.alg));
     try {
       await jwtVerify(token, await importJWK(published.get(signer.kid)!, signer.alg), { algorithms: [signer.alg] });
     } catch {
@@ -141,10 +162,18 @@ export const jwtSigningKeyRotator: Rotator<JwtSigningSecret> = {
       await ensureTable(client, JWKS_TABLE, JWKS_DDL);
       const added = await publish(client, want.service, keysOf(want, 'current', 'next'));
       // Only a key that never signed may go: one that was `next` only, in the versions given up, and not wanted.
-      const signed = new Set([...want.keys.current ? [want.keys.current.kid] : [], ...via.flatMap((v) => keysOf(v, 'current', 'previous').map((k) => k.kid))]);
+      const signed = new Set([
+        ...(want.keys.current ? [want.keys.current.kid] : []),
+        ...via.flatMap((v) => keysOf(v, 'current', 'previous').map((k) => k.kid)),
+      ]);
       const keep = new Set(keysOf(want, 'previous', 'current', 'next').map((k) => k.kid));
-      const unused = via.flatMap((v) => keysOf(v, 'next').map((k) => k.kid)).filter((kid) => !signed.has(kid) && !keep.has(kid));
-      const { rowCount } = unused.length > 0 ? await client.query(`DELETE FROM ${JWKS_TABLE} WHERE service = $1 AND kid = ANY($2)`, [want.service, unused]) : { rowCount: 0 };
+      const unused = via
+        .flatMap((v) => keysOf(v, 'next').map((k) => k.kid))
+        .filter((kid) => !signed.has(kid) && !keep.has(kid));
+      const { rowCount } =
+        unused.length > 0
+          ? await client.query(`DELETE FROM ${JWKS_TABLE} WHERE service = $1 AND kid = ANY($2)`, [want.service, unused])
+          : { rowCount: 0 };
       return `restored-${added}-published-${rowCount ?? 0}-unused-removed`;
     });
   },
@@ -153,9 +182,13 @@ export const jwtSigningKeyRotator: Rotator<JwtSigningSecret> = {
     // Only this secret's keys: the previous set's and the new set's `previous`, all but `current` and `next`.
     // Other secrets may publish under the same service.
     const keep = new Set(keysOf(current, 'current', 'next').map((k) => k.kid));
-    const gone = [...new Set([...(previous ? keysOf(previous, 'previous', 'current', 'next') : []), ...keysOf(current, 'previous')].map((k) => k.kid))].filter(
-      (kid) => !keep.has(kid),
-    );
+    const gone = [
+      ...new Set(
+        [...(previous ? keysOf(previous, 'previous', 'current', 'next') : []), ...keysOf(current, 'previous')].map(
+          (k) => k.kid,
+        ),
+      ),
+    ].filter((kid) => !keep.has(kid));
     if (gone.length === 0) return 'nothing-to-retire';
     const { rowCount } = await onRegistry(secretId, current.registry, context, (client) =>
       client.query(`DELETE FROM ${JWKS_TABLE} WHERE service = $1 AND kid = ANY($2)`, [current.service, gone]),

@@ -47,13 +47,17 @@ export const mysqlAlternatingUsers: Rotator<MysqlAlternatingSecret> = {
       const [rows] = await admin.query<RowDataPacket[]>('SHOW GRANTS');
       const grants = rows.map((r) => String(Object.values(r)[0]));
       if (!grants.some((g) => /^GRANT (ALL PRIVILEGES|.*\bCREATE USER\b.*) ON \*\.\* /.test(g))) {
-        throw new CredentialsRejectedError(secretId, `the admin secret ${current.masterarn} may not create or alter accounts (it needs CREATE USER on *.*)`);
+        throw new CredentialsRejectedError(
+          secretId,
+          `the admin secret ${current.masterarn} may not create or alter accounts (it needs CREATE USER on *.*)`,
+        );
       }
     });
     return 'current-and-admin-log-in';
   },
 
-  nextValue: (_secretId: string, current: MysqlAlternatingSecret, policy: PasswordPolicy) => nextOfPair(current, policy),
+  nextValue: (_secretId: string, current: MysqlAlternatingSecret, policy: PasswordPolicy) =>
+    nextOfPair(current, policy),
 
   async set(secretId, { pending, current }, context) {
     assertPair(secretId, current, pending);
@@ -81,16 +85,23 @@ export const mysqlAlternatingUsers: Rotator<MysqlAlternatingSecret> = {
 
   async retire(secretId, { previous, current, policy, terminateSessions }, context) {
     if (!previous || !policy || policy.retire === 'none') return 'kept';
-    if (previous.username === current.username) throw new StoreConflictError(secretId, 'the previous and current accounts are the same');
+    if (previous.username === current.username)
+      throw new StoreConflictError(secretId, 'the previous and current accounts are the same');
     let outcome = '';
     await asAdmin(secretId, current, context, async (admin) => {
       const host = await accountHost(admin, previous.username);
-      const killed = terminateSessions ? await killSessions(admin, await sessionIds(admin, previous.username)) : undefined;
+      const killed = terminateSessions
+        ? await killSessions(admin, await sessionIds(admin, previous.username))
+        : undefined;
       if (policy.retire === 'disable-login') {
         await admin.query('ALTER USER ?@? ACCOUNT LOCK', [previous.username, host]);
         outcome = 'disabled-login';
       } else {
-        await admin.query('ALTER USER ?@? IDENTIFIED BY ?', [previous.username, host, generatePassword({ length: 64 })]);
+        await admin.query('ALTER USER ?@? IDENTIFIED BY ?', [
+          previous.username,
+          host,
+          generatePassword({ length: 64 }),
+        ]);
         outcome = 'scrambled-password';
       }
       if (killed) {
@@ -126,7 +137,10 @@ async function asAdmin(
 
 /** The host part of the pair's accounts: the one account with that user name (the pair shares one host part). */
 async function accountHost(admin: Connection, user: string): Promise<string> {
-  const [rows] = await admin.query<RowDataPacket[]>('SELECT Host AS host FROM mysql.user WHERE User = ? ORDER BY Host', [user]);
+  const [rows] = await admin.query<RowDataPacket[]>(
+    'SELECT Host AS host FROM mysql.user WHERE User = ? ORDER BY Host',
+    [user],
+  );
   return String(rows[0]?.host ?? '%');
 }
 
@@ -145,7 +159,10 @@ const ER_NO_SUCH_THREAD = 1094;
  * Ends the sessions `ids` with KILL CONNECTION. A session that ended by itself meanwhile counts as neither; one the
  * server refused to kill (a missing privilege, say) counts as failed, never as terminated.
  */
-export async function killSessions(admin: Pick<Connection, 'query'>, ids: number[]): Promise<{ terminated: number; failed: number }> {
+export async function killSessions(
+  admin: Pick<Connection, 'query'>,
+  ids: number[],
+): Promise<{ terminated: number; failed: number }> {
   let terminated = 0;
   let failed = 0;
   for (const id of ids) {
@@ -161,7 +178,10 @@ export async function killSessions(admin: Pick<Connection, 'query'>, ids: number
 
 /** Creates the account, or sets its password; either way unlocked (retirement may have locked it). */
 async function upsertAccount(admin: Connection, user: string, host: string, password: string): Promise<void> {
-  const [rows] = await admin.query<RowDataPacket[]>('SELECT 1 FROM mysql.user WHERE User = ? AND Host = ?', [user, host]);
+  const [rows] = await admin.query<RowDataPacket[]>('SELECT 1 FROM mysql.user WHERE User = ? AND Host = ?', [
+    user,
+    host,
+  ]);
   if (rows.length === 0) await admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, host, password]);
   else await admin.query('ALTER USER ?@? IDENTIFIED BY ?', [user, host, password]);
   await admin.query('ALTER USER ?@? ACCOUNT UNLOCK', [user, host]);
@@ -177,7 +197,11 @@ function printed(account: { user: string; host: string }): string {
  * Gives `to` the grants and the TLS requirement of `from`. Grants are read with SHOW GRANTS and replayed with the
  * grantee replaced; the `IDENTIFIED BY PASSWORD` clause (a password hash) is dropped and never sent or logged.
  */
-async function copyAccount(admin: Connection, from: { user: string; host: string }, to: { user: string; host: string }): Promise<void> {
+async function copyAccount(
+  admin: Connection,
+  from: { user: string; host: string },
+  to: { user: string; host: string },
+): Promise<void> {
   const [grants] = await admin.query<RowDataPacket[]>('SHOW GRANTS FOR ?@?', [from.user, from.host]);
   const fromName = printed(from);
   for (const row of grants) {

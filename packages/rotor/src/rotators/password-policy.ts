@@ -30,7 +30,9 @@ export function resolvePasswordPolicy(partial: Partial<PasswordPolicy> = {}): Pa
   const classes = characterClasses(policy);
   if (classes.length === 0) throw new InvalidInputError('password policy: every character is excluded');
   if (policy.requireEachIncludedType && classes.length > policy.length) {
-    throw new InvalidInputError(`password policy: length ${policy.length} cannot hold one of each of ${classes.length} classes`);
+    throw new InvalidInputError(
+      `password policy: length ${policy.length} cannot hold one of each of ${classes.length} classes`,
+    );
   }
   return policy;
 }

@@ -1,6 +1,14 @@
 import { escapeIdentifier, escapeLiteral, type Client } from 'pg';
 import { CredentialsRejectedError, StoreConflictError } from 'rotor-consumers/core';
-import { adminOf, assertPair, CLONE_SUFFIX, currentRejected, nextOfPair, parseAlternating, partnerOf } from './alternating';
+import {
+  adminOf,
+  assertPair,
+  CLONE_SUFFIX,
+  currentRejected,
+  nextOfPair,
+  parseAlternating,
+  partnerOf,
+} from './alternating';
 import type { SetupPlan } from '../shared/reports';
 import type { PasswordPolicy } from '../shared/types';
 import { applyOwnerSetup, planOwnerSetup } from './postgres/owner-setup';
@@ -57,13 +65,17 @@ export const postgresAlternatingUsers: Rotator<PostgresAlternatingSecret> = {
         'SELECT rolname AS name, rolsuper OR rolcreaterole AS ok FROM pg_roles WHERE rolname = current_user',
       );
       if (!rows[0]?.ok) {
-        throw new CredentialsRejectedError(secretId, `the admin secret ${current.masterarn} logs in as ${JSON.stringify(rows[0]?.name)}, which may not create or alter roles (it needs CREATEROLE)`);
+        throw new CredentialsRejectedError(
+          secretId,
+          `the admin secret ${current.masterarn} logs in as ${JSON.stringify(rows[0]?.name)}, which may not create or alter roles (it needs CREATEROLE)`,
+        );
       }
     });
     return 'current-and-admin-log-in';
   },
 
-  nextValue: (_secretId: string, current: PostgresAlternatingSecret, policy: PasswordPolicy) => nextOfPair(current, policy),
+  nextValue: (_secretId: string, current: PostgresAlternatingSecret, policy: PasswordPolicy) =>
+    nextOfPair(current, policy),
 
   async set(secretId, { pending, current }, context) {
     assertPair(secretId, current, pending);
@@ -92,7 +104,8 @@ export const postgresAlternatingUsers: Rotator<PostgresAlternatingSecret> = {
    */
   async retire(secretId, { previous, current, policy, terminateSessions }, context) {
     if (!previous || !policy || policy.retire === 'none') return 'kept';
-    if (previous.username === current.username) throw new StoreConflictError(secretId, 'the previous and current logins are the same role');
+    if (previous.username === current.username)
+      throw new StoreConflictError(secretId, 'the previous and current logins are the same role');
     let outcome = '';
     await asAdmin(secretId, current, context, async (admin) => {
       let ended = 0;
@@ -226,7 +239,8 @@ async function reassignFromClone(admin: Client, clone: string, owner: string): P
             pg_has_role((SELECT oid FROM pg_roles WHERE rolname = $1), (SELECT oid FROM pg_roles WHERE rolname = $2), 'USAGE') AS inherits`,
     [clone, owner],
   );
-  if (rows[0]?.owns && rows[0].inherits) await admin.query(`REASSIGN OWNED BY ${escapeIdentifier(clone)} TO ${escapeIdentifier(owner)}`);
+  if (rows[0]?.owns && rows[0].inherits)
+    await admin.query(`REASSIGN OWNED BY ${escapeIdentifier(clone)} TO ${escapeIdentifier(owner)}`);
 }
 
 /** Direct privileges of `from` on the current database, its schemas, tables, views and sequences, given to `to`. */

@@ -8,10 +8,20 @@ import type { RotatorContext } from './rotator';
  * Runs `work` on the PostgreSQL database a secret's `registry` names (a login secret in AWS's JSON), where rotor
  * keeps what verifiers read: API key digests, published JWKs. A refused login is the rotation's error.
  */
-export async function onRegistry<T>(secretId: string, registry: string, context: RotatorContext, work: (client: Client) => Promise<T>): Promise<T> {
+export async function onRegistry<T>(
+  secretId: string,
+  registry: string,
+  context: RotatorContext,
+  work: (client: Client) => Promise<T>,
+): Promise<T> {
   const login = parsePostgresSecret(registry, await context.readCurrent(registry));
   const outcome = await withLogin(secretId, login, work);
-  if (outcome.rejected) throw new CredentialsRejectedError(secretId, `the registry database refused the login of ${login.username} (secret ${registry})`, true);
+  if (outcome.rejected)
+    throw new CredentialsRejectedError(
+      secretId,
+      `the registry database refused the login of ${login.username} (secret ${registry})`,
+      true,
+    );
   return outcome.result;
 }
 

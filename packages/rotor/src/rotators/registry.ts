@@ -43,11 +43,17 @@ export function withRotators(...custom: AnyRotator[]): RotatorRegistry {
   const registry: Record<string, AnyRotator> = { ...rotators };
   const engines = new Map<string, string>();
   for (const rotator of custom) {
-    if (!KIND.test(rotator.kind)) throw new InvalidInputError(`rotator kind ${JSON.stringify(rotator.kind)} is not 1 to 63 of a-z, 0-9 and -`);
+    if (!KIND.test(rotator.kind))
+      throw new InvalidInputError(`rotator kind ${JSON.stringify(rotator.kind)} is not 1 to 63 of a-z, 0-9 and -`);
     if (registry[rotator.kind]) throw new InvalidInputError(`rotator kind ${rotator.kind} is already registered`);
     for (const engine of rotator.engines ?? []) {
-      const builtIn = [...POSTGRES_ENGINES, ...MYSQL_ENGINES, ...Object.values(rotators).flatMap((r: AnyRotator) => r.engines ?? [])];
-      if (builtIn.includes(engine)) throw new InvalidInputError(`rotator ${rotator.kind}: engine ${engine} belongs to a built-in rotator`);
+      const builtIn = [
+        ...POSTGRES_ENGINES,
+        ...MYSQL_ENGINES,
+        ...Object.values(rotators).flatMap((r: AnyRotator) => r.engines ?? []),
+      ];
+      if (builtIn.includes(engine))
+        throw new InvalidInputError(`rotator ${rotator.kind}: engine ${engine} belongs to a built-in rotator`);
       const other = engines.get(engine);
       if (other) throw new InvalidInputError(`rotators ${other} and ${rotator.kind} both claim engine ${engine}`);
       engines.set(engine, rotator.kind);
@@ -64,11 +70,18 @@ export function withRotators(...custom: AnyRotator[]): RotatorRegistry {
  * registered rotator whose `engines` lists it. A choice that cannot work (alternating without `masterarn`, an
  * engine without that strategy, an unknown kind) is refused here, before anything changes.
  */
-export function selectRotatorKind(secretId: string, raw: string, tags: Record<string, string> = {}, registry: RotatorRegistry = rotators): RotatorKind {
+export function selectRotatorKind(
+  secretId: string,
+  raw: string,
+  tags: Record<string, string> = {},
+  registry: RotatorRegistry = rotators,
+): RotatorKind {
   const named = tags[ROTATOR_TAG];
   if (named !== undefined) {
     if (registry[named]) return named;
-    throw new InvalidSecretError(secretId, [`tag ${ROTATOR_TAG}: ${JSON.stringify(named)} is not a rotator this worker runs (${listOr(Object.keys(registry))})`]);
+    throw new InvalidSecretError(secretId, [
+      `tag ${ROTATOR_TAG}: ${JSON.stringify(named)} is not a rotator this worker runs (${listOr(Object.keys(registry))})`,
+    ]);
   }
   const json = parseJsonObject(secretId, raw);
   const engine = json.engine;
@@ -78,11 +91,16 @@ export function selectRotatorKind(secretId: string, raw: string, tags: Record<st
   if (claimed) return claimed.kind;
   const tag = tags[STRATEGY_TAG];
   if (tag !== undefined && !(STRATEGIES as readonly string[]).includes(tag)) {
-    throw new InvalidSecretError(secretId, [`tag ${STRATEGY_TAG}: ${JSON.stringify(tag)} is not ${listOr(STRATEGIES)}`]);
+    throw new InvalidSecretError(secretId, [
+      `tag ${STRATEGY_TAG}: ${JSON.stringify(tag)} is not ${listOr(STRATEGIES)}`,
+    ]);
   }
-  const strategy: Strategy = (tag as Strategy | undefined) ?? (json.masterarn !== undefined ? 'alternating-users' : 'single-user');
+  const strategy: Strategy =
+    (tag as Strategy | undefined) ?? (json.masterarn !== undefined ? 'alternating-users' : 'single-user');
   if (strategy === 'alternating-users' && json.masterarn === undefined) {
-    throw new InvalidSecretError(secretId, ['masterarn: is required for alternating users (the id or ARN of the admin secret)']);
+    throw new InvalidSecretError(secretId, [
+      'masterarn: is required for alternating users (the id or ARN of the admin secret)',
+    ]);
   }
   if ((POSTGRES_ENGINES as readonly string[]).includes(engine)) {
     return strategy === 'alternating-users' ? 'postgres-alternating-users' : 'postgres-single-user';

@@ -1,6 +1,13 @@
 import { parseDuration } from 'rotor-consumers/core';
 import { InvalidSecretError } from 'rotor-consumers/core';
-import { listOr, LIVE_SESSION_MODES, RETIRE_MODES, type LiveSessionMode, type RetireMode, type RetirementPolicy } from '../shared/types';
+import {
+  listOr,
+  LIVE_SESSION_MODES,
+  RETIRE_MODES,
+  type LiveSessionMode,
+  type RetireMode,
+  type RetirementPolicy,
+} from '../shared/types';
 
 /** Secret tags that set the retirement policy of an alternating pair (so it travels with the secret, as in AWS). */
 export const RetirementTag = {
@@ -23,7 +30,8 @@ export function retirementFromTags(secretId: string, tags: Record<string, string
   const live = tags[RetirementTag.liveSessions];
   if (live !== undefined) {
     if ((LIVE_SESSION_MODES as readonly string[]).includes(live)) policy.liveSessions = live as LiveSessionMode;
-    else problems.push(`tag ${RetirementTag.liveSessions}: ${JSON.stringify(live)} is not ${listOr(LIVE_SESSION_MODES)}`);
+    else
+      problems.push(`tag ${RetirementTag.liveSessions}: ${JSON.stringify(live)} is not ${listOr(LIVE_SESSION_MODES)}`);
   }
   const maxWait = tags[RetirementTag.maxWait];
   if (maxWait !== undefined) {

@@ -47,7 +47,12 @@ export interface Rotator<S = unknown> {
    * the admin secret exists, names the same server, logs in and may manage logins. Returns a short outcome; throws
    * the error the rotation would otherwise meet later (non-retryable when a retry cannot help).
    */
-  check(secretId: string, versions: { current: S; fallbacks: S[] }, context: RotatorContext, rotation?: RotationPlan): Promise<string>;
+  check(
+    secretId: string,
+    versions: { current: S; fallbacks: S[] },
+    context: RotatorContext,
+    rotation?: RotationPlan,
+  ): Promise<string>;
 
   /** The serialized value of the next version, made from the current one (every other field kept as it is). */
   nextValue(secretId: string, current: S, policy: PasswordPolicy): string | Promise<string>;

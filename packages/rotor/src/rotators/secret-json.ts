@@ -24,7 +24,8 @@ export function validateShape<T>(secretId: string, schema: z.ZodType<T>, json: R
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
     const field = issue.path.length > 0 ? issue.path.join('.') : '(secret)';
-    const missing = issue.code === 'invalid_type' && json[String(issue.path[0])] === undefined && issue.path.length === 1;
+    const missing =
+      issue.code === 'invalid_type' && json[String(issue.path[0])] === undefined && issue.path.length === 1;
     return missing ? `${field}: is required` : `${field}: ${issue.message}`;
   });
   throw new InvalidSecretError(secretId, problems);

@@ -34,7 +34,8 @@ export function singleUserRotator<S extends DatabaseLogin>(driver: SingleUserDri
   async function converge(secretId: string, want: S, via: S[], viaNames: string): Promise<string> {
     if (await driver.canLogIn(secretId, want)) return 'already-set';
     for (const [index, login] of sameAccount(want, via).entries()) {
-      if (await driver.changeOwnPassword(secretId, login, want.password)) return index === 0 ? 'changed' : 'changed-with-fallback';
+      if (await driver.changeOwnPassword(secretId, login, want.password))
+        return index === 0 ? 'changed' : 'changed-with-fallback';
     }
     throw new CredentialsRejectedError(
       secretId,
@@ -66,16 +67,23 @@ export function singleUserRotator<S extends DatabaseLogin>(driver: SingleUserDri
 
     async set(secretId, { pending, current, fallbacks }) {
       if (sameAccount(pending, [current]).length === 0) {
-        throw new StoreConflictError(secretId, 'the pending and current versions name different hosts, ports or users; rotor will not mix them');
+        throw new StoreConflictError(
+          secretId,
+          'the pending and current versions name different hosts, ports or users; rotor will not mix them',
+        );
       }
       return converge(secretId, pending, [current, ...fallbacks], 'AWSCURRENT nor AWSPREVIOUS');
     },
 
     async test(secretId, value) {
       const user = await driver.whoAmI(secretId, value);
-      if (user === undefined) throw new TestFailedError(secretId, `user ${JSON.stringify(value.username)} cannot log in`);
+      if (user === undefined)
+        throw new TestFailedError(secretId, `user ${JSON.stringify(value.username)} cannot log in`);
       if (user !== value.username) {
-        throw new TestFailedError(secretId, `logged in as ${JSON.stringify(user)}, expected ${JSON.stringify(value.username)}`);
+        throw new TestFailedError(
+          secretId,
+          `logged in as ${JSON.stringify(user)}, expected ${JSON.stringify(value.username)}`,
+        );
       }
     },
 

@@ -57,7 +57,12 @@ export const MANAGED_BY = 'rotor';
 const SETTINGS_VERSION = 1;
 
 /** The plan as `--json` prints it. */
-export function planSummary(plan: ApplyPlan): { created: string[]; updated: string[]; deleted: string[]; unchanged: string[] } {
+export function planSummary(plan: ApplyPlan): {
+  created: string[];
+  updated: string[];
+  deleted: string[];
+  unchanged: string[];
+} {
   const ids = (action: PlanEntry['action']) => plan.entries.filter((e) => e.action === action).map((e) => e.secretId);
   return { created: ids('create'), updated: ids('update'), deleted: ids('delete'), unchanged: ids('unchanged') };
 }
@@ -101,9 +106,16 @@ export function settingsFor(secret: ManagedSecret, config: RotorConfig, taskQueu
  * The schedule rotor wants for a secret: `scheduledRotation` with overlap SKIP (a rotation still running is never
  * doubled) and the secret's catch-up window (a Temporal outage does not fire a burst of stale rotations).
  */
-export function scheduleOptionsFor(secret: ManagedSecret, config: RotorConfig, taskQueue: string): ScheduleOptions & { scheduleId: string } {
+export function scheduleOptionsFor(
+  secret: ManagedSecret,
+  config: RotorConfig,
+  taskQueue: string,
+): ScheduleOptions & { scheduleId: string } {
   const scheduleId = scheduleIdFor(secret.id);
-  const input: ScheduledRotationInput = { rotation: rotationInputFor(secret, config), ...(secret.schedule.window ? { window: secret.schedule.window } : {}) };
+  const input: ScheduledRotationInput = {
+    rotation: rotationInputFor(secret, config),
+    ...(secret.schedule.window ? { window: secret.schedule.window } : {}),
+  };
   return {
     scheduleId,
     spec: specOf(secret),
@@ -129,14 +141,24 @@ export function scheduleOptionsFor(secret: ManagedSecret, config: RotorConfig, t
  * What `apply` does to one secret of the file, given its schedule as Temporal describes it (undefined: none yet).
  * `paused` in the file is declarative when given; when absent, a pause made with `rotor pause` is left alone.
  */
-export function planEntryFor(secret: ManagedSecret, config: RotorConfig, taskQueue: string, existing: ScheduleDescription | undefined): PlanEntry {
+export function planEntryFor(
+  secret: ManagedSecret,
+  config: RotorConfig,
+  taskQueue: string,
+  existing: ScheduleDescription | undefined,
+): PlanEntry {
   const desired = settingsFor(secret, config, taskQueue);
-  if (!existing) return { secretId: secret.id, action: 'create', changes: [desired.schedule, ...(secret.paused ? ['paused'] : [])] };
+  if (!existing)
+    return { secretId: secret.id, action: 'create', changes: [desired.schedule, ...(secret.paused ? ['paused'] : [])] };
   const recorded = recordedSettingsOf(existing);
   const changes =
-    recorded?.hash === desired.hash ? driftOf(existing, scheduleOptionsFor(secret, config, taskQueue)) : diffSettings(recorded, desired);
-  if (secret.paused !== undefined && secret.paused !== existing.state.paused) changes.push(secret.paused ? 'pause' : 'resume');
-  else if (secret.paused && secret.note !== undefined && secret.note !== existing.state.note) changes.push('pause note');
+    recorded?.hash === desired.hash
+      ? driftOf(existing, scheduleOptionsFor(secret, config, taskQueue))
+      : diffSettings(recorded, desired);
+  if (secret.paused !== undefined && secret.paused !== existing.state.paused)
+    changes.push(secret.paused ? 'pause' : 'resume');
+  else if (secret.paused && secret.note !== undefined && secret.note !== existing.state.note)
+    changes.push('pause note');
   return { secretId: secret.id, action: changes.length > 0 ? 'update' : 'unchanged', changes };
 }
 
@@ -146,8 +168,12 @@ export function driftOf(described: ScheduleDescription, desired: ScheduleOptions
   const action = desired.action as { workflowType: unknown; taskQueue: string; args: unknown[] };
   if (described.action.workflowType !== 'scheduledRotation') drift.push('workflow edited outside rotor apply');
   if (described.action.taskQueue !== action.taskQueue) drift.push('task queue edited outside rotor apply');
-  if (canonicalJson(described.action.args?.[0] ?? null) !== canonicalJson(action.args[0])) drift.push('rotation settings edited outside rotor apply');
-  if (described.policies.overlap !== desired.policies?.overlap || described.policies.catchupWindow !== desired.policies?.catchupWindow) {
+  if (canonicalJson(described.action.args?.[0] ?? null) !== canonicalJson(action.args[0]))
+    drift.push('rotation settings edited outside rotor apply');
+  if (
+    described.policies.overlap !== desired.policies?.overlap ||
+    described.policies.catchupWindow !== desired.policies?.catchupWindow
+  ) {
     drift.push('policies edited outside rotor apply');
   }
   return drift;
@@ -159,7 +185,8 @@ export function diffSettings(recorded: RecordedSettings | undefined, desired: Re
   const changes: string[] = [];
   const show = (key: keyof RecordedSettings, value: unknown): string => {
     if (value === null || value === undefined) return 'default';
-    if (key === 'graceMs' || key === 'catchupWindowMs' || key === 'stuckPhaseBudgetMs') return formatDuration(Number(value));
+    if (key === 'graceMs' || key === 'catchupWindowMs' || key === 'stuckPhaseBudgetMs')
+      return formatDuration(Number(value));
     return Array.isArray(value) ? `[${value.join(', ')}]` : String(value);
   };
   for (const key of new Set([...Object.keys(desired), ...Object.keys(recorded)]) as Set<keyof RecordedSettings>) {
@@ -177,7 +204,8 @@ export function diffSettings(recorded: RecordedSettings | undefined, desired: Re
 export function specOf(secret: ManagedSecret): ScheduleSpec {
   const s = secret.schedule;
   const jitter = s.jitterMs ? { jitter: s.jitterMs } : {};
-  if (s.kind === 'every') return { intervals: [{ every: s.everyMs, ...(s.offsetMs ? { offset: s.offsetMs } : {}) }], ...jitter };
+  if (s.kind === 'every')
+    return { intervals: [{ every: s.everyMs, ...(s.offsetMs ? { offset: s.offsetMs } : {}) }], ...jitter };
   return { cronExpressions: [s.cron], timezone: s.timezone, ...jitter };
 }
 

@@ -44,7 +44,13 @@ function minutesOf(hhmm: string): number {
 
 /** A function giving the weekday and minute of the day of an instant in `timeZone`. */
 function localClock(timeZone: string): (at: Date) => LocalTime {
-  const format = new Intl.DateTimeFormat('en-US', { timeZone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+  const format = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    weekday: 'short',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  });
   return (at) => {
     const parts = Object.fromEntries(format.formatToParts(at).map((p) => [p.type, p.value]));
     return {

@@ -17,7 +17,11 @@ export interface BakePolicy {
   maxWindowMs: number;
 }
 
-export const DEFAULT_BAKE: Omit<BakePolicy, 'windowMs' | 'maxWindowMs'> = { minEvents: 20, minInstances: 2, maxFailureShare: 0.2 };
+export const DEFAULT_BAKE: Omit<BakePolicy, 'windowMs' | 'maxWindowMs'> = {
+  minEvents: 20,
+  minInstances: 2,
+  maxFailureShare: 0.2,
+};
 
 /** One line of a consumer report as it reaches the rotation: counts for one version from one instance. */
 export interface ConsumerReportLine {
@@ -95,7 +99,9 @@ export function bakeVerdict(policy: BakePolicy, next: VersionEvidence, previous:
     const previousHealthy = share(previous) <= policy.maxFailureShare;
     if (next.failingInstances >= policy.minInstances && previousHealthy) return 'roll-back';
     // Failures from fewer instances than it takes are those instances' own problem: the others decide.
-    return next.failingInstances < policy.minInstances && healthyInstances >= policy.minInstances ? 'pass' : 'too-few-samples';
+    return next.failingInstances < policy.minInstances && healthyInstances >= policy.minInstances
+      ? 'pass'
+      : 'too-few-samples';
   }
   return next.instances >= policy.minInstances ? 'pass' : 'too-few-samples';
 }

@@ -86,7 +86,10 @@ export function actorOf(trigger: Trigger | undefined): string {
 }
 
 /** The Temporal UI's one-line summary of a rotation: secret, trigger and grace (the strategy follows in its details). */
-export function rotationSummary(input: { secretId: string; trigger?: Trigger; graceMs: number }, grace: (ms: number) => string): string {
+export function rotationSummary(
+  input: { secretId: string; trigger?: Trigger; graceMs: number },
+  grace: (ms: number) => string,
+): string {
   return `rotate ${input.secretId} · ${actorOf(input.trigger)} · grace ${grace(input.graceMs)}`;
 }
 
@@ -341,7 +344,14 @@ export const AUDIT_EVENT_KINDS = [
 export type AuditEventKind = (typeof AUDIT_EVENT_KINDS)[number];
 
 /** What rotor alerts on. */
-export const ALERT_KINDS = ['rotation-failed', 'compensated', 'rolled-back', 'awaiting-sessions', 'stuck', 'bake-inconclusive'] as const;
+export const ALERT_KINDS = [
+  'rotation-failed',
+  'compensated',
+  'rolled-back',
+  'awaiting-sessions',
+  'stuck',
+  'bake-inconclusive',
+] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 
 /** An alert as the workflow raises it: value-free, delivered by the `notify` activity to the named routes. */

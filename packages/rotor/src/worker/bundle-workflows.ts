@@ -22,11 +22,21 @@ const INLINE_MAP = /\n\/\/# sourceMappingURL=data:application\/json;charset=utf-
 export function portableBundle(code: string, dir: string): string {
   const match = INLINE_MAP.exec(code);
   if (!match) return code;
-  const map = JSON.parse(Buffer.from(match[1]!, 'base64').toString('utf8')) as { sources: string[]; sourcesContent?: unknown; sourceRoot?: string; file?: string };
+  const map = JSON.parse(Buffer.from(match[1]!, 'base64').toString('utf8')) as {
+    sources: string[];
+    sourcesContent?: unknown;
+    sourceRoot?: string;
+    file?: string;
+  };
   const portable = {
     ...map,
     // webpack names ignored modules `ignored|<absolute dir>|<module>`: every part is made relative.
-    sources: map.sources.map((source) => source.split('|').map((part) => (path.isAbsolute(part) ? path.relative(dir, part).split(path.sep).join('/') : part)).join('|')),
+    sources: map.sources.map((source) =>
+      source
+        .split('|')
+        .map((part) => (path.isAbsolute(part) ? path.relative(dir, part).split(path.sep).join('/') : part))
+        .join('|'),
+    ),
     sourceRoot: '',
     file: 'workflow-bundle.js',
   };
@@ -40,7 +50,9 @@ async function main(): Promise<void> {
   const { code: bundled } = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
   const code = portableBundle(bundled, path.dirname(file));
   writeFileSync(file, code);
-  process.stdout.write(`workflow bundle: ${path.relative(process.cwd(), file)} (${Math.round(code.length / 1024)} KiB)\n`);
+  process.stdout.write(
+    `workflow bundle: ${path.relative(process.cwd(), file)} (${Math.round(code.length / 1024)} KiB)\n`,
+  );
 }
 
 if (require.main === module) {

@@ -52,7 +52,17 @@ export async function createRotorWorker(options: RotorWorkerOptions): Promise<Wo
 export async function createRotorWorkers(
   options: RotorWorkerOptions & { storeWrites?: { fleetPerSecond?: number } },
 ): Promise<[Worker, ...Worker[]]> {
-  const { connection, namespace, taskQueue, workflowBundle, maxConcurrentActivityTaskExecutions, maxCachedWorkflows, rotators, storeWrites, ...deps } = options;
+  const {
+    connection,
+    namespace,
+    taskQueue,
+    workflowBundle,
+    maxConcurrentActivityTaskExecutions,
+    maxCachedWorkflows,
+    rotators,
+    storeWrites,
+    ...deps
+  } = options;
   const fleetPerSecond = storeWrites?.fleetPerSecond;
   const writesQueue = storeWritesTaskQueue(taskQueue);
   const activities = createActivities({
@@ -80,12 +90,16 @@ export async function createRotorWorkers(
   const writes = await Worker.create({
     ...common,
     taskQueue: writesQueue,
-    ...(fleetPerSecond !== undefined ? { maxTaskQueueActivitiesPerSecond: fleetPerSecond / MAX_WRITES_PER_STORE_STEP } : {}),
+    ...(fleetPerSecond !== undefined
+      ? { maxTaskQueueActivitiesPerSecond: fleetPerSecond / MAX_WRITES_PER_STORE_STEP }
+      : {}),
   });
   return [main, writes];
 }
 
-function workflowCode(given: RotorWorkerOptions['workflowBundle']): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+function workflowCode(
+  given: RotorWorkerOptions['workflowBundle'],
+): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
   if (given) return { workflowBundle: given };
   const prebuilt = prebuiltWorkflowBundle();
   return prebuilt ? { workflowBundle: { codePath: prebuilt } } : { workflowsPath: workflowsPath() };

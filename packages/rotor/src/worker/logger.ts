@@ -9,7 +9,10 @@ export function createLogger(level: string = process.env.ROTOR_LOG_LEVEL ?? 'inf
   return pino({
     level,
     base: { service: 'rotor' },
-    redact: { paths: ['password', '*.password', 'value', '*.value', 'secretString', '*.secretString'], censor: '[redacted]' },
+    redact: {
+      paths: ['password', '*.password', 'value', '*.value', 'secretString', '*.secretString'],
+      censor: '[redacted]',
+    },
   });
 }
 

@@ -64,7 +64,11 @@ export class RotorMetrics {
       buckets: STEP_BUCKETS,
       registers,
     });
-    this.#inGrace = new Gauge({ name: 'rotor_rotations_in_grace', help: 'Rotations waiting out their grace period.', registers });
+    this.#inGrace = new Gauge({
+      name: 'rotor_rotations_in_grace',
+      help: 'Rotations waiting out their grace period.',
+      registers,
+    });
     this.#lastSuccess = new Gauge({
       name: 'rotor_last_success_timestamp_seconds',
       help: 'When the secret last rotated successfully (Unix seconds).',
@@ -103,7 +107,11 @@ export class RotorMetrics {
   /** Records how long one attempt of a step took. */
   stepObserved(step: string, rotator: string, seconds: number, ok: boolean): void {
     this.#stepDuration.observe(
-      { step: this.#fold(this.#steps, step), rotator: this.#fold(this.#rotators, rotator), result: ok ? 'ok' : 'error' },
+      {
+        step: this.#fold(this.#steps, step),
+        rotator: this.#fold(this.#rotators, rotator),
+        result: ok ? 'ok' : 'error',
+      },
       seconds,
     );
   }
@@ -186,7 +194,9 @@ export class RotorMetrics {
   /** Whether `secretId` may have a series; counts the observation when it may not. */
   #admitSecret(secretId: string): boolean {
     if (this.#lastSuccessMs.has(secretId)) return true;
-    const admitted = this.#managedSecrets ? this.#managedSecrets.has(secretId) : this.#lastSuccessMs.size < MAX_SECRET_SERIES;
+    const admitted = this.#managedSecrets
+      ? this.#managedSecrets.has(secretId)
+      : this.#lastSuccessMs.size < MAX_SECRET_SERIES;
     if (!admitted) this.#unmanaged.inc();
     return admitted;
   }

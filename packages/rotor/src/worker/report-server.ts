@@ -47,7 +47,9 @@ export function reportTokens(configs: ReportTokenConfig[], env: NodeJS.ProcessEn
   return configs.map((config) => {
     const value = env[config.tokenFromEnv];
     if (!value || value.length < 16) {
-      throw new InvalidInputError(`reports.tokens ${config.name}: ${config.tokenFromEnv} is ${value ? 'shorter than 16 characters' : 'not set'}`);
+      throw new InvalidInputError(
+        `reports.tokens ${config.name}: ${config.tokenFromEnv} is ${value ? 'shorter than 16 characters' : 'not set'}`,
+      );
     }
     return { name: config.name, digest: digest(value), secrets: config.secrets };
   });
@@ -64,7 +66,9 @@ export type Forward = (secretId: string, lines: ConsumerReportLine[]) => Promise
 export function signalRotation(client: Client): Forward {
   return async (secretId, lines) => {
     try {
-      await client.workflow.getHandle(rotationWorkflowId(secretId)).signal(SignalName.consumerReport, { reports: lines });
+      await client.workflow
+        .getHandle(rotationWorkflowId(secretId))
+        .signal(SignalName.consumerReport, { reports: lines });
     } catch (error) {
       if (!(error instanceof WorkflowNotFoundError)) throw error;
     }
@@ -126,7 +130,8 @@ export async function serveReports(options: {
       return answer(res, 400, { error: `${issue.path.join('.') || 'body'}: ${issue.message}` });
     }
     const outside = [...new Set(batch.data.reports.map((r) => r.secretId).filter((id) => !inScope(id, token.secrets)))];
-    if (outside.length > 0) return answer(res, 403, { error: `token ${token.name} may not report on ${outside.slice(0, 5).join(', ')}` });
+    if (outside.length > 0)
+      return answer(res, 403, { error: `token ${token.name} may not report on ${outside.slice(0, 5).join(', ')}` });
     for (const { secretId, ...line } of batch.data.reports) {
       let lines = pending.get(secretId);
       if (!lines) pending.set(secretId, (lines = new Map()));
@@ -145,7 +150,9 @@ export async function serveReports(options: {
     pending.clear();
     flushing = Promise.all(
       batches.map(([secretId, lines]) =>
-        forward(secretId, [...lines.values()]).catch((error: Error) => logger.warn({ secretId, error: error.message }, 'consumer reports not forwarded')),
+        forward(secretId, [...lines.values()]).catch((error: Error) =>
+          logger.warn({ secretId, error: error.message }, 'consumer reports not forwarded'),
+        ),
       ),
     ).then(() => undefined);
     await flushing;

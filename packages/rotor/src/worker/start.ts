@@ -54,7 +54,8 @@ export async function startWorker(
 
   const releases: (() => Promise<void>)[] = [];
   const release = async () => {
-    for (const r of releases.reverse()) await r().catch((error: Error) => logger.warn({ error: error.message }, 'shutdown step failed'));
+    for (const r of releases.reverse())
+      await r().catch((error: Error) => logger.warn({ error: error.message }, 'shutdown step failed'));
   };
   try {
     const connection = await NativeConnection.connect(connectionOptions);
@@ -116,8 +117,17 @@ export async function startWorker(
     let reports: ReportServer | undefined;
     if (reportsPort > 0) {
       const tokens = reportTokens(config.reports.tokens);
-      if (tokens.length === 0) throw new InvalidInputError('the report endpoint needs reports.tokens in rotor.yaml: it takes reports only with a token');
-      reports = await serveReports({ port: reportsPort, host: config.reports.host, tokens, forward: signalRotation(client), logger });
+      if (tokens.length === 0)
+        throw new InvalidInputError(
+          'the report endpoint needs reports.tokens in rotor.yaml: it takes reports only with a token',
+        );
+      reports = await serveReports({
+        port: reportsPort,
+        host: config.reports.host,
+        tokens,
+        forward: signalRotation(client),
+        logger,
+      });
       releases.push(() => reports!.close());
     }
     logger.info(
@@ -166,14 +176,22 @@ export async function runWorker(overrides: Parameters<typeof startWorker>[0] = {
 }
 
 /** Seeds "last successful rotation" per managed secret from the store: the time AWSCURRENT's version was made. */
-async function seedLastSuccess(metrics: RotorMetrics, store: SecretStore, config: RotorConfig, logger: pino.Logger): Promise<void> {
+async function seedLastSuccess(
+  metrics: RotorMetrics,
+  store: SecretStore,
+  config: RotorConfig,
+  logger: pino.Logger,
+): Promise<void> {
   for (const secret of config.secrets) {
     try {
       const description = await store.describe(secret.id);
       const current = description.versions.find((v) => v.stages.includes(Stage.current));
       if (current?.createdAt) metrics.setLastSuccess(secret.id, current.createdAt);
     } catch (error) {
-      logger.warn({ secretId: secret.id, error: (error as Error).message }, 'could not read when the secret was last rotated');
+      logger.warn(
+        { secretId: secret.id, error: (error as Error).message },
+        'could not read when the secret was last rotated',
+      );
     }
   }
 }

@@ -4,7 +4,10 @@ import type { SecretStore } from 'rotor-consumers/stores';
 
 /** The error a guard gives up with: retryable, so the step's next attempt queues again. */
 function gaveUp(what: string): UnavailableError {
-  return new UnavailableError(undefined, `throttled: the step's attempt ran out of time waiting for ${what}; it will be retried`);
+  return new UnavailableError(
+    undefined,
+    `throttled: the step's attempt ran out of time waiting for ${what}; it will be retried`,
+  );
 }
 
 /** Rejects when `signal` aborts; never settles otherwise. */
@@ -35,7 +38,8 @@ export class RateLimiter {
     private readonly now: () => number = () => performance.now(),
     private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   ) {
-    if (!(perSecond > 0 && Number.isFinite(perSecond))) throw new InvalidInputError(`rate limit: ${perSecond} per second is not a positive number`);
+    if (!(perSecond > 0 && Number.isFinite(perSecond)))
+      throw new InvalidInputError(`rate limit: ${perSecond} per second is not a positive number`);
     this.#intervalMs = 1000 / perSecond;
   }
 
@@ -69,7 +73,8 @@ export class KeyedSemaphore {
   readonly #slots = new Map<string, { holders: number; waiters: Array<() => void> }>();
 
   constructor(private readonly limit: number) {
-    if (!(Number.isInteger(limit) && limit > 0)) throw new InvalidInputError(`concurrency limit: ${limit} is not a positive integer`);
+    if (!(Number.isInteger(limit) && limit > 0))
+      throw new InvalidInputError(`concurrency limit: ${limit} is not a positive integer`);
   }
 
   /**

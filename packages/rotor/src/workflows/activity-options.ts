@@ -34,7 +34,12 @@ export function undoOptions(maxStepAttempts: number): ActivityOptions {
 /** Audit appends: unlimited attempts, so an audit database that is away delays a rotation's end, never loses an event. */
 export const AUDIT_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '30s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: [ErrorType.InvalidInput] },
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '1m',
+    nonRetryableErrorTypes: [ErrorType.InvalidInput],
+  },
 };
 
 /** Alert delivery: the worker tries each route several times with backoff inside one attempt. */

@@ -30,7 +30,12 @@ export interface BakeWindow {
  * asks for a rollback the moment the evidence says the new version fails where the previous one did not. Each
  * verdict is audited with the counts; an automatic rollback also alerts, through the rollback's own alert.
  */
-export function watchConsumers(state: RotationState, reporter: Reporter, requests: OperatorRequests, policy: BakePolicy): BakeWindow {
+export function watchConsumers(
+  state: RotationState,
+  reporter: Reporter,
+  requests: OperatorRequests,
+  policy: BakePolicy,
+): BakeWindow {
   const { status } = state;
   let tally: BakeTally | undefined;
   let next = '';
@@ -102,7 +107,12 @@ export function watchConsumers(state: RotationState, reporter: Reporter, request
       } else if (endsAt + policy.windowMs - startedAt <= policy.maxWindowMs) {
         endsAt += policy.windowMs;
         publish({ extensions: status.bake!.extensions + 1 });
-        reporter.audit({ kind: 'bake-extended', phase: 'grace', actor: BAKE_ACTOR, detail: { ...detail(), bakeEndsAt: status.bake!.endsAt } });
+        reporter.audit({
+          kind: 'bake-extended',
+          phase: 'grace',
+          actor: BAKE_ACTOR,
+          detail: { ...detail(), bakeEndsAt: status.bake!.endsAt },
+        });
       } else {
         close('inconclusive');
         reporter.audit({ kind: 'bake-inconclusive', phase: 'grace', actor: BAKE_ACTOR, detail: detail() });

@@ -55,9 +55,11 @@ export function handleOperatorSignals(state: RotationState, report: Reporter): O
     },
     extendGrace(signal: ExtendGraceSignal | undefined): string | undefined {
       const byMs = signal?.byMs;
-      if (typeof byMs !== 'number' || !Number.isFinite(byMs) || !(byMs > 0)) return `byMs: ${JSON.stringify(byMs)} is not a positive number of milliseconds`;
+      if (typeof byMs !== 'number' || !Number.isFinite(byMs) || !(byMs > 0))
+        return `byMs: ${JSON.stringify(byMs)} is not a positive number of milliseconds`;
       if (status.phase !== 'grace') return `the rotation is ${status.phase}: grace can be extended only during grace`;
-      if (requests.graceEndsAt + byMs - requests.graceStartedAt > MAX_GRACE_MS) return `the grace period would exceed the maximum of ${MAX_GRACE}`;
+      if (requests.graceEndsAt + byMs - requests.graceStartedAt > MAX_GRACE_MS)
+        return `the grace period would exceed the maximum of ${MAX_GRACE}`;
       return undefined;
     },
     endGrace(): string | undefined {
@@ -73,7 +75,12 @@ export function handleOperatorSignals(state: RotationState, report: Reporter): O
       status.rollbackReason = text(signal?.reason) ?? 'no reason given';
       const by = text(signal?.by);
       if (by) status.rollbackBy = by;
-      report.audit({ kind: 'rollback-requested', phase: status.phase, actor: signalActor(by), detail: { reason: status.rollbackReason } });
+      report.audit({
+        kind: 'rollback-requested',
+        phase: status.phase,
+        actor: signalActor(by),
+        detail: { reason: status.rollbackReason },
+      });
       log.info('rollback requested', { secretId: status.secretId, by, phase: status.phase });
       return { accepted: true, phase: status.phase };
     },
@@ -81,7 +88,12 @@ export function handleOperatorSignals(state: RotationState, report: Reporter): O
       requests.graceEndsAt += signal.byMs;
       status.graceEndsAt = new Date(requests.graceEndsAt).toISOString();
       state.updateMemo();
-      report.audit({ kind: 'grace-extended', phase: 'grace', actor: signalActor(text(signal.by)), detail: { byMs: signal.byMs, graceEndsAt: status.graceEndsAt } });
+      report.audit({
+        kind: 'grace-extended',
+        phase: 'grace',
+        actor: signalActor(text(signal.by)),
+        detail: { byMs: signal.byMs, graceEndsAt: status.graceEndsAt },
+      });
       return { accepted: true, phase: status.phase, graceEndsAt: status.graceEndsAt };
     },
     endGrace(signal: EndGraceSignal | undefined): OperatorAnswer {
@@ -92,7 +104,8 @@ export function handleOperatorSignals(state: RotationState, report: Reporter): O
   };
 
   /** A signal the rotation cannot take is dropped: the Temporal UI shows it in the history, the log says why. */
-  const ignored = (name: string, reason: string) => log.info('operator signal ignored', { secretId: status.secretId, signal: name, reason });
+  const ignored = (name: string, reason: string) =>
+    log.info('operator signal ignored', { secretId: status.secretId, signal: name, reason });
   const refuse = (reason: string | undefined) => {
     if (reason) throw new Error(reason);
   };
@@ -113,9 +126,15 @@ export function handleOperatorSignals(state: RotationState, report: Reporter): O
     if (reason) ignored('endGrace', reason);
     else apply.endGrace(signal);
   });
-  setHandler(rollbackUpdate, (signal) => apply.rollback(signal), { validator: (_signal) => refuse(refusal.rollback()) });
-  setHandler(extendGraceUpdate, (signal) => apply.extendGrace(signal), { validator: (signal) => refuse(refusal.extendGrace(signal)) });
-  setHandler(endGraceUpdate, (signal) => apply.endGrace(signal), { validator: (_signal) => refuse(refusal.endGrace()) });
+  setHandler(rollbackUpdate, (signal) => apply.rollback(signal), {
+    validator: (_signal) => refuse(refusal.rollback()),
+  });
+  setHandler(extendGraceUpdate, (signal) => apply.extendGrace(signal), {
+    validator: (signal) => refuse(refusal.extendGrace(signal)),
+  });
+  setHandler(endGraceUpdate, (signal) => apply.endGrace(signal), {
+    validator: (_signal) => refuse(refusal.endGrace()),
+  });
   return requests;
 }
 

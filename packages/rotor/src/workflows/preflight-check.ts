@@ -8,12 +8,18 @@ import type { PrepareInput } from '../shared/types';
  * permissions), and change nothing. One attempt: the report says what failed, a retry would only hide it.
  */
 export async function preflightCheck(input: PrepareInput): Promise<SecretCheckReport> {
-  const { checkSecret } = proxyActivities<RotorActivities>({ startToCloseTimeout: '1m', retry: { maximumAttempts: 1 } });
+  const { checkSecret } = proxyActivities<RotorActivities>({
+    startToCloseTimeout: '1m',
+    retry: { maximumAttempts: 1 },
+  });
   return checkSecret(input);
 }
 
 /** `rotor setup` of one secret, on a worker through the admin secret: one attempt, all or nothing. */
 export async function setupPair(input: { secretId: string; dryRun: boolean }): Promise<SetupPlan> {
-  const { setupSecret } = proxyActivities<RotorActivities>({ startToCloseTimeout: '2m', retry: { maximumAttempts: 1 } });
+  const { setupSecret } = proxyActivities<RotorActivities>({
+    startToCloseTimeout: '2m',
+    retry: { maximumAttempts: 1 },
+  });
   return setupSecret(input);
 }

@@ -28,7 +28,10 @@ export interface Reporter {
   /** Raises a `stuck` alert when a working phase lasts longer than the budget. */
   watchPhases(current: () => { seq: number; phase: Phase }): void;
   /** Records the outcome for metrics and the audit trail. */
-  ended(end: Omit<RotationEnd, 'secretId'>, event: { versionId?: string; durationMs: number; detail?: AuditEvent['detail'] }): void;
+  ended(
+    end: Omit<RotationEnd, 'secretId'>,
+    event: { versionId?: string; durationMs: number; detail?: AuditEvent['detail'] },
+  ): void;
   /** Waits until every audit append and alert has been delivered or given up on. */
   settle(): Promise<void>;
 }
@@ -64,7 +67,11 @@ export function createReporter(input: RotationInput, options: { local?: boolean 
             await CancellationScope.nonCancellable(() => record.appendAudit(batch));
           } catch (error) {
             // Only a non-retryable rejection gets here: a bug in rotor, not an outage. The rotation goes on.
-            log.error('audit events rejected', { secretId: input.secretId, events: batch.length, error: (error as Error).message });
+            log.error('audit events rejected', {
+              secretId: input.secretId,
+              events: batch.length,
+              error: (error as Error).message,
+            });
           }
         }
         flushing = undefined;
@@ -94,7 +101,15 @@ export function createReporter(input: RotationInput, options: { local?: boolean 
 
     alert(kind, message, fields = {}) {
       if (routes.length === 0) return;
-      const alert = { kind, message, secretId: input.secretId, workflowId, runId, at: new Date().toISOString(), ...fields };
+      const alert = {
+        kind,
+        message,
+        secretId: input.secretId,
+        workflowId,
+        runId,
+        at: new Date().toISOString(),
+        ...fields,
+      };
       pending.push(
         CancellationScope.nonCancellable(() => deliver.notify({ alert, routes })).then(
           (deliveries) => {
@@ -108,7 +123,11 @@ export function createReporter(input: RotationInput, options: { local?: boolean 
           },
           (error: Error) => {
             log.warn('alert not delivered', { secretId: input.secretId, kind, error: error.message });
-            reporter.audit({ kind: 'alert-failed', outcome: kind, detail: { routes: routes.join(','), error: error.message } });
+            reporter.audit({
+              kind: 'alert-failed',
+              outcome: kind,
+              detail: { routes: routes.join(','), error: error.message },
+            });
           },
         ),
       );
@@ -125,7 +144,11 @@ export function createReporter(input: RotationInput, options: { local?: boolean 
           const moved = await condition(() => done || current().seq !== seq, budget);
           if (done || moved) continue;
           if (!STUCK_EXEMPT.includes(phase)) {
-            reporter.alert('stuck', `rotation of ${input.secretId} has been ${phase} for more than ${formatDuration(budget)}`, { phase });
+            reporter.alert(
+              'stuck',
+              `rotation of ${input.secretId} has been ${phase} for more than ${formatDuration(budget)}`,
+              { phase },
+            );
           }
           await condition(() => done || current().seq !== seq);
         }
@@ -148,7 +171,11 @@ export function createReporter(input: RotationInput, options: { local?: boolean 
       };
       const draining = drain().then(() => (settled = true));
       const budget = input.reporting?.stuckPhaseBudgetMs;
-      if (budget && routes.length > 0 && !(await CancellationScope.nonCancellable(() => condition(() => settled, budget)))) {
+      if (
+        budget &&
+        routes.length > 0 &&
+        !(await CancellationScope.nonCancellable(() => condition(() => settled, budget)))
+      ) {
         // Appends retry until the audit database answers; meanwhile the rotation stays open. Say so.
         reporter.alert(
           'stuck',
@@ -178,7 +205,9 @@ function clean<E extends Partial<AuditEvent>>(event: E): E {
     out.detail = Object.fromEntries(
       Object.entries(event.detail).map(([k, v]) => [
         k,
-        v === null || typeof v === 'number' || typeof v === 'boolean' ? v : cut(typeof v === 'string' ? v : JSON.stringify(v) ?? String(v)),
+        v === null || typeof v === 'number' || typeof v === 'boolean'
+          ? v
+          : cut(typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v))),
       ]),
     );
   }

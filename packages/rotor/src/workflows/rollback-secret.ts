@@ -1,4 +1,10 @@
-import { ApplicationFailure, CancellationScope, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
 import type { RotorActivities } from '../activities';
 import { SearchAttribute } from '../shared/constants';
 import { actorOf } from '../shared/types';
@@ -34,11 +40,20 @@ export async function rollbackSecret(input: RollbackInput): Promise<RotationResu
   if (input.trigger?.by) status.rollbackBy = input.trigger.by;
   setHandler(statusQuery, () => status);
   const reporter = createReporter(rotation);
-  reporter.audit({ kind: 'rollback-requested', phase: 'preparing', actor: actorOf(input.trigger), detail: { reason: status.rollbackReason } });
+  reporter.audit({
+    kind: 'rollback-requested',
+    phase: 'preparing',
+    actor: actorOf(input.trigger),
+    detail: { reason: status.rollbackReason },
+  });
   reporter.watchPhases(() => ({ seq: state.phaseSeq, phase: status.phase }));
   const run = createStepRunner(state, reporter, () => undefined);
 
-  async function record(outcome: 'rolled-back' | 'failed', versionId: string | undefined, detail: AuditEvent['detail']): Promise<void> {
+  async function record(
+    outcome: 'rolled-back' | 'failed',
+    versionId: string | undefined,
+    detail: AuditEvent['detail'],
+  ): Promise<void> {
     reporter.ended(
       { outcome, ...(status.rotator ? { rotator: status.rotator } : {}) },
       { durationMs: Date.now() - Date.parse(status.startedAt), ...(versionId ? { versionId } : {}), detail },
@@ -55,7 +70,11 @@ export async function rollbackSecret(input: RollbackInput): Promise<RotationResu
       details: [{ step, errorType: typeOf(error), phase: status.phase } satisfies RotationFailureDetails],
     });
     reporter.alert('rotation-failed', failure.message, { phase: 'failed', step });
-    await record('failed', status.versions.current, { failedStep: step, rollback: true, ...(typeOf(error) ? { errorType: typeOf(error)! } : {}) });
+    await record('failed', status.versions.current, {
+      failedStep: step,
+      rollback: true,
+      ...(typeOf(error) ? { errorType: typeOf(error)! } : {}),
+    });
     return failure;
   }
 
@@ -74,14 +93,29 @@ export async function rollbackSecret(input: RollbackInput): Promise<RotationResu
 
   try {
     await CancellationScope.nonCancellable(() =>
-      run('rollback', 'rolling-back', () => undo.reinstate({ secretId: input.secretId, token: from, prepared, versionId: to, mode: 'rollback' })),
+      run('rollback', 'rolling-back', () =>
+        undo.reinstate({ secretId: input.secretId, token: from, prepared, versionId: to, mode: 'rollback' }),
+      ),
     );
   } catch (error) {
-    throw await fail('rollback', error, `version ${from} may still be current: check the target and the labels (rotor status ${input.secretId})`);
+    throw await fail(
+      'rollback',
+      error,
+      `version ${from} may still be current: check the target and the labels (rotor status ${input.secretId})`,
+    );
   }
   status.versions = { current: to, previous: from };
   state.end('rolled-back');
-  reporter.alert('rolled-back', `${input.secretId} rolled back to version ${to}: ${status.rollbackReason}`, { phase: 'rolled-back' });
+  reporter.alert('rolled-back', `${input.secretId} rolled back to version ${to}: ${status.rollbackReason}`, {
+    phase: 'rolled-back',
+  });
   await record('rolled-back', to, { during: 'idle', fromVersionId: from });
-  return { secretId: input.secretId, outcome: 'rolled-back', token: from, currentVersionId: to, previousVersionId: from, status };
+  return {
+    secretId: input.secretId,
+    outcome: 'rolled-back',
+    token: from,
+    currentVersionId: to,
+    previousVersionId: from,
+    status,
+  };
 }

@@ -33,7 +33,15 @@ import { createRotationState } from './rotation-state';
 import { createStepRunner } from './step-runner';
 
 export { consumerReportSignal } from './bake';
-export { endGraceSignal, endGraceUpdate, extendGraceSignal, extendGraceUpdate, rollbackSignal, rollbackUpdate, statusQuery } from './operator-signals';
+export {
+  endGraceSignal,
+  endGraceUpdate,
+  extendGraceSignal,
+  extendGraceUpdate,
+  rollbackSignal,
+  rollbackUpdate,
+  statusQuery,
+} from './operator-signals';
 export { ROTATION_FAILED } from './failures';
 
 /** Summaries for the Temporal UI on the grace timer and on a scheduled run's rotation; runs before it have none. */
@@ -74,7 +82,12 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
   /** What every step gets: ids, the token and what prepare found (set once prepare has run). */
   let stepInput: StepInput;
   const reporter = createReporter(input, { local });
-  reporter.audit({ kind: 'triggered', phase: 'preparing', actor: actorOf(input.trigger), detail: { graceMs: input.graceMs } });
+  reporter.audit({
+    kind: 'triggered',
+    phase: 'preparing',
+    actor: actorOf(input.trigger),
+    detail: { graceMs: input.graceMs },
+  });
   reporter.watchPhases(() => ({ seq: state.phaseSeq, phase: status.phase }));
   const requests = handleOperatorSignals(state, reporter);
   const bake = input.bake ? watchConsumers(state, reporter, requests, input.bake) : undefined;
@@ -82,7 +95,12 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
   const run = createStepRunner(state, reporter, (name) => (name === 'create' || name === 'finish' ? token : undefined));
 
   /** Ends the rotation in `phase` after a failure: alert, outcome, audit settled; returns the failure to throw. */
-  async function fail(step: string, error: unknown, what: string, phase: 'failed' | 'compensated' = 'failed'): Promise<ApplicationFailure> {
+  async function fail(
+    step: string,
+    error: unknown,
+    what: string,
+    phase: 'failed' | 'compensated' = 'failed',
+  ): Promise<ApplicationFailure> {
     state.end(phase);
     const failure = ApplicationFailure.create({
       type: ROTATION_FAILED,
@@ -91,12 +109,19 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
       details: [{ step, errorType: typeOf(error), phase: status.phase } satisfies RotationFailureDetails],
     });
     reporter.alert(phase === 'compensated' ? 'compensated' : 'rotation-failed', failure.message, { phase, step });
-    await record(phase, status.versions.current, { failedStep: step, ...(typeOf(error) ? { errorType: typeOf(error)! } : {}) });
+    await record(phase, status.versions.current, {
+      failedStep: step,
+      ...(typeOf(error) ? { errorType: typeOf(error)! } : {}),
+    });
     return failure;
   }
 
   /** Records the outcome (metrics, audit) and waits for the audit trail and alerts to settle. */
-  async function record(outcome: RotationEnd['outcome'], versionId: string | undefined, detail: AuditEvent['detail'] = {}): Promise<void> {
+  async function record(
+    outcome: RotationEnd['outcome'],
+    versionId: string | undefined,
+    detail: AuditEvent['detail'] = {},
+  ): Promise<void> {
     ended = true;
     reporter.ended(
       { outcome, ...(status.rotator ? { rotator: status.rotator } : {}) },
@@ -138,7 +163,11 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     let prepared: PreparedRotation;
     try {
       prepared = await run('prepare', 'preparing', () =>
-        preflight.prepareRotation({ secretId: input.secretId, graceMs: input.graceMs, ...(input.overrides ? { overrides: input.overrides } : {}) }),
+        preflight.prepareRotation({
+          secretId: input.secretId,
+          graceMs: input.graceMs,
+          ...(input.overrides ? { overrides: input.overrides } : {}),
+        }),
       );
       status.rotator = prepared.rotator;
       status.versions.current = prepared.currentVersionId;
@@ -177,12 +206,15 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
         if (requests.rollback) throw new RollbackRequested();
         failedStep = name;
         const report = await run(name, phase, call);
-        if (name === 'test' && report.holdMs && patched(HOLD_BEFORE_FINISH_PATCH)) await holdBeforeFinish(report.holdMs);
+        if (name === 'test' && report.holdMs && patched(HOLD_BEFORE_FINISH_PATCH))
+          await holdBeforeFinish(report.holdMs);
       }
     } catch (error) {
       try {
         await CancellationScope.nonCancellable(() =>
-          run('compensate', 'compensating', () => undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'compensate' })),
+          run('compensate', 'compensating', () =>
+            undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'compensate' }),
+          ),
         );
       } catch (compensationError) {
         throw await fail(
@@ -193,14 +225,26 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
             `\`rotor rotate ${input.secretId}\` converges: it logs in with whichever the database holds and sets it back to AWSCURRENT first`,
         );
       }
-      status.versions = { current: prepared.currentVersionId, ...(prepared.previousVersionId ? { previous: prepared.previousVersionId } : {}) };
+      status.versions = {
+        current: prepared.currentVersionId,
+        ...(prepared.previousVersionId ? { previous: prepared.previousVersionId } : {}),
+      };
       if (error instanceof RollbackRequested) {
         state.end('rolled-back');
-        reporter.alert('rolled-back', `rotation of ${input.secretId} rolled back before finish: ${status.rollbackReason}`, { phase: 'rolled-back', step: failedStep });
+        reporter.alert(
+          'rolled-back',
+          `rotation of ${input.secretId} rolled back before finish: ${status.rollbackReason}`,
+          { phase: 'rolled-back', step: failedStep },
+        );
         await record('rolled-back', prepared.currentVersionId, { during: failedStep });
         return result('rolled-back', prepared.currentVersionId, prepared.previousVersionId);
       }
-      throw await fail(failedStep, error, 'compensated: the target and AWSCURRENT are as before the rotation', 'compensated');
+      throw await fail(
+        failedStep,
+        error,
+        'compensated: the target and AWSCURRENT are as before the rotation',
+        'compensated',
+      );
     }
 
     status.versions = { current: token, previous: prepared.currentVersionId };
@@ -221,7 +265,10 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
         const before = requests.graceEndsAt;
         const moved = () => requests.rollback !== undefined || requests.endGrace || requests.graceEndsAt !== before;
         const waitMs = requests.graceEndsAt - Date.now();
-        if (summarised) await condition(moved, waitMs, { summary: `grace: the previous credential of ${input.secretId} stays valid until ${status.graceEndsAt}` });
+        if (summarised)
+          await condition(moved, waitMs, {
+            summary: `grace: the previous credential of ${input.secretId} stays valid until ${status.graceEndsAt}`,
+          });
         else await condition(moved, waitMs);
       }
     }
@@ -229,14 +276,20 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     if (requests.rollback) {
       try {
         await CancellationScope.nonCancellable(() =>
-          run('rollback', 'rolling-back', () => undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'rollback' })),
+          run('rollback', 'rolling-back', () =>
+            undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'rollback' }),
+          ),
         );
       } catch (error) {
         throw await fail('rollback', error, 'the new credential may still be current: check the target and the labels');
       }
       status.versions = { current: prepared.currentVersionId, previous: token };
       state.end('rolled-back');
-      reporter.alert('rolled-back', `rotation of ${input.secretId} rolled back during grace: ${status.rollbackReason}`, { phase: 'rolled-back' });
+      reporter.alert(
+        'rolled-back',
+        `rotation of ${input.secretId} rolled back during grace: ${status.rollbackReason}`,
+        { phase: 'rolled-back' },
+      );
       await record('rolled-back', prepared.currentVersionId, { during: 'grace' });
       return result('rolled-back', prepared.currentVersionId, token);
     }
@@ -248,7 +301,10 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
         retirementNote = await awaitSessions(retirement.maxWaitMs);
       }
       const retired = await run('retire', 'retiring', () =>
-        steps.retirePrevious({ ...stepInput, ...(retirement?.liveSessions === 'terminate' ? { terminateSessions: true } : {}) }),
+        steps.retirePrevious({
+          ...stepInput,
+          ...(retirement?.liveSessions === 'terminate' ? { terminateSessions: true } : {}),
+        }),
       );
       if (retirement) retirementNote = [retired.outcome, retirementNote].filter(Boolean).join('; ');
     } catch (error) {
@@ -272,7 +328,11 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     while (!requests.rollback && !requests.endGrace && (Date.now() < requests.graceEndsAt || window.open)) {
       const before = requests.graceEndsAt;
       const moved = () => requests.rollback !== undefined || requests.endGrace || requests.graceEndsAt !== before;
-      const until = window.open ? (Date.now() < requests.graceEndsAt ? Math.min(requests.graceEndsAt, window.endsAt) : window.endsAt) : requests.graceEndsAt;
+      const until = window.open
+        ? Date.now() < requests.graceEndsAt
+          ? Math.min(requests.graceEndsAt, window.endsAt)
+          : window.endsAt
+        : requests.graceEndsAt;
       const summary = window.open
         ? `bake: watching consumers' logins with the new credential of ${input.secretId} until ${new Date(window.endsAt).toISOString()}`
         : `grace: the previous credential of ${input.secretId} stays valid until ${status.graceEndsAt}`;
@@ -307,7 +367,12 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     return live > 0 ? `${live} live sessions left after waiting ${formatDuration(maxWaitMs)}` : undefined;
   }
 
-  function result(outcome: RotationResult['outcome'], currentVersionId: string, previousVersionId?: string, retirementNote?: string): RotationResult {
+  function result(
+    outcome: RotationResult['outcome'],
+    currentVersionId: string,
+    previousVersionId?: string,
+    retirementNote?: string,
+  ): RotationResult {
     return {
       secretId: input.secretId,
       outcome,

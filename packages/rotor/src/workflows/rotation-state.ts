@@ -1,6 +1,12 @@
 import { log, setCurrentDetails, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import { SearchAttribute } from '../shared/constants';
-import { actorOf, type Phase, type RotationInput, type RotationOutcomeWord, type RotationStatus } from '../shared/types';
+import {
+  actorOf,
+  type Phase,
+  type RotationInput,
+  type RotationOutcomeWord,
+  type RotationStatus,
+} from '../shared/types';
 
 /** Where a rotation is, as the `status` query, the memo and the RotorPhase search attribute show it. */
 export interface RotationState {
@@ -32,11 +38,15 @@ export function createRotationState(input: RotationInput, token: string): Rotati
 
   /** The Temporal UI's "current details": what the rotation is doing now, at a glance (no command, replay-safe). */
   function describeNow(): void {
-    const parts = [`**${status.phase}**`, status.operation === 'rollback' ? `roll back ${input.secretId}` : `rotate ${input.secretId}`];
+    const parts = [
+      `**${status.phase}**`,
+      status.operation === 'rollback' ? `roll back ${input.secretId}` : `rotate ${input.secretId}`,
+    ];
     if (status.rotator) parts.push(status.rotator);
     parts.push(actorOf(input.trigger));
     if (status.phase === 'grace' && status.graceEndsAt) parts.push(`grace until ${status.graceEndsAt}`);
-    if (status.lastError && (status.phase === 'failed' || status.phase === 'compensated')) parts.push(`last error: ${status.lastError}`);
+    if (status.lastError && (status.phase === 'failed' || status.phase === 'compensated'))
+      parts.push(`last error: ${status.lastError}`);
     setCurrentDetails(parts.join(' · '));
   }
 

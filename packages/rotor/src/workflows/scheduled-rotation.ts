@@ -15,7 +15,13 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { RotorActivities } from '../activities';
 import { rotationWorkflowId, SearchAttribute } from '../shared/constants';
 import { formatDuration } from 'rotor-consumers/core';
-import { actorOf, rotationSummary, type AuditEvent, type RotationInput, type ScheduledRotationInput } from '../shared/types';
+import {
+  actorOf,
+  rotationSummary,
+  type AuditEvent,
+  type RotationInput,
+  type ScheduledRotationInput,
+} from '../shared/types';
 import { AUDIT_OPTIONS } from './activity-options';
 import { ROTATION_FAILED, rotateSecret, UI_SUMMARY_PATCH } from './rotate-secret';
 
@@ -36,7 +42,10 @@ export interface ScheduledRotationResult {
  * can never run side by side. It lasts as long as the rotation (grace included), so the schedule's overlap policy
  * SKIP never doubles one; the rotation is abandoned, not cancelled, if this run is terminated.
  */
-export async function scheduledRotation({ rotation, window }: ScheduledRotationInput): Promise<ScheduledRotationResult> {
+export async function scheduledRotation({
+  rotation,
+  window,
+}: ScheduledRotationInput): Promise<ScheduledRotationResult> {
   const workflowId = rotationWorkflowId(rotation.secretId);
   const audit = auditor(rotation);
   if (window) {

@@ -7,7 +7,11 @@ import type { RotationState } from './rotation-state';
 export type StepRunner = <T extends StepReport>(name: StepName, phase: Phase, call: () => Promise<T>) => Promise<T>;
 
 /** `versionIdOf` names the version a step's audit event is about, if any (the new version for create and finish). */
-export function createStepRunner(state: RotationState, reporter: Reporter, versionIdOf: (name: StepName) => string | undefined): StepRunner {
+export function createStepRunner(
+  state: RotationState,
+  reporter: Reporter,
+  versionIdOf: (name: StepName) => string | undefined,
+): StepRunner {
   const { status } = state;
   return async (name, phase, call) => {
     state.enter(phase);
@@ -34,7 +38,14 @@ export function createStepRunner(state: RotationState, reporter: Reporter, versi
       step.error = causeOf(error);
       step.endedAt = new Date().toISOString();
       status.lastError = `${name}: ${step.error}`;
-      reporter.audit({ kind: 'step-failed', step: name, phase, outcome: typeOf(error) ?? 'error', durationMs: Date.now() - started, detail: { error: step.error } });
+      reporter.audit({
+        kind: 'step-failed',
+        step: name,
+        phase,
+        outcome: typeOf(error) ?? 'error',
+        durationMs: Date.now() - started,
+        detail: { error: step.error },
+      });
       throw error;
     }
   };

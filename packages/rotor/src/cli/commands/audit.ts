@@ -7,7 +7,8 @@ import { renderTable } from '../render';
 /** `rotor history <secretId>`: the secret's audit trail, oldest first. */
 export async function historyCommand(secretId: string, opts: { limit: string; json?: boolean }): Promise<number> {
   const limit = Number(opts.limit);
-  if (!Number.isInteger(limit) || limit < 1) throw new InvalidInputError(`--limit: ${JSON.stringify(opts.limit)} is not a positive whole number`);
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new InvalidInputError(`--limit: ${JSON.stringify(opts.limit)} is not a positive whole number`);
   return withAuditStore(async (audit) => {
     const events = await audit.history(secretId, { limit });
     if (opts.json) {
@@ -36,7 +37,10 @@ export async function historyCommand(secretId: string, opts: { limit: string; js
 /** `--anchor <seq>:<hash>`, as `rotor audit verify` prints the head. */
 function parseAnchor(text: string): { seq: number; hash: string } {
   const match = /^(\d+):([0-9a-f]{64})$/.exec(text.trim());
-  if (!match) throw new InvalidInputError(`--anchor: ${JSON.stringify(text)} is not <seq>:<sha-256 hex>, as \`rotor audit verify\` prints the head`);
+  if (!match)
+    throw new InvalidInputError(
+      `--anchor: ${JSON.stringify(text)} is not <seq>:<sha-256 hex>, as \`rotor audit verify\` prints the head`,
+    );
   return { seq: Number(match[1]), hash: match[2]! };
 }
 
@@ -50,7 +54,9 @@ export async function auditVerifyCommand(opts: { anchor?: string; json?: boolean
       out(`audit trail intact: ${result.rows} events, head ${result.headSeq ?? 0}:${result.headHash ?? '-'}`);
       if (anchor) out(`  anchor ${anchor.seq}: still there, unchanged`);
     } else {
-      out(`audit trail BROKEN: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} in ${result.rows} events`);
+      out(
+        `audit trail BROKEN: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} in ${result.rows} events`,
+      );
       for (const p of result.problems) out(`  seq ${p.seq}: ${p.problem}`);
     }
     return result.ok ? ExitCode.ok : ExitCode.auditBroken;

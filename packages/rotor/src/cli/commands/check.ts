@@ -22,7 +22,8 @@ export async function checkCommand(ids: string[], opts: { file?: string; json?: 
     (config?.secrets ?? []).map((s) => [s.id, rotationInputFor(s, config!)]),
   );
   const secretIds = ids.length > 0 ? ids : [...inputOf.keys()];
-  if (secretIds.length === 0) throw new InvalidInputError('nothing to check: name secret ids, or pass -f rotor.yaml (or set ROTOR_CONFIG)');
+  if (secretIds.length === 0)
+    throw new InvalidInputError('nothing to check: name secret ids, or pass -f rotor.yaml (or set ROTOR_CONFIG)');
   const rotor = await rotationClient();
   const reports: SecretCheckReport[] = new Array<SecretCheckReport>(secretIds.length);
   let next = 0;
@@ -42,7 +43,8 @@ export async function checkCommand(ids: string[], opts: { file?: string; json?: 
   if (opts.json) outJson(reports);
   else for (const report of reports) printReport(report);
   const failed = reports.filter((r) => !r.ok).length;
-  if (!opts.json) out(failed === 0 ? `${reports.length} checked, all passed` : `${reports.length} checked, ${failed} failed`);
+  if (!opts.json)
+    out(failed === 0 ? `${reports.length} checked, all passed` : `${reports.length} checked, ${failed} failed`);
   return failed === 0 ? ExitCode.ok : ExitCode.checkFailed;
 }
 

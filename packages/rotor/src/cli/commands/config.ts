@@ -15,7 +15,11 @@ export async function validateCommand(opts: { file?: string; json?: boolean }): 
     return ExitCode.usage;
   }
   const count = config.secrets.length;
-  out(opts.json ? JSON.stringify({ file, valid: true, secrets: count }) : `${file}: valid, ${count} secret${count === 1 ? '' : 's'}`);
+  out(
+    opts.json
+      ? JSON.stringify({ file, valid: true, secrets: count })
+      : `${file}: valid, ${count} secret${count === 1 ? '' : 's'}`,
+  );
   return ExitCode.ok;
 }
 
@@ -26,7 +30,12 @@ function planLine(entry: PlanEntry): string {
 }
 
 /** `rotor apply`: one Temporal Schedule per secret of rotor.yaml; prints the plan, then creates, updates, deletes. */
-export async function applyCommand(opts: { file?: string; dryRun?: boolean; prune?: boolean; json?: boolean }): Promise<number> {
+export async function applyCommand(opts: {
+  file?: string;
+  dryRun?: boolean;
+  prune?: boolean;
+  json?: boolean;
+}): Promise<number> {
   const file = configFile(opts.file);
   const config = await loadConfig(file);
   const { schedules } = await scheduleManager();
@@ -43,7 +52,8 @@ export async function applyCommand(opts: { file?: string; dryRun?: boolean; prun
     let done = 0;
     // Each change prints its own [n/total] line as it lands (in any order: schedules are written in parallel).
     await schedules.apply(config, plan, (entry) => {
-      if (!opts.json && entry.action !== 'unchanged') out(`  [${++done}/${changing.length}] ${entry.action}d ${entry.secretId}`);
+      if (!opts.json && entry.action !== 'unchanged')
+        out(`  [${++done}/${changing.length}] ${entry.action}d ${entry.secretId}`);
     });
   }
   if (opts.json) outJson(planSummary(plan));

@@ -7,7 +7,10 @@ import { createTimelinePrinter } from '../render';
  * `rotor rollback <secretId>`: the running rotation reinstates the previous credential; with none running, a rollback
  * of its own reinstates AWSPREVIOUS (with the secret's alert routes from rotor.yaml). `--wait` follows it.
  */
-export async function rollbackCommand(secretId: string, opts: { reason?: string; wait?: boolean; json?: boolean }): Promise<number> {
+export async function rollbackCommand(
+  secretId: string,
+  opts: { reason?: string; wait?: boolean; json?: boolean },
+): Promise<number> {
   const { rotor, schedules } = await scheduleManager();
   const settings = await schedules.rotationSettings(secretId);
   const run = await rotor.rollback(secretId, opts.reason, operator(), {
@@ -16,7 +19,9 @@ export async function rollbackCommand(secretId: string, opts: { reason?: string;
     ...(settings?.maxStepAttempts ? { maxStepAttempts: settings.maxStepAttempts } : {}),
   });
   if (!opts.wait) {
-    const what = run.started ? `rollback of ${secretId} started: AWSPREVIOUS is being reinstated` : `rollback of ${secretId} requested`;
+    const what = run.started
+      ? `rollback of ${secretId} started: AWSPREVIOUS is being reinstated`
+      : `rollback of ${secretId} requested`;
     out(opts.json ? JSON.stringify({ ...run, requested: 'rollback' }) : `${what} (run ${run.runId})`);
     return ExitCode.ok;
   }
@@ -26,11 +31,19 @@ export async function rollbackCommand(secretId: string, opts: { reason?: string;
 }
 
 /** `rotor extend-grace <secretId> <duration>`: keeps the previous credential valid longer. */
-export async function extendGraceCommand(secretId: string, duration: string, opts: { json?: boolean }): Promise<number> {
+export async function extendGraceCommand(
+  secretId: string,
+  duration: string,
+  opts: { json?: boolean },
+): Promise<number> {
   const byMs = parseDuration(duration, 'duration');
   const rotor = await rotationClient();
   const answer = await rotor.extendGrace(secretId, byMs, operator());
-  out(opts.json ? JSON.stringify({ secretId, extendedByMs: byMs, graceEndsAt: answer.graceEndsAt }) : `grace period of ${secretId} extended by ${duration}: it ends at ${answer.graceEndsAt}`);
+  out(
+    opts.json
+      ? JSON.stringify({ secretId, extendedByMs: byMs, graceEndsAt: answer.graceEndsAt })
+      : `grace period of ${secretId} extended by ${duration}: it ends at ${answer.graceEndsAt}`,
+  );
   return ExitCode.ok;
 }
 

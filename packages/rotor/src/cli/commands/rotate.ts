@@ -23,8 +23,14 @@ export async function rotateCommand(secretId: string, opts: RotateCommandOptions
   const graceMs = graceOverride ?? settings.graceMs ?? env.ROTOR_DEFAULT_GRACE;
   // A grace shorter than the bake window is an operator's call for speed (a leaked credential): no bake then.
   const baked = bake && bake.windowMs <= graceMs ? { bake } : {};
-  if (bake && !baked.bake && !opts.json) out(`note: --grace ${opts.grace} is shorter than the bake window: this rotation does not bake`);
-  const started = await rotor.rotate(secretId, { ...settings, ...baked, graceMs, trigger: { kind: 'cli', by: operator() } });
+  if (bake && !baked.bake && !opts.json)
+    out(`note: --grace ${opts.grace} is shorter than the bake window: this rotation does not bake`);
+  const started = await rotor.rotate(secretId, {
+    ...settings,
+    ...baked,
+    graceMs,
+    trigger: { kind: 'cli', by: operator() },
+  });
   const ui = rotor.uiLink(started.workflowId, started.runId);
   if (!opts.wait) {
     if (opts.json) outJson({ ...started, ui });

@@ -9,7 +9,8 @@ export async function schedulesCommand(opts: { json?: boolean }): Promise<number
   const views = await schedules.list({ onProgress: reading.tick });
   reading.end();
   if (opts.json) outJson(views);
-  else if (views.length === 0) out('no rotor schedules: declare secrets in rotor.yaml and run `rotor apply -f rotor.yaml`');
+  else if (views.length === 0)
+    out('no rotor schedules: declare secrets in rotor.yaml and run `rotor apply -f rotor.yaml`');
   else {
     out(
       renderTable(
@@ -28,10 +29,16 @@ export async function schedulesCommand(opts: { json?: boolean }): Promise<number
 }
 
 /** `rotor pause` / `rotor resume`: the secret's schedule, with a note that names who did it. */
-export async function pauseCommand(secretId: string, paused: boolean, opts: { note?: string; json?: boolean }): Promise<number> {
+export async function pauseCommand(
+  secretId: string,
+  paused: boolean,
+  opts: { note?: string; json?: boolean },
+): Promise<number> {
   const { schedules } = await scheduleManager();
   const note = `${paused ? 'paused' : 'resumed'} by ${operator()}${opts.note ? `: ${opts.note}` : ''}`;
   await (paused ? schedules.pause(secretId, note) : schedules.resume(secretId, note));
-  out(opts.json ? JSON.stringify({ secretId, paused, note }) : `schedule of ${secretId} ${paused ? 'paused' : 'resumed'}`);
+  out(
+    opts.json ? JSON.stringify({ secretId, paused, note }) : `schedule of ${secretId} ${paused ? 'paused' : 'resumed'}`,
+  );
   return ExitCode.ok;
 }

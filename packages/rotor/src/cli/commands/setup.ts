@@ -15,6 +15,12 @@ export async function setupCommand(secretId: string, opts: { dryRun?: boolean; j
   const todo = plan.statements.filter((s) => !s.done).length;
   out(`setup of ${secretId}: owner role ${plan.owner} (${todo} to run, ${plan.statements.length - todo} in place):`);
   for (const s of plan.statements) out(`  ${s.done ? '=' : '+'} ${s.sql}`);
-  out(opts.dryRun ? 'dry run: nothing changed' : todo === 0 ? 'nothing to change' : `applied ${plan.applied} statements in one transaction`);
+  out(
+    opts.dryRun
+      ? 'dry run: nothing changed'
+      : todo === 0
+        ? 'nothing to change'
+        : `applied ${plan.applied} statements in one transaction`,
+  );
   return ExitCode.ok;
 }

@@ -5,7 +5,10 @@ import { out, outJson, progress, rotationClient, scheduleManager } from '../cont
 import { relativeTime, renderStatus, renderTable } from '../render';
 
 /** `rotor status [secretId]`: without an id, every managed secret at a glance; with one, its latest rotation. */
-export async function statusCommand(secretId: string | undefined, opts: { json?: boolean; all?: boolean }): Promise<number> {
+export async function statusCommand(
+  secretId: string | undefined,
+  opts: { json?: boolean; all?: boolean },
+): Promise<number> {
   if (secretId === undefined) return overview(opts);
   const rotor = await rotationClient();
   const status = await rotor.status(secretId);
@@ -21,7 +24,8 @@ async function overview(opts: { json?: boolean; all?: boolean }): Promise<number
   const rows = await secretsOverview(rotor.client, schedules, { all: Boolean(opts.all), onProgress: reading.tick });
   reading.end();
   if (opts.json) outJson(rows);
-  else if (rows.length === 0) out('no managed secrets yet: declare them in rotor.yaml and run `rotor apply -f rotor.yaml`');
+  else if (rows.length === 0)
+    out('no managed secrets yet: declare them in rotor.yaml and run `rotor apply -f rotor.yaml`');
   else {
     out(
       renderTable(

@@ -1,5 +1,11 @@
 import { createConnection, type Connection, type ConnectionOptions } from 'mysql2/promise';
-import { CredentialsRejectedError, InvalidSecretError, RotorError, TargetRejectedError, UnavailableError } from 'rotor-consumers/core';
+import {
+  CredentialsRejectedError,
+  InvalidSecretError,
+  RotorError,
+  TargetRejectedError,
+  UnavailableError,
+} from 'rotor-consumers/core';
 
 /** What rotor needs to log in to MySQL or MariaDB, from a secret in AWS's JSON shape. */
 export interface MysqlLogin {
@@ -16,7 +22,12 @@ export interface MysqlLogin {
 const REJECTED_CODES = new Set(['ER_ACCESS_DENIED_ERROR', 'ER_ACCOUNT_HAS_BEEN_LOCKED']);
 /** A locked account: MySQL's 3118, MariaDB's 4151 (mysql2 names the latter after an unrelated MySQL error). */
 const LOCKED_ERRNOS = new Set([3118, 4151]);
-const REFUSED_STATEMENT_CODES = new Set(['ER_NOT_VALID_PASSWORD', 'ER_CREDENTIALS_CONTRADICT_TO_HISTORY', 'ER_PASSWORD_FORMAT', 'ER_NONEXISTING_GRANT']);
+const REFUSED_STATEMENT_CODES = new Set([
+  'ER_NOT_VALID_PASSWORD',
+  'ER_CREDENTIALS_CONTRADICT_TO_HISTORY',
+  'ER_PASSWORD_FORMAT',
+  'ER_NONEXISTING_GRANT',
+]);
 
 function options(login: MysqlLogin, ssl: ConnectionOptions['ssl']): ConnectionOptions {
   return {
@@ -58,15 +69,24 @@ export async function withMysqlLogin<T>(
     connection = await connect(login);
   } catch (error) {
     const { code, errno } = error as { code?: string; errno?: number };
-    if ((code && REJECTED_CODES.has(code)) || (errno !== undefined && LOCKED_ERRNOS.has(errno))) return { rejected: true };
+    if ((code && REJECTED_CODES.has(code)) || (errno !== undefined && LOCKED_ERRNOS.has(errno)))
+      return { rejected: true };
     if (code === 'ER_BAD_DB_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR') {
-      throw new InvalidSecretError(secretId, [`dbname: database ${JSON.stringify(login.dbname)} is missing or not open to ${JSON.stringify(login.username)} on ${login.host}:${login.port}`]);
+      throw new InvalidSecretError(secretId, [
+        `dbname: database ${JSON.stringify(login.dbname)} is missing or not open to ${JSON.stringify(login.username)} on ${login.host}:${login.port}`,
+      ]);
     }
-    if (code === 'ENOTFOUND') throw new InvalidSecretError(secretId, [`host: ${JSON.stringify(login.host)} does not resolve`]);
+    if (code === 'ENOTFOUND')
+      throw new InvalidSecretError(secretId, [`host: ${JSON.stringify(login.host)} does not resolve`]);
     if (code === 'HANDSHAKE_UNKNOWN_ERROR' || code === 'PROTOCOL_PACKETS_OUT_OF_ORDER') {
-      throw new InvalidSecretError(secretId, [`port: ${login.host}:${login.port} does not speak the MySQL protocol (another server on that port?)`]);
+      throw new InvalidSecretError(secretId, [
+        `port: ${login.host}:${login.port} does not speak the MySQL protocol (another server on that port?)`,
+      ]);
     }
-    throw new UnavailableError(secretId, `MySQL at ${login.host}:${login.port} did not accept a connection (${describe(error)})`);
+    throw new UnavailableError(
+      secretId,
+      `MySQL at ${login.host}:${login.port} did not accept a connection (${describe(error)})`,
+    );
   }
   connection.on('error', () => undefined);
   try {
@@ -75,12 +95,21 @@ export async function withMysqlLogin<T>(
     if (error instanceof RotorError) throw error;
     const code = (error as { code?: string }).code;
     if (code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR' || code === 'ER_CANNOT_USER' || code === 'ER_PASSWORD_NO_MATCH') {
-      throw new CredentialsRejectedError(secretId, `user ${JSON.stringify(login.username)} may not do this on ${login.host}:${login.port} (${describe(error)})`);
+      throw new CredentialsRejectedError(
+        secretId,
+        `user ${JSON.stringify(login.username)} may not do this on ${login.host}:${login.port} (${describe(error)})`,
+      );
     }
     if (code && REFUSED_STATEMENT_CODES.has(code)) {
-      throw new TargetRejectedError(secretId, `MySQL at ${login.host}:${login.port} refused a statement (${describe(error)})`);
+      throw new TargetRejectedError(
+        secretId,
+        `MySQL at ${login.host}:${login.port} refused a statement (${describe(error)})`,
+      );
     }
-    throw new UnavailableError(secretId, `MySQL at ${login.host}:${login.port} failed a statement (${describe(error)})`);
+    throw new UnavailableError(
+      secretId,
+      `MySQL at ${login.host}:${login.port} failed a statement (${describe(error)})`,
+    );
   } finally {
     await connection.end().catch(() => undefined);
   }
@@ -114,7 +143,11 @@ export async function setOwnPassword(connection: Connection, password: string): 
   const mariadb = /mariadb/i.test(String(rows[0]?.version ?? ''));
   // mysql2 escapes with backslashes on the client: make sure the session reads them as escapes.
   await connection.query("SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')");
-  await connection.query(mariadb ? 'SET PASSWORD FOR ?@? = PASSWORD(?)' : 'SET PASSWORD FOR ?@? = ?', [user, host, password]);
+  await connection.query(mariadb ? 'SET PASSWORD FOR ?@? = PASSWORD(?)' : 'SET PASSWORD FOR ?@? = ?', [
+    user,
+    host,
+    password,
+  ]);
 }
 
 /** The error's code and message; MySQL messages quote user and host names, never passwords. */

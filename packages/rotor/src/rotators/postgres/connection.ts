@@ -1,5 +1,11 @@
 import { Client, escapeIdentifier, escapeLiteral, type ClientConfig } from 'pg';
-import { CredentialsRejectedError, InvalidSecretError, RotorError, TargetRejectedError, UnavailableError } from 'rotor-consumers/core';
+import {
+  CredentialsRejectedError,
+  InvalidSecretError,
+  RotorError,
+  TargetRejectedError,
+  UnavailableError,
+} from 'rotor-consumers/core';
 import { scramSha256Verifier } from './scram';
 
 /** What rotor needs to log in to PostgreSQL, from a secret in AWS's JSON shape. */
@@ -56,13 +62,21 @@ export async function withLogin<T>(
     const code = (error as { code?: string }).code;
     if (code && REJECTED_CODES.has(code)) return { rejected: true };
     if (code === '3D000') {
-      throw new InvalidSecretError(secretId, [`dbname: database ${JSON.stringify(login.dbname)} does not exist on ${login.host}:${login.port}`]);
+      throw new InvalidSecretError(secretId, [
+        `dbname: database ${JSON.stringify(login.dbname)} does not exist on ${login.host}:${login.port}`,
+      ]);
     }
-    if (code === 'ENOTFOUND') throw new InvalidSecretError(secretId, [`host: ${JSON.stringify(login.host)} does not resolve`]);
+    if (code === 'ENOTFOUND')
+      throw new InvalidSecretError(secretId, [`host: ${JSON.stringify(login.host)} does not resolve`]);
     if (PROTOCOL_MISMATCH.test((error as Error).message ?? '')) {
-      throw new InvalidSecretError(secretId, [`port: ${login.host}:${login.port} does not speak PostgreSQL's protocol (another server on that port?)`]);
+      throw new InvalidSecretError(secretId, [
+        `port: ${login.host}:${login.port} does not speak PostgreSQL's protocol (another server on that port?)`,
+      ]);
     }
-    throw new UnavailableError(secretId, `PostgreSQL at ${login.host}:${login.port} did not accept a connection (${describe(error)})`);
+    throw new UnavailableError(
+      secretId,
+      `PostgreSQL at ${login.host}:${login.port} did not accept a connection (${describe(error)})`,
+    );
   }
   try {
     return { rejected: false, result: await work(client) };
@@ -70,14 +84,23 @@ export async function withLogin<T>(
     if (error instanceof RotorError) throw error;
     const code = (error as { code?: string }).code ?? '';
     if (code === '42501') {
-      throw new CredentialsRejectedError(secretId, `user ${JSON.stringify(login.username)} may not do this on ${login.host}:${login.port} (${describe(error)})`);
+      throw new CredentialsRejectedError(
+        secretId,
+        `user ${JSON.stringify(login.username)} may not do this on ${login.host}:${login.port} (${describe(error)})`,
+      );
     }
     // SQLSTATE classes that may pass (connection, transaction rollback, resources, operator intervention, system)
     // are retried; any other refusal (a missing role, a check violation) would fail the same way again.
     if (/^[0-9A-Z]{5}$/.test(code) && !/^(08|40|53|57|58)/.test(code)) {
-      throw new TargetRejectedError(secretId, `PostgreSQL at ${login.host}:${login.port} refused a statement (${describe(error)})`);
+      throw new TargetRejectedError(
+        secretId,
+        `PostgreSQL at ${login.host}:${login.port} refused a statement (${describe(error)})`,
+      );
     }
-    throw new UnavailableError(secretId, `PostgreSQL at ${login.host}:${login.port} failed a statement (${describe(error)})`);
+    throw new UnavailableError(
+      secretId,
+      `PostgreSQL at ${login.host}:${login.port} failed a statement (${describe(error)})`,
+    );
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -3,7 +3,13 @@ import { CredentialsRejectedError } from 'rotor-consumers/core';
 import type { SetupPlan, SetupStatement } from '../../shared/reports';
 
 /** `ALTER DEFAULT PRIVILEGES` object kinds, by pg_default_acl.defaclobjtype. */
-const DEFAULT_ACL_KINDS: Record<string, string> = { r: 'TABLES', S: 'SEQUENCES', f: 'FUNCTIONS', T: 'TYPES', n: 'SCHEMAS' };
+const DEFAULT_ACL_KINDS: Record<string, string> = {
+  r: 'TABLES',
+  S: 'SEQUENCES',
+  f: 'FUNCTIONS',
+  T: 'TYPES',
+  n: 'SCHEMAS',
+};
 
 /**
  * The owner-role model for a PostgreSQL pair (`rotor setup`): a NOLOGIN role `<login>_owner` that both logins are
@@ -13,7 +19,13 @@ const DEFAULT_ACL_KINDS: Record<string, string> = { r: 'TABLES', S: 'SEQUENCES',
  */
 export async function planOwnerSetup(admin: Client, login: string, clone: string): Promise<Omit<SetupPlan, 'applied'>> {
   const owner = `${login}_owner`;
-  const roles = new Set((await admin.query<{ name: string }>('SELECT rolname AS name FROM pg_roles WHERE rolname = ANY($1)', [[login, clone, owner]])).rows.map((r) => r.name));
+  const roles = new Set(
+    (
+      await admin.query<{ name: string }>('SELECT rolname AS name FROM pg_roles WHERE rolname = ANY($1)', [
+        [login, clone, owner],
+      ])
+    ).rows.map((r) => r.name),
+  );
   const statements: SetupStatement[] = [];
   const add = (sql: string, done: boolean) => statements.push({ sql, done });
   const hasOwner = roles.has(owner);
@@ -21,7 +33,8 @@ export async function planOwnerSetup(admin: Client, login: string, clone: string
 
   add(`CREATE ROLE ${q(owner)} NOLOGIN`, hasOwner);
   for (const member of logins) {
-    const isMember = hasOwner && (await scalar<boolean>(admin, `SELECT pg_has_role($1, $2, 'MEMBER') AS v`, [member, owner]));
+    const isMember =
+      hasOwner && (await scalar<boolean>(admin, `SELECT pg_has_role($1, $2, 'MEMBER') AS v`, [member, owner]));
     add(`GRANT ${q(owner)} TO ${q(member)}`, isMember);
     const setting = await scalar<string | null>(
       admin,
@@ -53,7 +66,13 @@ export async function planOwnerSetup(admin: Client, login: string, clone: string
     add(`REASSIGN OWNED BY ${q(member)} TO ${q(owner)}`, !owns);
   }
 
-  const defaults = await admin.query<{ schema: string | null; kind: string; grantee: string; privilege: string; role: string }>(
+  const defaults = await admin.query<{
+    schema: string | null;
+    kind: string;
+    grantee: string;
+    privilege: string;
+    role: string;
+  }>(
     `SELECT n.nspname AS schema, d.defaclobjtype AS kind, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE g.rolname END AS grantee,
             a.privilege_type AS privilege, r.rolname AS role
        FROM pg_default_acl d JOIN pg_roles r ON r.oid = d.defaclrole LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
@@ -68,7 +87,10 @@ export async function planOwnerSetup(admin: Client, login: string, clone: string
     // Privilege names come from aclexplode's fixed vocabulary; anything else is not pasted into SQL.
     if (!kind || !/^[A-Z]+( [A-Z]+)?$/.test(d.privilege)) continue;
     const grantee = d.grantee === 'PUBLIC' ? 'PUBLIC' : q(d.grantee);
-    add(`ALTER DEFAULT PRIVILEGES FOR ROLE ${q(owner)}${d.schema ? ` IN SCHEMA ${q(d.schema)}` : ''} GRANT ${d.privilege} ON ${kind} TO ${grantee}`, ownerHas.has(key(d)));
+    add(
+      `ALTER DEFAULT PRIVILEGES FOR ROLE ${q(owner)}${d.schema ? ` IN SCHEMA ${q(d.schema)}` : ''} GRANT ${d.privilege} ON ${kind} TO ${grantee}`,
+      ownerHas.has(key(d)),
+    );
   }
   return { owner, statements };
 }
@@ -92,7 +114,10 @@ export async function applyOwnerSetup(secretId: string, admin: Client, statement
     await admin.query('ROLLBACK').catch(() => undefined);
     const code = (error as { code?: string }).code;
     if (code === '42501') {
-      throw new CredentialsRejectedError(secretId, `the admin secret may not run ${current} (${(error as Error).message}); nothing was changed`);
+      throw new CredentialsRejectedError(
+        secretId,
+        `the admin secret may not run ${current} (${(error as Error).message}); nothing was changed`,
+      );
     }
     throw error;
   }
