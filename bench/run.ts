@@ -20,10 +20,13 @@
  *   ROTOR_BENCH_MEMORY_NODE_OPTIONS its NODE_OPTIONS, ROTOR_BENCH_MEMORY_PRELOAD its LD_PRELOAD, an allocator such
  *   as jemalloc). Both report the cores each process used and, for memory, where the RSS is.
  *
+ * - imports (bench/imports.ts): the wall time of a fresh node requiring rotor-consumers, beside bare node and `pg`
+ *   (ROTOR_BENCH_IMPORT_RUNS, default 20).
+ *
  * Prints a table and writes JSON to .bench/<timestamp>.json. ROTOR_BENCH_ROTATIONS sets N (default 20),
  * ROTOR_BENCH_SCHEDULES sets M (default 200), ROTOR_BENCH_SEQUENTIAL the sequential rotations (default 20);
- * ROTOR_BENCH_ONLY=sequential,apply runs only those parts (passwords, sequential, concurrent, consumers, apply, fleet,
- * memory).
+ * ROTOR_BENCH_ONLY=sequential,apply runs only those parts (passwords, imports, sequential, concurrent, consumers, apply,
+ * fleet, memory).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -41,6 +44,7 @@ import { uniqueName } from '../test/helpers/env';
 import { serveUnderLoad } from '../test/helpers/load-app';
 import { formatCpu, measureCpu } from './cpu';
 import { benchFleet, benchMemory, fleetSecrets } from './fleet';
+import { benchImports } from './imports';
 import { benchSequential } from './sequential';
 import { createRole, createSecret, pgSecret, rotationClient, store } from '../test/helpers/stack';
 
@@ -209,6 +213,15 @@ async function main(): Promise<void> {
   if (wants('passwords')) {
     const passwords = (results.passwords = benchPasswords());
     console.log(`password generation: ${passwords.perSecond.toLocaleString()} passwords/s`);
+  }
+  if (wants('imports')) {
+    const imports = (results.imports = benchImports(Number(process.env.ROTOR_BENCH_IMPORT_RUNS ?? 20)));
+    const bare = imports['bare node']!.medianMs;
+    for (const [name, t] of Object.entries(imports)) {
+      console.log(
+        `import: ${name}: median ${t.medianMs} ms (min ${t.minMs}, max ${t.maxMs})${name === 'bare node' ? '' : `, ${t.medianMs - bare} ms over bare node`}`,
+      );
+    }
   }
   if (wants('sequential')) {
     const s = (results.sequential = await benchSequential(

@@ -162,8 +162,9 @@ pg_dir() {
 
 pg_as_owner() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
-pg_admin_password() {
-  local f="$STATE/pg-admin-password"
+# The admin password of one of the stack's servers (pg, mysql, redis): made once, random, kept in the state folder.
+admin_password() {
+  local f="$STATE/$1-admin-password"
   [[ -s "$f" ]] || { mkdir -p "$STATE"; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$f"; chmod 600 "$f"; }
   cat "$f"
 }
@@ -178,7 +179,7 @@ start_postgres() {
     mkdir -p "$dir"
     [[ $(id -u) -eq 0 ]] && chown postgres: "$dir" "$(dirname "$dir")"
     local pwfile="$dir/pwfile"
-    pg_admin_password >"$pwfile"; [[ $(id -u) -eq 0 ]] && chown postgres: "$pwfile"
+    admin_password pg >"$pwfile"; [[ $(id -u) -eq 0 ]] && chown postgres: "$pwfile"
     pg_as_owner "$bin/initdb" -D "$dir/data" -U rotor_admin --pwfile="$pwfile" -A scram-sha-256 \
       --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
     rm -f "$pwfile"
@@ -193,17 +194,11 @@ start_postgres() {
 # rotor's audit trail lives in its own database, apart from the databases whose credentials rotate.
 create_audit_database() {
   [[ -n "${ROTOR_PG_ADMIN_URL:-}" ]] && return
-  local sql=(env PGPASSWORD="$(pg_admin_password)" psql -h 127.0.0.1 -p "$PG_PORT" -U rotor_admin -d postgres -tAq -c)
+  local sql=(env PGPASSWORD="$(admin_password pg)" psql -h 127.0.0.1 -p "$PG_PORT" -U rotor_admin -d postgres -tAq -c)
   if [[ "$("${sql[@]}" "SELECT 1 FROM pg_database WHERE datname = 'rotor_audit'")" != 1 ]]; then
     "${sql[@]}" "CREATE DATABASE rotor_audit" >/dev/null || die "could not create the rotor_audit database"
     log "created the rotor_audit database"
   fi
-}
-
-mysql_admin_password() {
-  local f="$STATE/mysql-admin-password"
-  [[ -s "$f" ]] || { mkdir -p "$STATE"; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$f"; chmod 600 "$f"; }
-  cat "$f"
 }
 
 # MariaDB runs as the invoking user (root included, which mariadbd allows when told so explicitly): the data
@@ -231,15 +226,9 @@ start_mariadb() {
     --bind-address=127.0.0.1 --port="$MYSQL_PORT" --socket="$dir/mariadb.sock" --pid-file="$dir/mariadb.pid" \
     --skip-name-resolve --max-connections=200 --log-error="$LOGS/mariadb-server.log"
   wait_for mariadb 60 mariadb --no-defaults --socket="$dir/mariadb.sock" -uroot -e 'SELECT 1'
-  local pw; pw=$(mysql_admin_password)
+  local pw; pw=$(admin_password mysql)
   mariadb --no-defaults --socket="$dir/mariadb.sock" -uroot -e \
     "CREATE USER IF NOT EXISTS 'rotor_admin'@'%' IDENTIFIED BY '$pw'; GRANT ALL ON *.* TO 'rotor_admin'@'%' WITH GRANT OPTION;"
-}
-
-redis_admin_password() {
-  local f="$STATE/redis-admin-password"
-  [[ -s "$f" ]] || { mkdir -p "$STATE"; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$f"; chmod 600 "$f"; }
-  cat "$f"
 }
 
 # Redis in memory only (no snapshots), on loopback, its `default` user the admin with a password of the stack's own.
@@ -247,7 +236,7 @@ start_redis() {
   if [[ -n "${ROTOR_REDIS_ADMIN_URL:-}" ]]; then log "Redis given by ROTOR_REDIS_ADMIN_URL"; return; fi
   if pid_alive redis; then return; fi
   port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by another process; set ROTOR_STACK_REDIS_PORT"
-  local dir="$STATE/redis" pw; pw=$(redis_admin_password)
+  local dir="$STATE/redis" pw; pw=$(admin_password redis)
   mkdir -p "$dir"
   ln -sf /usr/bin/redis-check-rdb "$dir/redis-server"
   log "starting Redis on 127.0.0.1:$REDIS_PORT"
@@ -278,22 +267,22 @@ print_env() {
   if [[ -n "${ROTOR_PG_ADMIN_URL:-}" ]]; then
     echo "export ROTOR_PG_ADMIN_URL=$ROTOR_PG_ADMIN_URL"
   else
-    echo "export ROTOR_PG_ADMIN_URL=postgres://rotor_admin:$(pg_admin_password)@127.0.0.1:$PG_PORT/postgres"
+    echo "export ROTOR_PG_ADMIN_URL=postgres://rotor_admin:$(admin_password pg)@127.0.0.1:$PG_PORT/postgres"
   fi
   if [[ -n "${ROTOR_AUDIT_URL:-}" ]]; then
     echo "export ROTOR_AUDIT_URL=$ROTOR_AUDIT_URL"
   elif [[ -z "${ROTOR_PG_ADMIN_URL:-}" ]]; then
-    echo "export ROTOR_AUDIT_URL=postgres://rotor_admin:$(pg_admin_password)@127.0.0.1:$PG_PORT/rotor_audit"
+    echo "export ROTOR_AUDIT_URL=postgres://rotor_admin:$(admin_password pg)@127.0.0.1:$PG_PORT/rotor_audit"
   fi
   if [[ -n "${ROTOR_MYSQL_ADMIN_URL:-}" ]]; then
     echo "export ROTOR_MYSQL_ADMIN_URL=$ROTOR_MYSQL_ADMIN_URL"
   else
-    echo "export ROTOR_MYSQL_ADMIN_URL=mysql://rotor_admin:$(mysql_admin_password)@127.0.0.1:$MYSQL_PORT/mysql"
+    echo "export ROTOR_MYSQL_ADMIN_URL=mysql://rotor_admin:$(admin_password mysql)@127.0.0.1:$MYSQL_PORT/mysql"
   fi
   if [[ -n "${ROTOR_REDIS_ADMIN_URL:-}" ]]; then
     echo "export ROTOR_REDIS_ADMIN_URL=$ROTOR_REDIS_ADMIN_URL"
   else
-    echo "export ROTOR_REDIS_ADMIN_URL=redis://default:$(redis_admin_password)@127.0.0.1:$REDIS_PORT"
+    echo "export ROTOR_REDIS_ADMIN_URL=redis://default:$(admin_password redis)@127.0.0.1:$REDIS_PORT"
   fi
   [[ -n "${ROTOR_MOTO_PID:-}" ]] || { pid_alive moto && echo "export ROTOR_MOTO_PID=$(cat "$RUN/moto.pid")"; } || true
 }

@@ -1,4 +1,7 @@
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
+import { bundleWorkflowCode, DefaultLogger, Worker, type WorkflowBundle } from '@temporalio/worker';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 type Timestamp = { seconds: number; nanos: number } | null;
@@ -27,4 +30,30 @@ export function localActivityTypes(events: HistoryEvent[]): string[] {
 /** The types of the ordinary activities a history schedules, in order. */
 export function scheduledActivityTypes(events: HistoryEvent[]): string[] {
   return events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+}
+
+let bundle: Promise<WorkflowBundle> | undefined;
+
+/**
+ * Replays the history of every workflow on `taskQueue` with the current workflow code, as a worker does after its
+ * cache evicts a workflow or it restarts, and returns the failures (`[]` when all replay). Catches what live runs
+ * alone cannot: code that issues its commands in another order on replay than it did live.
+ */
+export async function replayFailures(client: Client, taskQueue: string): Promise<string[]> {
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: path.resolve(__dirname, '../../packages/rotor/src/workflows/index.ts'),
+    logger: new DefaultLogger('WARN'),
+  });
+  const workflowBundle = await bundle;
+  const failures: string[] = [];
+  let replayed = 0;
+  for await (const execution of client.workflow.list({ query: `TaskQueue = "${taskQueue}"` })) {
+    const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
+    replayed++;
+    await Worker.runReplayHistory({ workflowBundle }, history, execution.workflowId).catch((error: Error) =>
+      failures.push(`${execution.workflowId}: ${error.message.slice(0, 300)}`),
+    );
+  }
+  if (replayed === 0) failures.push(`no workflow on ${taskQueue} to replay`);
+  return failures;
 }

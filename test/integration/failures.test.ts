@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { stackEnv } from '../helpers/env';
 import { heldEntries, holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
-import { scheduledActivityTypes } from '../helpers/history';
+import { replayFailures, scheduledActivityTypes } from '../helpers/history';
 import { historiesText, recordHistories } from '../helpers/hygiene';
 import {
   labels,
@@ -209,6 +209,10 @@ describe('failures after set', () => {
     await rig.worker.stop('SIGTERM');
     expect(rig.worker.exitInfo).toEqual({ code: 0, signal: null });
     expect(rig.worker.logs).toMatch(/rotor worker stopped/);
+  });
+
+  it('every rotation of this file replays from its history (held, killed, cancelled and rolled-back steps)', async () => {
+    expect(await replayFailures(rig.rotor.client, taskQueue)).toEqual([]);
   });
 
   it('leaves no password in histories or worker logs', async () => {

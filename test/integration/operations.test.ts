@@ -11,7 +11,7 @@ import { storeWritesTaskQueue } from '../../packages/rotor/src/worker';
 import { runCli } from '../helpers/cli';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
-import { localActivityTypes } from '../helpers/history';
+import { localActivityTypes, replayFailures } from '../helpers/history';
 import { historiesText, recordHistories } from '../helpers/hygiene';
 import { alertReceiver, auditDatabase, freePort, type ReceivedAlert } from '../helpers/ops';
 import {
@@ -374,6 +374,13 @@ describe('metrics', () => {
     expect((await rotor.wait(managedId)).outcome).toBe('completed');
     await rememberPasswords(managedId, passwords);
     expect(await since()).toBeLessThan(before);
+  });
+});
+
+describe('replay', () => {
+  // A slow step's local attempt outlasts the stuck budget here: the alert is raised while it runs.
+  it('every rotation of this file replays from its history, the held step with its stuck alert included', async () => {
+    expect(await replayFailures(rotor.client, taskQueue)).toEqual([]);
   });
 });
 

@@ -2,17 +2,12 @@ import { msToNumber } from '@temporalio/common/lib/time';
 import {
   ActivityFailure,
   ApplicationFailure,
+  condition,
   isCancellation,
   proxyActivities,
   proxyLocalActivities,
   type ActivityOptions,
 } from '@temporalio/workflow';
-
-/**
- * Steps run local-first: a first attempt as a local activity, so a healthy rotation runs its steps inside one
- * workflow task instead of a task per step. Runs started before it ran every step as an ordinary activity.
- */
-export const LOCAL_FIRST_PATCH = 'rotor-local-first-steps-v1';
 
 /**
  * How long the local attempt may take: as long as an ordinary attempt (`stepOptions`). A step is a few store calls
@@ -24,6 +19,34 @@ export const LOCAL_FIRST_PATCH = 'rotor-local-first-steps-v1';
  */
 export const LOCAL_ATTEMPT_TIMEOUT_MS = 20_000;
 
+/**
+ * The local attempts of one workflow run. At most one is in flight at a time, and whatever else would issue a command
+ * meanwhile (an alert, an audit append) waits until none is (`idle`). Temporal's core resolves a local activity on
+ * replay from its marker, which can come ahead of a timer or signal that woke the workflow while the attempt ran: a
+ * command issued in between (a `stuck` alert during a slow step) would then be replayed after the commands that
+ * followed the attempt, a nondeterminism error. Nothing is lost by waiting: while a local attempt runs, the workflow
+ * task stays open and no command leaves the worker before it ends anyway.
+ */
+export class LocalAttempts {
+  #inFlight = 0;
+
+  /** Resolves once no local attempt is in flight; at once, with no command, when none is. */
+  async idle(): Promise<void> {
+    while (this.#inFlight > 0) await condition(() => this.#inFlight === 0);
+  }
+
+  /** Runs `attempt` as the only local attempt in flight. */
+  async run<T>(attempt: () => Promise<T>): Promise<T> {
+    await this.idle();
+    this.#inFlight++;
+    try {
+      return await attempt();
+    } finally {
+      this.#inFlight--;
+    }
+  }
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any activity signature
 type Activities = Record<string, (...args: any[]) => Promise<unknown>>;
 
@@ -33,12 +56,12 @@ type Activities = Record<string, (...args: any[]) => Promise<unknown>>;
  * A non-retryable failure or a cancellation ends the call at once, as it would an ordinary activity. The ordinary
  * activity starts at once, and its retries wait the policy's intervals one step further along (first interval times
  * the coefficient), so the attempts span about as long as the policy's would: a store or database that is away for
- * a while is waited out as before. A step report's `attempt` counts the local attempt. With `local` false, or a
- * single attempt, every call is an ordinary activity.
+ * a while is waited out as before. A step report's `attempt` counts the local attempt. With a single attempt, every
+ * call is an ordinary activity. Local attempts run one at a time through `attempts` (see LocalAttempts).
  */
-export function localFirst<A extends object>(options: ActivityOptions, local: boolean): A {
-  const attempts = options.retry?.maximumAttempts ?? 0; // 0: unlimited
-  if (!local || attempts === 1) return proxyActivities<A>(options) as A;
+export function localFirst<A extends object>(options: ActivityOptions, attempts: LocalAttempts): A {
+  const maximumAttempts = options.retry?.maximumAttempts ?? 0; // 0: unlimited
+  if (maximumAttempts === 1) return proxyActivities<A>(options) as A;
   const first = proxyLocalActivities<Activities>({
     startToCloseTimeout: LOCAL_ATTEMPT_TIMEOUT_MS,
     retry: { ...options.retry, maximumAttempts: 1 },
@@ -52,7 +75,7 @@ export function localFirst<A extends object>(options: ActivityOptions, local: bo
     retry: {
       ...options.retry,
       initialInterval: Math.min(firstMs * coefficient, maxMs),
-      ...(attempts === 0 ? {} : { maximumAttempts: attempts - 1 }),
+      ...(maximumAttempts === 0 ? {} : { maximumAttempts: maximumAttempts - 1 }),
     },
   });
   const nonRetryable = options.retry?.nonRetryableErrorTypes ?? [];
@@ -62,7 +85,7 @@ export function localFirst<A extends object>(options: ActivityOptions, local: bo
       if (typeof name !== 'string' || name === 'then') return undefined;
       return async (...args: unknown[]) => {
         try {
-          return await first[name]!(...args);
+          return await attempts.run(() => first[name]!(...args));
         } catch (error) {
           if (!curable(error, nonRetryable)) throw error;
         }

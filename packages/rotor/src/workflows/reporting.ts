@@ -1,18 +1,9 @@
-import { CancellationScope, condition, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { RotorActivities } from '../activities';
 import { formatDuration } from 'rotor-consumers/core';
 import { ALERT_OPTIONS, AUDIT_OPTIONS } from './activity-options';
-import { localFirst } from './local-first';
+import { localFirst, type LocalAttempts } from './local-first';
 import type { AlertKind, AuditEvent, Phase, RotationEnd, RotationInput } from '../shared/types';
-
-/** The patch that introduced audit, alerts and the stuck-phase watch: runs started before it replay without them. */
-export const REPORTING_PATCH = 'rotor-reporting-v1';
-/**
- * Audit events of the working phases are held until the rotation first waits (grace, publishing, sessions), fails a
- * step, or ends, then appended in one batch: the trail gets every event, in order, without an append (and the
- * workflow task its completion brings) between each step. Runs started before it appended event by event.
- */
-export const AUDIT_BATCH_PATCH = 'rotor-audit-batched-v1';
 
 /** Phases that are long by design: grace and publishing wait on purpose, awaiting-sessions has its own alert and bound. */
 const STUCK_EXEMPT: readonly Phase[] = ['grace', 'publishing', 'awaiting-sessions'];
@@ -39,14 +30,16 @@ export interface Reporter {
 /**
  * The rotation's reporter. Audit appends retry until they land (the audit trail must not lose an event); an alert
  * is tried by the worker with its own backoff, and a failed delivery becomes an audit event. Its activities run in
- * non-cancellable scopes, so a cancelled rotation still records how it ended. Before the REPORTING_PATCH, a no-op,
- * so histories recorded before it replay unchanged. With `local`, appends and the outcome run local-first
- * (`localFirst`): the last append of a healthy rotation then costs no workflow task of its own.
+ * non-cancellable scopes, so a cancelled rotation still records how it ended. With `local` (the run's LocalAttempts),
+ * appends and the outcome run local-first (the last append of a healthy rotation then costs no workflow task of its
+ * own), one local attempt at a time with the steps', and alerts wait until none is in flight.
  */
-export function createReporter(input: RotationInput, options: { local?: boolean } = {}): Reporter {
-  if (!patched(REPORTING_PATCH)) return noopReporter;
+export function createReporter(input: RotationInput, options: { local?: LocalAttempts } = {}): Reporter {
   const { workflowId, runId } = workflowInfo();
-  const record = localFirst<RotorActivities>(AUDIT_OPTIONS, options.local ?? false);
+  const attempts = options.local;
+  const record = attempts
+    ? localFirst<RotorActivities>(AUDIT_OPTIONS, attempts)
+    : proxyActivities<RotorActivities>(AUDIT_OPTIONS);
   const deliver = proxyActivities<RotorActivities>(ALERT_OPTIONS);
   const routes = input.reporting?.alerts ?? [];
   const pending: Promise<unknown>[] = [];
@@ -54,8 +47,11 @@ export function createReporter(input: RotationInput, options: { local?: boolean 
   let flushing: Promise<void> | undefined;
   let sequence = 0;
   let done = false;
-  // Held events are part of the workflow's state: a worker that crashes replays them from history, none is lost.
-  let holding = patched(AUDIT_BATCH_PATCH);
+  // Audit events of the working phases are held until the rotation first waits (grace, publishing, sessions), fails
+  // a step, or ends, then appended in one batch: every event, in order, without an append (and the workflow task its
+  // completion brings) between steps. Held events are part of the workflow's state: a worker that crashes replays
+  // them from history, none is lost.
+  let holding = true;
 
   function flush(): Promise<void> {
     if (!flushing) {
@@ -111,7 +107,11 @@ export function createReporter(input: RotationInput, options: { local?: boolean 
         ...fields,
       };
       pending.push(
-        CancellationScope.nonCancellable(() => deliver.notify({ alert, routes })).then(
+        CancellationScope.nonCancellable(async () => {
+          // No command while a step's local attempt runs (LocalAttempts): the alert leaves when it has ended.
+          await attempts?.idle();
+          return deliver.notify({ alert, routes });
+        }).then(
           (deliveries) => {
             for (const d of deliveries) {
               reporter.audit({
@@ -213,12 +213,3 @@ function clean<E extends Partial<AuditEvent>>(event: E): E {
   }
   return out as E;
 }
-
-const noopReporter: Reporter = {
-  audit: () => undefined,
-  release: () => undefined,
-  alert: () => undefined,
-  watchPhases: () => undefined,
-  ended: () => undefined,
-  settle: async () => undefined,
-};

@@ -1,17 +1,15 @@
 import {
   ApplicationFailure,
   CancellationScope,
-  condition,
   isCancellation,
-  patched,
   proxyActivities,
   sleep,
   upsertSearchAttributes,
   uuid4,
 } from '@temporalio/workflow';
+import { formatDuration } from 'rotor-consumers/core';
 import type { RotorActivities } from '../activities';
 import { SearchAttribute } from '../shared/constants';
-import { formatDuration } from 'rotor-consumers/core';
 import { actorOf } from '../shared/types';
 import type {
   AuditEvent,
@@ -24,13 +22,15 @@ import type {
   StepName,
 } from '../shared/types';
 import { DEFAULT_MAX_STEP_ATTEMPTS, prepareOptions, stepOptions, undoOptions } from './activity-options';
-import { causeOf, RollbackRequested, ROTATION_FAILED, typeOf } from './failures';
 import { watchConsumers, type BakeWindow } from './bake';
-import { LOCAL_FIRST_PATCH, localFirst } from './local-first';
-import { handleOperatorSignals } from './operator-signals';
-import { createReporter } from './reporting';
-import { createRotationState } from './rotation-state';
-import { createStepRunner } from './step-runner';
+import { causeOf, RollbackRequested, ROTATION_FAILED, typeOf } from './failures';
+import { LocalAttempts, localFirst } from './local-first';
+import { readPatches, type PatchName } from './patches';
+import { handleOperatorSignals, type OperatorRequests } from './operator-signals';
+import { createReporter, type Reporter } from './reporting';
+import { createRotationState, type RotationState } from './rotation-state';
+import { createStepRunner, type StepRunner } from './step-runner';
+import { waitUntil } from './wait';
 
 export { consumerReportSignal } from './bake';
 export {
@@ -44,21 +44,12 @@ export {
 } from './operator-signals';
 export { ROTATION_FAILED } from './failures';
 
-/** Summaries for the Temporal UI on the grace timer and on a scheduled run's rotation; runs before it have none. */
-export const UI_SUMMARY_PATCH = 'rotor-ui-summaries-v1';
-
-/** A test step that reports `holdMs` (JWT signing keys) is followed by a durable wait before finish. */
-export const HOLD_BEFORE_FINISH_PATCH = 'rotor-hold-before-finish-v1';
-
-/** A cancelled rotation ends in phase `failed` (status, search attribute, memo); runs cancelled before it did not. */
-export const CANCELLED_ENDS_PATCH = 'rotor-cancelled-ends-failed-v1';
-
 /**
- * Rotates one secret: prepare → create → set → test → finish → grace (durable timer) → retire.
+ * Rotates one secret: prepare → create → set → test → (publish) → finish → grace (durable timer) → retire.
  *
  * - Compensation: the restore is registered before `set` is awaited (its side effect may land even when its result
- *   is lost); any later failure reinstates the previous version in the target and the store, in a scope that
- *   cancellation cannot interrupt.
+ *   is lost); any later failure, or a rollback asked for before finish, reinstates the previous version in the
+ *   target and the store, in a scope that cancellation cannot interrupt.
  * - During grace, `rollback` reinstates the previous version, `extendGrace` and `endGrace` move the timer.
  * - `status` answers with phase, token, version ids and step timings; search attributes follow the phase.
  *
@@ -66,21 +57,69 @@ export const CANCELLED_ENDS_PATCH = 'rotor-cancelled-ends-failed-v1';
  * creates a second version. Only ids and outcome words cross the activity boundary.
  */
 export async function rotateSecret(input: RotationInput): Promise<RotationResult> {
+  const rotation = beginRotation(input);
+  try {
+    const prepared = await prepare(rotation);
+    const step: StepInput = {
+      secretId: input.secretId,
+      token: rotation.token,
+      prepared,
+      ...(input.passwordPolicy ? { passwordPolicy: input.passwordPolicy } : {}),
+    };
+    // The worker that prepared the rotation says where store writes go (a queue the cluster rate-limits fleet-wide):
+    // there they are ordinary activities, or the cluster could not pace them.
+    const writes = prepared.storeWritesTaskQueue
+      ? proxyActivities<RotorActivities>({
+          ...stepOptions(rotation.maxAttempts),
+          taskQueue: prepared.storeWritesTaskQueue,
+        })
+      : rotation.steps;
+    await create(rotation, writes, step);
+    const undone = await switchOver(rotation, writes, step);
+    if (undone) return undone;
+    await grace(rotation, prepared);
+    if (rotation.requests.rollback) return await rollBack(rotation, step);
+    return await retire(rotation, step);
+  } catch (error) {
+    // Cancelled (Temporal UI, API) before it ended: the outcome is still recorded and the reporter settled.
+    if (isCancellation(error) && !rotation.ended) {
+      await CancellationScope.nonCancellable(async () => {
+        rotation.state.end('failed');
+        await record(rotation, 'failed', rotation.state.status.versions.current, { cancelled: true });
+      });
+    }
+    throw error;
+  }
+}
+
+/** One rotation's context: what every phase below reads. Only `ended` changes after it is made. */
+interface Rotation {
+  readonly input: RotationInput;
+  readonly token: string;
+  /** The patches this run has (`readPatches`, read once, first). */
+  readonly patches: Record<PatchName, boolean>;
+  readonly maxAttempts: number;
+  readonly state: RotationState;
+  readonly reporter: Reporter;
+  readonly requests: OperatorRequests;
+  readonly bake: BakeWindow | undefined;
+  readonly run: StepRunner;
+  /** The steps, each tried first as a local activity (a healthy rotation runs create → retire in one workflow task). */
+  readonly steps: RotorActivities;
+  /** Compensation and rollback: ordinary activities. */
+  readonly undo: RotorActivities;
+  /** prepare: an ordinary activity, so its result is in history before anything changes (a worker lost mid-task
+   * would otherwise replay from the start and prepare again against labels the rotation itself has moved). */
+  readonly preflight: RotorActivities;
+  ended: boolean;
+}
+
+function beginRotation(input: RotationInput): Rotation {
+  const patches = readPatches();
   const token = uuid4();
   const maxAttempts = input.maxStepAttempts ?? DEFAULT_MAX_STEP_ATTEMPTS;
-  // A healthy rotation runs create → retire in one workflow task; compensation and rollback stay ordinary
-  // activities. prepare stays one too: its result must be in history before anything changes, or a worker lost
-  // mid-task would replay from the start and prepare again against labels the rotation itself has moved.
-  const local = patched(LOCAL_FIRST_PATCH);
-  const steps = localFirst<RotorActivities>(stepOptions(maxAttempts), local);
-  const undo = proxyActivities<RotorActivities>(undoOptions(maxAttempts));
-  const preflight = proxyActivities<RotorActivities>(prepareOptions(maxAttempts));
-
   const state = createRotationState(input, token);
-  const { status } = state;
-  let ended = false;
-  /** What every step gets: ids, the token and what prepare found (set once prepare has run). */
-  let stepInput: StepInput;
+  const local = new LocalAttempts();
   const reporter = createReporter(input, { local });
   reporter.audit({
     kind: 'triggered',
@@ -88,299 +127,309 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
     actor: actorOf(input.trigger),
     detail: { graceMs: input.graceMs },
   });
-  reporter.watchPhases(() => ({ seq: state.phaseSeq, phase: status.phase }));
+  reporter.watchPhases(() => ({ seq: state.phaseSeq, phase: state.status.phase }));
   const requests = handleOperatorSignals(state, reporter);
-  const bake = input.bake ? watchConsumers(state, reporter, requests, input.bake) : undefined;
+  return {
+    input,
+    token,
+    patches,
+    maxAttempts,
+    state,
+    reporter,
+    requests,
+    bake: input.bake ? watchConsumers(state, reporter, requests, input.bake) : undefined,
+    run: createStepRunner(state, reporter, (name) => (name === 'create' || name === 'finish' ? token : undefined)),
+    steps: localFirst<RotorActivities>(stepOptions(maxAttempts), local),
+    undo: proxyActivities<RotorActivities>(undoOptions(maxAttempts)),
+    preflight: proxyActivities<RotorActivities>(prepareOptions(maxAttempts)),
+    ended: false,
+  };
+}
 
-  const run = createStepRunner(state, reporter, (name) => (name === 'create' || name === 'finish' ? token : undefined));
-
-  /** Ends the rotation in `phase` after a failure: alert, outcome, audit settled; returns the failure to throw. */
-  async function fail(
-    step: string,
-    error: unknown,
-    what: string,
-    phase: 'failed' | 'compensated' = 'failed',
-  ): Promise<ApplicationFailure> {
-    state.end(phase);
-    const failure = ApplicationFailure.create({
-      type: ROTATION_FAILED,
-      message: `rotation of ${input.secretId} failed at ${step}: ${causeOf(error)}; ${what}`,
-      nonRetryable: true,
-      details: [{ step, errorType: typeOf(error), phase: status.phase } satisfies RotationFailureDetails],
-    });
-    reporter.alert(phase === 'compensated' ? 'compensated' : 'rotation-failed', failure.message, { phase, step });
-    await record(phase, status.versions.current, {
-      failedStep: step,
-      ...(typeOf(error) ? { errorType: typeOf(error)! } : {}),
-    });
-    return failure;
-  }
-
-  /** Records the outcome (metrics, audit) and waits for the audit trail and alerts to settle. */
-  async function record(
-    outcome: RotationEnd['outcome'],
-    versionId: string | undefined,
-    detail: AuditEvent['detail'] = {},
-  ): Promise<void> {
-    ended = true;
-    reporter.ended(
-      { outcome, ...(status.rotator ? { rotator: status.rotator } : {}) },
-      { durationMs: Date.now() - Date.parse(status.startedAt), ...(versionId ? { versionId } : {}), detail },
-    );
-    await reporter.settle();
-  }
-
+/** prepare changes nothing: a failure ends the rotation with nothing to undo. */
+async function prepare(r: Rotation): Promise<PreparedRotation> {
+  const { input, state } = r;
   try {
-    return await rotate();
+    const prepared = await r.run('prepare', 'preparing', () =>
+      r.preflight.prepareRotation({
+        secretId: input.secretId,
+        graceMs: input.graceMs,
+        ...(input.overrides ? { overrides: input.overrides } : {}),
+      }),
+    );
+    state.status.rotator = prepared.rotator;
+    state.status.versions.current = prepared.currentVersionId;
+    if (prepared.previousVersionId) state.status.versions.previous = prepared.previousVersionId;
+    upsertSearchAttributes([{ key: SearchAttribute.rotator, value: prepared.rotator }]);
+    return prepared;
   } catch (error) {
-    // Cancelled (Temporal UI, API) before it ended: the outcome is still recorded and the reporter settled.
-    if (isCancellation(error) && !ended) {
-      await CancellationScope.nonCancellable(async () => {
-        state.end('failed', { publish: patched(CANCELLED_ENDS_PATCH) });
-        await record('failed', status.versions.current, { cancelled: true });
-      });
-    }
-    throw error;
+    throw await fail(r, 'prepare', error, 'nothing was changed');
   }
+}
 
-  /**
-   * The new version is in the target and tested, but verifiers must learn it before it is used (a JWT signing key
-   * in a cached JWKS): a durable wait, cut short only by a rollback (which then compensates).
-   */
-  async function holdBeforeFinish(holdMs: number): Promise<void> {
-    state.enter('publishing');
-    reporter.release();
-    status.holdUntil = new Date(Date.now() + holdMs).toISOString();
-    reporter.audit({ kind: 'held-before-finish', phase: 'publishing', detail: { holdMs } });
-    await condition(() => requests.rollback !== undefined, holdMs, {
-      summary: `publishing: the new version of ${input.secretId} becomes current at ${status.holdUntil}, once every verifier can know it`,
-    });
+/** create writes the new version as AWSPENDING; the target is not touched, so a failure needs no compensation. */
+async function create(r: Rotation, writes: RotorActivities, step: StepInput): Promise<void> {
+  try {
+    await r.run('create', 'creating', () => writes.createPending(step));
+    r.state.status.versions.pending = r.token;
+  } catch (error) {
+    throw await fail(r, 'create', error, 'the target was not touched');
   }
+}
 
-  /** The rotation itself; `rotateSecret` adds what must happen however it ends. */
-  async function rotate(): Promise<RotationResult> {
-    // prepare and create change nothing the previous credential depends on: no compensation.
-    let prepared: PreparedRotation;
+/**
+ * set → test → (publish) → finish. From `set` on the target may hold the new credential (set's effect can land even
+ * when its result is lost): any failure, or a rollback asked for before finish, reinstates the previous version.
+ * Returns the result of a rotation rolled back here; nothing when it went on to grace.
+ */
+async function switchOver(r: Rotation, writes: RotorActivities, step: StepInput): Promise<RotationResult | undefined> {
+  const { input, requests, state } = r;
+  const { prepared } = step;
+  let failedStep: StepName = 'set';
+  const next = (name: StepName): void => {
+    if (requests.rollback) throw new RollbackRequested();
+    failedStep = name;
+  };
+  try {
+    next('set');
+    await r.run('set', 'setting', () => r.steps.setPending(step));
+    next('test');
+    const tested = await r.run('test', 'testing', () => r.steps.testPending(step));
+    if (tested.holdMs) await holdBeforeFinish(r, tested.holdMs);
+    next('finish');
+    await r.run('finish', 'finishing', () => writes.finishRotation(step));
+  } catch (error) {
     try {
-      prepared = await run('prepare', 'preparing', () =>
-        preflight.prepareRotation({
-          secretId: input.secretId,
-          graceMs: input.graceMs,
-          ...(input.overrides ? { overrides: input.overrides } : {}),
-        }),
+      await CancellationScope.nonCancellable(() =>
+        r.run('compensate', 'compensating', () =>
+          r.undo.reinstate({ ...step, versionId: prepared.currentVersionId, mode: 'compensate' }),
+        ),
       );
-      status.rotator = prepared.rotator;
-      status.versions.current = prepared.currentVersionId;
-      if (prepared.previousVersionId) status.versions.previous = prepared.previousVersionId;
-      upsertSearchAttributes([{ key: SearchAttribute.rotator, value: prepared.rotator }]);
-    } catch (error) {
-      throw await fail('prepare', error, 'nothing was changed');
-    }
-    // The worker that prepared the rotation says where store writes go (a queue the cluster rate-limits fleet-wide):
-    // there they are ordinary activities, or the cluster could not pace them.
-    const writes = prepared.storeWritesTaskQueue
-      ? proxyActivities<RotorActivities>({ ...stepOptions(maxAttempts), taskQueue: prepared.storeWritesTaskQueue })
-      : steps;
-    stepInput = {
-      secretId: input.secretId,
-      token,
-      prepared,
-      ...(input.passwordPolicy ? { passwordPolicy: input.passwordPolicy } : {}),
-    };
-    try {
-      await run('create', 'creating', () => writes.createPending(stepInput));
-      status.versions.pending = token;
-    } catch (error) {
-      throw await fail('create', error, 'the target was not touched');
-    }
-
-    // From here the target may hold the new credential (set's effect can land even when its result is lost): any
-    // failure, or a rollback asked for before finish, reinstates the previous version.
-    let failedStep: StepName = 'set';
-    try {
-      for (const [name, phase, call] of [
-        ['set', 'setting', () => steps.setPending(stepInput)],
-        ['test', 'testing', () => steps.testPending(stepInput)],
-        ['finish', 'finishing', () => writes.finishRotation(stepInput)],
-      ] as const) {
-        if (requests.rollback) throw new RollbackRequested();
-        failedStep = name;
-        const report = await run(name, phase, call);
-        if (name === 'test' && report.holdMs && patched(HOLD_BEFORE_FINISH_PATCH))
-          await holdBeforeFinish(report.holdMs);
-      }
-    } catch (error) {
-      try {
-        await CancellationScope.nonCancellable(() =>
-          run('compensate', 'compensating', () =>
-            undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'compensate' }),
-          ),
-        );
-      } catch (compensationError) {
-        throw await fail(
-          failedStep,
-          compensationError,
-          `compensation failed too: version ${token} may still be AWSPENDING, left because the database may hold it. ` +
-            `Once the database and the store answer, \`rotor check ${input.secretId}\` shows which version logs in, and ` +
-            `\`rotor rotate ${input.secretId}\` converges: it logs in with whichever the database holds and sets it back to AWSCURRENT first`,
-        );
-      }
-      status.versions = {
-        current: prepared.currentVersionId,
-        ...(prepared.previousVersionId ? { previous: prepared.previousVersionId } : {}),
-      };
-      if (error instanceof RollbackRequested) {
-        state.end('rolled-back');
-        reporter.alert(
-          'rolled-back',
-          `rotation of ${input.secretId} rolled back before finish: ${status.rollbackReason}`,
-          { phase: 'rolled-back', step: failedStep },
-        );
-        await record('rolled-back', prepared.currentVersionId, { during: failedStep });
-        return result('rolled-back', prepared.currentVersionId, prepared.previousVersionId);
-      }
+    } catch (compensationError) {
       throw await fail(
+        r,
+        failedStep,
+        compensationError,
+        `compensation failed too: version ${r.token} may still be AWSPENDING, left because the database may hold it. ` +
+          `Once the database and the store answer, \`rotor check ${input.secretId}\` shows which version logs in, and ` +
+          `\`rotor rotate ${input.secretId}\` converges: it logs in with whichever the database holds and sets it back to AWSCURRENT first`,
+      );
+    }
+    state.status.versions = {
+      current: prepared.currentVersionId,
+      ...(prepared.previousVersionId ? { previous: prepared.previousVersionId } : {}),
+    };
+    if (!(error instanceof RollbackRequested)) {
+      throw await fail(
+        r,
         failedStep,
         error,
         'compensated: the target and AWSCURRENT are as before the rotation',
         'compensated',
       );
     }
-
-    status.versions = { current: token, previous: prepared.currentVersionId };
-    requests.graceStartedAt = Date.now();
-    requests.graceEndsAt = requests.graceStartedAt + input.graceMs;
-    status.graceEndsAt = new Date(requests.graceEndsAt).toISOString();
-    state.enter('grace');
-    // Held audit events go out when the rotation first waits. Local-first runs release them only if grace really
-    // waits: a rotation with no grace then appends its whole trail once, at its end.
-    if (!local) reporter.release();
-    const summarised = patched(UI_SUMMARY_PATCH);
-    if (bake) {
-      reporter.release();
-      await graceWithBake(bake, prepared.currentVersionId);
-    } else {
-      while (!requests.rollback && !requests.endGrace && Date.now() < requests.graceEndsAt) {
-        reporter.release();
-        const before = requests.graceEndsAt;
-        const moved = () => requests.rollback !== undefined || requests.endGrace || requests.graceEndsAt !== before;
-        const waitMs = requests.graceEndsAt - Date.now();
-        if (summarised)
-          await condition(moved, waitMs, {
-            summary: `grace: the previous credential of ${input.secretId} stays valid until ${status.graceEndsAt}`,
-          });
-        else await condition(moved, waitMs);
-      }
-    }
-
-    if (requests.rollback) {
-      try {
-        await CancellationScope.nonCancellable(() =>
-          run('rollback', 'rolling-back', () =>
-            undo.reinstate({ ...stepInput, versionId: prepared.currentVersionId, mode: 'rollback' }),
-          ),
-        );
-      } catch (error) {
-        throw await fail('rollback', error, 'the new credential may still be current: check the target and the labels');
-      }
-      status.versions = { current: prepared.currentVersionId, previous: token };
-      state.end('rolled-back');
-      reporter.alert(
-        'rolled-back',
-        `rotation of ${input.secretId} rolled back during grace: ${status.rollbackReason}`,
-        { phase: 'rolled-back' },
-      );
-      await record('rolled-back', prepared.currentVersionId, { during: 'grace' });
-      return result('rolled-back', prepared.currentVersionId, token);
-    }
-
-    const retirement = prepared.retirement;
-    let retirementNote: string | undefined;
-    try {
-      if (retirement && retirement.retire !== 'none' && retirement.liveSessions === 'wait') {
-        retirementNote = await awaitSessions(retirement.maxWaitMs);
-      }
-      const retired = await run('retire', 'retiring', () =>
-        steps.retirePrevious({
-          ...stepInput,
-          ...(retirement?.liveSessions === 'terminate' ? { terminateSessions: true } : {}),
-        }),
-      );
-      if (retirement) retirementNote = [retired.outcome, retirementNote].filter(Boolean).join('; ');
-    } catch (error) {
-      throw await fail('retire', error, 'the new credential is current; the previous one was not retired');
-    }
-    state.end('completed');
-    await record('completed', token, {
-      previousVersionId: prepared.currentVersionId,
-      ...(retirementNote ? { retirement: retirementNote } : {}),
-    });
-    return result('completed', token, prepared.currentVersionId, retirementNote);
-  }
-
-  /**
-   * Grace with a bake window (only for rotations started with `bake`, so histories without one replay as before):
-   * consumers' reports may roll back at any moment; grace ends when both its timer and the window have run out (the
-   * window's verdict may extend it), or when an operator ends grace.
-   */
-  async function graceWithBake(window: BakeWindow, previousVersionId: string): Promise<void> {
-    window.start(token, previousVersionId, requests.graceStartedAt);
-    while (!requests.rollback && !requests.endGrace && (Date.now() < requests.graceEndsAt || window.open)) {
-      const before = requests.graceEndsAt;
-      const moved = () => requests.rollback !== undefined || requests.endGrace || requests.graceEndsAt !== before;
-      const until = window.open
-        ? Date.now() < requests.graceEndsAt
-          ? Math.min(requests.graceEndsAt, window.endsAt)
-          : window.endsAt
-        : requests.graceEndsAt;
-      const summary = window.open
-        ? `bake: watching consumers' logins with the new credential of ${input.secretId} until ${new Date(window.endsAt).toISOString()}`
-        : `grace: the previous credential of ${input.secretId} stays valid until ${status.graceEndsAt}`;
-      await condition(moved, Math.max(1, until - Date.now()), { summary });
-      if (!requests.rollback && window.open && Date.now() >= window.endsAt) window.decide();
-    }
-    if (requests.endGrace) window.endedByOperator();
-  }
-
-  /**
-   * Waits on durable timers, bounded by `maxWaitMs`, until the previous login has no live session. Returns a note
-   * when the bound was reached with sessions left: the rotation says so rather than hanging.
-   */
-  async function awaitSessions(maxWaitMs: number): Promise<string | undefined> {
-    const deadline = Date.now() + maxWaitMs;
-    const pollMs = Math.min(30_000, Math.max(1000, Math.floor(maxWaitMs / 20)));
-    const count = async () => (status.liveSessions = (await steps.countLiveSessions(stepInput)).liveSessions ?? 0);
-    let live = await count();
-    if (live === 0) return undefined;
-    status.sessionsWaitEndsAt = new Date(deadline).toISOString();
-    state.enter('awaiting-sessions');
-    if (local) reporter.release();
-    reporter.alert(
-      'awaiting-sessions',
-      `retirement of the previous login of ${input.secretId} waits for ${live} live sessions, at the latest until ${status.sessionsWaitEndsAt}`,
-      { phase: 'awaiting-sessions' },
+    state.end('rolled-back');
+    r.reporter.alert(
+      'rolled-back',
+      `rotation of ${input.secretId} rolled back before finish: ${state.status.rollbackReason}`,
+      { phase: 'rolled-back', step: failedStep },
     );
-    while (live > 0 && Date.now() < deadline) {
-      await sleep(Math.min(pollMs, deadline - Date.now()));
-      live = await count();
-    }
-    return live > 0 ? `${live} live sessions left after waiting ${formatDuration(maxWaitMs)}` : undefined;
+    await record(r, 'rolled-back', prepared.currentVersionId, { during: failedStep });
+    return result(r, 'rolled-back', prepared.currentVersionId, prepared.previousVersionId);
   }
+  state.status.versions = { current: r.token, previous: prepared.currentVersionId };
+  return undefined;
+}
 
-  function result(
-    outcome: RotationResult['outcome'],
-    currentVersionId: string,
-    previousVersionId?: string,
-    retirementNote?: string,
-  ): RotationResult {
-    return {
-      secretId: input.secretId,
-      outcome,
-      token,
-      currentVersionId,
-      ...(previousVersionId ? { previousVersionId } : {}),
-      ...(retirementNote ? { retirement: retirementNote } : {}),
-      status,
-    };
+/**
+ * The new version is in the target and tested, but verifiers must learn it before it is used (a JWT signing key
+ * in a cached JWKS): a durable wait, cut short only by a rollback (which then compensates).
+ */
+async function holdBeforeFinish(r: Rotation, holdMs: number): Promise<void> {
+  const { input, requests, state } = r;
+  state.enter('publishing');
+  r.reporter.release();
+  const until = Date.now() + holdMs;
+  state.status.holdUntil = new Date(until).toISOString();
+  r.reporter.audit({ kind: 'held-before-finish', phase: 'publishing', detail: { holdMs } });
+  await waitUntil({
+    deadline: () => until,
+    done: () => requests.rollback !== undefined,
+    summary: () =>
+      `publishing: the new version of ${input.secretId} becomes current at ${state.status.holdUntil}, once every verifier can know it`,
+  });
+}
+
+/**
+ * The durable grace period: until its end (which `extendGrace` moves), a rollback or `endGrace`. With a bake window,
+ * consumers' reports may roll back at any moment, and grace ends when both its timer and the window have run out
+ * (the window's verdict may extend it). Held audit events go out only if grace really waits: a rotation with no
+ * grace appends its whole trail once, at its end.
+ */
+async function grace(r: Rotation, prepared: PreparedRotation): Promise<void> {
+  const { input, requests, state, reporter, bake } = r;
+  requests.graceStartedAt = Date.now();
+  requests.graceEndsAt = requests.graceStartedAt + input.graceMs;
+  state.status.graceEndsAt = new Date(requests.graceEndsAt).toISOString();
+  state.enter('grace');
+  const stopped = () => requests.rollback !== undefined || requests.endGrace;
+  const graceSummary = () =>
+    `grace: the previous credential of ${input.secretId} stays valid until ${state.status.graceEndsAt}`;
+  if (!bake) {
+    if (!stopped() && Date.now() < requests.graceEndsAt) reporter.release();
+    await waitUntil({ deadline: () => requests.graceEndsAt, done: stopped, summary: graceSummary });
+    return;
   }
+  reporter.release();
+  bake.start(r.token, prepared.currentVersionId, requests.graceStartedAt);
+  await waitUntil({
+    deadline: () =>
+      bake.open
+        ? Date.now() < requests.graceEndsAt
+          ? Math.min(requests.graceEndsAt, bake.endsAt)
+          : bake.endsAt
+        : requests.graceEndsAt,
+    done: stopped,
+    summary: () =>
+      bake.open
+        ? `bake: watching consumers' logins with the new credential of ${input.secretId} until ${new Date(bake.endsAt).toISOString()}`
+        : graceSummary(),
+    // The window's verdict, once its time is up: it may roll back, extend the window, or pass.
+    woken: () => {
+      if (!requests.rollback && bake.open && Date.now() >= bake.endsAt) bake.decide();
+    },
+  });
+  if (requests.endGrace) bake.endedByOperator();
+}
+
+/** A rollback asked for during grace: the previous version is reinstated in the target and the store. */
+async function rollBack(r: Rotation, step: StepInput): Promise<RotationResult> {
+  const { input, state } = r;
+  const previous = step.prepared.currentVersionId;
+  try {
+    await CancellationScope.nonCancellable(() =>
+      r.run('rollback', 'rolling-back', () => r.undo.reinstate({ ...step, versionId: previous, mode: 'rollback' })),
+    );
+  } catch (error) {
+    throw await fail(r, 'rollback', error, 'the new credential may still be current: check the target and the labels');
+  }
+  state.status.versions = { current: previous, previous: r.token };
+  state.end('rolled-back');
+  r.reporter.alert(
+    'rolled-back',
+    `rotation of ${input.secretId} rolled back during grace: ${state.status.rollbackReason}`,
+    { phase: 'rolled-back' },
+  );
+  await record(r, 'rolled-back', previous, { during: 'grace' });
+  return result(r, 'rolled-back', previous, r.token);
+}
+
+/** After grace: waits for the previous login's sessions when the policy says so, then retires it. */
+async function retire(r: Rotation, step: StepInput): Promise<RotationResult> {
+  const { prepared } = step;
+  const retirement = prepared.retirement;
+  let note: string | undefined;
+  try {
+    if (retirement && retirement.retire !== 'none' && retirement.liveSessions === 'wait')
+      note = await awaitSessions(r, step, retirement.maxWaitMs);
+    const retired = await r.run('retire', 'retiring', () =>
+      r.steps.retirePrevious({
+        ...step,
+        ...(retirement?.liveSessions === 'terminate' ? { terminateSessions: true } : {}),
+      }),
+    );
+    if (retirement) note = [retired.outcome, note].filter(Boolean).join('; ');
+  } catch (error) {
+    throw await fail(r, 'retire', error, 'the new credential is current; the previous one was not retired');
+  }
+  r.state.end('completed');
+  await record(r, 'completed', r.token, {
+    previousVersionId: prepared.currentVersionId,
+    ...(note ? { retirement: note } : {}),
+  });
+  return result(r, 'completed', r.token, prepared.currentVersionId, note);
+}
+
+/**
+ * Waits on durable timers, bounded by `maxWaitMs`, until the previous login has no live session. Returns a note
+ * when the bound was reached with sessions left: the rotation says so rather than hanging.
+ */
+async function awaitSessions(r: Rotation, step: StepInput, maxWaitMs: number): Promise<string | undefined> {
+  const { input, state } = r;
+  const deadline = Date.now() + maxWaitMs;
+  const pollMs = Math.min(30_000, Math.max(1000, Math.floor(maxWaitMs / 20)));
+  const count = async () => (state.status.liveSessions = (await r.steps.countLiveSessions(step)).liveSessions ?? 0);
+  let live = await count();
+  if (live === 0) return undefined;
+  state.status.sessionsWaitEndsAt = new Date(deadline).toISOString();
+  state.enter('awaiting-sessions');
+  r.reporter.release();
+  r.reporter.alert(
+    'awaiting-sessions',
+    `retirement of the previous login of ${input.secretId} waits for ${live} live sessions, at the latest until ${state.status.sessionsWaitEndsAt}`,
+    { phase: 'awaiting-sessions' },
+  );
+  while (live > 0 && Date.now() < deadline) {
+    await sleep(Math.min(pollMs, deadline - Date.now()));
+    live = await count();
+  }
+  return live > 0 ? `${live} live sessions left after waiting ${formatDuration(maxWaitMs)}` : undefined;
+}
+
+/** Ends the rotation in `phase` after a failure: alert, outcome, audit settled; returns the failure to throw. */
+async function fail(
+  r: Rotation,
+  step: string,
+  error: unknown,
+  what: string,
+  phase: 'failed' | 'compensated' = 'failed',
+): Promise<ApplicationFailure> {
+  const { input, state } = r;
+  state.end(phase);
+  const failure = ApplicationFailure.create({
+    type: ROTATION_FAILED,
+    message: `rotation of ${input.secretId} failed at ${step}: ${causeOf(error)}; ${what}`,
+    nonRetryable: true,
+    details: [{ step, errorType: typeOf(error), phase: state.status.phase } satisfies RotationFailureDetails],
+  });
+  r.reporter.alert(phase === 'compensated' ? 'compensated' : 'rotation-failed', failure.message, { phase, step });
+  await record(r, phase, state.status.versions.current, {
+    failedStep: step,
+    ...(typeOf(error) ? { errorType: typeOf(error)! } : {}),
+  });
+  return failure;
+}
+
+/** Records the outcome (metrics, audit) and waits for the audit trail and alerts to settle. */
+async function record(
+  r: Rotation,
+  outcome: RotationEnd['outcome'],
+  versionId: string | undefined,
+  detail: AuditEvent['detail'] = {},
+): Promise<void> {
+  const { status } = r.state;
+  r.ended = true;
+  r.reporter.ended(
+    { outcome, ...(status.rotator ? { rotator: status.rotator } : {}) },
+    { durationMs: Date.now() - Date.parse(status.startedAt), ...(versionId ? { versionId } : {}), detail },
+  );
+  await r.reporter.settle();
+}
+
+function result(
+  r: Rotation,
+  outcome: RotationResult['outcome'],
+  currentVersionId: string,
+  previousVersionId?: string,
+  retirementNote?: string,
+): RotationResult {
+  return {
+    secretId: r.input.secretId,
+    outcome,
+    token: r.token,
+    currentVersionId,
+    ...(previousVersionId ? { previousVersionId } : {}),
+    ...(retirementNote ? { retirement: retirementNote } : {}),
+    status: r.state.status,
+  };
 }

@@ -15,11 +15,8 @@ export interface RotationState {
   readonly phaseSeq: number;
   /** Enters a working phase: status, search attribute and memo follow. */
   enter(phase: Phase): void;
-  /**
-   * Every ending goes through here: the terminal phase and the end time, together. `publish: false` keeps the
-   * search attribute and memo as they were (histories recorded before a path ended this way replay unchanged).
-   */
-  end(phase: RotationOutcomeWord, options?: { publish?: boolean }): void;
+  /** Every ending goes through here: the terminal phase and the end time, together. */
+  end(phase: RotationOutcomeWord): void;
   /** Writes the memo again (after the grace period moved). */
   updateMemo(): void;
 }
@@ -62,13 +59,11 @@ export function createRotationState(input: RotationInput, token: string): Rotati
     });
   }
 
-  function enter(phase: Phase, publish = true): void {
+  function enter(phase: Phase): void {
     status.phase = phase;
     phaseSeq++;
-    if (publish) {
-      upsertSearchAttributes([{ key: SearchAttribute.phase, value: phase }]);
-      updateMemo();
-    }
+    upsertSearchAttributes([{ key: SearchAttribute.phase, value: phase }]);
+    updateMemo();
     log.info('rotation phase', { secretId: input.secretId, phase });
   }
 
@@ -77,9 +72,9 @@ export function createRotationState(input: RotationInput, token: string): Rotati
     get phaseSeq() {
       return phaseSeq;
     },
-    enter: (phase) => enter(phase),
-    end(phase, { publish = true } = {}) {
-      enter(phase, publish);
+    enter,
+    end(phase) {
+      enter(phase);
       status.endedAt = new Date().toISOString();
     },
     updateMemo,

@@ -3,7 +3,6 @@ import {
   CancellationScope,
   ChildWorkflowFailure,
   ParentClosePolicy,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   sleep,
@@ -23,7 +22,7 @@ import {
   type ScheduledRotationInput,
 } from '../shared/types';
 import { AUDIT_OPTIONS } from './activity-options';
-import { ROTATION_FAILED, rotateSecret, UI_SUMMARY_PATCH } from './rotate-secret';
+import { ROTATION_FAILED, rotateSecret } from './rotate-secret';
 
 export type { ScheduledRotationInput } from '../shared/types';
 
@@ -63,7 +62,7 @@ export async function scheduledRotation({
     child = await startChild(rotateSecret, {
       workflowId,
       args: [rotation],
-      ...(patched(UI_SUMMARY_PATCH) ? { staticSummary: rotationSummary(rotation, formatDuration) } : {}),
+      staticSummary: rotationSummary(rotation, formatDuration),
       parentClosePolicy: ParentClosePolicy.ABANDON,
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       memo: { requestId: workflowInfo().workflowId },
