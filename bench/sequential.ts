@@ -11,7 +11,7 @@
 import { NativeConnection } from '@temporalio/worker';
 import type { temporal } from '@temporalio/proto';
 import { AuditStore } from '../packages/rotor/src/audit/audit-store';
-import { postgresSingleUser, parsePostgresSecret } from '../packages/rotor/src/rotators/postgres-single-user';
+import { postgresSingleUser, parsePostgresSecret } from '../packages/rotor/src/rotators/postgres/single-user';
 import { DEFAULT_PASSWORD_POLICY, generatePassword } from '../packages/rotor/src/rotators/password-policy';
 import { Stage } from 'rotor-consumers/core';
 import type { SecretStore } from 'rotor-consumers/stores';

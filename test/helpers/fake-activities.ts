@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { RotorActivities } from '../../packages/rotor/src/activities';
 import { ErrorType } from 'rotor-consumers/core';
-import type { Alert, AuditEvent } from '../../packages/rotor/src/shared/types';
+import type { Alert, AuditEvent } from '../../packages/rotor/src/shared/reporting';
 
 export type ActivityName = keyof RotorActivities;
 

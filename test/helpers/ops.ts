@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { escapeIdentifier } from 'pg';
 import { AuditStore, type AuditRecord } from '../../packages/rotor/src/audit/audit-store';
-import type { AlertKind } from '../../packages/rotor/src/shared/types';
+import type { AlertKind } from '../../packages/rotor/src/shared/reporting';
 import { stackEnv, uniqueName, until } from './env';
 import { withAdmin } from './stack';
 

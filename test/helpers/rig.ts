@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { ScheduleManager, type RotationClient } from '../../packages/rotor/src/client';
 import { parseConfig } from '../../packages/rotor/src/config/rotor-config';
 import { scheduleIdFor } from '../../packages/rotor/src/shared/constants';
-import type { RotationStatus } from '../../packages/rotor/src/shared/types';
+import type { RotationStatus } from '../../packages/rotor/src/shared/status';
 import { uniqueName } from './env';
 import { rememberPasswords, rotationClient, waitForStatus } from './stack';
 import { WorkerProcess } from './worker-process';

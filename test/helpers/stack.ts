@@ -3,7 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { Client as PgClient, escapeIdentifier, escapeLiteral } from 'pg';
 import { RotationClient } from '../../packages/rotor/src/client';
 import { AwsSecretsManagerStore } from 'rotor-consumers/stores';
-import type { RotationStatus } from '../../packages/rotor/src/shared/types';
+import type { RotationStatus } from '../../packages/rotor/src/shared/status';
 import { stackEnv, uniqueName } from './env';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../packages/rotor/src/client';
 import { AwsSecretsManagerStore, ConsumerReporter, SecretCache } from 'rotor-consumers';
 import type { BakePolicy } from '../../packages/rotor/src/shared/bake';
-import type { RotationResult } from '../../packages/rotor/src/shared/types';
+import type { RotationResult } from '../../packages/rotor/src/shared/rotation';
 import { rotatingPg } from '../helpers/backends';
 import { runCli } from '../helpers/cli';
 import { uniqueName, until } from '../helpers/env';

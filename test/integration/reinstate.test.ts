@@ -5,7 +5,7 @@ import { escapeIdentifier, escapeLiteral } from 'pg';
 import { describe, expect, it } from 'vitest';
 import { createActivities } from '../../packages/rotor/src/activities';
 import { rotators } from '../../packages/rotor/src/rotators/registry';
-import type { PreparedRotation } from '../../packages/rotor/src/shared/types';
+import type { PreparedRotation } from '../../packages/rotor/src/shared/rotation';
 import { uniqueName } from '../helpers/env';
 import { labels, logsIn, pgSecret, roleWithSecret, store, withAdmin } from '../helpers/stack';
 

@@ -4,7 +4,7 @@ import { escapeIdentifier as q, escapeLiteral } from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../packages/rotor/src/activities';
 import { rotators } from '../../packages/rotor/src/rotators/registry';
-import type { PreparedRotation } from '../../packages/rotor/src/shared/types';
+import type { PreparedRotation } from '../../packages/rotor/src/shared/rotation';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { createMysqlUser, mysqlLogsIn, mysqlSecret } from '../helpers/mysql';
 import { createSecret, labels, logsIn, pgSecret, store, withAdmin } from '../helpers/stack';

@@ -4,8 +4,8 @@ import {
   parsePostgresAlternatingSecret,
   partnerOf,
   postgresAlternatingUsers,
-} from '../../packages/rotor/src/rotators/postgres-alternating-users';
-import { parseMysqlAlternatingSecret } from '../../packages/rotor/src/rotators/mysql-alternating-users';
+} from '../../packages/rotor/src/rotators/postgres/alternating-users';
+import { parseMysqlAlternatingSecret } from '../../packages/rotor/src/rotators/mysql/alternating-users';
 import { selectRotatorKind } from '../../packages/rotor/src/rotators/registry';
 import { InvalidSecretError, UnsupportedEngineError } from 'rotor-consumers/core';
 

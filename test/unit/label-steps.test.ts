@@ -4,7 +4,7 @@ import { createRotationSteps } from '../../packages/rotor/src/activities';
 import type { RotatorRegistry } from '../../packages/rotor/src/rotators/registry';
 import { Stage } from '../../packages/rotor/src/shared/constants';
 import { StoreConflictError } from 'rotor-consumers/core';
-import type { PreparedRotation, StepInput } from '../../packages/rotor/src/shared/types';
+import type { PreparedRotation, StepInput } from '../../packages/rotor/src/shared/rotation';
 import { InMemorySecretStore } from 'rotor-consumers/stores';
 import { fakeTarget, type FakeSecret } from '../helpers/fake-target';
 

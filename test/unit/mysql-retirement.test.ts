@@ -1,6 +1,6 @@
 import type { Connection } from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
-import { killSessions } from '../../packages/rotor/src/rotators/mysql-alternating-users';
+import { killSessions } from '../../packages/rotor/src/rotators/mysql/alternating-users';
 
 /** An admin connection whose KILL answers as a server would: done, refused, or the thread already gone. */
 function adminThat(answers: Record<number, 'killed' | 'refused' | 'gone'>): Pick<Connection, 'query'> {

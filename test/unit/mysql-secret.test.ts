@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mysqlSingleUser, parseMysqlSecret } from '../../packages/rotor/src/rotators/mysql-single-user';
+import { mysqlSingleUser, parseMysqlSecret } from '../../packages/rotor/src/rotators/mysql/single-user';
 import { DEFAULT_PASSWORD_POLICY } from '../../packages/rotor/src/rotators/password-policy';
 import { selectRotatorKind } from '../../packages/rotor/src/rotators/registry';
 import { InvalidSecretError } from 'rotor-consumers/core';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parsePostgresSecret, postgresSingleUser } from '../../packages/rotor/src/rotators/postgres-single-user';
+import { parsePostgresSecret, postgresSingleUser } from '../../packages/rotor/src/rotators/postgres/single-user';
 import { selectRotatorKind } from '../../packages/rotor/src/rotators/registry';
 import { DEFAULT_PASSWORD_POLICY } from '../../packages/rotor/src/rotators/password-policy';
 import { InvalidSecretError, UnsupportedEngineError } from 'rotor-consumers/core';

@@ -12,7 +12,8 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotationWorkflowId, SearchAttribute } from '../../packages/rotor/src/shared/constants';
 import { ErrorType } from 'rotor-consumers/core';
-import type { Phase, RetirementPolicy, RotationInput } from '../../packages/rotor/src/shared/types';
+import type { Phase } from '../../packages/rotor/src/shared/vocabulary';
+import type { RetirementPolicy, RotationInput } from '../../packages/rotor/src/shared/rotation';
 import {
   endGraceSignal,
   extendGraceSignal,

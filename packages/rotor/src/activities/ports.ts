@@ -1,6 +1,6 @@
 import type { RotatorRegistry } from '../rotators/registry';
 import type { SecretStore } from 'rotor-consumers/stores';
-import type { Alert, AlertDelivery, AuditEvent, RotationEnd } from '../shared/types';
+import type { Alert, AlertDelivery, AuditEvent, RotationEnd } from '../shared/reporting';
 
 /*
  * The ports the activities depend on: what the worker plugs in (the audit store, webhooks, Prometheus, the guards)

@@ -4,7 +4,7 @@ import { versionWithStage } from 'rotor-consumers/stores';
 import { Stage } from '../shared/constants';
 import { ErrorType, InvalidInputError, RotorError } from 'rotor-consumers/core';
 import type { CheckName, SecretCheck, SecretCheckReport, SetupPlan } from '../shared/reports';
-import type { PrepareInput } from '../shared/types';
+import type { PrepareInput } from '../shared/rotation';
 import type { ActivityDeps } from './ports';
 import { createStepContext } from './step-context';
 

@@ -1,7 +1,8 @@
 import { log } from '@temporalio/activity';
 import { msUntilWindowOpens } from '../schedules/window';
 import { InvalidInputError } from 'rotor-consumers/core';
-import type { Alert, AlertDelivery, AuditEvent, RotationEnd, WindowConfig } from '../shared/types';
+import type { Alert, AlertDelivery, AuditEvent, RotationEnd } from '../shared/reporting';
+import type { WindowConfig } from '../shared/rotation';
 import type { ActivityDeps, AuditSink } from './ports';
 
 /**

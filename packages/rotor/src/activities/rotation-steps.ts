@@ -4,7 +4,7 @@ import { retirementFromTags } from '../rotators/retirement';
 import { versionWithStage } from 'rotor-consumers/stores';
 import { Stage } from '../shared/constants';
 import { CredentialsRejectedError, InvalidInputError, StoreConflictError, TestFailedError } from 'rotor-consumers/core';
-import type { PrepareInput, PreparedRotation, ReinstateInput, StepInput, StepReport } from '../shared/types';
+import type { PrepareInput, PreparedRotation, ReinstateInput, StepInput, StepReport } from '../shared/rotation';
 import type { Rotator } from '../rotators/rotator';
 import type { ActivityDeps } from './ports';
 import { createStepContext } from './step-context';

@@ -1,7 +1,7 @@
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { RotorError } from 'rotor-consumers/core';
-import type { StepReport } from '../shared/types';
+import type { StepReport } from '../shared/rotation';
 
 /**
  * Runs one step: logs its start and end (ids and outcome words only) and turns rotor's typed errors into

@@ -3,7 +3,7 @@ import type { Rotator, RotatorContext } from '../rotators/rotator';
 import type { StoredValue } from 'rotor-consumers/stores';
 import { Stage } from '../shared/constants';
 import { InvalidSecretError, StoreConflictError, UnsupportedEngineError } from 'rotor-consumers/core';
-import type { StepReport } from '../shared/types';
+import type { StepReport } from '../shared/rotation';
 import { attemptSignal } from './attempt';
 import type { ActivityDeps } from './ports';
 import { runStep } from './run-step';

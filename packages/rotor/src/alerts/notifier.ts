@@ -1,6 +1,6 @@
 import type { AlertNotifier } from '../activities/ports';
 import type { WebhookRouteConfig } from '../config/rotor-config';
-import type { Alert, AlertDelivery } from '../shared/types';
+import type { Alert, AlertDelivery } from '../shared/reporting';
 import { AlertDeliveryError, deliverAlert, type DeliveryOptions, type WebhookTarget } from './webhook';
 
 export interface NotifierOptions {

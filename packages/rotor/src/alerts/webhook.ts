@@ -5,9 +5,9 @@
  * appears in an error message. Targets are named by `name`.
  */
 
-import type { Alert, AlertKind } from '../shared/types';
+import type { Alert, AlertKind } from '../shared/reporting';
 
-export type { Alert, AlertKind } from '../shared/types';
+export type { Alert, AlertKind } from '../shared/reporting';
 
 /** Where alerts go. `url` and `header.value` are secrets: they are sent, never printed. */
 export interface WebhookTarget {

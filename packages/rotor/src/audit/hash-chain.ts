@@ -5,10 +5,10 @@
 import { createHash } from 'node:crypto';
 import { InvalidInputError } from 'rotor-consumers/core';
 import { canonicalJson } from '../shared/canonical-json';
-import type { AuditEvent as RotationAuditEvent } from '../shared/types';
+import type { AuditEvent as RotationAuditEvent } from '../shared/reporting';
 
 /**
- * An audit event as stored: the rotation's events (see `AuditEvent` in shared/types), with `kind` left open so rows
+ * An audit event as stored: the rotation's events (see `AuditEvent` in shared/reporting.ts), with `kind` left open so rows
  * written by a newer rotor still read and verify.
  */
 export type AuditEvent = Omit<RotationAuditEvent, 'kind'> & { kind: string };

@@ -1,6 +1,6 @@
 import { Client as PgClient, Pool } from 'pg';
 import { createRotatingPgPool, SecretCache } from 'rotor-consumers';
-import type { PostgresSecret } from '../rotators/postgres-single-user';
+import type { PostgresSecret } from '../rotators/postgres/single-user';
 import type { SecretStore } from 'rotor-consumers/stores';
 import { driveLoad, type Load } from './load';
 

@@ -4,7 +4,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { Client as PgClient, escapeIdentifier } from 'pg';
 import { RotationClient } from '../client';
-import { parsePostgresSecret } from '../rotators/postgres-single-user';
+import { parsePostgresSecret } from '../rotators/postgres/single-user';
 import { canLogIn, setRolePassword } from '../rotators/postgres/connection';
 import { AwsSecretsManagerStore } from 'rotor-consumers/stores';
 import { Stage } from '../shared/constants';

@@ -1,5 +1,5 @@
 import { formatDuration } from 'rotor-consumers/core';
-import type { BakeStatus, RotationStatus, StepRecord } from '../shared/types';
+import type { BakeStatus, RotationStatus, StepRecord } from '../shared/status';
 
 const MARK: Record<string, string> = { ok: '✓', failed: '✗', running: '…' };
 

@@ -29,16 +29,13 @@ export {
 export { parseDuration, formatDuration } from 'rotor-consumers/core';
 export { ErrorType, RotorError, InvalidInputError, NotRotatingError } from 'rotor-consumers/core';
 export type { SecretCheck, SecretCheckReport, SetupPlan, SetupStatement } from '../shared/reports';
+export type { Phase, Trigger } from '../shared/vocabulary';
 export type {
-  Phase,
-  OperatorAnswer,
   RollbackInput,
   RotationInput,
   RotationResult,
-  RotationStatus,
   RotationFailureDetails,
-  StepRecord,
-  Trigger,
   PasswordPolicy,
   RetirementPolicy,
-} from '../shared/types';
+} from '../shared/rotation';
+export type { OperatorAnswer, RotationStatus, StepRecord } from '../shared/status';

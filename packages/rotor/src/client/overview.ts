@@ -1,7 +1,7 @@
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { rotationWorkflowId, SearchAttribute } from '../shared/constants';
 import { mapLimit } from './concurrency';
-import type { Phase } from '../shared/types';
+import type { Phase } from '../shared/vocabulary';
 import type { ScheduleManager } from './schedule-manager';
 
 /** One managed secret as `rotor status` shows it: the view an on-call engineer opens first. */

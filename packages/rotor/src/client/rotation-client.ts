@@ -24,16 +24,16 @@ import { formatDuration } from 'rotor-consumers/core';
 import { ErrorType, InvalidInputError, NotRotatingError, RotorError } from 'rotor-consumers/core';
 import { compact } from '../shared/compact';
 import type { SecretCheckReport, SetupPlan } from '../shared/reports';
+import type { OperatorAnswer, RotationStatus } from '../shared/status';
 import type {
-  OperatorAnswer,
   RollbackInput,
   RotationOverrides,
   RotationFailureDetails,
   RotationInput,
   RotationResult,
-  RotationStatus,
-} from '../shared/types';
-import { actorOf, rotationSummary, TERMINAL_PHASES } from '../shared/types';
+} from '../shared/rotation';
+import { actorOf, TERMINAL_PHASES } from '../shared/vocabulary';
+import { rotationSummary } from '../shared/rotation';
 import {
   endGraceUpdate,
   extendGraceUpdate,

@@ -18,7 +18,7 @@ import {
 } from '../schedules/plan';
 import { SCHEDULE_ID_PREFIX, scheduleIdFor } from '../shared/constants';
 import { NotRotatingError } from 'rotor-consumers/core';
-import type { RotationInput, ScheduledRotationInput } from '../shared/types';
+import type { RotationInput, ScheduledRotationInput } from '../shared/rotation';
 import type { scheduledRotation, ScheduledRotationResult } from '../workflows';
 
 /** Hears how much of a long operation is done: `done` of `total`. */

@@ -2,13 +2,8 @@ import { resolvePasswordPolicy } from '../rotators/password-policy';
 import { DEFAULT_GRACE, MAX_GRACE, MAX_GRACE_MS } from '../shared/constants';
 import type { BakePolicy } from '../shared/bake';
 import { formatDuration, parseDuration } from 'rotor-consumers/core';
-import {
-  LIVE_SESSION_MODES,
-  RETIRE_MODES,
-  STRATEGIES,
-  type PasswordPolicy,
-  type RetirementPolicy,
-} from '../shared/types';
+import { LIVE_SESSION_MODES, RETIRE_MODES, STRATEGIES } from '../shared/vocabulary';
+import { type PasswordPolicy, type RetirementPolicy } from '../shared/rotation';
 import { compact, describe, isMapping, type Checker, type Node } from './checker';
 import { readBake, readReports } from './consumer-readers';
 import { readSchedule } from './schedule-readers';

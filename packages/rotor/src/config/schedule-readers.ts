@@ -1,6 +1,7 @@
 import { CronExpressionParser } from 'cron-parser';
 import { formatDuration } from 'rotor-consumers/core';
-import { WEEKDAYS, type Weekday, type WindowConfig } from '../shared/types';
+import { WEEKDAYS, type Weekday } from '../shared/vocabulary';
+import { type WindowConfig } from '../shared/rotation';
 import { compact, describe, type Checker, type Node } from './checker';
 import type { ScheduleConfig } from './types';
 

@@ -1,8 +1,10 @@
 import { InvalidInputError } from 'rotor-consumers/core';
 import type { BakePolicy } from '../shared/bake';
-import type { PasswordPolicy, RetirementPolicy, Strategy, WindowConfig } from '../shared/types';
+import type { PasswordPolicy, RetirementPolicy, WindowConfig } from '../shared/rotation';
+import type { Strategy } from '../shared/vocabulary';
 
-export type { Weekday, WindowConfig } from '../shared/types';
+export type { Weekday } from '../shared/vocabulary';
+export type { WindowConfig } from '../shared/rotation';
 
 /** When a secret rotates: a fixed interval (from the Unix epoch, plus `offsetMs`) or a 5-field cron expression. */
 export type ScheduleConfig =

@@ -1,5 +1,5 @@
 import { CredentialsRejectedError, InvalidSecretError, StoreConflictError } from 'rotor-consumers/core';
-import type { PasswordPolicy } from '../shared/types';
+import type { PasswordPolicy } from '../shared/rotation';
 import { generatePassword } from './password-policy';
 import { parseJsonObject } from './secret-json';
 import type { RotatorContext } from './rotator';

@@ -25,18 +25,18 @@ export {
   type RotatorKind,
   type RotatorRegistry,
 } from './registry';
-export { postgresSingleUser, parsePostgresSecret, POSTGRES_ENGINES, type PostgresSecret } from './postgres-single-user';
+export { postgresSingleUser, parsePostgresSecret, POSTGRES_ENGINES, type PostgresSecret } from './postgres/single-user';
 export {
   postgresAlternatingUsers,
   parsePostgresAlternatingSecret,
   type PostgresAlternatingSecret,
-} from './postgres-alternating-users';
-export { mysqlSingleUser, parseMysqlSecret, MYSQL_ENGINES, type MysqlSecret } from './mysql-single-user';
+} from './postgres/alternating-users';
+export { mysqlSingleUser, parseMysqlSecret, MYSQL_ENGINES, type MysqlSecret } from './mysql/single-user';
 export {
   mysqlAlternatingUsers,
   parseMysqlAlternatingSecret,
   type MysqlAlternatingSecret,
-} from './mysql-alternating-users';
+} from './mysql/alternating-users';
 export { apiKeyRotator, parseApiKeySecret, API_KEY_ENGINE, type ApiKeySecret } from './api-key';
 export { jwtSigningKeyRotator, parseJwtSigningSecret, type JwtSigningSecret } from './jwt-signing-key';
 export { singleUserRotator, type DatabaseLogin, type SingleUserDriver } from './single-user';
@@ -53,4 +53,4 @@ export {
   TestFailedError,
   UnavailableError,
 } from 'rotor-consumers/core';
-export type { PasswordPolicy, RetirementPolicy } from '../shared/types';
+export type { PasswordPolicy, RetirementPolicy } from '../shared/rotation';

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { InvalidInputError } from 'rotor-consumers/core';
-import type { PasswordPolicy } from '../shared/types';
+import type { PasswordPolicy } from '../shared/rotation';
 
 const UPPER = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 const LOWER = 'abcdefghijklmnopqrstuvwxyz';

@@ -1,7 +1,7 @@
 import type { Client } from 'pg';
 import { CredentialsRejectedError } from 'rotor-consumers/core';
 import { withLogin } from './postgres/connection';
-import { parsePostgresSecret } from './postgres-single-user';
+import { parsePostgresSecret } from './postgres/single-user';
 import type { RotatorContext } from './rotator';
 
 /**

@@ -1,13 +1,13 @@
 import { parseJsonObject } from './secret-json';
 import { InvalidInputError, InvalidSecretError, UnsupportedEngineError } from 'rotor-consumers/core';
-import { listOr, STRATEGIES, type Strategy } from '../shared/types';
-import { POSTGRES_ENGINES, postgresSingleUser } from './postgres-single-user';
+import { listOr, STRATEGIES, type Strategy } from '../shared/vocabulary';
+import { POSTGRES_ENGINES, postgresSingleUser } from './postgres/single-user';
 import type { Rotator } from './rotator';
-import { postgresAlternatingUsers } from './postgres-alternating-users';
-import { mysqlAlternatingUsers } from './mysql-alternating-users';
+import { postgresAlternatingUsers } from './postgres/alternating-users';
+import { mysqlAlternatingUsers } from './mysql/alternating-users';
 import { apiKeyRotator } from './api-key';
 import { jwtSigningKeyRotator } from './jwt-signing-key';
-import { MYSQL_ENGINES, mysqlSingleUser } from './mysql-single-user';
+import { MYSQL_ENGINES, mysqlSingleUser } from './mysql/single-user';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each rotator has its own value type
 type AnyRotator = Rotator<any>;

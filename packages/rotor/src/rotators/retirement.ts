@@ -1,13 +1,7 @@
 import { parseDuration } from 'rotor-consumers/core';
 import { InvalidSecretError } from 'rotor-consumers/core';
-import {
-  listOr,
-  LIVE_SESSION_MODES,
-  RETIRE_MODES,
-  type LiveSessionMode,
-  type RetireMode,
-  type RetirementPolicy,
-} from '../shared/types';
+import { listOr, LIVE_SESSION_MODES, RETIRE_MODES, type LiveSessionMode, type RetireMode } from '../shared/vocabulary';
+import { type RetirementPolicy } from '../shared/rotation';
 
 /** Secret tags that set the retirement policy of an alternating pair (so it travels with the secret, as in AWS). */
 export const RetirementTag = {

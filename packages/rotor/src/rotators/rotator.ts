@@ -1,5 +1,5 @@
 import type { SetupPlan } from '../shared/reports';
-import type { PasswordPolicy, RetirementPolicy } from '../shared/types';
+import type { PasswordPolicy, RetirementPolicy } from '../shared/rotation';
 
 /** What a rotator may ask of the engine while it works: other secrets it depends on (an admin secret, say). */
 export interface RotatorContext {

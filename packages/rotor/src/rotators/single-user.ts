@@ -1,5 +1,5 @@
 import { CredentialsRejectedError, StoreConflictError, TestFailedError } from 'rotor-consumers/core';
-import type { PasswordPolicy } from '../shared/types';
+import type { PasswordPolicy } from '../shared/rotation';
 import { generatePassword } from './password-policy';
 import type { Rotator } from './rotator';
 

@@ -5,7 +5,7 @@ import { canonicalJson } from '../shared/canonical-json';
 import { scheduledWorkflowIdFor, scheduleIdFor, SearchAttribute } from '../shared/constants';
 import { formatDuration } from 'rotor-consumers/core';
 import { compact } from '../shared/compact';
-import type { RotationInput, ScheduledRotationInput } from '../shared/types';
+import type { RotationInput, ScheduledRotationInput } from '../shared/rotation';
 
 /*
  * Schedule planning, pure: what `rotor apply` wants each secret's Temporal Schedule to be, and how a described

@@ -2,7 +2,8 @@
  * Allowed windows: the hours (and weekdays) of a time zone in which a scheduled rotation may start. Pure; runs in
  * an activity so a change of the time-zone database never changes a recorded workflow.
  */
-import type { Weekday, WindowConfig } from '../shared/types';
+import type { Weekday } from '../shared/vocabulary';
+import type { WindowConfig } from '../shared/rotation';
 
 const BY_JS_DAY: readonly Weekday[] = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 const MINUTE = 60_000;

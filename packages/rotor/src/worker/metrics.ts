@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { RotationOutcomeWord } from '../shared/types';
+import type { RotationOutcomeWord } from '../shared/vocabulary';
 
 export interface RotorMetricsOptions {
   /** Rotator names kept as label values; any other becomes "other". */

@@ -9,7 +9,7 @@ import { InvalidInputError } from 'rotor-consumers/core';
 import { defaultConfig, loadConfig, type RotorConfig } from '../config/rotor-config';
 import { rotators as builtInRotators, type RotatorRegistry } from '../rotators/registry';
 import { DEFAULT_TEMPORAL_UI_URL, Stage, temporalUiLink } from '../shared/constants';
-import { STEPS } from '../shared/types';
+import { STEPS } from '../shared/vocabulary';
 import { AwsSecretsManagerStore } from 'rotor-consumers/stores';
 import type { SecretStore } from 'rotor-consumers/stores';
 import { createLogger, installRuntime } from './logger';

@@ -2,7 +2,7 @@ import { defineSignal, log, setHandler } from '@temporalio/workflow';
 import { bakeVerdict, BakeTally, describeEvidence, type BakePolicy, type ConsumerReportSignal } from '../shared/bake';
 import { SignalName } from '../shared/constants';
 import { formatDuration } from 'rotor-consumers/core';
-import type { BakeStatus } from '../shared/types';
+import type { BakeStatus } from '../shared/status';
 import type { OperatorRequests } from './operator-signals';
 import type { Reporter } from './reporting';
 import type { RotationState } from './rotation-state';

@@ -1,14 +1,13 @@
 import { defineQuery, defineSignal, defineUpdate, log, setHandler } from '@temporalio/workflow';
 import { MAX_GRACE, MAX_GRACE_MS, QueryName, SignalName, UpdateName } from '../shared/constants';
+import { signalActor, TERMINAL_PHASES } from '../shared/vocabulary';
 import {
-  signalActor,
-  TERMINAL_PHASES,
   type EndGraceSignal,
   type ExtendGraceSignal,
   type OperatorAnswer,
   type RollbackSignal,
   type RotationStatus,
-} from '../shared/types';
+} from '../shared/status';
 import type { Reporter } from './reporting';
 import type { RotationState } from './rotation-state';
 

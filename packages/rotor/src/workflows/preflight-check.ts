@@ -1,7 +1,7 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { RotorActivities } from '../activities';
 import type { SecretCheckReport, SetupPlan } from '../shared/reports';
-import type { PrepareInput } from '../shared/types';
+import type { PrepareInput } from '../shared/rotation';
 
 /**
  * `rotor check` for one secret: the checks run on a worker, as a rotation's would (same network path, same

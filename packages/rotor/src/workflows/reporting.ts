@@ -3,7 +3,9 @@ import type { RotorActivities } from '../activities';
 import { formatDuration } from 'rotor-consumers/core';
 import { ALERT_OPTIONS, AUDIT_OPTIONS } from './activity-options';
 import { localFirst, type LocalAttempts } from './local-first';
-import type { AlertKind, AuditEvent, Phase, RotationEnd, RotationInput } from '../shared/types';
+import type { AlertKind, AuditEvent, RotationEnd } from '../shared/reporting';
+import type { Phase } from '../shared/vocabulary';
+import type { RotationInput } from '../shared/rotation';
 
 /** Phases that are long by design: grace and publishing wait on purpose, awaiting-sessions has its own alert and bound. */
 const STUCK_EXEMPT: readonly Phase[] = ['grace', 'publishing', 'awaiting-sessions'];

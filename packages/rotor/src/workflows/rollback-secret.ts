@@ -7,8 +7,9 @@ import {
 } from '@temporalio/workflow';
 import type { RotorActivities } from '../activities';
 import { SearchAttribute } from '../shared/constants';
-import { actorOf } from '../shared/types';
-import type { AuditEvent, RollbackInput, RotationFailureDetails, RotationInput, RotationResult } from '../shared/types';
+import { actorOf } from '../shared/vocabulary';
+import type { AuditEvent } from '../shared/reporting';
+import type { RollbackInput, RotationFailureDetails, RotationInput, RotationResult } from '../shared/rotation';
 import { DEFAULT_MAX_STEP_ATTEMPTS, prepareOptions, undoOptions } from './activity-options';
 import { causeOf, ROTATION_FAILED, typeOf } from './failures';
 import { statusQuery } from './operator-signals';

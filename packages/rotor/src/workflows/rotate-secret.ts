@@ -10,17 +10,16 @@ import {
 import { formatDuration } from 'rotor-consumers/core';
 import type { RotorActivities } from '../activities';
 import { SearchAttribute } from '../shared/constants';
-import { actorOf } from '../shared/types';
+import { actorOf } from '../shared/vocabulary';
+import type { AuditEvent, RotationEnd } from '../shared/reporting';
 import type {
-  AuditEvent,
   PreparedRotation,
-  RotationEnd,
   RotationFailureDetails,
   RotationInput,
   RotationResult,
   StepInput,
-  StepName,
-} from '../shared/types';
+} from '../shared/rotation';
+import type { StepName } from '../shared/vocabulary';
 import { DEFAULT_MAX_STEP_ATTEMPTS, prepareOptions, stepOptions, undoOptions } from './activity-options';
 import { watchConsumers, type BakeWindow } from './bake';
 import { causeOf, RollbackRequested, ROTATION_FAILED, typeOf } from './failures';

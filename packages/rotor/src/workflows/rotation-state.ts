@@ -1,12 +1,8 @@
 import { log, setCurrentDetails, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import { SearchAttribute } from '../shared/constants';
-import {
-  actorOf,
-  type Phase,
-  type RotationInput,
-  type RotationOutcomeWord,
-  type RotationStatus,
-} from '../shared/types';
+import { actorOf, type Phase, type RotationOutcomeWord } from '../shared/vocabulary';
+import { type RotationInput } from '../shared/rotation';
+import { type RotationStatus } from '../shared/status';
 
 /** Where a rotation is, as the `status` query, the memo and the RotorPhase search attribute show it. */
 export interface RotationState {

@@ -14,17 +14,13 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { RotorActivities } from '../activities';
 import { rotationWorkflowId, SearchAttribute } from '../shared/constants';
 import { formatDuration } from 'rotor-consumers/core';
-import {
-  actorOf,
-  rotationSummary,
-  type AuditEvent,
-  type RotationInput,
-  type ScheduledRotationInput,
-} from '../shared/types';
+import { actorOf } from '../shared/vocabulary';
+import { rotationSummary, type RotationInput, type ScheduledRotationInput } from '../shared/rotation';
+import { type AuditEvent } from '../shared/reporting';
 import { AUDIT_OPTIONS } from './activity-options';
 import { ROTATION_FAILED, rotateSecret } from './rotate-secret';
 
-export type { ScheduledRotationInput } from '../shared/types';
+export type { ScheduledRotationInput } from '../shared/rotation';
 
 export interface ScheduledRotationResult {
   secretId: string;

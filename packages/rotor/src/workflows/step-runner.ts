@@ -1,4 +1,5 @@
-import type { Phase, StepName, StepReport } from '../shared/types';
+import type { Phase, StepName } from '../shared/vocabulary';
+import type { StepReport } from '../shared/rotation';
 import { causeOf, typeOf } from './failures';
 import type { Reporter } from './reporting';
 import type { RotationState } from './rotation-state';

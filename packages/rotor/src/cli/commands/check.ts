@@ -1,7 +1,7 @@
 import { loadConfig } from '../../config/rotor-config';
 import { InvalidInputError } from 'rotor-consumers/core';
 import type { SecretCheckReport } from '../../shared/reports';
-import type { RotationOverrides } from '../../shared/types';
+import type { RotationOverrides } from '../../shared/rotation';
 import { rotationInputFor } from '../../schedules/plan';
 import { ExitCode } from '../exit-codes';
 import { out, outJson, progress, rotationClient } from '../context';

@@ -1,6 +1,6 @@
 import { readEnv } from '../../config/env';
 import { parseDuration } from 'rotor-consumers/core';
-import type { RotationInput } from '../../shared/types';
+import type { RotationInput } from '../../shared/rotation';
 import { ExitCode } from '../exit-codes';
 import { operator, out, outJson, reportOutcome, scheduleManager } from '../context';
 import { createTimelinePrinter } from '../render';

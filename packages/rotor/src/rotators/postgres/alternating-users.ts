@@ -8,15 +8,15 @@ import {
   nextOfPair,
   parseAlternating,
   partnerOf,
-} from './alternating';
-import type { SetupPlan } from '../shared/reports';
-import type { PasswordPolicy } from '../shared/types';
-import { applyOwnerSetup, planOwnerSetup } from './postgres/owner-setup';
-import { generatePassword } from './password-policy';
-import { canLogIn, setRolePassword, withLogin } from './postgres/connection';
-import { parsePostgresSecret, postgresSingleUser, type PostgresSecret } from './postgres-single-user';
-import type { Rotator } from './rotator';
-import { targetOf } from './single-user';
+} from '../alternating';
+import type { SetupPlan } from '../../shared/reports';
+import type { PasswordPolicy } from '../../shared/rotation';
+import { applyOwnerSetup, planOwnerSetup } from './owner-setup';
+import { generatePassword } from '../password-policy';
+import { canLogIn, setRolePassword, withLogin } from './connection';
+import { parsePostgresSecret, postgresSingleUser, type PostgresSecret } from './single-user';
+import type { Rotator } from '../rotator';
+import { targetOf } from '../single-user';
 
 const MAX_ROLE_BYTES = 63;
 

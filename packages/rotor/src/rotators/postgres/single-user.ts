@@ -1,8 +1,8 @@
-import { canLogIn, setRolePassword, withLogin, type PgLogin } from './postgres/connection';
-import type { Rotator } from './rotator';
-import { singleUserRotator } from './single-user';
-import { databaseSecretSchema, loginFields } from './database-secret';
-import { parseJsonObject, validateShape } from './secret-json';
+import { canLogIn, setRolePassword, withLogin, type PgLogin } from './connection';
+import type { Rotator } from '../rotator';
+import { singleUserRotator } from '../single-user';
+import { databaseSecretSchema, loginFields } from '../database-secret';
+import { parseJsonObject, validateShape } from '../secret-json';
 
 /** PostgreSQL's NAMEDATALEN - 1: longer role names are truncated by the server, so they cannot log in as given. */
 const MAX_ROLE_BYTES = 63;

@@ -1,13 +1,13 @@
 import { format } from 'mysql2';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { CredentialsRejectedError, StoreConflictError } from 'rotor-consumers/core';
-import { adminOf, assertPair, currentRejected, nextOfPair, parseAlternating } from './alternating';
-import type { PasswordPolicy } from '../shared/types';
-import { canMysqlLogIn, currentAccount, withMysqlLogin } from './mysql/connection';
-import { mysqlSingleUser, parseMysqlSecret, type MysqlSecret } from './mysql-single-user';
-import { generatePassword } from './password-policy';
-import type { Rotator, RotatorContext } from './rotator';
-import { targetOf } from './single-user';
+import { adminOf, assertPair, currentRejected, nextOfPair, parseAlternating } from '../alternating';
+import type { PasswordPolicy } from '../../shared/rotation';
+import { canMysqlLogIn, currentAccount, withMysqlLogin } from './connection';
+import { mysqlSingleUser, parseMysqlSecret, type MysqlSecret } from './single-user';
+import { generatePassword } from '../password-policy';
+import type { Rotator, RotatorContext } from '../rotator';
+import { targetOf } from '../single-user';
 
 const MAX_USER_CHARS = 80;
 

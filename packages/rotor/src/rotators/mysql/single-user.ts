@@ -1,8 +1,8 @@
-import type { Rotator } from './rotator';
-import { databaseSecretSchema, loginFields } from './database-secret';
-import { canMysqlLogIn, currentAccount, setOwnPassword, withMysqlLogin, type MysqlLogin } from './mysql/connection';
-import { parseJsonObject, validateShape } from './secret-json';
-import { singleUserRotator } from './single-user';
+import type { Rotator } from '../rotator';
+import { databaseSecretSchema, loginFields } from '../database-secret';
+import { canMysqlLogIn, currentAccount, setOwnPassword, withMysqlLogin, type MysqlLogin } from './connection';
+import { parseJsonObject, validateShape } from '../secret-json';
+import { singleUserRotator } from '../single-user';
 
 /** MariaDB's limit on user names (MySQL 8 allows 32; the server refuses longer names itself). */
 const MAX_USER_CHARS = 80;

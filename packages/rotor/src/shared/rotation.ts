@@ -1,0 +1,178 @@
+/**
+ * What the workflows and their steps take and return: inputs, what prepare found, step reports, results. Ids and
+ * settings, never a value. No I/O; safe in workflow code.
+ */
+import type { BakePolicy } from './bake';
+import type { RotationStatus } from './status';
+import {
+  actorOf,
+  type LiveSessionMode,
+  type Phase,
+  type RetireMode,
+  type Strategy,
+  type Trigger,
+  type Weekday,
+} from './vocabulary';
+
+/** Scheduled rotations only start inside the window; `end` before `start` crosses midnight. Times are "HH:MM". */
+export interface WindowConfig {
+  start: string;
+  end: string;
+  timezone: string;
+  days?: Weekday[];
+}
+
+/** Rules for generated passwords, after AWS GetRandomPassword. */
+export interface PasswordPolicy {
+  length: number;
+  /** Characters never used. */
+  excludeCharacters: string;
+  excludeUppercase: boolean;
+  excludeLowercase: boolean;
+  excludeNumbers: boolean;
+  excludePunctuation: boolean;
+  /** Require at least one character of each included class. */
+  requireEachIncludedType: boolean;
+}
+
+/** The Temporal UI's one-line summary of a rotation: secret, trigger and grace (the strategy follows in its details). */
+export function rotationSummary(
+  input: { secretId: string; trigger?: Trigger; graceMs: number },
+  grace: (ms: number) => string,
+): string {
+  return `rotate ${input.secretId} · ${actorOf(input.trigger)} · grace ${grace(input.graceMs)}`;
+}
+
+/** Rotation settings a secret's entry in rotor.yaml overrides; the secret's tags decide otherwise. */
+export interface RotationOverrides {
+  /** Overrides the `rotor:strategy` tag and AWS's `masterarn` convention. */
+  strategy?: Strategy;
+  /** Overrides the `rotor:retire` / `rotor:live-sessions` tags, key by key. Alternating users only. */
+  retirement?: Partial<RetirementPolicy>;
+}
+
+/** Where a rotation reports: alert routes (names only: URLs stay in the worker's config) and the stuck budget. */
+export interface RotationReporting {
+  /** Webhook route names from rotor.yaml; the worker resolves them. */
+  alerts?: string[];
+  /** A rotation that stays in one working phase (not grace) longer than this raises a `stuck` alert. */
+  stuckPhaseBudgetMs?: number;
+}
+
+/**
+ * Input of the `rollbackSecret` workflow: reinstate AWSPREVIOUS when no rotation is running. The reason and the
+ * trigger's `by` are short operator texts for the audit trail; reporting and attempts as the secret's rotations.
+ */
+export interface RollbackInput {
+  secretId: string;
+  reason?: string;
+  trigger?: Trigger;
+  maxStepAttempts?: number;
+  reporting?: RotationReporting;
+}
+
+/** Input of the `rotateSecret` workflow. Ids and settings only: never a secret value. */
+export interface RotationInput {
+  secretId: string;
+  /** Grace period after finish, as milliseconds. */
+  graceMs: number;
+  trigger?: Trigger;
+  passwordPolicy?: Partial<PasswordPolicy>;
+  /** Attempts per step before the rotation gives up and compensates (default 6). */
+  maxStepAttempts?: number;
+  overrides?: RotationOverrides;
+  reporting?: RotationReporting;
+  /** Watch consumers' logins after finish and roll back on their evidence (rotor.yaml `bake`). */
+  bake?: BakePolicy;
+}
+
+/** What a rotor Schedule starts (`scheduledRotation`): the rotation's input, and the window it may start in. */
+export interface ScheduledRotationInput {
+  rotation: RotationInput;
+  window?: WindowConfig;
+}
+
+/**
+ * What happens to the previous login of an alternating pair when grace ends. `none` keeps it working until the
+ * next rotation (AWS's behaviour); `disable-login` and `scramble-password` end it now. `liveSessions` says what to
+ * do about sessions it still has: `wait` (a durable, bounded wait, then retire), `proceed`, or `terminate` them.
+ */
+export interface RetirementPolicy {
+  retire: RetireMode;
+  liveSessions: LiveSessionMode;
+  /** How long `wait` waits for the sessions to end, in milliseconds. */
+  maxWaitMs: number;
+}
+
+/** What `prepare` learned about the secret: the rotator to use and where the labels stand. */
+export interface PreparedRotation {
+  rotator: string;
+  currentVersionId: string;
+  previousVersionId?: string;
+  /** An AWSPENDING left by an earlier rotation that did not end cleanly; the target may still hold it. */
+  strayPendingVersionId?: string;
+  /** Set for strategies with a previous login to retire (alternating users), from the secret's tags. */
+  retirement?: RetirementPolicy;
+  /**
+   * Where this rotation's store-writing steps (create, finish) run: the worker's store-writes task queue, whose
+   * dispatch rate the Temporal cluster limits for the whole fleet. Absent: on the rotation's own task queue.
+   */
+  storeWritesTaskQueue?: string;
+}
+
+/** Result of a step as the activities report it; `attempt` is Temporal's attempt number. */
+export interface StepReport {
+  attempt: number;
+  /** What the step did, e.g. "already-set" when a re-run found the work done. */
+  outcome?: string;
+  /** Live sessions of the previous login, from `countLiveSessions`. */
+  liveSessions?: number;
+  /** From test: how long the new version must wait before finish (`Rotator.holdBeforeFinish`). */
+  holdMs?: number;
+}
+
+/** Details of the failure a rotation ends with: the step, the phase it ended in and rotor's error type, if any. */
+export interface RotationFailureDetails {
+  step: string;
+  phase: Phase;
+  errorType?: string;
+}
+
+/** Result of a rotation workflow that ended without failing. */
+export interface RotationResult {
+  secretId: string;
+  outcome: 'completed' | 'rolled-back';
+  /** How retirement went, when the strategy retires anything: e.g. "disabled-login; 1 live session left after waiting 1h". */
+  retirement?: string;
+  token: string;
+  currentVersionId: string;
+  previousVersionId?: string;
+  status: RotationStatus;
+}
+
+/** Input of `prepareRotation`. */
+export interface PrepareInput {
+  secretId: string;
+  overrides?: RotationOverrides;
+  /** The rotation's grace, for rotators that refuse one too short for their credential (JWT signing keys). */
+  graceMs?: number;
+}
+
+/** Arguments every step activity takes. */
+export interface StepInput {
+  secretId: string;
+  /** The rotation token: ClientRequestToken and VersionId of the new version. */
+  token: string;
+  prepared: PreparedRotation;
+  passwordPolicy?: Partial<PasswordPolicy>;
+  /** For retire: end the previous login's live sessions first. */
+  terminateSessions?: boolean;
+}
+
+/** Arguments of `reinstate`, the activity behind compensation and rollback. */
+export interface ReinstateInput extends StepInput {
+  /** The version to make current again, in the target and the store. */
+  versionId: string;
+  /** compensate: the store ends exactly as before the rotation; rollback: the rolled-back version stays AWSPREVIOUS. */
+  mode: 'compensate' | 'rollback';
+}
