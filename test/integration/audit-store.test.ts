@@ -1,6 +1,6 @@
 import { Client as PgClient, escapeIdentifier } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditStore, type AuditEvent } from '../../packages/rotor/src/audit/audit-store';
+import { AuditStore, type StoredAuditEvent } from '../../packages/rotor/src/audit/audit-store';
 import { InvalidInputError, UnavailableError } from 'rotor-consumers/core';
 import { stackEnv, uniqueName } from '../helpers/env';
 
@@ -31,7 +31,7 @@ async function withAudit<T>(work: (db: PgClient) => Promise<T>): Promise<T> {
 }
 
 /** The events of one rotation of `secretId`, as a workflow reports them. */
-function rotationEvents(secretId: string, runId = uniqueName('run')): AuditEvent[] {
+function rotationEvents(secretId: string, runId = uniqueName('run')): StoredAuditEvent[] {
   const base = { secretId, workflowId: `rotate/${secretId}`, runId };
   const at = (n: number) => new Date(Date.UTC(2025, 5, 1, 3, 0, n, 250)).toISOString();
   const id = (n: number) => `${base.workflowId}/${runId}/${n}`;
@@ -141,7 +141,7 @@ describe('AuditStore', () => {
   it('keeps one linear chain when 20 appends race from two processes, duplicates included', async () => {
     const other = await open(tables[0]!);
     const secretId = uniqueName('it/audit-race');
-    const unique = Array.from({ length: 14 }, (_, n): AuditEvent => ({
+    const unique = Array.from({ length: 14 }, (_, n): StoredAuditEvent => ({
       eventId: `race/${secretId}/${n}`,
       at: new Date(Date.UTC(2025, 5, 1, 4, 0, n)).toISOString(),
       secretId,
@@ -166,9 +166,9 @@ describe('AuditStore', () => {
     const good = rotationEvents(secretId)[0]!;
     await expect(audit.append({ ...good, secretId: '' })).rejects.toThrow(InvalidInputError);
     await expect(
-      audit.append({ ...good, detail: { value: { password: 'x' } } as unknown as AuditEvent['detail'] }),
+      audit.append({ ...good, detail: { value: { password: 'x' } } as unknown as StoredAuditEvent['detail'] }),
     ).rejects.toThrow(/detail\.value/);
-    await expect(audit.append({ ...good, kind: undefined } as unknown as AuditEvent)).rejects.toThrow(/kind/);
+    await expect(audit.append({ ...good, kind: undefined } as unknown as StoredAuditEvent)).rejects.toThrow(/kind/);
     expect(await audit.history(secretId)).toEqual([]);
   });
 

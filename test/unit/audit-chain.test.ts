@@ -7,12 +7,12 @@ import {
   normaliseEvent,
   verifyLinks,
   verifyRecords,
-  type AuditEvent,
+  type StoredAuditEvent,
   type ChainedRecord,
 } from '../../packages/rotor/src/audit/hash-chain';
 import { InvalidInputError } from 'rotor-consumers/core';
 
-function event(n: number, overrides: Partial<AuditEvent> = {}): AuditEvent {
+function event(n: number, overrides: Partial<StoredAuditEvent> = {}): StoredAuditEvent {
   return {
     eventId: `rotate-db/run-1/${n}`,
     at: new Date(Date.UTC(2025, 0, 1, 12, 0, n)).toISOString(),
@@ -92,10 +92,10 @@ describe('normaliseEvent', () => {
     [{ kind: 42 as unknown as string }, 'kind'],
     [{ at: 'yesterday' }, 'at'],
     [{ durationMs: 1.5 }, 'durationMs'],
-    [{ detail: { nested: { a: 1 } } as unknown as AuditEvent['detail'] }, 'detail.nested'],
-    [{ detail: { list: [1] } as unknown as AuditEvent['detail'] }, 'detail.list'],
+    [{ detail: { nested: { a: 1 } } as unknown as StoredAuditEvent['detail'] }, 'detail.nested'],
+    [{ detail: { list: [1] } as unknown as StoredAuditEvent['detail'] }, 'detail.list'],
     [{ detail: { n: Number.NaN } }, 'detail.n'],
-    [{ value: 'hunter2' } as Partial<AuditEvent>, '"value"'],
+    [{ value: 'hunter2' } as Partial<StoredAuditEvent>, '"value"'],
   ])('rejects %j naming the field', (change, field) => {
     expect(() => normaliseEvent({ ...event(1), ...change })).toThrow(InvalidInputError);
     expect(() => normaliseEvent({ ...event(1), ...change })).toThrow(field);

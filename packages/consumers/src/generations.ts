@@ -1,8 +1,11 @@
 import type { LoginReporter } from './reporter';
 import type { SecretCache, SecretSnapshot } from './secret-cache';
 
-/** The login a database secret in AWS's JSON shape names. */
-export interface DatabaseLogin {
+/**
+ * The fields of a database secret in AWS's JSON shape that a pool logs in with (rotor's rotators parse the same
+ * secret into their own `DatabaseLogin`, with the port checked and the JSON kept).
+ */
+export interface DatabaseSecretFields {
   host: string;
   port?: number | string;
   username: string;
@@ -12,7 +15,7 @@ export interface DatabaseLogin {
 
 /** What the generations need of a driver's pool: open one for a login, check it logs in, end it. */
 export interface PoolDriver<P> {
-  open(login: DatabaseLogin, onLogin: () => void): P;
+  open(login: DatabaseSecretFields, onLogin: () => void): P;
   /** Takes one connection and gives it back: throws what the driver throws when the login is refused. */
   probe(pool: P): Promise<void>;
   end(pool: P): Promise<void>;
@@ -224,7 +227,7 @@ export class Generations<P> {
   }
 
   #open(snapshot: SecretSnapshot, currentVersionId: string): Generation<P> {
-    const login = JSON.parse(snapshot.value) as DatabaseLogin;
+    const login = JSON.parse(snapshot.value) as DatabaseSecretFields;
     const { secretId, reporter } = this.options;
     const versionId = snapshot.versionId;
     const pool = this.driver.open(login, () => {

@@ -4,12 +4,9 @@ import type { FieldPacket, PoolConnection, PoolOptions, QueryOptions, QueryResul
 import { loadMysql } from './lazy';
 import { Generations, jitteredLifetimeMs, type GenerationOptions, type PoolDriver } from './generations';
 
-/** MySQL/MariaDB refusing a login: access denied (1045), or an account locked (MySQL 3118, MariaDB 4151). */
-const AUTH_ERRNOS = new Set([1045, 3118, 4151]);
+import { isMysqlAuthError } from './logins';
 
-export function isMysqlAuthError(error: unknown): boolean {
-  return AUTH_ERRNOS.has(Number((error as { errno?: unknown })?.errno));
-}
+export { isMysqlAuthError };
 
 export interface RotatingMysqlPoolOptions extends GenerationOptions {
   /** The secret in AWS's JSON shape: host, port, username, password, dbname. */

@@ -4,12 +4,9 @@ import type { PoolClient, PoolConfig, QueryConfig, QueryResult, QueryResultRow }
 import { loadPg } from './lazy';
 import { Generations, jitteredLifetimeMs, type GenerationOptions, type PoolDriver } from './generations';
 
-/** PostgreSQL refusing a login: a wrong password (28P01), or a role that may not log in (28000). */
-const AUTH_CODES = new Set(['28P01', '28000']);
+import { isPgAuthError } from './logins';
 
-export function isPgAuthError(error: unknown): boolean {
-  return AUTH_CODES.has(String((error as { code?: unknown })?.code ?? ''));
-}
+export { isPgAuthError };
 
 export interface RotatingPgPoolOptions extends GenerationOptions {
   /** The secret in AWS's JSON shape: host, port, username, password, dbname. */

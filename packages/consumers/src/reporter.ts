@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { LoginOutcome } from './logins';
 
 /** What a consumer saw when it logged in with one version of a secret. Never a value: ids and outcome words. */
 export interface LoginEvent {
   secretId: string;
   versionId: string;
-  outcome: 'success' | 'auth-failure';
+  outcome: LoginOutcome;
   /** The driver's code for a refused login (28P01, 28000, 1045...). */
   errorClass?: string;
 }

@@ -1,3 +1,4 @@
+import { storableText } from '../shared/audit-text';
 import { log } from '@temporalio/activity';
 import { msUntilWindowOpens } from '../schedules/window';
 import { InvalidInputError } from 'rotor-consumers/core';
@@ -86,7 +87,7 @@ async function appendOrNote(audit: AuditSink, event: AuditEvent): Promise<'appen
       ...(workflowId ? { workflowId } : {}),
       ...(runId ? { runId } : {}),
       kind,
-      detail: { refused: error.message.slice(0, 500) },
+      detail: { refused: storableText(error.message, 500) },
     });
   }
 }

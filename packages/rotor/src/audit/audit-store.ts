@@ -7,13 +7,13 @@ import {
   GENESIS_HASH,
   normaliseEvent,
   verifyLinks,
-  type AuditEvent,
+  type StoredAuditEvent,
   type AuditRecord,
   type ChainProblem,
   type VerifyResult,
 } from './hash-chain';
 
-export type { AuditEvent, AuditRecord, VerifyResult } from './hash-chain';
+export type { StoredAuditEvent, AuditRecord, VerifyResult } from './hash-chain';
 
 export const DEFAULT_AUDIT_TABLE = 'rotor_audit_events';
 
@@ -55,7 +55,7 @@ interface Row {
   version_id: string | null;
   duration_text: string | null;
   actor: string | null;
-  detail: AuditEvent['detail'] | null;
+  detail: StoredAuditEvent['detail'] | null;
   prev_hash: string;
   hash: string;
 }
@@ -151,7 +151,7 @@ export class AuditStore {
    * Appends `event` to the chain, or does nothing when an event with its `eventId` is already there. Throws
    * InvalidInputError for a malformed event (before touching the database), UnavailableError when the database fails.
    */
-  async append(event: AuditEvent): Promise<'appended' | 'duplicate'> {
+  async append(event: StoredAuditEvent): Promise<'appended' | 'duplicate'> {
     const normal = normaliseEvent(event);
     try {
       return await this.transaction(async (client) => {

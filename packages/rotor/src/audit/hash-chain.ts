@@ -2,19 +2,20 @@
  * The audit trail's hash chain, without I/O: validating events, canonical hashing, and verifying records in seq
  * order. AuditStore does the database part and calls these page by page.
  */
+import { isStorableText, MAX_STORED_TEXT } from '../shared/audit-text';
 import { createHash } from 'node:crypto';
 import { InvalidInputError } from 'rotor-consumers/core';
 import { canonicalJson } from '../shared/canonical-json';
 import type { AuditEvent as RotationAuditEvent } from '../shared/reporting';
 
 /**
- * An audit event as stored: the rotation's events (see `AuditEvent` in shared/reporting.ts), with `kind` left open so rows
+ * An audit event as stored: the rotation's events (`AuditEvent` in shared/reporting.ts), with `kind` left open so rows
  * written by a newer rotor still read and verify.
  */
-export type AuditEvent = Omit<RotationAuditEvent, 'kind'> & { kind: string };
+export type StoredAuditEvent = Omit<RotationAuditEvent, 'kind'> & { kind: string };
 
 /** An event as stored: its place in the chain (`seq`, `prevHash`, `hash`) and the database's insert time. */
-export interface AuditRecord extends AuditEvent {
+export interface AuditRecord extends StoredAuditEvent {
   seq: number;
   /** The database's clock at insert; informational, not covered by the hash. */
   recordedAt: string;
@@ -44,23 +45,21 @@ export const GENESIS_HASH = '0'.repeat(64);
 const OPTIONAL_STRINGS = ['workflowId', 'runId', 'step', 'phase', 'outcome', 'versionId', 'actor'] as const;
 const REQUIRED_STRINGS = ['eventId', 'secretId', 'kind'] as const;
 const KNOWN_FIELDS = new Set<string>(['at', 'durationMs', 'detail', ...REQUIRED_STRINGS, ...OPTIONAL_STRINGS]);
-const MAX_STRING = 2048;
 const MAX_DETAIL_KEYS = 64;
 const MAX_DETAIL_CHARS = 8192;
 /** What PostgreSQL's timestamptz and Date.toISOString both spell the same way. */
 const ISO_MS = /^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function invalid(field: string, problem: string): InvalidInputError {
   return new InvalidInputError(`audit event: ${field} ${problem}`);
 }
 
 /** Strings PostgreSQL stores byte for byte: no NUL (text refuses it), no lone surrogate (it would become U+FFFD). */
-function checkString(field: string, value: unknown, max = MAX_STRING): string {
+function checkString(field: string, value: unknown, max = MAX_STORED_TEXT): string {
   if (typeof value !== 'string')
     throw invalid(field, `must be a string, not ${value === null ? 'null' : typeof value}`);
   if (value.length > max) throw invalid(field, `is longer than ${max} characters`);
-  if (value.includes('\u0000') || LONE_SURROGATE.test(value))
+  if (!isStorableText(value))
     throw invalid(field, 'contains a character that cannot be stored (NUL or a lone surrogate)');
   return value;
 }
@@ -69,7 +68,7 @@ function checkString(field: string, value: unknown, max = MAX_STRING): string {
  * Checks an event and returns it in the form that is stored and hashed: known fields only, absent (undefined or
  * null) optional fields dropped, `at` as `new Date(at).toISOString()`. Throws InvalidInputError naming the field.
  */
-export function normaliseEvent(input: unknown): AuditEvent {
+export function normaliseEvent(input: unknown): StoredAuditEvent {
   if (typeof input !== 'object' || input === null || Array.isArray(input))
     throw new InvalidInputError('audit event must be an object');
   const raw = input as Record<string, unknown>;
@@ -81,7 +80,7 @@ export function normaliseEvent(input: unknown): AuditEvent {
     if (raw[field] === undefined || raw[field] === null || raw[field] === '') throw invalid(field, 'is required');
     checkString(field, raw[field]);
   }
-  const event: AuditEvent = {
+  const event: StoredAuditEvent = {
     eventId: raw.eventId as string,
     at: normaliseAt(raw.at),
     secretId: raw.secretId as string,
@@ -110,7 +109,7 @@ function normaliseAt(at: unknown): string {
   return iso;
 }
 
-function normaliseDetail(detail: unknown): NonNullable<AuditEvent['detail']> {
+function normaliseDetail(detail: unknown): NonNullable<StoredAuditEvent['detail']> {
   if (typeof detail !== 'object' || detail === null || Array.isArray(detail))
     throw invalid('detail', 'must be an object of strings, numbers, booleans and nulls');
   const entries = Object.entries(detail).filter(([, v]) => v !== undefined);
@@ -129,14 +128,14 @@ function normaliseDetail(detail: unknown): NonNullable<AuditEvent['detail']> {
     }
   }
   // fromEntries defines own properties, so a "__proto__" key stays data.
-  const out = Object.fromEntries(entries) as NonNullable<AuditEvent['detail']>;
+  const out = Object.fromEntries(entries) as NonNullable<StoredAuditEvent['detail']>;
   if (canonicalJson(out).length > MAX_DETAIL_CHARS)
     throw invalid('detail', `is larger than ${MAX_DETAIL_CHARS} characters of JSON`);
   return out;
 }
 
 /** The fields a record's hash covers: the event's fields and its seq (not prevHash, hash or recordedAt). */
-function hashedFields(record: AuditEvent & { seq: number }): Record<string, unknown> {
+function hashedFields(record: StoredAuditEvent & { seq: number }): Record<string, unknown> {
   const {
     seq,
     eventId,
@@ -172,14 +171,14 @@ function hashedFields(record: AuditEvent & { seq: number }): Record<string, unkn
 }
 
 /** sha256 hex of `prevHash + '\n' + canonicalJson(event fields + seq)`. */
-export function hashRecord(prevHash: string, record: AuditEvent & { seq: number }): string {
+export function hashRecord(prevHash: string, record: StoredAuditEvent & { seq: number }): string {
   return createHash('sha256')
     .update(`${prevHash}\n${canonicalJson(hashedFields(record))}`, 'utf8')
     .digest('hex');
 }
 
 /** The next link: `event` (already normalised) at `seq`, chained to `prevHash`. */
-export function chainRecord(event: AuditEvent, seq: number, prevHash: string): ChainedRecord {
+export function chainRecord(event: StoredAuditEvent, seq: number, prevHash: string): ChainedRecord {
   return { ...event, seq, prevHash, hash: hashRecord(prevHash, { ...event, seq }) };
 }
 

@@ -10,7 +10,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
-import type { BakePolicy } from '../shared/bake';
+import { bakeProblems, type BakePolicy } from '../shared/bake';
 import {
   DEFAULT_TASK_QUEUE,
   DEFAULT_TEMPORAL_UI_URL,
@@ -388,21 +388,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   ]);
 }
 
-/** A bake the workflow can run: positive counts, a share below 1, a window within grace and within its maximum. */
+/** A bake the workflow can run (bakeProblems: the same rules as rotor.yaml's). */
 function assertBake(bake: BakePolicy, graceMs: number): void {
-  const problems: string[] = [];
-  if (!(bake.windowMs > 0)) problems.push(`windowMs: ${bake.windowMs} is not a positive duration`);
-  if (!(bake.maxWindowMs >= bake.windowMs))
-    problems.push(`maxWindowMs: ${bake.maxWindowMs} is shorter than the window`);
-  if (!(Number.isInteger(bake.minEvents) && bake.minEvents >= 1))
-    problems.push(`minEvents: ${bake.minEvents} is not a whole number of at least 1`);
-  if (!(Number.isInteger(bake.minInstances) && bake.minInstances >= 1))
-    problems.push(`minInstances: ${bake.minInstances} is not a whole number of at least 1`);
-  if (!(bake.maxFailureShare >= 0 && bake.maxFailureShare < 1))
-    problems.push(`maxFailureShare: ${bake.maxFailureShare} is not from 0 to below 1`);
-  if (bake.windowMs > graceMs)
-    problems.push(
-      `windowMs: ${formatDuration(bake.windowMs)} is longer than grace (${formatDuration(graceMs)}): the bake must fit in grace`,
-    );
-  if (problems.length > 0) throw new InvalidInputError(`bake: ${problems.join('; ')}`);
+  const problems = bakeProblems(bake, graceMs);
+  if (problems.length > 0)
+    throw new InvalidInputError(`bake: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
 }

@@ -1,5 +1,4 @@
-import { DEFAULT_BAKE, type BakePolicy } from '../shared/bake';
-import { formatDuration } from 'rotor-consumers/core';
+import { bakeProblems, DEFAULT_BAKE, type BakePolicy } from '../shared/bake';
 import { describe, type Checker, type Node } from './checker';
 import type { ReportTokenConfig, RotorConfig } from './types';
 
@@ -88,16 +87,6 @@ export function readBake(c: Checker, node: Node, graceMs: number | undefined): B
     maxWindowMs: maxWindowMs ?? (windowMs ?? 0) * 4,
   };
   if (windowMs === undefined) return undefined;
-  if (policy.maxWindowMs < windowMs)
-    c.add(
-      section.at('maxWindow').path,
-      `${formatDuration(policy.maxWindowMs)} is shorter than the window (${formatDuration(windowMs)})`,
-    );
-  if (graceMs !== undefined && windowMs > graceMs) {
-    c.add(
-      section.at('window').path,
-      `${formatDuration(windowMs)} is longer than grace (${formatDuration(graceMs)}): the bake must fit in grace, while the previous credential still works`,
-    );
-  }
+  for (const problem of bakeProblems(policy, graceMs)) c.add(section.at(problem.field).path, problem.message);
   return policy;
 }

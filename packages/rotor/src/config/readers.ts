@@ -1,6 +1,6 @@
 import { resolvePasswordPolicy } from '../rotators/password-policy';
 import { DEFAULT_GRACE, MAX_GRACE, MAX_GRACE_MS } from '../shared/constants';
-import type { BakePolicy } from '../shared/bake';
+import { bakeFitsGrace, type BakePolicy } from '../shared/bake';
 import { formatDuration, parseDuration } from 'rotor-consumers/core';
 import { LIVE_SESSION_MODES, RETIRE_MODES, STRATEGIES } from '../shared/vocabulary';
 import { type PasswordPolicy, type RetirementPolicy } from '../shared/rotation';
@@ -266,7 +266,7 @@ function readSecret(
   const maxStepAttempts = c.integer(secret.at('maxStepAttempts'), 1, MAX_STEP_ATTEMPTS) ?? defaults.maxStepAttempts;
   const ownBake = readBake(c, secret.at('bake'), graceMs);
   const bake = ownBake === false ? undefined : (ownBake ?? defaults.bake);
-  if (!secret.has('bake') && bake && bake.windowMs > graceMs) {
+  if (!secret.has('bake') && bake && !bakeFitsGrace(bake, graceMs)) {
     c.add(
       secret.at('grace').path,
       `${formatDuration(graceMs)} is shorter than defaults.bake.window (${formatDuration(bake.windowMs)}): the bake must fit in grace`,

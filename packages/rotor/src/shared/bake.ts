@@ -2,6 +2,7 @@
  * The bake window after a rotation's `finish`: consumers report their logins with each version, and rotor rolls
  * back on its own when the new version fails where the previous one did not. Pure, for the workflow and tests.
  */
+import { formatDuration, isLoginOutcome, type LoginOutcome } from 'rotor-consumers/core';
 
 /** When to roll back automatically (rotor.yaml `bake`). */
 export interface BakePolicy {
@@ -23,11 +24,49 @@ export const DEFAULT_BAKE: Omit<BakePolicy, 'windowMs' | 'maxWindowMs'> = {
   maxFailureShare: 0.2,
 };
 
+/** Whether a bake window fits in grace: the previous credential must keep working while the evidence comes in. */
+export function bakeFitsGrace(policy: Pick<BakePolicy, 'windowMs'>, graceMs: number): boolean {
+  return policy.windowMs <= graceMs;
+}
+
+/** A problem of a bake policy, named by its `rotor.yaml` field. */
+export interface BakeProblem {
+  field: 'window' | 'maxWindow' | 'minEvents' | 'minInstances' | 'maxFailureShare';
+  message: string;
+}
+
+/**
+ * Every reason a bake policy could not run with `graceMs` (none checked when it is not known yet), written once for
+ * the config readers (each at its path) and the client (which refuses the rotation).
+ */
+export function bakeProblems(policy: BakePolicy, graceMs: number | undefined): BakeProblem[] {
+  const problems: BakeProblem[] = [];
+  const add = (field: BakeProblem['field'], message: string) => problems.push({ field, message });
+  if (!(policy.windowMs > 0)) add('window', `${policy.windowMs} is not a positive duration`);
+  if (!(policy.maxWindowMs >= policy.windowMs))
+    add(
+      'maxWindow',
+      `${formatDuration(policy.maxWindowMs)} is shorter than the window (${formatDuration(policy.windowMs)})`,
+    );
+  if (!(Number.isInteger(policy.minEvents) && policy.minEvents >= 1))
+    add('minEvents', `${policy.minEvents} is not a whole number of at least 1`);
+  if (!(Number.isInteger(policy.minInstances) && policy.minInstances >= 1))
+    add('minInstances', `${policy.minInstances} is not a whole number of at least 1`);
+  if (!(policy.maxFailureShare >= 0 && policy.maxFailureShare < 1))
+    add('maxFailureShare', `${policy.maxFailureShare} is not from 0 to below 1`);
+  if (graceMs !== undefined && !bakeFitsGrace(policy, graceMs))
+    add(
+      'window',
+      `${formatDuration(policy.windowMs)} is longer than grace (${formatDuration(graceMs)}): the bake must fit in grace, while the previous credential still works`,
+    );
+  return problems;
+}
+
 /** One line of a consumer report as it reaches the rotation: counts for one version from one instance. */
 export interface ConsumerReportLine {
   instanceId: string;
   versionId: string;
-  outcome: 'success' | 'auth-failure';
+  outcome: LoginOutcome;
   errorClass?: string;
   count: number;
 }
@@ -58,7 +97,7 @@ export class BakeTally {
 
   add(line: ConsumerReportLine): void {
     if (!this.versions.includes(line.versionId) || !(line.count > 0) || !Number.isSafeInteger(line.count)) return;
-    if (line.outcome !== 'success' && line.outcome !== 'auth-failure') return;
+    if (!isLoginOutcome(line.outcome)) return;
     let instances = this.#byVersion.get(line.versionId);
     if (!instances) this.#byVersion.set(line.versionId, (instances = new Map()));
     let counts = instances.get(line.instanceId);

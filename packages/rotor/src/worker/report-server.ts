@@ -1,3 +1,4 @@
+import { LOGIN_OUTCOMES } from 'rotor-consumers/core';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,7 +25,7 @@ const BatchSchema = z.strictObject({
       z.strictObject({
         secretId: text(2048),
         versionId: text(64),
-        outcome: z.enum(['success', 'auth-failure']),
+        outcome: z.enum(LOGIN_OUTCOMES),
         errorClass: text(64).optional(),
         count: z.number().int().min(1).max(1_000_000),
       }),

@@ -1,6 +1,5 @@
 import { msToNumber } from '@temporalio/common/lib/time';
 import {
-  ActivityFailure,
   ApplicationFailure,
   condition,
   isCancellation,
@@ -8,6 +7,7 @@ import {
   proxyLocalActivities,
   type ActivityOptions,
 } from '@temporalio/workflow';
+import { innermostFailure } from './failures';
 
 /**
  * How long the local attempt may take: as long as an ordinary attempt (`stepOptions`). A step is a few store calls
@@ -102,8 +102,7 @@ export function localFirst<A extends object>(options: ActivityOptions, attempts:
  */
 function curable(error: unknown, nonRetryableTypes: readonly string[]): boolean {
   if (isCancellation(error)) return false;
-  let e: unknown = error;
-  while (e instanceof ActivityFailure && e.cause) e = e.cause;
+  const e = innermostFailure(error);
   if (e instanceof ApplicationFailure) return !e.nonRetryable && !(e.type && nonRetryableTypes.includes(e.type));
   return true; // a timeout, or a failure of the worker itself
 }

@@ -1,3 +1,4 @@
+import { storableText } from '../shared/audit-text';
 import { defineQuery, defineSignal, defineUpdate, log, setHandler } from '@temporalio/workflow';
 import { MAX_GRACE, MAX_GRACE_MS, QueryName, SignalName, UpdateName } from '../shared/constants';
 import { signalActor, TERMINAL_PHASES } from '../shared/vocabulary';
@@ -137,7 +138,7 @@ export function handleOperatorSignals(state: RotationState, report: Reporter): O
   return requests;
 }
 
-/** A request's free text, if it is text: at most 500 characters. */
+/** A request's free text, if it is text: storable in the audit trail, at most 500 characters. */
 function text(value: unknown): string | undefined {
-  return typeof value === 'string' && value.trim() !== '' ? value.slice(0, 500) : undefined;
+  return typeof value === 'string' && value.trim() !== '' ? storableText(value, 500) : undefined;
 }

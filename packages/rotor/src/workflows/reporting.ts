@@ -1,4 +1,5 @@
 import { CancellationScope, condition, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { storableText } from '../shared/audit-text';
 import type { RotorActivities } from '../activities';
 import { formatDuration } from 'rotor-consumers/core';
 import { ALERT_OPTIONS, AUDIT_OPTIONS } from './activity-options';
@@ -191,16 +192,12 @@ export function createReporter(input: RotationInput, options: { local?: LocalAtt
   return reporter;
 }
 
-/** Longest text kept in an audit event: the audit store refuses longer ones, and a reason is not an essay. */
-const MAX_TEXT = 1000;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
 /**
- * An event the audit store accepts: texts cut to MAX_TEXT without NUL characters, detail values primitive. Signals
+ * An event the audit store accepts: texts as `storableText` makes them, detail values primitive. Signals
  * can carry anything, and one refused event must not cost the others of its batch.
  */
 function clean<E extends Partial<AuditEvent>>(event: E): E {
-  const cut = (v: string) => v.split('\u0000').join('').slice(0, MAX_TEXT).replace(LONE_SURROGATE, '\uFFFD');
+  const cut = (v: string) => storableText(v);
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(event)) out[key] = typeof value === 'string' ? cut(value) : value;
   if (event.detail) {

@@ -1,3 +1,4 @@
+import { bakeFitsGrace } from '../../shared/bake';
 import { readEnv } from '../../config/env';
 import { parseDuration } from 'rotor-consumers/core';
 import type { RotationInput } from '../../shared/rotation';
@@ -22,7 +23,7 @@ export async function rotateCommand(secretId: string, opts: RotateCommandOptions
   const { bake, ...settings }: Partial<RotationInput> = (await schedules.rotationSettings(secretId)) ?? {};
   const graceMs = graceOverride ?? settings.graceMs ?? env.ROTOR_DEFAULT_GRACE;
   // A grace shorter than the bake window is an operator's call for speed (a leaked credential): no bake then.
-  const baked = bake && bake.windowMs <= graceMs ? { bake } : {};
+  const baked = bake && bakeFitsGrace(bake, graceMs) ? { bake } : {};
   if (bake && !baked.bake && !opts.json)
     out(`note: --grace ${opts.grace} is shorter than the bake window: this rotation does not bake`);
   const started = await rotor.rotate(secretId, {

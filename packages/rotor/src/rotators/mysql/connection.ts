@@ -1,3 +1,4 @@
+import { isMysqlAuthError } from 'rotor-consumers/core';
 import { createConnection, type Connection, type ConnectionOptions } from 'mysql2/promise';
 import {
   CredentialsRejectedError,
@@ -18,10 +19,6 @@ export interface MysqlLogin {
   ssl: boolean | undefined;
 }
 
-// ER_USER_LOCK_WRONG_PASSWORD (a temporary lock after failed logins) is not here: it passes, so it is retried.
-const REJECTED_CODES = new Set(['ER_ACCESS_DENIED_ERROR', 'ER_ACCOUNT_HAS_BEEN_LOCKED']);
-/** A locked account: MySQL's 3118, MariaDB's 4151 (mysql2 names the latter after an unrelated MySQL error). */
-const LOCKED_ERRNOS = new Set([3118, 4151]);
 const REFUSED_STATEMENT_CODES = new Set([
   'ER_NOT_VALID_PASSWORD',
   'ER_CREDENTIALS_CONTRADICT_TO_HISTORY',
@@ -68,9 +65,10 @@ export async function withMysqlLogin<T>(
   try {
     connection = await connect(login);
   } catch (error) {
-    const { code, errno } = error as { code?: string; errno?: number };
-    if ((code && REJECTED_CODES.has(code)) || (errno !== undefined && LOCKED_ERRNOS.has(errno)))
-      return { rejected: true };
+    // A refused login (isMysqlAuthError, one list with the consumers'). ER_USER_LOCK_WRONG_PASSWORD (a temporary lock
+    // after failed logins) is not one: it passes, so it is retried.
+    if (isMysqlAuthError(error)) return { rejected: true };
+    const { code } = error as { code?: string };
     if (code === 'ER_BAD_DB_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR') {
       throw new InvalidSecretError(secretId, [
         `dbname: database ${JSON.stringify(login.dbname)} is missing or not open to ${JSON.stringify(login.username)} on ${login.host}:${login.port}`,

@@ -1,3 +1,4 @@
+import { isPgAuthError } from 'rotor-consumers/core';
 import { Client, escapeIdentifier, escapeLiteral, type ClientConfig } from 'pg';
 import {
   CredentialsRejectedError,
@@ -23,7 +24,6 @@ export interface PgLogin {
   ssl: boolean | undefined;
 }
 
-const REJECTED_CODES = new Set(['28P01', '28000']);
 /**
  * What node-postgres says when the other end is not PostgreSQL: a real server answers the TLS request with S or N
  * and speaks its own message format; anything else (MySQL's greeting, say) fails the same way however often tried.
@@ -59,8 +59,8 @@ export async function withLogin<T>(
   try {
     client = await connect(login);
   } catch (error) {
+    if (isPgAuthError(error)) return { rejected: true };
     const code = (error as { code?: string }).code;
-    if (code && REJECTED_CODES.has(code)) return { rejected: true };
     if (code === '3D000') {
       throw new InvalidSecretError(secretId, [
         `dbname: database ${JSON.stringify(login.dbname)} does not exist on ${login.host}:${login.port}`,
