@@ -5,14 +5,12 @@ import type { RotationClient } from '../../packages/rotor/src/client';
 import { rotationWorkflowId } from '../../packages/rotor/src/shared/constants';
 import {
   createRotorWorkers,
-  KeyedSemaphore,
   MAX_WRITES_PER_STORE_STEP,
-  RateLimiter,
   runTogether,
   shutdownAll,
   storeWritesTaskQueue,
-  throttledStore,
-} from '../../packages/rotor/src/worker';
+} from '../../packages/rotor/src/worker/create-worker';
+import { KeyedSemaphore, RateLimiter, throttledStore } from '../../packages/rotor/src/worker/throttle';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { historiesText } from '../helpers/hygiene';
 import { busiestWindow, observedStore, pool, WRITE_OPERATIONS } from '../helpers/observed-store';

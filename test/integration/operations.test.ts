@@ -8,7 +8,7 @@ import type { RotationClient } from '../../packages/rotor/src/client';
 import { rotationWorkflowId } from '../../packages/rotor/src/shared/constants';
 import type { AlertKind } from '../../packages/rotor/src/shared/reporting';
 import type { RotationReporting } from '../../packages/rotor/src/shared/rotation';
-import { storeWritesTaskQueue } from '../../packages/rotor/src/worker';
+import { storeWritesTaskQueue } from '../../packages/rotor/src/worker/create-worker';
 import { runCli } from '../helpers/cli';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';

@@ -16,7 +16,32 @@ import { createStepContext } from './step-context';
  */
 export function createRotationSteps(deps: ActivityDeps) {
   const { store } = deps;
-  const { context, step, onTarget, rotatorFor, mustGet, parsedVersions } = createStepContext(deps);
+  const { context, step, onTarget, rotatorFor, parsedVersion, parsedVersions, currentOf } = createStepContext(deps);
+
+  /**
+   * What both prepares start from: AWSCURRENT, where the labels stand, the rotator the secret's value and `tags` pick,
+   * and AWSCURRENT parsed by it (an invalid secret fails here).
+   */
+  async function openSecret(secretId: string, tags?: (found: Record<string, string>) => Record<string, string>) {
+    const current = await currentOf(secretId);
+    const description = await store.describe(secretId);
+    const kind: RotatorKind = selectRotatorKind(
+      secretId,
+      current.value,
+      tags ? tags(description.tags) : description.tags,
+      deps.rotators,
+    );
+    const rotator = rotatorFor(secretId, kind);
+    return {
+      current,
+      description,
+      kind,
+      rotator,
+      currentValue: rotator.parse(secretId, current.value),
+      previousVersionId: versionWithStage(description, Stage.previous),
+      pending: versionWithStage(description, Stage.pending),
+    };
+  }
 
   function fallbacks(input: StepInput, ids: (string | undefined)[]): Promise<unknown[]> {
     return parsedVersions(input.secretId, rotatorFor(input.secretId, input.prepared.rotator), ids);
@@ -56,17 +81,11 @@ export function createRotationSteps(deps: ActivityDeps) {
      */
     async prepareRotation({ secretId, overrides, graceMs }: PrepareInput): Promise<PreparedRotation & StepReport> {
       return step('prepare', secretId, undefined, async () => {
-        const current = await store.getByStage(secretId, Stage.current);
-        if (!current) throw new StoreConflictError(secretId, `has no ${Stage.current} version in ${store.description}`);
-        const description = await store.describe(secretId);
-        const tags = overrides?.strategy
-          ? { ...description.tags, [STRATEGY_TAG]: overrides.strategy }
-          : description.tags;
-        const kind: RotatorKind = selectRotatorKind(secretId, current.value, tags, deps.rotators);
-        const rotator = rotatorFor(secretId, kind);
-        const currentValue = rotator.parse(secretId, current.value);
-        const previousVersionId = versionWithStage(description, Stage.previous);
-        const pending = versionWithStage(description, Stage.pending);
+        const strategy = overrides?.strategy;
+        const { current, description, kind, rotator, currentValue, previousVersionId, pending } = await openSecret(
+          secretId,
+          strategy ? (tags) => ({ ...tags, [STRATEGY_TAG]: strategy }) : undefined,
+        );
         const retires = Boolean(rotator.countLiveSessions);
         if (overrides?.retirement && !retires) {
           throw new InvalidInputError(
@@ -107,24 +126,17 @@ export function createRotationSteps(deps: ActivityDeps) {
      */
     async prepareRollback({ secretId }: { secretId: string }): Promise<PreparedRotation & StepReport> {
       return step('prepare', secretId, undefined, async () => {
-        const current = await store.getByStage(secretId, Stage.current);
-        if (!current) throw new StoreConflictError(secretId, `has no ${Stage.current} version in ${store.description}`);
-        const description = await store.describe(secretId);
-        const kind: RotatorKind = selectRotatorKind(secretId, current.value, description.tags, deps.rotators);
-        const rotator = rotatorFor(secretId, kind);
-        const currentValue = rotator.parse(secretId, current.value);
-        const previousVersionId = versionWithStage(description, Stage.previous);
+        const { current, kind, rotator, currentValue, previousVersionId, pending } = await openSecret(secretId);
         if (!previousVersionId || previousVersionId === current.versionId) {
           throw new StoreConflictError(secretId, `has no ${Stage.previous} version: there is nothing to roll back to`);
         }
-        const previous = rotator.parse(secretId, (await mustGet(secretId, previousVersionId, Stage.previous)).value);
+        const previous = await parsedVersion(secretId, rotator, previousVersionId, Stage.previous);
         if (rotator.target(previous) !== rotator.target(currentValue)) {
           throw new StoreConflictError(
             secretId,
             `${Stage.previous} names another server (${rotator.target(previous)}) than ${Stage.current}: rotor will not roll back across servers`,
           );
         }
-        const pending = versionWithStage(description, Stage.pending);
         const stray = pending && pending !== current.versionId ? pending : undefined;
         const others = await parsedVersions(secretId, rotator, [previousVersionId, stray]);
         await onTarget(rotator, currentValue, () =>
@@ -151,10 +163,7 @@ export function createRotationSteps(deps: ActivityDeps) {
           await store.moveStage(secretId, Stage.pending, token);
           return { outcome: 'already-created' };
         }
-        const current = rotator.parse(
-          secretId,
-          (await mustGet(secretId, input.prepared.currentVersionId, Stage.current)).value,
-        );
+        const current = await parsedVersion(secretId, rotator, input.prepared.currentVersionId, Stage.current);
         const reclaimed = await reclaimStray(input, rotator, current);
         await store.putPending(
           secretId,
@@ -172,11 +181,8 @@ export function createRotationSteps(deps: ActivityDeps) {
       return step('set', input.secretId, input.prepared.rotator, async () => {
         const { secretId, token, prepared } = input;
         const rotator = rotatorFor(secretId, prepared.rotator);
-        const pending = rotator.parse(secretId, (await mustGet(secretId, token, Stage.pending)).value);
-        const current = rotator.parse(
-          secretId,
-          (await mustGet(secretId, prepared.currentVersionId, Stage.current)).value,
-        );
+        const pending = await parsedVersion(secretId, rotator, token, Stage.pending);
+        const current = await parsedVersion(secretId, rotator, prepared.currentVersionId, Stage.current);
         const others = await fallbacks(input, [prepared.strayPendingVersionId, prepared.previousVersionId]);
         return {
           outcome: await onTarget(rotator, current, () =>
@@ -190,10 +196,7 @@ export function createRotationSteps(deps: ActivityDeps) {
     async testPending(input: StepInput): Promise<StepReport> {
       return step('test', input.secretId, input.prepared.rotator, async () => {
         const rotator = rotatorFor(input.secretId, input.prepared.rotator);
-        const pending = rotator.parse(
-          input.secretId,
-          (await mustGet(input.secretId, input.token, Stage.pending)).value,
-        );
+        const pending = await parsedVersion(input.secretId, rotator, input.token, Stage.pending);
         const holdMs = await onTarget(rotator, pending, async () => {
           await rotator.test(input.secretId, pending, context);
           return rotator.holdBeforeFinish
@@ -227,10 +230,7 @@ export function createRotationSteps(deps: ActivityDeps) {
     async retirePrevious(input: StepInput): Promise<StepReport> {
       return step('retire', input.secretId, input.prepared.rotator, async () => {
         const rotator = rotatorFor(input.secretId, input.prepared.rotator);
-        const current = rotator.parse(
-          input.secretId,
-          (await mustGet(input.secretId, input.token, Stage.current)).value,
-        );
+        const current = await parsedVersion(input.secretId, rotator, input.token, Stage.current);
         const [previous] = await fallbacks(input, [input.prepared.currentVersionId]);
         const outcome = await onTarget(rotator, current, () =>
           rotator.retire(
@@ -252,10 +252,7 @@ export function createRotationSteps(deps: ActivityDeps) {
     async countLiveSessions(input: StepInput): Promise<StepReport> {
       return step('sessions', input.secretId, input.prepared.rotator, async () => {
         const rotator = rotatorFor(input.secretId, input.prepared.rotator);
-        const current = rotator.parse(
-          input.secretId,
-          (await mustGet(input.secretId, input.token, Stage.current)).value,
-        );
+        const current = await parsedVersion(input.secretId, rotator, input.token, Stage.current);
         const [previous] = await fallbacks(input, [input.prepared.currentVersionId]);
         const count = rotator.countLiveSessions?.bind(rotator);
         const liveSessions =
@@ -286,7 +283,7 @@ export function createRotationSteps(deps: ActivityDeps) {
             `${Stage.current} moved to version ${holder} during grace: rotor will not roll back over it`,
           );
         }
-        const want = rotator.parse(secretId, (await mustGet(secretId, versionId, 'the version to reinstate')).value);
+        const want = await parsedVersion(secretId, rotator, versionId, 'the version to reinstate');
         let movedBack = false;
         if (tokenExists && holder === token) {
           await store.moveStage(secretId, Stage.pending, token);

@@ -10,12 +10,17 @@ import { runStep } from './run-step';
 
 /** What every step activity shares: the rotator context, the target limit, lookups and the step wrapper. */
 export function createStepContext({ store, rotators, metrics, targets }: ActivityDeps) {
+  /** The AWSCURRENT version of a secret; a secret without one is a conflict, not a missing secret. */
+  async function currentOf(secretId: string): Promise<StoredValue> {
+    const current = await store.getByStage(secretId, Stage.current);
+    if (!current) throw new StoreConflictError(secretId, `has no ${Stage.current} version in ${store.description}`);
+    return current;
+  }
+
   /** Lets rotators read the AWSCURRENT value of secrets they depend on, such as an admin secret. */
   const context: RotatorContext = {
     async readCurrent(id: string) {
-      const current = await store.getByStage(id, Stage.current);
-      if (!current) throw new StoreConflictError(id, `has no ${Stage.current} version in ${store.description}`);
-      return current.value;
+      return (await currentOf(id)).value;
     },
   };
 
@@ -57,6 +62,11 @@ export function createStepContext({ store, rotators, metrics, targets }: Activit
     return version;
   }
 
+  /** A version the step needs (it must still exist), parsed by the secret's rotator. */
+  async function parsedVersion<S>(secretId: string, rotator: Rotator<S>, versionId: string, what: string): Promise<S> {
+    return rotator.parse(secretId, (await mustGet(secretId, versionId, what)).value);
+  }
+
   /**
    * Parsed fallback versions (AWSPREVIOUS, a stray AWSPENDING...), for logging in when the target still holds one.
    * A fallback that is gone or no longer valid cannot help and does not stop the step.
@@ -80,7 +90,7 @@ export function createStepContext({ store, rotators, metrics, targets }: Activit
     return out;
   }
 
-  return { context, step, onTarget, rotatorFor, mustGet, parsedVersions };
+  return { context, step, onTarget, rotatorFor, parsedVersion, parsedVersions, currentOf };
 }
 
 export type StepContext = ReturnType<typeof createStepContext>;
