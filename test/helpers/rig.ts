@@ -64,10 +64,18 @@ export async function rotateToCompletion(
   seen: Set<string>,
   graceMs = 0,
 ): Promise<void> {
+  expect(await rotateToEnd(rig, secretId, seen, graceMs)).toBe('completed');
+}
+
+/**
+ * Rotates `secretId` through the rig's worker, waits for its outcome and adds every version's password to `seen`;
+ * returns the outcome word, or `failed: <the rotation's message>`.
+ */
+export async function rotateToEnd(rig: WorkerRig, secretId: string, seen: Set<string>, graceMs = 0): Promise<string> {
   await rig.rotor.rotate(secretId, { graceMs });
   const outcome = await rig.rotor.wait(secretId);
   await rememberPasswords(secretId, seen);
-  expect(outcome.outcome === 'failed' ? outcome.message : outcome.outcome).toBe('completed');
+  return outcome.outcome === 'failed' ? `failed: ${outcome.message}` : outcome.outcome;
 }
 
 /**

@@ -76,16 +76,26 @@ export async function roleExists(name: string): Promise<boolean> {
   );
 }
 
+/** A client (not connected yet) of the stack's PostgreSQL, logged in as `username`, as an application would be. */
+export function pgClientAs(username: string, password: string, database = 'postgres'): PgClient {
+  const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
+  return new PgClient({ host: url.hostname, port: Number(url.port), user: username, password, database });
+}
+
+/** Runs `work` on a connection of the stack's PostgreSQL logged in as `username`, then closes it. */
+export async function asPgLogin<T>(username: string, password: string, work: (c: PgClient) => Promise<T>): Promise<T> {
+  const c = pgClientAs(username, password);
+  await c.connect();
+  try {
+    return await work(c);
+  } finally {
+    await c.end();
+  }
+}
+
 /** True when `username`/`password` logs in to the stack's PostgreSQL. */
 export async function logsIn(username: string, password: string): Promise<boolean> {
-  const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-  const client = new PgClient({
-    host: url.hostname,
-    port: Number(url.port),
-    user: username,
-    password,
-    database: 'postgres',
-  });
+  const client = pgClientAs(username, password);
   client.on('error', () => undefined);
   try {
     await client.connect();

@@ -10,7 +10,7 @@ import type { AlertKind } from '../../packages/rotor/src/shared/reporting';
 import type { RotationReporting } from '../../packages/rotor/src/shared/rotation';
 import { storeWritesTaskQueue } from '../../packages/rotor/src/worker/create-worker';
 import { runCli } from '../helpers/cli';
-import { stackEnv, uniqueName } from '../helpers/env';
+import { uniqueName } from '../helpers/env';
 import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
 import { localActivityTypes, replayFailures } from '../helpers/history';
 import { historiesText, recordHistories } from '../helpers/hygiene';
@@ -24,6 +24,7 @@ import {
   roleWithSecret as roleWithSecretIn,
   rotationClient,
   waitForStatus,
+  pgClientAs,
 } from '../helpers/stack';
 import { WorkerProcess } from '../helpers/worker-process';
 
@@ -279,7 +280,6 @@ describe('alerts', () => {
   });
 
   it('alerts when retirement waits on live sessions of the previous login', async () => {
-    const admin = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
     const masterId = await adminSecret('ops-master', 'ROTOR_PG_ADMIN_URL', pgSecret, passwords);
     const base = uniqueName('rotor_ops_alt').replace(/-/g, '_');
     const password = `Init-${Math.random().toString(36).slice(2)}`;
@@ -287,13 +287,7 @@ describe('alerts', () => {
     await createRole(base, password);
     const secretId = uniqueName('it/ops-alt');
     await createSecret(secretId, pgSecret(base, password, { masterarn: masterId }));
-    const session = new PgClient({
-      host: admin.hostname,
-      port: Number(admin.port),
-      user: base,
-      password,
-      database: 'postgres',
-    });
+    const session = pgClientAs(base, password);
     await session.connect();
     try {
       await rotor.rotate(secretId, {

@@ -1,7 +1,7 @@
 import { SecretsManagerClient, TagResourceCommand } from '@aws-sdk/client-secrets-manager';
 import { escapeIdentifier as q, escapeLiteral, Client as PgClient } from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { stackEnv, uniqueName } from '../helpers/env';
+import { uniqueName } from '../helpers/env';
 import { holdDirectory } from '../helpers/faulty-rotators';
 import { historiesText } from '../helpers/hygiene';
 import {
@@ -16,8 +16,10 @@ import {
   tagSecret,
   waitForStatus,
   withAdmin,
+  pgClientAs,
+  asPgLogin,
 } from '../helpers/stack';
-import { useWorkerRig } from '../helpers/rig';
+import { rotateToEnd as rotateToEndOn, useWorkerRig } from '../helpers/rig';
 import { WorkerProcess } from '../helpers/worker-process';
 
 const holdDir = holdDirectory();
@@ -52,42 +54,15 @@ async function current(secretId: string): Promise<{ username: string; password: 
 
 /** An application's open connection as a login of the pair. */
 async function openSession(username: string, password: string): Promise<PgClient> {
-  const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-  const c = new PgClient({
-    host: url.hostname,
-    port: Number(url.port),
-    user: username,
-    password,
-    database: 'postgres',
-  });
+  const c = pgClientAs(username, password);
   await c.connect();
   return c;
 }
 
 /** Runs SQL as a login of the pair (its default role setting applies, as for an application). */
-async function asLogin<T>(username: string, password: string, work: (c: PgClient) => Promise<T>): Promise<T> {
-  const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-  const c = new PgClient({
-    host: url.hostname,
-    port: Number(url.port),
-    user: username,
-    password,
-    database: 'postgres',
-  });
-  await c.connect();
-  try {
-    return await work(c);
-  } finally {
-    await c.end();
-  }
-}
+const asLogin = asPgLogin;
 
-async function rotateToEnd(secretId: string, graceMs = 0): Promise<string> {
-  await rig.rotor.rotate(secretId, { graceMs });
-  const outcome = await rig.rotor.wait(secretId);
-  await remember(secretId);
-  return outcome.outcome === 'failed' ? `failed: ${outcome.message}` : outcome.outcome;
-}
+const rotateToEnd = (secretId: string, graceMs = 0) => rotateToEndOn(rig, secretId, passwords, graceMs);
 
 beforeAll(async () => {
   masterId = await adminSecret('alt-master', 'ROTOR_PG_ADMIN_URL', pgSecret, passwords);

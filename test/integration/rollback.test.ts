@@ -1,5 +1,4 @@
 import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { Client as PgClient } from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli';
 import { stackEnv, uniqueName } from '../helpers/env';
@@ -16,8 +15,9 @@ import {
   store,
   tagSecret,
   waitForStatus,
+  pgClientAs,
 } from '../helpers/stack';
-import { useWorkerRig } from '../helpers/rig';
+import { rotateToCompletion, useWorkerRig } from '../helpers/rig';
 
 const rig = useWorkerRig('it-rollback');
 const passwords = new Set<string>();
@@ -57,12 +57,7 @@ async function secretFor(kind: Kind, mode: 'single' | 'multi'): Promise<string> 
   return secretId;
 }
 
-async function rotate(secretId: string): Promise<void> {
-  await rig.rotor.rotate(secretId, { graceMs: 0 });
-  const outcome = await rig.rotor.wait(secretId);
-  await rememberPasswords(secretId, passwords);
-  expect(outcome.outcome === 'failed' ? outcome.message : outcome.outcome).toBe('completed');
-}
+const rotate = (secretId: string) => rotateToCompletion(rig, secretId, passwords);
 
 beforeAll(async () => {
   masters.postgres = await adminSecret('rollback-pg-master', 'ROTOR_PG_ADMIN_URL', pgSecret, passwords);
@@ -156,14 +151,7 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
     const previous = await at(secretId, 'AWSCURRENT');
     // A live session of the login being retired keeps the rotation in awaiting-sessions.
     await tagSecret(secretId, { 'rotor:live-sessions': 'wait', 'rotor:live-sessions-max-wait': '1m' });
-    const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-    const held = new PgClient({
-      host: url.hostname,
-      port: Number(url.port),
-      user: previous.username,
-      password: previous.password,
-      database: 'postgres',
-    });
+    const held = pgClientAs(previous.username, previous.password);
     await held.connect();
     try {
       await rig.rotor.rotate(secretId, { graceMs: 0 });

@@ -2,20 +2,20 @@ import { escapeIdentifier as q, escapeLiteral, Client as PgClient } from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SetupPlan } from '../../packages/rotor/src/shared/reports';
 import { runCli } from '../helpers/cli';
-import { stackEnv, uniqueName } from '../helpers/env';
+import { uniqueName } from '../helpers/env';
 import {
   adminSecret,
   createRole,
   createSecret,
   pgSecret,
-  rememberPasswords,
   roleExists,
   roleWithSecret,
   store,
   withAdmin,
+  asPgLogin,
 } from '../helpers/stack';
 import { expectNoPasswords, newPassword as freshPassword } from '../helpers/hygiene';
-import { useWorkerRig } from '../helpers/rig';
+import { rotateToCompletion, useWorkerRig } from '../helpers/rig';
 
 const rig = useWorkerRig('it-setup');
 const passwords = new Set<string>();
@@ -27,28 +27,10 @@ const newPassword = () => freshPassword(passwords);
 async function asCurrent<T>(secretId: string, work: (c: PgClient) => Promise<T>): Promise<T> {
   const { username, password } = JSON.parse((await store.getByStage(secretId, 'AWSCURRENT'))!.value);
   passwords.add(password);
-  const url = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-  const c = new PgClient({
-    host: url.hostname,
-    port: Number(url.port),
-    user: username,
-    password,
-    database: 'postgres',
-  });
-  await c.connect();
-  try {
-    return await work(c);
-  } finally {
-    await c.end();
-  }
+  return asPgLogin(username, password, work);
 }
 
-async function rotate(secretId: string): Promise<void> {
-  await rig.rotor.rotate(secretId, { graceMs: 0 });
-  const outcome = await rig.rotor.wait(secretId);
-  await rememberPasswords(secretId, passwords);
-  expect(outcome.outcome === 'failed' ? outcome.message : outcome.outcome).toBe('completed');
-}
+const rotate = (secretId: string) => rotateToCompletion(rig, secretId, passwords);
 
 beforeAll(async () => {
   master = await adminSecret('setup-master', 'ROTOR_PG_ADMIN_URL', pgSecret, passwords);
