@@ -1,3 +1,4 @@
+import { compact } from '../shared/compact';
 import { selectRotatorKind, STRATEGY_TAG } from '../rotators/registry';
 import { retirementFromTags } from '../rotators/retirement';
 import { versionWithStage } from 'rotor-consumers/stores';
@@ -73,7 +74,7 @@ export function createPreflightActivities(deps: ActivityDeps) {
       };
       const report = (rotator?: string): SecretCheckReport => ({
         secretId,
-        ...(rotator ? { rotator } : {}),
+        ...compact({ rotator }),
         ok: checks.every((c) => c.ok),
         checks,
       });

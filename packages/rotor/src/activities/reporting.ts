@@ -1,3 +1,4 @@
+import { compact } from '../shared/compact';
 import { storableText } from '../shared/audit-text';
 import { log } from '@temporalio/activity';
 import { msUntilWindowOpens } from '../schedules/window';
@@ -84,8 +85,8 @@ async function appendOrNote(audit: AuditSink, event: AuditEvent): Promise<'appen
       eventId,
       at,
       secretId,
-      ...(workflowId ? { workflowId } : {}),
-      ...(runId ? { runId } : {}),
+      ...compact({ workflowId }),
+      ...compact({ runId }),
       kind,
       detail: { refused: storableText(error.message, 500) },
     });

@@ -1,3 +1,4 @@
+import { compact } from '../shared/compact';
 import { resolvePasswordPolicy } from '../rotators/password-policy';
 import { selectRotatorKind, STRATEGY_TAG, type RotatorKind } from '../rotators/registry';
 import { retirementFromTags } from '../rotators/retirement';
@@ -111,11 +112,11 @@ export function createRotationSteps(deps: ActivityDeps) {
         return {
           outcome: kind,
           rotator: kind,
-          ...(retirement ? { retirement } : {}),
+          ...compact({ retirement }),
           currentVersionId: current.versionId,
           ...(previousVersionId && previousVersionId !== current.versionId ? { previousVersionId } : {}),
           ...(pending && pending !== current.versionId ? { strayPendingVersionId: pending } : {}),
-          ...(deps.storeWritesTaskQueue ? { storeWritesTaskQueue: deps.storeWritesTaskQueue } : {}),
+          ...compact({ storeWritesTaskQueue: deps.storeWritesTaskQueue }),
         };
       });
     },
@@ -147,7 +148,7 @@ export function createRotationSteps(deps: ActivityDeps) {
           rotator: kind,
           currentVersionId: current.versionId,
           previousVersionId,
-          ...(stray ? { strayPendingVersionId: stray } : {}),
+          ...compact({ strayPendingVersionId: stray }),
         };
       });
     },
@@ -238,7 +239,7 @@ export function createRotationSteps(deps: ActivityDeps) {
             {
               previous,
               current,
-              ...(input.prepared.retirement ? { policy: input.prepared.retirement } : {}),
+              ...compact({ policy: input.prepared.retirement }),
               ...(input.terminateSessions ? { terminateSessions: true } : {}),
             },
             context,

@@ -173,7 +173,7 @@ export class RotationClient {
             cause instanceof ApplicationFailure
               ? (cause.details?.[0] as RotationFailureDetails | undefined)
               : undefined;
-          return { outcome: 'failed', message: cause?.message ?? error.message, ...(details ? { details } : {}) };
+          return { outcome: 'failed', message: cause?.message ?? error.message, ...compact({ details }) };
         }
         throw error;
       },
@@ -229,12 +229,12 @@ export class RotationClient {
             compact<RollbackInput>({
               secretId,
               reason,
-              trigger: options.trigger ?? { kind: 'api', ...(by ? { by } : {}) },
+              trigger: options.trigger ?? { kind: 'api', ...compact({ by }) },
               maxStepAttempts: options.maxStepAttempts,
               reporting: options.reporting,
             }),
           ],
-          staticSummary: `roll back ${secretId} to AWSPREVIOUS · ${actorOf(options.trigger ?? { kind: 'api', ...(by ? { by } : {}) })}`,
+          staticSummary: `roll back ${secretId} to AWSPREVIOUS · ${actorOf(options.trigger ?? { kind: 'api', ...compact({ by }) })}`,
           workflowIdConflictPolicy: 'FAIL',
           workflowIdReusePolicy: 'ALLOW_DUPLICATE',
           typedSearchAttributes: [
@@ -250,7 +250,7 @@ export class RotationClient {
     }
     const handle = await this.runningHandle(secretId, 'roll back');
     await this.request(secretId, () =>
-      handle.executeUpdate(rollbackUpdate, { args: [{ ...(reason ? { reason } : {}), ...(by ? { by } : {}) }] }),
+      handle.executeUpdate(rollbackUpdate, { args: [{ ...compact({ reason }), ...compact({ by }) }] }),
     );
     return { secretId, workflowId: handle.workflowId, runId: (await handle.describe()).runId, started: false };
   }
@@ -267,7 +267,7 @@ export class RotationClient {
       );
     const handle = await this.runningHandle(secretId, 'extend the grace period of');
     return this.request(secretId, () =>
-      handle.executeUpdate(extendGraceUpdate, { args: [{ byMs, ...(by ? { by } : {}) }] }),
+      handle.executeUpdate(extendGraceUpdate, { args: [{ byMs, ...compact({ by }) }] }),
     );
   }
 

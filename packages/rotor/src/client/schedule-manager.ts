@@ -1,3 +1,4 @@
+import { compact } from '../shared/compact';
 import {
   ScheduleAlreadyRunning,
   ScheduleNotFoundError,
@@ -161,7 +162,7 @@ export class ScheduleManager {
       secretId,
       schedule: recorded?.schedule ?? 'unknown',
       paused: description.state.paused,
-      ...(description.state.note ? { note: description.state.note } : {}),
+      ...compact({ note: description.state.note }),
       ...(next && !description.state.paused ? { nextRunAt: next.toISOString() } : {}),
       ...(last
         ? { lastRun: { at: last.takenAt.toISOString(), result: await this.resultOf(last.action.workflow) } }

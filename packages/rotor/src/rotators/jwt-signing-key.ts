@@ -1,3 +1,4 @@
+import { compact } from '../shared/compact';
 import { importJWK, jwtVerify, SignJWT, type JWK } from 'jose';
 import type { Client } from 'pg';
 import {
@@ -99,7 +100,7 @@ export const jwtSigningKeyRotator: Rotator<JwtSigningSecret> = {
     const now = new Date();
     const signing = current.keys.next ?? (await generateSigningKey(current.alg, now));
     const keys = {
-      ...(current.keys.current ? { previous: current.keys.current } : {}),
+      ...compact({ previous: current.keys.current }),
       current: signing,
       next: await generateSigningKey(current.alg, now),
     };

@@ -73,7 +73,7 @@ export function rotationInputFor(secret: ManagedSecret, config: RotorConfig): Ro
   return compact({
     secretId: secret.id,
     graceMs: secret.graceMs,
-    trigger: { kind: 'schedule', by: scheduleIdFor(secret.id) },
+    trigger: { kind: 'schedule' as const, by: scheduleIdFor(secret.id) },
     passwordPolicy: secret.passwordPolicy,
     maxStepAttempts: secret.maxStepAttempts,
     overrides: Object.keys(overrides).length > 0 ? overrides : undefined,
@@ -114,7 +114,7 @@ export function scheduleOptionsFor(
   const scheduleId = scheduleIdFor(secret.id);
   const input: ScheduledRotationInput = {
     rotation: rotationInputFor(secret, config),
-    ...(secret.schedule.window ? { window: secret.schedule.window } : {}),
+    ...compact({ window: secret.schedule.window }),
   };
   return {
     scheduleId,
@@ -204,8 +204,7 @@ export function diffSettings(recorded: RecordedSettings | undefined, desired: Re
 export function specOf(secret: ManagedSecret): ScheduleSpec {
   const s = secret.schedule;
   const jitter = s.jitterMs ? { jitter: s.jitterMs } : {};
-  if (s.kind === 'every')
-    return { intervals: [{ every: s.everyMs, ...(s.offsetMs ? { offset: s.offsetMs } : {}) }], ...jitter };
+  if (s.kind === 'every') return { intervals: [{ every: s.everyMs, ...compact({ offset: s.offsetMs }) }], ...jitter };
   return { cronExpressions: [s.cron], timezone: s.timezone, ...jitter };
 }
 

@@ -1,3 +1,4 @@
+import { compact } from '../shared/compact';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { rotators as builtInRotators, type RotatorRegistry } from '../rotators/registry';
@@ -84,7 +85,7 @@ export async function createRotorWorkers(
     ...common,
     taskQueue,
     ...workflowCode(workflowBundle),
-    ...(maxCachedWorkflows !== undefined ? { maxCachedWorkflows } : {}),
+    ...compact({ maxCachedWorkflows }),
   });
   if (!storeWrites) return [main];
   const writes = await Worker.create({

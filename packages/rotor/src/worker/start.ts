@@ -1,3 +1,4 @@
+import { compact } from '../shared/compact';
 import { Client } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
@@ -98,12 +99,12 @@ export async function startWorker(
       rotators,
       metrics,
       targets: new KeyedSemaphore(config.throughput.perTargetConcurrency),
-      ...(audit ? { audit } : {}),
+      ...compact({ audit }),
       alerts: webhookNotifier(config.alerts.webhooks, {
         uiLink: (workflowId, runId) => temporalUiLink(uiBase, namespace, workflowId, runId),
       }),
       maxConcurrentActivityTaskExecutions: env.ROTOR_MAX_CONCURRENT_ACTIVITIES,
-      ...(env.ROTOR_MAX_CACHED_WORKFLOWS !== undefined ? { maxCachedWorkflows: env.ROTOR_MAX_CACHED_WORKFLOWS } : {}),
+      ...compact({ maxCachedWorkflows: env.ROTOR_MAX_CACHED_WORKFLOWS }),
       storeWrites: fleetPerSecond !== undefined ? { fleetPerSecond } : {},
     });
     const [worker] = workers;

@@ -1,3 +1,4 @@
+import { compact } from '../shared/compact';
 import { CancellationScope, condition, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import { storableText } from '../shared/audit-text';
 import type { RotorActivities } from '../activities';
@@ -120,7 +121,7 @@ export function createReporter(input: RotationInput, options: { local?: LocalAtt
               reporter.audit({
                 kind: d.ok ? 'alert-sent' : 'alert-failed',
                 outcome: kind,
-                detail: { route: d.route, attempts: d.attempts, ...(d.error ? { error: d.error } : {}) },
+                detail: { route: d.route, attempts: d.attempts, ...compact({ error: d.error }) },
               });
             }
           },

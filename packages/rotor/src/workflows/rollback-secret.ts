@@ -1,3 +1,4 @@
+import { compact } from '../shared/compact';
 import {
   ApplicationFailure,
   CancellationScope,
@@ -31,8 +32,8 @@ export async function rollbackSecret(input: RollbackInput): Promise<RotationResu
   const rotation: RotationInput = {
     secretId: input.secretId,
     graceMs: 0,
-    ...(input.trigger ? { trigger: input.trigger } : {}),
-    ...(input.reporting ? { reporting: input.reporting } : {}),
+    ...compact({ trigger: input.trigger }),
+    ...compact({ reporting: input.reporting }),
   };
   const state = createRotationState(rotation, '');
   const { status } = state;
@@ -56,8 +57,8 @@ export async function rollbackSecret(input: RollbackInput): Promise<RotationResu
     detail: AuditEvent['detail'],
   ): Promise<void> {
     reporter.ended(
-      { outcome, ...(status.rotator ? { rotator: status.rotator } : {}) },
-      { durationMs: Date.now() - Date.parse(status.startedAt), ...(versionId ? { versionId } : {}), detail },
+      { outcome, ...compact({ rotator: status.rotator }) },
+      { durationMs: Date.now() - Date.parse(status.startedAt), ...compact({ versionId }), detail },
     );
     await reporter.settle();
   }

@@ -1,3 +1,4 @@
+import { compact } from '../shared/compact';
 import {
   ApplicationFailure,
   CancellationScope,
@@ -63,7 +64,7 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
       secretId: input.secretId,
       token: rotation.token,
       prepared,
-      ...(input.passwordPolicy ? { passwordPolicy: input.passwordPolicy } : {}),
+      ...compact({ passwordPolicy: input.passwordPolicy }),
     };
     // The worker that prepared the rotation says where store writes go (a queue the cluster rate-limits fleet-wide):
     // there they are ordinary activities, or the cluster could not pace them.
@@ -153,7 +154,7 @@ async function prepare(r: Rotation): Promise<PreparedRotation> {
       r.preflight.prepareRotation({
         secretId: input.secretId,
         graceMs: input.graceMs,
-        ...(input.overrides ? { overrides: input.overrides } : {}),
+        ...compact({ overrides: input.overrides }),
       }),
     );
     state.status.rotator = prepared.rotator;
@@ -216,7 +217,7 @@ async function switchOver(r: Rotation, writes: RotorActivities, step: StepInput)
     }
     state.status.versions = {
       current: prepared.currentVersionId,
-      ...(prepared.previousVersionId ? { previous: prepared.previousVersionId } : {}),
+      ...compact({ previous: prepared.previousVersionId }),
     };
     if (!(error instanceof RollbackRequested)) {
       throw await fail(
@@ -344,7 +345,7 @@ async function retire(r: Rotation, step: StepInput): Promise<RotationResult> {
   r.state.end('completed');
   await record(r, 'completed', r.token, {
     previousVersionId: prepared.currentVersionId,
-    ...(note ? { retirement: note } : {}),
+    ...compact({ retirement: note }),
   });
   return result(r, 'completed', r.token, prepared.currentVersionId, note);
 }
@@ -409,8 +410,8 @@ async function record(
   const { status } = r.state;
   r.ended = true;
   r.reporter.ended(
-    { outcome, ...(status.rotator ? { rotator: status.rotator } : {}) },
-    { durationMs: Date.now() - Date.parse(status.startedAt), ...(versionId ? { versionId } : {}), detail },
+    { outcome, ...compact({ rotator: status.rotator }) },
+    { durationMs: Date.now() - Date.parse(status.startedAt), ...compact({ versionId }), detail },
   );
   await r.reporter.settle();
 }
@@ -427,8 +428,8 @@ function result(
     outcome,
     token: r.token,
     currentVersionId,
-    ...(previousVersionId ? { previousVersionId } : {}),
-    ...(retirementNote ? { retirement: retirementNote } : {}),
+    ...compact({ previousVersionId }),
+    ...compact({ retirement: retirementNote }),
     status: r.state.status,
   };
 }

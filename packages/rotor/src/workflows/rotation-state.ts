@@ -1,3 +1,4 @@
+import { compact } from '../shared/compact';
 import { log, setCurrentDetails, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import { SearchAttribute } from '../shared/constants';
 import { actorOf, type Phase, type RotationOutcomeWord } from '../shared/vocabulary';
@@ -25,7 +26,7 @@ export function createRotationState(input: RotationInput, token: string): Rotati
     versions: {},
     steps: [],
     startedAt: new Date().toISOString(),
-    ...(input.trigger ? { trigger: input.trigger } : {}),
+    ...compact({ trigger: input.trigger }),
   };
   let phaseSeq = 0;
 

@@ -1,3 +1,4 @@
+import { compact } from '../shared/compact';
 import {
   ApplicationFailure,
   CancellationScope,
@@ -106,7 +107,7 @@ function auditor(rotation: RotationInput): (kind: AuditEvent['kind'], detail: Au
       runId,
       kind,
       actor: actorOf(rotation.trigger ?? { kind: 'schedule' }),
-      ...(detail ? { detail } : {}),
+      ...compact({ detail }),
     };
     await CancellationScope.nonCancellable(() => appendAudit([event]));
   };

@@ -1,3 +1,4 @@
+import { compact } from '../shared/compact';
 import type { Phase, StepName } from '../shared/vocabulary';
 import type { StepReport } from '../shared/rotation';
 import { causeOf, typeOf } from './failures';
@@ -31,7 +32,7 @@ export function createStepRunner(
         phase,
         outcome: stepReport.outcome ?? 'done',
         durationMs: Date.now() - started,
-        ...(versionId ? { versionId } : {}),
+        ...compact({ versionId }),
         detail: { attempts: stepReport.attempt },
       });
       return stepReport;

@@ -1,3 +1,4 @@
+import { compact } from '../../shared/compact';
 import { isMysqlAuthError } from 'rotor-consumers/core';
 import { createConnection, type Connection, type ConnectionOptions } from 'mysql2/promise';
 import {
@@ -32,8 +33,8 @@ function options(login: MysqlLogin, ssl: ConnectionOptions['ssl']): ConnectionOp
     port: login.port,
     user: login.username,
     password: login.password,
-    ...(login.dbname ? { database: login.dbname } : {}),
-    ...(ssl ? { ssl } : {}),
+    ...compact({ database: login.dbname }),
+    ...compact({ ssl }),
     connectTimeout: 5000,
     // One statement per query: a hostile value can never smuggle a second one.
     multipleStatements: false,
