@@ -1,10 +1,15 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { escapeIdentifier } from 'pg';
 import { AuditStore, type AuditRecord } from '../../packages/rotor/src/audit/audit-store';
+import type { RotationClient } from '../../packages/rotor/src/client';
 import type { AlertKind } from '../../packages/rotor/src/shared/reporting';
 import { stackEnv, uniqueName, until } from './env';
-import { withAdmin } from './stack';
+import { rotationClient, withAdmin } from './stack';
+import { WorkerProcess } from './worker-process';
 
 /** A port free now on loopback, for a worker endpoint a test talks to. */
 export async function freePort(): Promise<number> {
@@ -82,5 +87,29 @@ export async function alertReceiver(): Promise<{
         received.find((r) => r.body.rotor.secretId === secretId && r.body.rotor.kind === kind),
       ),
     close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/**
+ * A `rotor worker` process reading `yaml` as its rotor.yaml (`ROTOR_CONFIG`, with `env` beside it) on `taskQueue`,
+ * and a client on that queue; `stop` ends both.
+ */
+export async function workerWithConfig(
+  taskQueue: string,
+  yaml: string,
+  env: Record<string, string>,
+  holdDir?: string,
+): Promise<{ worker: WorkerProcess; rotor: RotationClient; stop(): Promise<void> }> {
+  const configFile = path.join(mkdtempSync(path.join(tmpdir(), 'rotor-it-')), 'rotor.yaml');
+  writeFileSync(configFile, yaml);
+  const worker = await WorkerProcess.start(taskQueue, holdDir, { ROTOR_CONFIG: configFile, ...env });
+  const rotor = await rotationClient(taskQueue);
+  return {
+    worker,
+    rotor,
+    async stop() {
+      await worker.stop();
+      await rotor.client.connection.close();
+    },
   };
 }

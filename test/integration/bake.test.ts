@@ -1,6 +1,3 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../packages/rotor/src/client';
@@ -12,7 +9,7 @@ import { runCli } from '../helpers/cli';
 import { uniqueName, until } from '../helpers/env';
 import { expectNoPasswords, newPassword, recordHistories } from '../helpers/hygiene';
 import { serveUnderLoad } from '../helpers/load-app';
-import { alertReceiver, auditDatabase, freePort } from '../helpers/ops';
+import { alertReceiver, auditDatabase, freePort, workerWithConfig } from '../helpers/ops';
 import {
   adminSecret,
   createRole,
@@ -21,13 +18,11 @@ import {
   pgSecret,
   rememberPasswords,
   roleWithSecret,
-  rotationClient,
   store,
   tagSecret,
   waitForStatus,
   withAdmin,
 } from '../helpers/stack';
-import { WorkerProcess } from '../helpers/worker-process';
 
 /**
  * Automatic rollback on consumers' evidence: applications on rotor-consumers report their logins to the worker's
@@ -42,7 +37,7 @@ const outputs: string[] = [];
 const token = `report-token-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
 let auditDb: Awaited<ReturnType<typeof auditDatabase>>;
 let alerts: Awaited<ReturnType<typeof alertReceiver>>;
-let worker: WorkerProcess;
+let running: Awaited<ReturnType<typeof workerWithConfig>>;
 let rotor: RotationClient;
 let reportsUrl: string;
 let master: string;
@@ -84,9 +79,8 @@ beforeAll(async () => {
   const port = await freePort();
   reportsUrl = `http://127.0.0.1:${port}`;
   master = await adminSecret('bake-master', 'ROTOR_PG_ADMIN_URL', pgSecret, passwords);
-  const configFile = path.join(mkdtempSync(path.join(tmpdir(), 'rotor-bake-')), 'rotor.yaml');
-  writeFileSync(
-    configFile,
+  running = await workerWithConfig(
+    taskQueue,
     `alerts:
   webhooks:
     oncall: { url: ${alerts.url}/oncall }
@@ -99,18 +93,13 @@ secrets:
   - id: it/bake-placeholder
     schedule: { every: 30d }
 `,
+    { ROTOR_AUDIT_URL: auditDb.url, IT_REPORT_TOKEN: token },
   );
-  worker = await WorkerProcess.start(taskQueue, undefined, {
-    ROTOR_CONFIG: configFile,
-    ROTOR_AUDIT_URL: auditDb.url,
-    IT_REPORT_TOKEN: token,
-  });
-  rotor = await rotationClient(taskQueue);
+  ({ rotor } = running);
 });
 
 afterAll(async () => {
-  await worker?.stop();
-  await rotor?.client.connection.close();
+  await running?.stop();
   await alerts?.close();
   await auditDb?.drop();
 });

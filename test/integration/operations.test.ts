@@ -1,6 +1,3 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Client as PgClient } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../packages/rotor/src/audit/audit-store';
@@ -14,7 +11,7 @@ import { uniqueName } from '../helpers/env';
 import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
 import { localActivityTypes, replayFailures } from '../helpers/history';
 import { historiesText, recordHistories } from '../helpers/hygiene';
-import { alertReceiver, auditDatabase, freePort, type ReceivedAlert } from '../helpers/ops';
+import { alertReceiver, auditDatabase, freePort, workerWithConfig, type ReceivedAlert } from '../helpers/ops';
 import {
   adminSecret,
   createRole,
@@ -22,7 +19,6 @@ import {
   pgSecret,
   rememberPasswords,
   roleWithSecret as roleWithSecretIn,
-  rotationClient,
   waitForStatus,
   pgClientAs,
 } from '../helpers/stack';
@@ -41,6 +37,7 @@ const outputs: string[] = [];
 let auditDb: Awaited<ReturnType<typeof auditDatabase>>;
 let auditUrl: string;
 let trail: Awaited<ReturnType<typeof auditDatabase>>['trail'];
+let running: Awaited<ReturnType<typeof workerWithConfig>>;
 let worker: WorkerProcess;
 let rotor: RotationClient;
 let alerts: Awaited<ReturnType<typeof alertReceiver>>;
@@ -82,10 +79,8 @@ beforeAll(async () => {
   sdkMetricsPort = await freePort();
   managed = await roleWithSecret('ops-managed');
   managedId = managed.secretId;
-  const dir = mkdtempSync(path.join(tmpdir(), 'rotor-ops-'));
-  const configFile = path.join(dir, 'rotor.yaml');
-  writeFileSync(
-    configFile,
+  running = await workerWithConfig(
+    taskQueue,
     `alerts:
   webhooks:
     oncall:
@@ -99,21 +94,20 @@ secrets:
   - id: ${managedId}
     schedule: { every: 30d }
 `,
+    {
+      ROTOR_AUDIT_URL: auditUrl,
+      ROTOR_METRICS_PORT: '',
+      ROTOR_SDK_METRICS_ADDRESS: `127.0.0.1:${sdkMetricsPort}`,
+      IT_WEBHOOK_URL: `${receiverUrl}/oncall`,
+      IT_WEBHOOK_TOKEN: webhookToken,
+    },
+    holdDir,
   );
-  worker = await WorkerProcess.start(taskQueue, holdDir, {
-    ROTOR_CONFIG: configFile,
-    ROTOR_AUDIT_URL: auditUrl,
-    ROTOR_METRICS_PORT: '',
-    ROTOR_SDK_METRICS_ADDRESS: `127.0.0.1:${sdkMetricsPort}`,
-    IT_WEBHOOK_URL: `${receiverUrl}/oncall`,
-    IT_WEBHOOK_TOKEN: webhookToken,
-  });
-  rotor = await rotationClient(taskQueue);
+  ({ worker, rotor } = running);
 });
 
 afterAll(async () => {
-  await worker?.stop();
-  await rotor?.client.connection.close();
+  await running?.stop();
   await alerts?.close();
   await auditDb?.drop();
 });
