@@ -8,6 +8,7 @@ import {
   rotationInputFor,
   scheduleOptionsFor,
   settingsFor,
+  specOf,
 } from '../../packages/rotor/src/schedules/plan';
 
 const QUEUE = 'rotor';
@@ -55,6 +56,14 @@ describe('schedule planning, without Temporal', () => {
       action: 'unchanged',
       changes: [],
     });
+  });
+
+  it('gives Temporal no offset for an offset of 0s, as for none', () => {
+    const zero = config(
+      '  - id: prod/db/app\n    schedule: { every: 30d, offset: 0s }\n    grace: 1h\n    alerts: [oncall]\n',
+    );
+    expect(specOf(zero.secrets[0]!)).toEqual(specOf(secret));
+    expect(specOf(secret)).toEqual({ intervals: [{ every: 30 * 86_400_000 }] });
   });
 
   it('says what changed when the file changed: grace, schedule, alert routes', () => {

@@ -162,7 +162,8 @@ export class ScheduleManager {
       secretId,
       schedule: recorded?.schedule ?? 'unknown',
       paused: description.state.paused,
-      ...compact({ note: description.state.note }),
+      // Temporal answers '' for a schedule never paused with a note: no note.
+      ...compact({ note: description.state.note || undefined }),
       ...(next && !description.state.paused ? { nextRunAt: next.toISOString() } : {}),
       ...(last
         ? { lastRun: { at: last.takenAt.toISOString(), result: await this.resultOf(last.action.workflow) } }

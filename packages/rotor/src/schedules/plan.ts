@@ -204,7 +204,9 @@ export function diffSettings(recorded: RecordedSettings | undefined, desired: Re
 export function specOf(secret: ManagedSecret): ScheduleSpec {
   const s = secret.schedule;
   const jitter = s.jitterMs ? { jitter: s.jitterMs } : {};
-  if (s.kind === 'every') return { intervals: [{ every: s.everyMs, ...compact({ offset: s.offsetMs }) }], ...jitter };
+  // An offset of 0 is no offset: the same spec (and settings hash) as a schedule that names none.
+  if (s.kind === 'every')
+    return { intervals: [{ every: s.everyMs, ...compact({ offset: s.offsetMs || undefined }) }], ...jitter };
   return { cronExpressions: [s.cron], timezone: s.timezone, ...jitter };
 }
 

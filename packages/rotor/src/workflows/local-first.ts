@@ -20,12 +20,13 @@ import { innermostFailure } from './failures';
 export const LOCAL_ATTEMPT_TIMEOUT_MS = 20_000;
 
 /**
- * The local attempts of one workflow run. At most one is in flight at a time, and whatever else would issue a command
- * meanwhile (an alert, an audit append) waits until none is (`idle`). Temporal's core resolves a local activity on
- * replay from its marker, which can come ahead of a timer or signal that woke the workflow while the attempt ran: a
- * command issued in between (a `stuck` alert during a slow step) would then be replayed after the commands that
- * followed the attempt, a nondeterminism error. Nothing is lost by waiting: while a local attempt runs, the workflow
- * task stays open and no command leaves the worker before it ends anyway.
+ * The local attempts of one workflow run. At most one is in flight at a time, and the reporter's alerts wait until
+ * none is (`idle`). Temporal's core resolves a local activity on replay from its marker, which can come ahead of a
+ * timer or signal that woke the workflow while the attempt ran: a command issued in between (a `stuck` alert during a
+ * slow step) would then be replayed after the commands that followed the attempt, a nondeterminism error. Nothing is
+ * lost by waiting: while a local attempt runs, the workflow task stays open and no command leaves the worker before
+ * it ends anyway. Not covered: commands a signal handler or a timer issues while an audit append runs local-first in
+ * grace (a memo upsert on extendGrace, the retire phase's upserts when grace ends during a slow append).
  */
 export class LocalAttempts {
   #inFlight = 0;
@@ -37,7 +38,9 @@ export class LocalAttempts {
 
   /** Runs `attempt` as the only local attempt in flight. */
   async run<T>(attempt: () => Promise<T>): Promise<T> {
-    await this.idle();
+    // The last check and the increment with no await between them: two callers woken (or called) in the same
+    // activation cannot both start.
+    while (this.#inFlight > 0) await condition(() => this.#inFlight === 0);
     this.#inFlight++;
     try {
       return await attempt();
