@@ -7,11 +7,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 version="$(node -p 'require("./packages/consumers/package.json").engines.node.replace(/^>=/, "")')"
 dir=".rotor-stack/node-$version"
-if [[ "$("$dir/node_modules/node/bin/node" --version 2>/dev/null)" != "v$version" ]]; then
-  echo "[oldest-node] installing Node $version (npm package node) into $dir" >&2
-  mkdir -p "$dir"
-  npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "node@$version" >&2
-fi
+source scripts/node-install.sh
+rotor_install_node "$version" "$dir"
 bash scripts/node-deps.sh
 oldest="$PWD/$dir/node_modules/node/bin/node"
 echo "[oldest-node] rotor-consumers' tests on $("$oldest" --version)" >&2

@@ -1,7 +1,7 @@
-import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
-import { bundleWorkflowCode, DefaultLogger, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
+import { rotorWorkflowBundle } from './workflow-bundle';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 type Timestamp = { seconds: number; nanos: number } | null;
@@ -32,19 +32,13 @@ export function scheduledActivityTypes(events: HistoryEvent[]): string[] {
   return events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
 }
 
-let bundle: Promise<WorkflowBundle> | undefined;
-
 /**
  * Replays the history of every workflow on `taskQueue` with the current workflow code, as a worker does after its
  * cache evicts a workflow or it restarts, and returns the failures (`[]` when all replay). Catches what live runs
  * alone cannot: code that issues its commands in another order on replay than it did live.
  */
 export async function replayFailures(client: Client, taskQueue: string): Promise<string[]> {
-  bundle ??= bundleWorkflowCode({
-    workflowsPath: path.resolve(__dirname, '../../packages/rotor/src/workflows/index.ts'),
-    logger: new DefaultLogger('WARN'),
-  });
-  const workflowBundle = await bundle;
+  const workflowBundle = await rotorWorkflowBundle();
   const failures: string[] = [];
   let replayed = 0;
   for await (const execution of client.workflow.list({ query: `TaskQueue = "${taskQueue}"` })) {

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../packages/rotor/src/client';
@@ -15,6 +14,7 @@ import { stackEnv, uniqueName } from '../helpers/env';
 import { historiesText } from '../helpers/hygiene';
 import { busiestWindow, observedStore, pool, WRITE_OPERATIONS } from '../helpers/observed-store';
 import { labels, logsIn, passwordAt, rememberPasswords, roleWithSecret, rotationClient, store } from '../helpers/stack';
+import { rotorWorkflowBundle } from '../helpers/workflow-bundle';
 
 /**
  * The store-write ceiling across a fleet: two worker processes (each with its own connection, its own per-process
@@ -100,10 +100,7 @@ async function rotateAll(
 
 beforeAll(async () => {
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  workflowBundle = await bundleWorkflowCode({
-    workflowsPath: path.resolve(__dirname, '../../packages/rotor/src/workflows/index.ts'),
-    logger: new DefaultLogger('WARN'),
-  });
+  workflowBundle = await rotorWorkflowBundle();
   fleet = await pool(
     Array.from({ length: SECRETS }, (_, i) => i),
     8,

@@ -1,5 +1,4 @@
-import path from 'node:path';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../packages/rotor/src/client';
@@ -10,6 +9,7 @@ import { KeyedSemaphore, RateLimiter, throttledStore } from '../../packages/roto
 import { stackEnv, uniqueName } from '../helpers/env';
 import { busiestWindow, observedStore, pool, WRITE_OPERATIONS } from '../helpers/observed-store';
 import { createSecret, labels, logsIn, passwordAt, pgSecret, rotationClient, store, withAdmin } from '../helpers/stack';
+import { rotorWorkflowBundle } from '../helpers/workflow-bundle';
 
 /**
  * A fleet-wide rotation: 200 secrets on one database rotate at once through one worker whose Secrets Manager
@@ -79,10 +79,7 @@ beforeAll(async () => {
   }));
 
   connection = await NativeConnection.connect({ address: stackEnv('TEMPORAL_ADDRESS') });
-  const workflowBundle = await bundleWorkflowCode({
-    workflowsPath: path.resolve(__dirname, '../../packages/rotor/src/workflows/index.ts'),
-    logger: new DefaultLogger('WARN'),
-  });
+  const workflowBundle = await rotorWorkflowBundle();
   worker = await createRotorWorker({
     workflowBundle,
     connection,

@@ -2,16 +2,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { rotorWorkflowBundle } from '../helpers/workflow-bundle';
 
 const HISTORIES = path.resolve(__dirname, 'histories');
 let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
 
 beforeAll(async () => {
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  workflowBundle = await bundleWorkflowCode({
-    workflowsPath: path.resolve(__dirname, '../../packages/rotor/src/workflows/index.ts'),
-    logger: new DefaultLogger('WARN'),
-  });
+  workflowBundle = await rotorWorkflowBundle();
 });
 
 /**

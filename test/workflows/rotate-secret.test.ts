@@ -1,14 +1,7 @@
-import path from 'node:path';
 import { CancelledFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import {
-  bundleWorkflowCode,
-  DefaultLogger,
-  Runtime,
-  Worker,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotationWorkflowId, SearchAttribute } from '../../packages/rotor/src/shared/constants';
 import { ErrorType } from 'rotor-consumers/core';
@@ -24,6 +17,7 @@ import {
 } from '../../packages/rotor/src/workflows';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { failing, fakeActivities, gate, slowStep, type Recorded } from '../helpers/fake-activities';
+import { rotorWorkflowBundle } from '../helpers/workflow-bundle';
 
 const DAY = 86_400_000;
 
@@ -45,10 +39,7 @@ beforeAll(async () => {
       ]),
     ),
   });
-  bundle = await bundleWorkflowCode({
-    workflowsPath: path.resolve(__dirname, '../../packages/rotor/src/workflows/index.ts'),
-    logger: new DefaultLogger('WARN'),
-  });
+  bundle = await rotorWorkflowBundle();
 });
 
 afterAll(async () => {
