@@ -7,7 +7,7 @@ import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName, until } from '../helpers/env';
 import { mysqlUserWithSecret } from '../helpers/mysql';
-import { logsIn, passwordAt, roleWithSecret, rotationClient } from '../helpers/stack';
+import { logsIn, passwordAt, rememberPasswords, roleWithSecret, rotationClient } from '../helpers/stack';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
@@ -325,15 +325,16 @@ describe('rotor, installed by an operator', () => {
       path.join(operatorDir, 'rotor.yaml'),
       `secrets:\n  - id: ${secretId}\n    schedule: { every: 30d }\n    grace: 0s\n`,
     );
-    const env = {
-      ...process.env,
-      NODE_PATH: '',
-      ROTOR_TASK_QUEUE: taskQueue,
-      ROTOR_AUDIT_DISABLED: 'true',
-      ROTOR_METRICS_PORT: '0',
-    };
+    // As the README runs it: the audit trail in an audit database (the stack's ROTOR_AUDIT_URL, from its env).
+    const env = { ...process.env, NODE_PATH: '', ROTOR_TASK_QUEUE: taskQueue, ROTOR_METRICS_PORT: '0' };
+    expect(process.env.ROTOR_AUDIT_URL).toBeTruthy();
     const rotorBin = path.join(operatorDir, 'node_modules/.bin/rotor');
-    const cli = (args: string[]) => run(rotorBin, args, { cwd: operatorDir, env });
+    const printed: string[] = [];
+    const cli = async (args: string[]) => {
+      const result = await run(rotorBin, args, { cwd: operatorDir, env });
+      printed.push(result.stdout, result.stderr);
+      return result;
+    };
     expect((await cli(['validate', '-f', 'rotor.yaml'])).stdout).toMatch(/valid/);
     expect((await cli(['apply', '-f', 'rotor.yaml'])).stdout).toContain(secretId);
     const worker = spawn(rotorBin, ['worker', '-f', 'rotor.yaml'], {
@@ -354,6 +355,12 @@ describe('rotor, installed by an operator', () => {
       expect((await cli(['status'])).stdout).toContain(secretId);
       // It loaded the bundle `npm run build` made: webpack never ran in the worker.
       expect(output).not.toMatch(/Workflow bundle created|webpack/i);
+      // No password in what the installed worker logged or the CLI printed (a list, so a failure prints none).
+      await rememberPasswords(secretId, seen);
+      expect(seen.size).toBeGreaterThanOrEqual(2);
+      const everything = [output, ...printed].join('\n');
+      expect(everything).toContain(secretId);
+      expect([...seen].filter((p) => everything.includes(p)).length).toBe(0);
     } finally {
       worker.kill('SIGTERM');
       await new Promise((resolve) => worker.once('exit', resolve));
