@@ -1,12 +1,17 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../packages/rotor/src/client';
 import { AwsSecretsManagerStore, ConsumerReporter, SecretCache } from 'rotor-consumers';
 import type { BakePolicy } from '../../packages/rotor/src/shared/bake';
+import { rotationWorkflowId, scheduleIdFor } from '../../packages/rotor/src/shared/constants';
 import type { RotationResult } from '../../packages/rotor/src/shared/rotation';
 import { rotatingPg } from '../helpers/backends';
 import { runCli } from '../helpers/cli';
 import { uniqueName, until } from '../helpers/env';
+import { fetchFrom } from '../helpers/hosts';
 import { expectNoPasswords, newPassword, recordHistories } from '../helpers/hygiene';
 import { serveUnderLoad } from '../helpers/load-app';
 import { alertReceiver, auditDatabase, freePort, workerWithConfig } from '../helpers/ops';
@@ -26,7 +31,8 @@ import {
 
 /**
  * Automatic rollback on consumers' evidence: applications on rotor-consumers report their logins to the worker's
- * report endpoint (a token scoped to `it/bake-*`), and the rotation's bake window rolls back, passes or extends.
+ * report endpoint (a token scoped to `it/*`), and the rotation's bake window rolls back, passes or extends. The
+ * endpoint tells instances apart by their address: each instance here reports from its own 127.0.0.x, as hosts do.
  */
 
 const taskQueue = uniqueName('it-bake');
@@ -58,10 +64,14 @@ const bake = (windowMs: number, maxWindowMs = 2 * windowMs): BakePolicy => ({
 });
 const oncall = { alerts: ['oncall'], stuckPhaseBudgetMs: 10 * 60_000 };
 
-/** One application instance: its own cache, rotating pool and reporter, serving a login per request. */
-async function instance(secretId: string, instanceId: string, refreshIntervalMs = 10 * 60_000) {
+/** A reporter on its own address, as one host's. */
+const reporterAt = (address: string, instanceId = address) =>
+  new ConsumerReporter({ url: reportsUrl, token, instanceId, flushIntervalMs: 200, fetch: fetchFrom(address) });
+
+/** One application instance at `address`: its own cache, rotating pool and reporter, serving a login per request. */
+async function instance(secretId: string, address: string, refreshIntervalMs = 10 * 60_000) {
   const cache = new SecretCache({ store: new AwsSecretsManagerStore(), refreshIntervalMs });
-  const reporter = new ConsumerReporter({ url: reportsUrl, token, instanceId, flushIntervalMs: 200 });
+  const reporter = reporterAt(address);
   const app = await serveUnderLoad(rotatingPg(cache, secretId, { reporter, backoffMs: 50 }), 2);
   return {
     app,
@@ -86,9 +96,9 @@ beforeAll(async () => {
     oncall: { url: ${alerts.url}/oncall }
 reports:
   port: ${port}
-  host: 127.0.0.1
+  forwardEvery: 500ms
   tokens:
-    - { name: it-apps, tokenFromEnv: IT_REPORT_TOKEN, secrets: ['it/bake-*'] }
+    - { name: it-apps, tokenFromEnv: IT_REPORT_TOKEN, secrets: ['it/*'] }
 secrets:
   - id: it/bake-placeholder
     schedule: { every: 30d }
@@ -138,6 +148,132 @@ describe('the report endpoint', () => {
   });
 });
 
+describe('one token holder against the fleet (docs/consumers.md, "What a token can do")', () => {
+  /** A forger holding the applications' token, on one host: raw POSTs, made-up instance ids, any counts. */
+  const forge = async (secretId: string, versionId: string, outcome: 'success' | 'auth-failure') => {
+    const send = fetchFrom('127.0.2.1');
+    const post = (body: unknown) =>
+      send(`${reportsUrl}/v1/reports`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    for (const instanceId of ['made-up-1', 'made-up-2'])
+      expect((await post({ instanceId, reports: [{ secretId, versionId, outcome, count: 1_000_000 }] })).status).toBe(
+        202,
+      );
+    // Floods that differ only in error class and version: they used to push the real reports out of the signal.
+    for (let p = 0; p < 7; p++) {
+      const reports = Array.from({ length: 1000 }, (_, i) => ({
+        secretId,
+        versionId: i % 2 ? versionId : `forged-${p}-${i}`,
+        outcome,
+        errorClass: `E${p}-${i}`,
+        count: 1_000_000,
+      }));
+      expect((await post({ instanceId: `flood-${p}`, reports })).status).toBe(202);
+    }
+  };
+  /** Ten real instances, each on its own address, reporting 50 logins with `versionId`. */
+  const fleet = async (secretId: string, versionId: string, outcome: 'success' | 'auth-failure') => {
+    const reporters = Array.from({ length: 10 }, (_, i) => reporterAt(`127.0.1.${i + 1}`));
+    for (const r of reporters)
+      for (let n = 0; n < 50; n++)
+        r.record({ secretId, versionId, outcome, ...(outcome === 'success' ? {} : { errorClass: '28P01' }) });
+    await Promise.all(reporters.map((r) => r.close()));
+    expect(reporters.map((r) => r.dropped)).toEqual(Array(10).fill(0));
+  };
+  const signalsIn = async (secretId: string) => {
+    const history = await rotor.client.workflow.getHandle(rotationWorkflowId(secretId)).fetchHistory();
+    return (history.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes).length;
+  };
+
+  it('cannot roll back a healthy rotation: ten real instances pass it, whatever one forger claims', async () => {
+    const { secretId } = await roleWithSecret('it', 'bake-forged', passwords);
+    try {
+      const startedAt = Date.now();
+      await rotor.rotate(secretId, { graceMs: 8000, bake: bake(8000), reporting: oncall });
+      const grace = await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
+      await fleet(secretId, grace.versions.current!, 'success');
+      await forge(secretId, grace.versions.current!, 'auth-failure');
+      const outcome = await ended(secretId);
+      expect(outcome.outcome).toBe('completed');
+      expect(outcome.status.bake).toMatchObject({ verdict: 'passed' });
+      // The forger is one instance (its host), however many ids it made up; its counts weigh one vote.
+      expect(outcome.status.bake!.next).toMatchObject({ instances: 11, failingInstances: 1 });
+      // Each forward is a signal, at most one per forwardEvery (500 ms) while the window was open.
+      expect(await signalsIn(secretId)).toBeLessThanOrEqual(Math.ceil((Date.now() - startedAt) / 500) + 2);
+    } finally {
+      await rememberPasswords(secretId, passwords);
+    }
+  });
+
+  it('cannot mask ten instances that fail: the rotation rolls back', async () => {
+    const { secretId } = await roleWithSecret('it', 'bake-masked', passwords);
+    try {
+      await rotor.rotate(secretId, { graceMs: 8000, bake: bake(8000), reporting: oncall });
+      const grace = await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
+      await forge(secretId, grace.versions.current!, 'success');
+      await fleet(secretId, grace.versions.current!, 'auth-failure');
+      const outcome = await ended(secretId);
+      expect(outcome.outcome).toBe('rolled-back');
+      expect(outcome.status.rollbackBy).toBe('rotor:bake');
+      expect(outcome.status.bake!.next).toMatchObject({ instances: 11, failingInstances: 10 });
+    } finally {
+      await rememberPasswords(secretId, passwords);
+    }
+  });
+
+  it('sends a rotation with no bake window nothing: reports at 10 logins a second through grace add no event to its history', async () => {
+    const { secretId } = await roleWithSecret('it', 'bake-none', passwords);
+    const reporter = reporterAt('127.0.3.1');
+    try {
+      await rotor.rotate(secretId, { graceMs: 10 * 60_000, reporting: oncall });
+      const grace = await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
+      const handle = rotor.client.workflow.getHandle(rotationWorkflowId(secretId));
+      const before = (await handle.describe()).historyLength;
+      for (let tick = 0; tick < 30; tick++) {
+        reporter.record({ secretId, versionId: grace.versions.current!, outcome: 'success' });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await reporter.flush();
+      await new Promise((resolve) => setTimeout(resolve, 1200)); // two forwards' time
+      expect(reporter.dropped).toBe(0);
+      expect((await handle.describe()).historyLength).toBe(before);
+      expect(await signalsIn(secretId)).toBe(0);
+      await rotor.endGrace(secretId, 'it');
+      expect((await ended(secretId)).outcome).toBe('completed');
+    } finally {
+      await reporter.close();
+      await rememberPasswords(secretId, passwords);
+    }
+  });
+
+  it('an incident rotation (--no-bake) is never rolled back automatically, though its consumers report failures', async () => {
+    const { secretId } = await roleWithSecret('it', 'bake-incident', passwords);
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'rotor-it-incident-')), 'rotor.yaml');
+    writeFileSync(
+      file,
+      `secrets:\n  - id: ${secretId}\n    schedule: { every: 30d }\n    grace: 6s\n    bake: { window: 6s, minEvents: 10 }\n`,
+    );
+    expect((await runCli(taskQueue, ['apply', '-f', file], {}, outputs)).code).toBe(0);
+    try {
+      const started = await runCli(taskQueue, ['rotate', secretId, '--no-bake'], {}, outputs);
+      expect(started.code).toBe(0);
+      expect(started.stdout).toContain('note: --no-bake: this rotation does not bake');
+      const grace = await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
+      expect(grace.bake).toBeUndefined();
+      await fleet(secretId, grace.versions.current!, 'auth-failure');
+      const outcome = await ended(secretId);
+      expect(outcome.outcome).toBe('completed');
+      expect(outcome.status.rollbackBy).toBeUndefined();
+    } finally {
+      await rotor.client.schedule.getHandle(scheduleIdFor(secretId)).delete();
+      await rememberPasswords(secretId, passwords);
+    }
+  });
+});
+
 describe('a rotation with a bake window', () => {
   it('rolls back exactly once when three instances fail to log in with the new version while the previous one is healthy', async () => {
     // Alternating users: the rollback logs in as the master, whatever the applications' path did to the new login.
@@ -146,7 +282,7 @@ describe('a rotation with a bake window', () => {
     const secretId = uniqueName('it/bake-storm');
     const original = await createSecret(secretId, pgSecret(username, [...passwords].at(-1)!, { masterarn: master }));
     // The previous login keeps working: the instances move to the new one when their caches refresh.
-    const apps = await Promise.all([1, 2, 3].map((i) => instance(secretId, `storm-${i}`, 300)));
+    const apps = await Promise.all([1, 2, 3].map((i) => instance(secretId, `127.0.0.${10 + i}`, 300)));
     try {
       await rotor.rotate(secretId, { graceMs: 120_000, bake: bake(60_000), reporting: oncall });
       await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
@@ -190,8 +326,8 @@ describe('a rotation with a bake window', () => {
 
   it('does not roll back for one noisy instance: the others log in, the bake passes, the rotation completes with 0 failed requests', async () => {
     const { secretId } = await roleWithSecret('it', 'bake-noisy', passwords);
-    const apps = await Promise.all([1, 2].map((i) => instance(secretId, `healthy-${i}`)));
-    const noisy = new ConsumerReporter({ url: reportsUrl, token, instanceId: 'noisy-1', flushIntervalMs: 100 });
+    const apps = await Promise.all([1, 2].map((i) => instance(secretId, `127.0.0.${20 + i}`)));
+    const noisy = reporterAt('127.0.0.23');
     try {
       await rotor.rotate(secretId, { graceMs: 6000, bake: bake(6000), reporting: oncall });
       const grace = await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');

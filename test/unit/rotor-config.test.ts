@@ -173,7 +173,7 @@ describe('parseConfig accepts valid files', () => {
       alerts: { stuckPhaseBudgetMs: 30 * 60_000, webhooks: {} },
       throughput: { storeWritesPerSecond: 40, perTargetConcurrency: 4 },
       metrics: { port: 9464, host: '0.0.0.0' },
-      reports: { port: 0, host: '0.0.0.0', tokens: [] },
+      reports: { port: 0, host: '127.0.0.1', tokens: [], trustedProxies: [], forwardEveryMs: 5000 },
     });
   });
 
@@ -568,9 +568,13 @@ describe('bake and reports', () => {
             {
               name: 'payments',
               tokenFromEnv: 'PAYMENTS_REPORT_TOKEN',
-              secrets: ['prod/db/payments*', 'prod/db/ledger'],
+              secrets: ['prod/db/payments/*', 'prod/db/ledger'],
+              requestsPerSecond: 20,
             },
           ],
+          tls: { certFile: '/etc/rotor/reports.pem', keyFile: '/etc/rotor/reports-key.pem' },
+          trustedProxies: ['10.0.0.5', '::ffff:10.0.0.6'],
+          forwardEvery: '2s',
         },
         secrets: [
           {
@@ -601,12 +605,26 @@ describe('bake and reports', () => {
     expect(batch!.bake).toBeUndefined();
     expect(config.reports).toEqual({
       port: 9466,
-      host: '0.0.0.0',
+      host: '127.0.0.1',
       tokens: [
-        { name: 'payments', tokenFromEnv: 'PAYMENTS_REPORT_TOKEN', secrets: ['prod/db/payments*', 'prod/db/ledger'] },
+        {
+          name: 'payments',
+          tokenFromEnv: 'PAYMENTS_REPORT_TOKEN',
+          secrets: ['prod/db/payments/*', 'prod/db/ledger'],
+          requestsPerSecond: 20,
+        },
       ],
+      tls: { certFile: '/etc/rotor/reports.pem', keyFile: '/etc/rotor/reports-key.pem' },
+      trustedProxies: ['10.0.0.5', '10.0.0.6'],
+      forwardEveryMs: 2000,
     });
-    expect(parseConfig(withSecret({})).reports).toEqual({ port: 0, host: '0.0.0.0', tokens: [] });
+    expect(parseConfig(withSecret({})).reports).toEqual({
+      port: 0,
+      host: '127.0.0.1',
+      tokens: [],
+      trustedProxies: [],
+      forwardEveryMs: 5000,
+    });
   });
 
   it('refuses a bake that would not fit in grace, bad thresholds, and a window without a unit, naming both numbers', () => {
@@ -631,7 +649,7 @@ describe('bake and reports', () => {
     expect(messages(withSecret({ bake: { minEvents: 5 } }))).toEqual(['secrets[0].bake.window: is required']);
   });
 
-  it('refuses an endpoint without tokens, tokens written inline, and scopes with a * inside', () => {
+  it('refuses an endpoint without tokens, tokens written inline, scopes with a * inside or after part of a name, and bad proxies and TLS', () => {
     expect(messages(withSecret({}, { reports: { port: 9466 } }))).toEqual([
       'reports.tokens: is required when reports.port is set: the endpoint takes reports only with a token',
     ]);
@@ -641,9 +659,32 @@ describe('bake and reports', () => {
       ),
     ).toEqual([
       'reports.tokens[0].token: unknown key',
-      'reports.tokens[0].secrets[0]: "prod/*/db" is not a secret id or a prefix ending in *',
+      'reports.tokens[0].secrets[0]: "prod/*/db" is not a secret id, a prefix of whole path segments ending in /* (prod/db/*) or *: a * after part of a name would also cover every id that merely starts with it',
       'reports.tokens[0].tokenFromEnv: is required (the environment variable holding the token: tokens are never written in rotor.yaml)',
       'reports.tokens: is required when reports.port is set: the endpoint takes reports only with a token',
+    ]);
+    const token = { name: 'app', tokenFromEnv: 'APP_TOKEN' };
+    expect(
+      messages(
+        withSecret(
+          {},
+          {
+            reports: {
+              port: 9466,
+              tokens: [{ ...token, secrets: ['prod/db/payments*', 'prod/db/*', '*'], requestsPerSecond: 0 }],
+              trustedProxies: ['proxy.internal'],
+              tls: { certFile: '/etc/rotor/reports.pem' },
+              forwardEvery: 5,
+            },
+          },
+        ),
+      ),
+    ).toEqual([
+      'reports.forwardEvery: 5 has no unit (examples: 90s, 15m, 1h30m, 30d)',
+      'reports.tls.keyFile: is required (a PEM file with its private key)',
+      'reports.trustedProxies[0]: "proxy.internal" is not an IP address',
+      'reports.tokens[0].secrets[0]: "prod/db/payments*" is not a secret id, a prefix of whole path segments ending in /* (prod/db/*) or *: a * after part of a name would also cover every id that merely starts with it',
+      'reports.tokens[0].requestsPerSecond: expected a whole number from 1 to 100000, got 0',
     ]);
   });
 });

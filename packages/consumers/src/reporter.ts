@@ -27,12 +27,18 @@ export interface ReportBatch {
   reports: ReportEntry[];
 }
 
+/** The most distinct lines kept between flushes when the worker asks to wait. */
+const MAX_KEPT = 1000;
+
 export interface ConsumerReporterOptions {
   /** The rotor worker's report endpoint, e.g. `http://rotor-worker:9466` (`reports.listen` in rotor.yaml). */
   url: string;
   /** A token from `reports.tokens` in rotor.yaml, scoped to the secrets this application may report on. */
   token: string;
-  /** Tells instances apart (default: host name and a random suffix). Automatic rollback needs several to agree. */
+  /**
+   * The instance's name in the worker's logs (default: host name and a random suffix). It is not a vote: the worker
+   * tells instances apart by the address they report from (docs/consumers.md, "What a token can do").
+   */
   instanceId?: string;
   /** How often counts are sent (default 1 s). */
   flushIntervalMs?: number;
@@ -50,7 +56,7 @@ export interface ConsumerReporterOptions {
  */
 export class ConsumerReporter implements LoginReporter {
   readonly instanceId: string;
-  /** Reports that could not be sent. */
+  /** Report lines that could not be sent. */
   dropped = 0;
   readonly #options: ConsumerReporterOptions;
   readonly #counts = new Map<string, ReportEntry>();
@@ -97,9 +103,22 @@ export class ConsumerReporter implements LoginReporter {
         signal: AbortSignal.timeout(5000),
       });
       await response.body?.cancel();
-      if (!response.ok) this.dropped += batch.reports.length;
+      // Too many requests (the token's rate) or the worker busy: the counts wait for the next flush, bounded.
+      if (response.status === 429 || response.status === 503) this.#keep(batch.reports);
+      else if (!response.ok) this.dropped += batch.reports.length;
     } catch {
       this.dropped += batch.reports.length;
+    }
+  }
+
+  /** Puts counts back for the next flush; past MAX_KEPT lines, the rest is dropped. */
+  #keep(reports: ReportEntry[]): void {
+    for (const entry of reports) {
+      const key = [entry.secretId, entry.versionId, entry.outcome, entry.errorClass ?? ''].join('\0');
+      const known = this.#counts.get(key);
+      if (known) known.count += entry.count;
+      else if (this.#counts.size < MAX_KEPT) this.#counts.set(key, { ...entry });
+      else this.dropped++;
     }
   }
 }

@@ -45,12 +45,19 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
   program
     .command('rotate')
     .description('rotate a secret now (joins the rotation already running for it, if any)')
-    .addHelpText('after', examples('rotor rotate prod/db/orders --grace 2h --wait'))
+    .addHelpText(
+      'after',
+      examples(
+        'rotor rotate prod/db/orders --grace 2h --wait',
+        'rotor rotate prod/db/orders --grace 0s --no-bake --wait',
+      ),
+    )
     .argument('<secretId>', 'the secret id or ARN in the store')
     .option(
       '--grace <duration>',
       "how long the previous credential stays valid (default: the secret's rotor.yaml grace, else ROTOR_DEFAULT_GRACE or 1h)",
     )
+    .option('--no-bake', "no bake window, so no automatic rollback on consumers' reports (incident mode)")
     .option('--wait', 'follow the steps as they happen; exit 0 only when the rotation completes')
     .option('--json', 'print JSON for machines')
     .action(action(rotateCommand));

@@ -1,22 +1,52 @@
+import { isIP } from 'node:net';
 import { bakeProblems, DEFAULT_BAKE, type BakePolicy } from '../shared/bake';
+import { normalizeAddress } from '../shared/addresses';
 import { describe, type Checker, type Node } from './checker';
 import type { ReportTokenConfig, RotorConfig } from './types';
 
 /* rotor.yaml's consumer sections: `reports` (the endpoint consumers report to) and `bake` (automatic rollback). */
 
-const REPORTS_KEYS = ['port', 'host', 'tokens'];
-const TOKEN_KEYS = ['name', 'tokenFromEnv', 'secrets'];
+const REPORTS_KEYS = ['port', 'host', 'tokens', 'tls', 'trustedProxies', 'forwardEvery'];
+const TOKEN_KEYS = ['name', 'tokenFromEnv', 'secrets', 'requestsPerSecond'];
+const TLS_KEYS = ['certFile', 'keyFile'];
 const BAKE_KEYS = ['window', 'minEvents', 'minInstances', 'maxFailureShare', 'maxWindow'];
 const TOKEN_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MIN_BAKE_WINDOW_MS = 1000;
-export const DEFAULT_REPORTS: RotorConfig['reports'] = { port: 0, host: '0.0.0.0', tokens: [] };
+export const DEFAULT_REPORTS: RotorConfig['reports'] = {
+  port: 0,
+  host: '127.0.0.1',
+  tokens: [],
+  trustedProxies: [],
+  forwardEveryMs: 5000,
+};
+export const DEFAULT_REQUESTS_PER_SECOND = 50;
 
-/** `reports`: port 0 (the default) serves no endpoint; each token names the secrets it may report on. */
+/**
+ * `reports`: port 0 (the default) serves no endpoint; each token names the secrets it may report on. The endpoint
+ * listens on 127.0.0.1 unless `host` says otherwise, and serves HTTPS with `tls`.
+ */
 export function readReports(c: Checker, node: Node): RotorConfig['reports'] {
   const section = c.settings(node, REPORTS_KEYS);
   const port = c.integer(section.at('port'), 0, 65_535) ?? DEFAULT_REPORTS.port;
   const host = c.string(section.at('host')) ?? DEFAULT_REPORTS.host;
+  const forwardEveryMs = c.duration(section.at('forwardEvery'), 100) ?? DEFAULT_REPORTS.forwardEveryMs;
+  const tlsSection = section.has('tls') ? c.section(section.at('tls'), TLS_KEYS) : undefined;
+  let tls: RotorConfig['reports']['tls'];
+  if (tlsSection) {
+    c.present(tlsSection.at('certFile'), ' (a PEM file with the certificate chain)');
+    c.present(tlsSection.at('keyFile'), ' (a PEM file with its private key)');
+    const certFile = c.string(tlsSection.at('certFile'));
+    const keyFile = c.string(tlsSection.at('keyFile'));
+    if (certFile && keyFile) tls = { certFile, keyFile };
+  }
+  const trustedProxies: string[] = [];
+  for (const item of c.list(section.at('trustedProxies')) ?? []) {
+    const address = c.string(item);
+    if (address === undefined) continue;
+    if (isIP(address) === 0) c.add(item.path, `${describe(address)} is not an IP address`);
+    else trustedProxies.push(normalizeAddress(address));
+  }
   const tokens: ReportTokenConfig[] = [];
   for (const item of c.list(section.at('tokens')) ?? []) {
     const token = c.section(item, TOKEN_KEYS);
@@ -30,23 +60,28 @@ export function readReports(c: Checker, node: Node): RotorConfig['reports'] {
     if (tokenFromEnv !== undefined && !ENV_NAME.test(tokenFromEnv))
       c.add(token.at('tokenFromEnv').path, `${JSON.stringify(tokenFromEnv)} is not an environment variable name`);
     const secrets = readScopes(c, token.at('secrets'));
+    const requestsPerSecond = c.integer(token.at('requestsPerSecond'), 1, 100_000) ?? DEFAULT_REQUESTS_PER_SECOND;
     c.present(token.at('name'));
     c.present(
       token.at('tokenFromEnv'),
       ' (the environment variable holding the token: tokens are never written in rotor.yaml)',
     );
-    c.present(token.at('secrets'), ' (the secret ids, or prefixes ending in *, this token may report on)');
-    if (name && tokenFromEnv && secrets) tokens.push({ name, tokenFromEnv, secrets });
+    c.present(token.at('secrets'), ' (the secret ids, or prefixes ending in /*, this token may report on)');
+    if (name && tokenFromEnv && secrets) tokens.push({ name, tokenFromEnv, secrets, requestsPerSecond });
   }
   if (port > 0 && tokens.length === 0)
     c.add(
       section.at('tokens').path,
       'is required when reports.port is set: the endpoint takes reports only with a token',
     );
-  return { port, host, tokens };
+  return { port, host, tokens, trustedProxies, forwardEveryMs, ...(tls ? { tls } : {}) };
 }
 
-/** Secret ids, or prefixes ending in a single `*`. */
+/**
+ * Secret ids, or prefixes of whole path segments: `prod/db/*` covers `prod/db/orders` and `prod/db/x/y`, never
+ * `prod/dbx`; `*` alone covers every secret. A `*` anywhere else is refused: `prod/db/payments*` would also cover
+ * `prod/db/payments-ledger-admin`.
+ */
 function readScopes(c: Checker, node: Node): string[] | undefined {
   const items = c.list(node);
   if (!items) return undefined;
@@ -55,8 +90,13 @@ function readScopes(c: Checker, node: Node): string[] | undefined {
   for (const item of items) {
     const scope = c.string(item);
     if (scope === undefined) continue;
-    if (scope === '' || (scope.indexOf('*') !== scope.length - 1 && scope.includes('*')))
-      c.add(item.path, `${describe(scope)} is not a secret id or a prefix ending in *`);
+    const star = scope.indexOf('*');
+    if (scope === '' || (star !== -1 && !(scope === '*' || (star === scope.length - 1 && scope.endsWith('/*')))))
+      c.add(
+        item.path,
+        `${describe(scope)} is not a secret id, a prefix of whole path segments ending in /* (prod/db/*) or *: ` +
+          'a * after part of a name would also cover every id that merely starts with it',
+      );
     else scopes.push(scope);
   }
   return scopes;

@@ -53,14 +53,30 @@ export interface RotorConfig {
   /** `port` 0 disables the metrics endpoint. */
   metrics: { port: number; host: string };
   /** The endpoint consumers report logins to (`port` 0, the default, serves none). */
-  reports: { port: number; host: string; tokens: ReportTokenConfig[] };
+  reports: ReportsConfig;
 }
 
-/** A report token: its value stays in the environment; `secrets` are ids or prefixes ending in `*`. */
+/** The report endpoint: where it listens, how it is reached, and who may report on what. */
+export interface ReportsConfig {
+  port: number;
+  /** 127.0.0.1 unless told otherwise. */
+  host: string;
+  tokens: ReportTokenConfig[];
+  /** Serve HTTPS with these PEM files. */
+  tls?: { certFile: string; keyFile: string };
+  /** Proxies (exact addresses) whose `X-Forwarded-For` names the reporting instance; any other peer is the instance. */
+  trustedProxies: string[];
+  /** How often a secret's counts go to its rotation, at most: each forward is a signal in its history. */
+  forwardEveryMs: number;
+}
+
+/** A report token: its value stays in the environment; `secrets` are ids, or prefixes ending in `/*` (or `*`: all). */
 export interface ReportTokenConfig {
   name: string;
   tokenFromEnv: string;
   secrets: string[];
+  /** Requests a second the token's holders may send together, over a burst of twice as many; more get 429. */
+  requestsPerSecond: number;
 }
 
 /** One thing wrong with the file: where (`secrets[0].schedule.cron`, or `line 3, column 5`) and what. */

@@ -12,7 +12,10 @@ export interface BakePolicy {
   minEvents: number;
   /** Instances that must have reported (for a pass) or failed (for a rollback). */
   minInstances: number;
-  /** The share of the new version's logins that may fail; more rolls back (0 to 1). */
+  /**
+   * The share of instances that may fail with the new version; more rolls back (0 to 1). An instance fails when more
+   * than this share of the logins in its latest report are refused.
+   */
   maxFailureShare: number;
   /** The longest a bake runs, extensions for too few samples included; then it ends inconclusive and is alerted. */
   maxWindowMs: number;
@@ -82,65 +85,110 @@ export interface VersionEvidence {
   failures: number;
   /** Instances that reported anything for it. */
   instances: number;
-  /** Instances that reported at least one refused login. */
+  /** Instances whose latest report on it has refused logins beyond the allowed share: each instance is one vote. */
   failingInstances: number;
 }
 
 export type BakeVerdict = 'roll-back' | 'pass' | 'too-few-samples';
 
-/** Logins counted per version and instance; only the versions a rotation cares about. */
+/** Counts of one instance for one version: all it reported, and its latest report. */
+export interface InstanceCounts {
+  successes: number;
+  failures: number;
+  latestSuccesses: number;
+  latestFailures: number;
+}
+
+/** A tally's counts, to carry into the next run of the workflow (continue-as-new): version → instance → counts. */
+export type TallySnapshot = Record<string, Record<string, InstanceCounts>>;
+
+/**
+ * Logins counted per version and instance; only the versions a rotation cares about. An instance is who the report
+ * endpoint saw (token and address), and it is one vote, whatever counts it claims: it fails a version when its latest
+ * report on that version has more than `maxFailureShare` of refused logins (what it sees now, not what it saw before
+ * a credential broke or healed).
+ */
 export class BakeTally {
-  readonly #byVersion = new Map<string, Map<string, { successes: number; failures: number }>>();
+  readonly #byVersion = new Map<string, Map<string, InstanceCounts>>();
   static readonly MAX_INSTANCES = 10_000;
 
-  constructor(readonly versions: readonly string[]) {}
+  constructor(
+    readonly versions: readonly string[],
+    readonly maxFailureShare: number,
+    snapshot: TallySnapshot = {},
+  ) {
+    for (const [versionId, instances] of Object.entries(snapshot))
+      if (versions.includes(versionId)) this.#byVersion.set(versionId, new Map(Object.entries(instances)));
+  }
 
-  add(line: ConsumerReportLine): void {
-    if (!this.versions.includes(line.versionId) || !(line.count > 0) || !Number.isSafeInteger(line.count)) return;
-    if (!isLoginOutcome(line.outcome)) return;
-    let instances = this.#byVersion.get(line.versionId);
-    if (!instances) this.#byVersion.set(line.versionId, (instances = new Map()));
-    let counts = instances.get(line.instanceId);
-    if (!counts) {
-      if (instances.size >= BakeTally.MAX_INSTANCES) return;
-      instances.set(line.instanceId, (counts = { successes: 0, failures: 0 }));
+  /** Adds one report (a forward of the endpoint): the latest counts of each instance it names are these. */
+  add(lines: readonly ConsumerReportLine[]): void {
+    const seen = new Set<InstanceCounts>();
+    for (const line of lines) {
+      if (!line || !this.versions.includes(line.versionId) || !(line.count > 0) || !Number.isSafeInteger(line.count))
+        continue;
+      if (!isLoginOutcome(line.outcome) || typeof line.instanceId !== 'string') continue;
+      let instances = this.#byVersion.get(line.versionId);
+      if (!instances) this.#byVersion.set(line.versionId, (instances = new Map()));
+      let counts = instances.get(line.instanceId);
+      if (!counts) {
+        if (instances.size >= BakeTally.MAX_INSTANCES) continue;
+        instances.set(line.instanceId, (counts = { successes: 0, failures: 0, latestSuccesses: 0, latestFailures: 0 }));
+      }
+      if (!seen.has(counts)) {
+        seen.add(counts);
+        counts.latestSuccesses = counts.latestFailures = 0;
+      }
+      const plus = (n: number) => Math.min(Number.MAX_SAFE_INTEGER, n + line.count);
+      if (line.outcome === 'success') {
+        counts.successes = plus(counts.successes);
+        counts.latestSuccesses = plus(counts.latestSuccesses);
+      } else {
+        counts.failures = plus(counts.failures);
+        counts.latestFailures = plus(counts.latestFailures);
+      }
     }
-    if (line.outcome === 'success') counts.successes += line.count;
-    else counts.failures += line.count;
   }
 
   evidence(versionId: string): VersionEvidence {
     const evidence: VersionEvidence = { successes: 0, failures: 0, instances: 0, failingInstances: 0 };
-    for (const counts of this.#byVersion.get(versionId)?.values() ?? []) {
-      evidence.successes += counts.successes;
-      evidence.failures += counts.failures;
+    for (const c of this.#byVersion.get(versionId)?.values() ?? []) {
+      evidence.successes += c.successes;
+      evidence.failures += c.failures;
       evidence.instances++;
-      if (counts.failures > 0) evidence.failingInstances++;
+      if (c.latestFailures / (c.latestSuccesses + c.latestFailures) > this.maxFailureShare) evidence.failingInstances++;
     }
     return evidence;
   }
+
+  snapshot(): TallySnapshot {
+    const out: TallySnapshot = {};
+    for (const [versionId, instances] of this.#byVersion) out[versionId] = Object.fromEntries(instances);
+    return out;
+  }
 }
 
-const share = (e: VersionEvidence) => (e.successes + e.failures === 0 ? 0 : e.failures / (e.successes + e.failures));
+/** The share of instances that fail (0 with none). */
+const failingShare = (e: VersionEvidence) => (e.instances === 0 ? 0 : e.failingInstances / e.instances);
 
 /**
- * The verdict on the new version: roll back when it fails more than the allowed share of at least `minEvents`
- * logins, from at least `minInstances` instances, while the previous version is healthy (its own share within the
- * bound, or nothing reported); pass with enough samples from enough instances (failures from fewer than
- * `minInstances` instances are theirs alone: one noisy instance neither rolls back nor blocks a pass when enough others
- * log in); otherwise too few samples.
+ * The verdict on the new version, by instances, each one vote (an instance fails when its latest report's logins fail
+ * beyond `maxFailureShare`): roll back when more than that share of the instances fail, at least `minInstances` of them,
+ * while the previous version is healthy (its failing share within the bound, or nothing reported); pass when enough
+ * instances log in well (fewer failing instances than `minInstances` are those instances' own problem: the others
+ * decide); otherwise too few samples. No verdict before `minEvents` logins.
+ *
+ * What this makes a single reporter unable to do: claimed counts weigh nothing beyond its one vote, so it cannot roll
+ * back alone (`minInstances` ≥ 2) nor outvote the instances that really fail.
  */
 export function bakeVerdict(policy: BakePolicy, next: VersionEvidence, previous: VersionEvidence): BakeVerdict {
   const events = next.successes + next.failures;
   if (events < policy.minEvents) return 'too-few-samples';
-  const healthyInstances = next.instances - next.failingInstances;
-  if (share(next) > policy.maxFailureShare) {
-    const previousHealthy = share(previous) <= policy.maxFailureShare;
+  const healthy = next.instances - next.failingInstances;
+  if (failingShare(next) > policy.maxFailureShare) {
+    const previousHealthy = failingShare(previous) <= policy.maxFailureShare;
     if (next.failingInstances >= policy.minInstances && previousHealthy) return 'roll-back';
-    // Failures from fewer instances than it takes are those instances' own problem: the others decide.
-    return next.failingInstances < policy.minInstances && healthyInstances >= policy.minInstances
-      ? 'pass'
-      : 'too-few-samples';
+    return next.failingInstances < policy.minInstances && healthy >= policy.minInstances ? 'pass' : 'too-few-samples';
   }
   return next.instances >= policy.minInstances ? 'pass' : 'too-few-samples';
 }
@@ -148,7 +196,7 @@ export function bakeVerdict(policy: BakePolicy, next: VersionEvidence, previous:
 /** The evidence in one line for people (audit detail, alert): counts only. */
 export function describeEvidence(next: VersionEvidence, previous: VersionEvidence): string {
   return (
-    `new version: ${next.failures} of ${next.successes + next.failures} logins refused, from ${next.failingInstances} of ${next.instances} instances; ` +
-    `previous version: ${previous.failures} of ${previous.successes + previous.failures} refused`
+    `new version: ${next.failures} of ${next.successes + next.failures} logins refused, ${next.failingInstances} of ${next.instances} instances failing; ` +
+    `previous version: ${previous.failures} of ${previous.successes + previous.failures} refused, ${previous.failingInstances} of ${previous.instances} instances failing`
   );
 }

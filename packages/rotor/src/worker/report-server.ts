@@ -1,25 +1,44 @@
-import { LOGIN_OUTCOMES } from 'rotor-consumers/core';
+import { InvalidInputError, LOGIN_OUTCOMES, type LoginOutcome } from 'rotor-consumers/core';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { isIP, type AddressInfo } from 'node:net';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type pino from 'pino';
 import { z } from 'zod';
 import type { ReportTokenConfig } from '../config/types';
+import { normalizeAddress } from '../shared/addresses';
 import type { ConsumerReportLine } from '../shared/bake';
-import { rotationWorkflowId, SignalName } from '../shared/constants';
-import { InvalidInputError } from 'rotor-consumers/core';
+import { QueryName, rotationWorkflowId, SignalName } from '../shared/constants';
+import type { RotationStatus } from '../shared/status';
 
 /*
  * The endpoint consumers report their logins to: applications hold no Temporal credentials, only a token scoped to
- * the secrets they may report on. Reports are counted per secret and forwarded to the secret's running rotation as
- * one `consumerReport` signal per flush; a secret with no rotation running drops them.
+ * the secrets they may report on. What one token's holder can and cannot do is docs/consumers.md's threat model:
+ *
+ * - An instance is who the worker sees, never who the body claims: the token's name and the peer's address (or, from
+ *   a trusted proxy, the address it forwarded). Made-up instance ids add no vote; one host is one vote, however many
+ *   logins it claims (the bake counts instances, not logins).
+ * - Bounded by construction: bodies (256 KiB), lines (1,000) and secrets (100) per request, requests per token (429),
+ *   secrets and instances held between forwards. Counts are summed per instance, version and outcome (error classes
+ *   and unknown versions never reach a rotation), and a secret's counts go to its rotation at most once per
+ *   `forwardEvery`, only while its bake window is open: a rotation with no window open gets no signal at all.
  */
 
 const MAX_BODY_BYTES = 256 * 1024;
+const MAX_SECRETS_PER_REQUEST = 100;
+/** Secrets with counts waiting for the next forward; reports on more are dropped until then. */
+const MAX_PENDING_SECRETS = 1000;
+/** Instances per secret between forwards, and versions per instance. */
+const MAX_INSTANCES = 1000;
+const MAX_VERSIONS_PER_INSTANCE = 4;
+/** The most lines one forward carries (the workflow keeps as many). */
+const MAX_LINES = 1000;
+
 const text = (max: number) => z.string().min(1).max(max);
 const BatchSchema = z.strictObject({
-  instanceId: text(200),
+  /** The instance's own name for itself: logged, never counted (the worker derives who reports). */
+  instanceId: text(200).optional(),
   reports: z
     .array(
       z.strictObject({
@@ -35,10 +54,11 @@ const BatchSchema = z.strictObject({
 });
 
 /** A configured token, ready to compare: its digest, never its text. */
-interface Token {
+export interface Token {
   name: string;
   digest: Buffer;
   secrets: string[];
+  requestsPerSecond: number;
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -52,16 +72,45 @@ export function reportTokens(configs: ReportTokenConfig[], env: NodeJS.ProcessEn
         `reports.tokens ${config.name}: ${config.tokenFromEnv} is ${value ? 'shorter than 16 characters' : 'not set'}`,
       );
     }
-    return { name: config.name, digest: digest(value), secrets: config.secrets };
+    return {
+      name: config.name,
+      digest: digest(value),
+      secrets: config.secrets,
+      requestsPerSecond: config.requestsPerSecond,
+    };
   });
 }
 
-/** Whether `secretId` is one of `scopes`: an exact id, or a prefix ending in `*`. */
+/**
+ * Whether `secretId` is one of `scopes`: an exact id, a prefix of whole path segments (`prod/db/*` covers
+ * `prod/db/orders`, never `prod/dbx`), or `*` (every secret).
+ */
 export function inScope(secretId: string, scopes: readonly string[]): boolean {
-  return scopes.some((scope) => (scope.endsWith('*') ? secretId.startsWith(scope.slice(0, -1)) : secretId === scope));
+  return scopes.some((scope) =>
+    scope === '*' ? true : scope.endsWith('/*') ? secretId.startsWith(scope.slice(0, -1)) : secretId === scope,
+  );
 }
 
+/** The versions a secret's open bake window watches, or undefined when none is open. */
+export type BakeWindowLookup = (secretId: string) => Promise<{ next: string; previous: string } | undefined>;
 export type Forward = (secretId: string, lines: ConsumerReportLine[]) => Promise<void>;
+
+/** Asks the secret's rotation (its `status` query) whether a bake window is open; none running is none open. */
+export function openBakeWindow(client: Client): BakeWindowLookup {
+  return async (secretId) => {
+    try {
+      const status = await client.workflow
+        .getHandle(rotationWorkflowId(secretId))
+        .query<RotationStatus>(QueryName.status);
+      const { current, previous } = status.versions;
+      const open = status.phase === 'grace' && status.bake !== undefined && status.bake.verdict === undefined;
+      return open && current && previous ? { next: current, previous } : undefined;
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return undefined;
+      throw error;
+    }
+  };
+}
 
 /** Forwards to the running rotation of the secret, as a signal; none running is not an error. */
 export function signalRotation(client: Client): Forward {
@@ -76,23 +125,65 @@ export function signalRotation(client: Client): Forward {
   };
 }
 
+/** Requests a second over a burst of twice as many; `take` says whether one more may come now. */
+class TokenBucket {
+  #level: number;
+  #at = performance.now();
+  constructor(private readonly perSecond: number) {
+    this.#level = 2 * perSecond;
+  }
+  take(): boolean {
+    const now = performance.now();
+    this.#level = Math.min(2 * this.perSecond, this.#level + ((now - this.#at) / 1000) * this.perSecond);
+    this.#at = now;
+    if (this.#level < 1) return false;
+    this.#level -= 1;
+    return true;
+  }
+}
+
+/** The address an instance reports from: the peer, or the last address a trusted proxy forwarded. */
+export function reportingAddress(
+  peer: string | undefined,
+  forwardedFor: string | string[] | undefined,
+  trustedProxies: readonly string[],
+): string {
+  let address = normalizeAddress(peer ?? 'unknown');
+  if (!trustedProxies.includes(address) || forwardedFor === undefined) return address;
+  const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor).split(',').map((h) => h.trim());
+  // From the right: each trusted proxy names the hop before it; the first address no trusted proxy holds is the client.
+  for (let i = hops.length - 1; i >= 0 && trustedProxies.includes(address); i--) {
+    if (isIP(hops[i]!) === 0) break;
+    address = normalizeAddress(hops[i]!);
+  }
+  return address;
+}
+
 export interface ReportServer {
   url: string;
-  /** Sends what is counted now (tests; the server flushes on its own every `flushMs`). */
+  /** Sends what is counted now (tests; the server forwards on its own every `forwardEveryMs`). */
   flush(): Promise<void>;
   close(): Promise<void>;
 }
+
+type Counts = Map<string, Map<string, Map<LoginOutcome, number>>>; // instance → version → outcome → count
 
 export async function serveReports(options: {
   port: number;
   host: string;
   tokens: Token[];
+  lookup: BakeWindowLookup;
   forward: Forward;
   logger: pino.Logger;
-  flushMs?: number;
+  forwardEveryMs?: number;
+  trustedProxies?: readonly string[];
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }): Promise<ReportServer> {
-  const { tokens, forward, logger } = options;
-  const pending = new Map<string, Map<string, ConsumerReportLine>>();
+  const { tokens, lookup, forward, logger } = options;
+  const trustedProxies = options.trustedProxies ?? [];
+  const buckets = new Map(tokens.map((t) => [t.name, new TokenBucket(t.requestsPerSecond)]));
+  let pending = new Map<string, Counts>();
+  let dropped = 0;
 
   const authorize = (req: IncomingMessage): Token | undefined => {
     const match = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
@@ -101,8 +192,29 @@ export async function serveReports(options: {
     return tokens.find((t) => timingSafeEqual(t.digest, presented));
   };
 
-  const answer = (res: ServerResponse, status: number, body: object): void => {
-    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  const answer = (res: ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+  };
+
+  /** Adds one line to what waits for the next forward; false when a bound dropped it. */
+  const count = (secretId: string, instance: string, versionId: string, outcome: LoginOutcome, n: number) => {
+    let counts = pending.get(secretId);
+    if (!counts) {
+      if (pending.size >= MAX_PENDING_SECRETS) return false;
+      pending.set(secretId, (counts = new Map()));
+    }
+    let versions = counts.get(instance);
+    if (!versions) {
+      if (counts.size >= MAX_INSTANCES) return false;
+      counts.set(instance, (versions = new Map()));
+    }
+    let outcomes = versions.get(versionId);
+    if (!outcomes) {
+      if (versions.size >= MAX_VERSIONS_PER_INSTANCE) return false;
+      versions.set(versionId, (outcomes = new Map()));
+    }
+    outcomes.set(outcome, Math.min(1e9, (outcomes.get(outcome) ?? 0) + n));
+    return true;
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -112,6 +224,13 @@ export async function serveReports(options: {
     if (req.method !== 'POST') return answer(res, 405, { error: 'use POST' });
     const token = authorize(req);
     if (!token) return answer(res, 401, { error: 'missing or unknown token (Authorization: Bearer <token>)' });
+    if (!buckets.get(token.name)!.take())
+      return answer(
+        res,
+        429,
+        { error: `token ${token.name} sends more than ${token.requestsPerSecond} requests a second` },
+        { 'retry-after': '1' },
+      );
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -130,43 +249,64 @@ export async function serveReports(options: {
       const issue = batch.error.issues[0]!;
       return answer(res, 400, { error: `${issue.path.join('.') || 'body'}: ${issue.message}` });
     }
-    const outside = [...new Set(batch.data.reports.map((r) => r.secretId).filter((id) => !inScope(id, token.secrets)))];
+    const secrets = new Set(batch.data.reports.map((r) => r.secretId));
+    if (secrets.size > MAX_SECRETS_PER_REQUEST)
+      return answer(res, 400, {
+        error: `reports: ${secrets.size} secrets in one request; at most ${MAX_SECRETS_PER_REQUEST}`,
+      });
+    const outside = [...secrets].filter((id) => !inScope(id, token.secrets));
     if (outside.length > 0)
       return answer(res, 403, { error: `token ${token.name} may not report on ${outside.slice(0, 5).join(', ')}` });
-    for (const { secretId, ...line } of batch.data.reports) {
-      let lines = pending.get(secretId);
-      if (!lines) pending.set(secretId, (lines = new Map()));
-      const key = [batch.data.instanceId, line.versionId, line.outcome, line.errorClass ?? ''].join('\0');
-      const known = lines.get(key);
-      if (known) known.count += line.count;
-      else lines.set(key, { instanceId: batch.data.instanceId, ...line });
-    }
-    answer(res, 202, { accepted: batch.data.reports.length });
+    const instance = `${token.name}@${reportingAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustedProxies)}`;
+    let kept = 0;
+    for (const r of batch.data.reports) if (count(r.secretId, instance, r.versionId, r.outcome, r.count)) kept++;
+    dropped += batch.data.reports.length - kept;
+    answer(res, 202, {
+      accepted: kept,
+      ...(kept < batch.data.reports.length ? { dropped: batch.data.reports.length - kept } : {}),
+    });
   }
 
-  let flushing: Promise<void> | undefined;
+  /** One secret's counts, as lines for its open window's two versions; nothing when no window is open. */
+  const forwardOne = async (secretId: string, counts: Counts): Promise<void> => {
+    const window = await lookup(secretId);
+    if (!window) return;
+    const lines: ConsumerReportLine[] = [];
+    for (const [instanceId, versions] of counts)
+      for (const versionId of [window.next, window.previous])
+        for (const [outcome, n] of versions.get(versionId) ?? [])
+          if (lines.length < MAX_LINES) lines.push({ instanceId, versionId, outcome, count: n });
+    if (lines.length > 0) await forward(secretId, lines);
+  };
+
+  let forwarding: Promise<void> | undefined;
   const flush = async (): Promise<void> => {
-    await flushing;
+    await forwarding;
     const batches = [...pending.entries()];
-    pending.clear();
-    flushing = Promise.all(
-      batches.map(([secretId, lines]) =>
-        forward(secretId, [...lines.values()]).catch((error: Error) =>
+    pending = new Map();
+    if (dropped > 0) logger.warn({ dropped }, 'consumer report lines dropped: past the bounds between forwards');
+    dropped = 0;
+    forwarding = Promise.all(
+      batches.map(([secretId, counts]) =>
+        forwardOne(secretId, counts).catch((error: Error) =>
           logger.warn({ secretId, error: error.message }, 'consumer reports not forwarded'),
         ),
       ),
     ).then(() => undefined);
-    await flushing;
+    await forwarding;
   };
-  const timer = setInterval(() => void flush(), options.flushMs ?? 500);
+  const timer = setInterval(() => void flush(), options.forwardEveryMs ?? 5000);
   timer.unref();
 
-  const server = createServer((req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((error: Error) => {
       logger.warn({ error: error.message }, 'report request failed');
       if (!res.headersSent) answer(res, 500, { error: 'internal error' });
     });
-  });
+  };
+  const server: Server = options.tls
+    ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, listener)
+    : createHttpServer(listener);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -176,7 +316,7 @@ export async function serveReports(options: {
   });
   const bound = (server.address() as AddressInfo).port;
   return {
-    url: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${bound}`,
+    url: `${options.tls ? 'https' : 'http'}://${options.host.includes(':') ? `[${options.host}]` : options.host}:${bound}`,
     flush,
     async close() {
       clearInterval(timer);

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { compact } from '../shared/compact';
 import { Client } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
@@ -15,7 +16,7 @@ import { AwsSecretsManagerStore } from 'rotor-consumers/stores';
 import type { SecretStore } from 'rotor-consumers/stores';
 import { createLogger, installRuntime } from './logger';
 import { RotorMetrics, type MetricsServer } from './metrics';
-import { reportTokens, serveReports, signalRotation, type ReportServer } from './report-server';
+import { openBakeWindow, reportTokens, serveReports, signalRotation, type ReportServer } from './report-server';
 import { KeyedSemaphore, RateLimiter, throttledStore } from './throttle';
 import { createRotorWorkers, runTogether, storeWritesTaskQueue } from './create-worker';
 
@@ -122,12 +123,19 @@ export async function startWorker(
         throw new InvalidInputError(
           'the report endpoint needs reports.tokens in rotor.yaml: it takes reports only with a token',
         );
+      const { tls } = config.reports;
       reports = await serveReports({
         port: reportsPort,
         host: config.reports.host,
         tokens,
+        lookup: openBakeWindow(client),
         forward: signalRotation(client),
         logger,
+        forwardEveryMs: config.reports.forwardEveryMs,
+        trustedProxies: config.reports.trustedProxies,
+        ...(tls
+          ? { tls: { cert: await readTls(tls.certFile, 'certFile'), key: await readTls(tls.keyFile, 'keyFile') } }
+          : {}),
       });
       releases.push(() => reports!.close());
     }
@@ -194,5 +202,16 @@ async function seedLastSuccess(
         'could not read when the secret was last rotated',
       );
     }
+  }
+}
+
+/** A PEM file of `reports.tls`; one that cannot be read stops the worker, naming the setting and the file. */
+async function readTls(file: string, setting: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    throw new InvalidInputError(
+      `reports.tls.${setting}: ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
 }

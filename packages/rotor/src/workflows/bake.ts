@@ -68,7 +68,7 @@ export function watchConsumers(
   setHandler(consumerReportSignal, (signal) => {
     if (!open || !tally || requests.rollback || status.phase !== 'grace') return;
     const lines = Array.isArray(signal?.reports) ? signal.reports.slice(0, MAX_LINES) : [];
-    for (const line of lines) if (line && typeof line.instanceId === 'string') tally.add(line);
+    tally.add(lines);
     publish();
     const e = evidence();
     if (bakeVerdict(policy, e.next, e.previous) !== 'roll-back') return;
@@ -91,7 +91,7 @@ export function watchConsumers(
     start(nextVersionId, previousVersionId, at) {
       next = nextVersionId;
       previous = previousVersionId;
-      tally = new BakeTally([next, previous]);
+      tally = new BakeTally([next, previous], policy.maxFailureShare);
       startedAt = at;
       endsAt = at + policy.windowMs;
       open = true;

@@ -8,6 +8,8 @@ import { createTimelinePrinter } from '../render';
 
 export interface RotateCommandOptions {
   grace?: string;
+  /** false with --no-bake: no bake window, so no automatic rollback (incident mode). */
+  bake?: boolean;
   wait?: boolean;
   json?: boolean;
 }
@@ -15,6 +17,10 @@ export interface RotateCommandOptions {
 /**
  * `rotor rotate <secretId>`: starts a rotation (or joins the running one). A managed secret rotates with the settings
  * of its schedule (rotor.yaml); `--grace` still wins. With `--wait`, follows the steps and exits 0 only on completion.
+ *
+ * Incident mode: `--no-bake`, or a grace shorter than the bake window (`--grace 0s`), rotates without a bake window, so
+ * nothing consumers report can undo the rotation (a compromised application must not veto the rotation meant to lock
+ * it out); operators still can.
  */
 export async function rotateCommand(secretId: string, opts: RotateCommandOptions): Promise<number> {
   const env = readEnv();
@@ -23,9 +29,12 @@ export async function rotateCommand(secretId: string, opts: RotateCommandOptions
   const { bake, ...settings }: Partial<RotationInput> = (await schedules.rotationSettings(secretId)) ?? {};
   const graceMs = graceOverride ?? settings.graceMs ?? env.ROTOR_DEFAULT_GRACE;
   // A grace shorter than the bake window is an operator's call for speed (a leaked credential): no bake then.
-  const baked = bake && bakeFitsGrace(bake, graceMs) ? { bake } : {};
+  const baked = bake && opts.bake !== false && bakeFitsGrace(bake, graceMs) ? { bake } : {};
   if (bake && !baked.bake && !opts.json)
-    out(`note: --grace ${opts.grace} is shorter than the bake window: this rotation does not bake`);
+    out(
+      `note: ${opts.bake === false ? '--no-bake' : `--grace ${opts.grace} is shorter than the bake window`}: ` +
+        'this rotation does not bake, and nothing consumers report rolls it back',
+    );
   const started = await rotor.rotate(secretId, {
     ...settings,
     ...baked,

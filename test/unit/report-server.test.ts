@@ -1,0 +1,281 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ConsumerReportLine } from '../../packages/rotor/src/shared/bake';
+import {
+  inScope,
+  reportingAddress,
+  serveReports,
+  type ReportServer,
+  type Token,
+} from '../../packages/rotor/src/worker/report-server';
+import { createHash } from 'node:crypto';
+
+/*
+ * The report endpoint on a real loopback socket, with the rotation behind it faked: what it forwards, to whom, and
+ * what it refuses. Instances report from distinct loopback addresses (127.0.0.x), as distinct hosts would.
+ */
+
+const TOKEN = 'apps-token-0123456789abcdef';
+const token = (overrides: Partial<Token> = {}): Token => ({
+  name: 'apps',
+  digest: createHash('sha256').update(TOKEN).digest(),
+  secrets: ['prod/db/payments/*'],
+  requestsPerSecond: 1000,
+  ...overrides,
+});
+
+let server: ReportServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+interface Fakes {
+  forwarded: { secretId: string; lines: ConsumerReportLine[] }[];
+  lookups: string[];
+}
+
+async function serve(
+  options: {
+    tokens?: Token[];
+    window?: { next: string; previous: string };
+    trustedProxies?: string[];
+    tls?: { cert: Buffer; key: Buffer };
+  } = {},
+): Promise<Fakes> {
+  const fakes: Fakes = { forwarded: [], lookups: [] };
+  server = await serveReports({
+    port: 0,
+    host: '127.0.0.1',
+    tokens: options.tokens ?? [token()],
+    lookup: async (secretId) => {
+      fakes.lookups.push(secretId);
+      return options.window;
+    },
+    forward: async (secretId, lines) => void fakes.forwarded.push({ secretId, lines }),
+    logger: pino({ level: 'silent' }),
+    forwardEveryMs: 3_600_000,
+    ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}),
+    ...(options.tls ? { tls: options.tls } : {}),
+  });
+  return fakes;
+}
+
+/** POSTs `body` from `from` (a loopback address), as one host would. */
+function post(
+  body: unknown,
+  opts: { from?: string; bearer?: string; headers?: Record<string, string>; ca?: Buffer } = {},
+): Promise<{ status: number; body: { error?: string; accepted?: number }; headers: Record<string, unknown> }> {
+  const url = new URL('/v1/reports', server!.url);
+  const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        localAddress: opts.from ?? '127.0.0.1',
+        headers: {
+          authorization: `Bearer ${opts.bearer ?? TOKEN}`,
+          'content-type': 'application/json',
+          ...opts.headers,
+        },
+        ...(opts.ca ? { ca: opts.ca } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode!,
+            body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: string },
+            headers: res.headers,
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(typeof body === 'string' ? body : JSON.stringify(body));
+  });
+}
+
+const SECRET = 'prod/db/payments/orders';
+const line = (over: Partial<ConsumerReportLine & { secretId: string; errorClass: string }> = {}) => ({
+  secretId: SECRET,
+  versionId: 'next',
+  outcome: 'auth-failure',
+  count: 1,
+  ...over,
+});
+
+describe('who reports', () => {
+  it('is the token and the address the worker sees, never the instance id a body claims', async () => {
+    const fakes = await serve({ window: { next: 'next', previous: 'prev' } });
+    for (const instanceId of ['made-up-1', 'made-up-2', 'made-up-3'])
+      expect((await post({ instanceId, reports: [line({ count: 1_000_000 })] })).status).toBe(202);
+    expect(
+      (await post({ instanceId: 'real', reports: [line({ outcome: 'success', count: 5 })] }, { from: '127.0.0.2' }))
+        .status,
+    ).toBe(202);
+    await server!.flush();
+    expect(fakes.forwarded).toHaveLength(1);
+    const lines = fakes.forwarded[0]!.lines;
+    expect(new Set(lines.map((l) => l.instanceId))).toEqual(new Set(['apps@127.0.0.1', 'apps@127.0.0.2']));
+    expect(lines).toContainEqual({
+      instanceId: 'apps@127.0.0.1',
+      versionId: 'next',
+      outcome: 'auth-failure',
+      count: 3_000_000,
+    });
+  });
+
+  it('is the address a trusted proxy forwarded, and the peer itself for any other', () => {
+    expect(reportingAddress('::ffff:10.0.0.5', '1.2.3.4', [])).toBe('10.0.0.5');
+    expect(reportingAddress('10.0.0.5', '192.168.1.7, 10.0.0.4', ['10.0.0.5', '10.0.0.4'])).toBe('192.168.1.7');
+    // The client's own X-Forwarded-For entries before the proxy's are not believed.
+    expect(reportingAddress('10.0.0.5', 'forged-1, 8.8.8.8, 192.168.1.7', ['10.0.0.5'])).toBe('192.168.1.7');
+    expect(reportingAddress('10.0.0.5', 'not-an-address', ['10.0.0.5'])).toBe('10.0.0.5');
+  });
+
+  it('behind a trusted proxy, tells hosts apart by what the proxy forwarded', async () => {
+    const fakes = await serve({ window: { next: 'next', previous: 'prev' }, trustedProxies: ['127.0.0.1'] });
+    await post({ reports: [line()] }, { headers: { 'x-forwarded-for': '10.1.1.1' } });
+    await post({ reports: [line()] }, { headers: { 'x-forwarded-for': '10.1.1.2' } });
+    await post({ reports: [line()] }, { from: '127.0.0.3', headers: { 'x-forwarded-for': '10.1.1.3' } });
+    await server!.flush();
+    expect(new Set(fakes.forwarded[0]!.lines.map((l) => l.instanceId))).toEqual(
+      new Set(['apps@10.1.1.1', 'apps@10.1.1.2', 'apps@127.0.0.3']),
+    );
+  });
+});
+
+describe('what reaches a rotation', () => {
+  it('nothing while no bake window is open: no signal, whatever is reported', async () => {
+    const fakes = await serve({ window: undefined });
+    for (let i = 0; i < 20; i++) expect((await post({ reports: [line({ outcome: 'success' })] })).status).toBe(202);
+    await server!.flush();
+    expect(fakes.lookups).toEqual([SECRET]);
+    expect(fakes.forwarded).toEqual([]);
+  });
+
+  it("one line per instance, version and outcome, for the window's two versions only: floods of error classes and versions push nothing out", async () => {
+    const fakes = await serve({ window: { next: 'next', previous: 'prev' } });
+    await post({ reports: [line({ outcome: 'success', count: 40 })] }, { from: '127.0.0.2' });
+    for (let p = 0; p < 7; p++) {
+      const flood = Array.from({ length: 1000 }, (_, i) =>
+        line({ errorClass: `E${p}-${i}`, versionId: i % 2 ? 'next' : `v-${p}-${i}` }),
+      );
+      expect((await post({ reports: flood })).status).toBe(202);
+    }
+    await server!.flush();
+    const lines = fakes.forwarded[0]!.lines;
+    expect(lines).toHaveLength(2);
+    expect(lines).toContainEqual({ instanceId: 'apps@127.0.0.2', versionId: 'next', outcome: 'success', count: 40 });
+    expect(lines).toContainEqual({
+      instanceId: 'apps@127.0.0.1',
+      versionId: 'next',
+      outcome: 'auth-failure',
+      count: 7 * 500,
+    });
+    expect(JSON.stringify(fakes.forwarded).length).toBeLessThan(1000);
+  });
+
+  it('a request under a prefix scope costs at most one lookup per secret and no signal for secrets with no window', async () => {
+    const fakes = await serve({ window: undefined });
+    const reports = Array.from({ length: 100 }, (_, i) => line({ secretId: `prod/db/payments/made-up-${i}` }));
+    expect((await post({ reports })).status).toBe(202);
+    await server!.flush();
+    expect(fakes.lookups).toHaveLength(100);
+    expect(fakes.forwarded).toEqual([]);
+  });
+});
+
+describe('what it refuses', () => {
+  it('more secrets than 100 in one request', async () => {
+    await serve();
+    const reports = Array.from({ length: 101 }, (_, i) => line({ secretId: `prod/db/payments/s-${i}` }));
+    const refused = await post({ reports });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toContain('101 secrets');
+  });
+
+  it('a token past its rate, with 429 and Retry-After, and other tokens still answered', async () => {
+    const other = 'other-token-0123456789abcdef';
+    await serve({
+      tokens: [
+        token({ requestsPerSecond: 5 }),
+        token({ name: 'other', digest: createHash('sha256').update(other).digest() }),
+      ],
+    });
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) statuses.push((await post({ reports: [line()] })).status);
+    expect(statuses.filter((s) => s === 202).length).toBeLessThanOrEqual(12);
+    const limited = await post({ reports: [line()] });
+    expect(limited.status).toBe(429);
+    expect(limited.headers['retry-after']).toBe('1');
+    expect((await post({ reports: [line()] }, { bearer: other })).status).toBe(202);
+  });
+
+  it('secrets outside whole path segments of the scope', async () => {
+    await serve();
+    expect((await post({ reports: [line({ secretId: 'prod/db/payments/ledger' })] })).status).toBe(202);
+    const sibling = await post({ reports: [line({ secretId: 'prod/db/payments-ledger-admin' })] });
+    expect(sibling.status).toBe(403);
+    expect(sibling.body.error).toContain('prod/db/payments-ledger-admin');
+    expect((await post({ reports: [line({ secretId: 'prod/db/payments' })] })).status).toBe(403);
+  });
+});
+
+describe('inScope', () => {
+  it('matches ids, whole-segment prefixes and *', () => {
+    expect(inScope('a/b/c', ['a/b/*'])).toBe(true);
+    expect(inScope('a/bc', ['a/b/*'])).toBe(false);
+    expect(inScope('a/b', ['a/b'])).toBe(true);
+    expect(inScope('a/b2', ['a/b'])).toBe(false);
+    expect(inScope('anything', ['*'])).toBe(true);
+  });
+});
+
+describe('TLS', () => {
+  it('serves HTTPS with the configured certificate and key; a client trusting it reports', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rotor-reports-tls-'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const cert = readFileSync(join(dir, 'cert.pem'));
+    const fakes = await serve({
+      tls: { cert, key: readFileSync(join(dir, 'key.pem')) },
+      window: { next: 'next', previous: 'prev' },
+    });
+    expect(server!.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect((await post({ reports: [line()] }, { ca: cert })).status).toBe(202);
+    await expect(post({ reports: [line()] })).rejects.toThrow(/self-signed|certificate/);
+    await server!.flush();
+    expect(fakes.forwarded).toHaveLength(1);
+  });
+});
