@@ -126,7 +126,10 @@ start_temporal() {
     --db-filename "$STATE/temporal.sqlite" --ui-disable-news-fetch --log-level warn
     # One partition per task queue (as docs/operations.md advises for the store-writes queue): a task queue's rate
     # limit is split among its partitions, so with one the fleet store-write ceiling is exact.
-    --dynamic-config-value matching.numTaskqueueReadPartitions=1 --dynamic-config-value matching.numTaskqueueWritePartitions=1)
+    --dynamic-config-value matching.numTaskqueueReadPartitions=1 --dynamic-config-value matching.numTaskqueueWritePartitions=1
+    # Temporal suggests continue-as-new at 1,000 events here (4,096 by default): the history-ceiling test gets there
+    # in seconds. rotor continues at the suggestion or at its own ceiling (HISTORY_CEILING), whichever comes first.
+    --dynamic-config-value limit.historyCount.suggestContinueAsNew=1000)
   local sa; for sa in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$sa"); done
   log "starting Temporal dev server on 127.0.0.1:$TEMPORAL_PORT (UI http://127.0.0.1:$TEMPORAL_UI_PORT)"
   start_daemon temporal "$VENV/bin/temporal" "${args[@]}"

@@ -34,6 +34,7 @@ export async function recordHistories(
   const { historyToJSON } = await import('@temporalio/common/lib/proto-utils.js');
   const { existsSync, writeFileSync } = await import('node:fs');
   const path = await import('node:path');
+  const written = new Map<string, number>();
   for await (const execution of client.workflow.list({ query: `TaskQueue = "${taskQueue}"` })) {
     const secretId = execution.workflowId.replace(/^rotor\/(rotate|scheduled)\//, '');
     const prefix = prefixes.find((p) => secretId.startsWith(p));
@@ -41,9 +42,13 @@ export async function recordHistories(
     const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
     const kind =
       { scheduledRotation: 'scheduled-rotation', rollbackSecret: 'rollback-secret' }[execution.type] ?? 'rotate-secret';
-    const file = path.join(dir, `${kind}-${prefix.replace(/^it\//, '')}${suffix}.json`);
+    // A rotation that continued as new has several runs: each is recorded, the later ones numbered.
+    const base = `${kind}-${prefix.replace(/^it\//, '')}${suffix}`;
+    const runs = written.get(base) ?? 0;
+    const file = path.join(dir, `${base}${runs === 0 ? '' : `-run${runs + 1}`}.json`);
     // Histories recorded by earlier versions of the workflow are what replay protects: never overwrite one.
     if (existsSync(file)) continue;
+    written.set(base, runs + 1);
     writeFileSync(file, historyToJSON(history));
   }
 }

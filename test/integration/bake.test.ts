@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../packages/rotor/src/client';
 import { AwsSecretsManagerStore, ConsumerReporter, SecretCache } from 'rotor-consumers';
 import type { BakePolicy } from '../../packages/rotor/src/shared/bake';
-import { rotationWorkflowId, scheduleIdFor } from '../../packages/rotor/src/shared/constants';
+import { rotationWorkflowId, scheduleIdFor, SignalName, UpdateName } from '../../packages/rotor/src/shared/constants';
+import { HISTORY_CEILING } from '../../packages/rotor/src/workflows/rotate-secret';
 import type { RotationResult } from '../../packages/rotor/src/shared/rotation';
 import { rotatingPg } from '../helpers/backends';
 import { runCli } from '../helpers/cli';
@@ -274,6 +275,94 @@ describe('one token holder against the fleet (docs/consumers.md, "What a token c
   });
 });
 
+describe('a long grace under a flood of signals and Updates', () => {
+  it('continues as new at its history ceiling, keeps its state, and still rolls back', async () => {
+    const { secretId, versionId: original } = await roleWithSecret('it', 'bake-flood', passwords);
+    const id = rotationWorkflowId(secretId);
+    try {
+      await rotor.rotate(secretId, { graceMs: 30 * 60_000, bake: bake(10 * 60_000), reporting: oncall });
+      const grace = await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
+      const next = grace.versions.current!;
+      // Real evidence before the flood: two hosts log in with the new version.
+      for (const address of ['127.0.4.1', '127.0.4.2']) {
+        const reporter = reporterAt(address);
+        for (let n = 0; n < 10; n++) reporter.record({ secretId, versionId: next, outcome: 'success' });
+        await reporter.close();
+      }
+      await waitForStatus(rotor, secretId, (s) => (s.bake?.next.instances ?? 0) === 2);
+
+      // Anyone who can reach the workflow: report signals on versions it does not watch, signals it ignores, and
+      // Updates it accepts: each is recorded in its history.
+      const handle = rotor.client.workflow.getHandle(id);
+      const forged = Array.from({ length: 5 }, (_, i) => ({
+        instanceId: `forged-${i}`,
+        versionId: `forged-version-${i}`,
+        outcome: 'auth-failure',
+        count: 1,
+      }));
+      let accepted = 0;
+      const runs = async () => {
+        const found: { runId: string; status: string }[] = [];
+        for await (const e of rotor.client.workflow.list({ query: `WorkflowId = "${id}"` }))
+          found.push({ runId: e.runId, status: e.status.name });
+        return found;
+      };
+      // Steadily: bursts of 30 signals, an Update every tenth burst, until the rotation has run three times.
+      for (let round = 0; round < 1000 && (round % 10 !== 0 || (await runs()).length < 3); round++) {
+        await Promise.all(
+          Array.from({ length: 30 }, (_, i) =>
+            i % 2 === 0
+              ? handle.signal(SignalName.consumerReport, { reports: forged })
+              : handle.signal(SignalName.extendGrace, { byMs: 'forever' }),
+          ),
+        );
+        if (round % 10 === 0) {
+          await until('the Update accepted', () =>
+            handle.executeUpdate(UpdateName.extendGrace, { args: [{ byMs: 1, by: 'it-flood' }] }).then(
+              () => true,
+              // While a run hands over to the next, the Update may find no workflow task to run in: asked again.
+              (error: Error) =>
+                /Workflow Task in failed state|continued as new/i.test(error.message)
+                  ? undefined
+                  : Promise.reject(error),
+            ),
+          );
+          accepted++;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 30));
+      }
+      const chain = await runs();
+      expect(chain.length).toBeGreaterThanOrEqual(3);
+      for (const run of chain.filter((r) => r.status === 'CONTINUED_AS_NEW')) {
+        const length = (await rotor.client.workflow.getHandle(id, run.runId).describe()).historyLength;
+        expect(length).toBeLessThanOrEqual(HISTORY_CEILING + 200);
+      }
+
+      // The latest run goes on where the first stopped: grace, its end moved by every accepted Update, the evidence.
+      const status = (await rotor.status(secretId))!;
+      expect(status.phase).toBe('grace');
+      expect(status.token).toBe(grace.token);
+      expect(Date.parse(status.graceEndsAt!) - Date.parse(grace.graceEndsAt!)).toBe(accepted);
+      expect(status.bake).toMatchObject({ next: { instances: 2, failingInstances: 0, successes: 20 } });
+      expect(status.bake!.verdict).toBeUndefined();
+      const shown = await runCli(taskQueue, ['status', secretId], {}, outputs);
+      expect(shown.stdout).toContain('grace');
+
+      await rotor.rollback(secretId, 'it: after the flood', 'it');
+      const outcome = await ended(secretId);
+      expect(outcome.outcome).toBe('rolled-back');
+      expect((await store.getByStage(secretId, 'AWSCURRENT'))!.versionId).toBe(original);
+    } finally {
+      await rememberPasswords(secretId, passwords);
+    }
+    const events = await auditDb.trail(secretId, (e) => e.some((x) => x.kind === 'outcome'));
+    auditRows.push(JSON.stringify(events));
+    expect(new Set(events.map((e) => e.eventId)).size).toBe(events.length);
+    expect(events.filter((e) => e.kind === 'triggered')).toHaveLength(1);
+    expect(events.filter((e) => e.kind === 'outcome').map((e) => e.outcome)).toEqual(['rolled-back']);
+  });
+});
+
 describe('a rotation with a bake window', () => {
   it('rolls back exactly once when three instances fail to log in with the new version while the previous one is healthy', async () => {
     // Alternating users: the rollback logs in as the master, whatever the applications' path did to the new login.
@@ -387,12 +476,17 @@ describe('a rotation with a bake window', () => {
   });
 
   it('leaves no password in histories, worker logs or audit rows', async () => {
-    expect(auditRows).toHaveLength(3);
+    expect(auditRows).toHaveLength(4);
     await expectNoPasswords(rotor.client, taskQueue, passwords, 'it/bake-', [
       ...auditRows,
       ...outputs,
       ...alerts.received.map((r) => r.raw),
     ]);
-    await recordHistories(rotor.client, taskQueue, ['it/bake-storm', 'it/bake-noisy', 'it/bake-quiet']);
+    await recordHistories(rotor.client, taskQueue, [
+      'it/bake-storm',
+      'it/bake-noisy',
+      'it/bake-quiet',
+      'it/bake-flood',
+    ]);
   });
 });

@@ -110,7 +110,8 @@ export type TallySnapshot = Record<string, Record<string, InstanceCounts>>;
  */
 export class BakeTally {
   readonly #byVersion = new Map<string, Map<string, InstanceCounts>>();
-  static readonly MAX_INSTANCES = 10_000;
+  /** Instances kept per version: a rotation carries them into its next run, so they stay well under a payload's 2 MB. */
+  static readonly MAX_INSTANCES = 2000;
 
   constructor(
     readonly versions: readonly string[],

@@ -2,7 +2,7 @@
  * What the workflows and their steps take and return: inputs, what prepare found, step reports, results. Ids and
  * settings, never a value. No I/O; safe in workflow code.
  */
-import type { BakePolicy } from './bake';
+import type { BakePolicy, TallySnapshot } from './bake';
 import type { RotationStatus } from './status';
 import {
   actorOf,
@@ -84,6 +84,33 @@ export interface RotationInput {
   reporting?: RotationReporting;
   /** Watch consumers' logins after finish and roll back on their evidence (rotor.yaml `bake`). */
   bake?: BakePolicy;
+  /** Set by the rotation itself when it continues in a new run during grace (its history's ceiling): where it was. */
+  resume?: RotationResume;
+}
+
+/**
+ * What a rotation carries into its next run when it continues as new during grace: ids, times and counts, never a
+ * value. The next run goes on waiting where this one stopped.
+ */
+export interface RotationResume {
+  step: StepInput;
+  status: RotationStatus;
+  graceStartedAt: number;
+  graceEndsAt: number;
+  /** Requests taken while the run was ending, for the next run to act on. */
+  rollback?: { reason?: string; by?: string };
+  endGrace?: boolean;
+  /** The bake window, while it is open. */
+  bake?: BakeCarry;
+}
+
+/** An open bake window, carried into the next run. */
+export interface BakeCarry {
+  next: string;
+  previous: string;
+  startedAt: number;
+  endsAt: number;
+  tally: TallySnapshot;
 }
 
 /** What a rotor Schedule starts (`scheduledRotation`): the rotation's input, and the window it may start in. */

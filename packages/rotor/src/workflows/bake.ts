@@ -2,6 +2,7 @@ import { defineSignal, log, setHandler } from '@temporalio/workflow';
 import { bakeVerdict, BakeTally, describeEvidence, type BakePolicy, type ConsumerReportSignal } from '../shared/bake';
 import { SignalName } from '../shared/constants';
 import { formatDuration } from 'rotor-consumers/core';
+import type { BakeCarry } from '../shared/rotation';
 import type { BakeStatus } from '../shared/status';
 import type { OperatorRequests } from './operator-signals';
 import type { Reporter } from './reporting';
@@ -19,6 +20,10 @@ export interface BakeWindow {
   /** When the window's verdict is due, in workflow time (ms). */
   readonly endsAt: number;
   start(nextVersionId: string, previousVersionId: string, startedAt: number): void;
+  /** Opens again the window a previous run of the rotation carried (continue-as-new). */
+  resume(carried: BakeCarry): void;
+  /** What the next run needs to go on with the open window; undefined when it is closed. */
+  carry(): BakeCarry | undefined;
   /** At `endsAt`: pass, extend (too few samples) or end inconclusive (alerted) once the longest bake is reached. */
   decide(): void;
   /** Grace ended by an operator: the window closes with it. */
@@ -96,6 +101,17 @@ export function watchConsumers(
       endsAt = at + policy.windowMs;
       open = true;
       status.bake = { endsAt: new Date(endsAt).toISOString(), extensions: 0, ...evidence() };
+    },
+    resume(carried) {
+      next = carried.next;
+      previous = carried.previous;
+      tally = new BakeTally([next, previous], policy.maxFailureShare, carried.tally);
+      startedAt = carried.startedAt;
+      endsAt = carried.endsAt;
+      open = true;
+    },
+    carry() {
+      return open && tally ? { next, previous, startedAt, endsAt, tally: tally.snapshot() } : undefined;
     },
     decide() {
       if (!open) return;

@@ -29,6 +29,8 @@ export interface Reporter {
   ): void;
   /** Waits until every audit append and alert has been delivered or given up on. */
   settle(): Promise<void>;
+  /** Whether nothing is held, being appended or being delivered (checked right before the run continues as new). */
+  idle(): boolean;
 }
 
 /**
@@ -58,7 +60,7 @@ export function createReporter(input: RotationInput, options: { local?: LocalAtt
   let holding = true;
 
   function flush(): Promise<void> {
-    if (!flushing) {
+    if (!flushing && buffer.length > 0) {
       flushing = (async () => {
         while (buffer.length > 0) {
           const batch = buffer;
@@ -78,7 +80,7 @@ export function createReporter(input: RotationInput, options: { local?: LocalAtt
       })();
       pending.push(flushing);
     }
-    return flushing;
+    return flushing ?? Promise.resolve();
   }
 
   const reporter: Reporter = {
@@ -188,6 +190,10 @@ export function createReporter(input: RotationInput, options: { local?: LocalAtt
       }
       await draining;
       await drain();
+    },
+
+    idle() {
+      return buffer.length === 0 && flushing === undefined && pending.length === 0;
     },
   };
   return reporter;

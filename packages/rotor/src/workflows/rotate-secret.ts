@@ -3,10 +3,12 @@ import {
   ApplicationFailure,
   CancellationScope,
   isCancellation,
+  makeContinueAsNewFunc,
   proxyActivities,
   sleep,
   upsertSearchAttributes,
   uuid4,
+  workflowInfo,
 } from '@temporalio/workflow';
 import { formatDuration } from 'rotor-consumers/core';
 import type { RotorActivities } from '../activities';
@@ -59,25 +61,10 @@ export { ROTATION_FAILED } from './failures';
 export async function rotateSecret(input: RotationInput): Promise<RotationResult> {
   const rotation = beginRotation(input);
   try {
-    const prepared = await prepare(rotation);
-    const step: StepInput = {
-      secretId: input.secretId,
-      token: rotation.token,
-      prepared,
-      ...compact({ passwordPolicy: input.passwordPolicy }),
-    };
-    // The worker that prepared the rotation says where store writes go (a queue the cluster rate-limits fleet-wide):
-    // there they are ordinary activities, or the cluster could not pace them.
-    const writes = prepared.storeWritesTaskQueue
-      ? proxyActivities<RotorActivities>({
-          ...stepOptions(rotation.maxAttempts),
-          taskQueue: prepared.storeWritesTaskQueue,
-        })
-      : rotation.steps;
-    await create(rotation, writes, step);
-    const undone = await switchOver(rotation, writes, step);
-    if (undone) return undone;
-    await grace(rotation, prepared);
+    // A run continued from an earlier one (its history reached the ceiling in grace) goes on waiting where it was.
+    const step = input.resume?.step ?? (await rotate(rotation));
+    if (!step) return rotation.result!;
+    await grace(rotation, step);
     if (rotation.requests.rollback) return await rollBack(rotation, step);
     return await retire(rotation, step);
   } catch (error) {
@@ -92,7 +79,30 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
   }
 }
 
-/** One rotation's context: what every phase below reads. Only `ended` changes after it is made. */
+/** prepare → create → set → test → (publish) → finish; the step input for grace, or nothing when it was undone. */
+async function rotate(rotation: Rotation): Promise<StepInput | undefined> {
+  const { input } = rotation;
+  const prepared = await prepare(rotation);
+  const step: StepInput = {
+    secretId: input.secretId,
+    token: rotation.token,
+    prepared,
+    ...compact({ passwordPolicy: input.passwordPolicy }),
+  };
+  // The worker that prepared the rotation says where store writes go (a queue the cluster rate-limits fleet-wide):
+  // there they are ordinary activities, or the cluster could not pace them.
+  const writes = prepared.storeWritesTaskQueue
+    ? proxyActivities<RotorActivities>({
+        ...stepOptions(rotation.maxAttempts),
+        taskQueue: prepared.storeWritesTaskQueue,
+      })
+    : rotation.steps;
+  await create(rotation, writes, step);
+  rotation.result = await switchOver(rotation, writes, step);
+  return rotation.result ? undefined : step;
+}
+
+/** One rotation's context: what every phase below reads. Only `ended` and `result` change after it is made. */
 interface Rotation {
   readonly input: RotationInput;
   readonly token: string;
@@ -112,21 +122,24 @@ interface Rotation {
    * would otherwise replay from the start and prepare again against labels the rotation itself has moved). */
   readonly preflight: RotorActivities;
   ended: boolean;
+  /** The result of a rotation undone before grace. */
+  result?: RotationResult;
 }
 
 function beginRotation(input: RotationInput): Rotation {
   const patches = readPatches();
-  const token = uuid4();
+  const token = input.resume?.step.token ?? uuid4();
   const maxAttempts = input.maxStepAttempts ?? DEFAULT_MAX_STEP_ATTEMPTS;
   const state = createRotationState(input, token);
   const local = new LocalAttempts();
   const reporter = createReporter(input, { local });
-  reporter.audit({
-    kind: 'triggered',
-    phase: 'preparing',
-    actor: actorOf(input.trigger),
-    detail: { graceMs: input.graceMs },
-  });
+  if (!input.resume)
+    reporter.audit({
+      kind: 'triggered',
+      phase: 'preparing',
+      actor: actorOf(input.trigger),
+      detail: { graceMs: input.graceMs },
+    });
   reporter.watchPhases(() => ({ seq: state.phaseSeq, phase: state.status.phase }));
   const requests = handleOperatorSignals(state, reporter);
   return {
@@ -265,41 +278,94 @@ async function holdBeforeFinish(r: Rotation, holdMs: number): Promise<void> {
  * consumers' reports may roll back at any moment, and grace ends when both its timer and the window have run out
  * (the window's verdict may extend it). Held audit events go out only if grace really waits: a rotation with no
  * grace appends its whole trail once, at its end.
+ *
+ * Grace may last days and take signals and Updates from anyone who can reach the workflow: when the run's history
+ * reaches its ceiling (`historyFull`), the rotation continues as new, carrying where it was (`RotationResume`).
  */
-async function grace(r: Rotation, prepared: PreparedRotation): Promise<void> {
+async function grace(r: Rotation, step: StepInput): Promise<void> {
   const { input, requests, state, reporter, bake } = r;
-  requests.graceStartedAt = Date.now();
-  requests.graceEndsAt = requests.graceStartedAt + input.graceMs;
-  state.status.graceEndsAt = new Date(requests.graceEndsAt).toISOString();
+  const resumed = input.resume;
+  if (resumed) {
+    requests.graceStartedAt = resumed.graceStartedAt;
+    requests.graceEndsAt = resumed.graceEndsAt;
+    if (resumed.rollback) requests.rollback = resumed.rollback;
+    if (resumed.endGrace) requests.endGrace = true;
+    upsertSearchAttributes([{ key: SearchAttribute.rotator, value: step.prepared.rotator }]);
+  } else {
+    requests.graceStartedAt = Date.now();
+    requests.graceEndsAt = requests.graceStartedAt + input.graceMs;
+    state.status.graceEndsAt = new Date(requests.graceEndsAt).toISOString();
+  }
   state.enter('grace');
   const stopped = () => requests.rollback !== undefined || requests.endGrace;
   const graceSummary = () =>
     `grace: the previous credential of ${input.secretId} stays valid until ${state.status.graceEndsAt}`;
+  let deadline = () => requests.graceEndsAt;
   if (!bake) {
     if (!stopped() && Date.now() < requests.graceEndsAt) reporter.release();
-    await waitUntil({ deadline: () => requests.graceEndsAt, done: stopped, summary: graceSummary });
-    return;
-  }
-  reporter.release();
-  bake.start(r.token, prepared.currentVersionId, requests.graceStartedAt);
-  await waitUntil({
-    deadline: () =>
+    await waitUntil({ deadline, done: () => stopped() || historyFull(), summary: graceSummary });
+  } else {
+    reporter.release();
+    if (resumed?.bake) bake.resume(resumed.bake);
+    else if (!resumed) bake.start(r.token, step.prepared.currentVersionId, requests.graceStartedAt);
+    deadline = () =>
       bake.open
         ? Date.now() < requests.graceEndsAt
           ? Math.min(requests.graceEndsAt, bake.endsAt)
           : bake.endsAt
-        : requests.graceEndsAt,
-    done: stopped,
-    summary: () =>
-      bake.open
-        ? `bake: watching consumers' logins with the new credential of ${input.secretId} until ${new Date(bake.endsAt).toISOString()}`
-        : graceSummary(),
-    // The window's verdict, once its time is up: it may roll back, extend the window, or pass.
-    woken: () => {
-      if (!requests.rollback && bake.open && Date.now() >= bake.endsAt) bake.decide();
+        : requests.graceEndsAt;
+    await waitUntil({
+      deadline,
+      done: () => stopped() || historyFull(),
+      summary: () =>
+        bake.open
+          ? `bake: watching consumers' logins with the new credential of ${input.secretId} until ${new Date(bake.endsAt).toISOString()}`
+          : graceSummary(),
+      // The window's verdict, once its time is up: it may roll back, extend the window, or pass.
+      woken: () => {
+        if (!requests.rollback && bake.open && Date.now() >= bake.endsAt) bake.decide();
+      },
+    });
+    if (requests.endGrace) bake.endedByOperator();
+  }
+  if (!stopped() && Date.now() < deadline()) await continueInNewRun(r, step);
+}
+
+/**
+ * The most events a rotation's run records before it continues as new during grace; Temporal's own suggestion
+ * (`continueAsNewSuggested`, from the server's history count and size limits) comes first when it is lower. A run's
+ * history therefore ends a few events past the lower of the two (the events of its last workflow task), far from
+ * Temporal's 51,200-event limit, however many signals and Updates arrive. docs/operations.md states it.
+ */
+export const HISTORY_CEILING = 10_000;
+
+function historyFull(): boolean {
+  const info = workflowInfo();
+  return info.continueAsNewSuggested || info.historyLength >= HISTORY_CEILING;
+}
+
+/**
+ * Ends this run and continues the rotation in a new one, where it was: the audit trail and alerts of this run settled
+ * first (none is lost with the run), then the grace times, the bake window's counts and any request taken meanwhile
+ * carried. Nothing after the idle check can take a request: handlers run only between workflow activations.
+ */
+async function continueInNewRun(r: Rotation, step: StepInput): Promise<never> {
+  const { input, requests, state, bake } = r;
+  do await r.reporter.settle();
+  while (!r.reporter.idle());
+  const carried = bake?.carry();
+  // The search attributes (the secret, its phase: how `rotor status` finds it) and the memo go along as they are.
+  const { typedSearchAttributes, memo } = workflowInfo();
+  return makeContinueAsNewFunc<typeof rotateSecret>({ typedSearchAttributes, ...compact({ memo }) })({
+    ...input,
+    resume: {
+      step,
+      status: state.status,
+      graceStartedAt: requests.graceStartedAt,
+      graceEndsAt: requests.graceEndsAt,
+      ...compact({ rollback: requests.rollback, endGrace: requests.endGrace || undefined, bake: carried }),
     },
   });
-  if (requests.endGrace) bake.endedByOperator();
 }
 
 /** A rollback asked for during grace: the previous version is reinstated in the target and the store. */

@@ -18,8 +18,9 @@ export interface RotationState {
   updateMemo(): void;
 }
 
+/** A rotation's state, from its start, or as an earlier run of it left it (`input.resume`, continue-as-new). */
 export function createRotationState(input: RotationInput, token: string): RotationState {
-  const status: RotationStatus = {
+  const status: RotationStatus = input.resume?.status ?? {
     secretId: input.secretId,
     phase: 'preparing',
     token,
