@@ -1,5 +1,8 @@
+import { InvalidInputError, InvalidSecretError } from './errors';
 import type { LoginReporter } from './reporter';
-import type { SecretCache, SecretSnapshot } from './secret-cache';
+import { parseJsonObject } from './secret-json';
+import { SecretCache, type SecretSnapshot } from './secret-cache';
+import { AwsSecretsManagerStore } from './stores/aws-secrets-manager';
 
 /**
  * The fields of a database secret in AWS's JSON shape that a pool logs in with (rotor's rotators parse the same
@@ -26,7 +29,8 @@ export interface PoolDriver<P> {
 }
 
 export interface GenerationOptions {
-  cache: SecretCache;
+  /** Where the secret is read (default: a SecretCache on AWS Secrets Manager with its documented defaults). */
+  cache?: SecretCache;
   secretId: string;
   maxFailedLogins?: number;
   backoffMs?: number;
@@ -71,32 +75,57 @@ export class Generations<P> {
   #recovering?: Promise<Generation<P>>;
   readonly #retiring = new Set<Generation<P>>();
   /** Refused logins in a row per version, and until when that version is not tried again. */
-  readonly #refusals = new Map<string, { count: number; until: number }>();
+  readonly #refusals = new Map<string, { count: number; until: number; trying?: Promise<void> }>();
   #lastAuthError?: unknown;
   #pausedCheckAt = 0;
   #ended = false;
 
+  private readonly options: GenerationOptions & { cache: SecretCache };
+
   constructor(
-    private readonly options: GenerationOptions,
+    options: GenerationOptions,
     private readonly driver: PoolDriver<P>,
     private readonly onSwitch: (generation: Generation<P>) => void,
-  ) {}
+  ) {
+    checkGenerationOptions(options);
+    this.options = { ...options, cache: options.cache ?? new SecretCache({ store: new AwsSecretsManagerStore() }) };
+  }
 
   get active(): Generation<P> | undefined {
     return this.#generation;
   }
 
-  /** Runs `work` on the current generation's pool; after a refused login, once more on the generation recovered. */
+  /**
+   * Runs `work` on the current generation's pool; after a refused login, once more on the generation recovered. Once
+   * a version has been refused, one request at a time tries it (so at most one login attempt is in flight for it);
+   * the others wait for that one's outcome, and a version refused `maxFailedLogins` times in a row pauses.
+   */
   async run<T>(work: (pool: P, generation: Generation<P>) => Promise<T>): Promise<T> {
-    let generation = await this.current();
-    // Its logins were refused too often: no new attempt until the pause ends (a stale secret never locks an account).
-    if (this.#paused(generation.versionId)) generation = await this.#whilePaused(generation);
-    try {
-      return await this.#on(generation, work);
-    } catch (error) {
-      if (this.driver.authErrorClass(error) === undefined) throw error;
-      this.#refused(generation, error);
-      return this.#on(await this.#recover(generation), work);
+    for (;;) {
+      let generation = await this.current();
+      // Its logins were refused too often: no new attempt until the pause ends (a stale secret never locks an account).
+      if (this.#paused(generation.versionId)) generation = await this.#whilePaused(generation);
+      const refusal = this.#refusals.get(generation.versionId);
+      if (refusal?.trying) {
+        await refusal.trying;
+        continue; // look again: it logged in, it was refused once more (and may pause), or another version took over
+      }
+      let tried: () => void = () => undefined;
+      if (refusal) refusal.trying = new Promise<void>((resolve) => (tried = resolve));
+      try {
+        const result = await this.#on(generation, work);
+        // It served: the version is no longer refused (a login, if there was one, cleared it already).
+        if (refusal && this.#refusals.get(generation.versionId) === refusal)
+          this.#refusals.delete(generation.versionId);
+        return result;
+      } catch (error) {
+        if (this.driver.authErrorClass(error) === undefined) throw error;
+        this.#refused(generation, error);
+        return this.#on(await this.#recover(generation), work);
+      } finally {
+        if (refusal) refusal.trying = undefined;
+        tried();
+      }
     }
   }
 
@@ -227,7 +256,7 @@ export class Generations<P> {
   }
 
   #open(snapshot: SecretSnapshot, currentVersionId: string): Generation<P> {
-    const login = JSON.parse(snapshot.value) as DatabaseSecretFields;
+    const login = databaseFields(this.options.secretId, snapshot);
     const { secretId, reporter } = this.options;
     const versionId = snapshot.versionId;
     const pool = this.driver.open(login, () => {
@@ -258,4 +287,51 @@ export class Generations<P> {
     if (!this.#retiring.delete(generation)) return;
     void this.driver.end(generation.pool).catch(() => undefined);
   }
+}
+
+/** The login fields of a database secret, checked: problems name the fields and the version, never a value. */
+function databaseFields(secretId: string, snapshot: SecretSnapshot): DatabaseSecretFields {
+  const json = parseJsonObject(secretId, snapshot.value, snapshot.versionId);
+  const problems: string[] = [];
+  for (const field of ['host', 'username', 'password'] as const)
+    if (typeof json[field] !== 'string' || json[field] === '') problems.push(`${field}: must be a non-empty string`);
+  const port = json.port;
+  if (port !== undefined && !(typeof port === 'number' || (typeof port === 'string' && /^\d+$/.test(port))))
+    problems.push('port: must be a number');
+  if (json.dbname !== undefined && typeof json.dbname !== 'string') problems.push('dbname: must be a string');
+  if (problems.length > 0)
+    throw new InvalidSecretError(
+      secretId,
+      problems.map((p) => `version ${snapshot.versionId}: ${p}`),
+    );
+  return json as unknown as DatabaseSecretFields;
+}
+
+/**
+ * Checks a rotating pool's options when it is made, naming each one that is wrong: a pool must not fail later, at its
+ * first query, with an error about something else.
+ */
+export function checkGenerationOptions(options: GenerationOptions): void {
+  const o = options as unknown as Record<string, unknown> | undefined;
+  const problems: string[] = [];
+  if (typeof o !== 'object' || o === null) throw new InvalidInputError('rotating pool: options must be an object');
+  if (typeof o.secretId !== 'string' || o.secretId === '') problems.push('secretId: must be the id of the secret');
+  const cache = o.cache as { get?: unknown; refreshNow?: unknown; pending?: unknown } | undefined;
+  if (cache !== undefined && (typeof cache?.get !== 'function' || typeof cache.refreshNow !== 'function'))
+    problems.push('cache: must be a SecretCache (or left out for one on AWS Secrets Manager)');
+  const whole = (name: string, min: number) => {
+    const v = o[name];
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= min))
+      problems.push(`${name}: must be a whole number of at least ${min}`);
+  };
+  whole('maxFailedLogins', 1);
+  whole('backoffMs', 0);
+  whole('maxLifetimeMs', 1);
+  const jitter = o.lifetimeJitter;
+  if (jitter !== undefined && !(typeof jitter === 'number' && jitter >= 0 && jitter <= 0.5))
+    problems.push('lifetimeJitter: must be a share from 0 to 0.5');
+  const reporter = o.reporter as { record?: unknown } | undefined;
+  if (reporter !== undefined && typeof reporter?.record !== 'function')
+    problems.push('reporter: must have record(event) (a ConsumerReporter)');
+  if (problems.length > 0) throw new InvalidInputError(`rotating pool: ${problems.join('; ')}`);
 }

@@ -2,7 +2,13 @@ import { EventEmitter } from 'node:events';
 import type * as Mysql from 'mysql2/promise';
 import type { FieldPacket, PoolConnection, PoolOptions, QueryOptions, QueryResult } from 'mysql2/promise';
 import { loadMysql } from './lazy';
-import { Generations, jitteredLifetimeMs, type GenerationOptions, type PoolDriver } from './generations';
+import {
+  checkGenerationOptions,
+  Generations,
+  jitteredLifetimeMs,
+  type GenerationOptions,
+  type PoolDriver,
+} from './generations';
 
 import { isMysqlAuthError } from './logins';
 
@@ -80,6 +86,7 @@ export class RotatingMysqlPool extends EventEmitter {
 
   constructor(options: RotatingMysqlPoolOptions) {
     super();
+    checkGenerationOptions(options);
     this.#generations = new Generations(options, mysqlDriver(this, options), (g) =>
       this.emit('generation', { versionId: g.versionId, username: g.username }),
     );

@@ -2,7 +2,13 @@ import { EventEmitter } from 'node:events';
 import type * as Pg from 'pg';
 import type { PoolClient, PoolConfig, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { loadPg } from './lazy';
-import { Generations, jitteredLifetimeMs, type GenerationOptions, type PoolDriver } from './generations';
+import {
+  checkGenerationOptions,
+  Generations,
+  jitteredLifetimeMs,
+  type GenerationOptions,
+  type PoolDriver,
+} from './generations';
 
 import { isPgAuthError } from './logins';
 
@@ -80,6 +86,7 @@ export class RotatingPgPool extends EventEmitter {
 
   constructor(options: RotatingPgPoolOptions) {
     super();
+    checkGenerationOptions(options);
     this.#generations = new Generations(options, pgDriver(this, options), (g) =>
       this.emit('generation', { versionId: g.versionId, username: g.username }),
     );

@@ -1,4 +1,5 @@
-import { RotorError, ErrorType } from './errors';
+import { ErrorType, InvalidInputError, RotorError } from './errors';
+import { parseJsonObject } from './secret-json';
 import { Stage } from './stages';
 import type { SecretStore } from './stores/secret-store';
 
@@ -29,6 +30,11 @@ export interface SecretCacheOptions {
    * fail with `SecretCacheStaleError` instead of serving a value that may long be revoked.
    */
   maxStaleMs?: number;
+  /**
+   * The most secrets kept (default 1000); the least recently read is forgotten first. A forgotten secret is read
+   * again from the store on its next use.
+   */
+  maxEntries?: number;
   /** Clock and randomness, for tests. */
   now?: () => number;
   random?: () => number;
@@ -55,14 +61,23 @@ interface Entry {
   inFlight?: Promise<SecretSnapshot>;
   /** A check queued behind the one in flight, for callers that need one begun after they asked. */
   next?: Promise<SecretSnapshot>;
+  /** Store errors in a row; while `retryAt` is ahead, the store is not asked again (backoff). */
+  failures: number;
+  retryAt: number;
+  lastError?: unknown;
 }
+
+/** The first wait after a store error, doubling with each error in a row up to the refresh interval (or 60 s). */
+const FIRST_BACKOFF_MS = 1000;
 
 /**
  * A version-aware cache of secrets for applications (beats AWS's caching clients on the points that matter for
  * rotation):
  * - a refresh is one cheap metadata call (describe); the value is read only when the AWSCURRENT version id changed;
  * - refresh intervals have jitter; one refresh per secret is in flight at a time (single-flight);
- * - when the store is unreachable the last good value is served for `maxStaleMs`, then reads fail loudly;
+ * - when the store is unreachable the last good value is served for `maxStaleMs`, then reads fail loudly; after a
+ *   store error the store is asked again only after a backoff (1 s doubling, jittered), whoever asks meanwhile;
+ * - at most `maxEntries` secrets are kept (least recently read forgotten first);
  * - `refreshNow()` checks at once (a login failure is the reason to call it), with no sleep;
  * - `pending()` reads AWSPENDING on demand: the credential that works between a rotation's `set` and `finish`.
  *
@@ -80,14 +95,17 @@ export class SecretCache {
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #entries = new Map<string, Entry>();
+  readonly #maxEntries: number;
 
   constructor(options: SecretCacheOptions) {
+    checkCacheOptions(options);
     this.#store = options.store;
     this.#intervalMs = options.refreshIntervalMs ?? 60_000;
     this.#jitter = Math.min(Math.max(options.jitter ?? 0.1, 0), 0.5);
     this.#maxStaleMs = options.maxStaleMs ?? 300_000;
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
+    this.#maxEntries = options.maxEntries ?? 1000;
   }
 
   /** The AWSCURRENT version, from the cache while it is fresh, else checked against the store first. */
@@ -130,10 +148,13 @@ export class SecretCache {
     };
   }
 
-  /** The AWSCURRENT value parsed as JSON (AWS's database secrets, say), with its version id. */
+  /**
+   * The AWSCURRENT value parsed as a JSON object (AWS's database secrets, say), with its version id. A value that is
+   * not one is an InvalidSecretError naming the secret and version, never quoting the value.
+   */
   async getJson<T = Record<string, unknown>>(secretId: string): Promise<{ versionId: string; value: T }> {
     const snapshot = await this.get(secretId);
-    return { versionId: snapshot.versionId, value: JSON.parse(snapshot.value) as T };
+    return { versionId: snapshot.versionId, value: parseJsonObject(secretId, snapshot.value, snapshot.versionId) as T };
   }
 
   /** Forgets a secret (or every secret): the next read goes to the store. */
@@ -144,10 +165,17 @@ export class SecretCache {
 
   #entry(secretId: string): Entry {
     let entry = this.#entries.get(secretId);
-    if (!entry) {
-      entry = { dueAt: 0, lastSuccessAt: 0 };
-      this.#entries.set(secretId, entry);
+    if (entry) {
+      // Most recently read last: the map's order is the eviction order.
+      this.#entries.delete(secretId);
+    } else {
+      entry = { dueAt: 0, lastSuccessAt: 0, failures: 0, retryAt: 0 };
+      for (const [id, old] of this.#entries) {
+        if (this.#entries.size < this.#maxEntries) break;
+        if (!old.inFlight) this.#entries.delete(id);
+      }
     }
+    this.#entries.set(secretId, entry);
     return entry;
   }
 
@@ -157,6 +185,16 @@ export class SecretCache {
   }
 
   #refresh(secretId: string, entry: Entry): Promise<SecretSnapshot> {
+    if (!entry.inFlight && this.#now() < entry.retryAt) {
+      // Backing off after a store error: the last good value while it may still be served, else the error again.
+      const now = this.#now();
+      if (entry.current && now - entry.lastSuccessAt <= this.#maxStaleMs) return Promise.resolve(entry.current);
+      return Promise.reject(
+        entry.current
+          ? new SecretCacheStaleError(secretId, now - entry.lastSuccessAt, entry.lastError)
+          : entry.lastError,
+      );
+    }
     if (!entry.inFlight) {
       entry.inFlight = this.#check(secretId, entry).finally(() => {
         entry.inFlight = undefined;
@@ -184,17 +222,49 @@ export class SecretCache {
       entry.current = snapshot;
       entry.lastSuccessAt = now;
       entry.dueAt = this.#nextDue();
+      entry.failures = 0;
+      entry.retryAt = 0;
+      entry.lastError = undefined;
       return snapshot;
     } catch (error) {
       const now = this.#now();
+      entry.failures++;
+      entry.lastError = error;
+      const backoff = Math.min(FIRST_BACKOFF_MS * 2 ** (entry.failures - 1), Math.max(this.#intervalMs, 60_000));
+      entry.retryAt = now + backoff * (0.8 + 0.4 * this.#random());
       // A secret that does not exist, or is not what it should be, is not an outage: say so at once.
       const outage = !(error instanceof RotorError) || error.type === ErrorType.Unavailable;
       if (!outage || !entry.current) throw error;
       if (now - entry.lastSuccessAt > this.#maxStaleMs)
         throw new SecretCacheStaleError(secretId, now - entry.lastSuccessAt, error);
-      // Serve the last good value; try again soon rather than at the next full interval.
-      entry.dueAt = now + Math.min(this.#intervalMs, 5_000);
+      // Serve the last good value; the store is asked again once the backoff has passed.
+      entry.dueAt = entry.retryAt;
       return entry.current;
     }
   }
+}
+
+/** Checks a cache's options when it is made, naming each one that is wrong. */
+function checkCacheOptions(options: SecretCacheOptions): void {
+  const o = options as unknown as Record<string, unknown> | undefined;
+  if (typeof o !== 'object' || o === null) throw new InvalidInputError('SecretCache: options must be an object');
+  const problems: string[] = [];
+  const store = o.store as Record<string, unknown> | undefined;
+  if (typeof store !== 'object' || store === null)
+    problems.push('store: is required (new AwsSecretsManagerStore(), or any SecretStore)');
+  else
+    for (const method of ['describe', 'getByVersion', 'getByStage'])
+      if (typeof store[method] !== 'function') problems.push(`store: has no ${method}() (not a SecretStore)`);
+  const positive = (name: string, min: number) => {
+    const v = o[name];
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= min))
+      problems.push(`${name}: must be a number of at least ${min}`);
+  };
+  positive('refreshIntervalMs', 1);
+  positive('maxStaleMs', 0);
+  positive('maxEntries', 1);
+  const jitter = o.jitter;
+  if (jitter !== undefined && !(typeof jitter === 'number' && jitter >= 0 && jitter <= 0.5))
+    problems.push('jitter: must be a share from 0 to 0.5');
+  if (problems.length > 0) throw new InvalidInputError(`SecretCache: ${problems.join('; ')}`);
 }

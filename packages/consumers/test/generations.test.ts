@@ -110,6 +110,50 @@ describe('Generations (the rotating pools, driver-neutral)', () => {
     expect(t.db.attempts).toBe(attempts);
   });
 
+  it('once a version was refused, tries it one request at a time: bursts of 10 cost one refused login each', async () => {
+    const db = { accepts: 'p1', attempts: 0, inFlight: 0, most: 0 };
+    const driver: PoolDriver<{ password: string; login: () => void }> = {
+      open: (login, onLogin) => ({ password: login.password, login: onLogin }),
+      async probe(pool) {
+        db.attempts++;
+        db.inFlight++;
+        db.most = Math.max(db.most, db.inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        db.inFlight--;
+        if (pool.password !== db.accepts)
+          throw Object.assign(new Error('password authentication failed'), { code: '28P01' });
+        pool.login();
+      },
+      end: async () => undefined,
+      authErrorClass: (error) => ((error as { code?: string }).code === '28P01' ? '28P01' : undefined),
+      endWaitsForBusy: true,
+    };
+    const store = new InMemorySecretStore();
+    await store.create('s', JSON.stringify({ host: 'h', username: 'u', password: 'p1' }));
+    const cache = new SecretCache({ store, refreshIntervalMs: 3_600_000 });
+    const generations = new Generations({ cache, secretId: 's', maxFailedLogins: 3, backoffMs: 1 }, driver, () => {});
+    const query = () => generations.run((pool) => driver.probe(pool));
+    const burst = () => Promise.allSettled(Array.from({ length: 10 }, query));
+    await query();
+    db.accepts = 'changed-elsewhere';
+    await burst(); // all ten were in flight before the first refusal came back
+    for (let pause = 0; pause < 3; pause++) {
+      await new Promise((resolve) => setTimeout(resolve, 1100)); // past the pause and the once-a-second check
+      const before = db.attempts;
+      db.most = 0;
+      const outcomes = await burst();
+      expect(outcomes.every((o) => o.status === 'rejected')).toBe(true);
+      expect(db.most).toBe(1);
+      expect(db.attempts - before).toBe(1);
+    }
+    // Accepted again: one request logs in, the others follow, concurrently again.
+    db.accepts = 'p1';
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    db.most = 0;
+    expect((await burst()).every((o) => o.status === 'fulfilled')).toBe(true);
+    expect(db.most).toBeGreaterThan(1);
+  });
+
   it('switches at once to a different version even while the refused one is paused', async () => {
     const t = setup();
     await t.store.create('s', t.value('p1'));

@@ -5,13 +5,23 @@ import { InMemorySecretStore } from '../src/stores/in-memory';
 
 /** An in-memory store that can go down, a clock the test moves, and a cache over them. */
 function setup(
-  options: { refreshIntervalMs?: number; maxStaleMs?: number; jitter?: number; random?: () => number } = {},
+  options: {
+    refreshIntervalMs?: number;
+    maxStaleMs?: number;
+    jitter?: number;
+    random?: () => number;
+    maxEntries?: number;
+  } = {},
 ) {
   const store = new InMemorySecretStore();
   let down = false;
   let now = 1_000_000;
+  const asked = { describe: 0 };
   const reader: SecretReader = {
-    describe: (id) => (down ? Promise.reject(new UnavailableError(id, 'the store is down')) : store.describe(id)),
+    describe: (id) => {
+      asked.describe++;
+      return down ? Promise.reject(new UnavailableError(id, 'the store is down')) : store.describe(id);
+    },
     getByVersion: (id, v) =>
       down ? Promise.reject(new UnavailableError(id, 'the store is down')) : store.getByVersion(id, v),
     getByStage: (id, s) =>
@@ -21,6 +31,7 @@ function setup(
   return {
     store,
     cache,
+    asked,
     advance: (ms: number) => (now += ms),
     setDown: (value: boolean) => (down = value),
     /** A rotation as the engine makes it: a new version, AWSPENDING, then AWSCURRENT. */
@@ -134,7 +145,58 @@ describe('SecretCache', () => {
     advance(20_000);
     await expect(cache.get('db')).rejects.toBeInstanceOf(SecretCacheStaleError);
     setDown(false);
+    // The store is asked again once the backoff after the last error has passed (seconds, not the interval).
+    advance(5_000);
     expect((await cache.get('db')).versionId).toBe(first);
+  });
+
+  it('backs off after store errors: callers meanwhile get the last answer, the store is asked at doubling intervals', async () => {
+    const t = setup({ random: () => 0.5 });
+    const { store, cache, advance, setDown } = t;
+    store.create('db', login('one'));
+    setDown(true);
+    const asked = () => t.asked.describe;
+    await expect(cache.get('db')).rejects.toBeInstanceOf(UnavailableError);
+    expect(asked()).toBe(1);
+    for (let i = 0; i < 50; i++) await expect(cache.get('db')).rejects.toBeInstanceOf(UnavailableError);
+    expect(asked()).toBe(1); // within the first second: no call
+    advance(1000);
+    await expect(cache.get('db')).rejects.toBeInstanceOf(UnavailableError);
+    expect(asked()).toBe(2);
+    advance(1000); // the second wait is 2 s
+    await expect(cache.get('db')).rejects.toBeInstanceOf(UnavailableError);
+    expect(asked()).toBe(2);
+    advance(1000);
+    await expect(cache.get('db')).rejects.toBeInstanceOf(UnavailableError);
+    expect(asked()).toBe(3);
+    setDown(false);
+    advance(4000);
+    await cache.get('db');
+    expect(asked()).toBe(4);
+  });
+
+  it('keeps at most maxEntries secrets, forgetting the least recently read', async () => {
+    const { store, cache, asked } = setup({ maxEntries: 2 });
+    for (const id of ['a', 'b', 'c']) store.create(id, login(id));
+    await cache.get('a');
+    await cache.get('b');
+    await cache.get('a'); // b is now the least recently read
+    await cache.get('c');
+    const before = asked.describe;
+    await cache.get('a');
+    expect(asked.describe).toBe(before); // still cached
+    await cache.get('b');
+    expect(asked.describe).toBe(before + 1); // forgotten, read again
+  });
+
+  it('refuses options that are missing or wrong when it is made, naming them', () => {
+    expect(() => new SecretCache(undefined as never)).toThrow('SecretCache: options must be an object');
+    expect(() => new SecretCache({} as never)).toThrow(
+      'SecretCache: store: is required (new AwsSecretsManagerStore(), or any SecretStore)',
+    );
+    expect(() => new SecretCache({ store: {} as never, refreshIntervalMs: 0 })).toThrow(
+      /store: has no describe\(\).*refreshIntervalMs: must be a number of at least 1/,
+    );
   });
 
   it('a secret that does not exist fails at once, and a cold cache does not hide an outage', async () => {

@@ -1,19 +1,7 @@
 import type { z } from 'zod';
 import { InvalidSecretError } from 'rotor-consumers/core';
 
-/** Parses a secret's string as a JSON object; throws InvalidSecretError (without quoting the value) if it is not. */
-export function parseJsonObject(secretId: string, raw: string): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    throw new InvalidSecretError(secretId, ['the value is not valid JSON']);
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new InvalidSecretError(secretId, ['the value is not a JSON object']);
-  }
-  return parsed as Record<string, unknown>;
-}
+export { parseJsonObject } from 'rotor-consumers/core';
 
 /**
  * Validates `json` against `schema` and reports every problem at once with its field, never with the field's

@@ -1,0 +1,84 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { JwtSigner, SecretCache } from '../src';
+import { Generations, type PoolDriver } from '../src/generations';
+import { InMemorySecretStore } from '../src/stores/in-memory';
+
+/*
+ * Nothing the library throws quotes a secret's value: a property test feeds malformed values (not JSON, JSON of the
+ * wrong shape, login fields of the wrong types) to every path that parses one, and searches each error's message,
+ * cause and stack for any 4-character piece of the value. The values are drawn from characters no message uses, so
+ * a piece found there can only have come from the value.
+ */
+
+const ALPHABET = [...'ÆØÅ€£¥©®±µ§¶ðþßñ'];
+const text = fc.string({ unit: fc.constantFrom(...ALPHABET), minLength: 4, maxLength: 40 });
+const malformed = fc.oneof(
+  text, // not JSON at all
+  text.map((t) => `{"password": "${t}"`), // cut short
+  text.map((t) => JSON.stringify([t, t])), // JSON, not an object
+  text.map((t) => JSON.stringify({ password: t })), // no host, no username
+  text.map((t) => JSON.stringify({ host: 'h', username: 'u', password: t, port: t })), // a port of the wrong type
+  text.map((t) => JSON.stringify({ host: 'h', username: { t }, password: t })),
+  text.map((t) => JSON.stringify({ current: t, keys: [{ kid: t, privateJwk: t }] })), // a broken signing key
+);
+
+/** Every text an error carries: its message, its causes', and its stack. */
+function everything(error: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    parts.push(String((e as Error).message), String((e as Error).stack), JSON.stringify(e) ?? '');
+  }
+  return parts.join('\n');
+}
+
+function quotes(haystack: string, value: string): string | undefined {
+  const secret = value.replace(/[^ÆØÅ€£¥©®±µ§¶ðþßñ]+/g, '\n'); // only the drawn characters are the "secret"
+  for (const run of secret.split('\n'))
+    for (let i = 0; i + 4 <= run.length; i++) if (haystack.includes(run.slice(i, i + 4))) return run.slice(i, i + 4);
+  return undefined;
+}
+
+async function errorOf(run: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await run();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
+/** A driver that never connects (unit test only): parsing the secret fails before any login. */
+const driver: PoolDriver<object> = {
+  open: () => ({}),
+  probe: async () => undefined,
+  end: async () => undefined,
+  authErrorClass: () => undefined,
+  endWaitsForBusy: true,
+};
+
+describe('errors never quote a secret value (property)', () => {
+  it('from getJson, the rotating pools and the JWT signer', async () => {
+    await fc.assert(
+      fc.asyncProperty(malformed, async (value) => {
+        const store = new InMemorySecretStore();
+        await store.create('app/db', value);
+        const cache = new SecretCache({ store });
+        const paths = {
+          getJson: () => cache.getJson('app/db'),
+          pool: () => new Generations({ cache, secretId: 'app/db' }, driver, () => undefined).run(async () => 1),
+          signer: () => new JwtSigner({ cache, secretId: 'app/db' }).sign({ sub: 'x' }),
+        };
+        for (const [path, run] of Object.entries(paths)) {
+          const error = await errorOf(run);
+          if (path !== 'getJson' || !value.startsWith('{')) expect(error, `${path} accepted it`).toBeDefined();
+          if (error === undefined) continue;
+          const found = quotes(everything(error), value);
+          expect(found, `${path} quoted part of the value in: ${(error as Error).message}`).toBeUndefined();
+          expect((error as Error).message).toContain('app/db');
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
