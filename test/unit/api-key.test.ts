@@ -212,6 +212,46 @@ describe('ApiKeyVerifier', () => {
     expect(lookups()).toBe(1);
   });
 
+  it('runs at most maxLookupsInFlight registry lookups at once under a flood of 2,000 forged keys, and refuses past the queue', async () => {
+    const rows = new Map<string, { pepper_id: string; digest: Buffer }>();
+    let running = 0;
+    let most = 0;
+    let lookups = 0;
+    const query: RegistryQuery = async (_sql, params) => {
+      lookups++;
+      running++;
+      most = Math.max(most, running);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      running--;
+      const row = rows.get(String(params[1]));
+      return { rows: row ? [{ ...row }] : [] };
+    };
+    const store = new InMemorySecretStore();
+    store.create('pepper', JSON.stringify({ current: 'p1', peppers: { p1: pepper.toString('base64') } }));
+    const verifier = new ApiKeyVerifier({
+      service: 'billing',
+      prefix: 'bill',
+      query,
+      pepper: { cache: new SecretCache({ store }), secretId: 'pepper' },
+      maxLookupsInFlight: 4,
+      maxQueuedLookups: 1500,
+    });
+    const real = generateApiKey('bill');
+    rows.set(real.keyId, { pepper_id: 'p1', digest: apiKeyDigest(pepper, real.key) });
+    const forged = Array.from({ length: 2000 }, () => verifier.verify(generateApiKey('bill').key));
+    const outcomes = await Promise.allSettled([...forged, verifier.verify(real.key)]);
+    expect(most).toBe(4);
+    const refused = outcomes.filter((o) => o.status === 'rejected');
+    // 4 running and 1,500 waiting: the rest fail as Unavailable at once, without a lookup.
+    expect(refused.length).toBeGreaterThanOrEqual(2001 - 4 - 1500);
+    expect(lookups).toBe(2001 - refused.length);
+    expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({ type: 'RotorUnavailable' });
+    expect(outcomes.filter((o) => o.status === 'fulfilled' && !o.value.ok).length).toBe(
+      lookups - (outcomes.at(-1)!.status === 'fulfilled' ? 1 : 0),
+    );
+    expect((await verifier.verify(real.key)).ok).toBe(true);
+  });
+
   it('keeps unknown key ids apart: a flood of made-up keys with valid checksums does not evict a known key', async () => {
     const { verifier, register, lookups } = setup(60_000, 3);
     const key = generateApiKey('bill');

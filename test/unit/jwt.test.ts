@@ -80,6 +80,30 @@ describe('signing keys', () => {
   );
 });
 
+describe('JwtVerifier bounds what a token may claim', () => {
+  it('refuses a token without exp, and one with exp further out than maxTokenLifetimeMs', async () => {
+    const key = await generateSigningKey('ES256');
+    const { importJWK } = await import('jose');
+    const privateKey = await importJWK(key.privateJwk, 'ES256');
+    const sign = (build: (jwt: SignJWT) => SignJWT) =>
+      build(new SignJWT({ sub: 'u' }).setProtectedHeader({ alg: 'ES256', kid: key.kid }).setIssuedAt()).sign(
+        privateKey,
+      );
+    const verifier = new JwtVerifier({ jwks: { keys: [publicPart(key.publicJwk)] } });
+    expect(await verifier.verify(await sign((j) => j))).toEqual({ ok: false, reason: 'claim-mismatch' });
+    expect(await verifier.verify(await sign((j) => j.setExpirationTime('3650d')))).toEqual({
+      ok: false,
+      reason: 'lifetime',
+    });
+    expect((await verifier.verify(await sign((j) => j.setExpirationTime('2h')))).ok).toBe(true);
+    const strict = new JwtVerifier({ jwks: { keys: [publicPart(key.publicJwk)] }, maxTokenLifetimeMs: 3600_000 });
+    expect(await strict.verify(await sign((j) => j.setExpirationTime('2h')))).toEqual({
+      ok: false,
+      reason: 'lifetime',
+    });
+  });
+});
+
 /** A remote JWKS behind a fake fetch the test controls, and a clock it moves. */
 async function remote(options: { maxAgeS?: number; cooldownMs?: number; maxStaleMs?: number } = {}) {
   const key = await generateSigningKey('ES256');
@@ -119,6 +143,18 @@ async function remote(options: { maxAgeS?: number; cooldownMs?: number; maxStale
 }
 
 describe('JwtVerifier with a remote JWKS', () => {
+  it('fetches again after maxCacheMs whatever max-age says: a key removed from the JWKS stops verifying', async () => {
+    const { verifier, signer, fetches, advance } = await remote({ maxAgeS: 365 * 24 * 3600 });
+    const token = await signer.sign({}, { expiresInMs: 3_600_000 });
+    expect((await verifier.verify(token)).ok).toBe(true);
+    advance(14 * 60_000);
+    expect((await verifier.verify(token)).ok).toBe(true);
+    expect(fetches()).toBe(1);
+    advance(2 * 60_000); // past the default maxCacheMs (15 min): fetched again
+    expect((await verifier.verify(token)).ok).toBe(true);
+    expect(fetches()).toBe(2);
+  });
+
   it('a flood of unknown kids costs at most one fetch per cooldown', async () => {
     const { verifier, stranger, signer, fetches, advance } = await remote({ cooldownMs: 30_000 });
     expect((await verifier.verify(await signer.sign())).ok).toBe(true);

@@ -30,6 +30,13 @@ export interface ApiKeyVerifierOptions {
   cacheTtlMs?: number;
   /** Most key ids kept (default 10,000) of each kind, found and not found; the oldest answers go first. */
   maxEntries?: number;
+  /**
+   * Registry lookups run at once (default 8); more wait their turn, up to `maxQueuedLookups` (default 1,000), past
+   * which a check fails as Unavailable (503 from the middleware) without a lookup. A flood of forged keys with valid
+   * checksums therefore costs the registry at most this many queries at a time.
+   */
+  maxLookupsInFlight?: number;
+  maxQueuedLookups?: number;
   now?: () => number;
 }
 
@@ -45,8 +52,8 @@ interface Entry {
 /**
  * Verifies rotor's API keys without holding any: format and checksum first (a mistyped, forged-looking, empty,
  * oversized or non-ASCII key costs no lookup), then the registry row of the key id, whose HMAC-SHA256 digest under
- * the pepper it names is compared in constant time. Lookups are cached for `cacheTtlMs` and single-flight per key
- * id. Both keys of a rotation in grace have rows, so both verify; retirement deletes the previous one's row.
+ * the pepper it names is compared in constant time. Lookups are cached for `cacheTtlMs`, single-flight per key
+ * id, and at most `maxLookupsInFlight` run at once. Both keys of a rotation in grace have rows, so both verify; retirement deletes the previous one's row.
  *
  * A registry or store that cannot be reached is an error (`RotorError` of type Unavailable), never a refusal.
  */
@@ -56,11 +63,21 @@ export class ApiKeyVerifier {
   readonly #entries = new Map<string, Entry>();
   readonly #unknown = new Map<string, Entry>();
   readonly #inFlight = new Map<string, Promise<RegistryRow | undefined>>();
+  /** Lookups running, and the turns of those waiting (FIFO). */
+  #running = 0;
+  readonly #waiting: Array<() => void> = [];
   #peppers?: { versionId: string; set: PepperSet };
   #pepperReadAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: ApiKeyVerifierOptions) {
-    this.#options = { cacheTtlMs: 30_000, maxEntries: 10_000, now: Date.now, ...options };
+    this.#options = {
+      cacheTtlMs: 30_000,
+      maxEntries: 10_000,
+      maxLookupsInFlight: 8,
+      maxQueuedLookups: 1000,
+      now: Date.now,
+      ...options,
+    };
   }
 
   async verify(presented: unknown): Promise<ApiKeyVerdict> {
@@ -90,8 +107,26 @@ export class ApiKeyVerifier {
     return lookup;
   }
 
+  /** Waits for a lookup slot (at most `maxLookupsInFlight` run); refuses when too many already wait. */
+  async #slot(): Promise<() => void> {
+    if (this.#running >= this.#options.maxLookupsInFlight) {
+      if (this.#waiting.length >= this.#options.maxQueuedLookups)
+        throw new RotorError(
+          ErrorType.Unavailable,
+          `API key registry lookups saturated: ${this.#waiting.length} waiting behind ${this.#running} running`,
+        );
+      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    } else this.#running++;
+    return () => {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#running--;
+    };
+  }
+
   async #lookup(keyId: string): Promise<RegistryRow | undefined> {
     let rows: unknown[];
+    const release = await this.#slot();
     try {
       ({ rows } = await this.#options.query(LOOKUP_SQL, [this.#options.service, keyId]));
     } catch (error) {
@@ -101,6 +136,8 @@ export class ApiKeyVerifier {
         undefined,
         { cause: error },
       );
+    } finally {
+      release();
     }
     const row = rows[0] as RegistryRow | undefined;
     this.#entries.delete(keyId);

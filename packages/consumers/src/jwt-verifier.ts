@@ -18,19 +18,38 @@ export interface JwtVerifierOptions {
   /** A local key set, or the URL of a JWKS (rotor's jwksHandler or any other). */
   jwks:
     | JSONWebKeySet
-    | { url: string | URL; cooldownMs?: number; maxStaleMs?: number; timeoutMs?: number; defaultMaxAgeMs?: number };
+    | {
+        url: string | URL;
+        cooldownMs?: number;
+        maxStaleMs?: number;
+        timeoutMs?: number;
+        defaultMaxAgeMs?: number;
+        /**
+         * The longest a fetched JWKS is trusted before it is fetched again (default 15 min), whatever `max-age` it
+         * came with: a key removed from the JWKS stops verifying within it (`max-age=1y` would keep it for a year).
+         */
+        maxCacheMs?: number;
+      };
   issuer?: string;
   audience?: string | string[];
   /** Default: ES256, RS256 and EdDSA. */
   algorithms?: readonly JwtAlgorithm[];
   /** Clock skew tolerated on exp/nbf/iat (default 60 s). */
   clockToleranceMs?: number;
+  /**
+   * The longest a token may still have to live (default 24 h): a token whose `exp` is further out is refused
+   * (`lifetime`), as is one without `exp` (`claim-mismatch`): a leaked token must expire, and soon.
+   */
+  maxTokenLifetimeMs?: number;
+  /** With `iat`: the oldest a token may be (jose's maxTokenAge); off by default. */
+  maxTokenAgeMs?: number;
   fetch?: typeof fetch;
   now?: () => number;
 }
 
 /** Why a token was refused. */
-export type JwtRefusal = 'malformed' | 'unknown-kid' | 'bad-signature' | 'expired' | 'claim-mismatch' | 'algorithm';
+export type JwtRefusal =
+  'malformed' | 'unknown-kid' | 'bad-signature' | 'expired' | 'claim-mismatch' | 'algorithm' | 'lifetime';
 export type JwtVerdict = { ok: true; kid: string; payload: JWTPayload } | { ok: false; reason: JwtRefusal };
 
 interface RemoteState {
@@ -42,11 +61,15 @@ interface RemoteState {
 }
 
 /**
- * Verifies JWTs against a local key set or a remote JWKS. Remote sets are kept for the response's max-age; an
+ * Verifies JWTs against a local key set or a remote JWKS, with jose's jwtVerify. A token must carry `exp`, and no
+ * more than `maxTokenLifetimeMs` of life. Remote sets are kept for the response's max-age (at most `maxCacheMs`); an
  * unknown kid triggers one refetch (single-flight) at most once per `cooldownMs` (default 30 s), so a flood of made-up
  * kids costs at most one fetch per cooldown. When the JWKS cannot be fetched, the last set keeps verifying for
  * `maxStaleMs` past its max-age (default 10 min), so a JWKS outage is not an authentication outage; after that,
  * `verify` throws JwksUnavailableError.
+ *
+ * Why not jose's createRemoteJWKSet (its cooldown and single-flight are the same idea): it does not serve the last
+ * set through a JWKS outage, revalidate with ETag, or follow the server's max-age; what is kept here is only that.
  */
 export class JwtVerifier {
   readonly #options: JwtVerifierOptions;
@@ -71,6 +94,10 @@ export class JwtVerifier {
         algorithms: [...(this.#options.algorithms ?? JWT_ALGORITHMS)],
         clockTolerance: Math.round((this.#options.clockToleranceMs ?? 60_000) / 1000),
         currentDate: new Date(this.#now()),
+        requiredClaims: ['exp'],
+        ...(this.#options.maxTokenAgeMs !== undefined
+          ? { maxTokenAge: Math.round(this.#options.maxTokenAgeMs / 1000) }
+          : {}),
         ...(this.#options.issuer ? { issuer: this.#options.issuer } : {}),
         ...(this.#options.audience ? { audience: this.#options.audience } : {}),
       });
@@ -78,6 +105,8 @@ export class JwtVerifier {
       if (error instanceof JwksUnavailableError) throw error;
       return { ok: false, reason: refusal(error, jose.errors) };
     }
+    const maxLifetimeMs = this.#options.maxTokenLifetimeMs ?? 24 * 3600_000;
+    if (result.payload.exp! * 1000 - this.#now() > maxLifetimeMs) return { ok: false, reason: 'lifetime' };
     return { ok: true, kid: result.protectedHeader.kid ?? '', payload: result.payload };
   }
 
@@ -127,7 +156,8 @@ export class JwtVerifier {
       url,
       timeoutMs = 5000,
       defaultMaxAgeMs = 300_000,
-    } = this.#options.jwks as { url: string | URL; timeoutMs?: number; defaultMaxAgeMs?: number };
+      maxCacheMs = 900_000,
+    } = this.#options.jwks as { url: string | URL; timeoutMs?: number; defaultMaxAgeMs?: number; maxCacheMs?: number };
     this.#lastFetchAt = this.#now();
     this.fetches++;
     const response = await (this.#options.fetch ?? fetch)(url, {
@@ -137,7 +167,8 @@ export class JwtVerifier {
       throw new JwksUnavailableError(`${String(url)} did not answer`, error);
     });
     const maxAge = /max-age=(\d+)/.exec(response.headers.get('cache-control') ?? '')?.[1];
-    const freshUntil = this.#now() + (maxAge !== undefined ? Number(maxAge) * 1000 : defaultMaxAgeMs);
+    const freshUntil =
+      this.#now() + Math.min(maxCacheMs, maxAge !== undefined ? Number(maxAge) * 1000 : defaultMaxAgeMs);
     if (response.status === 304 && this.#remote) {
       this.#remote.freshUntil = freshUntil;
       return;
