@@ -104,15 +104,20 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
     }
   }
 
-  it('refuses, changing nothing, when there is no AWSPREVIOUS or it names another server', async () => {
+  it('refuses before any rollback starts, changing nothing, when the secret is unknown, has no AWSPREVIOUS or it names another server', async () => {
     const fresh = await secretFor('postgres', 'single');
     const before = await labels(fresh);
-    const refused = await runCli(rig.taskQueue, ['rollback', fresh, '--wait'], {}, outputs);
-    expect(refused.code).not.toBe(0);
-    expect(refused.stdout + refused.stderr).toMatch(
-      /failed at prepare: .*has no AWSPREVIOUS version: there is nothing to roll back to.*nothing was changed/,
-    );
+    // Refused before any rollback starts, with exit code 3: no workflow under the secret's id.
+    const refused = await runCli(rig.taskQueue, ['rollback', fresh], {}, outputs);
+    expect(refused.code).toBe(3);
+    expect(refused.stdout).not.toContain('started');
+    expect(refused.stderr).toMatch(/has no AWSPREVIOUS version: there is nothing to roll back to/);
+    expect(await rig.rotor.status(fresh)).toBeUndefined();
     expect(await labels(fresh)).toEqual(before);
+    const missing = await runCli(rig.taskQueue, ['rollback', `${fresh}-does-not-exist`], {}, outputs);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toMatch(/not found/);
+    expect(missing.stdout).not.toContain('started');
 
     const moved = await secretFor('postgres', 'single');
     const current = await at(moved, 'AWSCURRENT');
@@ -137,10 +142,8 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
       }),
     );
     const labelsBefore = await labels(moved);
-    await rig.rotor.rollback(moved, 'try');
-    const outcome = await rig.rotor.wait(moved);
-    expect(outcome.outcome === 'failed' && outcome.message).toMatch(
-      /AWSPREVIOUS names another server .* rotor will not roll back across servers.*nothing was changed/,
+    await expect(rig.rotor.rollback(moved, 'try')).rejects.toThrow(
+      /AWSPREVIOUS names another server .* rotor will not roll back across servers/,
     );
     expect(await labels(moved)).toEqual(labelsBefore);
     expect(await logsIn(current.username, current.password)).toBe(true);

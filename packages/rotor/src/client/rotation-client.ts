@@ -38,6 +38,7 @@ import {
   endGraceUpdate,
   extendGraceUpdate,
   preflightCheck,
+  rollbackPreflight,
   rollbackSecret,
   setupPair,
   rollbackUpdate,
@@ -221,6 +222,7 @@ export class RotationClient {
     assertSecretId(secretId);
     const workflowId = rotationWorkflowId(secretId);
     if (!(await this.isRunning(workflowId))) {
+      await this.refuseRollbackOfNothing(secretId);
       try {
         const handle = await this.client.workflow.start(rollbackSecret, {
           workflowId,
@@ -354,6 +356,29 @@ export class RotationClient {
         }
         cause = cause.cause;
       }
+      throw error;
+    }
+  }
+
+  /**
+   * Refuses, before any rollback starts, a rollback of a secret that does not exist (SecretNotFoundError) or has
+   * nothing to roll back to (NotRotatingError): the rollback's own prepare, run once on a worker. A check that fails
+   * for a reason retrying may cure (the database away a moment) lets the rollback start: it retries its prepare.
+   */
+  private async refuseRollbackOfNothing(secretId: string): Promise<void> {
+    try {
+      await this.onWorker(secretId, () =>
+        this.client.workflow.execute(rollbackPreflight, {
+          workflowId: `rotor/rollback-check/${secretId}/${randomUUID()}`,
+          taskQueue: this.taskQueue,
+          args: [{ secretId }],
+          staticSummary: `check a rollback of ${secretId}`,
+          workflowExecutionTimeout: '2m',
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof RotorError) || !error.nonRetryable) return;
+      if (error.type === ErrorType.StoreConflict) throw new NotRotatingError(secretId, error.message);
       throw error;
     }
   }

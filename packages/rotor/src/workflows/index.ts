@@ -13,4 +13,4 @@ export {
 } from './rotate-secret';
 export { scheduledRotation, type ScheduledRotationInput, type ScheduledRotationResult } from './scheduled-rotation';
 export { rollbackSecret } from './rollback-secret';
-export { preflightCheck, setupPair } from './preflight-check';
+export { preflightCheck, rollbackPreflight, setupPair } from './preflight-check';

@@ -23,3 +23,15 @@ export async function setupPair(input: { secretId: string; dryRun: boolean }): P
   });
   return setupSecret(input);
 }
+
+/**
+ * Before `rotor rollback` starts a rollback with no rotation running: the checks of the rollback's own prepare (the
+ * secret exists, has an AWSPREVIOUS to go back to on the same server, a version logs in), once, changing nothing.
+ */
+export async function rollbackPreflight(input: { secretId: string }): Promise<void> {
+  const { prepareRollback } = proxyActivities<RotorActivities>({
+    startToCloseTimeout: '1m',
+    retry: { maximumAttempts: 1 },
+  });
+  await prepareRollback(input);
+}
