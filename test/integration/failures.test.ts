@@ -83,9 +83,10 @@ describe('failures after set', () => {
     expect(await logsIn(username, password)).toBe(false);
   });
 
-  it('compensates once the store answers when finish ran out of attempts', async () => {
+  it('compensates once the store answers when finish ran out of attempts and of its outage budget', async () => {
     const { secretId, username, password, versionId } = await roleWithSecret('hold-test-budget');
-    await rig.rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 2 });
+    // No outage budget: finish gives up after its attempts (docs/operations.md, "A target that fails over").
+    await rig.rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 2, outageBudgetMs: 0 });
     await held(secretId);
     freezeStore();
     release(secretId);

@@ -80,6 +80,11 @@ export interface RotationInput {
   passwordPolicy?: Partial<PasswordPolicy>;
   /** Attempts per step before the rotation gives up and compensates (default 6). */
   maxStepAttempts?: number;
+  /**
+   * How long a step waits out a target or store that does not answer before it gives up (default 3 min; 0: one
+   * round of attempts only). A misconfigured target is refused at once whatever this says.
+   */
+  outageBudgetMs?: number;
   overrides?: RotationOverrides;
   reporting?: RotationReporting;
   /** Watch consumers' logins after finish and roll back on their evidence (rotor.yaml `bake`). */

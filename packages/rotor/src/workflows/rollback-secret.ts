@@ -16,6 +16,7 @@ import { causeOf, ROTATION_FAILED, typeOf } from './failures';
 import { statusQuery } from './operator-signals';
 import { createReporter } from './reporting';
 import { createRotationState } from './rotation-state';
+import { DEFAULT_OUTAGE_BUDGET_MS, rideThrough } from './ride-through';
 import { createStepRunner } from './step-runner';
 
 /**
@@ -82,7 +83,9 @@ export async function rollbackSecret(input: RollbackInput): Promise<RotationResu
 
   let prepared;
   try {
-    prepared = await run('prepare', 'preparing', () => preflight.prepareRollback({ secretId: input.secretId }));
+    prepared = await run('prepare', 'preparing', () =>
+      rideThrough(() => preflight.prepareRollback({ secretId: input.secretId }), DEFAULT_OUTAGE_BUDGET_MS),
+    );
   } catch (error) {
     throw await fail('prepare', error, 'nothing was changed');
   }

@@ -10,7 +10,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import { formatDuration } from 'rotor-consumers/core';
+import { ErrorType, formatDuration } from 'rotor-consumers/core';
 import type { RotorActivities } from '../activities';
 import { SearchAttribute } from '../shared/constants';
 import { actorOf } from '../shared/vocabulary';
@@ -28,6 +28,7 @@ import { watchConsumers, type BakeWindow } from './bake';
 import { causeOf, RollbackRequested, ROTATION_FAILED, typeOf } from './failures';
 import { LocalAttempts, localFirst } from './local-first';
 import { readPatches, type PatchName } from './patches';
+import { DEFAULT_OUTAGE_BUDGET_MS, rideThrough } from './ride-through';
 import { handleOperatorSignals, type OperatorRequests } from './operator-signals';
 import { createReporter, type Reporter } from './reporting';
 import { createRotationState, type RotationState } from './rotation-state';
@@ -114,6 +115,8 @@ interface Rotation {
   readonly requests: OperatorRequests;
   readonly bake: BakeWindow | undefined;
   readonly run: StepRunner;
+  /** A step's call, run again while its target or store does not answer, within the rotation's outage budget. */
+  rideThrough<T>(call: () => Promise<T>, abort?: () => boolean): Promise<T>;
   /** The steps, each tried first as a local activity (a healthy rotation runs create → retire in one workflow task). */
   readonly steps: RotorActivities;
   /** Compensation and rollback: ordinary activities. */
@@ -152,6 +155,7 @@ function beginRotation(input: RotationInput): Rotation {
     requests,
     bake: input.bake ? watchConsumers(state, reporter, requests, input.bake) : undefined,
     run: createStepRunner(state, reporter, (name) => (name === 'create' || name === 'finish' ? token : undefined)),
+    rideThrough: (call, abort) => rideThrough(call, input.outageBudgetMs ?? DEFAULT_OUTAGE_BUDGET_MS, abort),
     steps: localFirst<RotorActivities>(stepOptions(maxAttempts), local),
     undo: proxyActivities<RotorActivities>(undoOptions(maxAttempts)),
     preflight: proxyActivities<RotorActivities>(prepareOptions(maxAttempts)),
@@ -164,11 +168,13 @@ async function prepare(r: Rotation): Promise<PreparedRotation> {
   const { input, state } = r;
   try {
     const prepared = await r.run('prepare', 'preparing', () =>
-      r.preflight.prepareRotation({
-        secretId: input.secretId,
-        graceMs: input.graceMs,
-        ...compact({ overrides: input.overrides }),
-      }),
+      r.rideThrough(() =>
+        r.preflight.prepareRotation({
+          secretId: input.secretId,
+          graceMs: input.graceMs,
+          ...compact({ overrides: input.overrides }),
+        }),
+      ),
     );
     state.status.rotator = prepared.rotator;
     state.status.versions.current = prepared.currentVersionId;
@@ -183,7 +189,7 @@ async function prepare(r: Rotation): Promise<PreparedRotation> {
 /** create writes the new version as AWSPENDING; the target is not touched, so a failure needs no compensation. */
 async function create(r: Rotation, writes: RotorActivities, step: StepInput): Promise<void> {
   try {
-    await r.run('create', 'creating', () => writes.createPending(step));
+    await r.run('create', 'creating', () => r.rideThrough(() => writes.createPending(step)));
     r.state.status.versions.pending = r.token;
   } catch (error) {
     throw await fail(r, 'create', error, 'the target was not touched');
@@ -204,13 +210,15 @@ async function switchOver(r: Rotation, writes: RotorActivities, step: StepInput)
     failedStep = name;
   };
   try {
+    // A rollback asked for while a step waits out its target ends the wait (and unwinds through compensation).
+    const riding = <T>(call: () => Promise<T>) => r.rideThrough(call, () => requests.rollback !== undefined);
     next('set');
-    await r.run('set', 'setting', () => r.steps.setPending(step));
+    await r.run('set', 'setting', () => riding(() => r.steps.setPending(step)));
     next('test');
-    const tested = await r.run('test', 'testing', () => r.steps.testPending(step));
+    const tested = await r.run('test', 'testing', () => riding(() => r.steps.testPending(step)));
     if (tested.holdMs) await holdBeforeFinish(r, tested.holdMs);
     next('finish');
-    await r.run('finish', 'finishing', () => writes.finishRotation(step));
+    await r.run('finish', 'finishing', () => riding(() => writes.finishRotation(step)));
   } catch (error) {
     try {
       await CancellationScope.nonCancellable(() =>
@@ -399,10 +407,12 @@ async function retire(r: Rotation, step: StepInput): Promise<RotationResult> {
     if (retirement && retirement.retire !== 'none' && retirement.liveSessions === 'wait')
       note = await awaitSessions(r, step, retirement.maxWaitMs);
     const retired = await r.run('retire', 'retiring', () =>
-      r.steps.retirePrevious({
-        ...step,
-        ...(retirement?.liveSessions === 'terminate' ? { terminateSessions: true } : {}),
-      }),
+      r.rideThrough(() =>
+        r.steps.retirePrevious({
+          ...step,
+          ...(retirement?.liveSessions === 'terminate' ? { terminateSessions: true } : {}),
+        }),
+      ),
     );
     if (retirement) note = [retired.outcome, note].filter(Boolean).join('; ');
   } catch (error) {
@@ -452,9 +462,13 @@ async function fail(
 ): Promise<ApplicationFailure> {
   const { input, state } = r;
   state.end(phase);
+  const unreachable =
+    typeOf(error) === ErrorType.Unavailable
+      ? ` (it did not answer for ${formatDuration(input.outageBudgetMs ?? DEFAULT_OUTAGE_BUDGET_MS)}, the outage budget)`
+      : '';
   const failure = ApplicationFailure.create({
     type: ROTATION_FAILED,
-    message: `rotation of ${input.secretId} failed at ${step}: ${causeOf(error)}; ${what}`,
+    message: `rotation of ${input.secretId} failed at ${step}: ${causeOf(error)}${unreachable}; ${what}`,
     nonRetryable: true,
     details: [{ step, errorType: typeOf(error), phase: state.status.phase } satisfies RotationFailureDetails],
   });

@@ -1,0 +1,117 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
+import { createMysqlUser, mysqlLogsIn, mysqlSecret } from '../helpers/mysql';
+import { tcpProxy } from '../helpers/outage';
+import { useWorkerRig } from '../helpers/rig';
+import { uniqueName, stackEnv } from '../helpers/env';
+import { createRole, createSecret, labels, logsIn, passwordAt, pgSecret, rememberPasswords } from '../helpers/stack';
+
+/*
+ * A failover rides through: the database is unreachable for 2 minutes (a TCP proxy in front of it cut, connections
+ * refused and reset) while one rotation starts and another has just set its new password; both complete once it
+ * answers again, on PostgreSQL and MariaDB at once. The control, with no outage budget, fails at prepare as every
+ * rotation did before. docs/operations.md, "A target that fails over".
+ */
+
+const holdDir = holdDirectory();
+const rig = useWorkerRig('it-failover', { holdDir });
+const passwords = new Set<string>();
+const OUTAGE_MS = 120_000;
+const proxies: Array<Awaited<ReturnType<typeof tcpProxy>>> = [];
+afterAll(async () => Promise.all(proxies.map((p) => p.close())));
+
+interface Engine {
+  name: 'postgres' | 'mariadb';
+  target: { host: string; port: number };
+  account(name: string, password: string): Promise<void>;
+  secret(username: string, password: string, port: number): object;
+  logsIn(username: string, password: string): Promise<boolean>;
+}
+
+const pgUrl = () => new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
+const myUrl = () => new URL(stackEnv('ROTOR_MYSQL_ADMIN_URL'));
+const engines: Engine[] = [
+  {
+    name: 'postgres',
+    target: { host: pgUrl().hostname, port: Number(pgUrl().port) },
+    account: createRole,
+    secret: (username, password, port) => pgSecret(username, password, { host: '127.0.0.1', port }),
+    logsIn,
+  },
+  {
+    name: 'mariadb',
+    target: { host: myUrl().hostname, port: Number(myUrl().port) },
+    account: (name, password) => createMysqlUser(name, password),
+    secret: (username, password, port) => mysqlSecret(username, password, { host: '127.0.0.1', port }),
+    logsIn: mysqlLogsIn,
+  },
+];
+
+/** An account and its secret, reached through `port` (the proxy). */
+async function accountBehind(engine: Engine, marker: string, port: number) {
+  const username = uniqueName(`rotor_fo_${marker}`).replace(/-/g, '_').slice(0, 60);
+  const password = `Init-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
+  passwords.add(password);
+  await engine.account(username, password);
+  const secretId = uniqueName(`it/failover-${engine.name}-${marker}`);
+  const versionId = await createSecret(secretId, engine.secret(username, password, port));
+  return { secretId, username, password, versionId };
+}
+
+describe('a database that fails over for 2 minutes', () => {
+  it(
+    'a rotation that starts during the outage and one past set when it begins both complete, on PostgreSQL and MariaDB',
+    async () => {
+      const cases = await Promise.all(
+        engines.map(async (engine) => {
+          const proxy = await tcpProxy(engine.target);
+          proxies.push(proxy);
+          return {
+            engine,
+            proxy,
+            atStart: await accountBehind(engine, 'start', proxy.port),
+            afterSet: await accountBehind(engine, 'hold-test', proxy.port),
+            control: await accountBehind(engine, 'control', proxy.port),
+          };
+        }),
+      );
+      // Past set: the new password is in the database; the test step is held until the outage has begun.
+      for (const c of cases) await rig.rotor.rotate(c.afterSet.secretId, { graceMs: 0 });
+      for (const c of cases) await waitUntilHeld(holdDir, c.afterSet.secretId);
+      for (const c of cases) await c.proxy.cut();
+      const outageStarted = Date.now();
+      for (const c of cases) {
+        await rig.rotor.rotate(c.atStart.secretId, { graceMs: 0 });
+        // The control: no outage budget, as every rotation was before.
+        await rig.rotor.rotate(c.control.secretId, { graceMs: 0, outageBudgetMs: 0 });
+        releaseHold(holdDir, c.afterSet.secretId);
+      }
+      for (const c of cases) {
+        const control = await rig.rotor.wait(c.control.secretId);
+        expect(control.outcome).toBe('failed');
+        expect(control.outcome === 'failed' && control.message).toMatch(
+          /failed at prepare: .*did not accept a connection.*nothing was changed/,
+        );
+      }
+      // Both others are still waiting it out.
+      for (const c of cases)
+        for (const { secretId } of [c.atStart, c.afterSet])
+          expect((await rig.rotor.status(secretId))?.phase).toMatch(/preparing|testing/);
+      await new Promise((resolve) => setTimeout(resolve, outageStarted + OUTAGE_MS - Date.now()));
+      for (const c of cases) await c.proxy.restore();
+
+      for (const c of cases) {
+        for (const { secretId, username, password, versionId } of [c.atStart, c.afterSet]) {
+          const outcome = await rig.rotor.wait(secretId);
+          expect(outcome.outcome, `${c.engine.name} ${secretId}`).toBe('completed');
+          await rememberPasswords(secretId, passwords);
+          expect(await labels(secretId)).toMatchObject({ previous: versionId });
+          expect(await c.engine.logsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);
+          expect(await c.engine.logsIn(username, password)).toBe(false);
+        }
+        expect(await c.engine.logsIn(c.control.username, c.control.password)).toBe(true);
+      }
+    },
+    OUTAGE_MS + 180_000,
+  );
+});
