@@ -30,7 +30,11 @@ const passwords = new Set<string>();
 const remember = (secretId: string) => rememberPasswords(secretId, passwords);
 
 /** The one-time DBA setup of the README: a NOLOGIN owner role, the login a member of it, SET role by default. */
-async function loginWithOwnerModel(marker: string, base = uniqueName(`rotor_alt_${marker}`).replace(/-/g, '_')) {
+async function loginWithOwnerModel(
+  marker: string,
+  base = uniqueName(`rotor_alt_${marker}`).replace(/-/g, '_'),
+  extra: object = {},
+) {
   const password = `Init-${Math.random().toString(36).slice(2)}-${Date.now()}`;
   passwords.add(password);
   const owner = `${base}_owner`;
@@ -41,7 +45,7 @@ async function loginWithOwnerModel(marker: string, base = uniqueName(`rotor_alt_
     await admin.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${q(owner)}`);
   });
   const secretId = uniqueName(`it/alt-${marker}`);
-  const versionId = await createSecret(secretId, pgSecret(base, password, { masterarn: masterId }));
+  const versionId = await createSecret(secretId, pgSecret(base, password, { masterarn: masterId, ...extra }));
   return { secretId, base, owner, password, versionId };
 }
 
@@ -126,6 +130,62 @@ describe('PostgreSQL alternating users on the real stack', () => {
       await c.query('SET ROLE NONE');
       await expect(c.query(`SELECT * FROM ${q(g)}`)).resolves.toBeDefined();
     });
+  });
+
+  it("copies role settings so the clone sees what the login sees (a list-valued search_path), and test proves it with the secret's testQuery", async () => {
+    const { secretId, base, owner, password } = await loginWithOwnerModel('settings', undefined, {
+      testQuery: 'SELECT count(*) FROM invoices',
+    });
+    const schema = `${base}_billing`;
+    await withAdmin(async (admin) => {
+      await admin.query(`CREATE SCHEMA ${q(schema)} AUTHORIZATION ${q(owner)}`);
+      await admin.query(`CREATE TABLE ${q(schema)}.invoices (id int)`);
+      await admin.query(`ALTER TABLE ${q(schema)}.invoices OWNER TO ${q(owner)}`);
+      // A list-valued setting, and a plain one whose value has a comma in it.
+      await admin.query(`ALTER ROLE ${q(base)} SET search_path = ${escapeLiteral(schema)}, 'public'`);
+      await admin.query(`ALTER ROLE ${q(base)} SET application_name = 'billing, v2'`);
+    });
+    const settingsOf = (role: string) =>
+      withAdmin(async (admin) =>
+        (
+          await admin.query<{ s: string }>(
+            `SELECT s FROM pg_db_role_setting, unnest(setconfig) s
+              WHERE setdatabase = 0 AND setrole = (SELECT oid FROM pg_roles WHERE rolname = $1) ORDER BY s`,
+            [role],
+          )
+        ).rows.map((r) => r.s),
+      );
+    const original = await settingsOf(base);
+    // The application's query (the secret's testQuery too), unqualified: it needs the search_path.
+    await asLogin(base, password, (c) => c.query('SELECT count(*) FROM invoices'));
+
+    expect(await rotateToEnd(secretId)).toBe('completed');
+    const clone = await current(secretId);
+    expect(clone.username).toBe(`${base}_clone`);
+    expect((await settingsOf(clone.username)).filter((x) => !x.startsWith('role='))).toEqual(
+      original.filter((x) => !x.startsWith('role=')),
+    );
+    await asLogin(clone.username, clone.password, async (c) => {
+      expect((await c.query('SHOW search_path')).rows[0].search_path).toBe(`${schema}, public`);
+      await c.query('SELECT count(*) FROM invoices');
+    });
+    // And back: the original login's settings are as they were, not copied back broken.
+    expect(await rotateToEnd(secretId)).toBe('completed');
+    expect(await settingsOf(base)).toEqual(original);
+  });
+
+  it('refuses, changing nothing, a testQuery that fails with AWSCURRENT too: the query is wrong, not the new login', async () => {
+    const { secretId, base, versionId } = await loginWithOwnerModel('testquery', undefined, {
+      testQuery: 'SELECT 1 FROM no_such_table',
+    });
+    await rig.rotor.rotate(secretId, { graceMs: 0 });
+    const outcome = await rig.rotor.wait(secretId);
+    expect(outcome.outcome).toBe('failed');
+    expect(outcome.outcome === 'failed' && outcome.message).toMatch(
+      /failed at prepare: .*testQuery: fails with AWSCURRENT too \(42P01: relation "no_such_table" does not exist\); fix the query.*nothing was changed/,
+    );
+    expect(await labels(secretId)).toMatchObject({ current: versionId, versions: 1 });
+    expect(await roleExists(`${base}_clone`)).toBe(false);
   });
 
   it('needs no setup: objects either login creates stay usable by the other over three round trips', async () => {

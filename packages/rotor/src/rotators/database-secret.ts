@@ -28,6 +28,8 @@ export function databaseSecretSchema<E extends readonly [string, ...string[]]>(
     password: text(),
     dbname: z.string().min(1, 'must not be empty').optional(),
     ssl: z.union([z.boolean(), z.enum(['true', 'false'])]).optional(),
+    /** rotor's: a read-only query `test` runs with the new credential (the tables the application needs). */
+    testQuery: z.string().min(1, 'must not be empty').max(4000, 'must be at most 4000 characters').optional(),
   });
 }
 

@@ -1,4 +1,9 @@
-import { CredentialsRejectedError, StoreConflictError, TestFailedError } from 'rotor-consumers/core';
+import {
+  CredentialsRejectedError,
+  InvalidSecretError,
+  StoreConflictError,
+  TestFailedError,
+} from 'rotor-consumers/core';
 import type { PasswordPolicy } from '../shared/rotation';
 import { generatePassword } from './password-policy';
 import type { Rotator } from './rotator';
@@ -22,6 +27,11 @@ export interface SingleUserDriver<S extends DatabaseLogin> {
   changeOwnPassword(secretId: string, login: S, password: string): Promise<boolean>;
   /** Logs in as `login` and returns the user name the server sees, or undefined when refused. */
   whoAmI(secretId: string, login: S): Promise<string | undefined>;
+  /**
+   * Logs in as `login` and runs `query` in a read-only transaction, rolled back: undefined when it ran, else why not
+   * (the server's code and message, which name objects, never a value).
+   */
+  tryQuery(secretId: string, login: S, query: string): Promise<string | undefined>;
 }
 
 /**
@@ -50,7 +60,10 @@ export function singleUserRotator<S extends DatabaseLogin>(driver: SingleUserDri
     target: (secret) => targetOf(driver.kind, secret),
 
     async check(secretId, { current, fallbacks }) {
-      if (await driver.canLogIn(secretId, current)) return 'current-logs-in';
+      if (await driver.canLogIn(secretId, current)) {
+        await checkTestQuery(secretId, current, driver.tryQuery);
+        return 'current-logs-in';
+      }
       for (const login of sameAccount(current, fallbacks)) {
         if (await driver.canLogIn(secretId, login)) return 'fallback-logs-in';
       }
@@ -85,6 +98,13 @@ export function singleUserRotator<S extends DatabaseLogin>(driver: SingleUserDri
           `logged in as ${JSON.stringify(user)}, expected ${JSON.stringify(value.username)}`,
         );
       }
+      // The secret's own proof that the login reaches what the application needs (a table, a query).
+      const query = value.json.testQuery;
+      if (typeof query === 'string') {
+        const failed = await driver.tryQuery(secretId, value, query);
+        if (failed !== undefined)
+          throw new TestFailedError(secretId, `testQuery failed as ${JSON.stringify(value.username)}: ${failed}`);
+      }
     },
 
     async restore(secretId, { want, via }) {
@@ -106,4 +126,21 @@ function sameAccount<S extends DatabaseLogin>(want: S, versions: S[]): S[] {
 /** A database server as a target key: engine family, host and port. */
 export function targetOf(kind: string, login: DatabaseLogin): string {
   return `${kind.split('-')[0]}://${login.host}:${login.port}`;
+}
+
+/**
+ * The secret's `testQuery` must run with AWSCURRENT before a rotation relies on it: a query that fails with the login
+ * that works today is the query's fault, refused (changing nothing) rather than failing every rotation's test and its
+ * compensation.
+ */
+export async function checkTestQuery<S extends DatabaseLogin>(
+  secretId: string,
+  current: S,
+  tryQuery: (secretId: string, login: S, query: string) => Promise<string | undefined>,
+): Promise<void> {
+  const query = current.json.testQuery;
+  if (typeof query !== 'string') return;
+  const failed = await tryQuery(secretId, current, query);
+  if (failed !== undefined)
+    throw new InvalidSecretError(secretId, [`testQuery: fails with AWSCURRENT too (${failed}); fix the query`]);
 }

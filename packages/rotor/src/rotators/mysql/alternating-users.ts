@@ -4,10 +4,10 @@ import { CredentialsRejectedError, StoreConflictError } from 'rotor-consumers/co
 import { adminOf, assertPair, currentRejected, nextOfPair, parseAlternating } from '../alternating';
 import type { PasswordPolicy } from '../../shared/rotation';
 import { canMysqlLogIn, currentAccount, withMysqlLogin } from './connection';
-import { mysqlSingleUser, parseMysqlSecret, type MysqlSecret } from './single-user';
+import { mysqlSingleUser, parseMysqlSecret, tryMysqlQuery, type MysqlSecret } from './single-user';
 import { generatePassword } from '../password-policy';
 import type { Rotator, RotatorContext } from '../rotator';
-import { targetOf } from '../single-user';
+import { checkTestQuery, targetOf } from '../single-user';
 
 const MAX_USER_CHARS = 80;
 
@@ -43,6 +43,7 @@ export const mysqlAlternatingUsers: Rotator<MysqlAlternatingSecret> = {
 
   async check(secretId, { current }, context) {
     if ((await withMysqlLogin(secretId, current, currentAccount)).rejected) throw currentRejected(secretId, current);
+    await checkTestQuery(secretId, current, tryMysqlQuery);
     await asAdmin(secretId, current, context, async (admin) => {
       const [rows] = await admin.query<RowDataPacket[]>('SHOW GRANTS');
       const grants = rows.map((r) => String(Object.values(r)[0]));

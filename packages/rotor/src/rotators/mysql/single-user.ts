@@ -41,4 +41,22 @@ export const mysqlSingleUser: Rotator<MysqlSecret> = singleUserRotator<MysqlSecr
     const outcome = await withMysqlLogin(secretId, login, currentAccount);
     return outcome.rejected ? undefined : outcome.result.user;
   },
+  tryQuery: tryMysqlQuery,
 });
+
+/** Runs `query` as `login` in a read-only transaction, rolled back: undefined when it ran, else why not. */
+export async function tryMysqlQuery(secretId: string, login: MysqlSecret, query: string): Promise<string | undefined> {
+  const outcome = await withMysqlLogin(secretId, login, async (connection) => {
+    await connection.query('START TRANSACTION READ ONLY');
+    try {
+      await connection.query(query);
+      return undefined;
+    } catch (error) {
+      const e = error as { code?: string; message?: string };
+      return `${e.code ?? 'error'}: ${e.message ?? ''}`.slice(0, 300);
+    } finally {
+      await connection.query('ROLLBACK').catch(() => undefined);
+    }
+  });
+  return outcome.rejected ? 'the login was refused' : outcome.result;
+}

@@ -1,5 +1,5 @@
 import { escapeIdentifier, escapeLiteral, type Client } from 'pg';
-import { CredentialsRejectedError, StoreConflictError } from 'rotor-consumers/core';
+import { CredentialsRejectedError, ErrorType, RotorError, StoreConflictError } from 'rotor-consumers/core';
 import {
   adminOf,
   assertPair,
@@ -14,7 +14,8 @@ import type { PasswordPolicy } from '../../shared/rotation';
 import { applyOwnerSetup, planOwnerSetup } from './owner-setup';
 import { generatePassword } from '../password-policy';
 import { canLogIn, setRolePassword, withLogin } from './connection';
-import { parsePostgresSecret, postgresSingleUser, type PostgresSecret } from './single-user';
+import { parsePostgresSecret, postgresSingleUser, tryPgQuery, type PostgresSecret } from './single-user';
+import { checkTestQuery } from '../single-user';
 import type { Rotator } from '../rotator';
 import { targetOf } from '../single-user';
 
@@ -60,6 +61,7 @@ export const postgresAlternatingUsers: Rotator<PostgresAlternatingSecret> = {
 
   async check(secretId, { current }, context) {
     if (!(await canLogIn(secretId, current))) throw currentRejected(secretId, current);
+    await checkTestQuery(secretId, current, tryPgQuery);
     await asAdmin(secretId, current, context, async (admin) => {
       const { rows } = await admin.query<{ name: string; ok: boolean }>(
         'SELECT rolname AS name, rolsuper OR rolcreaterole AS ok FROM pg_roles WHERE rolname = current_user',
@@ -210,12 +212,72 @@ async function sharePair(admin: Client, from: string, to: string): Promise<void>
     // The clone's `role = owner` means nothing on the owner itself.
     if (name === 'role' && value === to) continue;
     if (name === 'role') roleSet = true;
-    await admin.query(`ALTER ROLE ${q(to)} SET ${q(name)} = ${escapeLiteral(value)}`);
+    await copySetting(admin, to, name, value);
   }
   if (to === clone && !roleSet) await admin.query(`ALTER ROLE ${q(clone)} SET role = ${escapeLiteral(owner)}`);
 
   if (to === owner) await reassignFromClone(admin, clone, owner);
   await copyGrants(admin, from, to);
+}
+
+/**
+ * `ALTER ROLE to SET name = ...` so that `to`'s stored setting equals `value`, as `from`'s is stored: one literal for
+ * a plain setting (`application_name = 'my app'`), one literal per element for a list-valued one (`search_path =
+ * 'billing', 'public'`: as one literal it would be a single schema named "billing, public"). Which one a setting is
+ * the catalog does not say, so each form is tried and read back; a setting neither reproduces is refused by name
+ * (never copied wrong). Names and values are quoted by the driver's escaping, never pasted.
+ */
+async function copySetting(admin: Client, to: string, name: string, value: string): Promise<void> {
+  const q = escapeIdentifier;
+  const stored = async () =>
+    (
+      await admin.query<{ setting: string }>(
+        `SELECT s AS setting FROM pg_db_role_setting, unnest(setconfig) s
+          WHERE setdatabase = 0 AND setrole = (SELECT oid FROM pg_roles WHERE rolname = $1) AND starts_with(s, $2)`,
+        [to, `${name}=`],
+      )
+    ).rows[0]?.setting;
+  const forms = [escapeLiteral(value), listElements(value).map(escapeLiteral).join(', ')];
+  for (const form of new Set(forms)) {
+    await admin.query(`ALTER ROLE ${q(to)} SET ${q(name)} = ${form}`);
+    if ((await stored()) === `${name}=${value}`) return;
+  }
+  throw new RotorError(
+    ErrorType.TargetRejected,
+    `role ${to}: its setting ${name} could not be made equal to the other login's; set it by hand (ALTER ROLE ... SET)`,
+  );
+}
+
+/**
+ * The elements of a list-valued setting as PostgreSQL stores it (`billing, "$user"`, and `"a""b"` for a"b): separated
+ * by commas, each bare or double-quoted with doubled quotes inside.
+ */
+export function listElements(value: string): string[] {
+  const elements: string[] = [];
+  let i = 0;
+  while (i < value.length) {
+    while (value[i] === ' ') i++;
+    let element = '';
+    if (value[i] === '"') {
+      i++;
+      while (i < value.length) {
+        if (value[i] === '"' && value[i + 1] === '"') {
+          element += '"';
+          i += 2;
+        } else if (value[i] === '"') {
+          i++;
+          break;
+        } else element += value[i++];
+      }
+      while (i < value.length && value[i] !== ',') i++;
+    } else {
+      while (i < value.length && value[i] !== ',') element += value[i++];
+      element = element.trimEnd();
+    }
+    elements.push(element);
+    i++; // past the comma
+  }
+  return elements;
 }
 
 /** `GRANT owner TO clone`, unless the owner is already a member of the clone (which would make a cycle). */

@@ -45,4 +45,22 @@ export const postgresSingleUser: Rotator<PostgresSecret> = singleUserRotator<Pos
     });
     return outcome.rejected ? undefined : outcome.result;
   },
+  tryQuery: tryPgQuery,
 });
+
+/** Runs `query` as `login` in a read-only transaction, rolled back: undefined when it ran, else why not. */
+export async function tryPgQuery(secretId: string, login: PostgresSecret, query: string): Promise<string | undefined> {
+  const outcome = await withLogin(secretId, login, async (client) => {
+    await client.query('BEGIN READ ONLY');
+    try {
+      await client.query(query);
+      return undefined;
+    } catch (error) {
+      const e = error as { code?: string; message?: string };
+      return `${e.code ?? 'error'}: ${e.message ?? ''}`.slice(0, 300);
+    } finally {
+      await client.query('ROLLBACK').catch(() => undefined);
+    }
+  });
+  return outcome.rejected ? 'the login was refused' : outcome.result;
+}
