@@ -5,6 +5,7 @@
  */
 import { TestFailedError, withRotators } from '../../packages/rotor/src/rotators';
 import { runWorker } from '../../packages/rotor/src/worker';
+import { Redis } from 'ioredis';
 import { redisAclRotator } from '../../examples/redis-acl/redis-acl-rotator';
 
 const made = new Set<string>();
@@ -23,8 +24,30 @@ const failing: typeof redisAclRotator = {
   },
 };
 
+/**
+ * A careless team's rotator (selected with `rotor:rotator=redis-acl-echoing`): its set sends the new password as a
+ * malformed ACL rule (no `>`), and Redis's real error quotes it back; the raw error leaves the rotator. rotor must
+ * redact it before it reaches the history, the logs or the CLI.
+ */
+const echoing: typeof redisAclRotator = {
+  ...redisAclRotator,
+  kind: 'redis-acl-echoing',
+  engines: [],
+  async set(_secretId, { pending }, context) {
+    const admin = JSON.parse(await context.readCurrent(pending.masterarn!)) as { username: string; password: string };
+    const redis = new Redis({ host: pending.host, port: pending.port, ...admin, lazyConnect: true });
+    try {
+      await redis.connect();
+      await redis.call('ACL', 'SETUSER', pending.username, pending.password);
+      return 'changed';
+    } finally {
+      redis.disconnect();
+    }
+  },
+};
+
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-runWorker({ rotators: withRotators(redisAclRotator, failing) }).then(
+runWorker({ rotators: withRotators(redisAclRotator, failing, echoing) }).then(
   () => process.exit(0),
   (error: unknown) => {
     process.stderr.write(`worker failed: ${error instanceof Error ? error.stack : String(error)}\n`);

@@ -128,6 +128,23 @@ describe("a team's own rotator (Redis ACL user passwords), registered with the w
     expect(await logsIn(username, setPassword)).toBe(false);
   });
 
+  it('redacts a value the target echoes in its error: the new password never reaches the failure, the history or the CLI', async () => {
+    const { secretId, versionId } = await redisUser('echo');
+    await tagSecret(secretId, { 'rotor:rotator': 'redis-acl-echoing' });
+    await faulty.rotor.rotate(secretId, { graceMs: 0, maxStepAttempts: 1 });
+    const outcome = await faulty.rotor.wait(secretId);
+    await rememberPasswords(secretId, passwords);
+    expect(outcome.outcome).toBe('failed');
+    // Redis's own words, with the password it quoted replaced.
+    expect(outcome.outcome === 'failed' && outcome.message).toMatch(
+      /failed at set: .*Error in ACL SETUSER modifier '\[redacted\]'/,
+    );
+    expect(await labels(secretId)).toMatchObject({ current: versionId });
+    await expectNoPasswords(faulty.rotor.client, faulty.taskQueue, passwords, secretId, [
+      outcome.outcome === 'failed' ? outcome.message : '',
+    ]);
+  });
+
   it('refuses a secret naming a rotator the worker does not run, changing nothing', async () => {
     const { secretId, versionId } = await redisUser('unknown');
     await tagSecret(secretId, { 'rotor:rotator': 'memcached-sasl' });

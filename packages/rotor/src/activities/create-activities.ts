@@ -2,6 +2,7 @@ import type { ActivityDeps } from './ports';
 import { createPreflightActivities } from './preflight';
 import { createReportingActivities } from './reporting';
 import { createRotationSteps } from './rotation-steps';
+import { notingStore } from './handed-values';
 import { withVersionCache } from './version-cache';
 
 /**
@@ -13,8 +14,9 @@ import { withVersionCache } from './version-cache';
  *   await Worker.create({ taskQueue: 'rotor', workflowsPath, activities });
  */
 export function createActivities(given: ActivityDeps) {
-  // Steps of one rotation read each version once (values never change); labels are always read fresh.
-  const deps = { ...given, store: withVersionCache(given.store) };
+  // Steps of one rotation read each version once (values never change); labels are always read fresh. Every value
+  // read or written is noted for the step, so no error leaves it quoting one (handed-values.ts).
+  const deps = { ...given, store: notingStore(withVersionCache(given.store)) };
   return { ...createRotationSteps(deps), ...createPreflightActivities(deps), ...createReportingActivities(deps) };
 }
 

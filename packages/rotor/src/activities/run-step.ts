@@ -1,7 +1,8 @@
 import { Context, log } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { RotorError } from 'rotor-consumers/core';
 import type { StepReport } from '../shared/rotation';
+import { redactHanded } from './handed-values';
 
 /**
  * Runs one step: logs its start and end (ids and outcome words only) and turns rotor's typed errors into
@@ -24,12 +25,27 @@ export async function runStep<T extends object>(
     });
     return { ...result, attempt };
   } catch (error) {
+    // Whatever the target or a team's rotator put in the message, no value handed to the step leaves it.
     if (error instanceof RotorError) {
-      log.warn('step failed', { step: name, secretId, attempt, errorType: error.type, error: error.message });
-      throw ApplicationFailure.create({ type: error.type, message: error.message, nonRetryable: error.nonRetryable });
+      const message = redactHanded(error.message);
+      log.warn('step failed', { step: name, secretId, attempt, errorType: error.type, error: message });
+      throw ApplicationFailure.create({ type: error.type, message, nonRetryable: error.nonRetryable });
     }
-    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    log.warn('step failed', { step: name, secretId, attempt, error: message });
-    throw error;
+    if (error instanceof CancelledFailure) throw error; // the attempt was cancelled: Temporal's own
+    if (error instanceof ApplicationFailure) {
+      const message = redactHanded(error.message);
+      log.warn('step failed', { step: name, secretId, attempt, errorType: error.type, error: message });
+      throw ApplicationFailure.create({
+        type: error.type ?? undefined,
+        message,
+        nonRetryable: error.nonRetryable ?? undefined,
+      });
+    }
+    // Any other error becomes a retryable failure of its name: its message redacted, its stack and cause (which
+    // may carry the same text) left behind.
+    const type = error instanceof Error ? error.name : 'Error';
+    const message = redactHanded(error instanceof Error ? error.message : String(error));
+    log.warn('step failed', { step: name, secretId, attempt, error: `${type}: ${message}` });
+    throw ApplicationFailure.create({ type, message });
   }
 }

@@ -6,6 +6,7 @@ import { InvalidSecretError, StoreConflictError, UnsupportedEngineError } from '
 import type { StepReport } from '../shared/rotation';
 import { attemptSignal } from './attempt';
 import type { ActivityDeps } from './ports';
+import { withHandedValues } from './handed-values';
 import { runStep } from './run-step';
 
 /** What every step activity shares: the rotator context, the target limit, lookups and the step wrapper. */
@@ -34,7 +35,7 @@ export function createStepContext({ store, rotators, metrics, targets }: Activit
     const started = performance.now();
     let ok = false;
     try {
-      const result = await runStep(name, secretId, work);
+      const result = await withHandedValues(() => runStep(name, secretId, work));
       ok = true;
       // prepare learns the rotator as it goes: label its own duration with it.
       if (rotator === undefined && 'rotator' in result && typeof result.rotator === 'string') rotator = result.rotator;

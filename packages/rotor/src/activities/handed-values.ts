@@ -1,0 +1,69 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { SecretStore } from 'rotor-consumers/stores';
+
+/*
+ * The values a step was handed (every version it read from the store, every value it wrote, the admin secrets its
+ * rotator read), so that no error leaves the step quoting one: a target may echo what it was sent (Redis quotes an
+ * ACL rule it cannot parse; MySQL 5.6-era servers quote IDENTIFIED BY '<password>' in syntax errors), and a team's
+ * rotator may put a value in a message by mistake.
+ */
+
+const handed = new AsyncLocalStorage<Set<string>>();
+/** Values shorter than this are not looked for (a port, a flag): they could not be told from ordinary text. */
+const MIN_LENGTH = 4;
+const REDACTED = '[redacted]';
+
+/** Runs a step, noting the values it is handed. */
+export function withHandedValues<T>(work: () => Promise<T>): Promise<T> {
+  return handed.run(new Set(), work);
+}
+
+/** Notes a secret's value handed to the current step: the whole text and, for JSON, every string in it. */
+export function noteHanded(value: string): void {
+  const values = handed.getStore();
+  if (!values) return;
+  const add = (v: string) => {
+    if (v.length >= MIN_LENGTH) values.add(v);
+  };
+  add(value);
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch {
+    return;
+  }
+  const walk = (v: unknown, depth: number): void => {
+    if (typeof v === 'string') add(v);
+    else if (v && typeof v === 'object' && depth < 4) for (const x of Object.values(v)) walk(x, depth + 1);
+  };
+  walk(json, 0);
+}
+
+/** `text` with every value handed to the current step (and its JSON-escaped form) replaced by [redacted]. */
+export function redactHanded(text: string): string {
+  const values = handed.getStore();
+  if (!values || values.size === 0) return text;
+  let out = text;
+  // Longest first: a password inside a JSON value is replaced within the value, not before it.
+  for (const v of [...values].sort((a, b) => b.length - a.length))
+    for (const form of new Set([v, JSON.stringify(v).slice(1, -1)])) out = out.split(form).join(REDACTED);
+  return out;
+}
+
+/** A store whose reads and writes note the values they carry for the current step. */
+export function notingStore(store: SecretStore): SecretStore {
+  return new Proxy(store, {
+    get(target, name, receiver) {
+      const member = Reflect.get(target, name, receiver) as unknown;
+      if (typeof member !== 'function') return member;
+      return async (...args: unknown[]) => {
+        // putPending(secretId, token, value): the value written is handed too.
+        if (name === 'putPending' && typeof args[2] === 'string') noteHanded(args[2]);
+        const result = (await (member as (...a: unknown[]) => Promise<unknown>).apply(target, args)) as unknown;
+        const value = (result as { value?: unknown } | undefined)?.value;
+        if (typeof value === 'string') noteHanded(value);
+        return result;
+      };
+    },
+  });
+}
