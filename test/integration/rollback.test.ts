@@ -17,6 +17,7 @@ import {
   waitForStatus,
   pgClientAs,
 } from '../helpers/stack';
+import { UpdateName } from '../../packages/rotor/src/shared/constants';
 import { rotateToCompletion, useWorkerRig } from '../helpers/rig';
 
 const rig = useWorkerRig('it-rollback');
@@ -186,6 +187,16 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
     await expect(rig.rotor.extendGrace(secretId, 30 * 86_400_000)).rejects.toThrow(
       /refused: the grace period would exceed the maximum of 30d/,
     );
+    // What the Temporal UI shows for a refused Update: the reason, no stack trace with the worker's source paths.
+    const refusal = await rig.rotor.client.workflow
+      .getHandle(`rotor/rotate/${secretId}`)
+      .executeUpdate(UpdateName.extendGrace, { args: [{ byMs: 30 * 86_400_000 }] })
+      .then(
+        () => undefined,
+        (error: { cause?: { message?: string; stack?: string; type?: string } }) => error.cause,
+      );
+    expect(refusal).toMatchObject({ type: 'RotorRequestRefused' });
+    expect(refusal?.stack ?? '').not.toMatch(/\.ts|\.js|workflow-bundle|node_modules/);
     const bare = await runCli(rig.taskQueue, ['extend-grace', secretId, '60'], {}, outputs);
     expect(bare.code).toBe(2);
     expect(bare.stderr).toMatch(/"60" has no unit/);
@@ -217,6 +228,9 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
     await rig.rotor.endGrace(secretId);
     expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
     await rememberPasswords(secretId, passwords);
+    // Ended, it says how to roll back: the UI then offers only Reset and Start Workflow Like This One.
+    const ended = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    expect(ended.currentDetails).toContain(`to roll back: \`rotor rollback ${secretId}\` (not Reset)`);
   });
 
   it('leaves no password in histories, worker logs or CLI output', async () => {

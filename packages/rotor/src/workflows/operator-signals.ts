@@ -1,5 +1,5 @@
 import { storableText } from '../shared/audit-text';
-import { defineQuery, defineSignal, defineUpdate, log, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, defineQuery, defineSignal, defineUpdate, log, setHandler } from '@temporalio/workflow';
 import { MAX_GRACE, MAX_GRACE_MS, QueryName, SignalName, UpdateName } from '../shared/constants';
 import { signalActor, TERMINAL_PHASES } from '../shared/vocabulary';
 import {
@@ -106,8 +106,15 @@ export function handleOperatorSignals(state: RotationState, report: Reporter): O
   /** A signal the rotation cannot take is dropped: the Temporal UI shows it in the history, the log says why. */
   const ignored = (name: string, reason: string) =>
     log.info('operator signal ignored', { secretId: status.secretId, signal: name, reason });
+  /**
+   * Refuses an Update with its reason alone: an ApplicationFailure without a stack trace, so the Temporal UI shows the
+   * reason, not the worker's source paths.
+   */
   const refuse = (reason: string | undefined) => {
-    if (reason) throw new Error(reason);
+    if (!reason) return;
+    const refusal = ApplicationFailure.create({ type: 'RotorRequestRefused', message: reason, nonRetryable: true });
+    refusal.stack = `RotorRequestRefused: ${reason}`;
+    throw refusal;
   };
 
   setHandler(statusQuery, () => status);

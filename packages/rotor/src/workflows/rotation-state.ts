@@ -42,6 +42,9 @@ export function createRotationState(input: RotationInput, token: string): Rotati
     if (status.phase === 'grace' && status.graceEndsAt) parts.push(`grace until ${status.graceEndsAt}`);
     if (status.lastError && (status.phase === 'failed' || status.phase === 'compensated'))
       parts.push(`last error: ${status.lastError}`);
+    // Once it has ended the UI offers only Reset and Start Workflow Like This One, neither of which rolls back.
+    if (status.phase === 'completed' && status.operation !== 'rollback')
+      parts.push(`to roll back: \`rotor rollback ${input.secretId}\` (not Reset)`);
     setCurrentDetails(parts.join(' · '));
   }
 
