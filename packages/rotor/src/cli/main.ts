@@ -1,11 +1,12 @@
 import { Command, Option } from 'commander';
-import { parseDuration } from 'rotor-consumers/core';
+import { InvalidInputError, parseDuration } from 'rotor-consumers/core';
 import { auditVerifyCommand, historyCommand } from './commands/audit';
 import { applyCommand, validateCommand } from './commands/config';
 import { checkCommand } from './commands/check';
 import { setupCommand } from './commands/setup';
 import { endGraceCommand, extendGraceCommand, rollbackCommand } from './commands/operate';
-import { rotateCommand } from './commands/rotate';
+import { rotateCommand, type RotateCommandOptions } from './commands/rotate';
+import { rotateFleetCommand, type FleetOptions } from './commands/rotate-fleet';
 import { pauseCommand, schedulesCommand } from './commands/schedules';
 import { statusCommand } from './commands/status';
 import { out } from './context';
@@ -44,23 +45,42 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
 
   program
     .command('rotate')
-    .description('rotate a secret now (joins the rotation already running for it, if any)')
+    .description(
+      'rotate a secret now (joins the rotation already running for it, if any), or a fleet of rotor.yaml at once (incident mode)',
+    )
     .addHelpText(
       'after',
       examples(
         'rotor rotate prod/db/orders --grace 2h --wait',
         'rotor rotate prod/db/orders --grace 0s --no-bake --wait',
+        'rotor rotate --all -f rotor.yaml --grace 0s --no-bake --dry-run',
+        'rotor rotate --prefix prod/db -f rotor.yaml --grace 15m --concurrency 20',
       ),
     )
-    .argument('<secretId>', 'the secret id or ARN in the store')
+    .argument('[secretId]', 'the secret id or ARN in the store (or choose a fleet with --all, --prefix or --tag)')
     .option(
       '--grace <duration>',
       "how long the previous credential stays valid (default: the secret's rotor.yaml grace, else ROTOR_DEFAULT_GRACE or 1h)",
     )
     .option('--no-bake', "no bake window, so no automatic rollback on consumers' reports (incident mode)")
     .option('--wait', 'follow the steps as they happen; exit 0 only when the rotation completes')
+    .option('--all', 'every secret of rotor.yaml (a fleet: rotations run at once, each waited for)')
+    .option('--prefix <prefix>', 'the secrets of rotor.yaml under this prefix of whole path segments')
+    .option('--tag <tag>', 'the secrets of rotor.yaml with this tag')
+    .option('-f, --file <path>', 'the rotor.yaml the fleet comes from (default ROTOR_CONFIG)')
+    .option('--concurrency <n>', "a fleet's rotations in flight (default: the store-write ceiling of rotor.yaml)")
+    .option('--dry-run', 'a fleet: list what would rotate, rotate nothing')
     .option('--json', 'print JSON for machines')
-    .action(action(rotateCommand));
+    .action(
+      action((secretId: string | undefined, opts: RotateCommandOptions & FleetOptions) => {
+        const fleet = opts.all === true || opts.prefix !== undefined || opts.tag !== undefined;
+        if (fleet && secretId !== undefined)
+          throw new InvalidInputError('name one secret, or choose a fleet with --all, --prefix or --tag, not both');
+        if (!fleet && secretId === undefined)
+          throw new InvalidInputError('name a secret, or choose a fleet with --all, --prefix or --tag');
+        return fleet ? rotateFleetCommand(opts) : rotateCommand(secretId!, opts);
+      }),
+    );
 
   program
     .command('status')

@@ -48,7 +48,9 @@ const SECRET_KEYS = [
   'bake',
   'paused',
   'note',
+  'tags',
 ];
+const TAG = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 const PASSWORD_FLAGS = [
   'excludeUppercase',
   'excludeLowercase',
@@ -275,6 +277,7 @@ function readSecret(
   const paused = c.boolean(secret.at('paused'));
   const note = c.string(secret.at('note'));
   if (note !== undefined && !secret.has('paused')) c.add(secret.at('note').path, 'only applies together with paused');
+  const tags = readTags(c, secret.at('tags'));
   if (id === undefined || schedule === undefined) return undefined;
   return compact({
     id,
@@ -290,7 +293,22 @@ function readSecret(
     bake,
     paused,
     note,
+    tags,
   });
+}
+
+/** `tags`: names `rotor rotate --tag` selects secrets by (1 to 63 of a-z, 0-9, _, . and -). */
+function readTags(c: Checker, node: Node): string[] | undefined {
+  const items = c.list(node);
+  if (!items) return undefined;
+  const tags: string[] = [];
+  for (const item of items) {
+    const tag = c.string(item);
+    if (tag === undefined) continue;
+    if (!TAG.test(tag)) c.add(item.path, `${JSON.stringify(tag)} is not a tag (1 to 63 of a-z, 0-9, _, . and -)`);
+    else tags.push(tag);
+  }
+  return tags;
 }
 
 function readSecretId(c: Checker, node: Node): string | undefined {

@@ -39,6 +39,8 @@ export interface ManagedSecret {
   /** Absent: `apply` leaves the schedule's pause state alone. */
   paused?: boolean;
   note?: string;
+  /** Names `rotor rotate --tag` selects by. */
+  tags?: string[];
 }
 
 /** rotor.yaml, validated, with defaults filled in. */
