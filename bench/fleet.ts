@@ -12,7 +12,7 @@
  *   ran with.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
@@ -154,6 +154,68 @@ export async function benchFleet(n: number, concurrency: number) {
     await running;
     await connection.close();
     await rotor.client.connection.close();
+  }
+}
+
+/**
+ * Incident mode from the CLI: N PostgreSQL secrets in a rotor.yaml, `rotor rotate --all --grace 0s --no-bake` (the
+ * CLI as operators run it, a child process) against one in-process worker: the time from the command to its exit
+ * (the last completion), beside the store's ceiling measured the same way as the fleet part's.
+ */
+export async function benchCliFleet(n: number, concurrency: number) {
+  installRuntime(createLogger('warn'));
+  const secrets = await pgFleet(n, 'rotor_clifleet');
+  const { result: ceiling } = await measureCpu(() => storeCeiling(concurrency, 15_000));
+  const dir = mkdtempSync(path.join(tmpdir(), 'rotor-bench-cli-fleet-'));
+  const file = path.join(dir, 'rotor.yaml');
+  writeFileSync(file, `secrets:\n${secrets.map((id) => `  - id: ${id}\n    schedule: { every: 30d }\n`).join('')}`);
+  const taskQueue = uniqueName('bench-cli-fleet');
+  const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
+  const worker = await createRotorWorker({
+    connection,
+    namespace: 'default',
+    taskQueue,
+    store,
+    maxConcurrentActivityTaskExecutions: concurrency,
+  });
+  const running = worker.run();
+  try {
+    const t0 = performance.now();
+    const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve, reject) => {
+      const child = spawn(
+        process.execPath,
+        [
+          '--require',
+          'tsx/cjs',
+          path.join(ROOT, 'packages/rotor/src/cli/main.ts'),
+          'rotate',
+          '--all',
+          '-f',
+          file,
+        ].concat(['--grace', '0s', '--no-bake', '--concurrency', String(concurrency), '--json']),
+        { cwd: ROOT, env: { ...process.env, ROTOR_TASK_QUEUE: taskQueue }, stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.on('error', reject);
+      child.on('close', (c) => resolve({ code: c ?? -1, stdout: out }));
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const { rows } = JSON.parse(stdout) as { rows: { outcome: string }[] };
+    return {
+      secrets: n,
+      concurrency,
+      exitCode: code,
+      seconds: Number(seconds.toFixed(1)),
+      rotationsPerSecond: Number((n / seconds).toFixed(2)),
+      completed: rows.filter((r) => r.outcome === 'completed').length,
+      storeCeilingCallsPerSecond: ceiling.callsPerSecond,
+    };
+  } finally {
+    worker.shutdown();
+    await running;
+    await connection.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

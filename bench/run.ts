@@ -20,13 +20,16 @@
  *   ROTOR_BENCH_MEMORY_NODE_OPTIONS its NODE_OPTIONS, ROTOR_BENCH_MEMORY_PRELOAD its LD_PRELOAD, an allocator such
  *   as jemalloc). Both report the cores each process used and, for memory, where the RSS is.
  *
+ * - cli fleet (bench/fleet.ts): incident mode, `rotor rotate --all` from the CLI over ROTOR_BENCH_FLEET secrets: the
+ *   time to the last completion, beside the store's ceiling.
+ *
  * - imports (bench/imports.ts): the wall time of a fresh node requiring rotor-consumers, beside bare node and `pg`
  *   (ROTOR_BENCH_IMPORT_RUNS, default 20).
  *
  * Prints a table and writes JSON to .bench/<timestamp>.json. ROTOR_BENCH_ROTATIONS sets N (default 20),
  * ROTOR_BENCH_SCHEDULES sets M (default 200), ROTOR_BENCH_SEQUENTIAL the sequential rotations (default 20);
  * ROTOR_BENCH_ONLY=sequential,apply runs only those parts (passwords, imports, sequential, concurrent, consumers, apply,
- * fleet, memory).
+ * fleet, cli-fleet, memory).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -43,7 +46,7 @@ import { rotatingBackend, staticBackend, strategySecrets } from '../test/helpers
 import { uniqueName } from '../test/helpers/env';
 import { serveUnderLoad } from '../test/helpers/load-app';
 import { formatCpu, measureCpu } from './cpu';
-import { benchFleet, benchMemory, fleetSecrets } from './fleet';
+import { benchCliFleet, benchFleet, benchMemory, fleetSecrets } from './fleet';
 import { benchImports } from './imports';
 import { benchSequential } from './sequential';
 import { createRole, createSecret, pgSecret, rotationClient, store } from '../test/helpers/stack';
@@ -308,6 +311,16 @@ async function main(): Promise<void> {
     );
     console.log(`  cpu during the ceiling: ${formatCpu(fleet.storeCeiling.cpu)}`);
     console.log(`  cpu during the fleet:   ${formatCpu(f.cpu)}`);
+  }
+  if (wants('cli-fleet')) {
+    const f = (results.cliFleet = await benchCliFleet(
+      fleetSize,
+      Number(process.env.ROTOR_MAX_CONCURRENT_ACTIVITIES ?? 20),
+    ));
+    console.log(
+      `cli fleet: rotor rotate --all over ${f.secrets} secrets (${f.concurrency} at once) exited ${f.exitCode} after ${f.seconds} s ` +
+        `(the last completion): ${f.rotationsPerSecond} rotations/s, ${f.completed} completed; store ceiling ${f.storeCeilingCallsPerSecond} calls/s`,
+    );
   }
   if (wants('memory')) {
     const cache = process.env.ROTOR_BENCH_MEMORY_CACHE;
