@@ -18,7 +18,33 @@ export function withHandedValues<T>(work: () => Promise<T>): Promise<T> {
   return handed.run(new Set(), work);
 }
 
-/** Notes a secret's value handed to the current step: the whole text and, for JSON, every string in it. */
+/**
+ * Fields of a secret's JSON that name things rather than hold secrets (AWS's documented database fields, rotor's own):
+ * messages must go on naming them. Every other string in a secret (the password, a key, a field a team's rotator
+ * added) is a value.
+ */
+const DESCRIPTIVE_FIELDS = new Set([
+  'engine',
+  'host',
+  'port',
+  'username',
+  'dbname',
+  'masterarn',
+  'ssl',
+  'testQuery',
+  'dbClusterIdentifier',
+  'dbInstanceIdentifier',
+  'proxyname',
+  'service',
+  'prefix',
+  'kid',
+  'alg',
+  'kty',
+  'crv',
+  'use',
+]);
+
+/** Notes a secret's value handed to the current step: the whole text and, for JSON, every string it holds. */
 export function noteHanded(value: string): void {
   const values = handed.getStore();
   if (!values) return;
@@ -34,7 +60,9 @@ export function noteHanded(value: string): void {
   }
   const walk = (v: unknown, depth: number): void => {
     if (typeof v === 'string') add(v);
-    else if (v && typeof v === 'object' && depth < 4) for (const x of Object.values(v)) walk(x, depth + 1);
+    else if (Array.isArray(v) && depth < 4) for (const x of v) walk(x, depth + 1);
+    else if (v && typeof v === 'object' && depth < 4)
+      for (const [key, x] of Object.entries(v)) if (!DESCRIPTIVE_FIELDS.has(key)) walk(x, depth + 1);
   };
   walk(json, 0);
 }
