@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
+import { recordHistories } from '../helpers/hygiene';
 import { createMysqlUser, mysqlLogsIn, mysqlSecret } from '../helpers/mysql';
 import { tcpProxy } from '../helpers/outage';
 import { useWorkerRig } from '../helpers/rig';
@@ -111,6 +112,11 @@ describe('a database that fails over for 2 minutes', () => {
         }
         expect(await c.engine.logsIn(c.control.username, c.control.password)).toBe(true);
       }
+      // Rotations that waited out their target, for the replay tests (their histories hold the ride-through timers).
+      await recordHistories(rig.rotor.client, rig.taskQueue, [
+        'it/failover-postgres-start',
+        'it/failover-mariadb-hold-test',
+      ]);
     },
     OUTAGE_MS + 180_000,
   );
