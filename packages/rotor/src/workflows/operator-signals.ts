@@ -112,9 +112,9 @@ export function handleOperatorSignals(state: RotationState, report: Reporter): O
    */
   const refuse = (reason: string | undefined) => {
     if (!reason) return;
-    const refusal = ApplicationFailure.create({ type: 'RotorRequestRefused', message: reason, nonRetryable: true });
-    refusal.stack = `RotorRequestRefused: ${reason}`;
-    throw refusal;
+    const refused = ApplicationFailure.create({ type: 'RotorRequestRefused', message: reason, nonRetryable: true });
+    refused.stack = `RotorRequestRefused: ${reason}`;
+    throw refused;
   };
 
   setHandler(statusQuery, () => status);
