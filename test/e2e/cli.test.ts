@@ -97,7 +97,9 @@ describe('rotor CLI', () => {
     expect(unknown.code).toBe(2);
     const rollback = await cli(['rollback', secretId, '--wait']);
     expect(rollback.code).toBe(2);
-    expect(rollback.stdout).toMatch(/rollback of .* failed at prepare: .*host: is required.*nothing was changed/);
+    // Refused before any rollback starts: the rollback's own prepare, run once on a worker.
+    expect(rollback.stderr).toMatch(/host: is required/);
+    expect(rollback.stdout).not.toContain('started');
     expect(await labels(secretId)).toEqual({ current: versionId, versions: 1 });
     const endGrace = await cli(['end-grace', secretId]);
     expect(endGrace.code).toBe(3);

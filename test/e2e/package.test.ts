@@ -311,7 +311,7 @@ describe('rotor, installed by an operator', () => {
 
   it('installs the rotor command, which prints its version', async () => {
     const rotor = path.join(operatorDir, 'node_modules/.bin/rotor');
-    expect((await run(rotor, ['--help'], { cwd: operatorDir })).stdout).toMatch(/rotate \[options\] <secretId>/);
+    expect((await run(rotor, ['--help'], { cwd: operatorDir })).stdout).toMatch(/rotate \[options\] \[secretId\]/);
     const { version } = JSON.parse(await readFile(path.join(ROOT, 'packages/rotor/package.json'), 'utf8')) as {
       version: string;
     };

@@ -195,6 +195,28 @@ describe('what reaches a rotation', () => {
   });
 });
 
+describe('one token against the others', () => {
+  it('cannot fill the secrets held between forwards: another token still reports', async () => {
+    const other = 'other-token-0123456789abcdef';
+    const fakes = await serve({
+      tokens: [
+        token({ secrets: ['*'] }),
+        token({ name: 'other', digest: createHash('sha256').update(other).digest() }),
+      ],
+      window: { next: 'next', previous: 'prev' },
+    });
+    for (let r = 0; r < 3; r++) {
+      const reports = Array.from({ length: 100 }, (_, i) => line({ secretId: `made-up/${r}-${i}` }));
+      await post({ reports });
+    }
+    const answer = await post({ reports: [line()] }, { bearer: other });
+    expect(answer).toMatchObject({ status: 202, body: { accepted: 1 } });
+    await server!.flush();
+    expect(fakes.forwarded.filter((f) => f.secretId.startsWith('made-up/'))).toHaveLength(200);
+    expect(fakes.forwarded.map((f) => f.secretId)).toContain(SECRET);
+  });
+});
+
 describe('what it refuses', () => {
   it('more secrets than 100 in one request', async () => {
     await serve();

@@ -323,12 +323,39 @@ describe('rotateSecret', () => {
     );
   });
 
-  it('compensates when finish fails, after its retries', async () => {
+  it('compensates when finish fails, after its retries (no outage budget)', async () => {
     const fakes = fakeActivities({ finishRotation: failing(ErrorType.Unavailable, 'store did not answer') });
-    const failure = await withRotation(fakes, (handle) => failureOf(handle.result()));
+    const failure = await withRotation(fakes, (handle) => failureOf(handle.result()), { outageBudgetMs: 0 });
     expect(fakes.names().filter((n) => n === 'finishRotation')).toHaveLength(2);
     expect(fakes.names().at(-1)).toBe('reinstate');
     expect(failure.cause?.message).toMatch(/failed at finish: store did not answer/);
+  });
+
+  it('rides out a store that does not answer for the outage budget, on durable pauses, then compensates and says so', async () => {
+    const fakes = fakeActivities({ finishRotation: failing(ErrorType.Unavailable, 'store did not answer') });
+    const failure = await withRotation(fakes, (handle) => failureOf(handle.result()), { outageBudgetMs: 60_000 });
+    // Rounds of two attempts, 10 s apart, for a minute: several rounds, then compensation.
+    expect(fakes.names().filter((n) => n === 'finishRotation').length).toBeGreaterThanOrEqual(8);
+    expect(fakes.names().at(-1)).toBe('reinstate');
+    expect(failure.cause?.message).toMatch(
+      /failed at finish: store did not answer.*\(it did not answer for 1m, the outage budget\)/,
+    );
+  });
+
+  it('a store that answers again within the outage budget: the rotation completes', async () => {
+    let failures = 5;
+    const fakes = fakeActivities({
+      createPending: async () => {
+        if (failures-- > 0) {
+          const { ApplicationFailure } = await import('@temporalio/common');
+          throw ApplicationFailure.create({ type: ErrorType.Unavailable, message: 'store did not answer' });
+        }
+        return { attempt: 1, outcome: 'created' };
+      },
+    });
+    const result = await withRotation(fakes, (handle) => handle.result(), { graceMs: 0 });
+    expect(result.outcome).toBe('completed');
+    expect(fakes.names().filter((n) => n === 'createPending')).toHaveLength(6);
   });
 
   it('compensates when set fails without retry, since its change may have landed', async () => {
@@ -347,11 +374,15 @@ describe('rotateSecret', () => {
 
   it('does not compensate when create fails', async () => {
     const fakes = fakeActivities({ createPending: failing(ErrorType.Unavailable, 'store did not answer') });
-    const failure = await withRotation(fakes, async (handle) => {
-      const failed = await failureOf(handle.result());
-      expect(await phaseOf(handle)).toBe('failed');
-      return failed;
-    });
+    const failure = await withRotation(
+      fakes,
+      async (handle) => {
+        const failed = await failureOf(handle.result());
+        expect(await phaseOf(handle)).toBe('failed');
+        return failed;
+      },
+      { outageBudgetMs: 0 },
+    );
     expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'createPending']);
     expect(failure.cause?.message).toMatch(/failed at create: .*the target was not touched/);
   });

@@ -67,8 +67,9 @@ interface Entry {
   lastError?: unknown;
 }
 
-/** The first wait after a store error, doubling with each error in a row up to the refresh interval (or 60 s). */
+/** The first wait after a store error, doubling with each error in a row up to a minute. */
 const FIRST_BACKOFF_MS = 1000;
+const MAX_BACKOFF_MS = 60_000;
 
 /**
  * A version-aware cache of secrets for applications (beats AWS's caching clients on the points that matter for
@@ -76,7 +77,8 @@ const FIRST_BACKOFF_MS = 1000;
  * - a refresh is one cheap metadata call (describe); the value is read only when the AWSCURRENT version id changed;
  * - refresh intervals have jitter; one refresh per secret is in flight at a time (single-flight);
  * - when the store is unreachable the last good value is served for `maxStaleMs`, then reads fail loudly; after a
- *   store error the store is asked again only after a backoff (1 s doubling, jittered), whoever asks meanwhile;
+ *   store error the store is asked again only after a backoff (1 s doubling up to 1 min, jittered), whoever asks
+ *   meanwhile, unless `refreshNow` asks for a fresh answer;
  * - at most `maxEntries` secrets are kept (least recently read forgotten first);
  * - `refreshNow()` checks at once (a login failure is the reason to call it), with no sleep;
  * - `pending()` reads AWSPENDING on demand: the credential that works between a rotation's `set` and `finish`.
@@ -122,6 +124,8 @@ export class SecretCache {
    */
   refreshNow(secretId: string, options: { fresh?: boolean } = {}): Promise<SecretSnapshot> {
     const entry = this.#entry(secretId);
+    // A caller that needs a fresh answer (a refused login) asks the store now, backoff or not.
+    if (options.fresh) entry.retryAt = 0;
     if (!options.fresh || !entry.inFlight) return this.#refresh(secretId, entry);
     entry.next ??= entry.inFlight
       .catch(() => undefined)
@@ -186,8 +190,11 @@ export class SecretCache {
 
   #refresh(secretId: string, entry: Entry): Promise<SecretSnapshot> {
     if (!entry.inFlight && this.#now() < entry.retryAt) {
-      // Backing off after a store error: the last good value while it may still be served, else the error again.
+      // Backing off after a store error: during an outage the last good value while it may still be served; any other
+      // error (the secret is gone, say) again.
       const now = this.#now();
+      const outage = !(entry.lastError instanceof RotorError) || entry.lastError.type === ErrorType.Unavailable;
+      if (!outage) return Promise.reject(entry.lastError);
       if (entry.current && now - entry.lastSuccessAt <= this.#maxStaleMs) return Promise.resolve(entry.current);
       return Promise.reject(
         entry.current
@@ -230,10 +237,12 @@ export class SecretCache {
       const now = this.#now();
       entry.failures++;
       entry.lastError = error;
-      const backoff = Math.min(FIRST_BACKOFF_MS * 2 ** (entry.failures - 1), Math.max(this.#intervalMs, 60_000));
+      const backoff = Math.min(FIRST_BACKOFF_MS * 2 ** (entry.failures - 1), MAX_BACKOFF_MS);
       entry.retryAt = now + backoff * (0.8 + 0.4 * this.#random());
       // A secret that does not exist, or is not what it should be, is not an outage: say so at once.
       const outage = !(error instanceof RotorError) || error.type === ErrorType.Unavailable;
+      // A secret deleted from the store is not served from the cache any more.
+      if (error instanceof RotorError && error.type === ErrorType.SecretNotFound) entry.current = undefined;
       if (!outage || !entry.current) throw error;
       if (now - entry.lastSuccessAt > this.#maxStaleMs)
         throw new SecretCacheStaleError(secretId, now - entry.lastSuccessAt, error);

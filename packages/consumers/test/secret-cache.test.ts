@@ -17,9 +17,11 @@ function setup(
   let down = false;
   let now = 1_000_000;
   const asked = { describe: 0 };
+  let missing = false;
   const reader: SecretReader = {
     describe: (id) => {
       asked.describe++;
+      if (missing) return Promise.reject(new SecretNotFoundError(id, 'the store'));
       return down ? Promise.reject(new UnavailableError(id, 'the store is down')) : store.describe(id);
     },
     getByVersion: (id, v) =>
@@ -34,6 +36,8 @@ function setup(
     asked,
     advance: (ms: number) => (now += ms),
     setDown: (value: boolean) => (down = value),
+    /** The secret deleted from the store. */
+    setMissing: (value: boolean) => (missing = value),
     /** A rotation as the engine makes it: a new version, AWSPENDING, then AWSCURRENT. */
     async rotate(id: string, value: string, finish = true): Promise<string> {
       const token = `v-${Math.random().toString(36).slice(2)}`;
@@ -173,6 +177,22 @@ describe('SecretCache', () => {
     advance(4000);
     await cache.get('db');
     expect(asked()).toBe(4);
+  });
+
+  it('asks the store at once for a fresh answer, backoff or not; a secret that is gone is not served stale', async () => {
+    const t = setup({ random: () => 0.5 });
+    const { store, cache, setDown } = t;
+    store.create('db', login('one'));
+    await cache.get('db');
+    setDown(true);
+    await expect(cache.refreshNow('db')).resolves.toBeDefined(); // served stale, backing off now
+    const before = t.asked.describe;
+    await cache.refreshNow('db', { fresh: true }).catch(() => undefined);
+    expect(t.asked.describe).toBe(before + 1);
+    setDown(false);
+    t.setMissing(true);
+    await expect(cache.refreshNow('db', { fresh: true })).rejects.toBeInstanceOf(SecretNotFoundError);
+    await expect(cache.get('db')).rejects.toBeInstanceOf(SecretNotFoundError);
   });
 
   it('keeps at most maxEntries secrets, forgetting the least recently read', async () => {

@@ -62,7 +62,8 @@ export function noteHanded(value: string): void {
     if (typeof v === 'string') add(v);
     else if (Array.isArray(v) && depth < 4) for (const x of v) walk(x, depth + 1);
     else if (v && typeof v === 'object' && depth < 4)
-      for (const [key, x] of Object.entries(v)) if (!DESCRIPTIVE_FIELDS.has(key)) walk(x, depth + 1);
+      for (const [key, x] of Object.entries(v))
+        if (!(DESCRIPTIVE_FIELDS.has(key) && typeof x !== 'object')) walk(x, depth + 1);
   };
   walk(json, 0);
 }

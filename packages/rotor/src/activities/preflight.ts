@@ -1,3 +1,4 @@
+import { redactHanded, withHandedValues } from './handed-values';
 import { compact } from '../shared/compact';
 import { selectRotatorKind, STRATEGY_TAG } from '../rotators/registry';
 import { retirementFromTags } from '../rotators/retirement';
@@ -33,7 +34,7 @@ export function createPreflightActivities(deps: ActivityDeps) {
   const { store } = deps;
   const { context, onTarget, rotatorFor, parsedVersions, step } = createStepContext(deps);
 
-  return {
+  const activities = {
     /** `rotor setup`: the rotator's one-time setup plan for the secret, applied unless `dryRun`. */
     async setupSecret({ secretId, dryRun }: { secretId: string; dryRun: boolean }): Promise<SetupPlan> {
       return step('setup', secretId, undefined, async () => {
@@ -51,110 +52,117 @@ export function createPreflightActivities(deps: ActivityDeps) {
       });
     },
 
-    async checkSecret({ secretId, overrides, graceMs }: PrepareInput): Promise<SecretCheckReport> {
-      const checks: SecretCheck[] = [];
-      const run = async <T>(
-        name: CheckName,
-        work: () => Promise<T> | T,
-        detail: (value: T) => string,
-      ): Promise<T | undefined> => {
-        try {
-          const value = await work();
-          checks.push({ name, ok: true, detail: detail(value) });
-          return value;
-        } catch (error) {
-          checks.push({
-            name,
-            ok: false,
-            detail: error instanceof Error ? error.message : String(error),
-            hint: hintFor(name, error),
-          });
-          return undefined;
-        }
-      };
-      const report = (rotator?: string): SecretCheckReport => ({
-        secretId,
-        ...compact({ rotator }),
-        ok: checks.every((c) => c.ok),
-        checks,
-      });
-
-      const read = await run(
-        'store',
-        async () => {
-          const description = await store.describe(secretId);
-          const current = await store.getByStage(secretId, Stage.current);
-          if (!current) throw new InvalidInputError(`secret ${secretId} has no ${Stage.current} version`);
-          return { description, current };
-        },
-        ({ description }) => `readable in ${store.description}, ${description.versions.length} versions`,
-      );
-      if (!read) return report();
-      const { description, current } = read;
-
-      const tags = overrides?.strategy ? { ...description.tags, [STRATEGY_TAG]: overrides.strategy } : description.tags;
-      const parsed = await run(
-        'shape',
-        () => {
-          const kind = selectRotatorKind(secretId, current.value, tags, deps.rotators);
-          const rotator = rotatorFor(secretId, kind);
-          return { kind, rotator, value: rotator.parse(secretId, current.value) };
-        },
-        ({ kind }) => `valid for ${kind}`,
-      );
-
-      await run(
-        'policies',
-        () => {
-          const policy = retirementFromTags(secretId, description.tags);
-          if (overrides?.retirement && parsed && !parsed.rotator.countLiveSessions) {
-            throw new InvalidInputError(
-              `secret ${secretId}: retirement applies to alternating users only, and this secret rotates with ${parsed.kind}`,
-            );
-          }
-          return { ...policy, ...overrides?.retirement };
-        },
-        (p) => (parsed?.rotator.countLiveSessions ? `retire ${p.retire}, live sessions ${p.liveSessions}` : 'valid'),
-      );
-      if (!parsed) return report();
-
-      // AWSCURRENT itself must log in: a rotation could fall back to AWSPREVIOUS, but then AWSCURRENT is wrong today.
-      await run(
-        'login',
-        () =>
-          onTarget(parsed.rotator, parsed.value, () =>
-            parsed.rotator.check(
-              secretId,
-              { current: parsed.value, fallbacks: [] },
-              context,
-              graceMs === undefined ? undefined : { graceMs },
-            ),
-          ),
-        (o) => o,
-      );
-
-      const pending = versionWithStage(description, Stage.pending);
-      await run(
-        'pending',
-        async () => {
-          if (!pending || pending === current.versionId) return 'no stray AWSPENDING';
-          const [stray] = await parsedVersions(secretId, parsed.rotator, [pending]);
-          const holds = stray
-            ? await parsed.rotator.test(secretId, stray, context).then(
-                () => true,
-                () => false,
-              )
-            : false;
-          throw new InvalidInputError(
-            `version ${pending} is AWSPENDING but not AWSCURRENT: a rotation that did not finish left it${holds ? ', and the database accepts its password' : ''}. ` +
-              'The next rotation takes the label over' +
-              (holds ? ' after setting the database back to AWSCURRENT' : '') +
-              `; to clear it now: aws secretsmanager update-secret-version-stage --secret-id ${secretId} --version-stage AWSPENDING --remove-from-version-id ${pending}`,
-          );
-        },
-        (o) => o,
-      );
-      return report(parsed.kind);
+    async checkSecret(input: PrepareInput): Promise<SecretCheckReport> {
+      // As a step's: no value the check was handed leaves it in a detail, whatever the target answered.
+      return withHandedValues(() => checkOne(input));
     },
   };
+
+  async function checkOne({ secretId, overrides, graceMs }: PrepareInput): Promise<SecretCheckReport> {
+    const checks: SecretCheck[] = [];
+    const run = async <T>(
+      name: CheckName,
+      work: () => Promise<T> | T,
+      detail: (value: T) => string,
+    ): Promise<T | undefined> => {
+      try {
+        const value = await work();
+        checks.push({ name, ok: true, detail: detail(value) });
+        return value;
+      } catch (error) {
+        checks.push({
+          name,
+          ok: false,
+          detail: redactHanded(error instanceof Error ? error.message : String(error)),
+          hint: hintFor(name, error),
+        });
+        return undefined;
+      }
+    };
+    const report = (rotator?: string): SecretCheckReport => ({
+      secretId,
+      ...compact({ rotator }),
+      ok: checks.every((c) => c.ok),
+      checks,
+    });
+
+    const read = await run(
+      'store',
+      async () => {
+        const description = await store.describe(secretId);
+        const current = await store.getByStage(secretId, Stage.current);
+        if (!current) throw new InvalidInputError(`secret ${secretId} has no ${Stage.current} version`);
+        return { description, current };
+      },
+      ({ description }) => `readable in ${store.description}, ${description.versions.length} versions`,
+    );
+    if (!read) return report();
+    const { description, current } = read;
+
+    const tags = overrides?.strategy ? { ...description.tags, [STRATEGY_TAG]: overrides.strategy } : description.tags;
+    const parsed = await run(
+      'shape',
+      () => {
+        const kind = selectRotatorKind(secretId, current.value, tags, deps.rotators);
+        const rotator = rotatorFor(secretId, kind);
+        return { kind, rotator, value: rotator.parse(secretId, current.value) };
+      },
+      ({ kind }) => `valid for ${kind}`,
+    );
+
+    await run(
+      'policies',
+      () => {
+        const policy = retirementFromTags(secretId, description.tags);
+        if (overrides?.retirement && parsed && !parsed.rotator.countLiveSessions) {
+          throw new InvalidInputError(
+            `secret ${secretId}: retirement applies to alternating users only, and this secret rotates with ${parsed.kind}`,
+          );
+        }
+        return { ...policy, ...overrides?.retirement };
+      },
+      (p) => (parsed?.rotator.countLiveSessions ? `retire ${p.retire}, live sessions ${p.liveSessions}` : 'valid'),
+    );
+    if (!parsed) return report();
+
+    // AWSCURRENT itself must log in: a rotation could fall back to AWSPREVIOUS, but then AWSCURRENT is wrong today.
+    await run(
+      'login',
+      () =>
+        onTarget(parsed.rotator, parsed.value, () =>
+          parsed.rotator.check(
+            secretId,
+            { current: parsed.value, fallbacks: [] },
+            context,
+            graceMs === undefined ? undefined : { graceMs },
+          ),
+        ),
+      (o) => o,
+    );
+
+    const pending = versionWithStage(description, Stage.pending);
+    await run(
+      'pending',
+      async () => {
+        if (!pending || pending === current.versionId) return 'no stray AWSPENDING';
+        const [stray] = await parsedVersions(secretId, parsed.rotator, [pending]);
+        const holds = stray
+          ? await parsed.rotator.test(secretId, stray, context).then(
+              () => true,
+              () => false,
+            )
+          : false;
+        throw new InvalidInputError(
+          `version ${pending} is AWSPENDING but not AWSCURRENT: a rotation that did not finish left it${holds ? ', and the database accepts its password' : ''}. ` +
+            'The next rotation takes the label over' +
+            (holds ? ' after setting the database back to AWSCURRENT' : '') +
+            `; to clear it now: aws secretsmanager update-secret-version-stage --secret-id ${secretId} --version-stage AWSPENDING --remove-from-version-id ${pending}`,
+        );
+      },
+      (o) => o,
+    );
+    return report(parsed.kind);
+  }
+
+  return activities;
 }

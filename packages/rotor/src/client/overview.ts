@@ -59,7 +59,8 @@ export async function secretsOverview(
     const schedule = scheduled.get(secretId);
     const latest = history[0];
     const lastCompleted = history.find((r) => r.status.name === 'COMPLETED' && memoOf(r).phase === 'completed');
-    const lastFailed = history.find((r) => r.status.name !== 'RUNNING' && r.status.name !== 'COMPLETED');
+    // A run that continued as new (a long grace, its history at the ceiling) is the same rotation going on.
+    const lastFailed = history.find((r) => !['RUNNING', 'COMPLETED', 'CONTINUED_AS_NEW'].includes(r.status.name));
     return {
       secretId,
       state: latest ? stateOf(latest) : 'never rotated',
@@ -95,7 +96,7 @@ export function rotationQueries(managed: string[], all: boolean): string[] {
 
 function stateOf(run: WorkflowExecutionInfo): SecretOverview['state'] {
   if (run.status.name === 'COMPLETED') return 'idle';
-  if (run.status.name !== 'RUNNING') return 'failed';
+  if (run.status.name !== 'RUNNING' && run.status.name !== 'CONTINUED_AS_NEW') return 'failed';
   const phase = phaseOf(run);
   if (phase === 'grace') return 'in grace';
   if (phase === 'awaiting-sessions') return 'awaiting sessions';

@@ -27,8 +27,9 @@ import type { RotationStatus } from '../shared/status';
 
 const MAX_BODY_BYTES = 256 * 1024;
 const MAX_SECRETS_PER_REQUEST = 100;
-/** Secrets with counts waiting for the next forward; reports on more are dropped until then. */
+/** Secrets with counts waiting for the next forward, in all and per token; reports on more wait for the next one. */
 const MAX_PENDING_SECRETS = 1000;
+const MAX_PENDING_SECRETS_PER_TOKEN = 200;
 /** Instances per secret between forwards, and versions per instance. */
 const MAX_INSTANCES = 1000;
 const MAX_VERSIONS_PER_INSTANCE = 4;
@@ -95,13 +96,18 @@ export function inScope(secretId: string, scopes: readonly string[]): boolean {
 export type BakeWindowLookup = (secretId: string) => Promise<{ next: string; previous: string } | undefined>;
 export type Forward = (secretId: string, lines: ConsumerReportLine[]) => Promise<void>;
 
-/** Asks the secret's rotation (its `status` query) whether a bake window is open; none running is none open. */
+/**
+ * Asks the secret's rotation whether a bake window is open: `describe` first (answered by the server; a closed run
+ * is never queried, which would make a worker replay its history), then the `status` query of a running one, in
+ * phase grace by its memo. None running is none open.
+ */
 export function openBakeWindow(client: Client): BakeWindowLookup {
   return async (secretId) => {
     try {
-      const status = await client.workflow
-        .getHandle(rotationWorkflowId(secretId))
-        .query<RotationStatus>(QueryName.status);
+      const handle = client.workflow.getHandle(rotationWorkflowId(secretId));
+      const description = await handle.describe();
+      if (description.status.name !== 'RUNNING' || description.memo?.phase !== 'grace') return undefined;
+      const status = await handle.query<RotationStatus>(QueryName.status);
       const { current, previous } = status.versions;
       const open = status.phase === 'grace' && status.bake !== undefined && status.bake.verdict === undefined;
       return open && current && previous ? { next: current, previous } : undefined;
@@ -183,6 +189,8 @@ export async function serveReports(options: {
   const trustedProxies = options.trustedProxies ?? [];
   const buckets = new Map(tokens.map((t) => [t.name, new TokenBucket(t.requestsPerSecond)]));
   let pending = new Map<string, Counts>();
+  /** The secrets each token added to `pending` since the last forward: one token cannot fill it for the others. */
+  let pendingByToken = new Map<string, Set<string>>();
   let dropped = 0;
 
   const authorize = (req: IncomingMessage): Token | undefined => {
@@ -197,7 +205,20 @@ export async function serveReports(options: {
   };
 
   /** Adds one line to what waits for the next forward; false when a bound dropped it. */
-  const count = (secretId: string, instance: string, versionId: string, outcome: LoginOutcome, n: number) => {
+  const count = (
+    token: string,
+    secretId: string,
+    instance: string,
+    versionId: string,
+    outcome: LoginOutcome,
+    n: number,
+  ) => {
+    let mine = pendingByToken.get(token);
+    if (!mine) pendingByToken.set(token, (mine = new Set()));
+    if (!mine.has(secretId)) {
+      if (mine.size >= MAX_PENDING_SECRETS_PER_TOKEN) return false;
+      mine.add(secretId);
+    }
     let counts = pending.get(secretId);
     if (!counts) {
       if (pending.size >= MAX_PENDING_SECRETS) return false;
@@ -259,7 +280,8 @@ export async function serveReports(options: {
       return answer(res, 403, { error: `token ${token.name} may not report on ${outside.slice(0, 5).join(', ')}` });
     const instance = `${token.name}@${reportingAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustedProxies)}`;
     let kept = 0;
-    for (const r of batch.data.reports) if (count(r.secretId, instance, r.versionId, r.outcome, r.count)) kept++;
+    for (const r of batch.data.reports)
+      if (count(token.name, r.secretId, instance, r.versionId, r.outcome, r.count)) kept++;
     dropped += batch.data.reports.length - kept;
     answer(res, 202, {
       accepted: kept,
@@ -272,29 +294,35 @@ export async function serveReports(options: {
     const window = await lookup(secretId);
     if (!window) return;
     const lines: ConsumerReportLine[] = [];
-    for (const [instanceId, versions] of counts)
+    for (const [instanceId, versions] of counts) {
+      // All of an instance's lines or none: half of them would misstate its latest report.
+      const own: ConsumerReportLine[] = [];
       for (const versionId of [window.next, window.previous])
         for (const [outcome, n] of versions.get(versionId) ?? [])
-          if (lines.length < MAX_LINES) lines.push({ instanceId, versionId, outcome, count: n });
+          own.push({ instanceId, versionId, outcome, count: n });
+      if (lines.length + own.length <= MAX_LINES) lines.push(...own);
+      else dropped += own.length;
+    }
     if (lines.length > 0) await forward(secretId, lines);
   };
 
-  let forwarding: Promise<void> | undefined;
-  const flush = async (): Promise<void> => {
-    await forwarding;
+  // Forwards run one after the other (each waits for the one before): a rotation gets its reports in order.
+  let forwarding: Promise<void> = Promise.resolve();
+  const forwardAll = async (): Promise<void> => {
     const batches = [...pending.entries()];
     pending = new Map();
-    if (dropped > 0) logger.warn({ dropped }, 'consumer report lines dropped: past the bounds between forwards');
-    dropped = 0;
-    forwarding = Promise.all(
+    pendingByToken = new Map();
+    await Promise.all(
       batches.map(([secretId, counts]) =>
         forwardOne(secretId, counts).catch((error: Error) =>
           logger.warn({ secretId, error: error.message }, 'consumer reports not forwarded'),
         ),
       ),
-    ).then(() => undefined);
-    await forwarding;
+    );
+    if (dropped > 0) logger.warn({ dropped }, 'consumer report lines dropped: past the bounds between forwards');
+    dropped = 0;
   };
+  const flush = (): Promise<void> => (forwarding = forwarding.then(forwardAll));
   const timer = setInterval(() => void flush(), options.forwardEveryMs ?? 5000);
   timer.unref();
 

@@ -20,8 +20,6 @@ export interface BakeWindow {
   /** When the window's verdict is due, in workflow time (ms). */
   readonly endsAt: number;
   start(nextVersionId: string, previousVersionId: string, startedAt: number): void;
-  /** Opens again the window a previous run of the rotation carried (continue-as-new). */
-  resume(carried: BakeCarry): void;
   /** What the next run needs to go on with the open window; undefined when it is closed. */
   carry(): BakeCarry | undefined;
   /** At `endsAt`: pass, extend (too few samples) or end inconclusive (alerted) once the longest bake is reached. */
@@ -40,6 +38,7 @@ export function watchConsumers(
   reporter: Reporter,
   requests: OperatorRequests,
   policy: BakePolicy,
+  carried?: BakeCarry,
 ): BakeWindow {
   const { status } = state;
   let tally: BakeTally | undefined;
@@ -69,6 +68,16 @@ export function watchConsumers(
     open = false;
     publish({ verdict });
   };
+
+  // A window carried from an earlier run is open before the handler is set: reports held for the new run count.
+  if (carried) {
+    next = carried.next;
+    previous = carried.previous;
+    tally = new BakeTally([next, previous], policy.maxFailureShare, carried.tally);
+    startedAt = carried.startedAt;
+    endsAt = carried.endsAt;
+    open = true;
+  }
 
   setHandler(consumerReportSignal, (signal) => {
     if (!open || !tally || requests.rollback || status.phase !== 'grace') return;
@@ -101,14 +110,6 @@ export function watchConsumers(
       endsAt = at + policy.windowMs;
       open = true;
       status.bake = { endsAt: new Date(endsAt).toISOString(), extensions: 0, ...evidence() };
-    },
-    resume(carried) {
-      next = carried.next;
-      previous = carried.previous;
-      tally = new BakeTally([next, previous], policy.maxFailureShare, carried.tally);
-      startedAt = carried.startedAt;
-      endsAt = carried.endsAt;
-      open = true;
     },
     carry() {
       return open && tally ? { next, previous, startedAt, endsAt, tally: tally.snapshot() } : undefined;

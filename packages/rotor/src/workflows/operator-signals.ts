@@ -39,9 +39,15 @@ export interface OperatorRequests {
  * Temporal UI; a request the rotation cannot take in its phase is ignored and logged) and as an Update whose
  * validator refuses it with the reason. Requests come from anywhere, the UI included: only short strings are kept.
  */
-export function handleOperatorSignals(state: RotationState, report: Reporter): OperatorRequests {
+export function handleOperatorSignals(
+  state: RotationState,
+  report: Reporter,
+  carried?: Partial<OperatorRequests>,
+): OperatorRequests {
   const { status } = state;
-  const requests: OperatorRequests = { endGrace: false, graceEndsAt: 0, graceStartedAt: 0 };
+  // A run continued from an earlier one starts with its requests and grace times, before any handler runs: requests
+  // held for the new run are delivered as the handlers are set.
+  const requests: OperatorRequests = { endGrace: false, graceEndsAt: 0, graceStartedAt: 0, ...carried };
 
   /** Why a request cannot be taken now, or undefined when it can. */
   const refusal = {

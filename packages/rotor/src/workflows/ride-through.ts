@@ -1,6 +1,15 @@
 import { condition } from '@temporalio/workflow';
 import { ErrorType } from 'rotor-consumers/core';
-import { RollbackRequested, typeOf } from './failures';
+import { TimeoutFailure } from '@temporalio/workflow';
+import { innermostFailure, RollbackRequested, typeOf } from './failures';
+
+/**
+ * A failure that says the target or store did not answer: rotor's Unavailable, or an attempt that ran out of time
+ * (a host that drops packets answers nothing at all). Steps are idempotent, so running one again is safe.
+ */
+function outage(error: unknown): boolean {
+  return typeOf(error) === ErrorType.Unavailable || innermostFailure(error) instanceof TimeoutFailure;
+}
 
 /**
  * How long a step waits out a target or store that does not answer (a failover, a restart) before it gives up:
@@ -28,7 +37,7 @@ export async function rideThrough<T>(
       return await call();
     } catch (error) {
       const left = started + budgetMs - Date.now();
-      if (typeOf(error) !== ErrorType.Unavailable || left <= 0) throw error;
+      if (!outage(error) || left <= 0) throw error;
       if (await condition(abort, Math.min(ROUND_PAUSE_MS, left))) throw new RollbackRequested();
     }
   }

@@ -2,6 +2,7 @@ import { compact } from '../shared/compact';
 import {
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   isCancellation,
   makeContinueAsNewFunc,
   proxyActivities,
@@ -144,7 +145,17 @@ function beginRotation(input: RotationInput): Rotation {
       detail: { graceMs: input.graceMs },
     });
   reporter.watchPhases(() => ({ seq: state.phaseSeq, phase: state.status.phase }));
-  const requests = handleOperatorSignals(state, reporter);
+  const resume = input.resume;
+  const requests = handleOperatorSignals(
+    state,
+    reporter,
+    resume && {
+      graceStartedAt: resume.graceStartedAt,
+      graceEndsAt: resume.graceEndsAt,
+      endGrace: resume.endGrace === true,
+      ...compact({ rollback: resume.rollback }),
+    },
+  );
   return {
     input,
     token,
@@ -153,7 +164,7 @@ function beginRotation(input: RotationInput): Rotation {
     state,
     reporter,
     requests,
-    bake: input.bake ? watchConsumers(state, reporter, requests, input.bake) : undefined,
+    bake: input.bake ? watchConsumers(state, reporter, requests, input.bake, resume?.bake) : undefined,
     run: createStepRunner(state, reporter, (name) => (name === 'create' || name === 'finish' ? token : undefined)),
     rideThrough: (call, abort) => rideThrough(call, input.outageBudgetMs ?? DEFAULT_OUTAGE_BUDGET_MS, abort),
     steps: localFirst<RotorActivities>(stepOptions(maxAttempts), local),
@@ -234,6 +245,8 @@ async function switchOver(r: Rotation, writes: RotorActivities, step: StepInput)
         `compensation failed too: version ${r.token} may still be AWSPENDING, left because the database may hold it. ` +
           `Once the database and the store answer, \`rotor check ${input.secretId}\` shows which version logs in, and ` +
           `\`rotor rotate ${input.secretId}\` converges: it logs in with whichever the database holds and sets it back to AWSCURRENT first`,
+        'failed',
+        false,
       );
     }
     state.status.versions = {
@@ -294,10 +307,7 @@ async function grace(r: Rotation, step: StepInput): Promise<void> {
   const { input, requests, state, reporter, bake } = r;
   const resumed = input.resume;
   if (resumed) {
-    requests.graceStartedAt = resumed.graceStartedAt;
-    requests.graceEndsAt = resumed.graceEndsAt;
-    if (resumed.rollback) requests.rollback = resumed.rollback;
-    if (resumed.endGrace) requests.endGrace = true;
+    // The grace times, requests and bake window came with the run (beginRotation, before any handler was set).
     upsertSearchAttributes([{ key: SearchAttribute.rotator, value: step.prepared.rotator }]);
   } else {
     requests.graceStartedAt = Date.now();
@@ -314,8 +324,7 @@ async function grace(r: Rotation, step: StepInput): Promise<void> {
     await waitUntil({ deadline, done: () => stopped() || historyFull(), summary: graceSummary });
   } else {
     reporter.release();
-    if (resumed?.bake) bake.resume(resumed.bake);
-    else if (!resumed) bake.start(r.token, step.prepared.currentVersionId, requests.graceStartedAt);
+    if (!resumed) bake.start(r.token, step.prepared.currentVersionId, requests.graceStartedAt);
     deadline = () =>
       bake.open
         ? Date.now() < requests.graceEndsAt
@@ -347,8 +356,12 @@ async function grace(r: Rotation, step: StepInput): Promise<void> {
  */
 export const HISTORY_CEILING = 10_000;
 
+/** Below this a run never continues as new, whatever Temporal suggests: a resumed run's input alone must not loop it. */
+const MIN_HISTORY_TO_CONTINUE = 200;
+
 function historyFull(): boolean {
   const info = workflowInfo();
+  if (info.historyLength < MIN_HISTORY_TO_CONTINUE) return false;
   return info.continueAsNewSuggested || info.historyLength >= HISTORY_CEILING;
 }
 
@@ -361,6 +374,8 @@ async function continueInNewRun(r: Rotation, step: StepInput): Promise<never> {
   const { input, requests, state, bake } = r;
   do await r.reporter.settle();
   while (!r.reporter.idle());
+  // A cancel that came while the trail settled (its appends cannot be cancelled) ends this rotation here, recorded.
+  if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cancelled while continuing as new');
   const carried = bake?.carry();
   // The search attributes (the secret, its phase: how `rotor status` finds it) and the memo go along as they are.
   const { typedSearchAttributes, memo } = workflowInfo();
@@ -385,7 +400,14 @@ async function rollBack(r: Rotation, step: StepInput): Promise<RotationResult> {
       r.run('rollback', 'rolling-back', () => r.undo.reinstate({ ...step, versionId: previous, mode: 'rollback' })),
     );
   } catch (error) {
-    throw await fail(r, 'rollback', error, 'the new credential may still be current: check the target and the labels');
+    throw await fail(
+      r,
+      'rollback',
+      error,
+      'the new credential may still be current: check the target and the labels',
+      'failed',
+      false,
+    );
   }
   state.status.versions = { current: previous, previous: r.token };
   state.end('rolled-back');
@@ -459,11 +481,12 @@ async function fail(
   error: unknown,
   what: string,
   phase: 'failed' | 'compensated' = 'failed',
+  riddenThrough = true,
 ): Promise<ApplicationFailure> {
   const { input, state } = r;
   state.end(phase);
   const unreachable =
-    typeOf(error) === ErrorType.Unavailable
+    riddenThrough && typeOf(error) === ErrorType.Unavailable
       ? ` (it did not answer for ${formatDuration(input.outageBudgetMs ?? DEFAULT_OUTAGE_BUDGET_MS)}, the outage budget)`
       : '';
   const failure = ApplicationFailure.create({
