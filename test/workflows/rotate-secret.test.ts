@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotationWorkflowId, SearchAttribute } from '../../packages/rotor/src/shared/constants';
 import { ErrorType } from 'rotor-consumers/core';
 import type { Phase } from '../../packages/rotor/src/shared/vocabulary';
-import type { RetirementPolicy, RotationInput } from '../../packages/rotor/src/shared/rotation';
+import type { RetirementPolicy, RotationInput, RotationResult } from '../../packages/rotor/src/shared/rotation';
+import { rolledBackResult } from '../../packages/rotor/src/client/rotation-client';
 import {
   endGraceSignal,
   extendGraceSignal,
@@ -70,6 +71,20 @@ async function withRotation<T>(
   });
 }
 
+/**
+ * The rotation's result: a rolled-back rotation ends as a failure of type RotorRolledBack (so the Temporal UI lists
+ * it FAILED) carrying its result, read back as the client does.
+ */
+async function resultOf(handle: WorkflowHandle<typeof rotateSecret>): Promise<RotationResult> {
+  try {
+    return await handle.result();
+  } catch (error) {
+    const rolled = error instanceof WorkflowFailedError ? rolledBackResult(error.cause) : undefined;
+    if (rolled) return rolled;
+    throw error;
+  }
+}
+
 /** `prepareRotation` of an alternating pair with a retirement policy. */
 function alternatingPair(retirement: RetirementPolicy) {
   return async () => ({
@@ -106,7 +121,7 @@ async function failureOf(promise: Promise<unknown>): Promise<WorkflowFailedError
 describe('rotateSecret', () => {
   it('runs create, set, test, finish, a 24-hour grace and retire, passing only ids and the token', async () => {
     const fakes = fakeActivities();
-    const result = await withRotation(fakes, (handle) => handle.result());
+    const result = await withRotation(fakes, (handle) => resultOf(handle));
     expect(fakes.names()).toEqual([
       'prepareRotation',
       'createPending',
@@ -136,7 +151,7 @@ describe('rotateSecret', () => {
     const events = await withRotation(
       fakes,
       async (handle) => {
-        await handle.result();
+        await resultOf(handle);
         return (await handle.fetchHistory()).events ?? [];
       },
       { graceMs: 0, reporting: { alerts: [] } },
@@ -204,12 +219,12 @@ describe('rotateSecret', () => {
       setPending: async () =>
         ++setCalls === 1 ? Promise.reject(new Error('connection reset')) : { attempt: 1, outcome: 'changed' },
     });
-    const result = await withRotation(fakes, (handle) => handle.result(), { graceMs: 0 });
+    const result = await withRotation(fakes, (handle) => resultOf(handle), { graceMs: 0 });
     expect(result.status.steps.find((s) => s.step === 'set')?.attempts).toBe(2);
     expect(result.status.steps.find((s) => s.step === 'test')?.attempts).toBe(1);
 
     const single = fakeActivities();
-    await withRotation(single, (handle) => handle.result(), { graceMs: 0, maxStepAttempts: 1 });
+    await withRotation(single, (handle) => resultOf(handle), { graceMs: 0, maxStepAttempts: 1 });
     expect(single.steps().every((c) => !c.local)).toBe(true);
   });
 
@@ -248,18 +263,24 @@ describe('rotateSecret', () => {
       expect(description.typedSearchAttributes.get(SearchAttribute.phase)).toBe('grace');
       expect(description.typedSearchAttributes.get(SearchAttribute.rotator)).toBe('postgres-single-user');
       expect(description.memo).toMatchObject({ phase: 'grace', token: grace.token });
-      await handle.result();
+      await resultOf(handle);
       expect(await phaseOf(handle)).toBe('completed');
     });
   });
 
   it('rolls back during grace: reinstates the previous version and does not retire', async () => {
     const fakes = fakeActivities();
-    const result = await withRotation(fakes, async (handle) => {
+    const { result, ended } = await withRotation(fakes, async (handle) => {
       await waitForPhase(handle, 'grace');
       await handle.signal(rollbackSignal, { reason: 'app errors after rotation', by: 'oncall' });
-      return handle.result();
+      const rotation = await resultOf(handle);
+      return { result: rotation, ended: await failureOf(handle.result()), status: (await handle.describe()).status };
     });
+    // The Temporal UI lists it FAILED with its own type, never like a completed rotation.
+    expect(ended.cause).toMatchObject({ type: 'RotorRolledBack' });
+    expect(ended.cause?.message).toMatch(
+      /rolled back during grace: app errors after rotation; version version-current is AWSCURRENT again/,
+    );
     expect(result.outcome).toBe('rolled-back');
     expect(result.currentVersionId).toBe('version-current');
     expect(result.previousVersionId).toBe(result.token);
@@ -281,7 +302,7 @@ describe('rotateSecret', () => {
       expect(await phaseOf(handle)).toBe('grace');
       expect(fakes.names()).not.toContain('retirePrevious');
       await env.sleep(DAY + 1000);
-      await handle.result();
+      await resultOf(handle);
       expect(fakes.names()).toContain('retirePrevious');
     });
   });
@@ -291,7 +312,7 @@ describe('rotateSecret', () => {
     const result = await withRotation(fakes, async (handle) => {
       await waitForPhase(handle, 'grace');
       await handle.signal(endGraceSignal);
-      return handle.result();
+      return resultOf(handle);
     });
     const { status } = result;
     const retire = status.steps.find((s) => s.step === 'retire')!;
@@ -353,7 +374,7 @@ describe('rotateSecret', () => {
         return { attempt: 1, outcome: 'created' };
       },
     });
-    const result = await withRotation(fakes, (handle) => handle.result(), { graceMs: 0 });
+    const result = await withRotation(fakes, (handle) => resultOf(handle), { graceMs: 0 });
     expect(result.outcome).toBe('completed');
     expect(fakes.names().filter((n) => n === 'createPending')).toHaveLength(6);
   });
@@ -418,7 +439,7 @@ describe('rotateSecret', () => {
         const waiting = await handle.query(statusQuery);
         expect(waiting.liveSessions).toBe(2);
         expect((await handle.describe()).typedSearchAttributes.get(SearchAttribute.phase)).toBe('awaiting-sessions');
-        return handle.result();
+        return resultOf(handle);
       },
       { graceMs: 0 },
     );
@@ -433,7 +454,7 @@ describe('rotateSecret', () => {
       countLiveSessions: async () => ({ attempt: 1, liveSessions: 1 }),
       retirePrevious: async () => ({ attempt: 1, outcome: 'scrambled-password' }),
     });
-    const result = await withRotation(fakes, (handle) => handle.result(), { graceMs: 0 });
+    const result = await withRotation(fakes, (handle) => resultOf(handle), { graceMs: 0 });
     expect(result.outcome).toBe('completed');
     expect(result.retirement).toBe('scrambled-password; 1 live sessions left after waiting 1h');
   });
@@ -442,7 +463,7 @@ describe('rotateSecret', () => {
     const fakes = fakeActivities({
       prepareRotation: alternatingPair({ retire: 'disable-login', liveSessions: 'terminate', maxWaitMs: 3_600_000 }),
     });
-    await withRotation(fakes, (handle) => handle.result(), { graceMs: 0 });
+    await withRotation(fakes, (handle) => resultOf(handle), { graceMs: 0 });
     expect(fakes.names()).not.toContain('countLiveSessions');
     expect(fakes.steps().at(-1)?.input).toMatchObject({ terminateSessions: true });
   });
@@ -456,7 +477,7 @@ describe('rotateSecret', () => {
       await waitForPhase(handle, 'setting');
       await handle.signal(rollbackSignal, { reason: 'wrong secret' });
       setGate.open();
-      return handle.result();
+      return resultOf(handle);
     });
     expect(result.outcome).toBe('rolled-back');
     expect(result.currentVersionId).toBe('version-current');
@@ -479,7 +500,7 @@ describe('rotateSecret: a new version that must be published before it is used (
         expect(fakes.names()).not.toContain('finishRotation');
         const testEnded = Date.parse(holding.steps.find((s) => s.step === 'test')!.endedAt!);
         expect(Date.parse(holding.holdUntil!) - testEnded).toBeGreaterThanOrEqual(HOLD);
-        return handle.result();
+        return resultOf(handle);
       },
       { graceMs: 60_000 },
     );
@@ -497,7 +518,7 @@ describe('rotateSecret: a new version that must be published before it is used (
     const result = await withRotation(fakes, async (handle) => {
       await waitForPhase(handle, 'publishing');
       await handle.signal(rollbackSignal, { reason: 'the JWKS endpoint is misconfigured' });
-      return handle.result();
+      return resultOf(handle);
     });
     expect(result.outcome).toBe('rolled-back');
     expect(fakes.names()).toEqual(['prepareRotation', 'createPending', 'setPending', 'testPending', 'reinstate']);
@@ -506,7 +527,7 @@ describe('rotateSecret: a new version that must be published before it is used (
 
   it("passes the rotation's grace to prepare, which JWT signing keys check against token lifetime", async () => {
     const fakes = fakeActivities();
-    await withRotation(fakes, (handle) => handle.result(), { graceMs: 90_000 });
+    await withRotation(fakes, (handle) => resultOf(handle), { graceMs: 90_000 });
     expect(fakes.calls.find((c) => c.name === 'prepareRotation')?.input).toMatchObject({ graceMs: 90_000 });
   });
 });
@@ -552,7 +573,7 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
           'finish',
         ]);
         await handle.signal(endGraceSignal, { by: 'test' });
-        await handle.result();
+        await resultOf(handle);
       },
       { reporting },
     );
@@ -575,7 +596,7 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
           .flatMap((c) => (c.input as { kind: string }[]).map((e) => e.kind));
         expect(kinds).toContain('step-failed');
         compensateGate.open();
-        return handle.result();
+        return resultOf(handle);
       },
       { reporting, maxStepAttempts: 1 },
     );
@@ -584,7 +605,7 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
 
   it('audits the trigger, every step with its duration and the outcome, under ids unique to the run', async () => {
     const fakes = fakeActivities();
-    const result = await withRotation(fakes, (handle) => handle.result(), {
+    const result = await withRotation(fakes, (handle) => resultOf(handle), {
       trigger: { kind: 'cli', by: 'alice' },
       reporting,
     });
@@ -642,7 +663,7 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
       async (handle) => {
         await waitForPhase(handle, 'grace');
         await handle.signal(rollbackSignal, { reason: 'app errors', by: 'bob' });
-        return handle.result();
+        return resultOf(handle);
       },
       { reporting },
     );
@@ -661,7 +682,7 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
       prepareRotation: alternatingPair({ retire: 'disable-login', liveSessions: 'wait', maxWaitMs: DAY }),
       countLiveSessions: async () => ({ attempt: 1, liveSessions: counts.shift() ?? 0 }),
     });
-    await withRotation(fakes, (handle) => handle.result(), { graceMs: 0, reporting });
+    await withRotation(fakes, (handle) => resultOf(handle), { graceMs: 0, reporting });
     expect(fakes.alerts().map((a) => [a.kind, a.phase])).toEqual([['awaiting-sessions', 'awaiting-sessions']]);
     expect(fakes.alerts()[0]!.message).toMatch(/waits for 2 live sessions/);
   });
@@ -672,7 +693,7 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
         async () => (await new Promise((r) => setTimeout(r, 5000)), { attempt: 1, outcome: 'changed' }),
       ),
     });
-    await withRotation(fakes, (handle) => handle.result(), { reporting });
+    await withRotation(fakes, (handle) => resultOf(handle), { reporting });
     expect(fakes.alerts().map((a) => [a.kind, a.phase])).toEqual([['stuck', 'setting']]);
     expect(fakes.alerts()[0]!.message).toMatch(/has been setting for more than 2\.0s/);
   });
@@ -700,7 +721,7 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
         return { appended: events.length, duplicates: 0 };
       },
     });
-    const result = await withRotation(fakes, (handle) => handle.result(), { graceMs: 0, reporting });
+    const result = await withRotation(fakes, (handle) => resultOf(handle), { graceMs: 0, reporting });
     expect(result.outcome).toBe('completed');
     expect(fakes.alerts().map((a) => a.kind)).toEqual(['stuck']);
     expect(fakes.alerts()[0]!.message).toMatch(/has ended, but its audit trail has not been written for 2\.0s/);
@@ -778,7 +799,7 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
         await handle.signal(extendGraceSignal, { byMs: '3600000' as unknown as number });
         expect((await handle.query(statusQuery)).graceEndsAt).toBe(before);
         await handle.signal(rollbackSignal, { reason: 'x'.repeat(3000), by: { name: 'mallory' } as unknown as string });
-        return handle.result();
+        return resultOf(handle);
       },
       { reporting },
     );

@@ -60,7 +60,9 @@ export async function secretsOverview(
     const latest = history[0];
     const lastCompleted = history.find((r) => r.status.name === 'COMPLETED' && memoOf(r).phase === 'completed');
     // A run that continued as new (a long grace, its history at the ceiling) is the same rotation going on.
-    const lastFailed = history.find((r) => !['RUNNING', 'COMPLETED', 'CONTINUED_AS_NEW'].includes(r.status.name));
+    const lastFailed = history.find(
+      (r) => !['RUNNING', 'COMPLETED', 'CONTINUED_AS_NEW'].includes(r.status.name) && !rolledBack(r),
+    );
     return {
       secretId,
       state: latest ? stateOf(latest) : 'never rotated',
@@ -94,8 +96,13 @@ export function rotationQueries(managed: string[], all: boolean): string[] {
   return [`${base} AND ExecutionStatus = 'Running'`, ...chunks];
 }
 
+/** A rotation that was rolled back ends FAILED (to stand out in the Temporal UI) but did what it was asked. */
+function rolledBack(run: WorkflowExecutionInfo): boolean {
+  return run.status.name === 'FAILED' && phaseOf(run) === 'rolled-back';
+}
+
 function stateOf(run: WorkflowExecutionInfo): SecretOverview['state'] {
-  if (run.status.name === 'COMPLETED') return 'idle';
+  if (run.status.name === 'COMPLETED' || rolledBack(run)) return 'idle';
   if (run.status.name !== 'RUNNING' && run.status.name !== 'CONTINUED_AS_NEW') return 'failed';
   const phase = phaseOf(run);
   if (phase === 'grace') return 'in grace';

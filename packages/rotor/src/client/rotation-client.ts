@@ -12,6 +12,7 @@ import {
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { bakeProblems, type BakePolicy } from '../shared/bake';
 import {
+  ROTATION_ROLLED_BACK,
   DEFAULT_TASK_QUEUE,
   DEFAULT_TEMPORAL_UI_URL,
   MAX_GRACE,
@@ -142,6 +143,13 @@ export class RotationClient {
       throw error;
     }
     if (description.status.name === 'COMPLETED') return ((await handle.result()) as RotationResult).status;
+    if (description.status.name === 'FAILED') {
+      const rolled = await handle.result().then(
+        () => undefined,
+        (error: unknown) => (error instanceof WorkflowFailedError ? rolledBackResult(error.cause) : undefined),
+      );
+      if (rolled) return rolled.status;
+    }
     // Running or failed: the query needs a worker (to answer, or to replay a closed run); the memo does not.
     try {
       return await withTimeout(handle.query(statusQuery), 5000);
@@ -170,6 +178,8 @@ export class RotationClient {
       (error): RotationOutcome => {
         if (error instanceof WorkflowFailedError) {
           const cause = error.cause;
+          const rolled = rolledBackResult(cause);
+          if (rolled) return { outcome: 'rolled-back', result: rolled };
           const details =
             cause instanceof ApplicationFailure
               ? (cause.details?.[0] as RotationFailureDetails | undefined)
@@ -418,4 +428,10 @@ function assertBake(bake: BakePolicy, graceMs: number): void {
   const problems = bakeProblems(bake, graceMs);
   if (problems.length > 0)
     throw new InvalidInputError(`bake: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
+}
+
+/** The result a rolled-back rotation carries in its failure (ROTATION_ROLLED_BACK), or undefined for any other. */
+export function rolledBackResult(cause: unknown): RotationResult | undefined {
+  if (!(cause instanceof ApplicationFailure) || cause.type !== ROTATION_ROLLED_BACK) return undefined;
+  return cause.details?.[0] as RotationResult | undefined;
 }

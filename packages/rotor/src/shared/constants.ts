@@ -69,3 +69,9 @@ export function temporalUiLink(uiBase: string, namespace: string, workflowId: st
   const base = uiBase.replace(/\/$/, '');
   return `${base}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}/${encodeURIComponent(runId)}/history`;
 }
+
+/**
+ * The failure type a rotation that was rolled back ends with: the Temporal UI lists it FAILED (red), never like a
+ * completed one; its details hold the RotationResult, which the client reads back as the `rolled-back` outcome.
+ */
+export const ROTATION_ROLLED_BACK = 'RotorRolledBack';

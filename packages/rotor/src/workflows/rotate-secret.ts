@@ -13,7 +13,7 @@ import {
 } from '@temporalio/workflow';
 import { ErrorType, formatDuration } from 'rotor-consumers/core';
 import type { RotorActivities } from '../activities';
-import { SearchAttribute } from '../shared/constants';
+import { ROTATION_ROLLED_BACK, SearchAttribute } from '../shared/constants';
 import { actorOf } from '../shared/vocabulary';
 import type { AuditEvent, RotationEnd } from '../shared/reporting';
 import type {
@@ -269,7 +269,11 @@ async function switchOver(r: Rotation, writes: RotorActivities, step: StepInput)
       { phase: 'rolled-back', step: failedStep },
     );
     await record(r, 'rolled-back', prepared.currentVersionId, { during: failedStep });
-    return result(r, 'rolled-back', prepared.currentVersionId, prepared.previousVersionId);
+    throw rolledBack(
+      r,
+      result(r, 'rolled-back', prepared.currentVersionId, prepared.previousVersionId),
+      'before finish',
+    );
   }
   state.status.versions = { current: r.token, previous: prepared.currentVersionId };
   return undefined;
@@ -392,7 +396,7 @@ async function continueInNewRun(r: Rotation, step: StepInput): Promise<never> {
 }
 
 /** A rollback asked for during grace: the previous version is reinstated in the target and the store. */
-async function rollBack(r: Rotation, step: StepInput): Promise<RotationResult> {
+async function rollBack(r: Rotation, step: StepInput): Promise<never> {
   const { input, state } = r;
   const previous = step.prepared.currentVersionId;
   try {
@@ -417,7 +421,7 @@ async function rollBack(r: Rotation, step: StepInput): Promise<RotationResult> {
     { phase: 'rolled-back' },
   );
   await record(r, 'rolled-back', previous, { during: 'grace' });
-  return result(r, 'rolled-back', previous, r.token);
+  throw rolledBack(r, result(r, 'rolled-back', previous, r.token), 'during grace');
 }
 
 /** After grace: waits for the previous login's sessions when the policy says so, then retires it. */
@@ -517,6 +521,21 @@ async function record(
     { durationMs: Date.now() - Date.parse(status.startedAt), ...compact({ versionId }), detail },
   );
   await r.reporter.settle();
+}
+
+/**
+ * How a rolled-back rotation ends: a failure of its own type (the Temporal UI shows it FAILED, not like a completed
+ * rotation), carrying the result for the client.
+ */
+function rolledBack(r: Rotation, res: RotationResult, when: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: ROTATION_ROLLED_BACK,
+    message:
+      `rotation of ${r.input.secretId} rolled back ${when}: ${r.state.status.rollbackReason ?? 'no reason given'}; ` +
+      `version ${res.currentVersionId} is AWSCURRENT again`,
+    nonRetryable: true,
+    details: [res],
+  });
 }
 
 function result(

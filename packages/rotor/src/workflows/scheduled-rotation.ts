@@ -13,7 +13,7 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { RotorActivities } from '../activities';
-import { rotationWorkflowId, SearchAttribute } from '../shared/constants';
+import { ROTATION_ROLLED_BACK, rotationWorkflowId, SearchAttribute } from '../shared/constants';
 import { formatDuration } from 'rotor-consumers/core';
 import { actorOf } from '../shared/vocabulary';
 import { rotationSummary, type RotationInput, type ScheduledRotationInput } from '../shared/rotation';
@@ -81,6 +81,9 @@ export async function scheduledRotation({
   } catch (error) {
     // The schedule's last result says why, in the rotation's own words.
     const cause = error instanceof ChildWorkflowFailure && error.cause ? error.cause : error;
+    // Rolled back: the rotation ended as rotor meant it to (an operator or its bake asked), not a failed run.
+    if (cause instanceof ApplicationFailure && cause.type === ROTATION_ROLLED_BACK)
+      return { secretId: rotation.secretId, outcome: 'rolled-back', workflowId, runId: child.firstExecutionRunId };
     throw ApplicationFailure.create({
       type: ROTATION_FAILED,
       message: cause instanceof Error ? cause.message : String(cause),
