@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli, type CliRun } from '../helpers/cli';
-import { uniqueName } from '../helpers/env';
+import { stackEnv, uniqueName } from '../helpers/env';
 import { freePort } from '../helpers/ops';
 import {
   createSecret,
@@ -36,7 +36,7 @@ describe('rotor CLI', () => {
       expect(run.stdout).toMatch(new RegExp(`✓ ${step}\\s`));
     expect(run.stdout).toMatch(/⧗ grace/);
     expect(run.stdout).toMatch(/rotation of .* completed: version [0-9a-f-]{36} is AWSCURRENT/);
-    expect(run.stdout).toMatch(/ui: http:\/\/127\.0\.0\.1:8233\/namespaces\/default\/workflows\//);
+    expect(run.stdout).toContain(`ui: ${stackEnv('ROTOR_TEMPORAL_UI_URL')}/namespaces/default/workflows/`);
     const current = await passwordAt(secretId, 'AWSCURRENT');
     passwords.add(current);
     expect(await logsIn(username, current)).toBe(true);

@@ -17,15 +17,25 @@ import { InMemorySecretStore } from 'rotor-consumers/stores';
 const pepper = randomBytes(32);
 
 /** A registry in a Map behind the verifier's query function, counting lookups; a clock the test moves. */
-function setup(ttl = 1000, maxEntries = 10_000) {
+function setup(
+  ttl = 1000,
+  maxEntries = 10_000,
+  limits: { maxLookupsInFlight?: number; maxQueuedLookups?: number; delayMs?: number } = {},
+) {
   const rows = new Map<string, { pepper_id: string; digest: Buffer }>();
   let lookups = 0;
+  let running = 0;
+  let most = 0;
   let now = 0;
   let hold: Promise<void> | undefined;
   const query: RegistryQuery = async (sql, params) => {
     expect(sql).toBe(LOOKUP_SQL);
     lookups++;
+    running++;
+    most = Math.max(most, running);
     await hold;
+    if (limits.delayMs) await new Promise((resolve) => setTimeout(resolve, limits.delayMs));
+    running--;
     const row = params[0] === 'billing' ? rows.get(String(params[1])) : undefined;
     return { rows: row ? [{ ...row }] : [] };
   };
@@ -38,6 +48,8 @@ function setup(ttl = 1000, maxEntries = 10_000) {
     pepper: { cache: new SecretCache({ store }), secretId: 'pepper' },
     cacheTtlMs: ttl,
     maxEntries,
+    ...(limits.maxLookupsInFlight ? { maxLookupsInFlight: limits.maxLookupsInFlight } : {}),
+    ...(limits.maxQueuedLookups ? { maxQueuedLookups: limits.maxQueuedLookups } : {}),
     now: () => now,
   });
   const register = (key: { keyId: string; key: string }, pepperId = 'p1', with_ = pepper) =>
@@ -48,6 +60,8 @@ function setup(ttl = 1000, maxEntries = 10_000) {
     register,
     revoke: (keyId: string) => rows.delete(keyId),
     lookups: () => lookups,
+    /** The most lookups that ran at once. */
+    most: () => most,
     advance: (ms: number) => (now += ms),
     holdLookups: () => {
       let release!: () => void;
@@ -213,41 +227,23 @@ describe('ApiKeyVerifier', () => {
   });
 
   it('runs at most maxLookupsInFlight registry lookups at once under a flood of 2,000 forged keys, and refuses past the queue', async () => {
-    const rows = new Map<string, { pepper_id: string; digest: Buffer }>();
-    let running = 0;
-    let most = 0;
-    let lookups = 0;
-    const query: RegistryQuery = async (_sql, params) => {
-      lookups++;
-      running++;
-      most = Math.max(most, running);
-      await new Promise((resolve) => setTimeout(resolve, 1));
-      running--;
-      const row = rows.get(String(params[1]));
-      return { rows: row ? [{ ...row }] : [] };
-    };
-    const store = new InMemorySecretStore();
-    store.create('pepper', JSON.stringify({ current: 'p1', peppers: { p1: pepper.toString('base64') } }));
-    const verifier = new ApiKeyVerifier({
-      service: 'billing',
-      prefix: 'bill',
-      query,
-      pepper: { cache: new SecretCache({ store }), secretId: 'pepper' },
+    const { verifier, register, lookups, most } = setup(1000, 10_000, {
       maxLookupsInFlight: 4,
       maxQueuedLookups: 1500,
+      delayMs: 1,
     });
     const real = generateApiKey('bill');
-    rows.set(real.keyId, { pepper_id: 'p1', digest: apiKeyDigest(pepper, real.key) });
+    register(real);
     const forged = Array.from({ length: 2000 }, () => verifier.verify(generateApiKey('bill').key));
     const outcomes = await Promise.allSettled([...forged, verifier.verify(real.key)]);
-    expect(most).toBe(4);
+    expect(most()).toBe(4);
     const refused = outcomes.filter((o) => o.status === 'rejected');
     // 4 running and 1,500 waiting: the rest fail as Unavailable at once, without a lookup.
     expect(refused.length).toBeGreaterThanOrEqual(2001 - 4 - 1500);
-    expect(lookups).toBe(2001 - refused.length);
+    expect(lookups()).toBe(2001 - refused.length);
     expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({ type: 'RotorUnavailable' });
     expect(outcomes.filter((o) => o.status === 'fulfilled' && !o.value.ok).length).toBe(
-      lookups - (outcomes.at(-1)!.status === 'fulfilled' ? 1 : 0),
+      lookups() - (outcomes.at(-1)!.status === 'fulfilled' ? 1 : 0),
     );
     expect((await verifier.verify(real.key)).ok).toBe(true);
   });

@@ -71,7 +71,7 @@ export class ConsumerReporter implements LoginReporter {
   }
 
   record(event: LoginEvent): void {
-    const key = [event.secretId, event.versionId, event.outcome, event.errorClass ?? ''].join('\0');
+    const key = keyOf(event);
     const entry = this.#counts.get(key);
     if (entry) entry.count++;
     else this.#counts.set(key, { ...event, count: 1 });
@@ -114,11 +114,16 @@ export class ConsumerReporter implements LoginReporter {
   /** Puts counts back for the next flush; past MAX_KEPT lines, the rest is dropped. */
   #keep(reports: ReportEntry[]): void {
     for (const entry of reports) {
-      const key = [entry.secretId, entry.versionId, entry.outcome, entry.errorClass ?? ''].join('\0');
+      const key = keyOf(entry);
       const known = this.#counts.get(key);
       if (known) known.count += entry.count;
       else if (this.#counts.size < MAX_KEPT) this.#counts.set(key, { ...entry });
       else this.dropped++;
     }
   }
+}
+
+/** The line an event is counted on: secret, version, outcome and error class. */
+function keyOf(event: LoginEvent): string {
+  return [event.secretId, event.versionId, event.outcome, event.errorClass ?? ''].join('\0');
 }

@@ -193,8 +193,7 @@ export class SecretCache {
       // Backing off after a store error: during an outage the last good value while it may still be served; any other
       // error (the secret is gone, say) again.
       const now = this.#now();
-      const outage = !(entry.lastError instanceof RotorError) || entry.lastError.type === ErrorType.Unavailable;
-      if (!outage) return Promise.reject(entry.lastError);
+      if (!isOutage(entry.lastError)) return Promise.reject(entry.lastError);
       if (entry.current && now - entry.lastSuccessAt <= this.#maxStaleMs) return Promise.resolve(entry.current);
       return Promise.reject(
         entry.current
@@ -240,10 +239,9 @@ export class SecretCache {
       const backoff = Math.min(FIRST_BACKOFF_MS * 2 ** (entry.failures - 1), MAX_BACKOFF_MS);
       entry.retryAt = now + backoff * (0.8 + 0.4 * this.#random());
       // A secret that does not exist, or is not what it should be, is not an outage: say so at once.
-      const outage = !(error instanceof RotorError) || error.type === ErrorType.Unavailable;
       // A secret deleted from the store is not served from the cache any more.
       if (error instanceof RotorError && error.type === ErrorType.SecretNotFound) entry.current = undefined;
-      if (!outage || !entry.current) throw error;
+      if (!isOutage(error) || !entry.current) throw error;
       if (now - entry.lastSuccessAt > this.#maxStaleMs)
         throw new SecretCacheStaleError(secretId, now - entry.lastSuccessAt, error);
       // Serve the last good value; the store is asked again once the backoff has passed.
@@ -276,4 +274,9 @@ function checkCacheOptions(options: SecretCacheOptions): void {
   if (jitter !== undefined && !(typeof jitter === 'number' && jitter >= 0 && jitter <= 0.5))
     problems.push('jitter: must be a share from 0 to 0.5');
   if (problems.length > 0) throw new InvalidInputError(`SecretCache: ${problems.join('; ')}`);
+}
+
+/** Whether a store error is an outage (the last good value may be served), not an answer (a secret gone, say). */
+function isOutage(error: unknown): boolean {
+  return !(error instanceof RotorError) || error.type === ErrorType.Unavailable;
 }

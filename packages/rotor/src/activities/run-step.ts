@@ -26,20 +26,12 @@ export async function runStep<T extends object>(
     return { ...result, attempt };
   } catch (error) {
     // Whatever the target or a team's rotator put in the message, no value handed to the step leaves it.
-    if (error instanceof RotorError) {
-      const message = redactHanded(error.message);
-      log.warn('step failed', { step: name, secretId, attempt, errorType: error.type, error: message });
-      throw ApplicationFailure.create({ type: error.type, message, nonRetryable: error.nonRetryable });
-    }
     if (error instanceof CancelledFailure) throw error; // the attempt was cancelled: Temporal's own
-    if (error instanceof ApplicationFailure) {
+    if (error instanceof RotorError || error instanceof ApplicationFailure) {
       const message = redactHanded(error.message);
-      log.warn('step failed', { step: name, secretId, attempt, errorType: error.type, error: message });
-      throw ApplicationFailure.create({
-        type: error.type ?? undefined,
-        message,
-        nonRetryable: error.nonRetryable ?? undefined,
-      });
+      const type = error.type ?? undefined;
+      log.warn('step failed', { step: name, secretId, attempt, errorType: type, error: message });
+      throw ApplicationFailure.create({ type, message, nonRetryable: error.nonRetryable ?? undefined });
     }
     // Any other error becomes a retryable failure of its name: its message redacted, its stack and cause (which
     // may carry the same text) left behind.

@@ -20,21 +20,33 @@ export function progress(
   label: string,
   json = false,
 ): { tick: (done: number, total: number) => void; end: () => void } {
-  if (json || !process.stderr.isTTY) return { tick: () => undefined, end: () => undefined };
-  let shownAt = 0;
-  let shown = false;
+  const line = statusLine(json);
   return {
     // A total of 0 is not known yet (a listing still paging): the count alone.
     tick(done, total) {
-      const now = Date.now();
-      if ((total === 0 || done < total) && now - shownAt < 100) return;
-      shownAt = now;
-      shown = true;
-      process.stderr.write(`\r\x1b[K${label}: ${total > 0 ? `${done}/${total}` : done}`);
+      line(`${label}: ${total > 0 ? `${done}/${total}` : done}`, total > 0 && done >= total);
     },
-    end() {
+    end: () => line(undefined),
+  };
+}
+
+/**
+ * One line on stderr, rewritten in place at most every 100 ms (`now` forces it), only on a terminal and never with
+ * `--json`; undefined clears it.
+ */
+export function statusLine(json = false): (text: string | undefined, now?: boolean) => void {
+  if (json || !process.stderr.isTTY) return () => undefined;
+  let shownAt = 0;
+  let shown = false;
+  return (text, now = false) => {
+    if (text === undefined) {
       if (shown) process.stderr.write('\r\x1b[K');
-    },
+      return;
+    }
+    if (!now && Date.now() - shownAt < 100) return;
+    shownAt = Date.now();
+    shown = true;
+    process.stderr.write(`\r\x1b[K${text}`);
   };
 }
 

@@ -144,3 +144,24 @@ export async function checkTestQuery<S extends DatabaseLogin>(
   if (failed !== undefined)
     throw new InvalidSecretError(secretId, [`testQuery: fails with AWSCURRENT too (${failed}); fix the query`]);
 }
+
+/**
+ * Runs `query` through `exec` in a read-only transaction (`begin`, the engine's words for one), rolled back:
+ * undefined when it ran, else why not (the server's code and message, which name objects, never a value).
+ */
+export async function tryReadOnly(
+  exec: (sql: string) => Promise<unknown>,
+  begin: string,
+  query: string,
+): Promise<string | undefined> {
+  await exec(begin);
+  try {
+    await exec(query);
+    return undefined;
+  } catch (error) {
+    const e = error as { code?: string; message?: string };
+    return `${e.code ?? 'error'}: ${e.message ?? ''}`.slice(0, 300);
+  } finally {
+    await exec('ROLLBACK').catch(() => undefined);
+  }
+}

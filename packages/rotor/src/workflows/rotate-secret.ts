@@ -65,7 +65,6 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
   try {
     // A run continued from an earlier one (its history reached the ceiling in grace) goes on waiting where it was.
     const step = input.resume?.step ?? (await rotate(rotation));
-    if (!step) return rotation.result!;
     await grace(rotation, step);
     if (rotation.requests.rollback) return await rollBack(rotation, step);
     return await retire(rotation, step);
@@ -81,8 +80,8 @@ export async function rotateSecret(input: RotationInput): Promise<RotationResult
   }
 }
 
-/** prepare → create → set → test → (publish) → finish; the step input for grace, or nothing when it was undone. */
-async function rotate(rotation: Rotation): Promise<StepInput | undefined> {
+/** prepare → create → set → test → (publish) → finish; the step input for grace (a rollback before finish throws). */
+async function rotate(rotation: Rotation): Promise<StepInput> {
   const { input } = rotation;
   const prepared = await prepare(rotation);
   const step: StepInput = {
@@ -100,11 +99,11 @@ async function rotate(rotation: Rotation): Promise<StepInput | undefined> {
       })
     : rotation.steps;
   await create(rotation, writes, step);
-  rotation.result = await switchOver(rotation, writes, step);
-  return rotation.result ? undefined : step;
+  await switchOver(rotation, writes, step);
+  return step;
 }
 
-/** One rotation's context: what every phase below reads. Only `ended` and `result` change after it is made. */
+/** One rotation's context: what every phase below reads. Only `ended` changes after it is made. */
 interface Rotation {
   readonly input: RotationInput;
   readonly token: string;
@@ -126,8 +125,6 @@ interface Rotation {
    * would otherwise replay from the start and prepare again against labels the rotation itself has moved). */
   readonly preflight: RotorActivities;
   ended: boolean;
-  /** The result of a rotation undone before grace. */
-  result?: RotationResult;
 }
 
 function beginRotation(input: RotationInput): Rotation {
@@ -210,9 +207,9 @@ async function create(r: Rotation, writes: RotorActivities, step: StepInput): Pr
 /**
  * set → test → (publish) → finish. From `set` on the target may hold the new credential (set's effect can land even
  * when its result is lost): any failure, or a rollback asked for before finish, reinstates the previous version.
- * Returns the result of a rotation rolled back here; nothing when it went on to grace.
+ * A rollback asked for before finish ends the rotation here (the rolled-back failure); otherwise it goes on to grace.
  */
-async function switchOver(r: Rotation, writes: RotorActivities, step: StepInput): Promise<RotationResult | undefined> {
+async function switchOver(r: Rotation, writes: RotorActivities, step: StepInput): Promise<void> {
   const { input, requests, state } = r;
   const { prepared } = step;
   let failedStep: StepName = 'set';
@@ -276,7 +273,6 @@ async function switchOver(r: Rotation, writes: RotorActivities, step: StepInput)
     );
   }
   state.status.versions = { current: r.token, previous: prepared.currentVersionId };
-  return undefined;
 }
 
 /**

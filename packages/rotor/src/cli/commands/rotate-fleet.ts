@@ -2,11 +2,11 @@ import { formatDuration, InvalidInputError, parseDuration } from 'rotor-consumer
 import { loadConfig } from '../../config/rotor-config';
 import type { ManagedSecret, RotorConfig } from '../../config/types';
 import { rotationInputFor } from '../../schedules/plan';
-import { bakeFitsGrace } from '../../shared/bake';
 import type { RotationInput } from '../../shared/rotation';
 import { mapLimit } from '../../client/concurrency';
 import { ExitCode } from '../exit-codes';
-import { configFile, operator, out, outJson, rotationClient } from '../context';
+import { bakeUnlessIncident } from './rotate';
+import { configFile, operator, out, outJson, rotationClient, statusLine } from '../context';
 
 /** The most rotations `rotor rotate` runs at once over a fleet, whatever --concurrency says. */
 const MAX_CONCURRENCY = 200;
@@ -84,8 +84,12 @@ export async function rotateFleetCommand(opts: FleetOptions): Promise<number> {
   const inputs = fleet.map((secret): RotationInput => {
     const { bake, ...input } = rotationInputFor(secret, config);
     const graceMs = graceOverride ?? input.graceMs;
-    const baked = bake && opts.bake !== false && bakeFitsGrace(bake, graceMs) ? { bake } : {};
-    return { ...input, ...baked, graceMs, trigger: { kind: 'cli', by: operator() } };
+    return {
+      ...input,
+      ...bakeUnlessIncident(bake, graceMs, opts.bake),
+      graceMs,
+      trigger: { kind: 'cli', by: operator() },
+    };
   });
 
   if (opts.dryRun) {
@@ -102,7 +106,7 @@ export async function rotateFleetCommand(opts: FleetOptions): Promise<number> {
   const rotor = await rotationClient();
   const started = Date.now();
   const counts = { completed: 0, failed: 0, skipped: 0, running: 0 };
-  const line = progressLine(opts.json === true);
+  const line = statusLine(opts.json === true);
   const show = () =>
     line(
       `${counts.completed + counts.failed + counts.skipped}/${inputs.length} done · ${counts.running} running · ` +
@@ -145,16 +149,4 @@ export async function rotateFleetCommand(opts: FleetOptions): Promise<number> {
     );
   }
   return counts.failed === 0 ? ExitCode.ok : ExitCode.rotationNotCompleted;
-}
-
-/** One line on stderr, rewritten in place, only on a terminal and never with --json; undefined clears it. */
-function progressLine(json: boolean): (text: string | undefined) => void {
-  if (json || !process.stderr.isTTY) return () => undefined;
-  let shownAt = 0;
-  return (text) => {
-    if (text === undefined) return void process.stderr.write('\r\x1b[K');
-    if (Date.now() - shownAt < 100) return;
-    shownAt = Date.now();
-    process.stderr.write(`\r\x1b[K${text}`);
-  };
 }

@@ -1,4 +1,4 @@
-import { bakeFitsGrace } from '../../shared/bake';
+import { bakeFitsGrace, type BakePolicy } from '../../shared/bake';
 import { readEnv } from '../../config/env';
 import { parseDuration } from 'rotor-consumers/core';
 import type { RotationInput } from '../../shared/rotation';
@@ -28,8 +28,7 @@ export async function rotateCommand(secretId: string, opts: RotateCommandOptions
   const { rotor, schedules } = await scheduleManager();
   const { bake, ...settings }: Partial<RotationInput> = (await schedules.rotationSettings(secretId)) ?? {};
   const graceMs = graceOverride ?? settings.graceMs ?? env.ROTOR_DEFAULT_GRACE;
-  // A grace shorter than the bake window is an operator's call for speed (a leaked credential): no bake then.
-  const baked = bake && opts.bake !== false && bakeFitsGrace(bake, graceMs) ? { bake } : {};
+  const baked = bakeUnlessIncident(bake, graceMs, opts.bake);
   if (bake && !baked.bake && !opts.json)
     out(
       `note: ${opts.bake === false ? '--no-bake' : `--grace ${opts.grace} is shorter than the bake window`}: ` +
@@ -56,4 +55,16 @@ export async function rotateCommand(secretId: string, opts: RotateCommandOptions
   }
   const outcome = await rotor.wait(secretId, opts.json ? undefined : createTimelinePrinter(out));
   return reportOutcome(secretId, outcome, Boolean(opts.json));
+}
+
+/**
+ * The bake a rotation runs: the secret's, unless this is an incident rotation: `--no-bake`, or a grace shorter than
+ * the bake window (an operator's call for speed, a leaked credential). Those run no window, so no automatic rollback.
+ */
+export function bakeUnlessIncident(
+  bake: BakePolicy | undefined,
+  graceMs: number,
+  bakeFlag: boolean | undefined,
+): { bake?: BakePolicy } {
+  return bake && bakeFlag !== false && bakeFitsGrace(bake, graceMs) ? { bake } : {};
 }

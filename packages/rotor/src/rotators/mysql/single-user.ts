@@ -2,7 +2,7 @@ import type { Rotator } from '../rotator';
 import { databaseSecretSchema, loginFields } from '../database-secret';
 import { canMysqlLogIn, currentAccount, setOwnPassword, withMysqlLogin, type MysqlLogin } from './connection';
 import { parseJsonObject, validateShape } from '../secret-json';
-import { singleUserRotator } from '../single-user';
+import { singleUserRotator, tryReadOnly } from '../single-user';
 
 /** MariaDB's limit on user names (MySQL 8 allows 32; the server refuses longer names itself). */
 const MAX_USER_CHARS = 80;
@@ -46,17 +46,8 @@ export const mysqlSingleUser: Rotator<MysqlSecret> = singleUserRotator<MysqlSecr
 
 /** Runs `query` as `login` in a read-only transaction, rolled back: undefined when it ran, else why not. */
 export async function tryMysqlQuery(secretId: string, login: MysqlSecret, query: string): Promise<string | undefined> {
-  const outcome = await withMysqlLogin(secretId, login, async (connection) => {
-    await connection.query('START TRANSACTION READ ONLY');
-    try {
-      await connection.query(query);
-      return undefined;
-    } catch (error) {
-      const e = error as { code?: string; message?: string };
-      return `${e.code ?? 'error'}: ${e.message ?? ''}`.slice(0, 300);
-    } finally {
-      await connection.query('ROLLBACK').catch(() => undefined);
-    }
-  });
+  const outcome = await withMysqlLogin(secretId, login, (connection) =>
+    tryReadOnly((sql) => connection.query(sql), 'START TRANSACTION READ ONLY', query),
+  );
   return outcome.rejected ? 'the login was refused' : outcome.result;
 }

@@ -1,6 +1,6 @@
 import { canLogIn, setRolePassword, withLogin, type PgLogin } from './connection';
 import type { Rotator } from '../rotator';
-import { singleUserRotator } from '../single-user';
+import { singleUserRotator, tryReadOnly } from '../single-user';
 import { databaseSecretSchema, loginFields } from '../database-secret';
 import { parseJsonObject, validateShape } from '../secret-json';
 
@@ -50,17 +50,8 @@ export const postgresSingleUser: Rotator<PostgresSecret> = singleUserRotator<Pos
 
 /** Runs `query` as `login` in a read-only transaction, rolled back: undefined when it ran, else why not. */
 export async function tryPgQuery(secretId: string, login: PostgresSecret, query: string): Promise<string | undefined> {
-  const outcome = await withLogin(secretId, login, async (client) => {
-    await client.query('BEGIN READ ONLY');
-    try {
-      await client.query(query);
-      return undefined;
-    } catch (error) {
-      const e = error as { code?: string; message?: string };
-      return `${e.code ?? 'error'}: ${e.message ?? ''}`.slice(0, 300);
-    } finally {
-      await client.query('ROLLBACK').catch(() => undefined);
-    }
-  });
+  const outcome = await withLogin(secretId, login, (client) =>
+    tryReadOnly((sql) => client.query(sql), 'BEGIN READ ONLY', query),
+  );
   return outcome.rejected ? 'the login was refused' : outcome.result;
 }
