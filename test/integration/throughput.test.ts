@@ -1,4 +1,5 @@
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { setTimeout } from 'node:timers/promises';
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationClient } from '../../packages/rotor/src/client';
@@ -21,6 +22,7 @@ const SECRETS = 200;
 // Below what the local store takes at its busiest (moto peaks near 12 writes/s here), so the guards bind.
 const WRITES_PER_SECOND = 8;
 const PER_TARGET = 2;
+const TARGET_LATENCY_MS = 100;
 const taskQueue = uniqueName('it-throughput');
 let connection: NativeConnection;
 let worker: Worker;
@@ -30,13 +32,18 @@ const writes: number[] = [];
 const inFlight = new Map<string, number>();
 const peak = new Map<string, number>();
 
-/** Counts the rotator calls in flight per target, and keeps the peak. */
+/**
+ * Counts the rotator calls in flight per target, and keeps the peak. Each call takes at least
+ * TARGET_LATENCY_MS, as a database across a network does: a local one answers in a few milliseconds, so calls would
+ * seldom overlap and the per-target limit would go untested.
+ */
 function measuringRotators(): typeof rotators {
   const track = async <T>(key: string, call: () => Promise<T>): Promise<T> => {
     inFlight.set(key, (inFlight.get(key) ?? 0) + 1);
     peak.set(key, Math.max(peak.get(key) ?? 0, inFlight.get(key)!));
     try {
-      return await call();
+      const [result] = await Promise.all([call(), setTimeout(TARGET_LATENCY_MS)]);
+      return result;
     } finally {
       inFlight.set(key, inFlight.get(key)! - 1);
     }
