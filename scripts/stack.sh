@@ -309,6 +309,8 @@ print_env() {
     echo "export BAO_ADDR=http://127.0.0.1:$BAO_PORT"
     echo "export BAO_TOKEN=$(admin_password bao)"
   fi
+  # The bao binary, for tests that start a server of their own (HTTPS with a CA of its own).
+  [[ -n "${ROTOR_BAO_BIN:-}" ]] || { bao_bin >/dev/null && echo "export ROTOR_BAO_BIN=$(bao_bin)"; } || true
   [[ -n "${ROTOR_MOTO_PID:-}" ]] || { pid_alive moto && echo "export ROTOR_MOTO_PID=$(cat "$RUN/moto.pid")"; } || true
 }
 

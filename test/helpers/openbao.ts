@@ -5,7 +5,11 @@ import { stackEnv } from './env';
 export const BAO_MOUNT = 'secret';
 
 /** A request to the stack's OpenBao as its root token (setup and inspection only; rotor logs in as configured). */
-export async function baoAdmin(method: string, path: string, body?: unknown): Promise<{ status: number; data?: any }> {
+export async function baoAdmin(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; data?: any; auth?: any }> {
   const response = await fetch(`${stackEnv('BAO_ADDR')}/v1/${path}`, {
     method,
     headers: { 'x-vault-token': stackEnv('BAO_TOKEN'), 'content-type': 'application/json' },
@@ -15,7 +19,7 @@ export async function baoAdmin(method: string, path: string, body?: unknown): Pr
   const parsed = text ? JSON.parse(text) : undefined;
   if (response.status >= 400 && response.status !== 404)
     throw new Error(`OpenBao ${method} ${path}: HTTP ${response.status} ${JSON.stringify(parsed?.errors)}`);
-  return { status: response.status, data: parsed?.data };
+  return { status: response.status, data: parsed?.data, auth: parsed?.auth };
 }
 
 /** An OpenBao KV store on the stack, as rotor's worker makes it (root token unless `auth` says otherwise). */

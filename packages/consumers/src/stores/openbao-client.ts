@@ -144,7 +144,9 @@ export class OpenBaoClient {
       auth.method === 'approle'
         ? {
             role_id: auth.roleId,
-            secret_id: auth.secretIdFile ? (await readSecretFile(auth.secretIdFile, 'secretIdFile')).trim() : auth.secretId,
+            secret_id: auth.secretIdFile
+              ? (await readSecretFile(auth.secretIdFile, 'secretIdFile')).trim()
+              : auth.secretId,
           }
         : { role: auth.role, jwt: (await readSecretFile(auth.jwtFile ?? KUBERNETES_JWT, 'jwtFile')).trim() };
     const answer = await this.#send('POST', `auth/${mount}/login`, subject, body, undefined);

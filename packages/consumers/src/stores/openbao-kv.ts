@@ -310,7 +310,10 @@ export class OpenBaoKvStore implements SecretStore {
     if (status === 412)
       // Vault/OpenBao answer 412 while a standby has not caught up with a write: it passes.
       throw new UnavailableError(secretId, `${this.description} had not caught up (HTTP 412)`);
-    throw new StoreConflictError(secretId, `${this.description} refused to ${what} (HTTP ${status}${errorsOf(answer)})`);
+    throw new StoreConflictError(
+      secretId,
+      `${this.description} refused to ${what} (HTTP ${status}${errorsOf(answer)})`,
+    );
   }
 }
 

@@ -154,15 +154,18 @@ export function secretStoreContract(name: string, setup: () => StoreUnderTest): 
       }
     });
 
-    it.runIf(setup().unreachable)('a store that does not answer fails with UnavailableError (Temporal retries it) and changes nothing', async () => {
-      const { store, unreachable, create, uniqueId } = setup();
-      if (!unreachable) throw new Error('unreachable');
-      const id = uniqueId('unreachable');
-      const v1 = await create(id, '{"n":1}');
-      await expect(unreachable.describe(id)).rejects.toThrow(UnavailableError);
-      await expect(unreachable.putPending(id, token(), '{"n":2}')).rejects.toThrow(UnavailableError);
-      await expect(unreachable.moveStage(id, Stage.current, v1)).rejects.toThrow(UnavailableError);
-      expect(await labelsOf(store, id)).toEqual({ current: v1, pending: undefined, previous: undefined });
-    });
+    it.runIf(setup().unreachable)(
+      'a store that does not answer fails with UnavailableError (Temporal retries it) and changes nothing',
+      async () => {
+        const { store, unreachable, create, uniqueId } = setup();
+        if (!unreachable) throw new Error('unreachable');
+        const id = uniqueId('unreachable');
+        const v1 = await create(id, '{"n":1}');
+        await expect(unreachable.describe(id)).rejects.toThrow(UnavailableError);
+        await expect(unreachable.putPending(id, token(), '{"n":2}')).rejects.toThrow(UnavailableError);
+        await expect(unreachable.moveStage(id, Stage.current, v1)).rejects.toThrow(UnavailableError);
+        expect(await labelsOf(store, id)).toEqual({ current: v1, pending: undefined, previous: undefined });
+      },
+    );
   });
 }
