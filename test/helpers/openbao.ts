@@ -4,15 +4,21 @@ import { stackEnv } from './env';
 /** The KV v2 mount the tests use on the stack's OpenBao (its dev server mounts `secret`). */
 export const BAO_MOUNT = 'secret';
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- OpenBao's answers, read as each test needs them
+type Answer = any;
+
 /** A request to the stack's OpenBao as its root token (setup and inspection only; rotor logs in as configured). */
 export async function baoAdmin(
   method: string,
   path: string,
   body?: unknown,
-): Promise<{ status: number; data?: any; auth?: any }> {
+): Promise<{ status: number; data?: Answer; auth?: Answer }> {
   const response = await fetch(`${stackEnv('BAO_ADDR')}/v1/${path}`, {
     method,
-    headers: { 'x-vault-token': stackEnv('BAO_TOKEN'), 'content-type': 'application/json' },
+    headers: {
+      'x-vault-token': stackEnv('BAO_TOKEN'),
+      'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json',
+    },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const text = await response.text();

@@ -2,13 +2,20 @@ import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secre
 import { Client, Connection } from '@temporalio/client';
 import { Client as PgClient, escapeIdentifier, escapeLiteral } from 'pg';
 import { RotationClient } from '../../packages/rotor/src/client';
-import { AwsSecretsManagerStore } from 'rotor-consumers/stores';
+import { AwsSecretsManagerStore, StoreRouter } from 'rotor-consumers/stores';
 import type { RotationStatus } from '../../packages/rotor/src/shared/status';
 import { stackEnv, uniqueName } from './env';
+import { baoAdmin, baoStore, BAO_MOUNT, createBaoSecret, kvPath } from './openbao';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-export const store = new AwsSecretsManagerStore();
+/** The stores a test worker uses: AWS Secrets Manager (moto) for plain ids, the stack's OpenBao for `bao:` ids. */
+export const store = new StoreRouter({ aws: new AwsSecretsManagerStore(), bao: baoStore() }, 'aws');
+
+/** A secret id on a store: `bao:secret/<name>` on OpenBao, the name itself on AWS. */
+export function idOn(kind: 'aws' | 'bao', name: string): string {
+  return kind === 'bao' ? `bao:${BAO_MOUNT}/${name}` : name;
+}
 
 /** Connects a RotationClient to the dev server for `taskQueue`. */
 export async function rotationClient(taskQueue: string): Promise<RotationClient> {
@@ -20,6 +27,7 @@ export async function rotationClient(taskQueue: string): Promise<RotationClient>
 }
 
 export async function createSecret(secretId: string, value: string | object): Promise<string> {
+  if (secretId.startsWith('bao:')) return createBaoSecret(secretId, value);
   const sm = new SecretsManagerClient({});
   const out = await sm.send(
     new CreateSecretCommand({
@@ -169,6 +177,10 @@ export async function rememberPasswords(secretId: string, seen: Set<string>): Pr
 
 /** Sets tags on a secret (rotor reads its per-secret policies from them). */
 export async function tagSecret(secretId: string, tags: Record<string, string>): Promise<void> {
+  if (secretId.startsWith('bao:')) {
+    await baoAdmin('PATCH', `${BAO_MOUNT}/metadata/${kvPath(secretId)}`, { custom_metadata: tags });
+    return;
+  }
   const { TagResourceCommand } = await import('@aws-sdk/client-secrets-manager');
   await new SecretsManagerClient({}).send(
     new TagResourceCommand({ SecretId: secretId, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }),
@@ -187,7 +199,7 @@ export async function adminSecret(
 ): Promise<string> {
   const admin = new URL(stackEnv(urlVariable));
   seen.add(decodeURIComponent(admin.password));
-  const secretId = uniqueName(`it/${marker}`);
+  const secretId = uniqueName(marker.includes(':') ? marker : `it/${marker}`);
   await createSecret(secretId, shape(decodeURIComponent(admin.username), decodeURIComponent(admin.password)));
   return secretId;
 }

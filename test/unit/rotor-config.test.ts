@@ -174,6 +174,7 @@ describe('parseConfig accepts valid files', () => {
       throughput: { storeWritesPerSecond: 40, perTargetConcurrency: 4 },
       metrics: { port: 9464, host: '0.0.0.0' },
       reports: { port: 0, host: '127.0.0.1', tokens: [], trustedProxies: [], forwardEveryMs: 5000 },
+      stores: { default: 'aws', openbao: [] },
     });
   });
 
@@ -685,6 +686,93 @@ describe('bake and reports', () => {
       'reports.trustedProxies[0]: "proxy.internal" is not an IP address',
       'reports.tokens[0].secrets[0]: "prod/db/payments*" is not a secret id, a prefix of whole path segments ending in /* (prod/db/*) or *: a * after part of a name would also cover every id that merely starts with it',
       'reports.tokens[0].requestsPerSecond: expected a whole number from 1 to 100000, got 0',
+    ]);
+  });
+});
+
+describe('stores', () => {
+  const bao = (fields: Record<string, unknown> = {}) => ({
+    name: 'bao',
+    address: 'https://bao.internal:8200',
+    auth: { method: 'approle', roleId: 'rotor', secretIdFile: '/run/secrets/rotor-secret-id' },
+    ...fields,
+  });
+
+  it('reads an OpenBao store, routes secret ids that name it, and takes it as the default when told', () => {
+    const config = parseConfig(
+      withSecret(
+        { id: 'bao:secret/prod/db/app' },
+        {
+          stores: {
+            default: 'bao',
+            openbao: [
+              bao({
+                namespace: 'team-a',
+                caFile: '/etc/bao-ca.pem',
+                mounts: ['secret', 'teams/kv'],
+                requestTimeout: '3s',
+              }),
+            ],
+          },
+        },
+      ),
+    );
+    expect(config.stores).toEqual({
+      default: 'bao',
+      openbao: [
+        {
+          name: 'bao',
+          address: 'https://bao.internal:8200',
+          mounts: ['secret', 'teams/kv'],
+          namespace: 'team-a',
+          caFile: '/etc/bao-ca.pem',
+          requestTimeoutMs: 3000,
+          auth: { method: 'approle', roleId: 'rotor', secretIdFile: '/run/secrets/rotor-secret-id' },
+        },
+      ],
+    });
+    expect(config.secrets[0]?.id).toBe('bao:secret/prod/db/app');
+  });
+
+  it('names every problem: an undeclared store in an id, a bad name, a token in the file, a method mix-up', () => {
+    expect(
+      problemsOf(
+        withSecret(
+          { id: 'vault:secret/prod/db/app' },
+          {
+            stores: {
+              default: 'nowhere',
+              openbao: [
+                bao({ name: 'arn' }),
+                bao({ name: 'b2', address: 'bao.internal', auth: { method: 'token', token: 'hvs.x' } }),
+                bao({ name: 'b3', auth: { method: 'approle', roleId: 'r', secretIdFile: '/f', role: 'x' } }),
+                bao({ name: 'b4', auth: { method: 'kerberos' } }),
+              ],
+            },
+          },
+        ),
+      ),
+    ).toEqual([
+      {
+        path: 'stores.openbao[0].name',
+        message: '"arn" is not a store name (a-z, 0-9 and -, starting with a letter; not arn)',
+      },
+      { path: 'stores.openbao[1].address', message: '"bao.internal" is not a server address (http(s)://host:port)' },
+      { path: 'stores.openbao[1].auth.token', message: 'unknown key' },
+      {
+        path: 'stores.openbao[1].auth',
+        message: "takes one of tokenFromEnv (a variable holding the token) or tokenFile (an agent's sink)",
+      },
+      {
+        path: 'stores.openbao[2].auth.role',
+        message: 'does not apply to the approle method (it takes roleId, secretIdFromEnv, secretIdFile, mount)',
+      },
+      {
+        path: 'stores.openbao[3].auth.method',
+        message: '"kerberos" is not a method (token, approle, kubernetes or jwt)',
+      },
+      { path: 'stores.default', message: '"nowhere" is not a store (aws, b3)' },
+      { path: 'secrets[0].id', message: 'names the store "vault", which stores does not declare (aws, b3)' },
     ]);
   });
 });

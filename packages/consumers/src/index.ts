@@ -27,6 +27,9 @@ export {
 } from './reporter';
 export { AwsSecretsManagerStore, type AwsSecretsManagerStoreOptions } from './stores/aws-secrets-manager';
 export { InMemorySecretStore } from './stores/in-memory';
+export { OpenBaoKvStore, type OpenBaoKvStoreOptions } from './stores/openbao-kv';
+export type { OpenBaoAuth } from './stores/openbao-client';
+export { StoreRouter } from './stores/store-router';
 export type { SecretStore, SecretDescription, StoredValue } from './stores/secret-store';
 export { Stage } from './stages';
 export { ErrorType, RotorError } from './errors';

@@ -6,6 +6,7 @@ export { AwsSecretsManagerStore, type AwsSecretsManagerStoreOptions } from './aw
 export { InMemorySecretStore } from './in-memory';
 export { OpenBaoKvStore, type OpenBaoKvStoreOptions } from './openbao-kv';
 export type { OpenBaoAuth, OpenBaoConnectionOptions } from './openbao-client';
+export { StoreRouter } from './store-router';
 export {
   versionWithStage,
   type SecretDescription,

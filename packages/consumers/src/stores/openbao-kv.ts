@@ -112,7 +112,7 @@ export class OpenBaoKvStore implements SecretStore {
   async putPending(secretId: string, token: string, value: string): Promise<void> {
     const data = kvData(secretId, value);
     for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt++) {
-      let state = await this.#state(secretId);
+      const state = await this.#state(secretId);
       const mine = resolve(state, token);
       if (mine !== undefined) {
         const existing = await this.#read(secretId, state, mine);
@@ -122,7 +122,7 @@ export class OpenBaoKvStore implements SecretStore {
       }
       if (!state.currentWritten) {
         // Write AWSCURRENT down before a new version becomes the latest, or the latest would be taken for it.
-        state = (await this.#change(secretId, state, (s) => s)) ?? (await this.#state(secretId));
+        await this.#change(secretId, state, (s) => s);
         continue;
       }
       // A version this token wrote before a crash, whose metadata was never written: the latest, unclaimed, equal.
@@ -292,7 +292,7 @@ export class OpenBaoKvStore implements SecretStore {
       );
     const path = local.slice(mount.length + 1);
     const segments = path.split('/');
-    if (!path || segments.some((s) => !s || s === '.' || s === '..' || /[?#%\\\u0000-\u001f]/.test(s)))
+    if (!path || segments.some((s) => !s || s === '.' || s === '..' || /[?#%\\]/.test(s) || hasControlCharacter(s)))
       throw new InvalidInputError(`secret ${secretId}: the path after ${mount}/ is not a KV path`);
     return { mount, path: segments.map(encodeURIComponent).join('/') };
   }
@@ -315,6 +315,10 @@ export class OpenBaoKvStore implements SecretStore {
       `${this.description} refused to ${what} (HTTP ${status}${errorsOf(answer)})`,
     );
   }
+}
+
+function hasControlCharacter(text: string): boolean {
+  return [...text].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f);
 }
 
 /** The labels on version `n`. */

@@ -1,13 +1,14 @@
 import { resolvePasswordPolicy } from '../rotators/password-policy';
 import { DEFAULT_GRACE, MAX_GRACE, MAX_GRACE_MS } from '../shared/constants';
 import { bakeFitsGrace, type BakePolicy } from '../shared/bake';
-import { formatDuration, parseDuration } from 'rotor-consumers/core';
+import { formatDuration, parseDuration, storeNameOf } from 'rotor-consumers/core';
 import { LIVE_SESSION_MODES, RETIRE_MODES, STRATEGIES } from '../shared/vocabulary';
 import { type PasswordPolicy, type RetirementPolicy } from '../shared/rotation';
 import { compact, describe, isMapping, type Checker, type Node } from './checker';
 import { readBake, readReports } from './consumer-readers';
 import { readSchedule } from './schedule-readers';
-import type { ManagedSecret, RotorConfig, ScheduleConfig, WebhookRouteConfig } from './types';
+import { AWS_STORE, readStores } from './store-readers';
+import type { ManagedSecret, RotorConfig, ScheduleConfig, StoresConfig, WebhookRouteConfig } from './types';
 
 const MAX_GRACE_LIMIT = { text: MAX_GRACE, ms: MAX_GRACE_MS };
 
@@ -27,7 +28,7 @@ const MAX_STORE_WRITES_PER_SECOND = 50;
 const MAX_PER_TARGET_CONCURRENCY = 100;
 const MAX_STEP_ATTEMPTS = 100;
 
-const ROOT_KEYS = ['version', 'defaults', 'alerts', 'throughput', 'metrics', 'reports', 'secrets'];
+const ROOT_KEYS = ['version', 'defaults', 'alerts', 'throughput', 'metrics', 'reports', 'stores', 'secrets'];
 const DEFAULTS_KEYS = ['grace', 'catchupWindow', 'alerts', 'maxStepAttempts', 'schedule', 'bake'];
 const ALERTS_KEYS = ['stuckPhaseBudget', 'webhooks'];
 const ROUTE_KEYS = ['url', 'urlFromEnv', 'header'];
@@ -80,8 +81,12 @@ export function readRoot(c: Checker, node: Node): RotorConfig | undefined {
   const defaults = readDefaults(c, root.at('defaults'), alerts.routes);
   const throughput = c.settings(root.at('throughput'), THROUGHPUT_KEYS);
   const metrics = c.settings(root.at('metrics'), METRICS_KEYS);
+  const stores = readStores(c, root.at('stores'));
+  const secrets = readSecrets(c, root.at('secrets'), defaults, alerts.routes);
+  checkStoresNamed(c, root.at('secrets'), secrets, stores);
   return {
-    secrets: readSecrets(c, root.at('secrets'), defaults, alerts.routes),
+    secrets,
+    stores,
     alerts: alerts.config,
     throughput: {
       storeWritesPerSecond:
@@ -104,6 +109,19 @@ export function readRoot(c: Checker, node: Node): RotorConfig | undefined {
     },
     reports: readReports(c, root.at('reports')),
   };
+}
+
+/** Each secret id that names a store (`bao:secret/...`) names one rotor.yaml declares. */
+function checkStoresNamed(c: Checker, node: Node, secrets: ManagedSecret[], stores: StoresConfig): void {
+  const names = [AWS_STORE, ...stores.openbao.map((s) => s.name)];
+  for (const [i, secret] of secrets.entries()) {
+    const name = storeNameOf(secret.id);
+    if (name === undefined || names.includes(name)) continue;
+    c.add(
+      [...node.path, i, 'id'],
+      `names the store ${JSON.stringify(name)}, which stores does not declare (${names.join(', ')})`,
+    );
+  }
 }
 
 /** `alerts`, and the names of the routes it declares (valid or not, so bad routes are not reported twice). */

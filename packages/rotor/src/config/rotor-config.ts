@@ -1,3 +1,4 @@
+import { DEFAULT_STORES } from './store-readers';
 import { readFile } from 'node:fs/promises';
 import { InvalidInputError } from 'rotor-consumers/core';
 import { Checker, readYaml } from './checker';
@@ -49,5 +50,6 @@ export function defaultConfig(): RotorConfig {
     throughput: { ...DEFAULT_THROUGHPUT },
     metrics: { ...DEFAULT_METRICS },
     reports: { ...DEFAULT_REPORTS, tokens: [] },
+    stores: { ...DEFAULT_STORES, openbao: [] },
   };
 }

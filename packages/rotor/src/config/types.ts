@@ -56,6 +56,30 @@ export interface RotorConfig {
   metrics: { port: number; host: string };
   /** The endpoint consumers report logins to (`port` 0, the default, serves none). */
   reports: ReportsConfig;
+  /** Where secrets live: AWS Secrets Manager (`aws`) and the OpenBao/Vault stores declared, and the default. */
+  stores: StoresConfig;
+}
+
+/** The stores: an id starting with `<name>:` lives in that store; any other id (a plain id, an ARN) in `default`. */
+export interface StoresConfig {
+  default: string;
+  openbao: OpenBaoStoreConfig[];
+}
+
+/** An OpenBao or Vault KV v2 store. Tokens and secret ids stay in the environment or in files, never in rotor.yaml. */
+export interface OpenBaoStoreConfig {
+  name: string;
+  address: string;
+  mounts: string[];
+  namespace?: string;
+  caFile?: string;
+  requestTimeoutMs?: number;
+  auth:
+    | { method: 'token'; tokenFromEnv: string }
+    | { method: 'token'; tokenFile: string }
+    | { method: 'approle'; roleId: string; secretIdFromEnv: string; mount?: string }
+    | { method: 'approle'; roleId: string; secretIdFile: string; mount?: string }
+    | { method: 'kubernetes' | 'jwt'; role: string; jwtFile?: string; mount?: string };
 }
 
 /** The report endpoint: where it listens, how it is reached, and who may report on what. */

@@ -12,8 +12,8 @@ import { defaultConfig, loadConfig, type RotorConfig } from '../config/rotor-con
 import { rotators as builtInRotators, type RotatorRegistry } from '../rotators/registry';
 import { DEFAULT_TEMPORAL_UI_URL, Stage, temporalUiLink } from '../shared/constants';
 import { STEPS } from '../shared/vocabulary';
-import { AwsSecretsManagerStore } from 'rotor-consumers/stores';
 import type { SecretStore } from 'rotor-consumers/stores';
+import { storeFromConfig } from './stores';
 import { createLogger, installRuntime } from './logger';
 import { RotorMetrics, type MetricsServer } from './metrics';
 import { openBakeWindow, reportTokens, serveReports, signalRotation, type ReportServer } from './report-server';
@@ -50,7 +50,7 @@ export async function startWorker(
   const configFile = overrides.configFile ?? env.ROTOR_CONFIG;
   const config: RotorConfig = configFile ? await loadConfig(configFile) : defaultConfig();
   const rotators = overrides.rotators ?? builtInRotators;
-  const baseStore = overrides.store ?? new AwsSecretsManagerStore();
+  const baseStore = overrides.store ?? storeFromConfig(config.stores);
   const { connectionOptions, namespace = 'default' } = loadClientConnectConfig();
   const uiBase = env.ROTOR_TEMPORAL_UI_URL ?? DEFAULT_TEMPORAL_UI_URL;
 
