@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { OpenBaoKvStore, type OpenBaoKvStoreOptions } from 'rotor-consumers/stores';
 import { stackEnv } from './env';
 
@@ -60,4 +63,27 @@ export async function ensureMounted(kind: 'auth' | 'mounts', path: string, type:
   const existing = await baoAdmin('GET', `sys/${kind}`);
   if (existing.data?.[`${path}/`]) return;
   await baoAdmin('POST', `sys/${kind}/${path}`, { type });
+}
+
+/**
+ * A rotor.yaml declaring the stack's OpenBao as the store `bao` (logging in with the token in BAO_TOKEN), for a test
+ * worker's ROTOR_CONFIG; `secrets` lists the ids it manages (at least one, as rotor.yaml requires).
+ */
+export function baoWorkerConfig(secrets: string[] = [`bao:${BAO_MOUNT}/it/bao-managed`]): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rotor-bao-config-'));
+  const file = path.join(dir, 'rotor.yaml');
+  writeFileSync(
+    file,
+    `version: 1
+stores:
+  openbao:
+    - name: bao
+      address: ${stackEnv('BAO_ADDR')}
+      mounts: [${BAO_MOUNT}]
+      auth: { method: token, tokenFromEnv: BAO_TOKEN }
+secrets:
+${secrets.map((id) => `  - id: ${id}\n    schedule: { every: 30d }`).join('\n')}
+`,
+  );
+  return file;
 }

@@ -4,54 +4,72 @@ import { AUTH_FAILURES, rotatingBackend, staticBackend, strategySecrets } from '
 import { expectNoPasswords } from '../helpers/hygiene';
 import { serveUnderLoad } from '../helpers/load-app';
 import { rotateToCompletion, useWorkerRig } from '../helpers/rig';
+import { BAO_MOUNT, baoStore, baoWorkerConfig } from '../helpers/openbao';
 import { store } from '../helpers/stack';
 
-const rig = useWorkerRig('it-consumers-load');
+// The worker knows both stores: plain ids on AWS Secrets Manager, bao: ids on the stack's OpenBao.
+const configFile = baoWorkerConfig();
+const rig = useWorkerRig('it-consumers-load', { env: () => ({ ROTOR_CONFIG: configFile }) });
 const passwords = new Set<string>();
 const ROTATIONS = 20;
 
-const secretFor = strategySecrets('consumers-load', passwords);
+const secrets = {
+  aws: strategySecrets('consumers-load', passwords),
+  bao: strategySecrets(`bao:${BAO_MOUNT}/it/consumers-load`, passwords),
+};
+/** The application's store: its own client of each, as an application makes it. */
+const appStore = { aws: () => new AwsSecretsManagerStore(), bao: () => baoStore() };
+/**
+ * All four strategies on AWS; on OpenBao one per engine (the pools' code is the same over any SecretStore, the store
+ * contract covers the rest): each slow proof once per store and kind.
+ */
+const cases = [
+  ['aws', 'postgres', 'single'],
+  ['aws', 'postgres', 'alternating'],
+  ['aws', 'mysql', 'single'],
+  ['aws', 'mysql', 'alternating'],
+  ['bao', 'postgres', 'single'],
+  ['bao', 'mysql', 'alternating'],
+] as const;
 
 describe(`an application on rotor-consumers, under load while ${ROTATIONS} rotations run back to back`, () => {
-  for (const engine of ['postgres', 'mysql'] as const) {
-    for (const mode of ['single', 'alternating'] as const) {
-      it(`${engine} ${mode === 'single' ? 'single-user' : 'alternating users (previous login disabled)'}: 0 failed requests, pooled and a login per request; the same application reading its password at start fails`, async () => {
-        const secretId = await secretFor(engine, mode);
-        // A long refresh interval: the pools must notice rotations from refused logins, not from polling.
-        const cache = new SecretCache({ store: new AwsSecretsManagerStore(), refreshIntervalMs: 10 * 60_000 });
-        const rotating = rotatingBackend(engine, cache, secretId);
-        const control = await staticBackend(engine, secretId);
-        const first = (await store.getByStage(secretId, 'AWSCURRENT'))!.versionId;
+  for (const [where, engine, mode] of cases) {
+    it(`${where === 'aws' ? 'AWS Secrets Manager' : 'OpenBao'}, ${engine} ${mode === 'single' ? 'single-user' : 'alternating users (previous login disabled)'}: 0 failed requests, pooled and a login per request; the same application reading its password at start fails`, async () => {
+      const secretId = await secrets[where](engine, mode);
+      // A long refresh interval: the pools must notice rotations from refused logins, not from polling.
+      const cache = new SecretCache({ store: appStore[where](), refreshIntervalMs: 10 * 60_000 });
+      const rotating = rotatingBackend(engine, cache, secretId);
+      const control = await staticBackend(engine, secretId);
+      const first = (await store.getByStage(secretId, 'AWSCURRENT'))!.versionId;
 
-        const app = await serveUnderLoad(rotating);
-        const naive = await serveUnderLoad(control, 1);
-        try {
-          for (let i = 0; i < ROTATIONS; i++) {
-            await rotateToCompletion(rig, secretId, passwords);
-            await new Promise((r) => setTimeout(r, 100));
-          }
-        } finally {
-          await app.stop();
-          await naive.stop();
+      const app = await serveUnderLoad(rotating);
+      const naive = await serveUnderLoad(control, 1);
+      try {
+        for (let i = 0; i < ROTATIONS; i++) {
+          await rotateToCompletion(rig, secretId, passwords);
+          await new Promise((r) => setTimeout(r, 100));
         }
+      } finally {
+        await app.stop();
+        await naive.stop();
+      }
 
-        expect(app.failures).toEqual([]);
-        // Served under many generations, from the first to the last: the application followed every rotation.
-        const last = (await store.getByStage(secretId, 'AWSCURRENT'))!.versionId;
-        expect(app.served.get(first) ?? 0).toBeGreaterThan(0);
-        expect(app.served.get(last) ?? 0).toBeGreaterThan(0);
-        expect(app.served.size).toBeGreaterThanOrEqual(ROTATIONS / 2);
-        expect(app.total()).toBeGreaterThan(ROTATIONS * 10);
-        // The control, under the same rotations: its logins are refused once the first rotation retired its password.
-        expect(naive.failures.length).toBeGreaterThan(0);
-        expect(naive.failures.filter((code) => !AUTH_FAILURES.has(code))).toEqual([]);
-      });
-    }
+      expect(app.failures).toEqual([]);
+      // Served under many generations, from the first to the last: the application followed every rotation.
+      const last = (await store.getByStage(secretId, 'AWSCURRENT'))!.versionId;
+      expect(app.served.get(first) ?? 0).toBeGreaterThan(0);
+      expect(app.served.get(last) ?? 0).toBeGreaterThan(0);
+      expect(app.served.size).toBeGreaterThanOrEqual(ROTATIONS / 2);
+      expect(app.total()).toBeGreaterThan(ROTATIONS * 10);
+      // The control, under the same rotations: its logins are refused once the first rotation retired its password.
+      expect(naive.failures.length).toBeGreaterThan(0);
+      expect(naive.failures.filter((code) => !AUTH_FAILURES.has(code))).toEqual([]);
+    });
   }
 
   for (const engine of ['postgres', 'mysql'] as const) {
     it(`${engine}: maxLifetimeMs closes busy connections once they are older than their lifetime, without a failed query`, async () => {
-      const secretId = await secretFor(engine, 'single');
+      const secretId = await secrets.aws(engine, 'single');
       const cache = new SecretCache({ store: new AwsSecretsManagerStore() });
       const logins = async (maxLifetimeMs?: number) => {
         const lifetime = maxLifetimeMs === undefined ? {} : { maxLifetimeMs, lifetimeJitter: 0.2 };

@@ -1,7 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Redis } from 'ioredis';
 import { ApiKeyVerifier, JwtSigner, SecretCache } from 'rotor-consumers';
 import { generateSigningKey, JWKS_DDL, publicPart, type SigningKey } from 'rotor-consumers/credentials';
@@ -10,7 +7,7 @@ import { strategySecrets, type Engine, type Mode } from '../helpers/backends';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { expectNoPasswords, newPassword } from '../helpers/hygiene';
 import { mysqlLogsIn } from '../helpers/mysql';
-import { baoAdmin, kvPath } from '../helpers/openbao';
+import { baoAdmin, baoWorkerConfig, kvPath } from '../helpers/openbao';
 import { useRegistryDatabase } from '../helpers/registry';
 import { rotateToCompletion, useWorkerRig } from '../helpers/rig';
 import { createSecret, idOn, labels, logsIn, store, waitForStatus } from '../helpers/stack';
@@ -21,22 +18,7 @@ import { createSecret, idOn, labels, logsIn, store, waitForStatus } from '../hel
  * (the Redis ACL example), and a rollback. The rest of the integration suite runs on AWS Secrets Manager only: the
  * engine is the same code over the SecretStore contract, which both stores pass (openbao-store.test.ts).
  */
-const configDir = mkdtempSync(path.join(tmpdir(), 'rotor-bao-config-'));
-const configFile = path.join(configDir, 'rotor.yaml');
-writeFileSync(
-  configFile,
-  `version: 1
-stores:
-  openbao:
-    - name: bao
-      address: ${stackEnv('BAO_ADDR')}
-      mounts: [secret]
-      auth: { method: token, tokenFromEnv: BAO_TOKEN }
-secrets:
-  - id: bao:secret/it/bao-managed
-    schedule: { every: 30d }
-`,
-);
+const configFile = baoWorkerConfig();
 const env = () => ({ ROTOR_CONFIG: configFile });
 const rig = useWorkerRig('it-bao', { env });
 const redisRig = useWorkerRig('it-bao-redis', { main: 'examples/redis-acl/worker.ts', env });
