@@ -69,7 +69,10 @@ export async function ensureMounted(kind: 'auth' | 'mounts', path: string, type:
  * A rotor.yaml declaring the stack's OpenBao as the store `bao` (logging in with the token in BAO_TOKEN), for a test
  * worker's ROTOR_CONFIG; `secrets` lists the ids it manages (at least one, as rotor.yaml requires).
  */
-export function baoWorkerConfig(secrets: string[] = [`bao:${BAO_MOUNT}/it/bao-managed`]): string {
+export function baoWorkerConfig(
+  secrets: string[] = [`bao:${BAO_MOUNT}/it/bao-managed`],
+  address = stackEnv('BAO_ADDR'),
+): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'rotor-bao-config-'));
   const file = path.join(dir, 'rotor.yaml');
   writeFileSync(
@@ -78,7 +81,7 @@ export function baoWorkerConfig(secrets: string[] = [`bao:${BAO_MOUNT}/it/bao-ma
 stores:
   openbao:
     - name: bao
-      address: ${stackEnv('BAO_ADDR')}
+      address: ${address}
       mounts: [${BAO_MOUNT}]
       auth: { method: token, tokenFromEnv: BAO_TOKEN }
 secrets:

@@ -152,11 +152,11 @@ export class OpenBaoClient {
     const answer = await this.#send('POST', `auth/${mount}/login`, subject, body, undefined);
     if (answer.status === 200 && answer.body?.auth) return this.#take(answer.body.auth);
     if (answer.status >= 500 || answer.status === 429) {
-      throw new UnavailableError(subject, `${this.address} did not log in (HTTP ${answer.status})`);
+      throw new UnavailableError(subject, `OpenBao at ${this.address} did not log in (HTTP ${answer.status})`);
     }
     throw new StoreRejectedError(
       subject,
-      `${this.address} refused the ${auth.method} login at auth/${mount} (HTTP ${answer.status}${errorsOf(answer)})`,
+      `OpenBao at ${this.address} refused the ${auth.method} login at auth/${mount} (HTTP ${answer.status}${errorsOf(answer)})`,
     );
   }
 
@@ -179,7 +179,7 @@ export class OpenBaoClient {
     const timeoutMs = this.#options.requestTimeoutMs ?? 5000;
     return new Promise<BaoResponse>((resolve, reject) => {
       const fail = (detail: string, cause?: unknown) =>
-        reject(new UnavailableError(subject, `${this.address} did not answer (${detail})`, { cause }));
+        reject(new UnavailableError(subject, `OpenBao at ${this.address} did not answer (${detail})`, { cause }));
       const req = request(
         `${this.address}/v1/${path}`,
         { method, headers, agent: this.#agent, timeout: timeoutMs },
