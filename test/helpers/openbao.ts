@@ -1,6 +1,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { join } from 'node:path';
 import { OpenBaoKvStore, type OpenBaoKvStoreOptions } from 'rotor-consumers/stores';
 import { stackEnv } from './env';
 
@@ -73,8 +73,8 @@ export function baoWorkerConfig(
   secrets: string[] = [`bao:${BAO_MOUNT}/it/bao-managed`],
   address = stackEnv('BAO_ADDR'),
 ): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'rotor-bao-config-'));
-  const file = path.join(dir, 'rotor.yaml');
+  const dir = mkdtempSync(join(tmpdir(), 'rotor-bao-config-'));
+  const file = join(dir, 'rotor.yaml');
   writeFileSync(
     file,
     `version: 1
