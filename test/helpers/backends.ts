@@ -1,6 +1,12 @@
 import { createConnection, createPool } from 'mysql2/promise';
 import { Client, Pool } from 'pg';
-import { createRotatingMysqlPool, createRotatingPgPool, type LoginReporter, type SecretCache } from 'rotor-consumers';
+import {
+  createRotatingMysqlPool,
+  createRotatingPgPool,
+  type LoginReporter,
+  type SecretCache,
+  type SecretStore,
+} from 'rotor-consumers';
 import { uniqueName } from './env';
 import { newPassword } from './hygiene';
 import type { Backend } from './load-app';
@@ -51,8 +57,8 @@ export function rotatingBackend(engine: Engine, cache: SecretCache, secretId: st
 }
 
 /** The control, for either engine. */
-export function staticBackend(engine: Engine, secretId: string): Promise<Backend> {
-  return engine === 'postgres' ? staticPg(secretId) : staticMysql(secretId);
+export function staticBackend(engine: Engine, secretId: string, from: SecretStore = store): Promise<Backend> {
+  return engine === 'postgres' ? staticPg(secretId, from) : staticMysql(secretId, from);
 }
 
 /** Connections that close quickly, so new logins happen all the time, as in a busy application. */
@@ -117,8 +123,8 @@ export function rotatingMysql(cache: SecretCache, secretId: string): Backend {
 }
 
 /** The control: an application that read its password at start, as most do today. */
-export async function staticPg(secretId: string): Promise<Backend> {
-  const login = JSON.parse((await store.getByStage(secretId, 'AWSCURRENT'))!.value) as Login;
+export async function staticPg(secretId: string, from: SecretStore = store): Promise<Backend> {
+  const login = JSON.parse((await from.getByStage(secretId, 'AWSCURRENT'))!.value) as Login;
   const config = {
     host: login.host,
     port: login.port,
@@ -148,8 +154,8 @@ export async function staticPg(secretId: string): Promise<Backend> {
   };
 }
 
-export async function staticMysql(secretId: string): Promise<Backend> {
-  const login = JSON.parse((await store.getByStage(secretId, 'AWSCURRENT'))!.value) as Login;
+export async function staticMysql(secretId: string, from: SecretStore = store): Promise<Backend> {
+  const login = JSON.parse((await from.getByStage(secretId, 'AWSCURRENT'))!.value) as Login;
   const config = {
     host: login.host,
     port: login.port,

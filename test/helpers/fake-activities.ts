@@ -57,6 +57,19 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
     notify: async ({ routes }) => routes.map((route) => ({ route, ok: true, attempts: 1 })),
     rotationEnded: async () => undefined,
     untilWindowOpens: async () => 0,
+    leaseTermsOf: async () => ({
+      ttlMs: 60_000,
+      maxTtlMs: 180_000,
+      renewEveryMs: 20_000,
+      instanceTimeoutMs: 80_000,
+      replaceLeadMs: 60_000,
+    }),
+    issueLeaseCredential: async ({ leaseId, generation }) => ({
+      attempt: 1,
+      username: `v_fake_${leaseId.slice(0, 4)}_${generation}`,
+    }),
+    renewLeaseCredential: async () => ({ attempt: 1 }),
+    revokeLeaseCredential: async () => ({ attempt: 1, existed: true, sessionsEnded: 0 }),
   };
   const calls: Recorded['calls'] = [];
   const activities = Object.fromEntries(

@@ -30,6 +30,7 @@ export { InMemorySecretStore } from './stores/in-memory';
 export { OpenBaoKvStore, type OpenBaoKvStoreOptions } from './stores/openbao-kv';
 export type { OpenBaoAuth } from './stores/openbao-client';
 export { StoreRouter } from './stores/store-router';
+export { LeasedCredentials, type LeasedCredentialsOptions } from './stores/leased-credentials';
 export type { SecretStore, SecretDescription, StoredValue } from './stores/secret-store';
 export { Stage } from './stages';
 export { ErrorType, RotorError } from './errors';

@@ -1,5 +1,6 @@
 import type { ActivityDeps } from './ports';
 import { createPreflightActivities } from './preflight';
+import { createLeaseSteps } from './lease-steps';
 import { createReportingActivities } from './reporting';
 import { createRotationSteps } from './rotation-steps';
 import { notingStore } from './handed-values';
@@ -17,7 +18,12 @@ export function createActivities(given: ActivityDeps) {
   // Steps of one rotation read each version once (values never change); labels are always read fresh. Every value
   // read or written is noted for the step, so no error leaves it quoting one (handed-values.ts).
   const deps = { ...given, store: notingStore(withVersionCache(given.store)) };
-  return { ...createRotationSteps(deps), ...createPreflightActivities(deps), ...createReportingActivities(deps) };
+  return {
+    ...createRotationSteps(deps),
+    ...createPreflightActivities(deps),
+    ...createReportingActivities(deps),
+    ...createLeaseSteps(deps),
+  };
 }
 
 export type RotorActivities = ReturnType<typeof createActivities>;

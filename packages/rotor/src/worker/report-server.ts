@@ -1,4 +1,4 @@
-import { InvalidInputError, LOGIN_OUTCOMES, type LoginOutcome } from 'rotor-consumers/core';
+import { InvalidInputError, LOGIN_OUTCOMES, RotorError, type LoginOutcome } from 'rotor-consumers/core';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -11,6 +11,7 @@ import { normalizeAddress } from '../shared/addresses';
 import type { ConsumerReportLine } from '../shared/bake';
 import { QueryName, rotationWorkflowId, SignalName } from '../shared/constants';
 import type { RotationStatus } from '../shared/status';
+import type { LeaseService } from './lease-service';
 
 /*
  * The endpoint consumers report their logins to: applications hold no Temporal credentials, only a token scoped to
@@ -53,6 +54,9 @@ const BatchSchema = z.strictObject({
     .min(1)
     .max(1000),
 });
+
+const LeaseRequestSchema = z.strictObject({ secretId: text(2048) });
+const DEFAULT_MAX_LEASES_PER_TOKEN = 100;
 
 /** A configured token, ready to compare: its digest, never its text. */
 export interface Token {
@@ -184,6 +188,10 @@ export async function serveReports(options: {
   forwardEveryMs?: number;
   trustedProxies?: readonly string[];
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Short-lived credentials: `/v1/leases` routes, for the secrets each token's scopes cover. */
+  leases?: LeaseService;
+  /** Live leases one token may hold through this endpoint (default 100): a restart loop cannot pile up logins. */
+  maxLeasesPerToken?: number;
 }): Promise<ReportServer> {
   const { tokens, lookup, forward, logger } = options;
   const trustedProxies = options.trustedProxies ?? [];
@@ -238,11 +246,84 @@ export async function serveReports(options: {
     return true;
   };
 
+  /** The body as JSON, or undefined once an error answer went out. */
+  async function readJson(req: IncomingMessage, res: ServerResponse): Promise<{ body: unknown } | undefined> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        answer(res, 413, { error: `the body is larger than ${MAX_BODY_BYTES} bytes` });
+        return undefined;
+      }
+      chunks.push(chunk);
+    }
+    try {
+      return { body: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') };
+    } catch {
+      answer(res, 400, { error: 'the body is not JSON' });
+      return undefined;
+    }
+  }
+
+  const leasesOf = new Map<string, Set<string>>();
+  const maxLeases = options.maxLeasesPerToken ?? DEFAULT_MAX_LEASES_PER_TOKEN;
+
+  /** `/v1/leases` (POST: open), `/v1/leases/<id>/renew` (POST), `/v1/leases/<id>` (DELETE: release). */
+  async function handleLease(req: IncomingMessage, res: ServerResponse, token: Token, path: string): Promise<void> {
+    const leases = options.leases;
+    if (!leases) return answer(res, 404, { error: 'this endpoint serves no leases' });
+    const mine = leasesOf.get(token.name) ?? new Set<string>();
+    leasesOf.set(token.name, mine);
+    const match = /^\/v1\/leases(?:\/([0-9a-f-]{36})(\/renew)?)?$/.exec(path);
+    if (!match) return answer(res, 404, { error: 'not found: /v1/leases, /v1/leases/<id>/renew' });
+    const [, leaseId, renew] = match;
+    if (!leaseId) {
+      if (req.method !== 'POST') return answer(res, 405, { error: 'use POST' });
+      const read = await readJson(req, res);
+      if (!read) return;
+      const request = LeaseRequestSchema.safeParse(read.body);
+      if (!request.success) return answer(res, 400, { error: 'body: expected {"secretId": "<id>"}' });
+      const { secretId } = request.data;
+      if (!inScope(secretId, token.secrets))
+        return answer(res, 403, { error: `token ${token.name} may not lease ${secretId}` });
+      if (mine.size >= maxLeases)
+        return answer(res, 429, { error: `token ${token.name} holds ${mine.size} live leases, the most it may` });
+      try {
+        const credential = await leases.open(secretId, token.name);
+        mine.add(credential.leaseId);
+        logger.info({ secretId, leaseId: credential.leaseId, token: token.name }, 'lease opened');
+        return answer(res, 201, credential);
+      } catch (error) {
+        if (error instanceof RotorError && error.nonRetryable)
+          return answer(res, 400, { error: error.message, type: error.type });
+        throw error;
+      }
+    }
+    if (renew && req.method === 'POST') {
+      const credential = await leases.renew(leaseId, token.name);
+      if (!credential) {
+        mine.delete(leaseId);
+        return answer(res, 410, { error: `lease ${leaseId} has ended: open a new one` });
+      }
+      mine.add(leaseId);
+      return answer(res, 200, credential);
+    }
+    if (!renew && req.method === 'DELETE') {
+      await leases.release(leaseId, token.name);
+      mine.delete(leaseId);
+      return answer(res, 204, {});
+    }
+    return answer(res, 405, { error: 'POST /v1/leases/<id>/renew or DELETE /v1/leases/<id>' });
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === '/healthz' && req.method === 'GET') return answer(res, 200, { ok: true });
-    if (path !== '/v1/reports') return answer(res, 404, { error: 'not found: POST /v1/reports' });
-    if (req.method !== 'POST') return answer(res, 405, { error: 'use POST' });
+    const isLease = path === '/v1/leases' || path.startsWith('/v1/leases/');
+    if (path !== '/v1/reports' && !isLease)
+      return answer(res, 404, { error: 'not found: POST /v1/reports, /v1/leases' });
+    if (!isLease && req.method !== 'POST') return answer(res, 405, { error: 'use POST' });
     const token = authorize(req);
     if (!token) return answer(res, 401, { error: 'missing or unknown token (Authorization: Bearer <token>)' });
     if (!buckets.get(token.name)!.take())
@@ -252,19 +333,10 @@ export async function serveReports(options: {
         { error: `token ${token.name} sends more than ${token.requestsPerSecond} requests a second` },
         { 'retry-after': '1' },
       );
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) return answer(res, 413, { error: `the body is larger than ${MAX_BODY_BYTES} bytes` });
-      chunks.push(chunk);
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    } catch {
-      return answer(res, 400, { error: 'the body is not JSON' });
-    }
+    if (isLease) return handleLease(req, res, token, path);
+    const read = await readJson(req, res);
+    if (!read) return;
+    const parsed = read.body;
     const batch = BatchSchema.safeParse(parsed);
     if (!batch.success) {
       const issue = batch.error.issues[0]!;

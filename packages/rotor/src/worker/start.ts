@@ -13,6 +13,7 @@ import { rotators as builtInRotators, type RotatorRegistry } from '../rotators/r
 import { DEFAULT_TEMPORAL_UI_URL, Stage, temporalUiLink } from '../shared/constants';
 import { STEPS } from '../shared/vocabulary';
 import type { SecretStore } from 'rotor-consumers/stores';
+import { temporalLeases } from './lease-service';
 import { storeFromConfig } from './stores';
 import { createLogger, installRuntime } from './logger';
 import { RotorMetrics, type MetricsServer } from './metrics';
@@ -133,6 +134,7 @@ export async function startWorker(
         logger,
         forwardEveryMs: config.reports.forwardEveryMs,
         trustedProxies: config.reports.trustedProxies,
+        leases: temporalLeases(client, store, env.ROTOR_TASK_QUEUE),
         ...(tls
           ? { tls: { cert: await readTls(tls.certFile, 'certFile'), key: await readTls(tls.keyFile, 'keyFile') } }
           : {}),

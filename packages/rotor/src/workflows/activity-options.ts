@@ -47,3 +47,21 @@ export const ALERT_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '3m',
   retry: { initialInterval: '5s', maximumAttempts: 3 },
 };
+
+/**
+ * A lease's steps (workflows/dynamic-lease.ts): its terms are read three times at most (a bad template fails at
+ * once); issue, renew and revoke try until they are done, at most 10 s apart, so a database that is away for a while
+ * delays them and never loses a revocation.
+ */
+export const LEASE_OPTIONS = {
+  terms: stepOptions(3),
+  step: {
+    startToCloseTimeout: '20s',
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '10s',
+      nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES],
+    },
+  },
+} satisfies Record<string, ActivityOptions>;

@@ -1,0 +1,201 @@
+import { InvalidInputError, StoreRejectedError, UnavailableError } from '../errors';
+import { Stage } from '../stages';
+import type { SecretDescription, SecretStore, StoredValue } from './secret-store';
+
+export interface LeasedCredentialsOptions {
+  /** The rotor worker's report endpoint, e.g. `https://rotor-worker:9466` (its `reports` section). */
+  url: string;
+  /** A report token whose scopes cover the templates this application leases from. */
+  token: string;
+  /** Per-request timeout in milliseconds (default 5000). */
+  requestTimeoutMs?: number;
+  /** For tests: the fetch to use. */
+  fetch?: typeof fetch;
+}
+
+/** What the endpoint answers for a lease (the password stays in this object and the pools). */
+interface Credential {
+  leaseId: string;
+  generation: number;
+  engine: string;
+  host: string;
+  port: number;
+  dbname?: string;
+  username: string;
+  password: string;
+  expiresAtMs: number;
+  renewEveryMs: number;
+}
+
+interface Held {
+  current: Credential;
+  previous?: Credential;
+  renewedAt: number;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * Short-lived database credentials as a read-only SecretStore: the first read of a template's id opens a lease at
+ * the worker's endpoint, a timer renews it (which tells the worker this instance is alive), and a new login the
+ * worker issued before the old one's maximum lifetime becomes AWSCURRENT, the old one AWSPREVIOUS. So the rotating
+ * pools follow dynamic credentials as they follow rotations.
+ *
+ * @example
+ *   const leased = new LeasedCredentials({ url: process.env.ROTOR_URL!, token: process.env.ROTOR_TOKEN! });
+ *   const pool = createRotatingPgPool({ cache: new SecretCache({ store: leased }), secretId: 'prod/db/orders-leased' });
+ *   // at shutdown: await pool.end(); await leased.close();  (releases the lease: its logins are revoked at once)
+ */
+export class LeasedCredentials implements SecretStore {
+  readonly description: string;
+  readonly #options: LeasedCredentialsOptions;
+  readonly #held = new Map<string, Held>();
+  readonly #opening = new Map<string, Promise<Held>>();
+  #closed = false;
+
+  constructor(options: LeasedCredentialsOptions) {
+    if (!options.token) throw new InvalidInputError('LeasedCredentials: token is empty');
+    new URL(options.url);
+    this.#options = options;
+    this.description = `leases from rotor at ${new URL(options.url).origin}`;
+  }
+
+  async describe(secretId: string): Promise<SecretDescription> {
+    const held = await this.#hold(secretId, { fresh: true });
+    return {
+      secretId,
+      versions: [
+        { versionId: versionIdOf(held.current), stages: [Stage.current] },
+        ...(held.previous ? [{ versionId: versionIdOf(held.previous), stages: [Stage.previous] }] : []),
+      ],
+      tags: {},
+    };
+  }
+
+  async getByStage(secretId: string, stage: Stage): Promise<StoredValue | undefined> {
+    const held = await this.#hold(secretId);
+    const credential = stage === Stage.current ? held.current : stage === Stage.previous ? held.previous : undefined;
+    return credential && stored(credential, stage);
+  }
+
+  async getByVersion(secretId: string, versionId: string): Promise<StoredValue | undefined> {
+    const held = await this.#hold(secretId);
+    if (versionIdOf(held.current) === versionId) return stored(held.current, Stage.current);
+    if (held.previous && versionIdOf(held.previous) === versionId) return stored(held.previous, Stage.previous);
+    return undefined;
+  }
+
+  putPending(secretId: string): Promise<void> {
+    return Promise.reject(new InvalidInputError(`secret ${secretId}: leased credentials are read-only`));
+  }
+
+  moveStage(secretId: string): Promise<void> {
+    return this.putPending(secretId);
+  }
+
+  removeStage(secretId: string): Promise<void> {
+    return this.putPending(secretId);
+  }
+
+  /** Releases every lease (the worker revokes their logins now) and stops renewing. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const held = [...this.#held.values()];
+    this.#held.clear();
+    for (const h of held) clearInterval(h.timer);
+    await Promise.all(
+      held.map((h) => this.#call('DELETE', `/v1/leases/${h.current.leaseId}`, 'release').catch(() => undefined)),
+    );
+  }
+
+  async #hold(secretId: string, { fresh = false } = {}): Promise<Held> {
+    if (this.#closed) throw new InvalidInputError('LeasedCredentials is closed');
+    const held = this.#held.get(secretId);
+    if (held) {
+      if (fresh && Date.now() - held.renewedAt > 1000) await this.#renew(secretId, held).catch(() => undefined);
+      return this.#held.get(secretId) ?? held;
+    }
+    let opening = this.#opening.get(secretId);
+    if (!opening) {
+      opening = this.#open(secretId).finally(() => this.#opening.delete(secretId));
+      this.#opening.set(secretId, opening);
+    }
+    return opening;
+  }
+
+  async #open(secretId: string, previous?: Credential): Promise<Held> {
+    const current = (await this.#call('POST', '/v1/leases', secretId, { secretId })) as Credential;
+    const timer = setInterval(() => {
+      const held = this.#held.get(secretId);
+      if (held) void this.#renew(secretId, held).catch(() => undefined);
+    }, current.renewEveryMs);
+    timer.unref();
+    const held: Held = { current, ...(previous ? { previous } : {}), renewedAt: Date.now(), timer };
+    const before = this.#held.get(secretId);
+    if (before) clearInterval(before.timer);
+    this.#held.set(secretId, held);
+    return held;
+  }
+
+  /** Renews the lease; a new generation becomes current. A lease that ended is replaced by a new one. */
+  async #renew(secretId: string, held: Held): Promise<void> {
+    let answer: Credential | undefined;
+    try {
+      answer = (await this.#call('POST', `/v1/leases/${held.current.leaseId}/renew`, secretId)) as Credential;
+    } catch (error) {
+      if (!(error instanceof LeaseEnded)) throw error;
+      clearInterval(held.timer);
+      this.#held.delete(secretId);
+      await this.#open(secretId, held.current);
+      return;
+    }
+    held.renewedAt = Date.now();
+    if (answer.generation !== held.current.generation) {
+      held.previous = held.current;
+      held.current = answer;
+    } else held.current.expiresAtMs = answer.expiresAtMs;
+  }
+
+  async #call(method: string, path: string, subject: string, body?: object): Promise<unknown> {
+    const fetchImpl = this.#options.fetch ?? fetch;
+    let response: Response;
+    try {
+      response = await fetchImpl(new URL(path, this.#options.url), {
+        method,
+        headers: { authorization: `Bearer ${this.#options.token}`, 'content-type': 'application/json' },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(this.#options.requestTimeoutMs ?? 5000),
+      });
+    } catch (error) {
+      throw new UnavailableError(subject, `${this.description} did not answer (${(error as Error).name})`);
+    }
+    const text = await response.text();
+    if (response.status === 410) throw new LeaseEnded();
+    if (response.status === 204) return undefined;
+    let parsed: { error?: string } | undefined;
+    try {
+      parsed = text ? (JSON.parse(text) as { error?: string }) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (response.ok) return parsed;
+    const why = typeof parsed?.error === 'string' ? `: ${parsed.error.slice(0, 300)}` : '';
+    if (response.status === 429 || response.status >= 500)
+      throw new UnavailableError(subject, `${this.description} answered HTTP ${response.status}${why}`);
+    throw new StoreRejectedError(subject, `${this.description} refused the lease (HTTP ${response.status}${why})`);
+  }
+}
+
+class LeaseEnded extends Error {}
+
+function versionIdOf(credential: Credential): string {
+  return `${credential.leaseId}.${credential.generation}`;
+}
+
+function stored(credential: Credential, stage: Stage): StoredValue {
+  const { engine, host, port, dbname, username, password } = credential;
+  return {
+    versionId: versionIdOf(credential),
+    stages: [stage],
+    value: JSON.stringify({ engine, host, port, ...(dbname ? { dbname } : {}), username, password }),
+  };
+}

@@ -1,0 +1,87 @@
+import { InvalidSecretError } from 'rotor-consumers/core';
+import { parseMysqlSecret } from '../rotators/mysql/single-user';
+import { parsePostgresSecret } from '../rotators/postgres/single-user';
+import { dynamicEngine, type RevokeReport } from '../rotators/dynamic/engines';
+import {
+  leasePassword,
+  leaseTerms,
+  leaseUsername,
+  parseDynamicTemplate,
+  type DynamicTemplate,
+  type LeaseTerms,
+} from '../rotators/dynamic/template';
+import type { ActivityDeps } from './ports';
+import { createStepContext } from './step-context';
+
+/** What a lease's steps take: ids and times, never a value (passwords are derived where they are used). */
+export interface LeaseCredentialInput {
+  secretId: string;
+  leaseId: string;
+  generation: number;
+  expiresAtMs: number;
+  maxExpiresAtMs: number;
+}
+
+/**
+ * The steps of a short-lived credential's lease (workflows/dynamic-lease.ts): the terms from its template, issue,
+ * renew and revoke, each idempotent, as the template's admin login.
+ */
+export function createLeaseSteps(deps: ActivityDeps) {
+  const { context, step } = createStepContext(deps);
+
+  async function templateOf(secretId: string): Promise<DynamicTemplate> {
+    return parseDynamicTemplate(secretId, await context.readCurrent(secretId));
+  }
+
+  async function engineFor(secretId: string) {
+    const template = await templateOf(secretId);
+    const raw = await context.readCurrent(template.admin);
+    const admin =
+      template.engine === 'postgres' ? parsePostgresSecret(template.admin, raw) : parseMysqlSecret(template.admin, raw);
+    return { template, engine: dynamicEngine(secretId, template, admin) };
+  }
+
+  return {
+    /** The lease's timings, from its template: checked here, so a bad template fails before anything is made. */
+    async leaseTermsOf(input: { secretId: string }): Promise<LeaseTerms> {
+      return step('lease-terms', input.secretId, 'dynamic-database', async () => {
+        const { template } = await engineFor(input.secretId);
+        return leaseTerms(template);
+      });
+    },
+
+    /** Creates generation `generation`'s login; returns its name (the password stays with the worker). */
+    async issueLeaseCredential(input: LeaseCredentialInput): Promise<{ username: string }> {
+      return step('lease-issue', input.secretId, 'dynamic-database', async () => {
+        const { template, engine } = await engineFor(input.secretId);
+        const username = leaseUsername(template.usernamePrefix, input.leaseId, input.generation);
+        await engine.create(
+          username,
+          leasePassword(template.passwordKey, input.leaseId, input.generation),
+          new Date(input.expiresAtMs),
+          new Date(input.maxExpiresAtMs),
+        );
+        return { username };
+      });
+    },
+
+    async renewLeaseCredential(input: { secretId: string; username: string; expiresAtMs: number }): Promise<object> {
+      return step('lease-renew', input.secretId, 'dynamic-database', async () => {
+        const { engine } = await engineFor(input.secretId);
+        await engine.renew(input.username, new Date(input.expiresAtMs));
+        return {};
+      });
+    },
+
+    async revokeLeaseCredential(input: { secretId: string; username: string }): Promise<RevokeReport> {
+      return step('lease-revoke', input.secretId, 'dynamic-database', async () => {
+        const { template, engine } = await engineFor(input.secretId);
+        if (!input.username.startsWith(`v_${template.usernamePrefix}_`))
+          throw new InvalidSecretError(input.secretId, [`${input.username} is not one of this template's logins`]);
+        return engine.revoke(input.username);
+      });
+    },
+  };
+}
+
+export type LeaseSteps = ReturnType<typeof createLeaseSteps>;

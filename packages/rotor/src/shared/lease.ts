@@ -1,0 +1,52 @@
+/** What a short-lived credential's lease takes, keeps and shows (workflows/dynamic-lease.ts): ids, names and times. */
+
+import type { LeaseTerms } from '../rotators/dynamic/template';
+
+export type { LeaseTerms };
+
+/** The lease workflow's names, as the Temporal UI shows them. */
+export const LEASE_NAMES = { renew: 'renewLease', release: 'releaseLease', query: 'lease' } as const;
+
+/** One lease per workflow: `rotor/lease/<leaseId>`. */
+export function leaseWorkflowId(leaseId: string): string {
+  return `rotor/lease/${leaseId}`;
+}
+
+export interface LeaseInput {
+  secretId: string;
+  leaseId: string;
+  /** Who holds it: the report token's name and the address it asked from (`token@address`). */
+  owner: string;
+}
+
+/** One login of a lease. */
+export interface LeaseGeneration {
+  n: number;
+  username: string;
+  issuedAtMs: number;
+  renewedAtMs: number;
+  expiresAtMs: number;
+  maxExpiresAtMs: number;
+  revoked: boolean;
+}
+
+/** What a lease carries across continue-as-new. */
+export interface LeaseState {
+  terms: LeaseTerms;
+  generations: LeaseGeneration[];
+  lastRenewAt: number;
+  released: boolean;
+  ended?: 'released' | 'instance-gone';
+}
+
+/** What the lease answers: the current login's name and expiry, never its password. */
+export interface LeaseView {
+  leaseId: string;
+  secretId: string;
+  ended: boolean;
+  renewEveryMs: number;
+  generation?: number;
+  username?: string;
+  expiresAtMs?: number;
+  liveLogins: number;
+}

@@ -1,0 +1,165 @@
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  proxyActivities,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { RotorActivities } from '../activities';
+import { SearchAttribute } from '../shared/constants';
+import { LEASE_NAMES, type LeaseInput, type LeaseState, type LeaseView } from '../shared/lease';
+import { LEASE_OPTIONS } from './activity-options';
+
+/*
+ * A short-lived database credential's lease, one workflow per lease (`rotor/lease/<leaseId>`): issue a login, renew
+ * it at two thirds of its lifetime while the application renews the lease, replace it with a new login before its
+ * maximum lifetime (the application's pool moves at its next renewal, before the old login ends), and revoke every
+ * login when the application releases the lease or stops renewing it. Passwords never enter this workflow: each is
+ * derived from the template's key where it is used.
+ */
+
+export const renewLeaseUpdate = defineUpdate<LeaseView, [{ owner: string }]>(LEASE_NAMES.renew);
+export const releaseLeaseSignal = defineSignal<[{ owner: string }]>(LEASE_NAMES.release);
+export const leaseQuery = defineQuery<LeaseView>(LEASE_NAMES.query);
+
+/** Events after which a lease continues as new, unless Temporal suggests it earlier. */
+const HISTORY_CEILING = 5000;
+
+export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Promise<LeaseView> {
+  const { leaseTermsOf } = proxyActivities<RotorActivities>(LEASE_OPTIONS.terms);
+  const { issueLeaseCredential, renewLeaseCredential, revokeLeaseCredential } = proxyActivities<RotorActivities>(
+    LEASE_OPTIONS.step,
+  );
+  // Handlers first: an application's first renewal may arrive with the workflow's first task.
+  const state: Omit<LeaseState, 'terms'> & { terms?: LeaseState['terms'] } = carried ?? {
+    generations: [],
+    lastRenewAt: Date.now(),
+    released: false,
+  };
+  const view = (): LeaseView => {
+    const current = state.generations.at(-1);
+    return {
+      leaseId: input.leaseId,
+      secretId: input.secretId,
+      ended: state.ended !== undefined,
+      renewEveryMs: state.terms?.renewEveryMs ?? 0,
+      ...(current ? { generation: current.n, username: current.username, expiresAtMs: current.expiresAtMs } : {}),
+      liveLogins: state.generations.filter((g) => !g.revoked).length,
+    };
+  };
+  const fromOwner = (owner: string) => {
+    if (owner !== input.owner) throw ApplicationFailure.nonRetryable("not this lease's holder", 'RotorRequestRefused');
+  };
+  setHandler(leaseQuery, view);
+  setHandler(
+    renewLeaseUpdate,
+    async () => {
+      state.lastRenewAt = Date.now();
+      await condition(() => state.generations.length > 0 || state.ended !== undefined);
+      return view();
+    },
+    {
+      validator: ({ owner }) => {
+        fromOwner(owner);
+        if (state.ended) throw ApplicationFailure.nonRetryable('the lease has ended', 'RotorRequestRefused');
+      },
+    },
+  );
+  setHandler(releaseLeaseSignal, ({ owner }) => {
+    if (owner === input.owner) state.released = true;
+  });
+  state.terms ??= await leaseTermsOf({ secretId: input.secretId });
+  const terms = state.terms;
+
+  const issue = async (n: number) => {
+    const now = Date.now();
+    const generation = {
+      n,
+      issuedAtMs: now,
+      expiresAtMs: now + terms.ttlMs,
+      maxExpiresAtMs: now + terms.maxTtlMs,
+      renewedAtMs: now,
+      username: '',
+      revoked: false,
+    };
+    const { username } = await issueLeaseCredential({
+      secretId: input.secretId,
+      leaseId: input.leaseId,
+      generation: n,
+      expiresAtMs: generation.expiresAtMs,
+      maxExpiresAtMs: generation.maxExpiresAtMs,
+    });
+    state.generations.push({ ...generation, username });
+    publish();
+  };
+  const publish = () => upsertMemo({ liveLogins: state.generations.filter((g) => !g.revoked).length });
+  const revoke = async (g: LeaseState['generations'][number]) => {
+    await revokeLeaseCredential({ secretId: input.secretId, username: g.username });
+    g.revoked = true;
+    publish();
+  };
+
+  if (state.generations.length === 0 && !state.released) await issue(0);
+
+  for (;;) {
+    const now = Date.now();
+    const current = state.generations.at(-1)!;
+    const instanceGone = now - state.lastRenewAt >= terms.instanceTimeoutMs;
+    if (state.released || instanceGone || state.ended) {
+      state.ended = state.released ? 'released' : 'instance-gone';
+      for (const g of state.generations) if (!g.revoked) await revoke(g);
+      upsertSearchAttributes([{ key: SearchAttribute.phase, value: 'ended' }]);
+      await condition(allHandlersFinished);
+      return view();
+    }
+    // Older generations end at their own maximum lifetime: the pool left them at a renewal since.
+    for (const g of state.generations.slice(0, -1))
+      if (!g.revoked && now >= g.maxExpiresAtMs - terms.renewEveryMs) await revoke(g);
+    const replaceAt = current.maxExpiresAtMs - terms.replaceLeadMs;
+    const renewAt = current.renewedAtMs + (terms.ttlMs * 2) / 3;
+    if (now >= replaceAt) {
+      // The login being replaced keeps working until it is revoked: its backstop moves to its maximum lifetime.
+      if (current.expiresAtMs < current.maxExpiresAtMs) {
+        await renewLeaseCredential({
+          secretId: input.secretId,
+          username: current.username,
+          expiresAtMs: current.maxExpiresAtMs,
+        });
+        current.expiresAtMs = current.maxExpiresAtMs;
+      }
+      await issue(current.n + 1);
+      continue;
+    }
+    if (now >= renewAt && current.expiresAtMs < current.maxExpiresAtMs) {
+      const expiresAtMs = Math.min(now + terms.ttlMs, current.maxExpiresAtMs);
+      await renewLeaseCredential({ secretId: input.secretId, username: current.username, expiresAtMs });
+      current.expiresAtMs = expiresAtMs;
+      current.renewedAtMs = now;
+      continue;
+    }
+    const info = workflowInfo();
+    if (info.continueAsNewSuggested || info.historyLength >= HISTORY_CEILING) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof dynamicLease>(input, { ...state, terms });
+    }
+    const older = state.generations
+      .slice(0, -1)
+      .filter((g) => !g.revoked)
+      .map((g) => g.maxExpiresAtMs - terms.renewEveryMs);
+    const wakeAt = Math.min(
+      replaceAt,
+      current.expiresAtMs < current.maxExpiresAtMs ? renewAt : Infinity,
+      state.lastRenewAt + terms.instanceTimeoutMs,
+      ...older,
+    );
+    // Woken early by a release; a renewal only moves the instance's deadline, read at the next wake.
+    await condition(() => state.released, Math.max(wakeAt - Date.now(), 1));
+  }
+}

@@ -1,0 +1,254 @@
+import { randomBytes } from 'node:crypto';
+import { Client as PgClient } from 'pg';
+import { LeasedCredentials, SecretCache } from 'rotor-consumers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rotatingBackend, staticBackend, type Engine } from '../helpers/backends';
+import { stackEnv, uniqueName, until } from '../helpers/env';
+import { expectNoPasswords } from '../helpers/hygiene';
+import { serveUnderLoad } from '../helpers/load-app';
+import { mysqlSecret, withMysqlAdmin } from '../helpers/mysql';
+import { BAO_MOUNT } from '../helpers/openbao';
+import { freePort, workerWithConfig } from '../helpers/ops';
+import { adminSecret, createSecret, idOn, pgSecret, withAdmin } from '../helpers/stack';
+
+/*
+ * Short-lived database credentials on the real stack: templates on OpenBao, a `rotor worker` serving leases at its
+ * report endpoint, applications on rotor-consumers' pools over LeasedCredentials. Lifetimes are seconds here (TTL
+ * 6 s, maximum 12 s: renewed at 4 s, the instance renews every 2 s, a new login 6 s before the end), so five maximum
+ * lifetimes take a minute.
+ */
+
+const values = new Set<string>();
+const token = randomBytes(24).toString('base64url');
+const taskQueue = uniqueName('it-dynamic');
+const prefix = { postgres: `pg${randomBytes(3).toString('hex')}`, mysql: `my${randomBytes(3).toString('hex')}` };
+const templates: Record<Engine, string> = {
+  postgres: idOn('bao', uniqueName('it/dyn-pg')),
+  mysql: idOn('bao', uniqueName('it/dyn-mysql')),
+};
+const TTL = '6s';
+const MAX_TTL_MS = 12_000;
+const table = uniqueName('dyn_items').replace(/-/g, '_');
+let url = '';
+let running: Awaited<ReturnType<typeof workerWithConfig>>;
+
+/** Logins of a template alive on its server now. */
+async function liveLogins(engine: Engine): Promise<string[]> {
+  if (engine === 'postgres')
+    return withAdmin(async (admin) =>
+      (
+        await admin.query<{ rolname: string }>('SELECT rolname FROM pg_roles WHERE rolname LIKE $1', [
+          `v_${prefix.postgres}_%`,
+        ])
+      ).rows.map((r) => r.rolname),
+    );
+  return withMysqlAdmin(async (admin) => {
+    const [rows] = await admin.query('SELECT User AS user FROM mysql.user WHERE User LIKE ?', [`v_${prefix.mysql}_%`]);
+    return (rows as { user: string }[]).map((r) => r.user);
+  });
+}
+
+beforeAll(async () => {
+  const pgAdmin = await adminSecret(`bao:${BAO_MOUNT}/it/dyn-pg-admin`, 'ROTOR_PG_ADMIN_URL', pgSecret, values);
+  const myAdmin = await adminSecret(`bao:${BAO_MOUNT}/it/dyn-my-admin`, 'ROTOR_MYSQL_ADMIN_URL', mysqlSecret, values);
+  await withAdmin((admin) => admin.query(`CREATE TABLE public.${table} (id int)`));
+  await withMysqlAdmin((admin) => admin.query('CREATE DATABASE IF NOT EXISTS rotor_dynamic'));
+  const key = () => {
+    const k = randomBytes(32).toString('base64');
+    values.add(k);
+    return k;
+  };
+  const admin = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
+  await createSecret(templates.postgres, {
+    kind: 'dynamic-database',
+    engine: 'postgres',
+    admin: pgAdmin,
+    creationStatements: [
+      'CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}',
+      `GRANT SELECT ON public.${table} TO {{name}}`,
+      'GRANT CREATE ON SCHEMA public TO {{name}}',
+    ],
+    defaultTtl: TTL,
+    maxTtl: `${MAX_TTL_MS / 1000}s`,
+    usernamePrefix: prefix.postgres,
+    passwordKey: key(),
+    reassignTo: decodeURIComponent(admin.username),
+  });
+  await createSecret(templates.mysql, {
+    kind: 'dynamic-database',
+    engine: 'mariadb',
+    admin: myAdmin,
+    creationStatements: [
+      "CREATE USER {{name}}@'%' IDENTIFIED BY {{password}}",
+      "GRANT SELECT ON rotor_dynamic.* TO {{name}}@'%'",
+    ],
+    defaultTtl: TTL,
+    maxTtl: `${MAX_TTL_MS / 1000}s`,
+    usernamePrefix: prefix.mysql,
+    passwordKey: key(),
+  });
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  running = await workerWithConfig(
+    taskQueue,
+    `stores:
+  openbao:
+    - name: bao
+      address: ${stackEnv('BAO_ADDR')}
+      auth: { method: token, tokenFromEnv: BAO_TOKEN }
+reports:
+  port: ${port}
+  tokens:
+    - { name: it-apps, tokenFromEnv: IT_LEASE_TOKEN, secrets: ['bao:${BAO_MOUNT}/it/*'], requestsPerSecond: 500 }
+secrets:
+  - id: ${templates.postgres}
+    schedule: { every: 30d }
+`,
+    { IT_LEASE_TOKEN: token },
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await running?.stop();
+});
+
+describe('short-lived database credentials', () => {
+  it(
+    'applications under load through 5 maximum lifetimes: 0 failed queries on PostgreSQL and MariaDB; the control that kept its first credential fails',
+    async () => {
+      const run = async (engine: Engine) => {
+        const leased = new LeasedCredentials({ url, token });
+        const cache = new SecretCache({ store: leased, refreshIntervalMs: 500, jitter: 0 });
+        const app = await serveUnderLoad(rotatingBackend(engine, cache, templates[engine]));
+        const control = await serveUnderLoad(await staticBackend(engine, templates[engine], leased), 1);
+        await new Promise((r) => setTimeout(r, MAX_TTL_MS * 5));
+        await app.stop();
+        await control.stop();
+        const used = await liveLogins(engine);
+        await leased.close();
+        return { app, control, used };
+      };
+      const [pg, my] = await Promise.all([run('postgres'), run('mysql')]);
+      for (const { app, control, used } of [pg, my]) {
+        expect(app.failures).toEqual([]);
+        // A new login before each maximum lifetime ended: at least five generations served requests.
+        expect(app.served.size).toBeGreaterThanOrEqual(5);
+        expect(app.total()).toBeGreaterThan(100);
+        expect(control.failures.length).toBeGreaterThan(0);
+        // While in use, a lease holds its current login and at most the one it replaced.
+        expect(used.length).toBeLessThanOrEqual(2);
+      }
+      // Released at close: no login of either template is left.
+      for (const engine of ['postgres', 'mysql'] as const)
+        await until(
+          `${engine} logins revoked`,
+          async () => ((await liveLogins(engine)).length === 0 ? true : undefined),
+          30_000,
+        );
+    },
+    MAX_TTL_MS * 5 + 90_000,
+  );
+
+  it('revocation ends the sessions, reassigns what the login owns and drops it; its backstop is set', async () => {
+    const leased = new LeasedCredentials({ url, token });
+    const login = JSON.parse((await leased.getByStage(templates.postgres, 'AWSCURRENT'))!.value) as {
+      username: string;
+      password: string;
+      host: string;
+      port: number;
+    };
+    values.add(login.password);
+    const session = new PgClient({
+      host: login.host,
+      port: login.port,
+      user: login.username,
+      password: login.password,
+      database: 'postgres',
+    });
+    session.on('error', () => undefined);
+    await session.connect();
+    const owned = uniqueName('dyn_owned').replace(/-/g, '_');
+    await session.query(`CREATE TABLE public.${owned} (id int)`);
+    const validUntil = await withAdmin(
+      async (a) =>
+        (await a.query<{ v: Date }>('SELECT rolvaliduntil AS v FROM pg_roles WHERE rolname = $1', [login.username]))
+          .rows[0]?.v,
+    );
+    expect(validUntil).toBeInstanceOf(Date);
+    expect(validUntil!.getTime()).toBeGreaterThan(Date.now());
+    await leased.close();
+    await until(
+      'the login dropped',
+      async () => ((await liveLogins('postgres')).includes(login.username) ? undefined : true),
+      20_000,
+    );
+    await expect(session.query('SELECT 1')).rejects.toThrow();
+    const owner = await withAdmin(
+      async (a) =>
+        (await a.query<{ owner: string }>('SELECT tableowner AS owner FROM pg_tables WHERE tablename = $1', [owned]))
+          .rows[0]?.owner,
+    );
+    expect(owner).toBe(decodeURIComponent(new URL(stackEnv('ROTOR_PG_ADMIN_URL')).username));
+  }, 60_000);
+
+  it('an application that restarts 10 times without releasing leaves no logins: leases it stopped renewing end', async () => {
+    const opened: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const response = await fetch(`${url}/v1/leases`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ secretId: templates.mysql }),
+      });
+      expect(response.status).toBe(201);
+      const credential = (await response.json()) as { leaseId: string; password: string };
+      values.add(credential.password);
+      opened.push(credential.leaseId);
+    }
+    expect((await liveLogins('mysql')).length).toBeGreaterThanOrEqual(10);
+    // Never renewed: each ends after four missed renewals (8 s here) and its login is revoked.
+    await until(
+      'abandoned leases ended',
+      async () => ((await liveLogins('mysql')).length === 0 ? true : undefined),
+      30_000,
+    );
+    const renew = await fetch(`${url}/v1/leases/${opened[0]}/renew`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(renew.status).toBe(410);
+  }, 60_000);
+
+  it("refuses a template outside the token's scopes, a bad template, and a lease of another token", async () => {
+    const post = (body: unknown, bearer = token) =>
+      fetch(`${url}/v1/leases`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    expect((await post({ secretId: 'prod/db/orders' })).status).toBe(403);
+    expect((await post({ secretId: templates.postgres }, 'not-the-token')).status).toBe(401);
+    const bad = idOn('bao', uniqueName('it/dyn-bad'));
+    await createSecret(bad, {
+      kind: 'dynamic-database',
+      engine: 'postgres',
+      admin: 'x',
+      creationStatements: ["CREATE ROLE '{{name}}'"],
+      defaultTtl: '60',
+      maxTtl: '1h',
+      usernamePrefix: 'Bad!',
+      passwordKey: 'short',
+    });
+    const refused = await post({ secretId: bad });
+    expect(refused.status).toBe(400);
+    const { error } = (await refused.json()) as { error: string };
+    expect(error).toMatch(/defaultTtl.*unit/);
+    expect(error).toMatch(/usernamePrefix/);
+    expect(error).toMatch(/passwordKey/);
+    expect(error).toMatch(/quoted already/);
+    expect(error).not.toContain('short');
+  });
+
+  it('no password, key or template value in any history or worker log', async () => {
+    await expectNoPasswords(running.rotor.client, taskQueue, values, templates.postgres);
+  });
+});
