@@ -99,17 +99,29 @@ export async function workerWithConfig(
   yaml: string,
   env: Record<string, string>,
   holdDir?: string,
-): Promise<{ worker: WorkerProcess; rotor: RotationClient; stop(): Promise<void> }> {
+): Promise<{
+  worker: WorkerProcess;
+  rotor: RotationClient;
+  stop(): Promise<void>;
+  /** SIGKILLs the worker and starts another with the same configuration. */
+  restart(): Promise<void>;
+}> {
   const configFile = path.join(mkdtempSync(path.join(tmpdir(), 'rotor-it-')), 'rotor.yaml');
   writeFileSync(configFile, yaml);
-  const worker = await WorkerProcess.start(taskQueue, holdDir, { ROTOR_CONFIG: configFile, ...env });
+  let worker = await WorkerProcess.start(taskQueue, holdDir, { ROTOR_CONFIG: configFile, ...env });
   const rotor = await rotationClient(taskQueue);
   return {
-    worker,
+    get worker() {
+      return worker;
+    },
     rotor,
     async stop() {
       await worker.stop();
       await rotor.client.connection.close();
+    },
+    async restart() {
+      await worker.kill();
+      worker = await WorkerProcess.start(taskQueue, holdDir, { ROTOR_CONFIG: configFile, ...env });
     },
   };
 }

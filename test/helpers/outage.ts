@@ -41,5 +41,7 @@ export async function tcpProxy(target: { host: string; port: number }): Promise<
     if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
   };
   await listen();
-  return { port, cut, restore: listen, close: cut };
+  // Restoring a proxy that is up changes nothing.
+  const restore = async () => (server ? undefined : listen());
+  return { port, cut, restore, close: cut };
 }

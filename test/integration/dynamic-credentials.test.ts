@@ -9,6 +9,7 @@ import { serveUnderLoad } from '../helpers/load-app';
 import { mysqlSecret, withMysqlAdmin } from '../helpers/mysql';
 import { BAO_MOUNT } from '../helpers/openbao';
 import { freePort, workerWithConfig } from '../helpers/ops';
+import { tcpProxy } from '../helpers/outage';
 import { adminSecret, createSecret, idOn, pgSecret, withAdmin } from '../helpers/stack';
 
 /*
@@ -31,6 +32,8 @@ const MAX_TTL_MS = 12_000;
 const table = uniqueName('dyn_items').replace(/-/g, '_');
 let url = '';
 let running: Awaited<ReturnType<typeof workerWithConfig>>;
+/** The worker reaches OpenBao through this proxy, which a test cuts. */
+let baoProxy: Awaited<ReturnType<typeof tcpProxy>>;
 
 /** Logins of a template alive on its server now. */
 async function liveLogins(engine: Engine): Promise<string[]> {
@@ -89,12 +92,14 @@ beforeAll(async () => {
   });
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
+  const bao = new URL(stackEnv('BAO_ADDR'));
+  baoProxy = await tcpProxy({ host: bao.hostname, port: Number(bao.port) });
   running = await workerWithConfig(
     taskQueue,
     `stores:
   openbao:
     - name: bao
-      address: ${stackEnv('BAO_ADDR')}
+      address: http://127.0.0.1:${baoProxy.port}
       auth: { method: token, tokenFromEnv: BAO_TOKEN }
 reports:
   port: ${port}
@@ -110,7 +115,15 @@ secrets:
 
 afterAll(async () => {
   await running?.stop();
+  await baoProxy?.close();
 });
+
+const lease = (method: string, path: string, body?: object) =>
+  fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
 
 describe('short-lived database credentials', () => {
   it(
@@ -247,6 +260,77 @@ describe('short-lived database credentials', () => {
     expect(error).toMatch(/quoted already/);
     expect(error).not.toContain('short');
   });
+
+  it('OpenBao unreachable for 30 s while leases renew and replace their logins: 0 failed queries', async () => {
+    const leased = new LeasedCredentials({ url, token });
+    const cache = new SecretCache({ store: leased, refreshIntervalMs: 500, jitter: 0 });
+    const app = await serveUnderLoad(rotatingBackend('postgres', cache, templates.postgres));
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+      await baoProxy.cut();
+      await new Promise((r) => setTimeout(r, 30_000));
+      await baoProxy.restore();
+      await new Promise((r) => setTimeout(r, 3000));
+    } finally {
+      await baoProxy.restore();
+      await app.stop();
+      await leased.close();
+    }
+    expect(app.failures).toEqual([]);
+    // Renewed and replaced through the outage: at least three logins served.
+    expect(app.served.size).toBeGreaterThanOrEqual(3);
+  }, 90_000);
+
+  it('the worker SIGKILLed while leases are issued, renewed and revoked: every login ends, no revocation fails', async () => {
+    const open = async () => {
+      const response = await lease('POST', '/v1/leases', { secretId: templates.postgres });
+      expect(response.status).toBe(201);
+      const credential = (await response.json()) as { leaseId: string; password: string };
+      values.add(credential.password);
+      return credential.leaseId;
+    };
+    const renewing = await open();
+    const releasing = await open();
+    let renew = true;
+    const renewals = (async () => {
+      while (renew) {
+        await lease('POST', `/v1/leases/${renewing}/renew`).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
+    await lease('DELETE', `/v1/leases/${releasing}`);
+    // One being issued as the worker dies: its answer never comes, and nobody renews it.
+    const issuing = lease('POST', '/v1/leases', { secretId: templates.postgres }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    await running.restart();
+    await issuing;
+    // The one renewed goes on; release it, then every lease ends and every login is gone.
+    await new Promise((r) => setTimeout(r, 5000));
+    renew = false;
+    await renewals;
+    await lease('DELETE', `/v1/leases/${renewing}`);
+    const running_ = () =>
+      running.rotor.client.workflow.list({
+        query: `WorkflowType = 'dynamicLease' AND RotorSecretId = '${templates.postgres}' AND ExecutionStatus = 'Running'`,
+      });
+    await until(
+      'every lease ended',
+      async () => {
+        for await (const execution of running_()) if (execution) return undefined;
+        return (await liveLogins('postgres')).length === 0 ? true : undefined;
+      },
+      90_000,
+    );
+    // No revocation failed: retried ones found the login gone (idempotent), none errored.
+    for await (const execution of running.rotor.client.workflow.list({
+      query: `WorkflowType = 'dynamicLease' AND RotorSecretId = '${templates.postgres}'`,
+    })) {
+      expect(execution.status.name, execution.workflowId).toBe('COMPLETED');
+      const history = await running.rotor.client.workflow.getHandle(execution.workflowId).fetchHistory();
+      const failed = (history.events ?? []).filter((e) => e.activityTaskFailedEventAttributes);
+      expect(failed.map((e) => e.activityTaskFailedEventAttributes?.failure?.message)).toEqual([]);
+    }
+  }, 150_000);
 
   it('no password, key or template value in any history or worker log', async () => {
     await expectNoPasswords(running.rotor.client, taskQueue, values, templates.postgres);

@@ -1,4 +1,4 @@
-import { InvalidSecretError } from 'rotor-consumers/core';
+import { InvalidSecretError, UnavailableError } from 'rotor-consumers/core';
 import { parseMysqlSecret } from '../rotators/mysql/single-user';
 import { parsePostgresSecret } from '../rotators/postgres/single-user';
 import { dynamicEngine, type RevokeReport } from '../rotators/dynamic/engines';
@@ -12,6 +12,8 @@ import {
 } from '../rotators/dynamic/template';
 import type { ActivityDeps } from './ports';
 import { createStepContext } from './step-context';
+
+const STALE_FOR_MS = 24 * 3_600_000;
 
 /** What a lease's steps take: ids and times, never a value (passwords are derived where they are used). */
 export interface LeaseCredentialInput {
@@ -28,14 +30,32 @@ export interface LeaseCredentialInput {
  */
 export function createLeaseSteps(deps: ActivityDeps) {
   const { context, step } = createStepContext(deps);
+  /** The last template and admin login read per secret: what a lease uses while the store does not answer. */
+  const lastRead = new Map<string, { at: number; value: string }>();
+
+  /**
+   * A secret's current value; while the store does not answer, the one read last (at most a day old): a store outage
+   * must not let the logins of live leases lapse.
+   */
+  async function readCurrent(secretId: string): Promise<string> {
+    try {
+      const value = await context.readCurrent(secretId);
+      lastRead.set(secretId, { at: Date.now(), value });
+      return value;
+    } catch (error) {
+      const known = lastRead.get(secretId);
+      if (error instanceof UnavailableError && known && Date.now() - known.at < STALE_FOR_MS) return known.value;
+      throw error;
+    }
+  }
 
   async function templateOf(secretId: string): Promise<DynamicTemplate> {
-    return parseDynamicTemplate(secretId, await context.readCurrent(secretId));
+    return parseDynamicTemplate(secretId, await readCurrent(secretId));
   }
 
   async function engineFor(secretId: string) {
     const template = await templateOf(secretId);
-    const raw = await context.readCurrent(template.admin);
+    const raw = await readCurrent(template.admin);
     const admin =
       template.engine === 'postgres' ? parsePostgresSecret(template.admin, raw) : parseMysqlSecret(template.admin, raw);
     return { template, engine: dynamicEngine(secretId, template, admin) };

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { Stage } from 'rotor-consumers/core';
+import { Stage, UnavailableError } from 'rotor-consumers/core';
 import type { SecretStore } from 'rotor-consumers/stores';
 import { parseMysqlSecret } from '../rotators/mysql/single-user';
 import { parsePostgresSecret } from '../rotators/postgres/single-user';
@@ -41,6 +41,7 @@ interface Terms {
   readAt: number;
 }
 const TERMS_FOR_MS = 60_000;
+const STALE_FOR_MS = 24 * 3_600_000;
 
 /**
  * Leases as lease workflows on `taskQueue`: `open` starts one (`rotor/lease/<leaseId>`) and waits for its first
@@ -52,6 +53,15 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
   const termsOf = async (secretId: string): Promise<Terms> => {
     const known = terms.get(secretId);
     if (known && Date.now() - known.readAt < TERMS_FOR_MS) return known;
+    try {
+      return await readTerms(secretId);
+    } catch (error) {
+      // The store away: renewals go on with what was read last (a day at most), as the lease's steps do.
+      if (error instanceof UnavailableError && known && Date.now() - known.readAt < STALE_FOR_MS) return known;
+      throw error;
+    }
+  };
+  const readTerms = async (secretId: string): Promise<Terms> => {
     const raw = (await store.getByStage(secretId, Stage.current))?.value;
     if (raw === undefined) throw new Error(`secret ${secretId} has no ${Stage.current} version`);
     const template = parseDynamicTemplate(secretId, raw);
