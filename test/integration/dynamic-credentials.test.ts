@@ -4,6 +4,7 @@ import { LeasedCredentials, SecretCache } from 'rotor-consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotatingBackend, staticBackend, type Engine } from '../helpers/backends';
 import { stackEnv, uniqueName, until } from '../helpers/env';
+import { runCli } from '../helpers/cli';
 import { expectNoPasswords } from '../helpers/hygiene';
 import { serveUnderLoad } from '../helpers/load-app';
 import { mysqlSecret, withMysqlAdmin } from '../helpers/mysql';
@@ -31,6 +32,8 @@ const TTL = '6s';
 const MAX_TTL_MS = 12_000;
 const table = uniqueName('dyn_items').replace(/-/g, '_');
 let url = '';
+let metricsPort = 0;
+const outputs: string[] = [];
 let running: Awaited<ReturnType<typeof workerWithConfig>>;
 /** The worker reaches OpenBao through this proxy, which a test cuts. */
 let baoProxy: Awaited<ReturnType<typeof tcpProxy>>;
@@ -92,6 +95,7 @@ beforeAll(async () => {
   });
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
+  metricsPort = await freePort();
   const bao = new URL(stackEnv('BAO_ADDR'));
   baoProxy = await tcpProxy({ host: bao.hostname, port: Number(bao.port) });
   running = await workerWithConfig(
@@ -109,7 +113,7 @@ secrets:
   - id: ${templates.postgres}
     schedule: { every: 30d }
 `,
-    { IT_LEASE_TOKEN: token },
+    { IT_LEASE_TOKEN: token, ROTOR_METRICS_PORT: String(metricsPort) },
   );
 }, 120_000);
 
@@ -218,6 +222,13 @@ describe('short-lived database credentials', () => {
       opened.push(credential.leaseId);
     }
     expect((await liveLogins('mysql')).length).toBeGreaterThanOrEqual(10);
+    // Operators see them: rotor status and the worker's metrics.
+    const status = await runCli(taskQueue, ['status', '--json'], {}, outputs);
+    const rows = JSON.parse(status.stdout) as { secretId: string; leases?: { live: number; logins: number } }[];
+    expect(rows.find((r) => r.secretId === templates.mysql)?.leases).toMatchObject({ live: 10, logins: 10 });
+    const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(Number(/^rotor_leases_live (\d+)/m.exec(scraped)?.[1])).toBeGreaterThanOrEqual(10);
+    expect(Number(/^rotor_lease_logins_live (\d+)/m.exec(scraped)?.[1])).toBeGreaterThanOrEqual(10);
     // Never renewed: each ends after four missed renewals (8 s here) and its login is revoked.
     await until(
       'abandoned leases ended',
@@ -333,6 +344,6 @@ describe('short-lived database credentials', () => {
   }, 150_000);
 
   it('no password, key or template value in any history or worker log', async () => {
-    await expectNoPasswords(running.rotor.client, taskQueue, values, templates.postgres);
+    await expectNoPasswords(running.rotor.client, taskQueue, values, templates.postgres, outputs);
   });
 });

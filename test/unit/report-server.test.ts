@@ -14,6 +14,7 @@ import {
   type ReportServer,
   type Token,
 } from '../../packages/rotor/src/worker/report-server';
+import type { LeaseCredential, LeaseService } from '../../packages/rotor/src/worker/lease-service';
 import { createHash } from 'node:crypto';
 
 /*
@@ -27,6 +28,7 @@ const token = (overrides: Partial<Token> = {}): Token => ({
   digest: createHash('sha256').update(TOKEN).digest(),
   secrets: ['prod/db/payments/*'],
   requestsPerSecond: 1000,
+  maxLeases: 100,
   ...overrides,
 });
 
@@ -47,6 +49,7 @@ async function serve(
     window?: { next: string; previous: string };
     trustedProxies?: string[];
     tls?: { cert: Buffer; key: Buffer };
+    leases?: LeaseService;
   } = {},
 ): Promise<Fakes> {
   const fakes: Fakes = { forwarded: [], lookups: [] };
@@ -63,6 +66,7 @@ async function serve(
     forwardEveryMs: 3_600_000,
     ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}),
     ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.leases ? { leases: options.leases } : {}),
   });
   return fakes;
 }
@@ -299,5 +303,80 @@ describe('TLS', () => {
     await expect(post({ reports: [line()] })).rejects.toThrow(/self-signed|certificate/);
     await server!.flush();
     expect(fakes.forwarded).toHaveLength(1);
+  });
+});
+
+describe('the lease routes', () => {
+  /** A lease service that hands out made-up credentials and remembers who asked for what. */
+  function fakeLeases() {
+    const open = new Map<string, string>();
+    const calls: string[] = [];
+    const credential = (leaseId: string, secretId: string): LeaseCredential => ({
+      leaseId,
+      secretId,
+      generation: 0,
+      engine: 'postgres',
+      host: '127.0.0.1',
+      port: 5432,
+      username: 'v_app_0000000000_0',
+      password: 'derived',
+      expiresAtMs: 0,
+      renewEveryMs: 1000,
+    });
+    const service: LeaseService = {
+      async open(secretId, owner) {
+        const leaseId = crypto.randomUUID();
+        open.set(leaseId, owner);
+        calls.push(`open ${secretId} ${owner}`);
+        return credential(leaseId, secretId);
+      },
+      async renew(leaseId, owner) {
+        calls.push(`renew ${owner}`);
+        return open.get(leaseId) === owner ? credential(leaseId, 'prod/db/payments/x') : undefined;
+      },
+      async release(leaseId, owner) {
+        calls.push(`release ${owner}`);
+        if (open.get(leaseId) === owner) open.delete(leaseId);
+      },
+    };
+    return { service, calls };
+  }
+  const call = (method: string, path: string, body?: object) =>
+    fetch(new URL(path, server!.url), {
+      method,
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+
+  it("opens, renews and releases leases in the token's scopes, at most maxLeases at once", async () => {
+    const { service, calls } = fakeLeases();
+    await serve({ tokens: [token({ maxLeases: 2 })], leases: service });
+    const first = await call('POST', '/v1/leases', { secretId: 'prod/db/payments/orders' });
+    expect(first.status).toBe(201);
+    const { leaseId } = (await first.json()) as { leaseId: string };
+    expect((await call('POST', '/v1/leases', { secretId: 'prod/db/payments/orders' })).status).toBe(201);
+    const third = await call('POST', '/v1/leases', { secretId: 'prod/db/payments/orders' });
+    expect(third.status).toBe(429);
+    expect(((await third.json()) as { error: string }).error).toContain('2 live leases');
+    expect((await call('POST', `/v1/leases/${leaseId}/renew`)).status).toBe(200);
+    expect((await call('DELETE', `/v1/leases/${leaseId}`)).status).toBe(204);
+    expect((await call('POST', `/v1/leases/${leaseId}/renew`)).status).toBe(410);
+    // A released lease frees its place.
+    expect((await call('POST', '/v1/leases', { secretId: 'prod/db/payments/orders' })).status).toBe(201);
+    expect(calls.filter((c) => c.startsWith('open'))).toEqual(Array(3).fill('open prod/db/payments/orders apps'));
+  });
+
+  it('refuses a secret outside its scopes, a malformed body or lease id, and serves none without a service', async () => {
+    const { service, calls } = fakeLeases();
+    await serve({ leases: service });
+    expect((await call('POST', '/v1/leases', { secretId: 'prod/db/ledger' })).status).toBe(403);
+    expect((await call('POST', '/v1/leases', { secret: 'prod/db/payments/x' })).status).toBe(400);
+    expect((await call('POST', '/v1/leases/../../etc/renew')).status).toBe(404);
+    expect((await call('GET', '/v1/leases')).status).toBe(405);
+    expect(calls).toEqual([]);
+    await server!.close();
+    server = undefined;
+    await serve();
+    expect((await call('POST', '/v1/leases', { secretId: 'prod/db/payments/x' })).status).toBe(404);
   });
 });

@@ -613,6 +613,7 @@ describe('bake and reports', () => {
           tokenFromEnv: 'PAYMENTS_REPORT_TOKEN',
           secrets: ['prod/db/payments/*', 'prod/db/ledger'],
           requestsPerSecond: 20,
+          maxLeases: 100,
         },
       ],
       tls: { certFile: '/etc/rotor/reports.pem', keyFile: '/etc/rotor/reports-key.pem' },

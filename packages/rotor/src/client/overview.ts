@@ -17,6 +17,31 @@ export interface SecretOverview {
   lastFailure?: { at: string; message: string };
   /** The latest rotation's run, for `rotor status <secretId>` and the UI. */
   runId?: string;
+  /** A short-lived credential template's live leases and the logins they hold now. */
+  leases?: LeaseCount;
+}
+
+export interface LeaseCount {
+  live: number;
+  logins: number;
+}
+
+/**
+ * Live leases and the logins they hold, per template, from one visibility listing of the running lease workflows
+ * (each keeps its live logins in its memo). `taskQueue` narrows it to one worker fleet's.
+ */
+export async function leaseCounts(client: Client, taskQueue?: string): Promise<Map<string, LeaseCount>> {
+  const counts = new Map<string, LeaseCount>();
+  const query = `WorkflowType = 'dynamicLease' AND ExecutionStatus = 'Running'${taskQueue ? ` AND TaskQueue = '${taskQueue}'` : ''}`;
+  for await (const info of client.workflow.list({ query })) {
+    const secretId = info.typedSearchAttributes.get(SearchAttribute.secretId);
+    if (!secretId) continue;
+    const count = counts.get(secretId) ?? { live: 0, logins: 0 };
+    count.live++;
+    count.logins += Number(memoOf(info).liveLogins ?? 0);
+    counts.set(secretId, count);
+  }
+  return counts;
 }
 
 /**
@@ -50,10 +75,11 @@ export async function secretsOverview(
       }
     },
   );
+  const leases = await leaseCounts(client);
   const scheduled = new Map(states.map((st) => [st.secretId, st]));
   const running = [...runs].filter(([, history]) => history.some((r) => r.status.name === 'RUNNING')).map(([id]) => id);
   const others = options.all ? [...runs.keys()] : running;
-  const ids = [...new Set([...scheduled.keys(), ...others])].sort((a, b) => a.localeCompare(b));
+  const ids = [...new Set([...scheduled.keys(), ...others, ...leases.keys()])].sort((a, b) => a.localeCompare(b));
   return ids.map((secretId) => {
     const history = (runs.get(secretId) ?? []).sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
     const schedule = scheduled.get(secretId);
@@ -72,6 +98,7 @@ export async function secretsOverview(
       ...(schedule?.nextRunAt ? { nextDueAt: schedule.nextRunAt } : {}),
       ...(lastFailed ? { lastFailure: failureOf(lastFailed) } : {}),
       ...(latest ? { runId: latest.runId } : {}),
+      ...(leases.has(secretId) ? { leases: leases.get(secretId)! } : {}),
     };
   });
 }

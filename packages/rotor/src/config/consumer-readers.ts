@@ -7,7 +7,7 @@ import type { ReportTokenConfig, RotorConfig } from './types';
 /* rotor.yaml's consumer sections: `reports` (the endpoint consumers report to) and `bake` (automatic rollback). */
 
 const REPORTS_KEYS = ['port', 'host', 'tokens', 'tls', 'trustedProxies', 'forwardEvery'];
-const TOKEN_KEYS = ['name', 'tokenFromEnv', 'secrets', 'requestsPerSecond'];
+const TOKEN_KEYS = ['name', 'tokenFromEnv', 'secrets', 'requestsPerSecond', 'maxLeases'];
 const TLS_KEYS = ['certFile', 'keyFile'];
 const BAKE_KEYS = ['window', 'minEvents', 'minInstances', 'maxFailureShare', 'maxWindow'];
 const TOKEN_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -21,6 +21,7 @@ export const DEFAULT_REPORTS: RotorConfig['reports'] = {
   forwardEveryMs: 5000,
 };
 export const DEFAULT_REQUESTS_PER_SECOND = 50;
+export const DEFAULT_MAX_LEASES = 100;
 
 /**
  * `reports`: port 0 (the default) serves no endpoint; each token names the secrets it may report on. The endpoint
@@ -61,13 +62,14 @@ export function readReports(c: Checker, node: Node): RotorConfig['reports'] {
       c.add(token.at('tokenFromEnv').path, `${JSON.stringify(tokenFromEnv)} is not an environment variable name`);
     const secrets = readScopes(c, token.at('secrets'));
     const requestsPerSecond = c.integer(token.at('requestsPerSecond'), 1, 100_000) ?? DEFAULT_REQUESTS_PER_SECOND;
+    const maxLeases = c.integer(token.at('maxLeases'), 0, 100_000) ?? DEFAULT_MAX_LEASES;
     c.present(token.at('name'));
     c.present(
       token.at('tokenFromEnv'),
       ' (the environment variable holding the token: tokens are never written in rotor.yaml)',
     );
     c.present(token.at('secrets'), ' (the secret ids, or prefixes ending in /*, this token may report on)');
-    if (name && tokenFromEnv && secrets) tokens.push({ name, tokenFromEnv, secrets, requestsPerSecond });
+    if (name && tokenFromEnv && secrets) tokens.push({ name, tokenFromEnv, secrets, requestsPerSecond, maxLeases });
   }
   if (port > 0 && tokens.length === 0)
     c.add(

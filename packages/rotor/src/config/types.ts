@@ -103,6 +103,8 @@ export interface ReportTokenConfig {
   secrets: string[];
   /** Requests a second the token's holders may send together, over a burst of twice as many; more get 429. */
   requestsPerSecond: number;
+  /** Live leases of short-lived credentials the token's holders may hold through one worker (default 100). */
+  maxLeases: number;
 }
 
 /** One thing wrong with the file: where (`secrets[0].schedule.cron`, or `line 3, column 5`) and what. */

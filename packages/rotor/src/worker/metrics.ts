@@ -39,6 +39,8 @@ export class RotorMetrics {
   readonly #rotations: Counter<'rotator' | 'outcome'>;
   readonly #stepDuration: Histogram<'step' | 'rotator' | 'result'>;
   readonly #inGrace: Gauge;
+  readonly #leases: Gauge;
+  readonly #leaseLogins: Gauge;
   readonly #lastSuccess: Gauge<'secret_id'>;
   readonly #unmanaged: Counter;
   readonly #collectErrors: Counter;
@@ -67,6 +69,16 @@ export class RotorMetrics {
     this.#inGrace = new Gauge({
       name: 'rotor_rotations_in_grace',
       help: 'Rotations waiting out their grace period.',
+      registers,
+    });
+    this.#leases = new Gauge({
+      name: 'rotor_leases_live',
+      help: 'Live leases of short-lived database credentials.',
+      registers,
+    });
+    this.#leaseLogins = new Gauge({
+      name: 'rotor_lease_logins_live',
+      help: 'Database logins the live leases hold (a lease holds two while it replaces one).',
       registers,
     });
     this.#lastSuccess = new Gauge({
@@ -118,6 +130,12 @@ export class RotorMetrics {
 
   setInGrace(count: number): void {
     this.#inGrace.set(count);
+  }
+
+  /** Live leases of short-lived credentials on this worker's task queue, and the logins they hold. */
+  setLeases(leases: number, logins: number): void {
+    this.#leases.set(leases);
+    this.#leaseLogins.set(logins);
   }
 
   /** Records the secret's last successful rotation; a time older than the one recorded is ignored. */

@@ -56,7 +56,6 @@ const BatchSchema = z.strictObject({
 });
 
 const LeaseRequestSchema = z.strictObject({ secretId: text(2048) });
-const DEFAULT_MAX_LEASES_PER_TOKEN = 100;
 
 /** A configured token, ready to compare: its digest, never its text. */
 export interface Token {
@@ -64,6 +63,8 @@ export interface Token {
   digest: Buffer;
   secrets: string[];
   requestsPerSecond: number;
+  /** Live leases its holders may hold through this endpoint: a restart loop cannot pile up logins. */
+  maxLeases: number;
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -82,6 +83,7 @@ export function reportTokens(configs: ReportTokenConfig[], env: NodeJS.ProcessEn
       digest: digest(value),
       secrets: config.secrets,
       requestsPerSecond: config.requestsPerSecond,
+      maxLeases: config.maxLeases,
     };
   });
 }
@@ -190,8 +192,6 @@ export async function serveReports(options: {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Short-lived credentials: `/v1/leases` routes, for the secrets each token's scopes cover. */
   leases?: LeaseService;
-  /** Live leases one token may hold through this endpoint (default 100): a restart loop cannot pile up logins. */
-  maxLeasesPerToken?: number;
 }): Promise<ReportServer> {
   const { tokens, lookup, forward, logger } = options;
   const trustedProxies = options.trustedProxies ?? [];
@@ -267,7 +267,6 @@ export async function serveReports(options: {
   }
 
   const leasesOf = new Map<string, Set<string>>();
-  const maxLeases = options.maxLeasesPerToken ?? DEFAULT_MAX_LEASES_PER_TOKEN;
 
   /** `/v1/leases` (POST: open), `/v1/leases/<id>/renew` (POST), `/v1/leases/<id>` (DELETE: release). */
   async function handleLease(req: IncomingMessage, res: ServerResponse, token: Token, path: string): Promise<void> {
@@ -287,7 +286,7 @@ export async function serveReports(options: {
       const { secretId } = request.data;
       if (!inScope(secretId, token.secrets))
         return answer(res, 403, { error: `token ${token.name} may not lease ${secretId}` });
-      if (mine.size >= maxLeases)
+      if (mine.size >= token.maxLeases)
         return answer(res, 429, { error: `token ${token.name} holds ${mine.size} live leases, the most it may` });
       try {
         const credential = await leases.open(secretId, token.name);

@@ -13,6 +13,7 @@ import { rotators as builtInRotators, type RotatorRegistry } from '../rotators/r
 import { DEFAULT_TEMPORAL_UI_URL, Stage, temporalUiLink } from '../shared/constants';
 import { STEPS } from '../shared/vocabulary';
 import type { SecretStore } from 'rotor-consumers/stores';
+import { leaseCounts } from '../client/overview';
 import { temporalLeases } from './lease-service';
 import { storeFromConfig } from './stores';
 import { createLogger, installRuntime } from './logger';
@@ -83,9 +84,15 @@ export async function startWorker(
       try {
         const query = `WorkflowType = 'rotateSecret' AND ExecutionStatus = 'Running' AND RotorPhase = 'grace' AND TaskQueue = '${env.ROTOR_TASK_QUEUE}'`;
         metrics.setInGrace((await client.workflow.count(query)).count);
+        const leases = [...(await leaseCounts(client, env.ROTOR_TASK_QUEUE)).values()];
+        metrics.setLeases(
+          leases.reduce((n, l) => n + l.live, 0),
+          leases.reduce((n, l) => n + l.logins, 0),
+        );
       } catch (error) {
         // Unknown, not stale: a scrape while Temporal is away shows NaN rather than the last count.
         metrics.setInGrace(Number.NaN);
+        metrics.setLeases(Number.NaN, Number.NaN);
         throw error;
       }
     });

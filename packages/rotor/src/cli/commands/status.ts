@@ -27,15 +27,17 @@ async function overview(opts: { json?: boolean; all?: boolean }): Promise<number
   else if (rows.length === 0)
     out('no managed secrets yet: declare them in rotor.yaml and run `rotor apply -f rotor.yaml`');
   else {
+    const leased = rows.some((r) => r.leases);
     out(
       renderTable(
-        ['SECRET', 'STATE', 'LAST ROTATED', 'NEXT DUE', 'LAST FAILURE'],
+        ['SECRET', 'STATE', 'LAST ROTATED', 'NEXT DUE', 'LAST FAILURE', ...(leased ? ['LEASES'] : [])],
         rows.map((r) => [
           r.secretId,
           `${r.state}${(r.state === 'rotating' || r.phase === 'rolled-back') && r.phase ? ` (${r.phase})` : ''}${r.paused ? ', paused' : ''}`,
           relativeTime(r.lastRotatedAt),
           r.paused ? 'paused' : relativeTime(r.nextDueAt),
           r.lastFailure ? `${relativeTime(r.lastFailure.at)}: ${r.lastFailure.message}` : '-',
+          ...(leased ? [r.leases ? `${r.leases.live} live, ${r.leases.logins} logins` : '-'] : []),
         ]),
       ),
     );
