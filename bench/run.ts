@@ -23,13 +23,17 @@
  * - cli fleet (bench/fleet.ts): incident mode, `rotor rotate --all` from the CLI over ROTOR_BENCH_FLEET secrets: the
  *   time to the last completion, beside the store's ceiling.
  *
+ * - dynamic (bench/dynamic.ts): short-lived credentials beside OpenBao's database engine on the same PostgreSQL
+ *   with the same lifetimes (ROTOR_BENCH_DYNAMIC_TTL seconds, default 10): time to issue, what revocation leaves,
+ *   logins left by an application restarting, failed queries under load through 5 maximum lifetimes.
+ *
  * - imports (bench/imports.ts): the wall time of a fresh node requiring rotor-consumers, beside bare node and `pg`
  *   (ROTOR_BENCH_IMPORT_RUNS, default 20).
  *
  * Prints a table and writes JSON to .bench/<timestamp>.json. ROTOR_BENCH_ROTATIONS sets N (default 20),
  * ROTOR_BENCH_SCHEDULES sets M (default 200), ROTOR_BENCH_SEQUENTIAL the sequential rotations (default 20);
  * ROTOR_BENCH_ONLY=sequential,apply runs only those parts (passwords, imports, sequential, concurrent, consumers, apply,
- * fleet, cli-fleet, memory).
+ * fleet, cli-fleet, memory, dynamic).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -47,6 +51,7 @@ import { uniqueName } from '../test/helpers/env';
 import { serveUnderLoad } from '../test/helpers/load-app';
 import { formatCpu, measureCpu } from './cpu';
 import { benchCliFleet, benchFleet, benchMemory, fleetSecrets } from './fleet';
+import { benchDynamic } from './dynamic';
 import { benchImports } from './imports';
 import { benchSequential } from './sequential';
 import { createRole, createSecret, pgSecret, rotationClient, store } from '../test/helpers/stack';
@@ -346,6 +351,24 @@ async function main(): Promise<void> {
     console.log(
       `  worker log: ${log.untrackedLocalActivity} local attempts finished after their workflow left the cache, ${log.sdkBugErrors} "SDK bug" errors, ${log.longWorkflowTasks} workflow tasks over 5 s`,
     );
+  }
+  if (wants('dynamic')) {
+    const d = (results.dynamic = await benchDynamic(Number(process.env.ROTOR_BENCH_DYNAMIC_TTL ?? 10)));
+    console.log(
+      `dynamic: short-lived PostgreSQL credentials, TTL ${d.ttlSeconds} s, maximum ${d.maxTtlSeconds} s; rotor | OpenBao's database engine`,
+    );
+    console.log(
+      `  issue: median ${d.issueMs.rotor.median} ms, p95 ${d.issueMs.rotor.p95} ms | median ${d.issueMs.openbao.median} ms, p95 ${d.issueMs.openbao.p95} ms`,
+    );
+    const rev = (r: { sessionAlive: boolean; roleLeft: boolean }) =>
+      `session ${r.sessionAlive ? 'still open' : 'ended'}, login ${r.roleLeft ? 'left' : 'dropped'}`;
+    console.log(`  revocation with a session open: ${rev(d.revocation.rotor)} | ${rev(d.revocation.openbao)}`);
+    console.log(
+      `  10 restarts without release: ${d.restarts.rotor.peak} logins live for ${d.restarts.rotor.liveForSeconds} s | ${d.restarts.openbao.peak} live for ${d.restarts.openbao.liveForSeconds} s`,
+    );
+    const load = (l: { served: number; failed: number; logins: number }) =>
+      `${l.failed} failed of ${l.served} (${l.logins} logins)`;
+    console.log(`  load through 5 maximum lifetimes: ${load(d.load.rotor)} | ${load(d.load.openbao)}`);
   }
   if (wants('apply')) {
     const apply = (results.apply = await benchApply(Number(process.env.ROTOR_BENCH_SCHEDULES ?? 200)));

@@ -15,7 +15,7 @@ export async function baoAdmin(
   method: string,
   path: string,
   body?: unknown,
-): Promise<{ status: number; data?: Answer; auth?: Answer }> {
+): Promise<{ status: number; data?: Answer; auth?: Answer; leaseId?: string }> {
   const response = await fetch(`${stackEnv('BAO_ADDR')}/v1/${path}`, {
     method,
     headers: {
@@ -28,7 +28,7 @@ export async function baoAdmin(
   const parsed = text ? JSON.parse(text) : undefined;
   if (response.status >= 400 && response.status !== 404)
     throw new Error(`OpenBao ${method} ${path}: HTTP ${response.status} ${JSON.stringify(parsed?.errors)}`);
-  return { status: response.status, data: parsed?.data, auth: parsed?.auth };
+  return { status: response.status, data: parsed?.data, auth: parsed?.auth, leaseId: parsed?.lease_id };
 }
 
 /** An OpenBao KV store on the stack, as rotor's worker makes it (root token unless `auth` says otherwise). */

@@ -11,7 +11,7 @@ import { mysqlSecret, withMysqlAdmin } from '../helpers/mysql';
 import { BAO_MOUNT } from '../helpers/openbao';
 import { freePort, workerWithConfig } from '../helpers/ops';
 import { tcpProxy } from '../helpers/outage';
-import { adminSecret, createSecret, idOn, pgSecret, withAdmin } from '../helpers/stack';
+import { adminSecret, createSecret, idOn, pgSecret, store, withAdmin } from '../helpers/stack';
 
 /*
  * Short-lived database credentials on the real stack: templates on OpenBao, a `rotor worker` serving leases at its
@@ -229,7 +229,7 @@ describe('short-lived database credentials', () => {
     const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(Number(/^rotor_leases_live (\d+)/m.exec(scraped)?.[1])).toBeGreaterThanOrEqual(10);
     expect(Number(/^rotor_lease_logins_live (\d+)/m.exec(scraped)?.[1])).toBeGreaterThanOrEqual(10);
-    // Never renewed: each ends after four missed renewals (8 s here) and its login is revoked.
+    // Never renewed: each ends once its instance is taken for gone (the 6 s TTL here) and its login is revoked.
     await until(
       'abandoned leases ended',
       async () => ((await liveLogins('mysql')).length === 0 ? true : undefined),
@@ -342,6 +342,62 @@ describe('short-lived database credentials', () => {
       expect(failed.map((e) => e.activityTaskFailedEventAttributes?.failure?.message)).toEqual([]);
     }
   }, 150_000);
+
+  it('a template with standby keeps a lease ready: handed over at once, renewed by its new holder, revoked on release', async () => {
+    const standbyTemplate = idOn('bao', uniqueName('it/dyn-standby'));
+    const prefixNow = `sb${randomBytes(3).toString('hex')}`;
+    const key = randomBytes(32).toString('base64');
+    values.add(key);
+    const pgAdmin = JSON.parse((await store.getByStage(templates.postgres, 'AWSCURRENT'))!.value).admin as string;
+    await createSecret(standbyTemplate, {
+      kind: 'dynamic-database',
+      engine: 'postgres',
+      admin: pgAdmin,
+      creationStatements: ['CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}}'],
+      defaultTtl: TTL,
+      maxTtl: `${MAX_TTL_MS / 1000}s`,
+      usernamePrefix: prefixNow,
+      passwordKey: key,
+      standby: 1,
+    });
+    const roles = async () =>
+      withAdmin(async (a) =>
+        (
+          await a.query<{ rolname: string }>('SELECT rolname FROM pg_roles WHERE rolname LIKE $1', [`v_${prefixNow}_%`])
+        ).rows.map((r) => r.rolname),
+      );
+    const first = (await (await lease('POST', '/v1/leases', { secretId: standbyTemplate })).json()) as {
+      leaseId: string;
+      username: string;
+    };
+    // One ready beside the one handed out.
+    await until('a standby lease', async () => ((await roles()).length === 2 ? true : undefined), 20_000);
+    const ready = (await roles()).find((r) => r !== first.username)!;
+    const handed = (await (await lease('POST', '/v1/leases', { secretId: standbyTemplate })).json()) as {
+      leaseId: string;
+      username: string;
+      password: string;
+    };
+    values.add(handed.password);
+    expect(handed.username).toBe(ready);
+    const session = new PgClient({
+      host: new URL(stackEnv('ROTOR_PG_ADMIN_URL')).hostname,
+      port: Number(new URL(stackEnv('ROTOR_PG_ADMIN_URL')).port),
+      user: handed.username,
+      password: handed.password,
+      database: 'postgres',
+    });
+    await session.connect();
+    await session.end();
+    expect((await lease('POST', `/v1/leases/${handed.leaseId}/renew`)).status).toBe(200);
+    await lease('DELETE', `/v1/leases/${handed.leaseId}`);
+    await lease('DELETE', `/v1/leases/${first.leaseId}`);
+    await until(
+      'the handed-over login revoked',
+      async () => ((await roles()).includes(handed.username) ? undefined : true),
+      20_000,
+    );
+  }, 60_000);
 
   it('no password, key or template value in any history or worker log', async () => {
     await expectNoPasswords(running.rotor.client, taskQueue, values, templates.postgres, outputs);

@@ -338,6 +338,7 @@ describe('the lease routes', () => {
         calls.push(`release ${owner}`);
         if (open.get(leaseId) === owner) open.delete(leaseId);
       },
+      async close() {},
     };
     return { service, calls };
   }

@@ -5,7 +5,13 @@ import type { LeaseTerms } from '../rotators/dynamic/template';
 export type { LeaseTerms };
 
 /** The lease workflow's names, as the Temporal UI shows them. */
-export const LEASE_NAMES = { renew: 'renewLease', release: 'releaseLease', query: 'lease' } as const;
+export const LEASE_NAMES = {
+  renew: 'renewLease',
+  release: 'releaseLease',
+  /** A standby lease handed to an application: `{ from, owner }`, taken only from its current holder. */
+  claim: 'claimLease',
+  query: 'lease',
+} as const;
 
 /** One lease per workflow: `rotor/lease/<leaseId>`. */
 export function leaseWorkflowId(leaseId: string): string {
@@ -15,8 +21,10 @@ export function leaseWorkflowId(leaseId: string): string {
 export interface LeaseInput {
   secretId: string;
   leaseId: string;
-  /** Who holds it: the report token's name and the address it asked from (`token@address`). */
+  /** Who holds it: the report token's name. */
   owner: string;
+  /** The first login, made by the endpoint while the workflow started (its name and times; never its password). */
+  first?: { username: string; issuedAtMs: number; expiresAtMs: number; maxExpiresAtMs: number };
 }
 
 /** One login of a lease. */
@@ -33,8 +41,12 @@ export interface LeaseGeneration {
 /** What a lease carries across continue-as-new. */
 export interface LeaseState {
   terms: LeaseTerms;
+  /** Who holds it now (a standby lease changes hands once). */
+  owner: string;
   generations: LeaseGeneration[];
   lastRenewAt: number;
+  /** Whether its holder has renewed it since it changed hands. */
+  renewed?: boolean;
   released: boolean;
   ended?: 'released' | 'instance-gone';
 }

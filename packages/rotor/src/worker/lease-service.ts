@@ -4,7 +4,14 @@ import { Stage, UnavailableError } from 'rotor-consumers/core';
 import type { SecretStore } from 'rotor-consumers/stores';
 import { parseMysqlSecret } from '../rotators/mysql/single-user';
 import { parsePostgresSecret } from '../rotators/postgres/single-user';
-import { leasePassword, parseDynamicTemplate } from '../rotators/dynamic/template';
+import { dynamicEngine, type DynamicEngine } from '../rotators/dynamic/engines';
+import {
+  leasePassword,
+  leaseTerms,
+  leaseUsername,
+  parseDynamicTemplate,
+  type DynamicTemplate,
+} from '../rotators/dynamic/template';
 import { SearchAttribute } from '../shared/constants';
 import { LEASE_NAMES, leaseWorkflowId, type LeaseInput, type LeaseView } from '../shared/lease';
 
@@ -29,16 +36,21 @@ export interface LeaseService {
   /** The lease's credential now; undefined when the lease has ended or is not this owner's. */
   renew(leaseId: string, owner: string): Promise<LeaseCredential | undefined>;
   release(leaseId: string, owner: string): Promise<void>;
+  /** Releases the leases this endpoint holds ready (their logins are revoked). */
+  close(): Promise<void>;
 }
 
 /** Where a template's logins go, read once a minute at most per secret (no value kept but the template's key). */
 interface Terms {
-  engine: 'postgres' | 'mysql';
+  engineName: 'postgres' | 'mysql';
   host: string;
   port: number;
   dbname?: string;
   key: Buffer;
   readAt: number;
+  template: DynamicTemplate;
+  /** The template's logins are made and revoked through this (the admin login, read with the template). */
+  engine: DynamicEngine;
 }
 const TERMS_FOR_MS = 60_000;
 const STALE_FOR_MS = 24 * 3_600_000;
@@ -72,12 +84,14 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
         ? parsePostgresSecret(template.admin, adminRaw)
         : parseMysqlSecret(template.admin, adminRaw);
     const fresh: Terms = {
-      engine: template.engine,
+      engineName: template.engine,
       host: admin.host,
       port: admin.port,
       ...((template.dbname ?? admin.dbname) ? { dbname: template.dbname ?? admin.dbname } : {}),
       key: template.passwordKey,
       readAt: Date.now(),
+      template,
+      engine: dynamicEngine(secretId, template, admin),
     };
     terms.set(secretId, fresh);
     return fresh;
@@ -90,7 +104,7 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
       leaseId: view.leaseId,
       secretId: view.secretId,
       generation: view.generation,
-      engine: t.engine,
+      engine: t.engineName,
       host: t.host,
       port: t.port,
       ...(t.dbname ? { dbname: t.dbname } : {}),
@@ -112,12 +126,21 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
       throw error;
     }
   };
-  return {
-    async open(secretId, owner) {
-      await termsOf(secretId);
-      const leaseId = randomUUID();
-      const input: LeaseInput = { secretId, leaseId, owner };
-      await client.workflow.start('dynamicLease', {
+  /** Makes a lease and its first login for `owner`; see `open`. */
+  const issue = async (secretId: string, owner: string): Promise<LeaseCredential> => {
+    const t = await termsOf(secretId);
+    const leaseId = randomUUID();
+    const now = Date.now();
+    const first = {
+      username: leaseUsername(t.template.usernamePrefix, leaseId, 0),
+      issuedAtMs: now,
+      expiresAtMs: now + t.template.ttlMs,
+      maxExpiresAtMs: now + t.template.maxTtlMs,
+    };
+    const password = leasePassword(t.key, leaseId, 0);
+    const input: LeaseInput = { secretId, leaseId, owner, first };
+    const [started, created] = await Promise.allSettled([
+      client.workflow.start('dynamicLease', {
         workflowId: leaseWorkflowId(leaseId),
         taskQueue,
         args: [input],
@@ -125,10 +148,100 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
           { key: SearchAttribute.secretId, value: secretId },
           { key: SearchAttribute.phase, value: 'leased' },
         ],
-      });
-      const view = await renewView(leaseId, owner);
-      const issued = view && (await credential(view));
-      if (!issued) throw new Error(`lease ${leaseId} of ${secretId} ended before its first login`);
+      }),
+      t.engine.create(first.username, password, new Date(first.expiresAtMs), new Date(first.maxExpiresAtMs)),
+    ]);
+    if (created.status === 'rejected') {
+      // The workflow, if it started, revokes what was made.
+      if (started.status === 'fulfilled')
+        await started.value.signal(LEASE_NAMES.release, { owner }).catch(() => undefined);
+      throw redacted(created.reason, password);
+    }
+    if (started.status === 'rejected') {
+      await t.engine.revoke(first.username).catch(() => undefined);
+      throw started.reason;
+    }
+    return {
+      leaseId,
+      secretId,
+      generation: 0,
+      engine: t.engineName,
+      host: t.host,
+      port: t.port,
+      ...(t.dbname ? { dbname: t.dbname } : {}),
+      username: first.username,
+      password,
+      expiresAtMs: first.expiresAtMs,
+      renewEveryMs: leaseTerms(t.template).renewEveryMs,
+    };
+  };
+
+  /*
+   * Standby leases (a template's `standby`): leases this endpoint holds ready, renewed by it under an owner no token
+   * can be (`standby:<random>`), handed over at once on a request. They end like any lease when this process stops
+   * renewing them.
+   */
+  const standbyOwner = `standby:${randomUUID()}`;
+  const ready = new Map<string, { credential: LeaseCredential; timer: NodeJS.Timeout }[]>();
+  const refilling = new Set<string>();
+  const refill = async (secretId: string): Promise<void> => {
+    if (refilling.has(secretId)) return;
+    refilling.add(secretId);
+    try {
+      const wanted = (await termsOf(secretId)).template.standby;
+      const list = ready.get(secretId) ?? [];
+      ready.set(secretId, list);
+      const add = async () => {
+        const issued = await issue(secretId, standbyOwner);
+        const entry = {
+          credential: issued,
+          timer: setInterval(() => {
+            void renewView(issued.leaseId, standbyOwner)
+              .then(async (view) => {
+                // Renewed: its login may have been replaced meanwhile; ended: it leaves the ready list.
+                const now = view && (await credential(view));
+                if (now) {
+                  entry.credential = now;
+                  return;
+                }
+                clearInterval(entry.timer);
+                const i = list.indexOf(entry);
+                if (i >= 0) list.splice(i, 1);
+              })
+              .catch(() => undefined); // Temporal away: the next tick tries again
+          }, issued.renewEveryMs),
+        };
+        entry.timer.unref();
+        list.push(entry);
+      };
+      // All at once: a burst of requests finds them ready sooner.
+      await Promise.all(Array.from({ length: Math.max(0, wanted - list.length) }, add));
+    } finally {
+      refilling.delete(secretId);
+    }
+  };
+
+  return {
+    /**
+     * A standby lease when one is ready (handed over by a signal, answered at once), else a new lease whose first
+     * login is made here while its workflow starts (both awaited): an application waits for one login and one
+     * workflow start, not for the workflow's first steps. A failure of either undoes the other.
+     */
+    async open(secretId, owner) {
+      const entry = ready.get(secretId)?.shift();
+      if (entry) {
+        clearInterval(entry.timer);
+        // Not awaited: if the hand-over is lost, this process no longer renews the lease, the application's renewal
+        // is refused (410) and it opens another; the lease ends and its logins are revoked.
+        void client.workflow
+          .getHandle(leaseWorkflowId(entry.credential.leaseId))
+          .signal(LEASE_NAMES.claim, { from: standbyOwner, owner })
+          .catch(() => undefined);
+        void refill(secretId).catch(() => undefined);
+        return entry.credential;
+      }
+      const issued = await issue(secretId, owner);
+      void refill(secretId).catch(() => undefined);
       return issued;
     },
     async renew(leaseId, owner) {
@@ -142,5 +255,25 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
         if (!(error instanceof WorkflowNotFoundError)) throw error;
       }
     },
+    async close() {
+      const entries = [...ready.values()].flat();
+      ready.clear();
+      await Promise.all(
+        entries.map(async (entry) => {
+          clearInterval(entry.timer);
+          await client.workflow
+            .getHandle(leaseWorkflowId(entry.credential.leaseId))
+            .signal(LEASE_NAMES.release, { owner: standbyOwner })
+            .catch(() => undefined);
+        }),
+      );
+    },
   };
+}
+
+/** An error of the first login's creation, with the password taken out of its message (a statement's echo). */
+function redacted(error: unknown, password: string): Error {
+  if (!(error instanceof Error)) return new Error('creating the login failed');
+  if (error.message.includes(password)) error.message = error.message.split(password).join('[redacted]');
+  return error;
 }

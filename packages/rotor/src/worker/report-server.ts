@@ -421,6 +421,7 @@ export async function serveReports(options: {
       clearInterval(timer);
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await flush();
+      await options.leases?.close();
     },
   };
 }

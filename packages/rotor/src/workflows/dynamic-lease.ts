@@ -27,6 +27,7 @@ import { LEASE_OPTIONS } from './activity-options';
 
 export const renewLeaseUpdate = defineUpdate<LeaseView, [{ owner: string }]>(LEASE_NAMES.renew);
 export const releaseLeaseSignal = defineSignal<[{ owner: string }]>(LEASE_NAMES.release);
+export const claimLeaseSignal = defineSignal<[{ from: string; owner: string }]>(LEASE_NAMES.claim);
 export const leaseQuery = defineQuery<LeaseView>(LEASE_NAMES.query);
 
 /** Events after which a lease continues as new, unless Temporal suggests it earlier. */
@@ -39,7 +40,8 @@ export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Pro
   );
   // Handlers first: an application's first renewal may arrive with the workflow's first task.
   const state: Omit<LeaseState, 'terms'> & { terms?: LeaseState['terms'] } = carried ?? {
-    generations: [],
+    generations: input.first ? [{ n: 0, ...input.first, renewedAtMs: input.first.issuedAtMs, revoked: false }] : [],
+    owner: input.owner,
     lastRenewAt: Date.now(),
     released: false,
   };
@@ -55,13 +57,14 @@ export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Pro
     };
   };
   const fromOwner = (owner: string) => {
-    if (owner !== input.owner) throw ApplicationFailure.nonRetryable("not this lease's holder", 'RotorRequestRefused');
+    if (owner !== state.owner) throw ApplicationFailure.nonRetryable("not this lease's holder", 'RotorRequestRefused');
   };
   setHandler(leaseQuery, view);
   setHandler(
     renewLeaseUpdate,
     async () => {
       state.lastRenewAt = Date.now();
+      state.renewed = true;
       await condition(() => state.generations.length > 0 || state.ended !== undefined);
       return view();
     },
@@ -73,10 +76,22 @@ export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Pro
     },
   );
   setHandler(releaseLeaseSignal, ({ owner }) => {
-    if (owner === input.owner) state.released = true;
+    if (owner === state.owner) state.released = true;
+  });
+  setHandler(claimLeaseSignal, ({ from, owner }) => {
+    if (from !== state.owner || state.ended) return;
+    state.owner = owner;
+    state.lastRenewAt = Date.now();
+    state.renewed = false;
   });
   state.terms ??= await leaseTermsOf({ secretId: input.secretId });
   const terms = state.terms;
+  /**
+   * How long the instance may stay silent: four renewal periods (at most the TTL) once it has renewed; two before it
+   * ever has (an application that asked and vanished, a restart loop, is taken for gone sooner).
+   */
+  const instanceTimeout = () =>
+    state.renewed ? terms.instanceTimeoutMs : Math.min(terms.instanceTimeoutMs, terms.renewEveryMs * 2);
 
   const issue = async (n: number) => {
     const now = Date.now();
@@ -107,11 +122,12 @@ export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Pro
   };
 
   if (state.generations.length === 0 && !state.released) await issue(0);
+  else if (!carried) publish();
 
   for (;;) {
     const now = Date.now();
     const current = state.generations.at(-1)!;
-    const instanceGone = now - state.lastRenewAt >= terms.instanceTimeoutMs;
+    const instanceGone = now - state.lastRenewAt >= instanceTimeout();
     if (state.released || instanceGone || state.ended) {
       state.ended = state.released ? 'released' : 'instance-gone';
       for (const g of state.generations) if (!g.revoked) await revoke(g);
@@ -156,7 +172,7 @@ export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Pro
     const wakeAt = Math.min(
       replaceAt,
       current.expiresAtMs < current.maxExpiresAtMs ? renewAt : Infinity,
-      state.lastRenewAt + terms.instanceTimeoutMs,
+      state.lastRenewAt + instanceTimeout(),
       ...older,
     );
     // Woken early by a release; a renewal only moves the instance's deadline, read at the next wake.

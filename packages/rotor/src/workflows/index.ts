@@ -14,4 +14,4 @@ export {
 export { scheduledRotation, type ScheduledRotationInput, type ScheduledRotationResult } from './scheduled-rotation';
 export { rollbackSecret } from './rollback-secret';
 export { preflightCheck, rollbackPreflight, setupPair } from './preflight-check';
-export { dynamicLease, renewLeaseUpdate, releaseLeaseSignal, leaseQuery } from './dynamic-lease';
+export { dynamicLease, renewLeaseUpdate, releaseLeaseSignal, claimLeaseSignal, leaseQuery } from './dynamic-lease';

@@ -11,7 +11,7 @@ import { parseJsonObject } from '../secret-json';
  *     "creationStatements": ["CREATE ROLE {{name}} LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}",
  *                            "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {{name}}"],
  *     "defaultTtl": "1h", "maxTtl": "24h", "usernamePrefix": "orders", "passwordKey": "<base64, 32 bytes or more>",
- *     "reassignTo": "orders_owner" }
+ *     "reassignTo": "orders_owner", "standby": 1 }
  *
  * Placeholders stand for values already quoted by the driver (`{{name}}` an identifier, `{{password}}` and
  * `{{expiration}}` literals): write them bare, never inside quotes.
@@ -19,7 +19,7 @@ import { parseJsonObject } from '../secret-json';
 export const DYNAMIC_KIND = 'dynamic-database';
 export const DYNAMIC_ENGINES = ['postgres', 'postgresql', 'mysql', 'mariadb'] as const;
 const PLACEHOLDERS = ['name', 'password', 'expiration'] as const;
-/** Leases renew at most every 30 s; the instance times out after four missed renewals. */
+/** Leases renew at most every 30 s; the instance times out after four missed renewals (at most the TTL). */
 const MAX_RENEW_EVERY_MS = 30_000;
 const MISSED_RENEWALS = 4;
 
@@ -33,6 +33,8 @@ export interface DynamicTemplate {
   usernamePrefix: string;
   passwordKey: Buffer;
   reassignTo?: string;
+  /** Leases each worker's endpoint keeps ready, so a request is answered without waiting for a login (default 0). */
+  standby: number;
 }
 
 /** When a lease renews, replaces and ends, from its template: numbers only, safe in workflow code. */
@@ -41,7 +43,7 @@ export interface LeaseTerms {
   maxTtlMs: number;
   /** How often the instance renews (a third of the TTL, at most 30 s). */
   renewEveryMs: number;
-  /** A lease whose instance has not renewed for this long ends. */
+  /** A lease whose instance has not renewed for this long ends (four missed renewals, at most the TTL). */
   instanceTimeoutMs: number;
   /** A credential is replaced this long before its maximum lifetime ends: the pool has moved by then. */
   replaceLeadMs: number;
@@ -61,6 +63,7 @@ const schema = z
       .regex(/^[a-z][a-z0-9_]{0,11}$/, 'must be 1 to 12 of a-z, 0-9 and _, starting with a letter'),
     passwordKey: z.string(),
     reassignTo: z.string().min(1).max(63).optional(),
+    standby: z.number().int().min(0).max(10).optional(),
   })
   .passthrough();
 
@@ -116,6 +119,7 @@ export function parseDynamicTemplate(secretId: string, raw: string): DynamicTemp
     usernamePrefix: t.usernamePrefix,
     passwordKey: key,
     ...(t.reassignTo ? { reassignTo: t.reassignTo } : {}),
+    standby: t.standby ?? 0,
   };
 }
 
@@ -125,7 +129,8 @@ export function leaseTerms(template: Pick<DynamicTemplate, 'ttlMs' | 'maxTtlMs'>
     ttlMs: template.ttlMs,
     maxTtlMs: template.maxTtlMs,
     renewEveryMs,
-    instanceTimeoutMs: renewEveryMs * MISSED_RENEWALS,
+    // Never longer than the TTL: an abandoned lease's logins end no later than a lease nobody renews would.
+    instanceTimeoutMs: Math.min(renewEveryMs * MISSED_RENEWALS, template.ttlMs),
     // Three renewals before the end: the instance learns of the new credential at the first and its pool moves.
     replaceLeadMs: Math.min(renewEveryMs * 3, Math.floor(template.maxTtlMs / 2)),
   };
