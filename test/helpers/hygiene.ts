@@ -1,3 +1,4 @@
+import { SearchAttribute } from '../../packages/rotor/src/shared/constants';
 import type { Client } from '@temporalio/client';
 
 /** Every string and decoded payload in the histories of all workflows on `taskQueue`, as one text. */
@@ -36,14 +37,19 @@ export async function recordHistories(
   const path = await import('node:path');
   const written = new Map<string, number>();
   for await (const execution of client.workflow.list({ query: `TaskQueue = "${taskQueue}"` })) {
-    const secretId = execution.workflowId.replace(/^rotor\/(rotate|scheduled)\//, '');
+    const secretId =
+      execution.type === 'dynamicLease'
+        ? (execution.typedSearchAttributes.get(SearchAttribute.secretId) ?? '')
+        : execution.workflowId.replace(/^rotor\/(rotate|scheduled)\//, '');
     const prefix = prefixes.find((p) => secretId.startsWith(p));
     if (!prefix) continue;
     const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
     const kind =
-      { scheduledRotation: 'scheduled-rotation', rollbackSecret: 'rollback-secret' }[execution.type] ?? 'rotate-secret';
+      { scheduledRotation: 'scheduled-rotation', rollbackSecret: 'rollback-secret', dynamicLease: 'dynamic-lease' }[
+        execution.type
+      ] ?? 'rotate-secret';
     // Several executions under one prefix (a rotation that continued as new, runs of one test): the latest two.
-    const base = `${kind}-${prefix.replace(/^it\//, '')}${suffix}`;
+    const base = `${kind}-${prefix.replace(/^(bao:secret\/)?it\//, '').replace(/[^A-Za-z0-9_-]/g, '-')}${suffix}`;
     const runs = written.get(base) ?? 0;
     if (runs >= 2) continue; // two runs of a prefix are enough (a rotation that continued as new: its last two)
     const file = path.join(dir, `${base}${runs === 0 ? '' : `-run${runs + 1}`}.json`);

@@ -149,7 +149,9 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
           { key: SearchAttribute.phase, value: 'leased' },
         ],
       }),
-      t.engine.create(first.username, password, new Date(first.expiresAtMs), new Date(first.maxExpiresAtMs)),
+      createWithRetries(() =>
+        t.engine.create(first.username, password, new Date(first.expiresAtMs), new Date(first.maxExpiresAtMs)),
+      ),
     ]);
     if (created.status === 'rejected') {
       // The workflow, if it started, revokes what was made.
@@ -269,6 +271,18 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
       );
     },
   };
+}
+
+/** Three attempts, 100 ms apart, while the database answers with a failure that passes (UnavailableError). */
+async function createWithRetries(create: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await create();
+    } catch (error) {
+      if (!(error instanceof UnavailableError) || attempt >= 3) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }
 
 /** An error of the first login's creation, with the password taken out of its message (a statement's echo). */

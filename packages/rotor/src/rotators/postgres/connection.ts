@@ -91,7 +91,10 @@ export async function withLogin<T>(
     }
     // SQLSTATE classes that may pass (connection, transaction rollback, resources, operator intervention, system)
     // are retried; any other refusal (a missing role, a check violation) would fail the same way again.
-    if (/^[0-9A-Z]{5}$/.test(code) && !/^(08|40|53|57|58)/.test(code)) {
+    // "tuple concurrently updated" (XX000) is two sessions changing one catalog row at once (GRANTs on one schema, a
+    // role dropped while another is made): it passes, as a serialization failure does.
+    const concurrent = code === 'XX000' && /concurrently updated/i.test((error as Error).message ?? '');
+    if (/^[0-9A-Z]{5}$/.test(code) && !/^(08|40|53|57|58)/.test(code) && !concurrent) {
       throw new TargetRejectedError(
         secretId,
         `PostgreSQL at ${login.host}:${login.port} refused a statement (${describe(error)})`,
