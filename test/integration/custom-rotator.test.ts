@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
+import { redisAdmin, redisLogsIn, redisSecret } from '../helpers/redis';
 import { describe, expect, it } from 'vitest';
-import { stackEnv, uniqueName } from '../helpers/env';
+import { uniqueName } from '../helpers/env';
 import { expectNoPasswords, newPassword } from '../helpers/hygiene';
 import { useWorkerRig } from '../helpers/rig';
 import { createSecret, labels, rememberPasswords, store, tagSecret, waitForStatus } from '../helpers/stack';
@@ -13,38 +14,8 @@ import { createSecret, labels, rememberPasswords, store, tagSecret, waitForStatu
 const rig = useWorkerRig('it-custom', { main: 'examples/redis-acl/worker.ts' });
 const faulty = useWorkerRig('it-custom-faulty', { main: 'test/helpers/redis-worker-main.ts' });
 const passwords = new Set<string>();
-const admin = new URL(stackEnv('ROTOR_REDIS_ADMIN_URL'));
-const redisSecret = (username: string, password: string, extra: object = {}) => ({
-  engine: 'redis',
-  host: admin.hostname,
-  port: Number(admin.port),
-  username,
-  password,
-  ...extra,
-});
-
-async function logsIn(username: string, password: string): Promise<boolean> {
-  const redis = new Redis({
-    host: admin.hostname,
-    port: Number(admin.port),
-    username,
-    password,
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  let reported: unknown;
-  redis.on('error', (error) => (reported ??= error));
-  try {
-    await redis.connect();
-    return (await redis.ping()) === 'PONG';
-  } catch (error) {
-    if (/WRONGPASS/.test(String(reported ?? error))) return false;
-    throw error;
-  } finally {
-    redis.disconnect();
-  }
-}
+const admin = redisAdmin();
+const logsIn = redisLogsIn;
 
 let masterId: string | undefined;
 /** A Redis ACL user with a password of its own and its secret (the admin secret made once). */

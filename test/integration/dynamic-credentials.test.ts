@@ -399,7 +399,16 @@ describe('short-lived database credentials', () => {
     );
   }, 60_000);
 
-  it('no password, key or template value in any history or worker log', async () => {
+  it('audits each lease: its logins issued and revoked, and how it ended', async () => {
+    const history = await runCli(taskQueue, ['history', templates.postgres, '--json', '--limit', '200'], {}, outputs);
+    expect(history.code).toBe(0);
+    const events = JSON.parse(history.stdout) as { kind: string; outcome?: string }[];
+    const kinds = new Set(events.map((e) => e.kind));
+    expect(kinds).toEqual(new Set(['lease-issued', 'lease-revoked', 'lease-ended']));
+    expect(events.filter((e) => e.kind === 'lease-ended').map((e) => e.outcome)).toContain('released');
+  });
+
+  it('no password, key or template value in any history, worker log, audit row or CLI output', async () => {
     await expectNoPasswords(running.rotor.client, taskQueue, values, templates.postgres, outputs);
     // Leases that ended every way (released, abandoned, through a worker's SIGKILL), for the replay tests.
     await recordHistories(running.rotor.client, taskQueue, ['bao:secret/it/dyn-pg', 'bao:secret/it/dyn-mysql']);

@@ -8,6 +8,7 @@ import { stackEnv, uniqueName } from '../helpers/env';
 import { expectNoPasswords, newPassword } from '../helpers/hygiene';
 import { mysqlLogsIn } from '../helpers/mysql';
 import { baoAdmin, baoWorkerConfig, kvPath } from '../helpers/openbao';
+import { redisLogsIn, redisSecret } from '../helpers/redis';
 import { useRegistryDatabase } from '../helpers/registry';
 import { rotateToCompletion, useWorkerRig } from '../helpers/rig';
 import { createSecret, idOn, labels, logsIn, store, waitForStatus } from '../helpers/stack';
@@ -151,14 +152,6 @@ describe('rotations on OpenBao KV v2', () => {
     const admin = new URL(stackEnv('ROTOR_REDIS_ADMIN_URL'));
     const adminPassword = decodeURIComponent(admin.password);
     values.add(adminPassword);
-    const redisSecret = (username: string, password: string, extra: object = {}) => ({
-      engine: 'redis',
-      host: admin.hostname,
-      port: Number(admin.port),
-      username,
-      password,
-      ...extra,
-    });
     const masterId = bao('it/bao-redis-master');
     await createSecret(masterId, redisSecret('default', adminPassword));
     const username = uniqueName('bao-app');
@@ -170,28 +163,7 @@ describe('rotations on OpenBao KV v2', () => {
     await createSecret(secretId, redisSecret(username, password, { masterarn: masterId }));
     await rotateToCompletion(redisRig, secretId, values);
     const next = (await valueAt(secretId, 'AWSCURRENT')).password!;
-    const auth = async (pw: string) => {
-      const client = new Redis({
-        host: admin.hostname,
-        port: Number(admin.port),
-        username,
-        password: pw,
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      let reported: unknown;
-      client.on('error', (error) => (reported ??= error));
-      try {
-        await client.connect();
-        return (await client.ping()) === 'PONG';
-      } catch (error) {
-        if (/WRONGPASS/.test(String(reported ?? error))) return false;
-        throw error;
-      } finally {
-        client.disconnect();
-      }
-    };
+    const auth = (pw: string) => redisLogsIn(username, pw);
     expect(await auth(next)).toBe(true);
     expect(await auth(password)).toBe(false);
     expect(await labels(secretId)).toMatchObject({ previous: '1', versions: 2 });

@@ -1,14 +1,12 @@
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SearchAttribute } from '../../packages/rotor/src/shared/constants';
 import { LEASE_NAMES, leaseWorkflowId, type LeaseView } from '../../packages/rotor/src/shared/lease';
 import { dynamicLease } from '../../packages/rotor/src/workflows';
-import { stackEnv, uniqueName } from '../helpers/env';
+import { uniqueName } from '../helpers/env';
 import { fakeActivities, type Recorded } from '../helpers/fake-activities';
-import { rotorWorkflowBundle } from '../helpers/workflow-bundle';
+import { timeSkipping } from '../helpers/time-skipping';
 
 /*
  * A lease's life on the time-skipping server, its steps faked (fake-activities.ts: TTL 60 s, maximum 180 s, the
@@ -19,20 +17,7 @@ let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 
 beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: stackEnv('ROTOR_TEMPORAL_TEST_SERVER') } },
-  });
-  await env.connection.operatorService.addSearchAttributes({
-    namespace: env.namespace ?? 'default',
-    searchAttributes: Object.fromEntries(
-      Object.values(SearchAttribute).map((key) => [
-        key.name,
-        temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-      ]),
-    ),
-  });
-  bundle = await rotorWorkflowBundle();
+  ({ env, bundle } = await timeSkipping());
 });
 
 afterAll(async () => {

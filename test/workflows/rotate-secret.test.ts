@@ -1,7 +1,6 @@
 import { CancelledFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotationWorkflowId, SearchAttribute } from '../../packages/rotor/src/shared/constants';
 import { ErrorType } from 'rotor-consumers/core';
@@ -16,9 +15,9 @@ import {
   ROTATION_FAILED,
   statusQuery,
 } from '../../packages/rotor/src/workflows';
-import { stackEnv, uniqueName } from '../helpers/env';
+import { uniqueName } from '../helpers/env';
 import { failing, fakeActivities, gate, slowStep, type Recorded } from '../helpers/fake-activities';
-import { rotorWorkflowBundle } from '../helpers/workflow-bundle';
+import { timeSkipping } from '../helpers/time-skipping';
 
 const DAY = 86_400_000;
 
@@ -26,21 +25,7 @@ let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 
 beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: stackEnv('ROTOR_TEMPORAL_TEST_SERVER') } },
-  });
-  // The time-skipping server knows no custom search attributes until they are added, as on a real cluster.
-  await env.connection.operatorService.addSearchAttributes({
-    namespace: env.namespace ?? 'default',
-    searchAttributes: Object.fromEntries(
-      Object.values(SearchAttribute).map((key) => [
-        key.name,
-        temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-      ]),
-    ),
-  });
-  bundle = await rotorWorkflowBundle();
+  ({ env, bundle } = await timeSkipping());
 });
 
 afterAll(async () => {

@@ -7,7 +7,7 @@ export { InMemorySecretStore } from './in-memory';
 export { OpenBaoKvStore, type OpenBaoKvStoreOptions } from './openbao-kv';
 export type { OpenBaoAuth, OpenBaoConnectionOptions } from './openbao-client';
 export { StoreRouter } from './store-router';
-export { LeasedCredentials, type LeasedCredentialsOptions } from './leased-credentials';
+export { LeasedCredentials, type LeaseCredential, type LeasedCredentialsOptions } from './leased-credentials';
 export {
   versionWithStage,
   type SecretDescription,

@@ -13,11 +13,15 @@ export interface LeasedCredentialsOptions {
   fetch?: typeof fetch;
 }
 
-/** What the endpoint answers for a lease (the password stays in this object and the pools). */
-interface Credential {
+/**
+ * What the worker's lease endpoint answers (POST /v1/leases, POST /v1/leases/<id>/renew): where to log in, as whom,
+ * until when. The password stays with the application and its pools: never logged.
+ */
+export interface LeaseCredential {
   leaseId: string;
+  secretId: string;
   generation: number;
-  engine: string;
+  engine: 'postgres' | 'mysql';
   host: string;
   port: number;
   dbname?: string;
@@ -28,8 +32,8 @@ interface Credential {
 }
 
 interface Held {
-  current: Credential;
-  previous?: Credential;
+  current: LeaseCredential;
+  previous?: LeaseCredential;
   renewedAt: number;
   timer: NodeJS.Timeout;
 }
@@ -122,8 +126,8 @@ export class LeasedCredentials implements SecretStore {
     return opening;
   }
 
-  async #open(secretId: string, previous?: Credential): Promise<Held> {
-    const current = (await this.#call('POST', '/v1/leases', secretId, { secretId })) as Credential;
+  async #open(secretId: string, previous?: LeaseCredential): Promise<Held> {
+    const current = (await this.#call('POST', '/v1/leases', secretId, { secretId })) as LeaseCredential;
     const timer = setInterval(() => {
       const held = this.#held.get(secretId);
       if (held) void this.#renew(secretId, held).catch(() => undefined);
@@ -138,9 +142,9 @@ export class LeasedCredentials implements SecretStore {
 
   /** Renews the lease; a new generation becomes current. A lease that ended is replaced by a new one. */
   async #renew(secretId: string, held: Held): Promise<void> {
-    let answer: Credential | undefined;
+    let answer: LeaseCredential | undefined;
     try {
-      answer = (await this.#call('POST', `/v1/leases/${held.current.leaseId}/renew`, secretId)) as Credential;
+      answer = (await this.#call('POST', `/v1/leases/${held.current.leaseId}/renew`, secretId)) as LeaseCredential;
     } catch (error) {
       if (!(error instanceof LeaseEnded)) throw error;
       clearInterval(held.timer);
@@ -187,11 +191,11 @@ export class LeasedCredentials implements SecretStore {
 
 class LeaseEnded extends Error {}
 
-function versionIdOf(credential: Credential): string {
+function versionIdOf(credential: LeaseCredential): string {
   return `${credential.leaseId}.${credential.generation}`;
 }
 
-function stored(credential: Credential, stage: Stage): StoredValue {
+function stored(credential: LeaseCredential, stage: Stage): StoredValue {
   const { engine, host, port, dbname, username, password } = credential;
   return {
     versionId: versionIdOf(credential),

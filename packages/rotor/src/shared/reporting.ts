@@ -40,6 +40,10 @@ export const AUDIT_EVENT_KINDS = [
   'bake-inconclusive',
   'auto-rollback',
   'held-before-finish',
+  /** Short-lived credentials: a lease's login made, revoked, and the lease's end (renewals are not recorded). */
+  'lease-issued',
+  'lease-revoked',
+  'lease-ended',
 ] as const;
 export type AuditEventKind = (typeof AUDIT_EVENT_KINDS)[number];
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { Stage, UnavailableError } from 'rotor-consumers/core';
-import type { SecretStore } from 'rotor-consumers/stores';
+import type { LeaseCredential, SecretStore } from 'rotor-consumers/stores';
 import { parseMysqlSecret } from '../rotators/mysql/single-user';
 import { parsePostgresSecret } from '../rotators/postgres/single-user';
 import { dynamicEngine, type DynamicEngine } from '../rotators/dynamic/engines';
@@ -15,20 +15,7 @@ import {
 import { SearchAttribute } from '../shared/constants';
 import { LEASE_NAMES, leaseWorkflowId, type LeaseInput, type LeaseView } from '../shared/lease';
 
-/** What an application gets for a lease: where to log in, as whom, until when. Sent to it only, never logged. */
-export interface LeaseCredential {
-  leaseId: string;
-  secretId: string;
-  generation: number;
-  engine: 'postgres' | 'mysql';
-  host: string;
-  port: number;
-  dbname?: string;
-  username: string;
-  password: string;
-  expiresAtMs: number;
-  renewEveryMs: number;
-}
+export type { LeaseCredential };
 
 /** The report endpoint's lease routes, over the lease workflows. `owner` is the token's name. */
 export interface LeaseService {

@@ -15,7 +15,8 @@ import {
 import type { RotorActivities } from '../activities';
 import { SearchAttribute } from '../shared/constants';
 import { LEASE_NAMES, type LeaseInput, type LeaseState, type LeaseView } from '../shared/lease';
-import { LEASE_OPTIONS } from './activity-options';
+import type { AuditEvent } from '../shared/reporting';
+import { AUDIT_OPTIONS, LEASE_OPTIONS } from './activity-options';
 
 /*
  * A short-lived database credential's lease, one workflow per lease (`rotor/lease/<leaseId>`): issue a login, renew
@@ -38,6 +39,26 @@ export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Pro
   const { issueLeaseCredential, renewLeaseCredential, revokeLeaseCredential } = proxyActivities<RotorActivities>(
     LEASE_OPTIONS.step,
   );
+  const { appendAudit } = proxyActivities<RotorActivities>(AUDIT_OPTIONS);
+  const { workflowId, runId } = workflowInfo();
+  const appending: Promise<unknown>[] = [];
+  let sequence = 0;
+  /** Appends an audit event (names, generations and counts: never a password); awaited before the run ends. */
+  const audit = (kind: AuditEvent['kind'], fields: Pick<AuditEvent, 'outcome' | 'actor' | 'detail'>) =>
+    appending.push(
+      appendAudit([
+        {
+          eventId: `${workflowId}/${runId}/${sequence++}`,
+          at: new Date().toISOString(),
+          secretId: input.secretId,
+          workflowId,
+          runId,
+          kind,
+          step: 'lease',
+          ...fields,
+        },
+      ]),
+    );
   // Handlers first: an application's first renewal may arrive with the workflow's first task.
   const state: Omit<LeaseState, 'terms'> & { terms?: LeaseState['terms'] } = carried ?? {
     generations: input.first ? [{ n: 0, ...input.first, renewedAtMs: input.first.issuedAtMs, revoked: false }] : [],
@@ -113,16 +134,29 @@ export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Pro
     });
     state.generations.push({ ...generation, username });
     publish();
+    audit('lease-issued', { outcome: username, detail: { leaseId: input.leaseId, generation: n } });
   };
   const publish = () => upsertMemo({ liveLogins: state.generations.filter((g) => !g.revoked).length });
   const revoke = async (g: LeaseState['generations'][number]) => {
-    await revokeLeaseCredential({ secretId: input.secretId, username: g.username });
+    const report = await revokeLeaseCredential({ secretId: input.secretId, username: g.username });
     g.revoked = true;
     publish();
+    audit('lease-revoked', {
+      outcome: report.existed ? 'revoked' : 'already-gone',
+      detail: { leaseId: input.leaseId, generation: g.n, login: g.username, sessionsEnded: report.sessionsEnded },
+    });
   };
 
   if (state.generations.length === 0 && !state.released) await issue(0);
-  else if (!carried) publish();
+  else if (!carried) {
+    publish();
+    const first = state.generations[0]!;
+    audit('lease-issued', {
+      outcome: first.username,
+      actor: `token:${input.owner}`,
+      detail: { leaseId: input.leaseId, generation: 0 },
+    });
+  }
 
   for (;;) {
     const now = Date.now();
@@ -132,6 +166,8 @@ export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Pro
       state.ended = state.released ? 'released' : 'instance-gone';
       for (const g of state.generations) if (!g.revoked) await revoke(g);
       upsertSearchAttributes([{ key: SearchAttribute.phase, value: 'ended' }]);
+      audit('lease-ended', { outcome: state.ended, detail: { leaseId: input.leaseId } });
+      await Promise.all(appending);
       await condition(allHandlersFinished);
       return view();
     }
@@ -162,6 +198,7 @@ export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Pro
     }
     const info = workflowInfo();
     if (info.continueAsNewSuggested || info.historyLength >= HISTORY_CEILING) {
+      await Promise.all(appending);
       await condition(allHandlersFinished);
       await continueAsNew<typeof dynamicLease>(input, { ...state, terms });
     }
