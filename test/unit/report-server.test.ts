@@ -321,7 +321,7 @@ describe('the lease routes', () => {
       username: 'v_app_0000000000_0',
       password: 'derived',
       expiresAtMs: 0,
-      renewEveryMs: 1000,
+      renewEveryMs: 50,
     });
     const service: LeaseService = {
       async open(secretId, owner) {
@@ -365,6 +365,16 @@ describe('the lease routes', () => {
     // A released lease frees its place.
     expect((await call('POST', '/v1/leases', { secretId: 'prod/db/payments/orders' })).status).toBe(201);
     expect(calls.filter((c) => c.startsWith('open'))).toEqual(Array(3).fill('open prod/db/payments/orders apps'));
+  });
+
+  it('forgets a lease whose holder stopped renewing (it ended): a restart loop does not use up the token', async () => {
+    const { service } = fakeLeases();
+    await serve({ tokens: [token({ maxLeases: 1 })], leases: service });
+    expect((await call('POST', '/v1/leases', { secretId: 'prod/db/payments/orders' })).status).toBe(201);
+    expect((await call('POST', '/v1/leases', { secretId: 'prod/db/payments/orders' })).status).toBe(429);
+    // Four renewal periods (50 ms here) and a second without a renewal.
+    await new Promise((r) => setTimeout(r, 1300));
+    expect((await call('POST', '/v1/leases', { secretId: 'prod/db/payments/orders' })).status).toBe(201);
   });
 
   it('refuses a secret outside its scopes, a malformed body or lease id, and serves none without a service', async () => {

@@ -8,8 +8,8 @@ import {
   leaseUsername,
   parseDynamicTemplate,
   type DynamicTemplate,
-  type LeaseTerms,
 } from '../rotators/dynamic/template';
+import type { LeaseTerms } from '../shared/lease';
 import type { ActivityDeps } from './ports';
 import { createStepContext } from './step-context';
 

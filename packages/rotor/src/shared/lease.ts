@@ -1,8 +1,16 @@
 /** What a short-lived credential's lease takes, keeps and shows (workflows/dynamic-lease.ts): ids, names and times. */
 
-import type { LeaseTerms } from '../rotators/dynamic/template';
-
-export type { LeaseTerms };
+/** When a lease renews, replaces and ends, from its template: numbers only, safe in workflow code. */
+export interface LeaseTerms {
+  ttlMs: number;
+  maxTtlMs: number;
+  /** How often the instance renews (a third of the TTL, at most 30 s). */
+  renewEveryMs: number;
+  /** A lease whose instance has not renewed for this long ends (four missed renewals, at most the TTL). */
+  instanceTimeoutMs: number;
+  /** A credential is replaced this long before its maximum lifetime ends: the pool has moved by then. */
+  replaceLeadMs: number;
+}
 
 /** The lease workflow's names, as the Temporal UI shows them. */
 export const LEASE_NAMES = {

@@ -266,14 +266,25 @@ export async function serveReports(options: {
     }
   }
 
-  const leasesOf = new Map<string, Set<string>>();
+  /** Each token's live leases through this endpoint, with when its holder was last heard of. */
+  const leasesOf = new Map<string, Map<string, { seenAt: number; renewEveryMs: number }>>();
+  /**
+   * Forgets leases whose holder has not renewed for four renewal periods and a second: the lease ended by then (its
+   * holder taken for gone), so an application that restarts without releasing does not use up its token's leases.
+   */
+  const forgetSilent = (mine: Map<string, { seenAt: number; renewEveryMs: number }>) => {
+    const now = Date.now();
+    for (const [leaseId, { seenAt, renewEveryMs }] of mine)
+      if (now - seenAt > renewEveryMs * 4 + 1000) mine.delete(leaseId);
+  };
 
   /** `/v1/leases` (POST: open), `/v1/leases/<id>/renew` (POST), `/v1/leases/<id>` (DELETE: release). */
   async function handleLease(req: IncomingMessage, res: ServerResponse, token: Token, path: string): Promise<void> {
     const leases = options.leases;
     if (!leases) return answer(res, 404, { error: 'this endpoint serves no leases' });
-    const mine = leasesOf.get(token.name) ?? new Set<string>();
+    const mine = leasesOf.get(token.name) ?? new Map<string, { seenAt: number; renewEveryMs: number }>();
     leasesOf.set(token.name, mine);
+    forgetSilent(mine);
     const match = /^\/v1\/leases(?:\/([0-9a-f-]{36})(\/renew)?)?$/.exec(path);
     if (!match) return answer(res, 404, { error: 'not found: /v1/leases, /v1/leases/<id>/renew' });
     const [, leaseId, renew] = match;
@@ -290,7 +301,7 @@ export async function serveReports(options: {
         return answer(res, 429, { error: `token ${token.name} holds ${mine.size} live leases, the most it may` });
       try {
         const credential = await leases.open(secretId, token.name);
-        mine.add(credential.leaseId);
+        mine.set(credential.leaseId, { seenAt: Date.now(), renewEveryMs: credential.renewEveryMs });
         logger.info({ secretId, leaseId: credential.leaseId, token: token.name }, 'lease opened');
         return answer(res, 201, credential);
       } catch (error) {
@@ -305,7 +316,7 @@ export async function serveReports(options: {
         mine.delete(leaseId);
         return answer(res, 410, { error: `lease ${leaseId} has ended: open a new one` });
       }
-      mine.add(leaseId);
+      mine.set(leaseId, { seenAt: Date.now(), renewEveryMs: credential.renewEveryMs });
       return answer(res, 200, credential);
     }
     if (!renew && req.method === 'DELETE') {

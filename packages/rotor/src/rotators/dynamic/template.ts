@@ -1,6 +1,7 @@
 import { hkdfSync } from 'node:crypto';
 import { InvalidSecretError, parseDuration } from 'rotor-consumers/core';
 import { z } from 'zod';
+import type { LeaseTerms } from '../../shared/lease';
 import { parseJsonObject } from '../secret-json';
 
 /**
@@ -35,18 +36,6 @@ export interface DynamicTemplate {
   reassignTo?: string;
   /** Leases each worker's endpoint keeps ready, so a request is answered without waiting for a login (default 0). */
   standby: number;
-}
-
-/** When a lease renews, replaces and ends, from its template: numbers only, safe in workflow code. */
-export interface LeaseTerms {
-  ttlMs: number;
-  maxTtlMs: number;
-  /** How often the instance renews (a third of the TTL, at most 30 s). */
-  renewEveryMs: number;
-  /** A lease whose instance has not renewed for this long ends (four missed renewals, at most the TTL). */
-  instanceTimeoutMs: number;
-  /** A credential is replaced this long before its maximum lifetime ends: the pool has moved by then. */
-  replaceLeadMs: number;
 }
 
 const schema = z
