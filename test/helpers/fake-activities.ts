@@ -68,7 +68,7 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
       attempt: 1,
       username: `v_fake_${leaseId.slice(0, 4)}_${generation}`,
     }),
-    renewLeaseCredential: async () => ({ attempt: 1 }),
+    renewLeaseCredential: async () => ({ attempt: 1, gone: false }),
     revokeLeaseCredential: async () => ({ attempt: 1, existed: true, sessionsEnded: 0 }),
   };
   const calls: Recorded['calls'] = [];

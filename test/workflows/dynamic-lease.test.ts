@@ -1,4 +1,5 @@
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -107,5 +108,35 @@ describe('a lease', () => {
       await handle.signal(LEASE_NAMES.release, { owner: OWNER });
       expect(await handle.result()).toMatchObject({ ended: true });
     });
+  });
+
+  it('replaces a login dropped behind its back at the next renewal', async () => {
+    let renewals = 0;
+    const fakes = fakeActivities({
+      renewLeaseCredential: async () => ({ attempt: 1, gone: renewals++ === 0 }),
+    });
+    await withLease(fakes, async (handle) => {
+      await renew(handle);
+      await env.sleep(20_000);
+      await renew(handle);
+      await env.sleep(30_000);
+      expect((await renew(handle)).generation).toBe(1);
+      await handle.signal(LEASE_NAMES.release, { owner: OWNER });
+      await handle.result();
+    });
+    expect(steps(fakes).slice(0, 3)).toEqual(['issue 0', 'renew 0', 'issue 1']);
+  });
+
+  it('a lease whose step fails for good revokes its logins before it fails', async () => {
+    const fakes = fakeActivities({
+      renewLeaseCredential: async () => {
+        throw ApplicationFailure.create({ type: 'RotorTargetRejected', message: 'refused', nonRetryable: true });
+      },
+    });
+    await withLease(fakes, async (handle) => {
+      await renew(handle);
+      await expect(handle.result()).rejects.toThrow(WorkflowFailedError);
+    });
+    expect(steps(fakes)).toEqual(['issue 0', 'renew 0', 'revoke 0']);
   });
 });

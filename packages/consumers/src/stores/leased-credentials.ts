@@ -118,9 +118,14 @@ export class LeasedCredentials implements SecretStore {
       if (fresh && Date.now() - held.renewedAt > 1000) await this.#renew(secretId, held).catch(() => undefined);
       return this.#held.get(secretId) ?? held;
     }
+    return this.#openOnce(secretId);
+  }
+
+  /** Opens a lease for `secretId` unless one is being opened already (one at a time per secret). */
+  #openOnce(secretId: string, previous?: LeaseCredential): Promise<Held> {
     let opening = this.#opening.get(secretId);
     if (!opening) {
-      opening = this.#open(secretId).finally(() => this.#opening.delete(secretId));
+      opening = this.#open(secretId, previous).finally(() => this.#opening.delete(secretId));
       this.#opening.set(secretId, opening);
     }
     return opening;
@@ -128,6 +133,11 @@ export class LeasedCredentials implements SecretStore {
 
   async #open(secretId: string, previous?: LeaseCredential): Promise<Held> {
     const current = (await this.#call('POST', '/v1/leases', secretId, { secretId })) as LeaseCredential;
+    if (this.#closed) {
+      // Closed while it opened: give it back at once rather than renew it forever.
+      await this.#call('DELETE', `/v1/leases/${current.leaseId}`, secretId).catch(() => undefined);
+      throw new InvalidInputError('LeasedCredentials is closed');
+    }
     const timer = setInterval(() => {
       const held = this.#held.get(secretId);
       if (held) void this.#renew(secretId, held).catch(() => undefined);
@@ -146,15 +156,18 @@ export class LeasedCredentials implements SecretStore {
     try {
       answer = (await this.#call('POST', `/v1/leases/${held.current.leaseId}/renew`, secretId)) as LeaseCredential;
     } catch (error) {
-      if (!(error instanceof LeaseEnded)) throw error;
+      if (!(error instanceof LeaseEnded) || this.#held.get(secretId) !== held) throw error;
       clearInterval(held.timer);
       this.#held.delete(secretId);
-      await this.#open(secretId, held.current);
+      await this.#openOnce(secretId, held.current);
       return;
     }
     held.renewedAt = Date.now();
     if (answer.generation !== held.current.generation) {
       held.previous = held.current;
+      held.current = answer;
+    } else if (answer.username !== held.current.username || answer.password !== held.current.password) {
+      // The same generation answered differently (the worker re-read a template whose key changed): the answer wins.
       held.current = answer;
     } else held.current.expiresAtMs = answer.expiresAtMs;
   }

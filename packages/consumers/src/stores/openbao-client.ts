@@ -112,6 +112,11 @@ export class OpenBaoClient {
   async #renew(subject: string): Promise<void> {
     const answer = await this.#send('POST', 'auth/token/renew-self', subject, {}, this.#token);
     if (answer.status === 200 && answer.body?.auth) return this.#take(answer.body.auth);
+    // The server away for a moment: the token in hand is still good; the renewal is tried again in 5 s.
+    if (answer.status >= 500 || answer.status === 429 || answer.status === 0) {
+      this.#refreshAt = Date.now() + 5000;
+      return;
+    }
     // Not renewable any more (past its max TTL) or revoked: a login method logs in again; a given token stays
     // until the server refuses it.
     if (this.#options.auth.method === 'token') {
@@ -129,6 +134,11 @@ export class OpenBaoClient {
       if (!token) throw new InvalidInputError('OpenBao auth: the token is empty');
       this.#token = token;
       const self = await this.#send('GET', 'auth/token/lookup-self', subject, undefined, token);
+      if (self.status >= 500 || self.status === 429) {
+        // Look it up again with the next request; until then the token is used as it is.
+        this.#refreshAt = Date.now();
+        return;
+      }
       const data = self.body?.data as { ttl?: number; renewable?: boolean } | undefined;
       if (self.status === 200 && data) {
         this.#renewable = Boolean(data.renewable);

@@ -1,8 +1,10 @@
-import { InvalidSecretError, UnavailableError } from 'rotor-consumers/core';
+import { log } from '@temporalio/activity';
+import { InvalidInputError, InvalidSecretError, UnavailableError } from 'rotor-consumers/core';
 import { parseMysqlSecret } from '../rotators/mysql/single-user';
 import { parsePostgresSecret } from '../rotators/postgres/single-user';
 import { dynamicEngine, type RevokeReport } from '../rotators/dynamic/engines';
 import {
+  isLeaseUsername,
   leasePassword,
   leaseTerms,
   leaseUsername,
@@ -11,6 +13,7 @@ import {
 } from '../rotators/dynamic/template';
 import type { LeaseTerms } from '../shared/lease';
 import type { ActivityDeps } from './ports';
+import { noteHanded } from './handed-values';
 import { createStepContext } from './step-context';
 
 const STALE_FOR_MS = 24 * 3_600_000;
@@ -49,8 +52,22 @@ export function createLeaseSteps(deps: ActivityDeps) {
     }
   }
 
+  /** The last template that parsed, per secret: a template broken later does not strand the logins made from it. */
+  const lastGood = new Map<string, DynamicTemplate>();
+
   async function templateOf(secretId: string): Promise<DynamicTemplate> {
-    return parseDynamicTemplate(secretId, await readCurrent(secretId));
+    try {
+      const template = parseDynamicTemplate(secretId, await readCurrent(secretId));
+      lastGood.set(secretId, template);
+      return template;
+    } catch (error) {
+      const known = lastGood.get(secretId);
+      if (error instanceof InvalidSecretError && known) {
+        log.warn('lease template no longer valid: its leases go on with the last one that was', { secretId });
+        return known;
+      }
+      throw error;
+    }
   }
 
   async function engineFor(secretId: string) {
@@ -75,29 +92,31 @@ export function createLeaseSteps(deps: ActivityDeps) {
       return step('lease-issue', input.secretId, 'dynamic-database', async () => {
         const { template, engine } = await engineFor(input.secretId);
         const username = leaseUsername(template.usernamePrefix, input.leaseId, input.generation);
-        await engine.create(
-          username,
-          leasePassword(template.passwordKey, input.leaseId, input.generation),
-          new Date(input.expiresAtMs),
-          new Date(input.maxExpiresAtMs),
-        );
+        const password = leasePassword(template.passwordKey, input.leaseId, input.generation);
+        // A statement's error that echoes it (a syntax error near the literal) is redacted like any value handed.
+        noteHanded(password);
+        await engine.create(username, password, new Date(input.expiresAtMs), new Date(input.maxExpiresAtMs));
         return { username };
       });
     },
 
-    async renewLeaseCredential(input: { secretId: string; username: string; expiresAtMs: number }): Promise<object> {
+    /** Moves the login's backstop; `gone` when the login no longer exists (the lease then makes a new one). */
+    async renewLeaseCredential(input: {
+      secretId: string;
+      username: string;
+      expiresAtMs: number;
+    }): Promise<{ gone: boolean }> {
       return step('lease-renew', input.secretId, 'dynamic-database', async () => {
         const { engine } = await engineFor(input.secretId);
-        await engine.renew(input.username, new Date(input.expiresAtMs));
-        return {};
+        return { gone: !(await engine.renew(input.username, new Date(input.expiresAtMs))) };
       });
     },
 
     async revokeLeaseCredential(input: { secretId: string; username: string }): Promise<RevokeReport> {
       return step('lease-revoke', input.secretId, 'dynamic-database', async () => {
-        const { template, engine } = await engineFor(input.secretId);
-        if (!input.username.startsWith(`v_${template.usernamePrefix}_`))
-          throw new InvalidSecretError(input.secretId, [`${input.username} is not one of this template's logins`]);
+        if (!isLeaseUsername(input.username))
+          throw new InvalidInputError(`secret ${input.secretId}: ${input.username} is not a lease login`);
+        const { engine } = await engineFor(input.secretId);
         return engine.revoke(input.username);
       });
     },

@@ -75,7 +75,8 @@ export async function secretsOverview(
       }
     },
   );
-  const leases = await leaseCounts(client);
+  // This fleet's leases: those of the schedules' task queue (another fleet's are its own status).
+  const leases = await leaseCounts(client, schedules.taskQueue);
   const scheduled = new Map(states.map((st) => [st.secretId, st]));
   const running = [...runs].filter(([, history]) => history.some((r) => r.status.name === 'RUNNING')).map(([id]) => id);
   const others = options.all ? [...runs.keys()] : running;

@@ -33,6 +33,8 @@ export interface LeaseInput {
   owner: string;
   /** The first login, made by the endpoint while the workflow started (its name and times; never its password). */
   first?: { username: string; issuedAtMs: number; expiresAtMs: number; maxExpiresAtMs: number };
+  /** The terms, read by the endpoint from the template it made the first login with. */
+  terms?: LeaseTerms;
 }
 
 /** One login of a lease. */
@@ -67,6 +69,9 @@ export interface LeaseView {
   renewEveryMs: number;
   generation?: number;
   username?: string;
+  /** When the current login was made, and when it will be replaced by a new one. */
+  issuedAtMs?: number;
+  replaceAtMs?: number;
   expiresAtMs?: number;
   liveLogins: number;
 }

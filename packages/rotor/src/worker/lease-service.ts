@@ -49,9 +49,11 @@ const STALE_FOR_MS = 24 * 3_600_000;
  */
 export function temporalLeases(client: Client, store: SecretStore, taskQueue: string): LeaseService {
   const terms = new Map<string, Terms>();
-  const termsOf = async (secretId: string): Promise<Terms> => {
+  /** The template's terms, read at most once a minute; `fresh`: read again unless read since `fresh` (ms). */
+  const termsOf = async (secretId: string, fresh?: number): Promise<Terms> => {
     const known = terms.get(secretId);
-    if (known && Date.now() - known.readAt < TERMS_FOR_MS) return known;
+    if (known && Date.now() - known.readAt < TERMS_FOR_MS && (fresh === undefined || known.readAt >= fresh))
+      return known;
     try {
       return await readTerms(secretId);
     } catch (error) {
@@ -86,7 +88,8 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
   const credential = async (view: LeaseView): Promise<LeaseCredential | undefined> => {
     if (view.ended || view.generation === undefined || !view.username || view.expiresAtMs === undefined)
       return undefined;
-    const t = await termsOf(view.secretId);
+    // A login made after the terms were read may come from a template whose key changed since: read it again.
+    const t = await termsOf(view.secretId, view.issuedAtMs);
     return {
       leaseId: view.leaseId,
       secretId: view.secretId,
@@ -125,7 +128,7 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
       maxExpiresAtMs: now + t.template.maxTtlMs,
     };
     const password = leasePassword(t.key, leaseId, 0);
-    const input: LeaseInput = { secretId, leaseId, owner, first };
+    const input: LeaseInput = { secretId, leaseId, owner, first, terms: leaseTerms(t.template) };
     const [started, created] = await Promise.allSettled([
       client.workflow.start('dynamicLease', {
         workflowId: leaseWorkflowId(leaseId),
@@ -171,7 +174,37 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
    * renewing them.
    */
   const standbyOwner = `standby:${randomUUID()}`;
-  const ready = new Map<string, { credential: LeaseCredential; timer: NodeJS.Timeout }[]>();
+  interface Standby {
+    credential: LeaseCredential;
+    timer: NodeJS.Timeout;
+    /** When its last renewal went through, and when its login will be replaced. */
+    renewedAt: number;
+    replaceAtMs: number;
+  }
+  const ready = new Map<string, Standby[]>();
+  /** Ends a standby lease this endpoint no longer holds ready. */
+  const releaseStandby = (entry: Standby) => {
+    clearInterval(entry.timer);
+    void client.workflow
+      .getHandle(leaseWorkflowId(entry.credential.leaseId))
+      .signal(LEASE_NAMES.release, { owner: standbyOwner })
+      .catch(() => undefined);
+  };
+  /**
+   * A standby lease fit to hand over: renewed within the last two periods (so it has not ended) and not about to be
+   * replaced (its new holder renews, and learns of a new login, before the old one is revoked). Unfit ones are
+   * released.
+   */
+  const takeStandby = (secretId: string): Standby | undefined => {
+    const list = ready.get(secretId) ?? [];
+    for (let entry = list.shift(); entry; entry = list.shift()) {
+      const now = Date.now();
+      const period = entry.credential.renewEveryMs;
+      if (now - entry.renewedAt < period * 2 && now < entry.replaceAtMs - period) return entry;
+      releaseStandby(entry);
+    }
+    return undefined;
+  };
   const refilling = new Set<string>();
   const refill = async (secretId: string): Promise<void> => {
     if (refilling.has(secretId)) return;
@@ -182,15 +215,20 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
       ready.set(secretId, list);
       const add = async () => {
         const issued = await issue(secretId, standbyOwner);
-        const entry = {
+        const t = await termsOf(secretId);
+        const entry: Standby = {
           credential: issued,
+          renewedAt: Date.now(),
+          replaceAtMs: Date.now() + t.template.maxTtlMs - leaseTerms(t.template).replaceLeadMs,
           timer: setInterval(() => {
             void renewView(issued.leaseId, standbyOwner)
               .then(async (view) => {
                 // Renewed: its login may have been replaced meanwhile; ended: it leaves the ready list.
                 const now = view && (await credential(view));
-                if (now) {
+                if (now && view) {
                   entry.credential = now;
+                  entry.renewedAt = Date.now();
+                  if (view.replaceAtMs !== undefined) entry.replaceAtMs = view.replaceAtMs;
                   return;
                 }
                 clearInterval(entry.timer);
@@ -217,7 +255,7 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
      * workflow start, not for the workflow's first steps. A failure of either undoes the other.
      */
     async open(secretId, owner) {
-      const entry = ready.get(secretId)?.shift();
+      const entry = takeStandby(secretId);
       if (entry) {
         clearInterval(entry.timer);
         // Not awaited: if the hand-over is lost, this process no longer renews the lease, the application's renewal

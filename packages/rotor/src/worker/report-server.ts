@@ -1,5 +1,5 @@
 import { InvalidInputError, LOGIN_OUTCOMES, RotorError, type LoginOutcome } from 'rotor-consumers/core';
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { isIP, type AddressInfo } from 'node:net';
@@ -299,6 +299,9 @@ export async function serveReports(options: {
         return answer(res, 403, { error: `token ${token.name} may not lease ${secretId}` });
       if (mine.size >= token.maxLeases)
         return answer(res, 429, { error: `token ${token.name} holds ${mine.size} live leases, the most it may` });
+      // The place is held while the lease opens: requests at once cannot pass the limit together.
+      const placeholder = `opening:${randomUUID()}`;
+      mine.set(placeholder, { seenAt: Date.now(), renewEveryMs: 60_000 });
       try {
         const credential = await leases.open(secretId, token.name);
         mine.set(credential.leaseId, { seenAt: Date.now(), renewEveryMs: credential.renewEveryMs });
@@ -308,6 +311,8 @@ export async function serveReports(options: {
         if (error instanceof RotorError && error.nonRetryable)
           return answer(res, 400, { error: error.message, type: error.type });
         throw error;
+      } finally {
+        mine.delete(placeholder);
       }
     }
     if (renew && req.method === 'POST') {

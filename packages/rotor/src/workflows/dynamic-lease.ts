@@ -1,8 +1,10 @@
 import {
   allHandlersFinished,
   ApplicationFailure,
+  CancellationScope,
   condition,
   continueAsNew,
+  ContinueAsNew,
   defineQuery,
   defineSignal,
   defineUpdate,
@@ -33,6 +35,10 @@ export const leaseQuery = defineQuery<LeaseView>(LEASE_NAMES.query);
 
 /** Events after which a lease continues as new, unless Temporal suggests it earlier. */
 const HISTORY_CEILING = 5000;
+
+function isContinueAsNew(error: unknown): boolean {
+  return error instanceof ContinueAsNew;
+}
 
 export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Promise<LeaseView> {
   const { leaseTermsOf } = proxyActivities<RotorActivities>(LEASE_OPTIONS.terms);
@@ -73,7 +79,15 @@ export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Pro
       secretId: input.secretId,
       ended: state.ended !== undefined,
       renewEveryMs: state.terms?.renewEveryMs ?? 0,
-      ...(current ? { generation: current.n, username: current.username, expiresAtMs: current.expiresAtMs } : {}),
+      ...(current
+        ? {
+            generation: current.n,
+            username: current.username,
+            issuedAtMs: current.issuedAtMs,
+            expiresAtMs: current.expiresAtMs,
+            ...(state.terms ? { replaceAtMs: current.maxExpiresAtMs - state.terms.replaceLeadMs } : {}),
+          }
+        : {}),
       liveLogins: state.generations.filter((g) => !g.revoked).length,
     };
   };
@@ -105,7 +119,8 @@ export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Pro
     state.lastRenewAt = Date.now();
     state.renewed = false;
   });
-  state.terms ??= await leaseTermsOf({ secretId: input.secretId });
+  // The endpoint gives the terms with the first login it made: nothing the store says later can fail the lease then.
+  state.terms ??= input.terms ?? (await leaseTermsOf({ secretId: input.secretId }));
   const terms = state.terms;
   /**
    * How long the instance may stay silent: four renewal periods (at most the TTL) once it has renewed; two before it
@@ -147,72 +162,96 @@ export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Pro
     });
   };
 
-  if (state.generations.length === 0 && !state.released) await issue(0);
-  else if (!carried) {
-    publish();
-    const first = state.generations[0]!;
-    audit('lease-issued', {
-      outcome: first.username,
-      actor: `token:${input.owner}`,
-      detail: { leaseId: input.leaseId, generation: 0 },
-    });
-  }
-
-  for (;;) {
-    const now = Date.now();
-    const current = state.generations.at(-1)!;
-    const instanceGone = now - state.lastRenewAt >= instanceTimeout();
-    if (state.released || instanceGone || state.ended) {
-      state.ended = state.released ? 'released' : 'instance-gone';
-      for (const g of state.generations) if (!g.revoked) await revoke(g);
-      upsertSearchAttributes([{ key: SearchAttribute.phase, value: 'ended' }]);
-      audit('lease-ended', { outcome: state.ended, detail: { leaseId: input.leaseId } });
-      await Promise.all(appending);
-      await condition(allHandlersFinished);
-      return view();
+  try {
+    if (state.generations.length === 0 && !state.released) await issue(0);
+    else if (!carried) {
+      publish();
+      const first = state.generations[0]!;
+      audit('lease-issued', {
+        outcome: first.username,
+        actor: `token:${input.owner}`,
+        detail: { leaseId: input.leaseId, generation: 0 },
+      });
     }
-    // Older generations end at their own maximum lifetime: the pool left them at a renewal since.
-    for (const g of state.generations.slice(0, -1))
-      if (!g.revoked && now >= g.maxExpiresAtMs - terms.renewEveryMs) await revoke(g);
-    const replaceAt = current.maxExpiresAtMs - terms.replaceLeadMs;
-    const renewAt = current.renewedAtMs + (terms.ttlMs * 2) / 3;
-    if (now >= replaceAt) {
-      // The login being replaced keeps working until it is revoked: its backstop moves to its maximum lifetime.
-      if (current.expiresAtMs < current.maxExpiresAtMs) {
-        await renewLeaseCredential({
+
+    for (;;) {
+      const now = Date.now();
+      const current = state.generations.at(-1)!;
+      const instanceGone = now - state.lastRenewAt >= instanceTimeout();
+      if (state.released || instanceGone || state.ended) {
+        state.ended = state.released ? 'released' : 'instance-gone';
+        for (const g of state.generations) if (!g.revoked) await revoke(g);
+        upsertSearchAttributes([{ key: SearchAttribute.phase, value: 'ended' }]);
+        audit('lease-ended', { outcome: state.ended, detail: { leaseId: input.leaseId } });
+        await Promise.all(appending);
+        await condition(allHandlersFinished);
+        return view();
+      }
+      // Older generations end at their own maximum lifetime: the pool left them at a renewal since.
+      for (const g of state.generations.slice(0, -1))
+        if (!g.revoked && now >= g.maxExpiresAtMs - terms.renewEveryMs) await revoke(g);
+      const replaceAt = current.maxExpiresAtMs - terms.replaceLeadMs;
+      const renewAt = current.renewedAtMs + (terms.ttlMs * 2) / 3;
+      if (now >= replaceAt) {
+        // The login being replaced keeps working until it is revoked: its backstop moves to its maximum lifetime.
+        if (current.expiresAtMs < current.maxExpiresAtMs) {
+          await renewLeaseCredential({
+            secretId: input.secretId,
+            username: current.username,
+            expiresAtMs: current.maxExpiresAtMs,
+          });
+          current.expiresAtMs = current.maxExpiresAtMs;
+        }
+        await issue(current.n + 1);
+        continue;
+      }
+      if (now >= renewAt && current.expiresAtMs < current.maxExpiresAtMs) {
+        const expiresAtMs = Math.min(now + terms.ttlMs, current.maxExpiresAtMs);
+        const renewed = await renewLeaseCredential({
           secretId: input.secretId,
           username: current.username,
-          expiresAtMs: current.maxExpiresAtMs,
+          expiresAtMs,
         });
-        current.expiresAtMs = current.maxExpiresAtMs;
+        if (renewed.gone) {
+          // Dropped behind rotor's back: a new login now, the holder moves to it at its next renewal.
+          current.revoked = true;
+          await issue(current.n + 1);
+          continue;
+        }
+        current.expiresAtMs = expiresAtMs;
+        current.renewedAtMs = now;
+        continue;
       }
-      await issue(current.n + 1);
-      continue;
+      const info = workflowInfo();
+      if (info.continueAsNewSuggested || info.historyLength >= HISTORY_CEILING) {
+        await Promise.all(appending);
+        await condition(allHandlersFinished);
+        // Revoked logins stay behind: the state carried is the live ones (and the current).
+        const generations = state.generations.filter((g, i, all) => !g.revoked || i === all.length - 1);
+        await continueAsNew<typeof dynamicLease>(input, { ...state, terms, generations });
+      }
+      const older = state.generations
+        .slice(0, -1)
+        .filter((g) => !g.revoked)
+        .map((g) => g.maxExpiresAtMs - terms.renewEveryMs);
+      const wakeAt = Math.min(
+        replaceAt,
+        current.expiresAtMs < current.maxExpiresAtMs ? renewAt : Infinity,
+        state.lastRenewAt + instanceTimeout(),
+        ...older,
+      );
+      // Woken early by a release; a renewal only moves the instance's deadline, read at the next wake.
+      await condition(() => state.released, Math.max(wakeAt - Date.now(), 1));
     }
-    if (now >= renewAt && current.expiresAtMs < current.maxExpiresAtMs) {
-      const expiresAtMs = Math.min(now + terms.ttlMs, current.maxExpiresAtMs);
-      await renewLeaseCredential({ secretId: input.secretId, username: current.username, expiresAtMs });
-      current.expiresAtMs = expiresAtMs;
-      current.renewedAtMs = now;
-      continue;
-    }
-    const info = workflowInfo();
-    if (info.continueAsNewSuggested || info.historyLength >= HISTORY_CEILING) {
-      await Promise.all(appending);
-      await condition(allHandlersFinished);
-      await continueAsNew<typeof dynamicLease>(input, { ...state, terms });
-    }
-    const older = state.generations
-      .slice(0, -1)
-      .filter((g) => !g.revoked)
-      .map((g) => g.maxExpiresAtMs - terms.renewEveryMs);
-    const wakeAt = Math.min(
-      replaceAt,
-      current.expiresAtMs < current.maxExpiresAtMs ? renewAt : Infinity,
-      state.lastRenewAt + instanceTimeout(),
-      ...older,
-    );
-    // Woken early by a release; a renewal only moves the instance's deadline, read at the next wake.
-    await condition(() => state.released, Math.max(wakeAt - Date.now(), 1));
+  } catch (error) {
+    // A lease that fails (a template broken for good, a step refused) takes its logins with it: every one still live
+    // is revoked before the failure is reported. Continue-as-new is not a failure.
+    if (isContinueAsNew(error)) throw error;
+    // A cancelled lease revokes too: outside the cancelled scope.
+    await CancellationScope.nonCancellable(async () => {
+      for (const g of state.generations) if (!g.revoked) await revoke(g).catch(() => undefined);
+      await Promise.allSettled(appending);
+    });
+    throw error;
   }
 }

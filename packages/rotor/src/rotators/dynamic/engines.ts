@@ -1,6 +1,6 @@
 import { escapeIdentifier, escapeLiteral, type Client } from 'pg';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { CredentialsRejectedError, InvalidInputError } from 'rotor-consumers/core';
+import { CredentialsRejectedError } from 'rotor-consumers/core';
 import { withLogin, type PgLogin } from '../postgres/connection';
 import { withMysqlLogin, type MysqlLogin } from '../mysql/connection';
 import { renderStatements, type DynamicTemplate } from './template';
@@ -21,8 +21,8 @@ export interface DynamicEngine {
    * `maxExpiresAt` on MySQL and MariaDB (whose password expiry counts whole days).
    */
   create(username: string, password: string, expiresAt: Date, maxExpiresAt: Date): Promise<void>;
-  /** Moves the backstop to `expiresAt`. */
-  renew(username: string, expiresAt: Date): Promise<void>;
+  /** Moves the backstop to `expiresAt`; false when the login is gone (dropped behind rotor's back). */
+  renew(username: string, expiresAt: Date): Promise<boolean>;
   /** Disables the login, ends its sessions, reassigns or drops what it owns, drops it. */
   revoke(username: string): Promise<RevokeReport>;
   /** How many of the template's logins (by prefix) exist on the server. */
@@ -92,11 +92,11 @@ function postgresEngine(secretId: string, template: DynamicTemplate, admin: PgLo
       }),
     renew: (username, expiresAt) =>
       asAdmin(async (client) => {
-        if (!(await exists(client, username)))
-          throw new InvalidInputError(`secret ${secretId}: lease login ${username} is gone`);
+        if (!(await exists(client, username))) return false;
         await client.query(
           `ALTER ROLE ${escapeIdentifier(username)} VALID UNTIL ${escapeLiteral(expiresAt.toISOString())}`,
         );
+        return true;
       }),
     revoke: (username) => asAdmin((client) => revokeWith(client, username)),
     liveLogins: (prefix) =>
@@ -167,7 +167,7 @@ function mysqlEngine(secretId: string, template: DynamicTemplate, admin: MysqlLo
         for (const host of await accounts(connection, username))
           await connection.query(`ALTER USER ?@? PASSWORD EXPIRE INTERVAL ${days} DAY`, [username, host]);
       }),
-    renew: async () => undefined,
+    renew: (username) => asAdmin(async (connection) => (await accounts(connection, username)).length > 0),
     revoke: (username) => asAdmin((connection) => revokeWith(connection, username)),
     liveLogins: (prefix) =>
       asAdmin(async (connection) => {

@@ -113,7 +113,9 @@ export function parseDynamicTemplate(secretId: string, raw: string): DynamicTemp
 }
 
 export function leaseTerms(template: Pick<DynamicTemplate, 'ttlMs' | 'maxTtlMs'>): LeaseTerms {
-  const renewEveryMs = Math.min(Math.floor(template.ttlMs / 3), MAX_RENEW_EVERY_MS);
+  // A sixth of the maximum at most: a new login comes three renewals before the end, the old one is revoked one
+  // renewal before it, so the holder renews (and moves) at least once in between.
+  const renewEveryMs = Math.min(Math.floor(template.ttlMs / 3), Math.floor(template.maxTtlMs / 6), MAX_RENEW_EVERY_MS);
   return {
     ttlMs: template.ttlMs,
     maxTtlMs: template.maxTtlMs,
@@ -121,7 +123,7 @@ export function leaseTerms(template: Pick<DynamicTemplate, 'ttlMs' | 'maxTtlMs'>
     // Never longer than the TTL: an abandoned lease's logins end no later than a lease nobody renews would.
     instanceTimeoutMs: Math.min(renewEveryMs * MISSED_RENEWALS, template.ttlMs),
     // Three renewals before the end: the instance learns of the new credential at the first and its pool moves.
-    replaceLeadMs: Math.min(renewEveryMs * 3, Math.floor(template.maxTtlMs / 2)),
+    replaceLeadMs: renewEveryMs * 3,
   };
 }
 
@@ -137,9 +139,12 @@ export function leaseUsername(prefix: string, leaseId: string, generation: numbe
   return `v_${prefix}_${id}_${generation}`;
 }
 
-/** Whether `name` is one of rotor's lease logins for `prefix` (what revocation may drop, and nothing else). */
-export function isLeaseUsername(prefix: string, name: string): boolean {
-  return new RegExp(`^v_${prefix}_[0-9a-f]{10}_[0-9]+$`).test(name);
+/**
+ * Whether `name` has the shape of a lease login (what revocation may drop, and nothing else), whatever prefix its
+ * template had when it was made.
+ */
+export function isLeaseUsername(name: string): boolean {
+  return /^v_[a-z][a-z0-9_]{0,11}_[0-9a-f]{10}_[0-9]+$/.test(name);
 }
 
 /**
