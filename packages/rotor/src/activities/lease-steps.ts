@@ -1,8 +1,6 @@
 import { log } from '@temporalio/activity';
 import { InvalidInputError, InvalidSecretError, UnavailableError } from 'rotor-consumers/core';
-import { parseMysqlSecret } from '../rotators/mysql/single-user';
-import { parsePostgresSecret } from '../rotators/postgres/single-user';
-import { dynamicEngine, type RevokeReport } from '../rotators/dynamic/engines';
+import { adminLoginOf, dynamicEngine, type RevokeReport } from '../rotators/dynamic/engines';
 import {
   isLeaseUsername,
   leasePassword,
@@ -73,8 +71,7 @@ export function createLeaseSteps(deps: ActivityDeps) {
   async function engineFor(secretId: string) {
     const template = await templateOf(secretId);
     const raw = await readCurrent(template.admin);
-    const admin =
-      template.engine === 'postgres' ? parsePostgresSecret(template.admin, raw) : parseMysqlSecret(template.admin, raw);
+    const admin = adminLoginOf(template, raw);
     return { template, engine: dynamicEngine(secretId, template, admin) };
   }
 

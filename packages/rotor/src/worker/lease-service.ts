@@ -2,9 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { Stage, UnavailableError } from 'rotor-consumers/core';
 import type { LeaseCredential, SecretStore } from 'rotor-consumers/stores';
-import { parseMysqlSecret } from '../rotators/mysql/single-user';
-import { parsePostgresSecret } from '../rotators/postgres/single-user';
-import { dynamicEngine, type DynamicEngine } from '../rotators/dynamic/engines';
+import { adminLoginOf, dynamicEngine, type DynamicEngine } from '../rotators/dynamic/engines';
 import {
   leasePassword,
   leaseTerms,
@@ -68,10 +66,7 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
     const template = parseDynamicTemplate(secretId, raw);
     const adminRaw = (await store.getByStage(template.admin, Stage.current))?.value;
     if (adminRaw === undefined) throw new Error(`admin secret ${template.admin} has no ${Stage.current} version`);
-    const admin =
-      template.engine === 'postgres'
-        ? parsePostgresSecret(template.admin, adminRaw)
-        : parseMysqlSecret(template.admin, adminRaw);
+    const admin = adminLoginOf(template, adminRaw);
     const fresh: Terms = {
       engineName: template.engine,
       host: admin.host,

@@ -3,6 +3,8 @@ import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { CredentialsRejectedError } from 'rotor-consumers/core';
 import { withLogin, type PgLogin } from '../postgres/connection';
 import { withMysqlLogin, type MysqlLogin } from '../mysql/connection';
+import { parseMysqlSecret } from '../mysql/single-user';
+import { parsePostgresSecret } from '../postgres/single-user';
 import { renderStatements, type DynamicTemplate } from './template';
 
 /** What revocation found and did: nothing is left of the login afterwards. */
@@ -27,6 +29,13 @@ export interface DynamicEngine {
   revoke(username: string): Promise<RevokeReport>;
   /** How many of the template's logins (by prefix) exist on the server. */
   liveLogins(prefix: string): Promise<number>;
+}
+
+/** The template's admin login, from the value of its `admin` secret (AWS's JSON for the template's engine). */
+export function adminLoginOf(template: DynamicTemplate, raw: string): PgLogin | MysqlLogin {
+  return template.engine === 'postgres'
+    ? parsePostgresSecret(template.admin, raw)
+    : parseMysqlSecret(template.admin, raw);
 }
 
 export function dynamicEngine(secretId: string, template: DynamicTemplate, admin: PgLogin | MysqlLogin): DynamicEngine {
