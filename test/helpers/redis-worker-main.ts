@@ -26,7 +26,8 @@ const failing: typeof redisAclRotator = {
 
 /**
  * A careless team's rotator (selected with `rotor:rotator=redis-acl-echoing`): its set sends the new password as a
- * malformed ACL rule (no `>`), and Redis's real error quotes it back; the raw error leaves the rotator. rotor must
+ * malformed ACL rule (`=` and the password: no rule starts with `=`, whereas a bare password starting with `>`, `~` or
+ * `&` would be a valid rule), and Redis's real error quotes it back; the raw error leaves the rotator. rotor must
  * redact it before it reaches the history, the logs or the CLI.
  */
 const echoing: typeof redisAclRotator = {
@@ -38,7 +39,7 @@ const echoing: typeof redisAclRotator = {
     const redis = new Redis({ host: pending.host, port: pending.port, ...admin, lazyConnect: true });
     try {
       await redis.connect();
-      await redis.call('ACL', 'SETUSER', pending.username, pending.password);
+      await redis.call('ACL', 'SETUSER', pending.username, `=${pending.password}`);
       return 'changed';
     } finally {
       redis.disconnect();

@@ -108,7 +108,7 @@ describe("a team's own rotator (Redis ACL user passwords), registered with the w
     expect(outcome.outcome).toBe('failed');
     // Redis's own words, with the password it quoted replaced.
     expect(outcome.outcome === 'failed' && outcome.message).toMatch(
-      /failed at set: .*Error in ACL SETUSER modifier '\[redacted\]'/,
+      /failed at set: .*Error in ACL SETUSER modifier '=\[redacted\]'/,
     );
     expect(await labels(secretId)).toMatchObject({ current: versionId });
     await expectNoPasswords(faulty.rotor.client, faulty.taskQueue, passwords, secretId, [
