@@ -6,7 +6,7 @@
 export * from './errors';
 export { Stage } from './stages';
 export { storeNameOf } from './secret-ids';
-export { parseJsonObject } from './secret-json';
+export { parseJsonObject, validateShape } from './secret-json';
 export { DURATION_EXAMPLES, formatDuration, parseDuration } from './duration';
 export {
   isLoginOutcome,

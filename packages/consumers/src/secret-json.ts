@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { InvalidSecretError } from './errors';
 
 /**
@@ -16,4 +17,20 @@ export function parseJsonObject(secretId: string, raw: string, versionId?: strin
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
     throw new InvalidSecretError(secretId, [`${which} is not a JSON object`]);
   return parsed as Record<string, unknown>;
+}
+
+/**
+ * Validates `json` against `schema` and reports every problem at once with its field, never with the field's
+ * value (a value may be a password).
+ */
+export function validateShape<T>(secretId: string, schema: z.ZodType<T>, json: Record<string, unknown>): T {
+  const result = schema.safeParse(json);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const field = issue.path.length > 0 ? issue.path.join('.') : '(secret)';
+    const missing =
+      issue.code === 'invalid_type' && json[String(issue.path[0])] === undefined && issue.path.length === 1;
+    return missing ? `${field}: is required` : `${field}: ${issue.message}`;
+  });
+  throw new InvalidSecretError(secretId, problems);
 }

@@ -1,13 +1,15 @@
 import type { JWK } from 'jose';
 import type { z } from 'zod';
-import { formatDuration, parseDuration } from '../duration';
+import { formatDuration } from '../duration';
 import { loadZod } from '../lazy';
+import { zodDuration } from './zod-duration';
 import { JWT_ALGORITHMS, JWT_SIGNING_KEY_ENGINE, type SigningKey } from './jwt';
 
 // The zod schema of a `jwt-signing-key` secret, built with its first use, so that an application that only signs or
 // verifies tokens loads zod when it first reads the secret, never at import.
 
-function build({ z }: typeof import('zod')) {
+function build(zod: typeof import('zod')) {
+  const { z } = zod;
   const jwk = z.looseObject({ kty: z.string() });
   const signingKey = z.object({
     kid: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be 1 to 128 of A-Z, a-z, 0-9, _ and -'),
@@ -17,15 +19,7 @@ function build({ z }: typeof import('zod')) {
     createdAt: z.string(),
   }) satisfies z.ZodType<SigningKey>;
 
-  const duration = (what: string) =>
-    z.string().transform((text, ctx) => {
-      try {
-        return parseDuration(text, what);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message.replace(`${what}: `, '') });
-        return z.NEVER;
-      }
-    });
+  const duration = (what: string) => zodDuration(zod, what);
 
   return z
     .looseObject({

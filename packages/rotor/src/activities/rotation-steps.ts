@@ -169,7 +169,7 @@ export function createRotationSteps(deps: ActivityDeps) {
         await store.putPending(
           secretId,
           token,
-          await rotator.nextValue(secretId, current, resolvePasswordPolicy(input.passwordPolicy)),
+          await rotator.nextValue(secretId, current, resolvePasswordPolicy(input.passwordPolicy), context),
         );
         return {
           outcome: reclaimed ? 'created; the database was set back to AWSCURRENT from a stray AWSPENDING' : 'created',

@@ -7,6 +7,7 @@ import { postgresAlternatingUsers } from './postgres/alternating-users';
 import { mysqlAlternatingUsers } from './mysql/alternating-users';
 import { apiKeyRotator } from './api-key';
 import { jwtSigningKeyRotator } from './jwt-signing-key';
+import { tlsCertificateRotator } from './tls/tls-certificate';
 import { MYSQL_ENGINES, mysqlSingleUser } from './mysql/single-user';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each rotator has its own value type
@@ -20,6 +21,7 @@ export const rotators = {
   'mysql-alternating-users': mysqlAlternatingUsers,
   'api-key': apiKeyRotator,
   'jwt-signing-key': jwtSigningKeyRotator,
+  'tls-certificate': tlsCertificateRotator,
 } satisfies Record<string, AnyRotator>;
 
 /** A built-in kind, or the kind of a rotator a team registers with its worker. */

@@ -54,8 +54,11 @@ export interface Rotator<S = unknown> {
     rotation?: RotationPlan,
   ): Promise<string>;
 
-  /** The serialized value of the next version, made from the current one (every other field kept as it is). */
-  nextValue(secretId: string, current: S, policy: PasswordPolicy): string | Promise<string>;
+  /**
+   * The serialized value of the next version, made from the current one (every other field kept as it is).
+   * `context` reads the secrets it is made from (a TLS certificate's CA).
+   */
+  nextValue(secretId: string, current: S, policy: PasswordPolicy, context?: RotatorContext): string | Promise<string>;
 
   /**
    * Makes the target accept `pending`, logging in with `current`, or with one of `fallbacks` (AWSPREVIOUS, a stray

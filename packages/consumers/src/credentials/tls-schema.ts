@@ -1,0 +1,101 @@
+import type { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { z } from 'zod';
+import { loadZod } from '../lazy';
+import { parseJsonObject, validateShape } from '../secret-json';
+import { zodDuration } from './zod-duration';
+import { parseCertificates, TLS_CA_ENGINE, TLS_CERTIFICATE_ENGINE, TLS_KEY_TYPES, TRUST_BUNDLE_ENGINE } from './tls';
+
+// The zod schemas of the TLS secrets, built with their first use (zod loads then, never at import).
+
+/** A DNS name (a leading `*.` allowed) of labels of a-z, 0-9 and -, or an IPv4/IPv6 address. */
+const DNS_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+function build(zod: typeof import('zod')) {
+  const { z } = zod;
+  const secretRef = z.string().min(1, 'must not be empty').max(2048);
+  const pem = (max: number) => z.string().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+  const name = z
+    .string()
+    .max(253)
+    .refine(
+      (n) => isIP(n) !== 0 || DNS_NAME.test(n),
+      'must be a DNS name (a-z, 0-9, - and dots, a leading *. allowed) or an IP address',
+    );
+
+  const issuer = z.discriminatedUnion('type', [z.object({ type: z.literal('internal-ca'), ca: secretRef })]);
+
+  const material = {
+    certificate: pem(65_536).optional(),
+    privateKey: pem(16_384).optional(),
+  };
+  const bothOrNeither = (s: { certificate?: string; privateKey?: string }, ctx: z.RefinementCtx) => {
+    if ((s.certificate === undefined) !== (s.privateKey === undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: [s.certificate === undefined ? 'certificate' : 'privateKey'],
+        message: 'certificate and privateKey come together (both, or neither before the first issuance)',
+      });
+  };
+
+  const certificate = z
+    .looseObject({
+      engine: z.literal(TLS_CERTIFICATE_ENGINE),
+      names: z.array(name).min(1, 'must name at least one DNS name or IP address').max(100),
+      keyType: z.enum(TLS_KEY_TYPES).default('ec-p256'),
+      lifetime: zodDuration(zod, 'lifetime').optional(),
+      issuer,
+      trust: secretRef.optional(),
+      ...material,
+    })
+    .superRefine((s, ctx) => {
+      bothOrNeither(s, ctx);
+      if (s.issuer.type === 'internal-ca' && s.lifetime === undefined)
+        ctx.addIssue({ code: 'custom', path: ['lifetime'], message: 'is required with an internal-ca issuer' });
+      if (s.lifetime !== undefined && s.lifetime < 10_000)
+        ctx.addIssue({ code: 'custom', path: ['lifetime'], message: 'must be at least 10s' });
+    });
+
+  const ca = z
+    .looseObject({
+      engine: z.literal(TLS_CA_ENGINE),
+      subject: z.string().min(1).max(64),
+      keyType: z.enum(TLS_KEY_TYPES).default('ec-p256'),
+      lifetime: zodDuration(zod, 'lifetime'),
+      bundle: secretRef,
+      ...material,
+    })
+    .superRefine(bothOrNeither);
+
+  const bundle = z.looseObject({
+    engine: z.literal(TRUST_BUNDLE_ENGINE),
+    certificates: z.array(pem(16_384)).min(1, 'must hold at least one CA certificate').max(64),
+  });
+
+  return { certificate, ca, bundle };
+}
+
+let built: ReturnType<typeof build> | undefined;
+
+/**
+ * The TLS secrets: a certificate (`tls-certificate`: the names and key type to issue, the issuer, the trust bundle
+ * its chain must reach, and the chain and key once issued), an internal CA (`tls-ca`), and a trust bundle
+ * (`tls-trust-bundle`: CA certificates only, the one secret clients read).
+ */
+export function tlsSchemas(): ReturnType<typeof build> {
+  return (built ??= build(loadZod()));
+}
+
+export type TlsCertificateShape = z.output<ReturnType<typeof build>['certificate']>;
+export type TlsCaShape = z.output<ReturnType<typeof build>['ca']>;
+export type TrustBundleShape = z.output<ReturnType<typeof build>['bundle']>;
+
+/**
+ * The CA certificates of a trust bundle secret's value, as PEM texts and parsed. Throws InvalidSecretError for a
+ * value that is not a trust bundle, TlsMaterialError for a certificate that cannot be read; neither quotes the value.
+ */
+export function parseTrustBundle(secretId: string, raw: string): { pems: string[]; certificates: X509Certificate[] } {
+  const bundle = validateShape(secretId, tlsSchemas().bundle, parseJsonObject(secretId, raw));
+  const certificates = bundle.certificates.flatMap((pem, i) => parseCertificates(pem, `certificates.${i}`, secretId));
+  return { pems: certificates.map((c) => c.toString()), certificates };
+}

@@ -1,0 +1,118 @@
+import {
+  inspectTlsMaterial,
+  parseCertificates,
+  parseTrustBundle,
+  TLS_CERTIFICATE_ENGINE,
+  tlsSchemas,
+  type TlsCaShape,
+  type TlsCertificateShape,
+  type TlsMaterial,
+} from 'rotor-consumers/credentials';
+import { InvalidInputError, TestFailedError } from 'rotor-consumers/core';
+import type { Rotator, RotatorContext } from '../rotator';
+import { parseJsonObject, validateShape } from '../secret-json';
+import { probeHandshakes } from './handshake';
+import { issueLeafCertificate } from './issue';
+
+/** A certificate secret: what to issue, the chain and key once issued, and the JSON it came from. */
+export interface TlsCertificateSecret extends TlsCertificateShape {
+  json: Record<string, unknown>;
+}
+
+export function parseTlsCertificateSecret(secretId: string, raw: string): TlsCertificateSecret {
+  const json = parseJsonObject(secretId, raw);
+  return { ...validateShape(secretId, tlsSchemas().certificate, json), json };
+}
+
+export function parseTlsCaSecret(secretId: string, raw: string): TlsCaShape {
+  return validateShape(secretId, tlsSchemas().ca, parseJsonObject(secretId, raw));
+}
+
+const materialOf = (s: { certificate?: string; privateKey?: string }): TlsMaterial | undefined =>
+  s.certificate !== undefined && s.privateKey !== undefined
+    ? { certificate: s.certificate, privateKey: s.privateKey }
+    : undefined;
+
+/** The trust anchors a certificate's chain must reach: its trust bundle's, or Node's roots without one. */
+async function trustOf(secret: TlsCertificateSecret, context: RotatorContext) {
+  return secret.trust === undefined
+    ? undefined
+    : parseTrustBundle(secret.trust, await context.readCurrent(secret.trust));
+}
+
+/** The internal CA a certificate is issued by, checked as a client would: its key, its validity, and in the bundle. */
+async function internalCa(secretId: string, secret: TlsCertificateSecret, context: RotatorContext) {
+  const caId = secret.issuer.ca;
+  const ca = parseTlsCaSecret(caId, await context.readCurrent(caId));
+  const material = materialOf(ca);
+  if (!material)
+    throw new InvalidInputError(`secret ${secretId}: its CA ${caId} has no certificate yet (rotate the CA first)`);
+  const facts = inspectTlsMaterial(material, { secretId: caId });
+  const trust = await trustOf(secret, context);
+  const [caCertificate] = parseCertificates(material.certificate, 'certificate', caId);
+  if (trust && !trust.certificates.some((c) => c.fingerprint256 === caCertificate!.fingerprint256))
+    throw new InvalidInputError(
+      `secret ${secretId}: its CA ${caId} (serial ${facts.serial}) is not in its trust bundle ${secret.trust}: clients would refuse what it issues`,
+    );
+  return { material, keyType: ca.keyType, facts };
+}
+
+/**
+ * TLS certificates (kind `tls-certificate`): a chain and its private key, issued for `names` by the secret's issuer
+ * with a new key at every renewal. Servers and clients read AWSCURRENT through rotor-consumers' rotating TLS context,
+ * so the store is the target: `set` and `restore` have nothing to change elsewhere, `finish` is the switch, and a
+ * rollback serves the previous certificate again.
+ * - `check`: the issuer can issue (the CA secret holds a valid certificate and key, in the trust bundle);
+ * - `nextValue`: a new key and a certificate for it;
+ * - `test`: what a client would check (key, chain to the trust bundle, validity, every name), then a real handshake
+ *   per name on a loopback port: a certificate that would not verify never becomes current.
+ */
+export const tlsCertificateRotator: Rotator<TlsCertificateSecret> = {
+  kind: 'tls-certificate',
+  engines: [TLS_CERTIFICATE_ENGINE],
+
+  parse: parseTlsCertificateSecret,
+
+  target: (secret) => `tls-ca://${secret.issuer.ca}`,
+
+  async check(secretId, { current }, context) {
+    const ca = await internalCa(secretId, current, context);
+    return `issuer-ready-ca-serial-${ca.facts.serial.toLowerCase()}`;
+  },
+
+  async nextValue(secretId, current, _policy, context) {
+    const ca = await internalCa(secretId, current, context!);
+    const issued = await issueLeafCertificate({
+      names: current.names,
+      keyType: current.keyType,
+      lifetimeMs: current.lifetime!,
+      ca: { ...ca.material, keyType: ca.keyType },
+    });
+    return JSON.stringify({ ...current.json, ...issued });
+  },
+
+  async set() {
+    return 'served-from-store';
+  },
+
+  async test(secretId, value, context) {
+    const material = materialOf(value);
+    // A secret before its first issuance (which compensation may restore) serves nothing.
+    if (!material) return;
+    const trust = await trustOf(value, context);
+    try {
+      inspectTlsMaterial(material, { secretId, names: value.names, ...(trust ? { trust: trust.certificates } : {}) });
+      await probeHandshakes(material, { secretId, names: value.names, ...(trust ? { trust: trust.pems } : {}) });
+    } catch (error) {
+      throw new TestFailedError(secretId, (error as Error).message.replace(`secret ${secretId}: `, ''));
+    }
+  },
+
+  async restore() {
+    return 'served-from-store';
+  },
+
+  async retire() {
+    return 'nothing-to-retire';
+  },
+};
