@@ -83,7 +83,9 @@ export default tseslint.config(
   {
     // Plain JavaScript run by Node as it is: the project's scripts, and the build check run on the oldest Node.
     files: ['**/*.cjs', '**/*.mjs'],
-    languageOptions: { globals: { process: 'readonly', require: 'readonly', Buffer: 'readonly', console: 'readonly' } },
+    languageOptions: {
+      globals: { process: 'readonly', require: 'readonly', Buffer: 'readonly', console: 'readonly', fetch: 'readonly' },
+    },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # rotor's local stack: installs what is missing and runs, on loopback, the Temporal dev server (with the Web UI
 # and rotor's search attributes), moto as the Secrets Manager API, OpenBao (KV v2, and the engines tests enable),
-# PostgreSQL, MariaDB and Redis (the target of the custom-rotator example); installs the Temporal time-skipping test
-# server that workflow tests spawn.
+# PostgreSQL, MariaDB, Redis (the target of the custom-rotator example), and Pebble, the ACME test server, with its
+# challenge test server (DNS that answers 127.0.0.1, http-01 and dns-01 answers set through its API); installs the
+# Temporal time-skipping test server that workflow tests spawn.
 #
 #   scripts/stack.sh up | down | status | env | exec -- <command...>
 #
 # Everything lives in .rotor-stack/ (git-ignored). `up` is idempotent. A service given through the environment
 # (TEMPORAL_ADDRESS, AWS_ENDPOINT_URL_SECRETS_MANAGER, ROTOR_PG_ADMIN_URL, ROTOR_MYSQL_ADMIN_URL, ROTOR_AUDIT_URL,
-# ROTOR_REDIS_ADMIN_URL, BAO_ADDR with BAO_TOKEN) is used as it is and not started.
+# ROTOR_REDIS_ADMIN_URL, BAO_ADDR with BAO_TOKEN, ROTOR_ACME_DIRECTORY with ROTOR_ACME_CA_FILE, ROTOR_PEBBLE_MANAGEMENT
+# and ROTOR_CHALLTESTSRV) is used as it is and not started.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +26,13 @@ PG_PORT="${ROTOR_STACK_PG_PORT:-55432}"
 MYSQL_PORT="${ROTOR_STACK_MYSQL_PORT:-53306}"
 REDIS_PORT="${ROTOR_STACK_REDIS_PORT:-56379}"
 BAO_PORT="${ROTOR_STACK_BAO_PORT:-58200}"
+PEBBLE_PORT="${ROTOR_STACK_PEBBLE_PORT:-14000}"
+PEBBLE_MANAGEMENT_PORT="${ROTOR_STACK_PEBBLE_MANAGEMENT_PORT:-15000}"
+CHALLTESTSRV_PORT="${ROTOR_STACK_CHALLTESTSRV_PORT:-8055}"
+CHALLTESTSRV_DNS_PORT="${ROTOR_STACK_CHALLTESTSRV_DNS_PORT:-8053}"
+# Where Pebble validates http-01 challenges: the challenge test server answers there.
+ACME_HTTP01_PORT="${ROTOR_STACK_ACME_HTTP01_PORT:-5002}"
+PEBBLE_VERSION=v2.10.3
 PG_VERSION_WANTED=15
 
 # Versions pinned so that every machine runs the same servers.
@@ -116,6 +125,20 @@ install_redis() {
   apt_install redis-tools
 }
 
+# Pebble and its challenge test server, built from the Go module proxy's release (the newer one, with ACME renewal
+# information, RFC 9773) into the state folder; Go itself from /usr/local/go or Debian.
+install_pebble() {
+  local bin="$STATE/bin" stamp="$STATE/bin/.pebble-version"
+  if [[ -x "$bin/pebble" && -x "$bin/pebble-challtestsrv" && "$(cat "$stamp" 2>/dev/null)" == "$PEBBLE_VERSION" ]]; then return; fi
+  local go; go=$(command -v go || echo /usr/local/go/bin/go)
+  [[ -x "$go" ]] || { apt_install golang-go; go=$(command -v go); }
+  log "building Pebble $PEBBLE_VERSION into $bin"
+  mkdir -p "$bin"
+  GOBIN="$bin" GOFLAGS=-mod=mod "$go" install "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION" \
+    "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$PEBBLE_VERSION" || die "could not build Pebble"
+  echo "$PEBBLE_VERSION" >"$stamp"
+}
+
 # ---------------------------------------------------------------------------------------------------- services
 
 start_temporal() {
@@ -162,6 +185,59 @@ start_openbao() {
   start_daemon openbao "$bin" server -dev -dev-listen-address "127.0.0.1:$BAO_PORT" \
     -dev-root-token-id "$(admin_password bao)" -dev-no-store-token
   wait_for openbao 60 curl -fsS "http://127.0.0.1:$BAO_PORT/v1/sys/health"
+}
+
+start_challtestsrv() {
+  if [[ -n "${ROTOR_CHALLTESTSRV:-}" ]]; then log "challenge test server given by ROTOR_CHALLTESTSRV=$ROTOR_CHALLTESTSRV"; return; fi
+  if pid_alive challtestsrv; then return; fi
+  local port; for port in "$CHALLTESTSRV_PORT" "$ACME_HTTP01_PORT"; do
+    port_open "$port" && die "port $port is taken by another process; set ROTOR_STACK_CHALLTESTSRV_PORT / ROTOR_STACK_ACME_HTTP01_PORT"
+  done
+  log "starting the ACME challenge test server (API 127.0.0.1:$CHALLTESTSRV_PORT, DNS :$CHALLTESTSRV_DNS_PORT, http-01 :$ACME_HTTP01_PORT)"
+  start_daemon challtestsrv "$STATE/bin/pebble-challtestsrv" -management "127.0.0.1:$CHALLTESTSRV_PORT" \
+    -dnsserver "127.0.0.1:$CHALLTESTSRV_DNS_PORT" -http01 "127.0.0.1:$ACME_HTTP01_PORT" -https01 "" -tlsalpn01 "" -doh "" \
+    -defaultIPv4 127.0.0.1 -defaultIPv6 ""
+  wait_for challtestsrv 30 curl -fsS -X POST -d '{"ip":"127.0.0.1"}' "http://127.0.0.1:$CHALLTESTSRV_PORT/set-default-ipv4"
+}
+
+# Pebble serves ACME over HTTPS with a certificate of the stack's own (ROTOR_ACME_CA_FILE trusts it); it makes a new
+# root CA at each start, which tests fetch from its management API. Validation does not sleep (PEBBLE_VA_NOSLEEP).
+start_pebble() {
+  if [[ -n "${ROTOR_ACME_DIRECTORY:-}" ]]; then log "ACME server given by ROTOR_ACME_DIRECTORY=$ROTOR_ACME_DIRECTORY"; return; fi
+  if pid_alive pebble; then return; fi
+  port_open "$PEBBLE_PORT" && die "port $PEBBLE_PORT is taken by another process; set ROTOR_STACK_PEBBLE_PORT"
+  local dir="$STATE/pebble"
+  mkdir -p "$dir"
+  if [[ ! -s "$dir/listener-key.pem" ]]; then
+    command -v openssl >/dev/null || apt_install openssl
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj "/CN=rotor stack Pebble" \
+      -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -addext "basicConstraints=critical,CA:TRUE" \
+      -keyout "$dir/listener-key.pem" -out "$dir/listener.pem" >/dev/null 2>&1 || die "openssl could not make a certificate"
+  fi
+  cat >"$dir/config.json" <<JSON
+{
+  "pebble": {
+    "listenAddress": "127.0.0.1:$PEBBLE_PORT",
+    "managementListenAddress": "127.0.0.1:$PEBBLE_MANAGEMENT_PORT",
+    "certificate": "$dir/listener.pem",
+    "privateKey": "$dir/listener-key.pem",
+    "httpPort": $ACME_HTTP01_PORT,
+    "tlsPort": 5001,
+    "ocspResponderURL": "",
+    "externalAccountBindingRequired": false,
+    "retryAfter": { "authz": 1, "order": 1 },
+    "keyAlgorithm": "ecdsa",
+    "profiles": {
+      "default": { "description": "90 days, as Let's Encrypt's", "validityPeriod": 7776000 },
+      "rotor-short": { "description": "90 seconds, for renewal tests", "validityPeriod": 90 }
+    }
+  }
+}
+JSON
+  log "starting Pebble (ACME) on https://127.0.0.1:$PEBBLE_PORT/dir"
+  PEBBLE_VA_NOSLEEP=1 start_daemon pebble "$STATE/bin/pebble" -config "$dir/config.json" \
+    -dnsserver "127.0.0.1:$CHALLTESTSRV_DNS_PORT"
+  wait_for pebble 30 curl -fsS --cacert "$dir/listener.pem" "https://127.0.0.1:$PEBBLE_PORT/dir"
 }
 
 # PostgreSQL refuses to run as root, so as root the cluster belongs to the `postgres` system user. That user
@@ -311,6 +387,16 @@ print_env() {
   fi
   # The bao binary, for tests that start a server of their own (HTTPS with a CA of its own).
   [[ -n "${ROTOR_BAO_BIN:-}" ]] || { bao_bin >/dev/null && echo "export ROTOR_BAO_BIN=$(bao_bin)"; } || true
+  if [[ -n "${ROTOR_ACME_DIRECTORY:-}" ]]; then
+    echo "export ROTOR_ACME_DIRECTORY=$ROTOR_ACME_DIRECTORY"
+    [[ -z "${ROTOR_ACME_CA_FILE:-}" ]] || echo "export ROTOR_ACME_CA_FILE=$ROTOR_ACME_CA_FILE"
+    [[ -z "${ROTOR_PEBBLE_MANAGEMENT:-}" ]] || echo "export ROTOR_PEBBLE_MANAGEMENT=$ROTOR_PEBBLE_MANAGEMENT"
+  else
+    echo "export ROTOR_ACME_DIRECTORY=https://127.0.0.1:$PEBBLE_PORT/dir"
+    echo "export ROTOR_ACME_CA_FILE=$STATE/pebble/listener.pem"
+    echo "export ROTOR_PEBBLE_MANAGEMENT=https://127.0.0.1:$PEBBLE_MANAGEMENT_PORT"
+  fi
+  echo "export ROTOR_CHALLTESTSRV=${ROTOR_CHALLTESTSRV:-http://127.0.0.1:$CHALLTESTSRV_PORT}"
   [[ -n "${ROTOR_MOTO_PID:-}" ]] || { pid_alive moto && echo "export ROTOR_MOTO_PID=$(cat "$RUN/moto.pid")"; } || true
 }
 
@@ -345,6 +431,14 @@ status() {
   elif pid_alive openbao; then s="running on http://127.0.0.1:$BAO_PORT (pid $(cat "$RUN/openbao.pid"))"
   else s="stopped"; fi
   printf '%-20s %s\n' "openbao" "$s"
+  if [[ -n "${ROTOR_ACME_DIRECTORY:-}" ]]; then s="given ($ROTOR_ACME_DIRECTORY)"
+  elif pid_alive pebble; then s="running on https://127.0.0.1:$PEBBLE_PORT/dir (pid $(cat "$RUN/pebble.pid"))"
+  else s="stopped"; fi
+  printf '%-20s %s\n' "pebble (acme)" "$s"
+  if [[ -n "${ROTOR_CHALLTESTSRV:-}" ]]; then s="given ($ROTOR_CHALLTESTSRV)"
+  elif pid_alive challtestsrv; then s="running on http://127.0.0.1:$CHALLTESTSRV_PORT (pid $(cat "$RUN/challtestsrv.pid"))"
+  else s="stopped"; fi
+  printf '%-20s %s\n' "challtestsrv" "$s"
 }
 
 up() {
@@ -354,6 +448,7 @@ up() {
   install_postgres
   install_mariadb
   install_redis
+  install_pebble
   start_temporal
   start_moto
   start_openbao
@@ -361,6 +456,8 @@ up() {
   create_audit_database
   start_mariadb
   start_redis
+  start_challtestsrv
+  start_pebble
   log "stack is up (npm run stack -- status | env | down)"
 }
 
@@ -370,6 +467,8 @@ down() {
   stop_daemon openbao
   stop_daemon mariadb
   stop_daemon redis
+  stop_daemon pebble
+  stop_daemon challtestsrv
   stop_postgres
 }
 

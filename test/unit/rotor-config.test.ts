@@ -175,6 +175,7 @@ describe('parseConfig accepts valid files', () => {
       metrics: { port: 9464, host: '0.0.0.0' },
       reports: { port: 0, host: '127.0.0.1', tokens: [], trustedProxies: [], forwardEveryMs: 5000 },
       stores: { default: 'aws', openbao: [] },
+      hooks: {},
     });
   });
 
@@ -774,6 +775,54 @@ describe('stores', () => {
       },
       { path: 'stores.default', message: '"nowhere" is not a store (aws, b3)' },
       { path: 'secrets[0].id', message: 'names the store "vault", which stores does not declare (aws, b3)' },
+    ]);
+  });
+});
+
+describe('hooks', () => {
+  it('reads hooks by name: a program and its arguments, and a timeout (60s by default)', () => {
+    const config = parseConfig(
+      withSecret(
+        {},
+        {
+          hooks: {
+            route53: { command: ['node', 'hooks/route53.mjs', '--zone', 'Z123'], timeout: '2m' },
+            webroot: { command: ['/usr/local/bin/webroot-hook'] },
+          },
+        },
+      ),
+    );
+    expect(config.hooks).toEqual({
+      route53: { command: ['node', 'hooks/route53.mjs', '--zone', 'Z123'], timeoutMs: 120_000 },
+      webroot: { command: ['/usr/local/bin/webroot-hook'], timeoutMs: 60_000 },
+    });
+  });
+
+  it('names every problem: a bad name, a command that is not a list of words, a timeout without a unit', () => {
+    expect(
+      problemsOf(
+        withSecret(
+          {},
+          {
+            hooks: {
+              'Route 53': { command: ['x'] },
+              shell: { command: 'curl https://example.com | sh' },
+              empty: { command: ['node', ''] },
+              slow: { command: ['x'], timeout: 30 },
+              missing: { timeout: '10s' },
+            },
+          },
+        ),
+      ),
+    ).toEqual([
+      { path: 'hooks["Route 53"]', message: '"Route 53" is not a hook name (1 to 63 of a-z, 0-9 and -)' },
+      { path: 'hooks.shell.command', message: 'expected a list, got "curl https://example.com | sh"' },
+      { path: 'hooks.empty.command[1]', message: 'must not be empty' },
+      { path: 'hooks.slow.timeout', message: '30 has no unit (examples: 90s, 15m, 1h30m, 30d)' },
+      {
+        path: 'hooks.missing.command',
+        message: 'is required (the program and its arguments, as a list: [node, hooks/dns.mjs])',
+      },
     ]);
   });
 });

@@ -4,7 +4,14 @@ import type { z } from 'zod';
 import { loadZod } from '../lazy';
 import { parseJsonObject, validateShape } from '../secret-json';
 import { zodDuration } from './zod-duration';
-import { parseCertificates, TLS_CA_ENGINE, TLS_CERTIFICATE_ENGINE, TLS_KEY_TYPES, TRUST_BUNDLE_ENGINE } from './tls';
+import {
+  ACME_ACCOUNT_ENGINE,
+  parseCertificates,
+  TLS_CA_ENGINE,
+  TLS_CERTIFICATE_ENGINE,
+  TLS_KEY_TYPES,
+  TRUST_BUNDLE_ENGINE,
+} from './tls';
 
 // The zod schemas of the TLS secrets, built with their first use (zod loads then, never at import).
 
@@ -23,7 +30,20 @@ function build(zod: typeof import('zod')) {
       'must be a DNS name (a-z, 0-9, - and dots, a leading *. allowed) or an IP address',
     );
 
-  const issuer = z.discriminatedUnion('type', [z.object({ type: z.literal('internal-ca'), ca: secretRef })]);
+  const issuer = z.discriminatedUnion('type', [
+    z.object({ type: z.literal('internal-ca'), ca: secretRef }),
+    z.object({
+      type: z.literal('acme'),
+      directory: z.url({ protocol: /^https$/, error: 'must be the https URL of an ACME directory' }).max(2048),
+      account: secretRef,
+      challenge: z.enum(['http-01', 'dns-01']).default('http-01'),
+      hook: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must name a hook of rotor.yaml (1 to 63 of a-z, 0-9 and -)'),
+      profile: z
+        .string()
+        .regex(/^[A-Za-z0-9._-]{1,64}$/)
+        .optional(),
+    }),
+  ]);
 
   const material = {
     certificate: pem(65_536).optional(),
@@ -72,7 +92,13 @@ function build(zod: typeof import('zod')) {
     certificates: z.array(pem(16_384)).min(1, 'must hold at least one CA certificate').max(64),
   });
 
-  return { certificate, ca, bundle };
+  const acmeAccount = z.looseObject({
+    engine: z.literal(ACME_ACCOUNT_ENGINE),
+    privateKey: pem(16_384),
+    email: z.email().max(254).optional(),
+  });
+
+  return { certificate, ca, bundle, acmeAccount };
 }
 
 let built: ReturnType<typeof build> | undefined;
@@ -88,6 +114,7 @@ export function tlsSchemas(): ReturnType<typeof build> {
 
 export type TlsCertificateShape = z.output<ReturnType<typeof build>['certificate']>;
 export type TlsCaShape = z.output<ReturnType<typeof build>['ca']>;
+export type AcmeAccountShape = z.output<ReturnType<typeof build>['acmeAccount']>;
 export type TrustBundleShape = z.output<ReturnType<typeof build>['bundle']>;
 
 /**

@@ -8,6 +8,8 @@ export const TLS_CERTIFICATE_ENGINE = 'tls-certificate';
 export const TRUST_BUNDLE_ENGINE = 'tls-trust-bundle';
 /** The `engine` of an internal CA secret: its certificate and private key, read only by the worker. */
 export const TLS_CA_ENGINE = 'tls-ca';
+/** The `engine` of an ACME account secret: the account's private key (PEM), read only by the worker. */
+export const ACME_ACCOUNT_ENGINE = 'acme-account';
 /** The key types rotor makes (a new key at every renewal). */
 export const TLS_KEY_TYPES = ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072'] as const;
 export type TlsKeyType = (typeof TLS_KEY_TYPES)[number];
@@ -69,8 +71,9 @@ export function parseCertificates(pem: string, what: string, secretId?: string):
 export function certificateFacts(certificate: X509Certificate): CertificateFacts {
   return {
     serial: certificate.serialNumber,
-    subject: certificate.subject.replace(/\n/g, ', '),
-    issuer: certificate.issuer.replace(/\n/g, ', '),
+    // An empty subject (an ACME CA that leaves the CN out) reads as undefined.
+    subject: (certificate.subject ?? '').replace(/\n/g, ', '),
+    issuer: (certificate.issuer ?? '').replace(/\n/g, ', '),
     notBefore: new Date(certificate.validFrom),
     notAfter: new Date(certificate.validTo),
     fingerprint256: certificate.fingerprint256,

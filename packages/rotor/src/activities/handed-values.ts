@@ -42,7 +42,27 @@ const DESCRIPTIVE_FIELDS = new Set([
   'kty',
   'crv',
   'use',
+  // TLS certificates (public material and what to issue), their issuers and trust bundles.
+  'names',
+  'keyType',
+  'lifetime',
+  'type',
+  'ca',
+  'directory',
+  'account',
+  'challenge',
+  'hook',
+  'profile',
+  'trust',
+  'subject',
+  'bundle',
+  'certificate',
+  'certificates',
 ]);
+
+/** A descriptive field's value: a scalar, or a list of scalars (a certificate's names). */
+const isDescriptive = (key: string, v: unknown) =>
+  DESCRIPTIVE_FIELDS.has(key) && (typeof v !== 'object' || (Array.isArray(v) && v.every((x) => typeof x !== 'object')));
 
 /** Notes a secret's value handed to the current step: the whole text and, for JSON, every string it holds. */
 export function noteHanded(value: string): void {
@@ -62,8 +82,7 @@ export function noteHanded(value: string): void {
     if (typeof v === 'string') add(v);
     else if (Array.isArray(v) && depth < 4) for (const x of v) walk(x, depth + 1);
     else if (v && typeof v === 'object' && depth < 4)
-      for (const [key, x] of Object.entries(v))
-        if (!(DESCRIPTIVE_FIELDS.has(key) && typeof x !== 'object')) walk(x, depth + 1);
+      for (const [key, x] of Object.entries(v)) if (!isDescriptive(key, x)) walk(x, depth + 1);
   };
   walk(json, 0);
 }

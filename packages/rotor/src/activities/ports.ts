@@ -1,3 +1,4 @@
+import type { HookRunner } from './hook-runner';
 import type { RotatorRegistry } from '../rotators/registry';
 import type { SecretStore } from 'rotor-consumers/stores';
 import type { Alert, AlertDelivery, AuditEvent, RotationEnd } from '../shared/reporting';
@@ -42,4 +43,6 @@ export interface ActivityDeps {
    * cluster, not the process, then holds the store-write ceiling. Absent: writes run on the rotation's own queue.
    */
   storeWritesTaskQueue?: string;
+  /** The hooks of rotor.yaml, which rotators run by name (ACME challenges). */
+  hooks?: HookRunner;
 }

@@ -9,6 +9,7 @@ import type { PrepareInput, PreparedRotation, ReinstateInput, StepInput, StepRep
 import type { Rotator } from '../rotators/rotator';
 import type { ActivityDeps } from './ports';
 import { createStepContext } from './step-context';
+import { remoteCreateOf, whileBeating } from './remote-create';
 
 /**
  * The rotation's steps as activities: thin adapters that read values from the store themselves, call the
@@ -117,6 +118,7 @@ export function createRotationSteps(deps: ActivityDeps) {
           ...(previousVersionId && previousVersionId !== current.versionId ? { previousVersionId } : {}),
           ...(pending && pending !== current.versionId ? { strayPendingVersionId: pending } : {}),
           ...compact({ storeWritesTaskQueue: deps.storeWritesTaskQueue }),
+          ...compact({ remoteCreate: remoteCreateOf(rotator, currentValue) }),
         };
       });
     },
@@ -166,11 +168,10 @@ export function createRotationSteps(deps: ActivityDeps) {
         }
         const current = await parsedVersion(secretId, rotator, input.prepared.currentVersionId, Stage.current);
         const reclaimed = await reclaimStray(input, rotator, current);
-        await store.putPending(
-          secretId,
-          token,
-          await rotator.nextValue(secretId, current, resolvePasswordPolicy(input.passwordPolicy), context),
+        const value = await whileBeating(input.prepared.remoteCreate, () =>
+          rotator.nextValue(secretId, current, resolvePasswordPolicy(input.passwordPolicy), context),
         );
+        await store.putPending(secretId, token, value);
         return {
           outcome: reclaimed ? 'created; the database was set back to AWSCURRENT from a stray AWSPENDING' : 'created',
         };

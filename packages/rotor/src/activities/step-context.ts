@@ -1,8 +1,14 @@
 import { log } from '@temporalio/activity';
+import { note, recall } from './remote-create';
 import type { Rotator, RotatorContext } from '../rotators/rotator';
 import type { StoredValue } from 'rotor-consumers/stores';
 import { Stage } from '../shared/constants';
-import { InvalidSecretError, StoreConflictError, UnsupportedEngineError } from 'rotor-consumers/core';
+import {
+  InvalidInputError,
+  InvalidSecretError,
+  StoreConflictError,
+  UnsupportedEngineError,
+} from 'rotor-consumers/core';
 import type { StepReport } from '../shared/rotation';
 import { attemptSignal } from './attempt';
 import type { ActivityDeps } from './ports';
@@ -10,7 +16,7 @@ import { withHandedValues } from './handed-values';
 import { runStep } from './run-step';
 
 /** What every step activity shares: the rotator context, the target limit, lookups and the step wrapper. */
-export function createStepContext({ store, rotators, metrics, targets }: ActivityDeps) {
+export function createStepContext({ store, rotators, metrics, targets, hooks }: ActivityDeps) {
   /** The AWSCURRENT version of a secret; a secret without one is a conflict, not a missing secret. */
   async function currentOf(secretId: string): Promise<StoredValue> {
     const current = await store.getByStage(secretId, Stage.current);
@@ -23,6 +29,20 @@ export function createStepContext({ store, rotators, metrics, targets }: Activit
     async readCurrent(id: string) {
       return (await currentOf(id)).value;
     },
+    hasHook: (name) => hooks?.has(name) ?? false,
+    async runHook(name, action, vars) {
+      if (!hooks)
+        throw new InvalidInputError(`hook ${JSON.stringify(name)}: this worker has no hooks (rotor.yaml hooks)`);
+      try {
+        const { output } = await hooks.run(name, action, vars);
+        log.debug('hook ran', { hook: name, action, output });
+      } catch (error) {
+        log.warn('hook failed', { hook: name, action, output: (error as { hookOutput?: string }).hookOutput });
+        throw error;
+      }
+    },
+    recall,
+    note,
   };
 
   /** Runs a step (see `step`) and observes its duration for the rotator's metrics. */

@@ -8,6 +8,7 @@ import { compact, describe, isMapping, type Checker, type Node } from './checker
 import { readBake, readReports } from './consumer-readers';
 import { readSchedule } from './schedule-readers';
 import { AWS_STORE, readStores } from './store-readers';
+import { readHooks } from './hook-readers';
 import type { ManagedSecret, RotorConfig, ScheduleConfig, StoresConfig, WebhookRouteConfig } from './types';
 
 const MAX_GRACE_LIMIT = { text: MAX_GRACE, ms: MAX_GRACE_MS };
@@ -28,7 +29,7 @@ const MAX_STORE_WRITES_PER_SECOND = 50;
 const MAX_PER_TARGET_CONCURRENCY = 100;
 const MAX_STEP_ATTEMPTS = 100;
 
-const ROOT_KEYS = ['version', 'defaults', 'alerts', 'throughput', 'metrics', 'reports', 'stores', 'secrets'];
+const ROOT_KEYS = ['version', 'defaults', 'alerts', 'throughput', 'metrics', 'reports', 'stores', 'hooks', 'secrets'];
 const DEFAULTS_KEYS = ['grace', 'catchupWindow', 'alerts', 'maxStepAttempts', 'schedule', 'bake'];
 const ALERTS_KEYS = ['stuckPhaseBudget', 'webhooks'];
 const ROUTE_KEYS = ['url', 'urlFromEnv', 'header'];
@@ -108,6 +109,7 @@ export function readRoot(c: Checker, node: Node): RotorConfig | undefined {
       host: readNonEmpty(c, metrics.at('host')) ?? DEFAULT_METRICS.host,
     },
     reports: readReports(c, root.at('reports')),
+    hooks: readHooks(c, root.at('hooks')),
   };
 }
 

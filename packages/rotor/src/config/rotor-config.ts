@@ -51,5 +51,6 @@ export function defaultConfig(): RotorConfig {
     metrics: { ...DEFAULT_METRICS },
     reports: { ...DEFAULT_REPORTS, tokens: [] },
     stores: { ...DEFAULT_STORES, openbao: [] },
+    hooks: {},
   };
 }

@@ -1,3 +1,4 @@
+import type { HookConfig } from '../activities/hook-runner';
 import { InvalidInputError } from 'rotor-consumers/core';
 import type { BakePolicy } from '../shared/bake';
 import type { PasswordPolicy, RetirementPolicy, WindowConfig } from '../shared/rotation';
@@ -58,6 +59,8 @@ export interface RotorConfig {
   reports: ReportsConfig;
   /** Where secrets live: AWS Secrets Manager (`aws`) and the OpenBao/Vault stores declared, and the default. */
   stores: StoresConfig;
+  /** Programs rotators run by name (ACME challenges), as `hooks.<name>` declares them. */
+  hooks: Record<string, HookConfig>;
 }
 
 /** The stores: an id starting with `<name>:` lives in that store; any other id (a plain id, an ARN) in `default`. */

@@ -5,6 +5,21 @@ import type { PasswordPolicy, RetirementPolicy } from '../shared/rotation';
 export interface RotatorContext {
   /** The AWSCURRENT value of another secret, by id or ARN. Throws SecretNotFoundError when there is none. */
   readCurrent(secretIdOrArn: string): Promise<string>;
+  /**
+   * Runs a hook rotor.yaml declares (`hooks.<name>`), with `action` as its last argument and `vars` in its
+   * environment: how a rotator reaches systems only the team knows (an ACME challenge's DNS record). Throws
+   * InvalidInputError for a hook the file does not declare, UnavailableError when it fails or times out.
+   */
+  runHook?(name: string, action: string, vars: Record<string, string>): Promise<void>;
+  /** Whether rotor.yaml declares the hook `name` (for `check`). */
+  hasHook?(name: string): boolean;
+  /**
+   * What this step noted (`note`) in an earlier attempt that was cut short (a crash, a timeout), or undefined: lets
+   * a step with an outside side effect (an ACME order) resume it rather than make a second. Notes are kept in
+   * Temporal: ids and URLs only, never a value.
+   */
+  recall?(): unknown;
+  note?(details: unknown): void;
 }
 
 /** What `prepare` knows of the rotation about to run, for rotators whose safety depends on it (`check`). */
@@ -59,6 +74,13 @@ export interface Rotator<S = unknown> {
    * `context` reads the secrets it is made from (a TLS certificate's CA).
    */
   nextValue(secretId: string, current: S, policy: PasswordPolicy, context?: RotatorContext): string | Promise<string>;
+
+  /**
+   * For a `nextValue` that waits on an outside service (an ACME order): create then runs as an ordinary activity
+   * (never a local attempt) that may take `timeoutMs`, heartbeats, and reads what an attempt cut short noted
+   * (`RotatorContext.recall`). Without it, create is a few store calls like any step.
+   */
+  remoteCreate?(secret: S): { timeoutMs: number } | undefined;
 
   /**
    * Makes the target accept `pending`, logging in with `current`, or with one of `fallbacks` (AWSPREVIOUS, a stray

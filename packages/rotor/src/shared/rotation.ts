@@ -150,6 +150,11 @@ export interface PreparedRotation {
    * dispatch rate the Temporal cluster limits for the whole fleet. Absent: on the rotation's own task queue.
    */
   storeWritesTaskQueue?: string;
+  /**
+   * Set for rotators whose create waits on an outside service (`Rotator.remoteCreate`): create runs as an ordinary
+   * activity with this start-to-close and heartbeat timeout, never local-first.
+   */
+  remoteCreate?: { timeoutMs: number; heartbeatMs: number };
 }
 
 /** Result of a step as the activities report it; `attempt` is Temporal's attempt number. */

@@ -1,3 +1,4 @@
+import { hookRunner } from '../activities/hook-runner';
 import { readFile } from 'node:fs/promises';
 import { compact } from '../shared/compact';
 import { Client } from '@temporalio/client';
@@ -115,6 +116,7 @@ export async function startWorker(
       maxConcurrentActivityTaskExecutions: env.ROTOR_MAX_CONCURRENT_ACTIVITIES,
       ...compact({ maxCachedWorkflows: env.ROTOR_MAX_CACHED_WORKFLOWS }),
       storeWrites: fleetPerSecond !== undefined ? { fleetPerSecond } : {},
+      hooks: hookRunner(config.hooks),
     });
     const [worker] = workers;
     const port = env.ROTOR_METRICS_PORT ?? config.metrics.port;

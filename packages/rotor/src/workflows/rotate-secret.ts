@@ -98,7 +98,17 @@ async function rotate(rotation: Rotation): Promise<StepInput> {
         taskQueue: prepared.storeWritesTaskQueue,
       })
     : rotation.steps;
-  await create(rotation, writes, step);
+  // A create that waits on an outside service (an ACME order) is an ordinary activity that heartbeats, never a
+  // local attempt: a worker killed mid-order is noticed by its heartbeat, and the next attempt resumes the order.
+  const creates = prepared.remoteCreate
+    ? proxyActivities<RotorActivities>({
+        ...stepOptions(rotation.maxAttempts),
+        startToCloseTimeout: prepared.remoteCreate.timeoutMs,
+        heartbeatTimeout: prepared.remoteCreate.heartbeatMs,
+        ...compact({ taskQueue: prepared.storeWritesTaskQueue }),
+      })
+    : writes;
+  await create(rotation, creates, step);
   await switchOver(rotation, writes, step);
   return step;
 }

@@ -3,30 +3,22 @@ import {
   parseCertificates,
   parseTrustBundle,
   TLS_CERTIFICATE_ENGINE,
-  tlsSchemas,
-  type TlsCaShape,
-  type TlsCertificateShape,
+  TlsMaterialError,
   type TlsMaterial,
 } from 'rotor-consumers/credentials';
 import { InvalidInputError, TestFailedError } from 'rotor-consumers/core';
 import type { Rotator, RotatorContext } from '../rotator';
-import { parseJsonObject, validateShape } from '../secret-json';
 import { probeHandshakes } from './handshake';
+import { ACME_ORDER_TIMEOUT_MS, ariCertId, checkAcme, issueByAcme } from './acme';
 import { issueLeafCertificate } from './issue';
+import {
+  parseTlsCaSecret,
+  parseTlsCertificateSecret,
+  type InternalCaIssuer,
+  type TlsCertificateSecret,
+} from './shapes';
 
-/** A certificate secret: what to issue, the chain and key once issued, and the JSON it came from. */
-export interface TlsCertificateSecret extends TlsCertificateShape {
-  json: Record<string, unknown>;
-}
-
-export function parseTlsCertificateSecret(secretId: string, raw: string): TlsCertificateSecret {
-  const json = parseJsonObject(secretId, raw);
-  return { ...validateShape(secretId, tlsSchemas().certificate, json), json };
-}
-
-export function parseTlsCaSecret(secretId: string, raw: string): TlsCaShape {
-  return validateShape(secretId, tlsSchemas().ca, parseJsonObject(secretId, raw));
-}
+export { parseTlsCaSecret, parseTlsCertificateSecret, type TlsCertificateSecret } from './shapes';
 
 const materialOf = (s: { certificate?: string; privateKey?: string }): TlsMaterial | undefined =>
   s.certificate !== undefined && s.privateKey !== undefined
@@ -41,7 +33,11 @@ async function trustOf(secret: TlsCertificateSecret, context: RotatorContext) {
 }
 
 /** The internal CA a certificate is issued by, checked as a client would: its key, its validity, and in the bundle. */
-async function internalCa(secretId: string, secret: TlsCertificateSecret, context: RotatorContext) {
+async function internalCa(
+  secretId: string,
+  secret: TlsCertificateSecret & { issuer: InternalCaIssuer },
+  context: RotatorContext,
+) {
   const caId = secret.issuer.ca;
   const ca = parseTlsCaSecret(caId, await context.readCurrent(caId));
   const material = materialOf(ca);
@@ -73,15 +69,29 @@ export const tlsCertificateRotator: Rotator<TlsCertificateSecret> = {
 
   parse: parseTlsCertificateSecret,
 
-  target: (secret) => `tls-ca://${secret.issuer.ca}`,
+  // Rotations of one CA share the per-target limit (an ACME CA's rate limits are per account and names).
+  target: (secret) => (secret.issuer.type === 'acme' ? secret.issuer.directory : `tls-ca://${secret.issuer.ca}`),
+
+  remoteCreate: (secret) => (secret.issuer.type === 'acme' ? { timeoutMs: ACME_ORDER_TIMEOUT_MS } : undefined),
 
   async check(secretId, { current }, context) {
-    const ca = await internalCa(secretId, current, context);
+    if (current.issuer.type === 'acme') return checkAcme(secretId, current.issuer, context);
+    const ca = await internalCa(secretId, { ...current, issuer: current.issuer }, context);
     return `issuer-ready-ca-serial-${ca.facts.serial.toLowerCase()}`;
   },
 
   async nextValue(secretId, current, _policy, context) {
-    const ca = await internalCa(secretId, current, context!);
+    const { issuer } = current;
+    if (issuer.type === 'acme') {
+      const replaces = current.certificate !== undefined ? ariCertId(current.certificate) : undefined;
+      const issued = await issueByAcme(
+        secretId,
+        { issuer, names: current.names, keyType: current.keyType, ...(replaces ? { replaces } : {}) },
+        context!,
+      );
+      return JSON.stringify({ ...current.json, ...issued });
+    }
+    const ca = await internalCa(secretId, { ...current, issuer }, context!);
     const issued = await issueLeafCertificate({
       names: current.names,
       keyType: current.keyType,
@@ -104,7 +114,8 @@ export const tlsCertificateRotator: Rotator<TlsCertificateSecret> = {
       inspectTlsMaterial(material, { secretId, names: value.names, ...(trust ? { trust: trust.certificates } : {}) });
       await probeHandshakes(material, { secretId, names: value.names, ...(trust ? { trust: trust.pems } : {}) });
     } catch (error) {
-      throw new TestFailedError(secretId, (error as Error).message.replace(`secret ${secretId}: `, ''));
+      if (!(error instanceof TlsMaterialError)) throw error;
+      throw new TestFailedError(secretId, error.message.replace(`secret ${secretId}: `, ''));
     }
   },
 
