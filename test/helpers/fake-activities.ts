@@ -37,6 +37,14 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
       currentVersionId: 'version-current',
       previousVersionId: 'version-previous',
     }),
+    renewalDue: async () => ({
+      attempt: 1,
+      outcome: 'lifetime',
+      basis: 'lifetime',
+      waitMs: 0,
+      dueAt: new Date().toISOString(),
+      alerted: false,
+    }),
     prepareRollback: async () => ({
       attempt: 1,
       outcome: 'postgres-single-user',

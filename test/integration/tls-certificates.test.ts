@@ -14,6 +14,11 @@ import { labels, store } from '../helpers/stack';
 import { createCertificateSecret, createTestCa, materialAt, rememberKeys, type TestCa } from '../helpers/tls';
 import { createSecret } from '../helpers/stack';
 import { uniqueName } from '../helpers/env';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createRotationSteps } from '../../packages/rotor/src/activities/rotation-steps';
+import { rotators } from '../../packages/rotor/src/rotators/registry';
+import type { Alert } from '../../packages/rotor/src/shared/reporting';
+import type { RenewalDecision } from '../../packages/rotor/src/shared/rotation';
 
 /**
  * TLS certificates on the real stack: an internal CA and its trust bundle in Secrets Manager, certificates rotated
@@ -143,6 +148,50 @@ describe('a tls-certificate secret issued by an internal CA', () => {
       secretId,
       tlsCertificateRotator.parse(secretId, JSON.stringify({ ...base, ...good })),
       context,
+    );
+  });
+});
+
+describe('renewAt schedules: when a certificate renews', () => {
+  it('at 2/3 of its life (jitter only earlier), with an alert once it is within the margin of its end unrenewed', async () => {
+    const secretId = await createCertificateSecret('due', ca, { lifetime: '60s' });
+    expect(await rotate(secretId)).toBe('completed');
+    const leaf = new X509Certificate((await materialAt(secretId, 'AWSCURRENT', keys)).certificate);
+    const [notBefore, notAfter] = [Date.parse(leaf.validFrom), Date.parse(leaf.validTo)];
+    const alerts: Alert[] = [];
+    const steps = createRotationSteps({
+      store,
+      rotators,
+      alerts: {
+        notify: async (alert, routes) => {
+          alerts.push(alert);
+          return routes.map((route) => ({ route, ok: true, attempts: 1 }));
+        },
+      },
+    });
+    const activity = new MockActivityEnvironment();
+    const renewal = { renewAt: 2 / 3, checkEveryMs: 10_000, jitterMs: 5000 };
+    const due: RenewalDecision = await activity.run(steps.renewalDue, { secretId, renewal, routes: ['oncall'] });
+    const twoThirds = notBefore + (2 / 3) * (notAfter - notBefore);
+    expect(Date.parse(due.dueAt)).toBeLessThanOrEqual(twoThirds);
+    expect(Date.parse(due.dueAt)).toBeGreaterThanOrEqual(twoThirds - 5000);
+    expect(due).toMatchObject({ basis: 'lifetime', notAfter: new Date(notAfter).toISOString(), alerted: false });
+    expect(alerts).toEqual([]);
+
+    const late: RenewalDecision = await activity.run(steps.renewalDue, {
+      secretId,
+      renewal: { ...renewal, alertBeforeMs: 3_600_000 },
+      routes: ['oncall'],
+    });
+    expect(late.alerted).toBe(true);
+    expect(alerts).toMatchObject([{ kind: 'certificate-expiring', secretId }]);
+    expect(alerts[0]!.message).toMatch(/expires in \d+s \(.*Z\) and has not been renewed/);
+
+    // A credential without a lifetime of its own has no renewAt schedule.
+    const apiKey = uniqueName('it/tls-not-a-cert');
+    await createSecret(apiKey, { engine: 'postgres', host: '127.0.0.1', username: 'x', password: 'y' });
+    await expect(activity.run(steps.renewalDue, { secretId: apiKey, renewal })).rejects.toThrow(
+      /renewAt schedules apply to credentials with a lifetime of their own \(certificates\); postgres-single-user has none/,
     );
   });
 });

@@ -19,7 +19,10 @@ describe('hookRunner', () => {
   });
 
   it('names the hook, the action and the exit code; the output stays out of the error', async () => {
-    const error = await hooks.run('fails', 'cleanup', {}).catch((e: unknown) => e as Error & { hookOutput?: string });
+    const error = (await hooks.run('fails', 'cleanup', {}).then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as (Error & { hookOutput?: string }) | undefined;
     expect(error).toMatchObject({ type: 'RotorUnavailable' });
     expect(error!.message).toBe('hook fails cleanup exited with 3');
     expect(error!.hookOutput).toBe('zone Z123 not found');

@@ -242,13 +242,13 @@ describe('parseConfig rejects invalid files', () => {
 
   it('refuses a schedule with both every and cron', () => {
     expect(problemsOf(withSchedule({ every: '30d', cron: '0 3 * * 1' }))).toEqual([
-      { path: 'secrets[0].schedule', message: 'needs exactly one of every or cron, got both' },
+      { path: 'secrets[0].schedule', message: 'needs exactly one of every, cron or renewAt, got every and cron' },
     ]);
   });
 
   it('refuses a schedule with neither every nor cron', () => {
     expect(problemsOf(withSchedule({ jitter: '1h' }))).toEqual([
-      { path: 'secrets[0].schedule', message: 'needs exactly one of every or cron' },
+      { path: 'secrets[0].schedule', message: 'needs exactly one of every, cron or renewAt' },
     ]);
   });
 
@@ -523,7 +523,7 @@ secrets:
         'deploy/rotor.yaml: 7 problem(s)',
         '  alerts.webhooks.oncall.url: is not an http(s) URL',
         '  defaults.grace: "1hour" is not a duration (examples: 90s, 15m, 1h30m, 30d)',
-        '  secrets[0].schedule: needs exactly one of every or cron, got both',
+        '  secrets[0].schedule: needs exactly one of every, cron or renewAt, got every and cron',
         '  secrets[1].pausd: unknown key (did you mean paused?)',
         '  secrets[1].schedule.timezone: "Mars/Base" is not an IANA time zone',
         '  secrets[1].alerts[0]: route "pager" is not defined in alerts.webhooks',
@@ -823,6 +823,41 @@ describe('hooks', () => {
         path: 'hooks.missing.command',
         message: 'is required (the program and its arguments, as a list: [node, hooks/dns.mjs])',
       },
+    ]);
+  });
+});
+
+describe('renewAt schedules (certificates)', () => {
+  it('reads the share of the lifetime as a percentage or a fraction, checked hourly unless told', () => {
+    expect(parseConfig(withSchedule({ renewAt: '67%', jitter: '1h', alertBefore: '7d' })).secrets[0]!.schedule).toEqual(
+      {
+        kind: 'lifetime',
+        renewAt: 0.67,
+        checkEveryMs: 3_600_000,
+        jitterMs: 3_600_000,
+        alertBeforeMs: 604_800_000,
+      },
+    );
+    const config = parseConfig(withSchedule({ renewAt: '2/3', check: '10m' }));
+    expect(config.secrets[0]!.schedule).toEqual({ kind: 'lifetime', renewAt: 2 / 3, checkEveryMs: 600_000 });
+    expect(describeSchedule(config.secrets[0]!.schedule)).toBe('renew at 67% of lifetime (checked every 10m)');
+  });
+
+  it('names every problem: a share out of range, two kinds at once, keys of other kinds', () => {
+    expect(problemsOf(withSchedule({ renewAt: '99%' }))).toEqual([
+      {
+        path: 'secrets[0].schedule.renewAt',
+        message: '"99%" is not a share of the lifetime from 10% to 95% (67% or 2/3)',
+      },
+    ]);
+    expect(problemsOf(withSchedule({ renewAt: '2/3', every: '30d' }))).toEqual([
+      { path: 'secrets[0].schedule', message: 'needs exactly one of every, cron or renewAt, got every and renewAt' },
+    ]);
+    expect(problemsOf(withSchedule({ every: '30d', check: '1h' }))).toEqual([
+      { path: 'secrets[0].schedule.check', message: 'only applies to renewAt schedules' },
+    ]);
+    expect(problemsOf(withSchedule({ renewAt: '2/3', check: '5s' }))).toEqual([
+      { path: 'secrets[0].schedule.check', message: expect.stringMatching(/10s/) },
     ]);
   });
 });

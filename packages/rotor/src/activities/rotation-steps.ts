@@ -5,7 +5,17 @@ import { retirementFromTags } from '../rotators/retirement';
 import { versionWithStage } from 'rotor-consumers/stores';
 import { Stage } from '../shared/constants';
 import { CredentialsRejectedError, InvalidInputError, StoreConflictError, TestFailedError } from 'rotor-consumers/core';
-import type { PrepareInput, PreparedRotation, ReinstateInput, StepInput, StepReport } from '../shared/rotation';
+import type {
+  PrepareInput,
+  PreparedRotation,
+  ReinstateInput,
+  RenewalDecision,
+  RenewalSchedule,
+  StepInput,
+  StepReport,
+} from '../shared/rotation';
+import { randomInt } from 'node:crypto';
+import { formatDuration } from 'rotor-consumers/core';
 import type { Rotator } from '../rotators/rotator';
 import type { ActivityDeps } from './ports';
 import { createStepContext } from './step-context';
@@ -151,6 +161,58 @@ export function createRotationSteps(deps: ActivityDeps) {
           currentVersionId: current.versionId,
           previousVersionId,
           ...compact({ strayPendingVersionId: stray }),
+        };
+      });
+    },
+
+    /**
+     * For a `renewAt` schedule: when the secret's credential is due for renewal (its rotator's `renewalDue`, a
+     * lifetime-based time moved up to `jitterMs` early), and, when it ends within `alertBeforeMs` (a sixth of its
+     * lifetime unless told) without having been renewed, an alert to the routes. Changes nothing.
+     */
+    async renewalDue({
+      secretId,
+      renewal,
+      routes = [],
+    }: {
+      secretId: string;
+      renewal: RenewalSchedule;
+      routes?: string[];
+    }): Promise<RenewalDecision & StepReport> {
+      return step('renewal-due', secretId, undefined, async () => {
+        const { kind, rotator, currentValue } = await openSecret(secretId);
+        if (!rotator.renewalDue)
+          throw new InvalidInputError(
+            `secret ${secretId}: renewAt schedules apply to credentials with a lifetime of their own (certificates); ${kind} has none`,
+          );
+        const due = await rotator.renewalDue(secretId, currentValue, { renewAt: renewal.renewAt }, context);
+        const now = Date.now();
+        const early = due.basis === 'lifetime' && renewal.jitterMs ? randomInt(0, renewal.jitterMs + 1) : 0;
+        const dueAt = due.dueAt.getTime() - early;
+        let alerted = false;
+        if (due.notAfter && due.notBefore) {
+          const lifetime = due.notAfter.getTime() - due.notBefore.getTime();
+          const left = due.notAfter.getTime() - now;
+          if (left <= (renewal.alertBeforeMs ?? lifetime / 6) && deps.alerts && routes.length > 0) {
+            await deps.alerts.notify(
+              {
+                kind: 'certificate-expiring',
+                secretId,
+                message: `the credential of ${secretId} ${left > 0 ? `expires in ${formatDuration(Math.max(1000, Math.floor(left / 1000) * 1000))}` : 'has expired'} (${due.notAfter.toISOString()}) and has not been renewed`,
+                at: new Date(now).toISOString(),
+              },
+              routes,
+            );
+            alerted = true;
+          }
+        }
+        return {
+          outcome: due.basis,
+          basis: due.basis,
+          waitMs: Math.max(0, dueAt - now),
+          dueAt: new Date(dueAt).toISOString(),
+          ...(due.notAfter ? { notAfter: due.notAfter.toISOString() } : {}),
+          alerted,
         };
       });
     },

@@ -8,7 +8,11 @@ import type { ScheduleConfig } from './types';
 /* rotor.yaml's schedules: `every` or `cron`, jitter and the allowed window; and how a schedule reads for people. */
 
 const MIN_EVERY_MS = 60_000;
-const SCHEDULE_KEYS = ['every', 'offset', 'cron', 'timezone', 'jitter', 'window'];
+const SCHEDULE_KEYS = ['every', 'offset', 'cron', 'timezone', 'jitter', 'window', 'renewAt', 'check', 'alertBefore'];
+const LIFETIME_KEYS = ['renewAt', 'check', 'alertBefore'];
+/** How often a `renewAt` schedule looks at the certificate unless told: hourly, as certbot's timers and cert-manager do. */
+const DEFAULT_CHECK_MS = 3_600_000;
+const MIN_CHECK_MS = 10_000;
 const WINDOW_KEYS = ['start', 'end', 'timezone', 'days'];
 /** The only macros kept: they are 5-field expressions in disguise, which Temporal reads too. */
 const CRON_MACROS = ['@hourly', '@daily', '@weekly', '@monthly'];
@@ -16,8 +20,16 @@ const CLOCK = /^([01]\d|2[0-3]):[0-5]\d$/;
 
 /** A schedule for people: "every 30d (jitter 30m, window 02:00-05:00 Europe/Berlin mon-fri)", "cron 0 3 * * 1 UTC". */
 export function describeSchedule(s: ScheduleConfig): string {
-  const head = s.kind === 'every' ? `every ${formatDuration(s.everyMs)}` : `cron ${s.cron} ${s.timezone}`;
+  const head =
+    s.kind === 'every'
+      ? `every ${formatDuration(s.everyMs)}`
+      : s.kind === 'cron'
+        ? `cron ${s.cron} ${s.timezone}`
+        : `renew at ${Math.round(s.renewAt * 100)}% of lifetime`;
   const details: string[] = [];
+  if (s.kind === 'lifetime') details.push(`checked every ${formatDuration(s.checkEveryMs)}`);
+  if (s.kind === 'lifetime' && s.alertBeforeMs !== undefined)
+    details.push(`alert ${formatDuration(s.alertBeforeMs)} before expiry`);
   if (s.kind === 'every' && s.offsetMs !== undefined) details.push(`offset ${formatDuration(s.offsetMs)}`);
   if (s.jitterMs !== undefined) details.push(`jitter ${formatDuration(s.jitterMs)}`);
   if (s.window) {
@@ -51,9 +63,25 @@ export function readSchedule(c: Checker, node: Node): ScheduleConfig | undefined
   // A window's hours are read in the cron's time zone unless it names its own.
   const window = readWindow(c, schedule.at('window'), schedule.has('cron') ? timezone : undefined);
   const isEvery = schedule.has('every');
-  if (isEvery === schedule.has('cron')) {
-    return c.add(schedule.path, `needs exactly one of every or cron${isEvery ? ', got both' : ''}`);
+  const kinds = ['every', 'cron', 'renewAt'].filter((k) => schedule.has(k));
+  if (kinds.length !== 1) {
+    return c.add(
+      schedule.path,
+      `needs exactly one of every, cron or renewAt${kinds.length > 1 ? `, got ${kinds.join(' and ')}` : ''}`,
+    );
   }
+  if (schedule.has('renewAt')) {
+    for (const key of ['offset', 'timezone'])
+      if (schedule.has(key)) c.add(schedule.at(key).path, 'does not apply to renewAt schedules');
+    const renewAt = readShare(c, schedule.at('renewAt'));
+    const checkEveryMs = c.duration(schedule.at('check'), MIN_CHECK_MS) ?? DEFAULT_CHECK_MS;
+    const alertBeforeMs = c.duration(schedule.at('alertBefore'), 0);
+    return renewAt === undefined
+      ? undefined
+      : compact<ScheduleConfig>({ kind: 'lifetime', renewAt, checkEveryMs, jitterMs, alertBeforeMs, window });
+  }
+  for (const key of LIFETIME_KEYS)
+    if (schedule.has(key)) c.add(schedule.at(key).path, 'only applies to renewAt schedules');
   if (!isEvery) {
     if (schedule.has('offset')) c.add(schedule.at('offset').path, 'only applies to every schedules');
     return cron === undefined
@@ -71,6 +99,17 @@ export function readSchedule(c: Checker, node: Node): ScheduleConfig | undefined
       c.add(at.path, `${describe(at.value)} must be shorter than every (${formatDuration(everyMs)})`);
   }
   return compact<ScheduleConfig>({ kind: 'every', everyMs, offsetMs, jitterMs, window });
+}
+
+/** A share of a lifetime: `67%` or `2/3`, from 10% to 95% (a certificate renewed later has no time to be retried). */
+function readShare(c: Checker, node: Node): number | undefined {
+  const text = typeof node.value === 'number' ? String(node.value) : c.string(node);
+  if (text === undefined) return undefined;
+  const percent = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text);
+  const fraction = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
+  const share = percent ? Number(percent[1]) / 100 : fraction ? Number(fraction[1]) / Number(fraction[2]) : NaN;
+  if (Number.isFinite(share) && share >= 0.1 && share <= 0.95) return share;
+  return c.add(node.path, `${JSON.stringify(node.value)} is not a share of the lifetime from 10% to 95% (67% or 2/3)`);
 }
 
 /** A 5-field cron expression (or @hourly, @daily, @weekly, @monthly) that cron-parser accepts. */

@@ -10,7 +10,20 @@ export type { WindowConfig } from '../shared/rotation';
 /** When a secret rotates: a fixed interval (from the Unix epoch, plus `offsetMs`) or a 5-field cron expression. */
 export type ScheduleConfig =
   | { kind: 'every'; everyMs: number; offsetMs?: number; jitterMs?: number; window?: WindowConfig }
-  | { kind: 'cron'; cron: string; timezone: string; jitterMs?: number; window?: WindowConfig };
+  | { kind: 'cron'; cron: string; timezone: string; jitterMs?: number; window?: WindowConfig }
+  /**
+   * A credential with a lifetime of its own (a certificate): checked every `checkEveryMs`, renewed at `renewAt` of
+   * its lifetime (or in its issuer's ARI window), up to `jitterMs` early; `alertBeforeMs` before its end without a
+   * renewal, an alert.
+   */
+  | {
+      kind: 'lifetime';
+      renewAt: number;
+      checkEveryMs: number;
+      jitterMs?: number;
+      alertBeforeMs?: number;
+      window?: WindowConfig;
+    };
 
 /** A webhook alerts go to. The URL (or the header's value) may be a credential: only env var names are kept here. */
 export interface WebhookRouteConfig {

@@ -22,6 +22,16 @@ export interface RotatorContext {
   note?(details: unknown): void;
 }
 
+/** When a credential with a lifetime is due for renewal, and why then. */
+export interface RenewalDue {
+  dueAt: Date;
+  /** Absent: no credential yet. */
+  notAfter?: Date;
+  notBefore?: Date;
+  /** `lifetime`: at renewAt of notBefore..notAfter; `ari`: in the issuer's suggested window; `none-yet`: now. */
+  basis: 'lifetime' | 'ari' | 'none-yet';
+}
+
 /** What `prepare` knows of the rotation about to run, for rotators whose safety depends on it (`check`). */
 export interface RotationPlan {
   /** How long the previous version stays valid after finish. */
@@ -98,6 +108,13 @@ export interface Rotator<S = unknown> {
    * method, finish follows test at once.
    */
   holdBeforeFinish?(secretId: string, pending: S, context: RotatorContext): Promise<number>;
+
+  /**
+   * For credentials with a lifetime of their own (a certificate), for `renewAt` schedules: when the next rotation is
+   * due (at `renewAt` of the current version's lifetime, or at a random time in the window its issuer suggests, ACME
+   * ARI) and when the current version stops working. Without a current credential yet, due now.
+   */
+  renewalDue?(secretId: string, current: S, options: { renewAt: number }, context: RotatorContext): Promise<RenewalDue>;
 
   /** Compensation and rollback: makes the target accept `want` again, logging in with any of `via`. */
   restore(secretId: string, versions: { want: S; via: S[] }, context: RotatorContext): Promise<string>;

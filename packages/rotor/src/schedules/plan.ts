@@ -112,9 +112,20 @@ export function scheduleOptionsFor(
   taskQueue: string,
 ): ScheduleOptions & { scheduleId: string } {
   const scheduleId = scheduleIdFor(secret.id);
+  const s = secret.schedule;
   const input: ScheduledRotationInput = {
     rotation: rotationInputFor(secret, config),
-    ...compact({ window: secret.schedule.window }),
+    ...compact({ window: s.window }),
+    ...(s.kind === 'lifetime'
+      ? {
+          renewal: compact({
+            renewAt: s.renewAt,
+            checkEveryMs: s.checkEveryMs,
+            jitterMs: s.jitterMs,
+            alertBeforeMs: s.alertBeforeMs,
+          }),
+        }
+      : {}),
   };
   return {
     scheduleId,
@@ -203,6 +214,8 @@ export function diffSettings(recorded: RecordedSettings | undefined, desired: Re
 /** The Temporal spec of a secret's schedule. */
 export function specOf(secret: ManagedSecret): ScheduleSpec {
   const s = secret.schedule;
+  // A renewAt schedule's jitter moves the renewal (scheduledRotation draws it), not the check.
+  if (s.kind === 'lifetime') return { intervals: [{ every: s.checkEveryMs }] };
   const jitter = s.jitterMs ? { jitter: s.jitterMs } : {};
   // An offset of 0 is no offset: the same spec (and settings hash) as a schedule that names none.
   if (s.kind === 'every')

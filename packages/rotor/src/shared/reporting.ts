@@ -55,6 +55,7 @@ export const ALERT_KINDS = [
   'awaiting-sessions',
   'stuck',
   'bake-inconclusive',
+  'certificate-expiring',
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 

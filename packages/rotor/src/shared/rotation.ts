@@ -122,6 +122,26 @@ export interface BakeCarry {
 export interface ScheduledRotationInput {
   rotation: RotationInput;
   window?: WindowConfig;
+  /** A `renewAt` schedule: rotate only when the credential's renewal is due within the next check. */
+  renewal?: RenewalSchedule;
+}
+
+/** What `renewalDue` found: how long until the renewal, and when the credential ends (ISO times). */
+export interface RenewalDecision {
+  basis: 'lifetime' | 'ari' | 'none-yet';
+  waitMs: number;
+  dueAt: string;
+  notAfter?: string;
+  /** An expiry alert went out. */
+  alerted: boolean;
+}
+
+/** When a credential with a lifetime (a certificate) renews: see `ScheduleConfig` kind `lifetime`. */
+export interface RenewalSchedule {
+  renewAt: number;
+  checkEveryMs: number;
+  jitterMs?: number;
+  alertBeforeMs?: number;
 }
 
 /**

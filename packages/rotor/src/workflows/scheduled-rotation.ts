@@ -18,15 +18,20 @@ import { formatDuration } from 'rotor-consumers/core';
 import { actorOf } from '../shared/vocabulary';
 import { rotationSummary, type RotationInput, type ScheduledRotationInput } from '../shared/rotation';
 import { type AuditEvent } from '../shared/reporting';
-import { AUDIT_OPTIONS } from './activity-options';
+import { AUDIT_OPTIONS, stepOptions } from './activity-options';
 import { ROTATION_FAILED, rotateSecret } from './rotate-secret';
 
 export type { ScheduledRotationInput } from '../shared/rotation';
 
 export interface ScheduledRotationResult {
   secretId: string;
-  /** `skipped` when a rotation of the secret was already running (one rotation per secret, always). */
-  outcome: 'completed' | 'rolled-back' | 'skipped';
+  /**
+   * `skipped` when a rotation of the secret was already running (one rotation per secret, always); `not-due` when a
+   * `renewAt` schedule's check found the renewal due after the next check.
+   */
+  outcome: 'completed' | 'rolled-back' | 'skipped' | 'not-due';
+  /** A `renewAt` schedule's check: when the renewal is due and when the credential ends. */
+  renewal?: { dueAt: string; notAfter?: string; basis: string };
   /** The rotation's workflow id and run, for `rotor status` and the Temporal UI. */
   workflowId: string;
   runId?: string;
@@ -41,9 +46,25 @@ export interface ScheduledRotationResult {
 export async function scheduledRotation({
   rotation,
   window,
+  renewal,
 }: ScheduledRotationInput): Promise<ScheduledRotationResult> {
   const workflowId = rotationWorkflowId(rotation.secretId);
   const audit = auditor(rotation);
+  let renewing: ScheduledRotationResult['renewal'];
+  if (renewal) {
+    // A renewAt schedule fires at every check: the credential's own lifetime (or its issuer's window) says when.
+    const { renewalDue } = proxyActivities<RotorActivities>(stepOptions(3));
+    const due = await renewalDue({
+      secretId: rotation.secretId,
+      renewal,
+      ...compact({ routes: rotation.reporting?.alerts }),
+    });
+    renewing = { dueAt: due.dueAt, basis: due.basis, ...compact({ notAfter: due.notAfter }) };
+    upsertMemo({ renewal: renewing });
+    if (due.waitMs > renewal.checkEveryMs)
+      return { secretId: rotation.secretId, outcome: 'not-due', workflowId, renewal: renewing };
+    if (due.waitMs > 0) await sleep(due.waitMs);
+  }
   if (window) {
     const { untilWindowOpens } = proxyLocalActivities<RotorActivities>({ startToCloseTimeout: '10s' });
     const waitMs = await untilWindowOpens({ window });
@@ -71,13 +92,19 @@ export async function scheduledRotation({
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) {
       await audit('skipped', { reason: 'a rotation of this secret is already running' });
-      return { secretId: rotation.secretId, outcome: 'skipped', workflowId };
+      return { secretId: rotation.secretId, outcome: 'skipped', workflowId, ...compact({ renewal: renewing }) };
     }
     throw error;
   }
   try {
     const result = await child.result();
-    return { secretId: rotation.secretId, outcome: result.outcome, workflowId, runId: child.firstExecutionRunId };
+    return {
+      secretId: rotation.secretId,
+      outcome: result.outcome,
+      workflowId,
+      runId: child.firstExecutionRunId,
+      ...compact({ renewal: renewing }),
+    };
   } catch (error) {
     // The schedule's last result says why, in the rotation's own words.
     const cause = error instanceof ChildWorkflowFailure && error.cause ? error.cause : error;

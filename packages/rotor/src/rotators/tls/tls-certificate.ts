@@ -9,7 +9,8 @@ import {
 import { InvalidInputError, TestFailedError } from 'rotor-consumers/core';
 import type { Rotator, RotatorContext } from '../rotator';
 import { probeHandshakes } from './handshake';
-import { ACME_ORDER_TIMEOUT_MS, ariCertId, checkAcme, issueByAcme } from './acme';
+import { randomInt } from 'node:crypto';
+import { ACME_ORDER_TIMEOUT_MS, ariCertId, checkAcme, issueByAcme, renewalInfo } from './acme';
 import { issueLeafCertificate } from './issue';
 import {
   parseTlsCaSecret,
@@ -99,6 +100,23 @@ export const tlsCertificateRotator: Rotator<TlsCertificateSecret> = {
       ca: { ...ca.material, keyType: ca.keyType },
     });
     return JSON.stringify({ ...current.json, ...issued });
+  },
+
+  async renewalDue(secretId, current, { renewAt }) {
+    if (current.certificate === undefined) return { dueAt: new Date(), basis: 'none-yet' };
+    const [leaf] = parseCertificates(current.certificate, 'certificate', secretId);
+    const notBefore = new Date(leaf!.validFrom);
+    const notAfter = new Date(leaf!.validTo);
+    const atLifetime = new Date(notBefore.getTime() + renewAt * (notAfter.getTime() - notBefore.getTime()));
+    if (current.issuer.type === 'acme') {
+      // RFC 9773 section 4.2: a random time within the CA's window, which may move (a revocation, a CA incident).
+      const window = await renewalInfo(current.issuer.directory, current.certificate).catch(() => undefined);
+      if (window) {
+        const at = window.start.getTime() + randomInt(0, Math.max(1, window.end.getTime() - window.start.getTime()));
+        return { dueAt: new Date(at), notBefore, notAfter, basis: 'ari' };
+      }
+    }
+    return { dueAt: atLifetime, notBefore, notAfter, basis: 'lifetime' };
   },
 
   async set() {
