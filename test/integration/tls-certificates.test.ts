@@ -14,6 +14,7 @@ import { labels, store } from '../helpers/stack';
 import { createCertificateSecret, createTestCa, materialAt, rememberKeys, type TestCa } from '../helpers/tls';
 import { createSecret } from '../helpers/stack';
 import { uniqueName } from '../helpers/env';
+import { rotationWorkflowId } from '../../packages/rotor/src/shared/constants';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createRotationSteps } from '../../packages/rotor/src/activities/rotation-steps';
 import { rotators } from '../../packages/rotor/src/rotators/registry';
@@ -66,6 +67,14 @@ describe('a tls-certificate secret issued by an internal CA', () => {
     expect(leaf.checkIssued(new X509Certificate(ca.material.certificate))).toBe(true);
     expect(leaf.checkHost('api.svc.test')).toBe('*.svc.test');
     expect(leaf.checkIP('127.0.0.1')).toBe('127.0.0.1');
+    // The rotation's memo carries the certificate's end and renewal time (2/3 of its life), for `rotor status`.
+    const { memo } = await rig.rotor.client.workflow.getHandle(rotationWorkflowId(secretId)).describe();
+    const [from, to] = [Date.parse(leaf.validFrom), Date.parse(leaf.validTo)];
+    expect(memo?.credential).toEqual({
+      notBefore: new Date(from).toISOString(),
+      notAfter: new Date(to).toISOString(),
+      renewsAt: new Date(from + (2 / 3) * (to - from)).toISOString(),
+    });
 
     await rig.rotor.rotate(secretId, { graceMs: 60_000 });
     await expect.poll(async () => (await rig.rotor.status(secretId))?.phase, { timeout: 30_000 }).toBe('grace');

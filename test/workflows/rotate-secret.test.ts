@@ -13,7 +13,6 @@ import {
   rollbackSignal,
   rotateSecret,
   ROTATION_FAILED,
-  scheduledRotation,
   statusQuery,
 } from '../../packages/rotor/src/workflows';
 import { uniqueName } from '../helpers/env';
@@ -800,58 +799,5 @@ describe('rotateSecret reporting: audit trail, alerts, outcome', () => {
     await withRotation(fakes, (handle) => failureOf(handle.result()));
     expect(fakes.alerts()).toEqual([]);
     expect(fakes.auditEvents().at(-1)).toMatchObject({ kind: 'outcome', outcome: 'compensated' });
-  });
-});
-
-describe('scheduledRotation with a renewAt schedule (certificates)', () => {
-  const HOUR = 3_600_000;
-
-  async function scheduled(renewalWaitMs: number) {
-    const fakes = fakeActivities({
-      renewalDue: async () => ({
-        attempt: 1,
-        outcome: 'lifetime',
-        basis: 'lifetime',
-        waitMs: renewalWaitMs,
-        dueAt: new Date(Date.now() + renewalWaitMs).toISOString(),
-        notAfter: new Date(Date.now() + 3 * renewalWaitMs).toISOString(),
-        alerted: false,
-      }),
-    });
-    const taskQueue = uniqueName('wf');
-    const worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: bundle,
-      activities: fakes.activities,
-    });
-    const secretId = uniqueName('prod/tls/api');
-    const startedAt = await env.currentTimeMs();
-    const result = await worker.runUntil(
-      env.client.workflow.execute(scheduledRotation, {
-        workflowId: uniqueName('rotor/scheduled'),
-        taskQueue,
-        args: [
-          {
-            rotation: { secretId, graceMs: 0, maxStepAttempts: 2 },
-            renewal: { renewAt: 2 / 3, checkEveryMs: 6 * HOUR },
-          },
-        ],
-      }),
-    );
-    return { result, fakes, elapsedMs: (await env.currentTimeMs()) - startedAt };
-  }
-
-  it('ends not-due, starting no rotation, when the renewal is due after the next check', async () => {
-    const { result, fakes } = await scheduled(7 * HOUR);
-    expect(result).toMatchObject({ outcome: 'not-due', renewal: { basis: 'lifetime' } });
-    expect(fakes.names()).toEqual(['renewalDue']);
-  });
-
-  it('waits on a durable timer until the renewal is due, then rotates', async () => {
-    const { result, fakes, elapsedMs } = await scheduled(2 * HOUR);
-    expect(result).toMatchObject({ outcome: 'completed', renewal: { basis: 'lifetime' } });
-    expect(fakes.names().slice(0, 2)).toEqual(['renewalDue', 'prepareRotation']);
-    expect(elapsedMs).toBeGreaterThanOrEqual(2 * HOUR);
   });
 });

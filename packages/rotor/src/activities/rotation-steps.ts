@@ -286,7 +286,16 @@ export function createRotationSteps(deps: ActivityDeps) {
           outcome = 'finished';
         }
         await store.removeStage(secretId, Stage.pending, token);
-        return { outcome };
+        const rotator = rotatorFor(secretId, prepared.rotator);
+        const lifetime = rotator.lifetimeOf
+          ? rotator.lifetimeOf(secretId, await parsedVersion(secretId, rotator, token, Stage.current))
+          : undefined;
+        return {
+          outcome,
+          ...(lifetime
+            ? { lifetime: { notBefore: lifetime.notBefore.toISOString(), notAfter: lifetime.notAfter.toISOString() } }
+            : {}),
+        };
       });
     },
 

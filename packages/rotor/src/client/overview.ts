@@ -19,6 +19,8 @@ export interface SecretOverview {
   runId?: string;
   /** A short-lived credential template's live leases and the logins they hold now. */
   leases?: LeaseCount;
+  /** A credential with a lifetime (a certificate), as its latest completed rotation made it: its end, its renewal. */
+  credential?: { notAfter: string; renewsAt: string };
 }
 
 export interface LeaseCount {
@@ -100,6 +102,7 @@ export async function secretsOverview(
       ...(lastFailed ? { lastFailure: failureOf(lastFailed) } : {}),
       ...(latest ? { runId: latest.runId } : {}),
       ...(leases.has(secretId) ? { leases: leases.get(secretId)! } : {}),
+      ...credentialOf(lastCompleted),
     };
   });
 }
@@ -122,6 +125,15 @@ export function rotationQueries(managed: string[], all: boolean): string[] {
     chunks.push(`${base} AND ${SearchAttribute.secretId.name} IN (${ids.join(', ')})`);
   }
   return [`${base} AND ExecutionStatus = 'Running'`, ...chunks];
+}
+
+function credentialOf(run: WorkflowExecutionInfo | undefined): Pick<SecretOverview, 'credential'> {
+  const credential = run
+    ? (memoOf(run).credential as { notAfter?: unknown; renewsAt?: unknown } | undefined)
+    : undefined;
+  return typeof credential?.notAfter === 'string' && typeof credential.renewsAt === 'string'
+    ? { credential: { notAfter: credential.notAfter, renewsAt: credential.renewsAt } }
+    : {};
 }
 
 /** A rotation that was rolled back ends FAILED (to stand out in the Temporal UI) but did what it was asked. */

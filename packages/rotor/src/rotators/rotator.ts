@@ -114,6 +114,9 @@ export interface Rotator<S = unknown> {
    * due (at `renewAt` of the current version's lifetime, or at a random time in the window its issuer suggests, ACME
    * ARI) and when the current version stops working. Without a current credential yet, due now.
    */
+  /** For credentials with a lifetime of their own: when `value` starts and stops working (`rotor status`). */
+  lifetimeOf?(secretId: string, value: S): { notBefore: Date; notAfter: Date } | undefined;
+
   renewalDue?(secretId: string, current: S, options: { renewAt: number }, context: RotatorContext): Promise<RenewalDue>;
 
   /** Compensation and rollback: makes the target accept `want` again, logging in with any of `via`. */

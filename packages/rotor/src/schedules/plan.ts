@@ -79,6 +79,7 @@ export function rotationInputFor(secret: ManagedSecret, config: RotorConfig): Ro
     overrides: Object.keys(overrides).length > 0 ? overrides : undefined,
     reporting: { alerts: secret.alerts, stuckPhaseBudgetMs: config.alerts.stuckPhaseBudgetMs },
     bake: secret.bake,
+    renewAt: secret.schedule.kind === 'lifetime' ? secret.schedule.renewAt : undefined,
   });
 }
 

@@ -89,6 +89,8 @@ export interface RotationInput {
   reporting?: RotationReporting;
   /** Watch consumers' logins after finish and roll back on their evidence (rotor.yaml `bake`). */
   bake?: BakePolicy;
+  /** A `renewAt` schedule's share of the lifetime, for the renewal time `rotor status` shows (default 2/3). */
+  renewAt?: number;
   /** Set by the rotation itself when it continues in a new run during grace (its history's ceiling): where it was. */
   resume?: RotationResume;
 }
@@ -186,6 +188,8 @@ export interface StepReport {
   liveSessions?: number;
   /** From test: how long the new version must wait before finish (`Rotator.holdBeforeFinish`). */
   holdMs?: number;
+  /** From finish, for credentials with a lifetime (a certificate): the new version's validity (ISO times). */
+  lifetime?: { notBefore: string; notAfter: string };
 }
 
 /** Details of the failure a rotation ends with: the step, the phase it ended in and rotor's error type, if any. */

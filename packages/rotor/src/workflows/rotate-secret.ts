@@ -7,6 +7,7 @@ import {
   makeContinueAsNewFunc,
   proxyActivities,
   sleep,
+  upsertMemo,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
@@ -236,7 +237,14 @@ async function switchOver(r: Rotation, writes: RotorActivities, step: StepInput)
     const tested = await r.run('test', 'testing', () => riding(() => r.steps.testPending(step)));
     if (tested.holdMs) await holdBeforeFinish(r, tested.holdMs);
     next('finish');
-    await r.run('finish', 'finishing', () => riding(() => writes.finishRotation(step)));
+    const finished = await r.run('finish', 'finishing', () => riding(() => writes.finishRotation(step)));
+    // A credential with a lifetime (a certificate): its end and renewal time, for `rotor status` and the UI.
+    if (finished.lifetime) {
+      const { notBefore, notAfter } = finished.lifetime;
+      const from = Date.parse(notBefore);
+      const renewsAt = new Date(from + (input.renewAt ?? 2 / 3) * (Date.parse(notAfter) - from)).toISOString();
+      upsertMemo({ credential: { notBefore, notAfter, renewsAt } });
+    }
   } catch (error) {
     try {
       await CancellationScope.nonCancellable(() =>

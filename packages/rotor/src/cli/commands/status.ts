@@ -28,14 +28,27 @@ async function overview(opts: { json?: boolean; all?: boolean }): Promise<number
     out('no managed secrets yet: declare them in rotor.yaml and run `rotor apply -f rotor.yaml`');
   else {
     const leased = rows.some((r) => r.leases);
+    const expiring = rows.some((r) => r.credential);
     out(
       renderTable(
-        ['SECRET', 'STATE', 'LAST ROTATED', 'NEXT DUE', 'LAST FAILURE', ...(leased ? ['LEASES'] : [])],
+        [
+          'SECRET',
+          'STATE',
+          'LAST ROTATED',
+          'NEXT DUE',
+          ...(expiring ? ['NOT AFTER'] : []),
+          'LAST FAILURE',
+          ...(leased ? ['LEASES'] : []),
+        ],
         rows.map((r) => [
           r.secretId,
           `${r.state}${(r.state === 'rotating' || r.phase === 'rolled-back') && r.phase ? ` (${r.phase})` : ''}${r.paused ? ', paused' : ''}`,
           relativeTime(r.lastRotatedAt),
-          r.paused ? 'paused' : relativeTime(r.nextDueAt),
+          // A certificate renews when its lifetime says: that, not the schedule's next check.
+          r.paused ? 'paused' : relativeTime(r.credential?.renewsAt ?? r.nextDueAt),
+          ...(expiring
+            ? [r.credential ? `${r.credential.notAfter} (${relativeTime(r.credential.notAfter)})` : '-']
+            : []),
           r.lastFailure ? `${relativeTime(r.lastFailure.at)}: ${r.lastFailure.message}` : '-',
           ...(leased ? [r.leases ? `${r.leases.live} live, ${r.leases.logins} logins` : '-'] : []),
         ]),

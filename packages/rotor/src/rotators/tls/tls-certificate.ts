@@ -102,11 +102,16 @@ export const tlsCertificateRotator: Rotator<TlsCertificateSecret> = {
     return JSON.stringify({ ...current.json, ...issued });
   },
 
+  lifetimeOf(secretId, value) {
+    if (value.certificate === undefined) return undefined;
+    const [leaf] = parseCertificates(value.certificate, 'certificate', secretId);
+    return { notBefore: new Date(leaf!.validFrom), notAfter: new Date(leaf!.validTo) };
+  },
+
   async renewalDue(secretId, current, { renewAt }) {
-    if (current.certificate === undefined) return { dueAt: new Date(), basis: 'none-yet' };
-    const [leaf] = parseCertificates(current.certificate, 'certificate', secretId);
-    const notBefore = new Date(leaf!.validFrom);
-    const notAfter = new Date(leaf!.validTo);
+    const lifetime = this.lifetimeOf!(secretId, current);
+    if (current.certificate === undefined || !lifetime) return { dueAt: new Date(), basis: 'none-yet' };
+    const { notBefore, notAfter } = lifetime;
     const atLifetime = new Date(notBefore.getTime() + renewAt * (notAfter.getTime() - notBefore.getTime()));
     if (current.issuer.type === 'acme') {
       // RFC 9773 section 4.2: a random time within the CA's window, which may move (a revocation, a CA incident).
