@@ -2,11 +2,9 @@ import { execFile } from 'node:child_process';
 import { InvalidInputError, UnavailableError } from 'rotor-consumers/core';
 import { listOr } from '../shared/vocabulary';
 
-/** A hook of rotor.yaml: a program and its arguments (no shell), and how long it may run. */
-export interface HookConfig {
-  command: string[];
-  timeoutMs: number;
-}
+import type { HookConfig } from '../shared/hooks';
+
+export type { HookConfig } from '../shared/hooks';
 
 /** How much of a hook's output the worker keeps for its log (the end of it). */
 const OUTPUT_KEPT = 2000;

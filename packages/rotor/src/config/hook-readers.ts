@@ -1,4 +1,4 @@
-import type { HookConfig } from '../activities/hook-runner';
+import type { HookConfig } from '../shared/hooks';
 import { describe, type Checker, type Node } from './checker';
 
 /* rotor.yaml's `hooks`: programs a rotator runs by name (an ACME challenge's DNS record or web root). Secrets name a

@@ -1,4 +1,4 @@
-import type { HookConfig } from '../activities/hook-runner';
+import type { HookConfig } from '../shared/hooks';
 import { InvalidInputError } from 'rotor-consumers/core';
 import type { BakePolicy } from '../shared/bake';
 import type { PasswordPolicy, RetirementPolicy, WindowConfig } from '../shared/rotation';
