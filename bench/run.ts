@@ -30,10 +30,14 @@
  * - imports (bench/imports.ts): the wall time of a fresh node requiring rotor-consumers, beside bare node and `pg`
  *   (ROTOR_BENCH_IMPORT_RUNS, default 20).
  *
+ * - certificates (bench/certificates.ts): ACME renewals against Pebble beside certbot (PyPI, installed on first use):
+ *   time to renew, what a running server serves after it, a renewal while the ACME server is down
+ *   (ROTOR_BENCH_CERT_RENEWALS, default 5).
+ *
  * Prints a table and writes JSON to .bench/<timestamp>.json. ROTOR_BENCH_ROTATIONS sets N (default 20),
  * ROTOR_BENCH_SCHEDULES sets M (default 200), ROTOR_BENCH_SEQUENTIAL the sequential rotations (default 20);
  * ROTOR_BENCH_ONLY=sequential,apply runs only those parts (passwords, imports, sequential, concurrent, consumers, apply,
- * fleet, cli-fleet, memory, dynamic).
+ * fleet, cli-fleet, memory, dynamic, certificates).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -51,6 +55,7 @@ import { uniqueName } from '../test/helpers/env';
 import { serveUnderLoad } from '../test/helpers/load-app';
 import { formatCpu, measureCpu } from './cpu';
 import { benchCliFleet, benchFleet, benchMemory, fleetSecrets } from './fleet';
+import { benchCertificates } from './certificates';
 import { benchDynamic } from './dynamic';
 import { benchImports } from './imports';
 import { benchSequential } from './sequential';
@@ -369,6 +374,17 @@ async function main(): Promise<void> {
     const load = (l: { served: number; failed: number; logins: number }) =>
       `${l.failed} failed of ${l.served} (${l.logins} logins)`;
     console.log(`  load through 5 maximum lifetimes: ${load(d.load.rotor)} | ${load(d.load.openbao)}`);
+  }
+  if (wants('certificates')) {
+    const c = (results.certificates = await benchCertificates(Number(process.env.ROTOR_BENCH_CERT_RENEWALS ?? 5)));
+    console.log(`certificates: ACME renewals against Pebble, ${c.renewals} each; rotor | certbot 5.8.0`);
+    console.log(`  renew (median): ${c.rotor.renewMs.median} ms | ${c.certbot.renewMs.median} ms`);
+    console.log(
+      `  a running server after a renewal: serves the new certificate ${c.rotor.serving.swapMsAfterFinish.median} ms after finish (median) | ${c.certbot.serving.servesNewAfterRenewal ? 'serves the new one' : 'still serves the old one (no reload without a deploy hook)'}`,
+    );
+    console.log(
+      `  ACME server down: ${c.rotor.acmeDown.outcome} in ${c.rotor.acmeDown.ms} ms (${c.rotor.acmeDown.says}) | exit ${c.certbot.acmeDown.exitCode} in ${c.certbot.acmeDown.ms} ms, certificate ${c.certbot.acmeDown.certificateChanged ? 'changed' : 'unchanged'} (${c.certbot.acmeDown.says.join(' ')})`,
+    );
   }
   if (wants('apply')) {
     const apply = (results.apply = await benchApply(Number(process.env.ROTOR_BENCH_SCHEDULES ?? 200)));

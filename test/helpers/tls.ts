@@ -17,8 +17,12 @@ export interface TestCa {
   material: TlsMaterial;
 }
 
-/** Makes a CA (1 day) with rotor's own issuing code, its `tls-ca` secret and a `tls-trust-bundle` of it. */
-export async function createTestCa(marker: string, keys: Set<string>): Promise<TestCa> {
+/**
+ * Makes a CA (1 day) with rotor's own issuing code, its `tls-ca` secret and a `tls-trust-bundle` of it. Consumers
+ * refresh the bundle within 2 s (the tests' caches), certificates it issues live at most 60 s, and `leaves` are the
+ * certificate secrets its rotation checks before the old CA leaves the bundle.
+ */
+export async function createTestCa(marker: string, keys: Set<string>, leaves: string[] = []): Promise<TestCa> {
   const material = await issueCaCertificate({
     subject: `rotor ${marker} CA`,
     keyType: 'ec-p256',
@@ -33,6 +37,9 @@ export async function createTestCa(marker: string, keys: Set<string>): Promise<T
     subject: `rotor ${marker} CA`,
     lifetime: '1d',
     bundle: bundleId,
+    consumers: { refresh: '2s' },
+    maxLeafLifetime: '60s',
+    leaves,
     ...material,
   });
   return { caId, bundleId, material };
@@ -42,9 +49,9 @@ export async function createTestCa(marker: string, keys: Set<string>): Promise<T
 export async function createCertificateSecret(
   marker: string,
   ca: TestCa,
-  options: { names?: string[]; lifetime?: string } = {},
+  options: { names?: string[]; lifetime?: string; secretId?: string } = {},
 ): Promise<string> {
-  const secretId = uniqueName(`it/tls-cert-${marker}`);
+  const secretId = options.secretId ?? uniqueName(`it/tls-cert-${marker}`);
   await createSecret(secretId, {
     engine: TLS_CERTIFICATE_ENGINE,
     names: options.names ?? ['localhost', '127.0.0.1'],

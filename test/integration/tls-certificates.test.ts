@@ -161,6 +161,57 @@ describe('a tls-certificate secret issued by an internal CA', () => {
   });
 });
 
+describe('rotating the internal CA', () => {
+  it('refuses a wait shorter than the consumers refresh, and a grace shorter than the longest leaf, naming both numbers', async () => {
+    const own = await createTestCa('refused', keys);
+    const value = JSON.parse((await store.getByStage(own.caId, 'AWSCURRENT'))!.value) as Record<string, unknown>;
+    const shortWait = uniqueName('it/tls-ca-short-wait');
+    await createSecret(shortWait, { ...value, prePublication: '1s' });
+    expect(await rotate(shortWait)).toMatch(
+      /failed at prepare: .*prePublication: 1s is shorter than consumers.refresh 2s: a consumer that read the bundle just before the new CA joined it would refuse what the new CA issues/,
+    );
+    await rig.rotor.rotate(own.caId, { graceMs: 30_000 });
+    const outcome = await rig.rotor.wait(own.caId);
+    expect(outcome.outcome === 'failed' && outcome.message).toMatch(
+      /failed at prepare: .*grace 30s is shorter than maxLeafLifetime 1m: the old CA would leave the trust bundle while certificates it issued are still valid/,
+    );
+    expect(await labels(own.caId)).toMatchObject({ versions: 1 });
+  });
+
+  it('puts the new CA in the bundle before it issues; a rollback in grace issues from the old CA again, and the bundle trusts both', async () => {
+    const own = await createTestCa('rollback', keys);
+    const leafId = await createCertificateSecret('under-rollback', own);
+    await rig.rotor.rotate(own.caId, { graceMs: 120_000 });
+    await expect.poll(async () => (await rig.rotor.status(own.caId))?.phase, { timeout: 30_000 }).toBe('grace');
+    const bundleOf = async () =>
+      (JSON.parse((await store.getByStage(own.bundleId, 'AWSCURRENT'))!.value) as { certificates: string[] })
+        .certificates;
+    const [oldCa, newCa] = [
+      new X509Certificate(own.material.certificate),
+      new X509Certificate((await materialAt(own.caId, 'AWSCURRENT', keys)).certificate),
+    ];
+    expect((await bundleOf()).map((p) => new X509Certificate(p).fingerprint256)).toEqual([
+      oldCa.fingerprint256,
+      newCa.fingerprint256,
+    ]);
+    // In grace, leaves come from the new CA.
+    expect(await rotate(leafId)).toBe('completed');
+    expect(new X509Certificate((await materialAt(leafId, 'AWSCURRENT', keys)).certificate).checkIssued(newCa)).toBe(
+      true,
+    );
+
+    await rig.rotor.rollback(own.caId, 'a client pins the old CA', 'it');
+    expect((await rig.rotor.wait(own.caId)).outcome).toBe('rolled-back');
+    expect(await rotate(leafId)).toBe('completed');
+    expect(new X509Certificate((await materialAt(leafId, 'AWSCURRENT', keys)).certificate).checkIssued(oldCa)).toBe(
+      true,
+    );
+    // Both CAs stay trusted: the leaf the new CA issued in grace is still valid.
+    expect((await bundleOf()).length).toBe(2);
+    certificates.push(own.caId, leafId);
+  });
+});
+
 describe('renewAt schedules: when a certificate renews', () => {
   it('at 2/3 of its life (jitter only earlier), with an alert once it is within the margin of its end unrenewed', async () => {
     const secretId = await createCertificateSecret('due', ca, { lifetime: '60s' });
@@ -244,9 +295,17 @@ async function drive(url: string, agentOf: () => Agent, into: Tally, stop: { don
 }
 
 describe('serving and trusting under HTTPS load', () => {
-  it('5 renewals of a 60 s certificate: 0 failed handshakes on rotating servers and clients (TLS and mTLS); the servers and clients that loaded theirs at start fail once it expires', async () => {
-    const serverId = await createCertificateSecret('server', ca, { lifetime: '60s' });
-    const clientId = await createCertificateSecret('client', ca, { names: ['orders-client.test'], lifetime: '60s' });
+  it('5 renewals of a 60 s certificate and a CA rotation: 0 failed handshakes on rotating servers and clients (TLS and mTLS); the servers and clients that loaded theirs at start fail', async () => {
+    // A CA of its own, rotated in the middle of the renewals; its rotation checks these two before the old CA goes.
+    const [serverId, clientId] = [uniqueName('it/tls-cert-server'), uniqueName('it/tls-cert-client')];
+    const rotatedCa = await createTestCa('rotated', keys, [serverId, clientId]);
+    certificates.push(rotatedCa.caId);
+    await createCertificateSecret('server', rotatedCa, { lifetime: '60s', secretId: serverId });
+    await createCertificateSecret('client', rotatedCa, {
+      names: ['orders-client.test'],
+      lifetime: '60s',
+      secretId: clientId,
+    });
     expect(await Promise.all([rotate(serverId), rotate(clientId)])).toEqual(['completed', 'completed']);
     const issuedAt = Date.now();
 
@@ -271,7 +330,7 @@ describe('serving and trusting under HTTPS load', () => {
     const controlUrl = await listen(
       createHttpsServer({ key: atStart.privateKey, cert: atStart.certificate }, (_, res) => res.end()),
     );
-    const mutual = await follow({ certificate: serverId, trustBundle: ca.bundleId });
+    const mutual = await follow({ certificate: serverId, trustBundle: rotatedCa.bundleId });
     const mtlsUrl = await listen(
       mutual.serve(
         createHttpsServer(
@@ -281,16 +340,18 @@ describe('serving and trusting under HTTPS load', () => {
       ),
     );
     // Clients: trusting the bundle; presenting a rotating client certificate; presenting the one loaded at start.
-    const trusting = await follow({ trustBundle: ca.bundleId });
-    const presenting = await follow({ certificate: clientId, trustBundle: ca.bundleId });
+    const trusting = await follow({ trustBundle: rotatedCa.bundleId });
+    const presenting = await follow({ certificate: clientId, trustBundle: rotatedCa.bundleId });
     const clientAtStart = await materialAt(clientId, 'AWSCURRENT', keys);
     const { Agent: HttpsAgent } = await import('node:https');
     const staleClient = new HttpsAgent({
       key: clientAtStart.privateKey,
       cert: clientAtStart.certificate,
-      ca: [ca.material.certificate],
+      ca: [rotatedCa.material.certificate],
       maxCachedSessions: 0,
     });
+    // The CA rotation's control: a client that read the trust bundle at start (the old CA only).
+    const staleTrust = new HttpsAgent({ ca: [rotatedCa.material.certificate], maxCachedSessions: 0 });
     // New connections every time (no session resumption, which would skip the certificate checks), and keep-alive.
     const fresh = { maxCachedSessions: 0 };
     const kept = { keepAlive: true };
@@ -303,6 +364,7 @@ describe('serving and trusting under HTTPS load', () => {
       mtlsFresh: tally(),
       mtlsKept: tally(),
       mtlsControl: tally(),
+      trustControl: tally(),
     };
     const load = Promise.all([
       drive(rotatingUrl, () => trusting.agent(fresh), runs.rotatingFresh, stop),
@@ -311,20 +373,41 @@ describe('serving and trusting under HTTPS load', () => {
       drive(mtlsUrl, () => presenting.agent(fresh), runs.mtlsFresh, stop),
       drive(mtlsUrl, () => presenting.agent(kept), runs.mtlsKept, stop),
       drive(mtlsUrl, () => staleClient, runs.mtlsControl, stop),
+      drive(rotatingUrl, () => staleTrust, runs.trustControl, stop),
     ]);
 
     const outcomes: string[] = [];
+    let caRotation: Promise<string> | undefined;
     for (let i = 1; i <= 5; i++) {
       await sleep(Math.max(0, issuedAt + i * 10_000 - Date.now()));
       outcomes.push(...(await Promise.all([rotate(serverId), rotate(clientId)])));
+      // After the second renewal, the CA rotates (grace: the longest leaf's life); the renewals after its finish
+      // are issued by the new CA, and its retirement takes the old CA out of the bundle while the load goes on.
+      if (i === 2)
+        caRotation = rig.rotor
+          .rotate(rotatedCa.caId, { graceMs: 60_000 })
+          .then(() => rig.rotor.wait(rotatedCa.caId))
+          .then((o) => (o.outcome === 'failed' ? `failed: ${o.message}` : o.outcome));
     }
-    // Past the first certificates' end, with a margin for the last handshakes to meet it.
+    // Past the first certificates' end, with a margin for the last handshakes to meet it, and the CA's retirement.
     const firstNotAfter = new Date(new X509Certificate(atStart.certificate).validTo).getTime();
     await sleep(Math.max(0, firstNotAfter + 4000 - Date.now()));
+    const caOutcome = await caRotation;
+    await sleep(3000);
     stop.done = true;
     await load;
 
     expect(outcomes).toEqual(Array(10).fill('completed'));
+    expect(caOutcome).toBe('completed');
+    // The bundle holds the new CA only, and the last leaves were issued by it.
+    const newCa = new X509Certificate((await materialAt(rotatedCa.caId, 'AWSCURRENT', keys)).certificate);
+    const bundle = JSON.parse((await store.getByStage(rotatedCa.bundleId, 'AWSCURRENT'))!.value) as {
+      certificates: string[];
+    };
+    expect(bundle.certificates.map((p) => new X509Certificate(p).fingerprint256)).toEqual([newCa.fingerprint256]);
+    expect(new X509Certificate((await materialAt(serverId, 'AWSCURRENT', keys)).certificate).checkIssued(newCa)).toBe(
+      true,
+    );
     const summary = Object.fromEntries(
       Object.entries(runs).map(([k, t]) => [k, { ok: t.ok, failed: t.failed, errors: Object.fromEntries(t.errors) }]),
     );
@@ -340,6 +423,9 @@ describe('serving and trusting under HTTPS load', () => {
     expect(runs.control.failed, JSON.stringify(summary)).toBeGreaterThan(0);
     expect([...runs.control.errors.keys()]).toContain('CERT_HAS_EXPIRED');
     expect(runs.mtlsControl.failed, JSON.stringify(summary)).toBeGreaterThan(0);
+    // The CA rotation's control: trusting only the old CA, it fails once the server serves a leaf of the new one.
+    expect(runs.trustControl.failed, JSON.stringify(summary)).toBeGreaterThan(0);
+    expect([...runs.trustControl.errors.keys()]).toContain('UNABLE_TO_VERIFY_LEAF_SIGNATURE');
     expect(refusals).toEqual([]);
     await rememberKeys(serverId, keys);
     await rememberKeys(clientId, keys);

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import type { z } from 'zod';
 import { loadZod } from '../lazy';
 import { parseJsonObject, validateShape } from '../secret-json';
+import { formatDuration } from '../duration';
 import { zodDuration } from './zod-duration';
 import {
   ACME_ACCOUNT_ENGINE,
@@ -83,13 +84,28 @@ function build(zod: typeof import('zod')) {
       keyType: z.enum(TLS_KEY_TYPES).default('ec-p256'),
       lifetime: zodDuration(zod, 'lifetime'),
       bundle: secretRef,
+      // How soon every consumer has read a new trust bundle: its cache's refresh interval (and check interval).
+      consumers: z.object({ refresh: zodDuration(zod, 'consumers.refresh') }),
+      prePublication: zodDuration(zod, 'prePublication').optional(),
+      maxLeafLifetime: zodDuration(zod, 'maxLeafLifetime'),
+      leaves: z.array(secretRef).max(1000).default([]),
       ...material,
     })
-    .superRefine(bothOrNeither);
+    .superRefine((s, ctx) => {
+      bothOrNeither(s, ctx);
+      if (s.prePublication !== undefined && s.prePublication < s.consumers.refresh)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['prePublication'],
+          message: `${formatDuration(s.prePublication)} is shorter than consumers.refresh ${formatDuration(s.consumers.refresh)}: a consumer that read the bundle just before the new CA joined it would refuse what the new CA issues`,
+        });
+      if (s.maxLeafLifetime >= s.lifetime)
+        ctx.addIssue({ code: 'custom', path: ['maxLeafLifetime'], message: 'must be shorter than the CA lifetime' });
+    });
 
   const bundle = z.looseObject({
     engine: z.literal(TRUST_BUNDLE_ENGINE),
-    certificates: z.array(pem(16_384)).min(1, 'must hold at least one CA certificate').max(64),
+    certificates: z.array(pem(16_384)).max(64),
   });
 
   const acmeAccount = z.looseObject({
@@ -113,6 +129,10 @@ export function tlsSchemas(): ReturnType<typeof build> {
 }
 
 export type TlsCertificateShape = z.output<ReturnType<typeof build>['certificate']>;
+/** How long a new CA is in the bundle before it issues: `prePublication`, or twice the consumers' refresh. */
+export const caPrePublicationMs = (s: Pick<TlsCaShape, 'prePublication' | 'consumers'>) =>
+  s.prePublication ?? 2 * s.consumers.refresh;
+
 export type TlsCaShape = z.output<ReturnType<typeof build>['ca']>;
 export type AcmeAccountShape = z.output<ReturnType<typeof build>['acmeAccount']>;
 export type TrustBundleShape = z.output<ReturnType<typeof build>['bundle']>;

@@ -58,6 +58,10 @@ const DESCRIPTIVE_FIELDS = new Set([
   'bundle',
   'certificate',
   'certificates',
+  'leaves',
+  'maxLeafLifetime',
+  'prePublication',
+  'refresh',
 ]);
 
 /** A descriptive field's value: a scalar, or a list of scalars (a certificate's names). */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { log } from '@temporalio/activity';
 import { note, recall } from './remote-create';
 import type { Rotator, RotatorContext } from '../rotators/rotator';
@@ -15,6 +16,12 @@ import type { ActivityDeps } from './ports';
 import { withHandedValues } from './handed-values';
 import { runStep } from './run-step';
 
+/** A version id for `value` in `secretId`: the same for the same value (a UUID made of their SHA-256). */
+function contentVersionId(secretId: string, value: string): string {
+  const hex = createHash('sha256').update(secretId).update('\0').update(value).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
 /** What every step activity shares: the rotator context, the target limit, lookups and the step wrapper. */
 export function createStepContext({ store, rotators, metrics, targets, hooks }: ActivityDeps) {
   /** The AWSCURRENT version of a secret; a secret without one is a conflict, not a missing secret. */
@@ -28,6 +35,19 @@ export function createStepContext({ store, rotators, metrics, targets, hooks }: 
   const context: RotatorContext = {
     async readCurrent(id: string) {
       return (await currentOf(id)).value;
+    },
+    async writeCurrent(id, value) {
+      const versionId = contentVersionId(id, value);
+      const current = await store.getByStage(id, Stage.current);
+      if (current?.versionId === versionId) return false;
+      await store.putPending(id, versionId, value);
+      await store.moveStage(id, Stage.current, versionId);
+      await store.removeStage(id, Stage.pending, versionId);
+      return true;
+    },
+    async currentWrittenAt(id) {
+      const description = await store.describe(id);
+      return description.versions.find((v) => v.stages.includes(Stage.current))?.createdAt;
     },
     hasHook: (name) => hooks?.has(name) ?? false,
     async runHook(name, action, vars) {

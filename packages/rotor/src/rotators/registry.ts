@@ -8,6 +8,7 @@ import { mysqlAlternatingUsers } from './mysql/alternating-users';
 import { apiKeyRotator } from './api-key';
 import { jwtSigningKeyRotator } from './jwt-signing-key';
 import { tlsCertificateRotator } from './tls/tls-certificate';
+import { tlsCaRotator } from './tls/tls-ca';
 import { MYSQL_ENGINES, mysqlSingleUser } from './mysql/single-user';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each rotator has its own value type
@@ -22,6 +23,7 @@ export const rotators = {
   'api-key': apiKeyRotator,
   'jwt-signing-key': jwtSigningKeyRotator,
   'tls-certificate': tlsCertificateRotator,
+  'tls-ca': tlsCaRotator,
 } satisfies Record<string, AnyRotator>;
 
 /** A built-in kind, or the kind of a rotator a team registers with its worker. */

@@ -11,6 +11,14 @@ export interface RotatorContext {
    * InvalidInputError for a hook the file does not declare, UnavailableError when it fails or times out.
    */
   runHook?(name: string, action: string, vars: Record<string, string>): Promise<void>;
+  /**
+   * Makes `value` the AWSCURRENT version of another secret rotor keeps for this one (a CA's trust bundle), as a
+   * version whose id is derived from the secret and the value: writing the same value again changes nothing, and a
+   * value written before becomes current again. Returns whether AWSCURRENT moved.
+   */
+  writeCurrent?(secretIdOrArn: string, value: string): Promise<boolean>;
+  /** When the AWSCURRENT version of another secret was written, where the store says. */
+  currentWrittenAt?(secretIdOrArn: string): Promise<Date | undefined>;
   /** Whether rotor.yaml declares the hook `name` (for `check`). */
   hasHook?(name: string): boolean;
   /**
