@@ -43,7 +43,6 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
       basis: 'lifetime',
       waitMs: 0,
       dueAt: new Date().toISOString(),
-      alerted: false,
     }),
     prepareRollback: async () => ({
       attempt: 1,

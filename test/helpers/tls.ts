@@ -19,10 +19,14 @@ export interface TestCa {
 
 /**
  * Makes a CA (1 day) with rotor's own issuing code, its `tls-ca` secret and a `tls-trust-bundle` of it. Consumers
- * refresh the bundle within 2 s (the tests' caches), certificates it issues live at most 60 s, and `leaves` are the
+ * refresh the bundle within 2 s (the tests' caches), certificates it issues live at most `maxLeafLifetime`, `leaves` are the
  * certificate secrets its rotation checks before the old CA leaves the bundle.
  */
-export async function createTestCa(marker: string, keys: Set<string>, leaves: string[] = []): Promise<TestCa> {
+export async function createTestCa(
+  marker: string,
+  keys: Set<string>,
+  { leaves = [], maxLeafLifetime = '1h' }: { leaves?: string[]; maxLeafLifetime?: string } = {},
+): Promise<TestCa> {
   const material = await issueCaCertificate({
     subject: `rotor ${marker} CA`,
     keyType: 'ec-p256',
@@ -38,7 +42,7 @@ export async function createTestCa(marker: string, keys: Set<string>, leaves: st
     lifetime: '1d',
     bundle: bundleId,
     consumers: { refresh: '2s' },
-    maxLeafLifetime: '60s',
+    maxLeafLifetime,
     leaves,
     ...material,
   });

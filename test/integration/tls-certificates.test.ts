@@ -18,7 +18,6 @@ import { rotationWorkflowId } from '../../packages/rotor/src/shared/constants';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createRotationSteps } from '../../packages/rotor/src/activities/rotation-steps';
 import { rotators } from '../../packages/rotor/src/rotators/registry';
-import type { Alert } from '../../packages/rotor/src/shared/reporting';
 import type { RenewalDecision } from '../../packages/rotor/src/shared/rotation';
 
 /**
@@ -168,18 +167,18 @@ describe('rotating the internal CA', () => {
     const shortWait = uniqueName('it/tls-ca-short-wait');
     await createSecret(shortWait, { ...value, prePublication: '1s' });
     expect(await rotate(shortWait)).toMatch(
-      /failed at prepare: .*prePublication: 1s is shorter than consumers.refresh 2s: a consumer that read the bundle just before the new CA joined it would refuse what the new CA issues/,
+      /failed at prepare: .*prePublication: 1\.0s is shorter than consumers.refresh 2\.0s: a consumer that read the bundle just before the new CA joined it would refuse what the new CA issues/,
     );
     await rig.rotor.rotate(own.caId, { graceMs: 30_000 });
     const outcome = await rig.rotor.wait(own.caId);
     expect(outcome.outcome === 'failed' && outcome.message).toMatch(
-      /failed at prepare: .*grace 30s is shorter than maxLeafLifetime 1m: the old CA would leave the trust bundle while certificates it issued are still valid/,
+      /failed at prepare: .*grace 30s is shorter than maxLeafLifetime 1h: the old CA would leave the trust bundle while certificates it issued are still valid/,
     );
     expect(await labels(own.caId)).toMatchObject({ versions: 1 });
   });
 
   it('puts the new CA in the bundle before it issues; a rollback in grace issues from the old CA again, and the bundle trusts both', async () => {
-    const own = await createTestCa('rollback', keys);
+    const own = await createTestCa('rollback', keys, { maxLeafLifetime: '60s' });
     const leafId = await createCertificateSecret('under-rollback', own);
     await rig.rotor.rotate(own.caId, { graceMs: 120_000 });
     await expect.poll(async () => (await rig.rotor.status(own.caId))?.phase, { timeout: 30_000 }).toBe('grace');
@@ -213,39 +212,29 @@ describe('rotating the internal CA', () => {
 });
 
 describe('renewAt schedules: when a certificate renews', () => {
-  it('at 2/3 of its life (jitter only earlier), with an alert once it is within the margin of its end unrenewed', async () => {
+  it('at 2/3 of its life (jitter only earlier), and an alert when it is overdue within the margin of its end', async () => {
     const secretId = await createCertificateSecret('due', ca, { lifetime: '60s' });
     expect(await rotate(secretId)).toBe('completed');
     const leaf = new X509Certificate((await materialAt(secretId, 'AWSCURRENT', keys)).certificate);
     const [notBefore, notAfter] = [Date.parse(leaf.validFrom), Date.parse(leaf.validTo)];
-    const alerts: Alert[] = [];
-    const steps = createRotationSteps({
-      store,
-      rotators,
-      alerts: {
-        notify: async (alert, routes) => {
-          alerts.push(alert);
-          return routes.map((route) => ({ route, ok: true, attempts: 1 }));
-        },
-      },
-    });
+    const steps = createRotationSteps({ store, rotators });
     const activity = new MockActivityEnvironment();
     const renewal = { renewAt: 2 / 3, checkEveryMs: 10_000, jitterMs: 5000 };
-    const due: RenewalDecision = await activity.run(steps.renewalDue, { secretId, renewal, routes: ['oncall'] });
+    const due: RenewalDecision = await activity.run(steps.renewalDue, { secretId, renewal });
     const twoThirds = notBefore + (2 / 3) * (notAfter - notBefore);
     expect(Date.parse(due.dueAt)).toBeLessThanOrEqual(twoThirds);
     expect(Date.parse(due.dueAt)).toBeGreaterThanOrEqual(twoThirds - 5000);
-    expect(due).toMatchObject({ basis: 'lifetime', notAfter: new Date(notAfter).toISOString(), alerted: false });
-    expect(alerts).toEqual([]);
+    expect(due).toMatchObject({ basis: 'lifetime', notAfter: new Date(notAfter).toISOString() });
+    expect(due.expiring).toBeUndefined();
 
+    // Overdue (renewAt 10%: a few seconds after notBefore) and within the margin of its end: the workflow alerts.
+    await sleep(Math.max(0, notBefore + 0.1 * (notAfter - notBefore) + 200 - Date.now()));
     const late: RenewalDecision = await activity.run(steps.renewalDue, {
       secretId,
-      renewal: { ...renewal, alertBeforeMs: 3_600_000 },
-      routes: ['oncall'],
+      renewal: { renewAt: 0.1, checkEveryMs: 10_000, alertBeforeMs: 3_600_000 },
     });
-    expect(late.alerted).toBe(true);
-    expect(alerts).toMatchObject([{ kind: 'certificate-expiring', secretId }]);
-    expect(alerts[0]!.message).toMatch(/expires in \d+s \(.*Z\) and has not been renewed/);
+    expect(late.waitMs).toBe(0);
+    expect(late.expiring).toMatch(/expires in \d+s \(.*Z\) and has not been renewed/);
 
     // A credential without a lifetime of its own has no renewAt schedule.
     const apiKey = uniqueName('it/tls-not-a-cert');
@@ -298,7 +287,10 @@ describe('serving and trusting under HTTPS load', () => {
   it('5 renewals of a 60 s certificate and a CA rotation: 0 failed handshakes on rotating servers and clients (TLS and mTLS); the servers and clients that loaded theirs at start fail', async () => {
     // A CA of its own, rotated in the middle of the renewals; its rotation checks these two before the old CA goes.
     const [serverId, clientId] = [uniqueName('it/tls-cert-server'), uniqueName('it/tls-cert-client')];
-    const rotatedCa = await createTestCa('rotated', keys, [serverId, clientId]);
+    const rotatedCa = await createTestCa('rotated', keys, {
+      leaves: [serverId, clientId],
+      maxLeafLifetime: '60s',
+    });
     certificates.push(rotatedCa.caId);
     await createCertificateSecret('server', rotatedCa, { lifetime: '60s', secretId: serverId });
     await createCertificateSecret('client', rotatedCa, {
@@ -429,7 +421,7 @@ describe('serving and trusting under HTTPS load', () => {
     expect(refusals).toEqual([]);
     await rememberKeys(serverId, keys);
     await rememberKeys(clientId, keys);
-  });
+  }, 240_000);
 
   it('keeps serving the certificate in use when a new version would not verify, and says why', async () => {
     const secretId = await createCertificateSecret('refused', ca);

@@ -20,7 +20,7 @@ afterAll(async () => {
 describe('scheduledRotation with a renewAt schedule (certificates)', () => {
   const HOUR = 3_600_000;
 
-  async function scheduled(renewalWaitMs: number) {
+  async function scheduled(renewalWaitMs: number, expiring?: string) {
     const fakes = fakeActivities({
       renewalDue: async () => ({
         attempt: 1,
@@ -29,7 +29,7 @@ describe('scheduledRotation with a renewAt schedule (certificates)', () => {
         waitMs: renewalWaitMs,
         dueAt: new Date(Date.now() + renewalWaitMs).toISOString(),
         notAfter: new Date(Date.now() + 3 * renewalWaitMs).toISOString(),
-        alerted: false,
+        ...(expiring ? { expiring } : {}),
       }),
     });
     const taskQueue = uniqueName('wf');
@@ -47,7 +47,12 @@ describe('scheduledRotation with a renewAt schedule (certificates)', () => {
         taskQueue,
         args: [
           {
-            rotation: { secretId, graceMs: 0, maxStepAttempts: 2 },
+            rotation: {
+              secretId,
+              graceMs: 0,
+              maxStepAttempts: 2,
+              reporting: { alerts: ['oncall'], stuckPhaseBudgetMs: 1_800_000 },
+            },
             renewal: { renewAt: 2 / 3, checkEveryMs: 6 * HOUR },
           },
         ],
@@ -60,6 +65,21 @@ describe('scheduledRotation with a renewAt schedule (certificates)', () => {
     const { result, fakes } = await scheduled(7 * HOUR);
     expect(result).toMatchObject({ outcome: 'not-due', renewal: { basis: 'lifetime' } });
     expect(fakes.names()).toEqual(['renewalDue']);
+  });
+
+  it('alerts, then renews at once, when the renewal is overdue and the certificate near its end', async () => {
+    const { result, fakes } = await scheduled(
+      0,
+      'the credential of prod/tls/api expires in 2h and has not been renewed',
+    );
+    expect(result).toMatchObject({ outcome: 'completed' });
+    expect(fakes.alerts()).toMatchObject([
+      {
+        kind: 'certificate-expiring',
+        message: 'the credential of prod/tls/api expires in 2h and has not been renewed',
+      },
+    ]);
+    expect(fakes.auditEvents().map((e) => e.kind)).toContain('certificate-expiring');
   });
 
   it('waits on a durable timer until the renewal is due, then rotates', async () => {

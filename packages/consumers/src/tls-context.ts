@@ -72,8 +72,11 @@ export class RotatingTls {
   readonly #now: () => number;
   readonly #servers = new Set<SecureServer>();
   #material: Material = {};
-  #agent?: { agent: Agent; options: AgentOptions; material: Material };
+  /** Agents of the material in use, by their options (as JSON): one per kind of use, until the material changes. */
+  #agents?: { material: Material; byOptions: Map<string, Agent> };
   #refused?: { certificateVersionId?: string; trustKey?: string };
+  /** A trust bundle version refused: not parsed again. */
+  #refusedBundle?: string;
   #timer?: NodeJS.Timeout;
   #inFlight?: Promise<boolean>;
   #swaps = 0;
@@ -95,6 +98,9 @@ export class RotatingTls {
     await tls.refresh();
     if (options.certificate !== undefined && tls.#material.cert === undefined)
       throw new InvalidInputError(`RotatingTls: secret ${options.certificate} holds no usable certificate yet`);
+    // Without its bundle, Node would trust its public roots: never what a trust bundle was given for.
+    if (options.trustBundle !== undefined && tls.#material.ca === undefined)
+      throw new InvalidInputError(`RotatingTls: secret ${options.trustBundle} holds no usable trust bundle`);
     tls.#timer = setInterval(() => void tls.refresh().catch(() => undefined), options.checkIntervalMs ?? 5000);
     tls.#timer.unref();
     return tls;
@@ -126,15 +132,20 @@ export class RotatingTls {
   }
 
   /**
-   * An HTTPS agent with the material in use and `options` (keepAlive, say): the same agent until the material
-   * changes, then a new one, whose new connections use the new material. Connections of the previous agent finish
-   * on theirs. Ask for the agent at each request.
+   * An HTTPS agent with the material in use and `options` (keepAlive, say): the same agent for the same options
+   * until the material changes, then a new one, whose new connections use the new material. The previous agents'
+   * requests finish on their connections. Ask for the agent at each request.
    */
   agent(options: AgentOptions = {}): Agent {
-    const current = this.#agent;
-    if (current && current.material === this.#material && current.options === options) return current.agent;
-    const agent = new Agent({ ...options, ...this.secureContextOptions() });
-    this.#agent = { agent, options, material: this.#material };
+    // The previous material's agents are let go: their requests finish, their idle connections close as the
+    // server's keep-alive timeout ends them.
+    if (this.#agents?.material !== this.#material) this.#agents = { material: this.#material, byOptions: new Map() };
+    const key = JSON.stringify(options);
+    let agent = this.#agents.byOptions.get(key);
+    if (!agent) {
+      agent = new Agent({ ...options, ...this.secureContextOptions() });
+      this.#agents.byOptions.set(key, agent);
+    }
     return agent;
   }
 
@@ -166,34 +177,24 @@ export class RotatingTls {
     const certificate = certificateId !== undefined ? await cache.get(certificateId) : undefined;
     const bundle = bundleId !== undefined ? await cache.get(bundleId) : undefined;
     const m = this.#material;
-    const certificateChanged = certificate !== undefined && certificate.versionId !== m.certificateVersionId;
-    const bundleChanged = bundle !== undefined && bundle.versionId !== m.trustVersionId;
-    if (!certificateChanged && !bundleChanged) return false;
-
     const next: Material = { ...m };
-    if (bundle && bundleChanged) {
+    // The bundle and the certificate are taken apart: a bad version of one never holds back the other.
+    if (bundle && bundle.versionId !== m.trustVersionId && bundle.versionId !== this.#refusedBundle) {
       try {
-        next.ca = parseTrustBundle(bundle.secretId, bundle.value).pems;
+        const pems = parseTrustBundle(bundle.secretId, bundle.value).pems;
+        createSecureContext({ ca: pems });
+        next.ca = pems;
         next.trustVersionId = bundle.versionId;
       } catch (error) {
+        this.#refusedBundle = bundle.versionId;
         this.#refuse(bundle.secretId, bundle.versionId, error);
-        if (!certificateChanged) return false;
       }
     }
-    if (certificate && certificateChanged) {
+    if (certificate && certificate.versionId !== m.certificateVersionId) {
       const accepted = await this.#accept(certificate.secretId, certificate.versionId, certificate.value);
       if (accepted) Object.assign(next, accepted);
     }
     if (next.certificateVersionId === m.certificateVersionId && next.trustVersionId === m.trustVersionId) return false;
-    try {
-      createSecureContext({
-        ...(next.key ? { key: next.key, cert: next.cert } : {}),
-        ...(next.ca ? { ca: next.ca } : {}),
-      });
-    } catch (error) {
-      this.#refuse(certificate?.secretId ?? bundle!.secretId, certificate?.versionId ?? bundle!.versionId, error);
-      return false;
-    }
     this.#material = next;
     this.#swaps++;
     for (const server of this.#servers) server.setSecureContext(this.secureContextOptions());
@@ -205,37 +206,34 @@ export class RotatingTls {
   }
 
   /**
-   * The material of a certificate version, validated against its own trust bundle (read through the cache); undefined
-   * when refused. A version refused once is tried again only when that bundle's version changes.
+   * The material of a certificate version, validated against its own trust bundle (read through the cache) and by
+   * Node (a secure context of it); undefined when refused. A refused version is tried again when that bundle's
+   * version changes, or at every check when it was refused for its time (not yet valid: a clock behind the issuer's).
    */
   async #accept(secretId: string, versionId: string, value: string): Promise<Partial<Material> | undefined> {
+    let trustKey: string | undefined;
     try {
       const secret = validateShape(secretId, tlsSchemas().certificate, parseJsonObject(secretId, value, versionId));
       const trust = secret.trust !== undefined ? await this.#options.cache.get(secret.trust) : undefined;
-      const trustKey = trust ? `${trust.secretId}@${trust.versionId}` : undefined;
+      trustKey = trust ? `${trust.secretId}@${trust.versionId}` : undefined;
       const refused = this.#refused;
       if (refused && refused.certificateVersionId === versionId && refused.trustKey === trustKey) return undefined;
-      if (secret.certificate === undefined || secret.privateKey === undefined) {
-        this.#refused = { certificateVersionId: versionId, ...(trustKey ? { trustKey } : {}) };
-        this.#refuse(secretId, versionId, new TlsMaterialError('malformed', 'holds no certificate yet', secretId));
-        return undefined;
-      }
-      try {
-        const facts = inspectTlsMaterial(
-          { certificate: secret.certificate, privateKey: secret.privateKey },
-          {
-            secretId,
-            names: secret.names,
-            now: this.#now(),
-            ...(trust ? { trust: parseTrustBundle(trust.secretId, trust.value).certificates } : {}),
-          },
-        );
-        return { certificateVersionId: versionId, key: secret.privateKey, cert: secret.certificate, facts };
-      } catch (error) {
-        this.#refused = { certificateVersionId: versionId, ...(trustKey ? { trustKey } : {}) };
-        throw error;
-      }
+      if (secret.certificate === undefined || secret.privateKey === undefined)
+        throw new TlsMaterialError('malformed', 'holds no certificate yet', secretId);
+      const facts = inspectTlsMaterial(
+        { certificate: secret.certificate, privateKey: secret.privateKey },
+        {
+          secretId,
+          names: secret.names,
+          now: this.#now(),
+          ...(trust ? { trust: parseTrustBundle(trust.secretId, trust.value).certificates } : {}),
+        },
+      );
+      createSecureContext({ key: secret.privateKey, cert: secret.certificate });
+      return { certificateVersionId: versionId, key: secret.privateKey, cert: secret.certificate, facts };
     } catch (error) {
+      if (!(error instanceof TlsMaterialError && error.reason === 'not-yet-valid'))
+        this.#refused = { certificateVersionId: versionId, ...(trustKey ? { trustKey } : {}) };
       this.#refuse(secretId, versionId, error);
       return undefined;
     }

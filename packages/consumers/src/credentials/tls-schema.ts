@@ -73,6 +73,13 @@ function build(zod: typeof import('zod')) {
       bothOrNeither(s, ctx);
       if (s.issuer.type === 'internal-ca' && s.lifetime === undefined)
         ctx.addIssue({ code: 'custom', path: ['lifetime'], message: 'is required with an internal-ca issuer' });
+      // Without a bundle a client would check an internal CA's certificate against the public roots, and refuse it.
+      if (s.issuer.type === 'internal-ca' && s.trust === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['trust'],
+          message: 'is required with an internal-ca issuer (the trust bundle that holds the CA)',
+        });
       if (s.lifetime !== undefined && s.lifetime < 10_000)
         ctx.addIssue({ code: 'custom', path: ['lifetime'], message: 'must be at least 10s' });
     });
@@ -85,7 +92,9 @@ function build(zod: typeof import('zod')) {
       lifetime: zodDuration(zod, 'lifetime'),
       bundle: secretRef,
       // How soon every consumer has read a new trust bundle: its cache's refresh interval (and check interval).
-      consumers: z.object({ refresh: zodDuration(zod, 'consumers.refresh') }),
+      consumers: z.object({
+        refresh: zodDuration(zod, 'consumers.refresh').refine((ms) => ms >= 1000, 'must be at least 1s'),
+      }),
       prePublication: zodDuration(zod, 'prePublication').optional(),
       maxLeafLifetime: zodDuration(zod, 'maxLeafLifetime'),
       leaves: z.array(secretRef).max(1000).default([]),

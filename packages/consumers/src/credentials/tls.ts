@@ -91,9 +91,10 @@ export interface InspectOptions {
 
 /**
  * What a client would check of `material`, with Node's own X.509 (no handshake): the key is the leaf's, each
- * certificate is issued and signed by the next, the last is one of `trust` or issued and signed by one of them,
- * every certificate is within its validity window at `now`, and the leaf is valid for every name. Returns the leaf's
- * facts; throws TlsMaterialError naming the first problem.
+ * certificate is issued and signed by the next (a CA), the chain ends at a self-signed CA of `trust` (the last
+ * certificate is one, or is issued and signed by one), every certificate is within its validity window at `now`,
+ * and the leaf is valid for every name. Not checked: key usages and path lengths (the worker's `test` completes a
+ * real handshake as well). Returns the leaf's facts; throws TlsMaterialError naming the first problem.
  */
 export function inspectTlsMaterial(material: TlsMaterial, options: InspectOptions = {}): CertificateFacts {
   const { secretId, now = Date.now() } = options;
@@ -113,7 +114,7 @@ export function inspectTlsMaterial(material: TlsMaterial, options: InspectOption
     );
   for (let i = 0; i + 1 < chain.length; i++) {
     const [child, parent] = [chain[i]!, chain[i + 1]!];
-    if (!child.checkIssued(parent) || !child.verify(parent.publicKey))
+    if (!parent.ca || !child.checkIssued(parent) || !child.verify(parent.publicKey))
       throw new TlsMaterialError(
         'broken-chain',
         `certificate ${i + 1} (serial ${child.serialNumber}) is not signed by certificate ${i + 2} (serial ${parent.serialNumber})`,
@@ -137,10 +138,13 @@ export function inspectTlsMaterial(material: TlsMaterial, options: InspectOption
   }
   if (options.trust) {
     const top = chain.at(-1)!;
+    // As OpenSSL does by default (no partial chains): the chain ends at a self-signed CA of the bundle.
+    const selfSigned = (c: X509Certificate) => c.ca && c.checkIssued(c) && c.verify(c.publicKey);
     const anchored = options.trust.some(
       (anchor) =>
-        anchor.fingerprint256 === top.fingerprint256 ||
-        (top.checkIssued(anchor) && top.verify(anchor.publicKey) && now < new Date(anchor.validTo).getTime()),
+        selfSigned(anchor) &&
+        now < new Date(anchor.validTo).getTime() &&
+        (anchor.fingerprint256 === top.fingerprint256 || (top.checkIssued(anchor) && top.verify(anchor.publicKey))),
     );
     if (!anchored)
       throw new TlsMaterialError(

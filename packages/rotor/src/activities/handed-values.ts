@@ -42,7 +42,14 @@ const DESCRIPTIVE_FIELDS = new Set([
   'kty',
   'crv',
   'use',
-  // TLS certificates (public material and what to issue), their issuers and trust bundles.
+]);
+
+/**
+ * The fields of rotor's TLS secrets (`engine` one of TLS_ENGINES) that name things or hold public material: only in
+ * those secrets, where rotor knows what they hold (in a team's own secret, `refresh` may be a refresh token).
+ */
+const TLS_ENGINES = new Set(['tls-certificate', 'tls-ca', 'tls-trust-bundle', 'acme-account']);
+const TLS_DESCRIPTIVE_FIELDS = new Set([
   'names',
   'keyType',
   'lifetime',
@@ -65,8 +72,9 @@ const DESCRIPTIVE_FIELDS = new Set([
 ]);
 
 /** A descriptive field's value: a scalar, or a list of scalars (a certificate's names). */
-const isDescriptive = (key: string, v: unknown) =>
-  DESCRIPTIVE_FIELDS.has(key) && (typeof v !== 'object' || (Array.isArray(v) && v.every((x) => typeof x !== 'object')));
+const isDescriptive = (key: string, v: unknown, tls: boolean) =>
+  (DESCRIPTIVE_FIELDS.has(key) || (tls && TLS_DESCRIPTIVE_FIELDS.has(key))) &&
+  (typeof v !== 'object' || (Array.isArray(v) && v.every((x) => typeof x !== 'object')));
 
 /** Notes a secret's value handed to the current step: the whole text and, for JSON, every string it holds. */
 export function noteHanded(value: string): void {
@@ -82,11 +90,13 @@ export function noteHanded(value: string): void {
   } catch {
     return;
   }
+  const engine = (json as { engine?: unknown } | null)?.engine;
+  const tls = typeof engine === 'string' && TLS_ENGINES.has(engine);
   const walk = (v: unknown, depth: number): void => {
     if (typeof v === 'string') add(v);
     else if (Array.isArray(v) && depth < 4) for (const x of v) walk(x, depth + 1);
     else if (v && typeof v === 'object' && depth < 4)
-      for (const [key, x] of Object.entries(v)) if (!isDescriptive(key, x)) walk(x, depth + 1);
+      for (const [key, x] of Object.entries(v)) if (!isDescriptive(key, x, tls)) walk(x, depth + 1);
   };
   walk(json, 0);
 }

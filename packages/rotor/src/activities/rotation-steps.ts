@@ -4,7 +4,13 @@ import { selectRotatorKind, STRATEGY_TAG, type RotatorKind } from '../rotators/r
 import { retirementFromTags } from '../rotators/retirement';
 import { versionWithStage } from 'rotor-consumers/stores';
 import { Stage } from '../shared/constants';
-import { CredentialsRejectedError, InvalidInputError, StoreConflictError, TestFailedError } from 'rotor-consumers/core';
+import {
+  CredentialsRejectedError,
+  InvalidInputError,
+  InvalidSecretError,
+  StoreConflictError,
+  TestFailedError,
+} from 'rotor-consumers/core';
 import type {
   PrepareInput,
   PreparedRotation,
@@ -166,54 +172,53 @@ export function createRotationSteps(deps: ActivityDeps) {
     },
 
     /**
-     * For a `renewAt` schedule: when the secret's credential is due for renewal (its rotator's `renewalDue`, a
-     * lifetime-based time moved up to `jitterMs` early), and, when it ends within `alertBeforeMs` (a sixth of its
-     * lifetime unless told) without having been renewed, an alert to the routes. Changes nothing.
+     * For a `renewAt` schedule: when the secret's credential is due for renewal (its rotator's `renewalDue`; a
+     * lifetime-based time moved up to `jitterMs` early, at most half way back to notBefore), and whether it is
+     * overdue within `alertBefore` of its end (a sixth of its lifetime unless told): the workflow then alerts. An
+     * unreadable current credential is due now. Changes nothing, sends nothing.
      */
     async renewalDue({
       secretId,
       renewal,
-      routes = [],
     }: {
       secretId: string;
       renewal: RenewalSchedule;
-      routes?: string[];
     }): Promise<RenewalDecision & StepReport> {
       return step('renewal-due', secretId, undefined, async () => {
-        const { kind, rotator, currentValue } = await openSecret(secretId);
+        const { kind, rotator, current } = await openSecret(secretId).catch(async (error: unknown) => {
+          // A current version this rotator cannot read is renewed (the rotation says why if it cannot be).
+          if (!(error instanceof InvalidSecretError)) throw error;
+          return { kind: undefined, rotator: undefined, current: undefined };
+        });
+        const now = Date.now();
+        if (!current || !rotator)
+          return { outcome: 'unreadable', basis: 'none-yet' as const, waitMs: 0, dueAt: new Date(now).toISOString() };
         if (!rotator.renewalDue)
           throw new InvalidInputError(
             `secret ${secretId}: renewAt schedules apply to credentials with a lifetime of their own (certificates); ${kind} has none`,
           );
-        const due = await rotator.renewalDue(secretId, currentValue, { renewAt: renewal.renewAt }, context);
-        const now = Date.now();
-        const early = due.basis === 'lifetime' && renewal.jitterMs ? randomInt(0, renewal.jitterMs + 1) : 0;
-        const dueAt = due.dueAt.getTime() - early;
-        let alerted = false;
-        if (due.notAfter && due.notBefore) {
-          const lifetime = due.notAfter.getTime() - due.notBefore.getTime();
-          const left = due.notAfter.getTime() - now;
-          if (left <= (renewal.alertBeforeMs ?? lifetime / 6) && deps.alerts && routes.length > 0) {
-            await deps.alerts.notify(
-              {
-                kind: 'certificate-expiring',
-                secretId,
-                message: `the credential of ${secretId} ${left > 0 ? `expires in ${formatDuration(Math.max(1000, Math.floor(left / 1000) * 1000))}` : 'has expired'} (${due.notAfter.toISOString()}) and has not been renewed`,
-                at: new Date(now).toISOString(),
-              },
-              routes,
-            );
-            alerted = true;
-          }
-        }
-        return {
-          outcome: due.basis,
+        const due = await rotator.renewalDue(
+          secretId,
+          rotator.parse(secretId, current.value),
+          { renewAt: renewal.renewAt },
+          context,
+        );
+        let dueAt = due.dueAt.getTime();
+        if (due.basis === 'lifetime' && renewal.jitterMs && due.notBefore)
+          dueAt -= randomInt(0, Math.max(1, Math.min(renewal.jitterMs, (dueAt - due.notBefore.getTime()) / 2)) + 1);
+        const decision: RenewalDecision = {
           basis: due.basis,
           waitMs: Math.max(0, dueAt - now),
           dueAt: new Date(dueAt).toISOString(),
           ...(due.notAfter ? { notAfter: due.notAfter.toISOString() } : {}),
-          alerted,
         };
+        if (due.notAfter && due.notBefore && now > dueAt) {
+          const margin = renewal.alertBeforeMs ?? (due.notAfter.getTime() - due.notBefore.getTime()) / 6;
+          const left = due.notAfter.getTime() - now;
+          if (left <= margin)
+            decision.expiring = `the credential of ${secretId} ${left > 0 ? `expires in ${formatDuration(Math.max(1000, Math.floor(left / 1000) * 1000))}` : 'has expired'} (${due.notAfter.toISOString()}) and has not been renewed`;
+        }
+        return { outcome: due.basis, ...decision };
       });
     },
 
@@ -230,8 +235,10 @@ export function createRotationSteps(deps: ActivityDeps) {
         }
         const current = await parsedVersion(secretId, rotator, input.prepared.currentVersionId, Stage.current);
         const reclaimed = await reclaimStray(input, rotator, current);
+        const next = () => rotator.nextValue(secretId, current, resolvePasswordPolicy(input.passwordPolicy), context);
+        // A create that talks to an outside service (an ACME CA) does so within the per-target limit.
         const value = await whileBeating(input.prepared.remoteCreate, () =>
-          rotator.nextValue(secretId, current, resolvePasswordPolicy(input.passwordPolicy), context),
+          input.prepared.remoteCreate ? onTarget(rotator, current, async () => next()) : next(),
         );
         await store.putPending(secretId, token, value);
         return {

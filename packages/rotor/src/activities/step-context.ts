@@ -45,10 +45,6 @@ export function createStepContext({ store, rotators, metrics, targets, hooks }: 
       await store.removeStage(id, Stage.pending, versionId);
       return true;
     },
-    async currentWrittenAt(id) {
-      const description = await store.describe(id);
-      return description.versions.find((v) => v.stages.includes(Stage.current))?.createdAt;
-    },
     hasHook: (name) => hooks?.has(name) ?? false,
     async runHook(name, action, vars) {
       if (!hooks)

@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Argument, Command, Option } from 'commander';
 import { InvalidInputError, parseDuration } from 'rotor-consumers/core';
 import { auditVerifyCommand, historyCommand } from './commands/audit';
 import { applyCommand, validateCommand } from './commands/config';
@@ -226,12 +226,20 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
 
   program
     .command('demo')
-    .description('rotate a demo PostgreSQL password end to end on the local stack (npm run demo)')
-    .addHelpText('after', examples('npm run demo'))
+    .description(
+      'on the local stack: rotate a demo PostgreSQL password end to end (npm run demo), or, with tls, renew a server certificate under HTTPS load (npm run demo -- tls)',
+    )
+    .addHelpText('after', examples('npm run demo', 'npm run demo -- tls'))
+    .addArgument(new Argument('[scenario]', 'what to show').choices(['postgres', 'tls']).default('postgres'))
     .addOption(new Option('--grace <duration>', 'grace period of the demo rotation').default('10s'))
     .action(
-      action(async (opts: { grace: string }) => {
+      action(async (scenario: 'postgres' | 'tls', opts: { grace: string }) => {
         const graceMs = parseDuration(opts.grace, '--grace');
+        if (scenario === 'tls') {
+          // eslint-disable-next-line @typescript-eslint/no-require-imports
+          const { runTlsDemo } = require('./demo-tls') as typeof import('./demo-tls');
+          return runTlsDemo({ write: out });
+        }
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const { runDemo } = require('./demo') as typeof import('./demo');
         return runDemo({ graceMs, write: out });

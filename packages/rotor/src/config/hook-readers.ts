@@ -24,7 +24,8 @@ export function readHooks(c: Checker, node: Node): Record<string, HookConfig> {
       if (text !== undefined && text.length === 0) c.add(part.path, 'must not be empty');
       else if (text !== undefined) command.push(text);
     }
-    const timeoutMs = c.duration(hook.at('timeout'), 1000, { text: '15m', ms: 900_000 }) ?? DEFAULT_HOOK_TIMEOUT_MS;
+    // At most 5 minutes: an ACME order (its hooks included) has 10.
+    const timeoutMs = c.duration(hook.at('timeout'), 1000, { text: '5m', ms: 300_000 }) ?? DEFAULT_HOOK_TIMEOUT_MS;
     if (command.length > 0) hooks[name] = { command, timeoutMs };
   }
   return hooks;

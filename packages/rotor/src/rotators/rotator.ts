@@ -17,8 +17,6 @@ export interface RotatorContext {
    * value written before becomes current again. Returns whether AWSCURRENT moved.
    */
   writeCurrent?(secretIdOrArn: string, value: string): Promise<boolean>;
-  /** When the AWSCURRENT version of another secret was written, where the store says. */
-  currentWrittenAt?(secretIdOrArn: string): Promise<Date | undefined>;
   /** Whether rotor.yaml declares the hook `name` (for `check`). */
   hasHook?(name: string): boolean;
   /**

@@ -35,6 +35,7 @@ export const AUDIT_EVENT_KINDS = [
   'alert-failed',
   'waiting-for-window',
   'skipped',
+  'certificate-expiring',
   'bake-extended',
   'bake-passed',
   'bake-inconclusive',

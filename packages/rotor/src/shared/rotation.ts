@@ -134,8 +134,8 @@ export interface RenewalDecision {
   waitMs: number;
   dueAt: string;
   notAfter?: string;
-  /** An expiry alert went out. */
-  alerted: boolean;
+  /** Set when the renewal is overdue and the credential within its alert margin of its end: the alert's message. */
+  expiring?: string;
 }
 
 /** When a credential with a lifetime (a certificate) renews: see `ScheduleConfig` kind `lifetime`. */

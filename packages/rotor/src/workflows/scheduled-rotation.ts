@@ -18,7 +18,7 @@ import { formatDuration } from 'rotor-consumers/core';
 import { actorOf } from '../shared/vocabulary';
 import { rotationSummary, type RotationInput, type ScheduledRotationInput } from '../shared/rotation';
 import { type AuditEvent } from '../shared/reporting';
-import { AUDIT_OPTIONS, stepOptions } from './activity-options';
+import { ALERT_OPTIONS, AUDIT_OPTIONS, stepOptions } from './activity-options';
 import { ROTATION_FAILED, rotateSecret } from './rotate-secret';
 
 export type { ScheduledRotationInput } from '../shared/rotation';
@@ -54,13 +54,27 @@ export async function scheduledRotation({
   if (renewal) {
     // A renewAt schedule fires at every check: the credential's own lifetime (or its issuer's window) says when.
     const { renewalDue } = proxyActivities<RotorActivities>(stepOptions(3));
-    const due = await renewalDue({
-      secretId: rotation.secretId,
-      renewal,
-      ...compact({ routes: rotation.reporting?.alerts }),
-    });
+    const due = await renewalDue({ secretId: rotation.secretId, renewal });
     renewing = { dueAt: due.dueAt, basis: due.basis, ...compact({ notAfter: due.notAfter }) };
     upsertMemo({ renewal: renewing });
+    const routes = rotation.reporting?.alerts ?? [];
+    // The alert is delivered apart from the decision: a webhook that does not answer never holds up a renewal.
+    if (due.expiring && routes.length > 0) {
+      const { notify } = proxyActivities<RotorActivities>(ALERT_OPTIONS);
+      const { workflowId: runWorkflowId, runId } = workflowInfo();
+      await notify({
+        alert: {
+          kind: 'certificate-expiring',
+          secretId: rotation.secretId,
+          workflowId: runWorkflowId,
+          runId,
+          message: due.expiring,
+          at: new Date().toISOString(),
+        },
+        routes,
+      }).catch(() => undefined);
+      await audit('certificate-expiring', { notAfter: due.notAfter ?? '', dueAt: due.dueAt });
+    }
     if (due.waitMs > renewal.checkEveryMs)
       return { secretId: rotation.secretId, outcome: 'not-due', workflowId, renewal: renewing };
     if (due.waitMs > 0) await sleep(due.waitMs);

@@ -54,13 +54,21 @@ function acmeError(secretId: string, what: string, error: unknown): Error {
   if (error instanceof InvalidInputError || error instanceof UnavailableError || error instanceof TargetRejectedError)
     return error;
   const message = (error as Error).message ?? String(error);
-  const final =
-    /urn:ietf:params:acme:error:(rejectedIdentifier|unsupportedIdentifier|caa|malformed|unauthorized|badCSR|accountDoesNotExist|userActionRequired)/.test(
-      message,
-    ) || /\b(400|403)\b/.test(message);
   const detail = `${what}: ${message.slice(0, 500)}`;
-  return final ? new TargetRejectedError(secretId, detail) : new UnavailableError(secretId, detail, { cause: error });
+  // acme-client throws its network failures as axios errors, and the CA's problems as plain errors carrying only the
+  // problem's detail (not its type or status): a CA's answer is final unless it says to come back later.
+  const network =
+    (error as { isAxiosError?: boolean }).isAxiosError === true ||
+    /ECONN|ETIMEDOUT|socket hang up|EAI_AGAIN/.test(message);
+  const later = /rate.?limit|too many|try again|temporar|unavailable|internal|timeout|retry/i.test(message);
+  return network || later
+    ? new UnavailableError(secretId, detail, { cause: error })
+    : new TargetRejectedError(secretId, detail);
 }
+
+/** How often an order is resumed within one attempt when the CA or the network fails for a moment, and how long apart. */
+const ORDER_TRIES = 5;
+const ORDER_BACKOFF_MS = [2000, 5000, 15_000, 30_000];
 
 /** `check`: the account reads, the hook is declared, the directory answers. Changes nothing at the CA. */
 export async function checkAcme(secretId: string, issuer: AcmeIssuer, context: RotatorContext): Promise<string> {
@@ -151,49 +159,72 @@ export async function issueByAcme(
   options: { issuer: AcmeIssuer; names: readonly string[]; keyType: TlsKeyType; replaces?: string },
   context: RotatorContext,
 ): Promise<TlsMaterial> {
-  const { issuer, names } = options;
+  const { issuer } = options;
   const { acme, client } = await clientFor(issuer, context).catch((error: unknown) => {
     throw acmeError(secretId, `the ACME account at ${issuer.directory}`, error);
   });
   const noted: AcmeNote = { ...((context.recall?.() as AcmeNote | undefined) ?? {}) };
-  const note = (change: AcmeNote) => context.note?.(Object.assign(noted, change));
-  try {
-    let order: Order | undefined;
-    if (noted.order) {
-      const earlier = await client.getOrder({ url: noted.order } as Order).catch(() => undefined);
-      if (earlier && (earlier.status === 'pending' || earlier.status === 'ready')) order = earlier;
-      else if (earlier && (earlier.status === 'valid' || earlier.status === 'processing')) {
-        const issued = await client.getCertificate(await client.waitForValidStatus(earlier));
-        // superseded (RFC 5280 reason 4): the key of this certificate died with the attempt that ordered it.
-        await client.revokeCertificate(issued, { reason: 4 }).catch(() => undefined);
-        note({ revoked: [...(noted.revoked ?? []), new x509.X509Certificate(issued).serialNumber] });
-      }
+  // A moment of trouble (the CA, the network) resumes the same order here, within the attempt: a new attempt starts
+  // from the order noted in Temporal, but a ride-through round would not see that note.
+  for (let tries = 1; ; tries++) {
+    try {
+      return await placeOrResume(secretId, options, context, { acme, client, noted });
+    } catch (error) {
+      const failure = acmeError(secretId, `the ACME order at ${issuer.directory}`, error);
+      if (!(failure instanceof UnavailableError) || tries >= ORDER_TRIES) throw failure;
+      await new Promise((r) => setTimeout(r, ORDER_BACKOFF_MS[tries - 1]));
     }
-    if (!order) {
-      const request = {
-        identifiers: names.map((value) => ({ type: isIP(value) ? 'ip' : 'dns', value })),
-        ...(issuer.profile ? { profile: issuer.profile } : {}),
-      };
-      // A CA that does not take `replaces` (no ARI, or the certificate was replaced already) is asked without it.
-      order = options.replaces
-        ? await client
-            .createOrder({ ...request, replaces: options.replaces } as Parameters<Client['createOrder']>[0])
-            .catch(() => client.createOrder(request))
-        : await client.createOrder(request);
-      note({ order: order.url });
-    }
-    if (order.status === 'pending') await answerChallenges(secretId, client, order, issuer, context);
-    const { privateKeyPem } = await generateKeyPair(options.keyType);
-    const [, csr] = await acme.crypto.createCsr(
-      { commonName: names.find((n) => !isIP(n) && !n.startsWith('*.')) ?? names[0]!, altNames: [...names] },
-      privateKeyPem,
-    );
-    const finalized = await client.finalizeOrder(order, csr);
-    const certificate = await client.getCertificate(await client.waitForValidStatus(finalized));
-    return { certificate, privateKey: privateKeyPem };
-  } catch (error) {
-    throw acmeError(secretId, `the ACME order at ${issuer.directory}`, error);
   }
+}
+
+async function placeOrResume(
+  secretId: string,
+  options: { issuer: AcmeIssuer; names: readonly string[]; keyType: TlsKeyType; replaces?: string },
+  context: RotatorContext,
+  { acme, client, noted }: { acme: Acme; client: Client; noted: AcmeNote },
+): Promise<TlsMaterial> {
+  const { issuer, names } = options;
+  let order: Order | undefined;
+  const revoked: string[] = [];
+  if (noted.order) {
+    // An error reading it is an error (retried above), never a reason to place a second order.
+    const earlier = await client.getOrder({ url: noted.order } as Order);
+    if (earlier.status === 'pending' || earlier.status === 'ready') order = earlier;
+    else if (earlier.status === 'valid' || earlier.status === 'processing') {
+      const issued = await client.getCertificate(await client.waitForValidStatus(earlier));
+      // superseded (RFC 5280 reason 4): the key of this certificate died with the attempt that ordered it.
+      const serial = new x509.X509Certificate(issued).serialNumber;
+      await client.revokeCertificate(issued, { reason: 4 }).then(
+        () => revoked.push(serial),
+        () => undefined,
+      );
+    }
+  }
+  if (!order) {
+    const request = {
+      identifiers: names.map((value) => ({ type: isIP(value) ? 'ip' : 'dns', value })),
+      ...(issuer.profile ? { profile: issuer.profile } : {}),
+    };
+    // A CA that does not take `replaces` (no ARI, or the certificate was replaced already) is asked without it.
+    order = options.replaces
+      ? await client
+          .createOrder({ ...request, replaces: options.replaces } as Parameters<Client['createOrder']>[0])
+          .catch(() => client.createOrder(request))
+      : await client.createOrder(request);
+    // One note with all of it: Temporal keeps an attempt's first heartbeat at once and throttles the next ones.
+    noted.order = order.url;
+    noted.revoked = [...(noted.revoked ?? []), ...revoked];
+    context.note?.({ ...noted });
+  }
+  if (order.status === 'pending') await answerChallenges(secretId, client, order, issuer, context);
+  const { privateKeyPem } = await generateKeyPair(options.keyType);
+  const [, csr] = await acme.crypto.createCsr(
+    { commonName: names.find((n) => !isIP(n) && !n.startsWith('*.')) ?? names[0]!, altNames: [...names] },
+    privateKeyPem,
+  );
+  const finalized = await client.finalizeOrder(order, csr);
+  const certificate = await client.getCertificate(await client.waitForValidStatus(finalized));
+  return { certificate, privateKey: privateKeyPem };
 }
 
 /** Each pending authorization's challenge of the issuer's type: the hook presents it, the CA validates, the hook cleans up. */
@@ -225,8 +256,14 @@ async function answerChallenges(
     };
     await context.runHook(issuer.hook, 'present', vars);
     try {
-      await client.completeChallenge(challenge);
-      await client.waitForValidStatus(challenge);
+      // A challenge an earlier attempt answered is processing already: asking again is refused.
+      if (challenge.status === 'pending') await client.completeChallenge(challenge);
+      await client.waitForValidStatus(challenge).catch((error: unknown) => {
+        throw new TargetRejectedError(
+          secretId,
+          `the CA refused the ${issuer.challenge} answer for ${authz.identifier.value}: ${(error as Error).message.slice(0, 300)}`,
+        );
+      });
     } finally {
       await context.runHook(issuer.hook, 'cleanup', vars).catch(() => undefined);
     }

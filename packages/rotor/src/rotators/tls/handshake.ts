@@ -13,8 +13,17 @@ export async function probeHandshakes(
   material: TlsMaterial,
   options: { names: readonly string[]; trust?: readonly string[]; timeoutMs?: number; secretId?: string },
 ): Promise<void> {
-  const server = createServer({ key: material.privateKey, cert: material.certificate }, (socket) => socket.end());
-  // A malformed key or chain is refused by createServer/listen; its message names no value.
+  let server: ReturnType<typeof createServer>;
+  try {
+    server = createServer({ key: material.privateKey, cert: material.certificate }, (socket) => socket.end());
+  } catch (error) {
+    // OpenSSL's own words may quote what it was given: only its code leaves.
+    throw new TlsMaterialError(
+      'malformed',
+      `Node refused the key or certificate (${(error as NodeJS.ErrnoException).code ?? 'no code'})`,
+      options.secretId,
+    );
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', resolve);

@@ -10,7 +10,7 @@ import {
   TRUST_BUNDLE_ENGINE,
   type TlsCaShape,
 } from 'rotor-consumers/credentials';
-import { formatDuration, InvalidInputError, TestFailedError } from 'rotor-consumers/core';
+import { formatDuration, InvalidInputError, TestFailedError, UnavailableError } from 'rotor-consumers/core';
 import type { Rotator, RotatorContext } from '../rotator';
 import { parseJsonObject, validateShape } from '../secret-json';
 import { issueCaCertificate } from './issue';
@@ -74,7 +74,8 @@ export const tlsCaRotator: Rotator<TlsCaSecret> = {
   target: (ca) => `tls-bundle://${ca.bundle}`,
 
   async check(secretId, { current }, context, rotation) {
-    if (rotation && rotation.graceMs < current.maxLeafLifetime)
+    // A CA's first rotation makes it: there is no old CA to keep trusted.
+    if (rotation && current.certificate !== undefined && rotation.graceMs < current.maxLeafLifetime)
       throw new InvalidInputError(
         `secret ${secretId}: grace ${formatDuration(rotation.graceMs)} is shorter than maxLeafLifetime ${formatDuration(current.maxLeafLifetime)}: the old CA would leave the trust bundle while certificates it issued are still valid, and clients would refuse them`,
       );
@@ -119,10 +120,10 @@ export const tlsCaRotator: Rotator<TlsCaSecret> = {
       throw new TestFailedError(secretId, `the CA is not in the trust bundle ${value.bundle}`);
   },
 
-  async holdBeforeFinish(_secretId, pending, context) {
-    const writtenAt = await context.currentWrittenAt?.(pending.bundle);
-    const since = writtenAt ? Date.now() - writtenAt.getTime() : 0;
-    return Math.max(0, caPrePublicationMs(pending) - since);
+  // The whole prePublication, from the end of test (after set): when the bundle became current is not recorded (a
+  // version's creation time is not it), and waiting longer than needed is safe.
+  async holdBeforeFinish(_secretId, pending) {
+    return caPrePublicationMs(pending);
   },
 
   async restore(_secretId, { want }, context) {
@@ -138,9 +139,20 @@ export const tlsCaRotator: Rotator<TlsCaSecret> = {
     for (const leafId of current.leaves) {
       const leaf = parseTlsCertificateSecret(leafId, await context.readCurrent(leafId));
       const [cert] = leaf.certificate ? parseCertificates(leaf.certificate, 'certificate', leafId) : [];
+      // Retryable: the step's attempts (with backoff) give a renewal under way time to finish.
       if (!cert || !cert.checkIssued(newCa) || !cert.verify(newCa.publicKey))
-        throw new InvalidInputError(
-          `secret ${secretId}: ${leafId} is not yet issued by the new CA (renew it, then retry the retirement): the old CA stays in the bundle`,
+        throw new UnavailableError(
+          secretId,
+          `${leafId} is not yet issued by the new CA (renew it; the retirement is tried again): the old CA stays in the bundle`,
+        );
+      // Its servers must have loaded it: issued at least prePublication ago. When, from the certificate itself: rotor
+      // sets notBefore back a tenth of the span at most (1 h at most), so it was issued no later than that after.
+      const notBefore = Date.parse(cert.validFrom);
+      const issuedBy = notBefore + Math.min(3_600_000, (Date.parse(cert.validTo) - notBefore) / 10);
+      if (Date.now() - issuedBy < caPrePublicationMs(current))
+        throw new UnavailableError(
+          secretId,
+          `${leafId} was renewed by the new CA moments ago: its servers may not serve it yet; the old CA stays in the bundle until they do`,
         );
     }
     const bundle = await bundleOf(current, context);

@@ -51,7 +51,7 @@ async function internalCa(
     throw new InvalidInputError(
       `secret ${secretId}: its CA ${caId} (serial ${facts.serial}) is not in its trust bundle ${secret.trust}: clients would refuse what it issues`,
     );
-  return { material, keyType: ca.keyType, facts };
+  return { material, keyType: ca.keyType, facts, maxLeafLifetimeMs: ca.maxLeafLifetime };
 }
 
 /**
@@ -96,7 +96,8 @@ export const tlsCertificateRotator: Rotator<TlsCertificateSecret> = {
     const issued = await issueLeafCertificate({
       names: current.names,
       keyType: current.keyType,
-      lifetimeMs: current.lifetime!,
+      // Never longer than the CA says its leaves live: its rotation keeps the old CA trusted that long, no longer.
+      lifetimeMs: Math.min(current.lifetime!, ca.maxLeafLifetimeMs),
       ca: { ...ca.material, keyType: ca.keyType },
     });
     return JSON.stringify({ ...current.json, ...issued });
@@ -115,7 +116,11 @@ export const tlsCertificateRotator: Rotator<TlsCertificateSecret> = {
     const atLifetime = new Date(notBefore.getTime() + renewAt * (notAfter.getTime() - notBefore.getTime()));
     if (current.issuer.type === 'acme') {
       // RFC 9773 section 4.2: a random time within the CA's window, which may move (a revocation, a CA incident).
-      const window = await renewalInfo(current.issuer.directory, current.certificate).catch(() => undefined);
+      // A CA slow to answer never holds up the decision: past 5 s, the lifetime decides.
+      const window = await Promise.race([
+        renewalInfo(current.issuer.directory, current.certificate).catch(() => undefined),
+        new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5000).unref()),
+      ]);
       if (window) {
         const at = window.start.getTime() + randomInt(0, Math.max(1, window.end.getTime() - window.start.getTime()));
         return { dueAt: new Date(at), notBefore, notAfter, basis: 'ari' };
