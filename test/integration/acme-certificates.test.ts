@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { get } from 'node:https';
+import { get, globalAgent } from 'node:https';
+import { rootCertificates } from 'node:tls';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,8 +11,13 @@ import { renewalInfo } from '../../packages/rotor/src/rotators/tls/acme';
 import { stackEnv, uniqueName, until } from '../helpers/env';
 import { expectNoPasswords } from '../helpers/hygiene';
 import { workerWithConfig } from '../helpers/ops';
-import { createSecret, labels } from '../helpers/stack';
+import { createSecret, labels, store } from '../helpers/stack';
 import { materialAt, rememberKeys } from '../helpers/tls';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createRotationSteps } from '../../packages/rotor/src/activities/rotation-steps';
+import { hookRunner } from '../../packages/rotor/src/activities/hook-runner';
+import { rotators } from '../../packages/rotor/src/rotators/registry';
+import type { RenewalDecision } from '../../packages/rotor/src/shared/rotation';
 
 /**
  * Certificates from an ACME CA on the real stack: Pebble (the ACME test server) validating http-01 and dns-01
@@ -121,6 +127,16 @@ describe('ACME (Pebble)', () => {
     expect(window).toBeDefined();
     expect(window!.start.getTime()).toBeGreaterThan(new Date(leaf.validFrom).getTime());
     expect(window!.end.getTime()).toBeLessThan(new Date(leaf.validTo).getTime());
+    // A renewAt schedule renews in that window rather than at its own share of the lifetime.
+    // This process trusts Pebble's TLS as the worker does with NODE_EXTRA_CA_CERTS (read only at a process's start).
+    globalAgent.options.ca = [...rootCertificates, readFileSync(stackEnv('ROTOR_ACME_CA_FILE'), 'utf8')];
+    const due: RenewalDecision = await new MockActivityEnvironment().run(
+      createRotationSteps({ store, rotators, hooks: hookRunner({}) }).renewalDue,
+      { secretId, renewal: { renewAt: 0.5, checkEveryMs: 3_600_000 } },
+    );
+    expect(due.basis).toBe('ari');
+    expect(Date.parse(due.dueAt)).toBeGreaterThanOrEqual(window!.start.getTime());
+    expect(Date.parse(due.dueAt)).toBeLessThanOrEqual(window!.end.getTime());
 
     expect(await rotate(secretId)).toBe('completed');
     const second = await materialAt(secretId, 'AWSCURRENT', keys);

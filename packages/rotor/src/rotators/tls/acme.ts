@@ -41,11 +41,16 @@ async function clientFor(issuer: AcmeIssuer, context: RotatorContext): Promise<{
     backoffMin: 250,
     backoffMax: 5000,
   });
-  // Finds the account of this key, or makes it (RFC 8555 7.3: the same key answers the same account).
-  await client.createAccount({
-    termsOfServiceAgreed: true,
-    ...(account.email ? { contact: [`mailto:${account.email}`] } : {}),
-  });
+  // Finds the account of this key (RFC 8555 7.3.1: onlyReturnExisting, then a POST-as-GET of it), or makes it. Asking
+  // to create an existing account makes acme-client send its fields as an update, which a CA may refuse as empty.
+  try {
+    await client.createAccount({ onlyReturnExisting: true });
+  } catch {
+    await client.createAccount({
+      termsOfServiceAgreed: true,
+      ...(account.email ? { contact: [`mailto:${account.email}`] } : {}),
+    });
+  }
   return { acme, client };
 }
 
@@ -76,14 +81,20 @@ export async function checkAcme(secretId: string, issuer: AcmeIssuer, context: R
     throw new InvalidInputError(
       `secret ${secretId}: issuer.hook ${JSON.stringify(issuer.hook)} is not a hook of this worker's rotor.yaml`,
     );
-  const account = parseTlsAcmeAccount(issuer.account, await context.readCurrent(issuer.account));
-  const acme = await loadAcme();
-  const client = new acme.Client({ directoryUrl: issuer.directory, accountKey: account.privateKey });
-  try {
-    await client.getTermsOfServiceUrl();
-  } catch (error) {
-    throw acmeError(secretId, `the ACME directory ${issuer.directory} did not answer`, error);
-  }
+  parseTlsAcmeAccount(issuer.account, await context.readCurrent(issuer.account));
+  // One plain GET (acme-client would retry for longer than a step may take): the CA is there and speaks ACME.
+  const answer = await getJson(issuer.directory).catch((error: unknown) => {
+    throw new UnavailableError(
+      secretId,
+      `the ACME directory ${issuer.directory} did not answer (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+    );
+  });
+  if (answer.status >= 500)
+    throw new UnavailableError(secretId, `the ACME directory ${issuer.directory} answered ${answer.status}`);
+  if (answer.status !== 200 || typeof (answer.body as { newOrder?: unknown } | undefined)?.newOrder !== 'string')
+    throw new InvalidInputError(
+      `secret ${secretId}: ${issuer.directory} is not an ACME directory (it answered ${answer.status}, without newOrder)`,
+    );
   return 'acme-directory-ready';
 }
 
