@@ -46,6 +46,7 @@ export {
 export { generateApiKey, parseApiKey, MAX_API_KEY_LENGTH, type ApiKeyShapeProblem } from './credentials/api-key';
 export { JwtSigner, type JwtSignerOptions } from './jwt-signer';
 export { jwksHandler, type JwksHandlerOptions } from './jwks-handler';
+export { Keyring, type KeyringOptions } from './keyring';
 export { RotatingTls, type RotatingTlsOptions, type RotatingTlsStats, type TlsRefusalEvent } from './tls-context';
 export {
   JwtVerifier,

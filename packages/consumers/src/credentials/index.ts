@@ -9,3 +9,5 @@ export * from './jwt';
 export * from './jwt-schema';
 export * from './tls';
 export * from './tls-schema';
+export * from './keyring';
+export * from './keyring-schema';
