@@ -120,6 +120,9 @@ export function parseCiphertext(ciphertext: string): ParsedCiphertext {
     throw new KeyringError('malformed', 'the nonce or the body is not base64url', keyId);
   const nonce = Buffer.from(nonceText, 'base64url');
   const body = Buffer.from(bodyText, 'base64url');
+  // One text per ciphertext: base64url's last character can carry unused bits, and a decoder ignores them.
+  if (nonce.toString('base64url') !== nonceText || body.toString('base64url') !== bodyText)
+    throw new KeyringError('malformed', 'the nonce or the body is not canonical base64url', keyId);
   if (nonce.length !== NONCE_BYTES || body.length < TAG_BYTES)
     throw new KeyringError('malformed', 'the nonce or the body has the wrong length (truncated?)', keyId);
   return { version, algorithm, keyId, header: `${version}.${tag}.${keyId}`, nonce, body };
