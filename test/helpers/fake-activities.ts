@@ -77,6 +77,31 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
     }),
     renewLeaseCredential: async () => ({ attempt: 1, gone: false }),
     revokeLeaseCredential: async () => ({ attempt: 1, existed: true, sessionsEnded: 0 }),
+    rewrapPlan: async () => ({
+      attempt: 1,
+      primaryId: 'k2',
+      prePublicationMs: 2000,
+      tables: ['app-db:items.secret'],
+      rows: { k1: 0, k2: 0 },
+    }),
+    rewrapBatch: async () => ({
+      attempt: 1,
+      primaryId: 'k2',
+      scanned: 0,
+      rewrapped: 0,
+      changedMeanwhile: 0,
+      refused: {},
+      refusedKeys: [],
+      done: true,
+    }),
+    countKeyringRows: async () => ({ attempt: 1, primaryId: 'k2', rows: { k2: 0 }, keys: [] }),
+    retireKeyringKeys: async () => ({
+      attempt: 1,
+      outcome: 'disabled-1-removed-0',
+      disabled: ['k1'],
+      removed: [],
+      rows: { k2: 0 },
+    }),
   };
   const calls: Recorded['calls'] = [];
   const activities = Object.fromEntries(

@@ -40,14 +40,17 @@ export async function recordHistories(
     const secretId =
       execution.type === 'dynamicLease'
         ? (execution.typedSearchAttributes.get(SearchAttribute.secretId) ?? '')
-        : execution.workflowId.replace(/^rotor\/(rotate|scheduled)\//, '');
+        : execution.workflowId.replace(/^rotor\/(rotate|scheduled|rewrap)\//, '');
     const prefix = prefixes.find((p) => secretId.startsWith(p));
     if (!prefix) continue;
     const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
     const kind =
-      { scheduledRotation: 'scheduled-rotation', rollbackSecret: 'rollback-secret', dynamicLease: 'dynamic-lease' }[
-        execution.type
-      ] ?? 'rotate-secret';
+      {
+        scheduledRotation: 'scheduled-rotation',
+        rollbackSecret: 'rollback-secret',
+        dynamicLease: 'dynamic-lease',
+        rewrapKeyring: 'rewrap-keyring',
+      }[execution.type] ?? 'rotate-secret';
     // Several executions under one prefix (a rotation that continued as new, runs of one test): the latest two.
     const base = `${kind}-${prefix.replace(/^(bao:secret\/)?it\//, '').replace(/[^A-Za-z0-9_-]/g, '-')}${suffix}`;
     const runs = written.get(base) ?? 0;

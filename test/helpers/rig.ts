@@ -14,6 +14,8 @@ export interface WorkerRig {
   readonly rotor: RotationClient;
   /** SIGKILLs the worker while the test step of `secretId` is held, then starts the one that must finish it. */
   killWhileHeld(secretId: string): Promise<void>;
+  /** SIGKILLs the worker wherever it is and starts another on the same queue. */
+  killAndRestart(): Promise<void>;
 }
 
 /**
@@ -46,6 +48,12 @@ export function useWorkerRig(
     },
     get rotor() {
       return started(rotor, 'client');
+    },
+    async killAndRestart() {
+      const killed = started(worker, 'worker');
+      await killed.kill();
+      if (killed.exitInfo.signal !== 'SIGKILL') throw new Error(`worker ended with ${JSON.stringify(killed.exitInfo)}`);
+      worker = await WorkerProcess.start(taskQueue, options.holdDir, options.env?.() ?? {}, options.main);
     },
     async killWhileHeld(secretId) {
       if (!options.holdDir) throw new Error('killWhileHeld needs a rig made with a holdDir');

@@ -139,6 +139,29 @@ describe('Keyring', () => {
     );
   });
 
+  it('reads the keyring afresh for unknown keys at most once a second, however many ciphertexts name them', async () => {
+    const k1 = generateKeyringKey('k1', 'primary');
+    const { store, reader } = setUp([k1]);
+    const ring = reader(3_600_000);
+    await ring.encrypt('x', 'a');
+    const lookups = () => store.calls.read + store.calls.describe;
+    const before = lookups();
+    const forged = Array.from({ length: 200 }, (_, i) =>
+      encryptWithKey(generateKeyringKey(`f${i}`, 'primary'), 'x', 'a'),
+    );
+    const reasons = await Promise.all(
+      forged.map((c) =>
+        ring.decrypt(c, 'a').then(
+          () => 'ok',
+          (e: KeyringError) => e.reason,
+        ),
+      ),
+    );
+    expect(new Set(reasons)).toEqual(new Set(['unknown-key']));
+    expect(lookups() - before).toBeGreaterThan(0);
+    expect(lookups() - before).toBeLessThanOrEqual(2);
+  });
+
   it('refuses a keyring with two primary keys or a key of the wrong size, naming the field', async () => {
     const { reader, put } = setUp([generateKeyringKey('k1', 'primary')]);
     put([generateKeyringKey('k1', 'primary'), generateKeyringKey('k2', 'primary')]);

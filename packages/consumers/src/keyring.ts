@@ -3,6 +3,9 @@ import { keyringSchema } from './credentials/keyring-schema';
 import { parseJsonObject, validateShape } from './secret-json';
 import type { SecretCache } from './secret-cache';
 
+/** How often a ciphertext naming a key this reader does not hold may make it read the keyring afresh. */
+const FRESH_READ_EVERY_MS = 1000;
+
 export interface KeyringOptions {
   /** The cache the keyring secret is read through (its refresh interval is `readers.refresh` in the secret). */
   cache: SecretCache;
@@ -20,6 +23,7 @@ export interface KeyringOptions {
  */
 export class Keyring {
   readonly #options: KeyringOptions;
+  #freshAt = 0;
   #parsed?: { versionId: string; keys: Map<string, KeyringKey>; primary?: KeyringKey };
 
   constructor(options: KeyringOptions) {
@@ -40,8 +44,12 @@ export class Keyring {
   async decrypt(ciphertext: string, associatedData: Buffer | Uint8Array | string): Promise<Buffer> {
     const parsed = parseCiphertext(ciphertext);
     let key = (await this.#keys()).keys.get(parsed.keyId);
-    // A key added since the last read: read the keyring once more, now.
-    if (!key) key = (await this.#keys(true)).keys.get(parsed.keyId);
+    // A key added since the last read: read the keyring once more, now (at most once a second: ciphertexts naming
+    // made-up keys must not turn into a read of the store each).
+    if (!key && Date.now() - this.#freshAt >= FRESH_READ_EVERY_MS) {
+      this.#freshAt = Date.now();
+      key = (await this.#keys(true)).keys.get(parsed.keyId);
+    }
     if (!key)
       throw new KeyringError(
         'unknown-key',

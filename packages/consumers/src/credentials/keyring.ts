@@ -39,6 +39,8 @@ export interface KeyringKey {
   algorithm: KeyringAlgorithm;
   state: KeyState;
   createdAt: string;
+  /** When rotor disabled it (a final count found no row under it); it is removed after `retention.removeAfter`. */
+  disabledAt?: string;
   material: string;
 }
 
@@ -158,4 +160,40 @@ export function generateKeyringKey(id: string, state: KeyState, now = new Date()
     createdAt: now.toISOString(),
     material: randomBytes(32).toString('base64'),
   };
+}
+
+/** `{column}` in an associated-data template (`users/{id}/token`): 1 to 63 of a-z, A-Z, 0-9 and _. */
+const AD_PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]{0,62})\}/g;
+
+/** The columns an associated-data template names, in order of first use. */
+export function associatedDataColumns(template: string): string[] {
+  return [...new Set([...template.matchAll(AD_PLACEHOLDER)].map((m) => m[1]!))];
+}
+
+/**
+ * A row's associated data from a template the keyring secret declares (`users/{id}/token`): each `{column}` is the
+ * row's value of that column as text. Applications and `rotor rewrap` build it with this one function, so a
+ * re-wrapped field decrypts where the application reads it.
+ */
+export function associatedDataFor(template: string, row: Record<string, unknown>): string {
+  return template.replace(AD_PLACEHOLDER, (_, column: string) => {
+    const value = row[column];
+    if (value === undefined || value === null)
+      throw new KeyringError('malformed', `associated data: the row has no value for column ${column}`);
+    return value instanceof Date ? value.toISOString() : String(value);
+  });
+}
+
+/** The key id a ciphertext names, or undefined when the text is not a rotor ciphertext (for counts, not trust). */
+export function keyIdOf(ciphertext: string): string | undefined {
+  const parts = ciphertext.split('.', 4);
+  return parts.length === 4 && parts[0] === CIPHERTEXT_VERSION && KEY_ID.test(parts[2]!) ? parts[2] : undefined;
+}
+
+/** A new key id: the time it was made and 24 random bits, sortable by age. */
+export function newKeyId(now = new Date()): string {
+  return `k${now
+    .toISOString()
+    .replace(/[-:TZ.]/g, '')
+    .slice(0, 14)}${randomBytes(3).toString('hex')}`;
 }

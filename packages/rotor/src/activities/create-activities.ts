@@ -1,6 +1,7 @@
 import type { ActivityDeps } from './ports';
 import { createPreflightActivities } from './preflight';
 import { createLeaseSteps } from './lease-steps';
+import { createRewrapSteps } from './rewrap-steps';
 import { createReportingActivities } from './reporting';
 import { createRotationSteps } from './rotation-steps';
 import { notingStore } from './handed-values';
@@ -23,6 +24,7 @@ export function createActivities(given: ActivityDeps) {
     ...createPreflightActivities(deps),
     ...createReportingActivities(deps),
     ...createLeaseSteps(deps),
+    ...createRewrapSteps(deps),
   };
 }
 

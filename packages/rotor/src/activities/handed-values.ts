@@ -71,9 +71,35 @@ const TLS_DESCRIPTIVE_FIELDS = new Set([
   'refresh',
 ]);
 
+/** The fields of an encryption keyring that name things: its keys' ids and states, its data tables (never `material`). */
+const KEYRING_DESCRIPTIVE_FIELDS = new Set([
+  'id',
+  'algorithm',
+  'state',
+  'createdAt',
+  'disabledAt',
+  'refresh',
+  'database',
+  'table',
+  'primaryKey',
+  'column',
+  'associatedData',
+  'removeAfter',
+]);
+
+/** The descriptive fields of rotor's own kinds, by engine, besides DESCRIPTIVE_FIELDS. */
+const descriptiveFor = (engine: unknown): Set<string> | undefined =>
+  typeof engine !== 'string'
+    ? undefined
+    : TLS_ENGINES.has(engine)
+      ? TLS_DESCRIPTIVE_FIELDS
+      : engine === 'encryption-keyring'
+        ? KEYRING_DESCRIPTIVE_FIELDS
+        : undefined;
+
 /** A descriptive field's value: a scalar, or a list of scalars (a certificate's names). */
-const isDescriptive = (key: string, v: unknown, tls: boolean) =>
-  (DESCRIPTIVE_FIELDS.has(key) || (tls && TLS_DESCRIPTIVE_FIELDS.has(key))) &&
+const isDescriptive = (key: string, v: unknown, own: Set<string> | undefined) =>
+  (DESCRIPTIVE_FIELDS.has(key) || own?.has(key) === true) &&
   (typeof v !== 'object' || (Array.isArray(v) && v.every((x) => typeof x !== 'object')));
 
 /** Notes a secret's value handed to the current step: the whole text and, for JSON, every string it holds. */
@@ -90,13 +116,12 @@ export function noteHanded(value: string): void {
   } catch {
     return;
   }
-  const engine = (json as { engine?: unknown } | null)?.engine;
-  const tls = typeof engine === 'string' && TLS_ENGINES.has(engine);
+  const own = descriptiveFor((json as { engine?: unknown } | null)?.engine);
   const walk = (v: unknown, depth: number): void => {
     if (typeof v === 'string') add(v);
     else if (Array.isArray(v) && depth < 4) for (const x of v) walk(x, depth + 1);
     else if (v && typeof v === 'object' && depth < 4)
-      for (const [key, x] of Object.entries(v)) if (!isDescriptive(key, x, tls)) walk(x, depth + 1);
+      for (const [key, x] of Object.entries(v)) if (!isDescriptive(key, x, own)) walk(x, depth + 1);
   };
   walk(json, 0);
 }

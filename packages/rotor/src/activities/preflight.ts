@@ -22,6 +22,7 @@ function hintFor(name: CheckName, error: unknown): string {
   if (type === ErrorType.InvalidSecret) return 'fix the field of the secret it names';
   if (type === ErrorType.SecretNotFound) return 'masterarn must name an existing admin secret the worker may read';
   if (type === ErrorType.StoreConflict) return 'the admin secret must name the same host and port as the secret';
+  if (type === ErrorType.InvalidInput) return 'fix what it names (the secret, the target, or the grace in rotor.yaml)';
   return 'make AWSCURRENT hold the password the database accepts, or give the admin secret the privilege it names';
 }
 

@@ -24,7 +24,7 @@ import { randomInt } from 'node:crypto';
 import { formatDuration } from 'rotor-consumers/core';
 import type { Rotator } from '../rotators/rotator';
 import type { ActivityDeps } from './ports';
-import { createStepContext } from './step-context';
+import { contentVersionId, createStepContext } from './step-context';
 import { remoteCreateOf, whileBeating } from './remote-create';
 
 /**
@@ -34,7 +34,8 @@ import { remoteCreateOf, whileBeating } from './remote-create';
  */
 export function createRotationSteps(deps: ActivityDeps) {
   const { store } = deps;
-  const { context, step, onTarget, rotatorFor, parsedVersion, parsedVersions, currentOf } = createStepContext(deps);
+  const { context, step, onTarget, rotatorFor, parsedVersion, parsedVersions, currentOf, writtenByRotor } =
+    createStepContext(deps);
 
   /**
    * What both prepares start from: AWSCURRENT, where the labels stand, the rotator the secret's value and `tags` pick,
@@ -286,7 +287,9 @@ export function createRotationSteps(deps: ActivityDeps) {
         const current = versionWithStage(description, Stage.current);
         let outcome = 'already-finished';
         if (current !== token) {
-          if (current !== prepared.currentVersionId) {
+          // A version the rotator itself made current during the rotation (a keyring's new key, readable first) is
+          // this rotation's own; any other is someone else's change.
+          if (current !== prepared.currentVersionId && !(current && (await writtenByRotor(secretId, current)))) {
             throw new StoreConflictError(secretId, `${Stage.current} moved to version ${current} during the rotation`);
           }
           await store.moveStage(secretId, Stage.current, token);
@@ -357,25 +360,40 @@ export function createRotationSteps(deps: ActivityDeps) {
         const holder = versionWithStage(description, Stage.current);
         // Compensation honours a version someone else made current meanwhile: the target follows AWSCURRENT.
         const versionId = input.mode === 'compensate' && holder && holder !== token ? holder : input.versionId;
-        if (input.mode === 'rollback' && holder && holder !== token && holder !== input.versionId) {
+        if (
+          input.mode === 'rollback' &&
+          holder &&
+          holder !== token &&
+          holder !== input.versionId &&
+          !(await writtenByRotor(secretId, holder))
+        ) {
           throw new StoreConflictError(
             secretId,
             `${Stage.current} moved to version ${holder} during grace: rotor will not roll back over it`,
           );
         }
         const want = await parsedVersion(secretId, rotator, versionId, 'the version to reinstate');
-        let movedBack = false;
-        if (tokenExists && holder === token) {
-          await store.moveStage(secretId, Stage.pending, token);
-          await store.moveStage(secretId, Stage.current, versionId);
-          movedBack = true;
-        }
         const via = await fallbacks(
           input,
           [token, prepared.currentVersionId, prepared.previousVersionId, prepared.strayPendingVersionId].filter(
             (id) => id !== versionId,
           ),
         );
+        let movedBack = false;
+        if (tokenExists && holder === token) {
+          const reinstated = rotator.reinstatedValue?.(secretId, { want, via });
+          if (reinstated === undefined) {
+            await store.moveStage(secretId, Stage.pending, token);
+            await store.moveStage(secretId, Stage.current, versionId);
+          } else {
+            // AWSCURRENT goes straight to the value the rotator keeps (AWSPENDING passes through it on the way).
+            const reinstatedId = contentVersionId(secretId, reinstated);
+            await store.putPending(secretId, reinstatedId, reinstated);
+            await store.moveStage(secretId, Stage.current, reinstatedId);
+            await store.moveStage(secretId, Stage.pending, token);
+          }
+          movedBack = true;
+        }
         let outcome: string;
         try {
           outcome = await onTarget(rotator, want, async () => {

@@ -17,7 +17,7 @@ import { withHandedValues } from './handed-values';
 import { runStep } from './run-step';
 
 /** A version id for `value` in `secretId`: the same for the same value (a UUID made of their SHA-256). */
-function contentVersionId(secretId: string, value: string): string {
+export function contentVersionId(secretId: string, value: string): string {
   const hex = createHash('sha256').update(secretId).update('\0').update(value).digest('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
@@ -127,7 +127,13 @@ export function createStepContext({ store, rotators, metrics, targets, hooks }: 
     return out;
   }
 
-  return { context, step, onTarget, rotatorFor, parsedVersion, parsedVersions, currentOf };
+  /** Whether `versionId` of `secretId` is one rotor wrote for a rotator (`writeCurrent`: its id is its content's). */
+  async function writtenByRotor(secretId: string, versionId: string): Promise<boolean> {
+    const version = await store.getByVersion(secretId, versionId);
+    return version !== undefined && contentVersionId(secretId, version.value) === versionId;
+  }
+
+  return { context, step, onTarget, rotatorFor, parsedVersion, parsedVersions, currentOf, writtenByRotor };
 }
 
 export type StepContext = ReturnType<typeof createStepContext>;

@@ -9,6 +9,7 @@ import { rotateCommand, type RotateCommandOptions } from './commands/rotate';
 import { rotateFleetCommand, type FleetOptions } from './commands/rotate-fleet';
 import { pauseCommand, schedulesCommand } from './commands/schedules';
 import { statusCommand } from './commands/status';
+import { keyringKeysCommand, rewrapControlCommand, rewrapStartCommand } from './commands/rewrap';
 import { out } from './context';
 import { describeError, ExitCode } from './exit-codes';
 
@@ -88,8 +89,42 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
     .addHelpText('after', examples('rotor status', 'rotor status prod/db/orders --json'))
     .argument('[secretId]')
     .option('--all', 'also secrets rotated by hand that have no schedule')
+    .option('--keys', "an encryption keyring's keys and the rows each still protects, counted now")
     .option('--json', 'print JSON for machines')
-    .action(action(statusCommand));
+    .action(
+      action((secretId: string | undefined, opts: { all?: boolean; keys?: boolean; json?: boolean }) =>
+        opts.keys && secretId !== undefined ? keyringKeysCommand(secretId, opts) : statusCommand(secretId, opts),
+      ),
+    );
+
+  const rewrap = program
+    .command('rewrap')
+    .description("re-encrypt every row of an encryption keyring's data tables under its primary key, resumably");
+  rewrap
+    .command('start')
+    .description('start the re-wrap (or join the one running): paged, compare-and-swap, rate-limited')
+    .addHelpText('after', examples('rotor rewrap start prod/keys/fields --rate 2000 --wait'))
+    .argument('<secretId>')
+    .option('--batch <rows>', 'rows per page (default 500)')
+    .option('--rate <rows>', 'rows per second at most (default 2000)')
+    .option('--passes <n>', 'passes over the tables at most (default 3)')
+    .option('--wait', 'follow it to its end; exit 1 unless it completed')
+    .option('--json', 'print JSON for machines')
+    .action(action(rewrapStartCommand));
+  for (const [name, description] of [
+    ['status', 'its progress: phase, pass, rows re-wrapped, changed meanwhile, refused'],
+    ['pause', 'pause it after the batch in flight'],
+    ['resume', 'resume a paused re-wrap'],
+    ['cancel', 'stop it after the batch in flight; retires no key'],
+  ] as const) {
+    rewrap
+      .command(name)
+      .description(description)
+      .addHelpText('after', examples(`rotor rewrap ${name} prod/keys/fields`))
+      .argument('<secretId>')
+      .option('--json', 'print JSON for machines')
+      .action(action((secretId: string, opts: { json?: boolean }) => rewrapControlCommand(name, secretId, opts)));
+  }
 
   program
     .command('validate')

@@ -39,6 +39,7 @@ export {
 } from './mysql/alternating-users';
 export { apiKeyRotator, parseApiKeySecret, API_KEY_ENGINE, type ApiKeySecret } from './api-key';
 export { jwtSigningKeyRotator, parseJwtSigningSecret, type JwtSigningSecret } from './jwt-signing-key';
+export { encryptionKeyringRotator, parseKeyringSecret, type KeyringSecret } from './keyring/encryption-keyring';
 export { singleUserRotator, type DatabaseLogin, type SingleUserDriver } from './single-user';
 export { generatePassword, resolvePasswordPolicy, DEFAULT_PASSWORD_POLICY } from './password-policy';
 export { retirementFromTags, RetirementTag, DEFAULT_RETIREMENT } from './retirement';

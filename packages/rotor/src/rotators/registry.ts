@@ -9,6 +9,7 @@ import { apiKeyRotator } from './api-key';
 import { jwtSigningKeyRotator } from './jwt-signing-key';
 import { tlsCertificateRotator } from './tls/tls-certificate';
 import { tlsCaRotator } from './tls/tls-ca';
+import { encryptionKeyringRotator } from './keyring/encryption-keyring';
 import { MYSQL_ENGINES, mysqlSingleUser } from './mysql/single-user';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each rotator has its own value type
@@ -24,6 +25,7 @@ export const rotators = {
   'jwt-signing-key': jwtSigningKeyRotator,
   'tls-certificate': tlsCertificateRotator,
   'tls-ca': tlsCaRotator,
+  'encryption-keyring': encryptionKeyringRotator,
 } satisfies Record<string, AnyRotator>;
 
 /** A built-in kind, or the kind of a rotator a team registers with its worker. */

@@ -125,6 +125,14 @@ export interface Rotator<S = unknown> {
 
   renewalDue?(secretId: string, current: S, options: { renewAt: number }, context: RotatorContext): Promise<RenewalDue>;
 
+  /**
+   * For credentials whose readers must keep what the versions given up added (a keyring's keys, which rows may be
+   * encrypted with): the value a rollback makes current in place of `want` itself. AWSCURRENT moves straight to it (a
+   * version rotor writes, its id derived from its content), so no reader ever reads a version without those parts.
+   * Undefined: `want` as it is.
+   */
+  reinstatedValue?(secretId: string, versions: { want: S; via: S[] }): string | undefined;
+
   /** Compensation and rollback: makes the target accept `want` again, logging in with any of `via`. */
   restore(secretId: string, versions: { want: S; via: S[] }, context: RotatorContext): Promise<string>;
 

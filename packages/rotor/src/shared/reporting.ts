@@ -45,6 +45,11 @@ export const AUDIT_EVENT_KINDS = [
   'lease-issued',
   'lease-revoked',
   'lease-ended',
+  /** Encryption keyrings: a re-wrap started, paused, resumed, and how it ended (counts and key ids only). */
+  'rewrap-started',
+  'rewrap-paused',
+  'rewrap-resumed',
+  'rewrap-ended',
 ] as const;
 export type AuditEventKind = (typeof AUDIT_EVENT_KINDS)[number];
 

@@ -65,3 +65,18 @@ export const LEASE_OPTIONS = {
     },
   },
 } satisfies Record<string, ActivityOptions>;
+
+/**
+ * A re-wrap's steps (workflows/rewrap-keyring.ts): a batch heartbeats, and tries until it is done (a database away
+ * for a while pauses the re-wrap, never ends it; `rotor rewrap cancel` does). Bad input fails at once.
+ */
+export const REWRAP_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '2m',
+  heartbeatTimeout: '10s',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES],
+  },
+};

@@ -15,3 +15,11 @@ export { scheduledRotation, type ScheduledRotationInput, type ScheduledRotationR
 export { rollbackSecret } from './rollback-secret';
 export { preflightCheck, rollbackPreflight, setupPair } from './preflight-check';
 export { dynamicLease, renewLeaseUpdate, releaseLeaseSignal, claimLeaseSignal, leaseQuery } from './dynamic-lease';
+export {
+  rewrapKeyring,
+  pauseRewrapUpdate,
+  resumeRewrapUpdate,
+  cancelRewrapUpdate,
+  rewrapProgressQuery,
+  keyringRows,
+} from './rewrap-keyring';
