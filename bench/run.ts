@@ -33,11 +33,13 @@
  * - certificates (bench/certificates.ts): ACME renewals against Pebble beside certbot (PyPI, installed on first use):
  *   time to renew, what a running server serves after it, a renewal while the ACME server is down
  *   (ROTOR_BENCH_CERT_RENEWALS, default 5).
+ * - rewrap (bench/rewrap.ts): a keyring's re-wrap of ROTOR_BENCH_REWRAP_ROWS rows (default 100,000) by rotor, beside a
+ *   direct loop of the same work in one process and OpenBao transit's batch rewrap; rotor's worker peak memory.
  *
  * Prints a table and writes JSON to .bench/<timestamp>.json. ROTOR_BENCH_ROTATIONS sets N (default 20),
  * ROTOR_BENCH_SCHEDULES sets M (default 200), ROTOR_BENCH_SEQUENTIAL the sequential rotations (default 20);
  * ROTOR_BENCH_ONLY=sequential,apply runs only those parts (passwords, imports, sequential, concurrent, consumers, apply,
- * fleet, cli-fleet, memory, dynamic, certificates).
+ * fleet, cli-fleet, memory, dynamic, certificates, rewrap).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -56,6 +58,7 @@ import { serveUnderLoad } from '../test/helpers/load-app';
 import { formatCpu, measureCpu } from './cpu';
 import { benchCliFleet, benchFleet, benchMemory, fleetSecrets } from './fleet';
 import { benchCertificates } from './certificates';
+import { benchRewrap } from './rewrap';
 import { benchDynamic } from './dynamic';
 import { benchImports } from './imports';
 import { benchSequential } from './sequential';
@@ -384,6 +387,16 @@ async function main(): Promise<void> {
     );
     console.log(
       `  ACME server down: ${c.rotor.acmeDown.outcome} in ${c.rotor.acmeDown.ms} ms (${c.rotor.acmeDown.says}) | exit ${c.certbot.acmeDown.exitCode} in ${c.certbot.acmeDown.ms} ms, certificate ${c.certbot.acmeDown.certificateChanged ? 'changed' : 'unchanged'} (${c.certbot.acmeDown.says.join(' ')})`,
+    );
+  }
+  if (wants('rewrap')) {
+    const r = (results.rewrap = await benchRewrap(Number(process.env.ROTOR_BENCH_REWRAP_ROWS ?? 100_000)));
+    const rate = (x: { rowsPerSecond: number; ms: number } | { skipped: string }) =>
+      'skipped' in x ? `skipped (${x.skipped})` : `${x.rowsPerSecond} rows/s (${x.ms} ms)`;
+    console.log(`rewrap: ${r.rows} rows, pages of ${r.batch}; rotor | a direct loop | OpenBao transit's batch rewrap`);
+    console.log(`  ${rate(r.rotor)} | ${rate(r.direct)} | ${rate(r.transit)}`);
+    console.log(
+      `  rotor / direct: ${r.ratio}; rotor's worker peak memory: ${r.rotor.peakWorkerRssMiB} MiB (${r.rotor.idleWorkerRssMiB} MiB before the re-wrap)`,
     );
   }
   if (wants('apply')) {

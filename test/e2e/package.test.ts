@@ -277,7 +277,7 @@ describe('rotor, installed by an operator', () => {
       `console.log(Object.keys(require('rotor/rotators').rotators).sort().join(','))`,
     );
     expect(kinds).toBe(
-      'api-key,jwt-signing-key,mysql-alternating-users,mysql-single-user,postgres-alternating-users,postgres-single-user,tls-ca,tls-certificate',
+      'api-key,encryption-keyring,jwt-signing-key,mysql-alternating-users,mysql-single-user,postgres-alternating-users,postgres-single-user,tls-ca,tls-certificate',
     );
     expect(
       await node(

@@ -76,6 +76,9 @@ export interface RewrapProgress {
   rowsAfter?: Record<string, number>;
   disabled?: string[];
   outcome?: string;
+  /** When the first page was read (after the wait for readers), and when it ended. */
+  rewrapStartedAt?: string;
+  endedAt?: string;
   /** Runs so far (continue-as-new keeps the history bounded). */
   run: number;
 }

@@ -153,6 +153,7 @@ export async function rewrapKeyring(input: RewrapInput, carried?: CarriedRewrap)
     // Every reader encrypts with the primary key before the first page is read.
     await condition(() => state.cancelled, plan.prePublicationMs);
     state.phase = 'rewrapping';
+    state.rewrapStartedAt = new Date().toISOString();
   }
 
   while (!state.cancelled) {
@@ -216,6 +217,7 @@ export async function rewrapKeyring(input: RewrapInput, carried?: CarriedRewrap)
     state.outcome = retired.outcome;
     state.phase = 'done';
   }
+  state.endedAt = new Date().toISOString();
   upsertMemo({ rewrap: view() });
   await audit('rewrap-ended', {
     outcome: state.outcome!,
