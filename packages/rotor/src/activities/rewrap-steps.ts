@@ -38,6 +38,16 @@ const REFUSED_KEYS_REPORTED = 20;
  * activity's memory between a row's decrypt and its new ciphertext's check. Rows are written with compare-and-swap, so
  * a batch re-run after a crash writes nothing twice and never overwrites a row the application changed.
  */
+/** Heartbeats every 2 s while `work` runs (a count of a large table, a slow page): the workflow sees it alive. */
+async function beating<T>(work: () => Promise<T>): Promise<T> {
+  const timer = setInterval(() => heartbeat(), 2000);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 export function createRewrapSteps(deps: ActivityDeps) {
   const { context, step } = createStepContext(deps);
 
@@ -54,87 +64,92 @@ export function createRewrapSteps(deps: ActivityDeps) {
   return {
     /** What a re-wrap works on: the primary key, the tables, the pre-publication wait, rows per key before. */
     async rewrapPlan({ secretId }: { secretId: string }): Promise<RewrapPlan> {
-      return step('rewrap-plan', secretId, KIND, async () => {
-        const keyring = await keyringOf(secretId);
-        const primaryId = primaryIdOf(secretId, keyring);
-        if (keyring.data.length === 0)
-          throw new InvalidInputError(`secret ${secretId}: the keyring declares no data tables (data: [...])`);
-        const rows = await rowsPerKey(secretId, keyring, context);
-        return {
-          primaryId,
-          prePublicationMs: keyringPrePublicationMs(keyring),
-          tables: keyring.data.map((d) => `${d.database}:${d.table}.${d.column}`),
-          rows,
-        };
-      });
+      return step('rewrap-plan', secretId, KIND, () =>
+        beating(async () => {
+          const keyring = await keyringOf(secretId);
+          const primaryId = primaryIdOf(secretId, keyring);
+          if (keyring.data.length === 0)
+            throw new InvalidInputError(`secret ${secretId}: the keyring declares no data tables (data: [...])`);
+          const rows = await rowsPerKey(secretId, keyring, context);
+          return {
+            primaryId,
+            prePublicationMs: keyringPrePublicationMs(keyring),
+            tables: keyring.data.map((d) => `${d.database}:${d.table}.${d.column}`),
+            rows,
+          };
+        }),
+      );
     },
 
     /** One page of one table: each row not under the primary decrypted, re-encrypted, checked, and swapped. */
     async rewrapBatch(input: RewrapBatchInput): Promise<RewrapBatchReport> {
-      return step('rewrap', input.secretId, KIND, async () => {
-        const { secretId } = input;
-        const keyring = await keyringOf(secretId);
-        const primaryId = primaryIdOf(secretId, keyring);
-        const primary = keyring.keys.find((k) => k.id === primaryId)!;
-        const spec = keyring.data[input.table];
-        if (!spec) throw new InvalidInputError(`secret ${secretId}: the keyring has no data table ${input.table}`);
-        const keys = new Map(keyring.keys.map((k) => [k.id, k]));
-        return onDataTable(secretId, spec, context, async (client) => {
-          const table = await prepareTable(client, secretId, spec);
-          const rows = await pageNotUnder(client, table, primaryId, input.afterKey, input.limit);
-          const refused: Partial<Record<KeyringRefusal, number>> = {};
-          const refusedKeys: string[] = [];
-          const swaps: { key: string; old: string; next: string }[] = [];
-          for (const row of rows) {
-            try {
-              const parsed = parseCiphertext(row.ciphertext);
-              const key = keys.get(parsed.keyId);
-              if (!key) throw new KeyringError('unknown-key', `key ${parsed.keyId} is not in the keyring`);
-              if (key.state === 'disabled') throw new KeyringError('disabled-key', `key ${parsed.keyId} is disabled`);
-              const ad = associatedDataFor(spec.associatedData, row.row);
-              const plaintext = decryptWithKey(key, parsed, ad);
-              const next = encryptWithKey(primary, plaintext, ad);
-              // Checked before it is written: the new ciphertext gives back the same plaintext.
-              if (!decryptWithKey(primary, parseCiphertext(next), ad).equals(plaintext))
-                throw new KeyringError('tampered', `key ${primaryId} did not give back what it encrypted`);
-              swaps.push({ key: row.key, old: row.ciphertext, next });
-            } catch (error) {
-              if (!(error instanceof KeyringError)) throw error;
-              refused[error.reason] = (refused[error.reason] ?? 0) + 1;
-              if (refusedKeys.length < REFUSED_KEYS_REPORTED) refusedKeys.push(row.key);
+      return step('rewrap', input.secretId, KIND, () =>
+        beating(async () => {
+          const { secretId } = input;
+          const keyring = await keyringOf(secretId);
+          const primaryId = primaryIdOf(secretId, keyring);
+          const primary = keyring.keys.find((k) => k.id === primaryId)!;
+          const spec = keyring.data[input.table];
+          if (!spec) throw new InvalidInputError(`secret ${secretId}: the keyring has no data table ${input.table}`);
+          const keys = new Map(keyring.keys.map((k) => [k.id, k]));
+          return onDataTable(secretId, spec, context, async (client) => {
+            const table = await prepareTable(client, secretId, spec);
+            const rows = await pageNotUnder(client, table, primaryId, input.afterKey, input.limit);
+            const refused: Partial<Record<KeyringRefusal, number>> = {};
+            const refusedKeys: string[] = [];
+            const swaps: { key: string; old: string; next: string }[] = [];
+            for (const row of rows) {
+              try {
+                const parsed = parseCiphertext(row.ciphertext);
+                const key = keys.get(parsed.keyId);
+                if (!key) throw new KeyringError('unknown-key', `key ${parsed.keyId} is not in the keyring`);
+                if (key.state === 'disabled') throw new KeyringError('disabled-key', `key ${parsed.keyId} is disabled`);
+                const ad = associatedDataFor(spec.associatedData, row.row);
+                const plaintext = decryptWithKey(key, parsed, ad);
+                const next = encryptWithKey(primary, plaintext, ad);
+                // Checked before it is written: the new ciphertext gives back the same plaintext.
+                if (!decryptWithKey(primary, parseCiphertext(next), ad).equals(plaintext))
+                  throw new KeyringError('tampered', `key ${primaryId} did not give back what it encrypted`);
+                swaps.push({ key: row.key, old: row.ciphertext, next });
+              } catch (error) {
+                if (!(error instanceof KeyringError)) throw error;
+                refused[error.reason] = (refused[error.reason] ?? 0) + 1;
+                if (refusedKeys.length < REFUSED_KEYS_REPORTED) refusedKeys.push(row.key);
+              }
             }
-          }
-          heartbeat();
-          const written = await swapCiphertexts(client, table, swaps);
-          return {
-            primaryId,
-            scanned: rows.length,
-            rewrapped: written.length,
-            changedMeanwhile: swaps.length - written.length,
-            refused,
-            refusedKeys,
-            ...(rows.length > 0 ? { lastKey: rows.at(-1)!.key } : {}),
-            done: rows.length < input.limit,
-          };
-        });
-      });
+            const written = await swapCiphertexts(client, table, swaps);
+            return {
+              primaryId,
+              scanned: rows.length,
+              rewrapped: written.length,
+              changedMeanwhile: swaps.length - written.length,
+              refused,
+              refusedKeys,
+              ...(rows.length > 0 ? { lastKey: rows.at(-1)!.key } : {}),
+              done: rows.length < input.limit,
+            };
+          });
+        }),
+      );
     },
 
     /** Rows per key id over every data table, and the primary key now. */
     async countKeyringRows({ secretId }: { secretId: string }): Promise<KeyringRows> {
-      return step('rewrap-count', secretId, KIND, async () => {
-        const keyring = await keyringOf(secretId);
-        return {
-          primaryId: keyring.keys.find((k) => k.state === 'primary')?.id ?? '',
-          rows: await rowsPerKey(secretId, keyring, context),
-          keys: keyring.keys.map((k) => ({
-            id: k.id,
-            state: k.state,
-            createdAt: k.createdAt,
-            ...(k.disabledAt ? { disabledAt: k.disabledAt } : {}),
-          })),
-        };
-      });
+      return step('rewrap-count', secretId, KIND, () =>
+        beating(async () => {
+          const keyring = await keyringOf(secretId);
+          return {
+            primaryId: keyring.keys.find((k) => k.state === 'primary')?.id ?? '',
+            rows: await rowsPerKey(secretId, keyring, context),
+            keys: keyring.keys.map((k) => ({
+              id: k.id,
+              state: k.state,
+              createdAt: k.createdAt,
+              ...(k.disabledAt ? { disabledAt: k.disabledAt } : {}),
+            })),
+          };
+        }),
+      );
     },
 
     /**
@@ -149,19 +164,21 @@ export function createRewrapSteps(deps: ActivityDeps) {
       secretId: string;
       primaryId: string;
     }): Promise<KeyRetirementReport> {
-      return step('rewrap-retire', secretId, KIND, async () => {
-        const keyring = await keyringOf(secretId);
-        const kept = async (outcome: string) => ({
-          outcome,
-          disabled: [],
-          removed: [],
-          rows: await rowsPerKey(secretId, keyring, context),
-        });
-        if (primaryIdOf(secretId, keyring) !== primaryId) return kept('primary-changed-keys-kept');
-        const description = await deps.store.describe(secretId);
-        if (versionWithStage(description, Stage.pending) !== undefined) return kept('rotation-under-way-keys-kept');
-        return retireKeys(secretId, keyring, context);
-      });
+      return step('rewrap-retire', secretId, KIND, () =>
+        beating(async () => {
+          const description = await deps.store.describe(secretId);
+          if (versionWithStage(description, Stage.pending) !== undefined) {
+            const keyring = await keyringOf(secretId);
+            return {
+              outcome: 'rotation-under-way-keys-kept',
+              disabled: [],
+              removed: [],
+              rows: await rowsPerKey(secretId, keyring, context),
+            };
+          }
+          return retireKeys(secretId, context, primaryId);
+        }),
+      );
     },
   };
 }

@@ -387,10 +387,11 @@ export function createRotationSteps(deps: ActivityDeps) {
             await store.moveStage(secretId, Stage.current, versionId);
           } else {
             // AWSCURRENT goes straight to the value the rotator keeps (AWSPENDING passes through it on the way).
+            // Each line may be re-run after a crash: AWSCURRENT stays on the token until the last move.
             const reinstatedId = contentVersionId(secretId, reinstated);
             await store.putPending(secretId, reinstatedId, reinstated);
-            await store.moveStage(secretId, Stage.current, reinstatedId);
             await store.moveStage(secretId, Stage.pending, token);
+            await store.moveStage(secretId, Stage.current, reinstatedId);
           }
           movedBack = true;
         }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { log } from '@temporalio/activity';
 import { note, recall } from './remote-create';
 import type { Rotator, RotatorContext } from '../rotators/rotator';
-import type { StoredValue } from 'rotor-consumers/stores';
+import { versionWithStage, type StoredValue } from 'rotor-consumers/stores';
 import { Stage } from '../shared/constants';
 import {
   InvalidInputError,
@@ -38,11 +38,14 @@ export function createStepContext({ store, rotators, metrics, targets, hooks }: 
     },
     async writeCurrent(id, value) {
       const versionId = contentVersionId(id, value);
-      const current = await store.getByStage(id, Stage.current);
-      if (current?.versionId === versionId) return false;
+      const description = await store.describe(id);
+      if (versionWithStage(description, Stage.current) === versionId) return false;
+      // AWSPENDING stays where it was (a rotation of this very secret keeps its token pending).
+      const pending = versionWithStage(description, Stage.pending);
       await store.putPending(id, versionId, value);
+      if (pending && pending !== versionId) await store.moveStage(id, Stage.pending, pending);
       await store.moveStage(id, Stage.current, versionId);
-      await store.removeStage(id, Stage.pending, versionId);
+      if (!pending || pending === versionId) await store.removeStage(id, Stage.pending, versionId);
       return true;
     },
     hasHook: (name) => hooks?.has(name) ?? false,

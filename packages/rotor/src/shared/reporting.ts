@@ -49,6 +49,7 @@ export const AUDIT_EVENT_KINDS = [
   'rewrap-started',
   'rewrap-paused',
   'rewrap-resumed',
+  'rewrap-cancelled',
   'rewrap-ended',
 ] as const;
 export type AuditEventKind = (typeof AUDIT_EVENT_KINDS)[number];

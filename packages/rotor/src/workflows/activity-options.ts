@@ -71,7 +71,8 @@ export const LEASE_OPTIONS = {
  * for a while pauses the re-wrap, never ends it; `rotor rewrap cancel` does). Bad input fails at once.
  */
 export const REWRAP_OPTIONS: ActivityOptions = {
-  startToCloseTimeout: '2m',
+  // A count of a large table takes long; a worker that dies is noticed by its heartbeats (every 2 s).
+  startToCloseTimeout: '30m',
   heartbeatTimeout: '10s',
   retry: {
     initialInterval: '1s',

@@ -13,7 +13,7 @@ import {
 import type { RotorActivities } from '../activities';
 import type { AuditEvent } from '../shared/reporting';
 import { REWRAP_NAMES, type KeyringRows, type RewrapInput, type RewrapProgress } from '../shared/rewrap';
-import { AUDIT_OPTIONS, REWRAP_OPTIONS, stepOptions } from './activity-options';
+import { AUDIT_OPTIONS, REWRAP_OPTIONS } from './activity-options';
 
 /*
  * A keyring's re-wrap, one workflow per keyring secret (`rotor/rewrap/<secretId>`): every ciphertext in its data
@@ -48,6 +48,7 @@ interface CarriedRewrap extends RewrapProgress {
   /** Rows rewrapped or found changed in this pass: a pass with neither ends the passes. */
   passWork: number;
   batches: number;
+  primaryChanged?: boolean;
 }
 
 /** `k1=120 k2=0`: counts per key id (or per reason) as one audit field. */
@@ -110,30 +111,58 @@ export async function rewrapKeyring(input: RewrapInput, carried?: CarriedRewrap)
         batches: 0,
       };
   const view = (): RewrapProgress => {
-    const { waitedPrimaryId: _w, paused: _p, cancelled: _c, passWork: _pw, batches: _b, ...progress } = state;
+    const {
+      waitedPrimaryId: _w,
+      paused: _p,
+      cancelled: _c,
+      passWork: _pw,
+      batches: _b,
+      primaryChanged: _pc,
+      ...progress
+    } = state;
     return progress;
   };
-  const ended = () => state.phase === 'done' || state.phase === 'cancelled';
+  const ended = () => state.phase === 'done' || state.phase === 'cancelled' || state.phase === 'retiring';
+  /** Requests after the last batch are refused (the Temporal UI shows why), and record nothing. */
+  const refuseAfterEnd = (_request: RewrapRequest) => {
+    if (ended())
+      throw new Error(`the re-wrap of ${input.secretId} is ${state.phase}: nothing to pause, resume or cancel`);
+  };
   // Operator requests are answered at once and change only flags: the loop acts on them between batches.
   setHandler(rewrapProgressQuery, view);
-  setHandler(pauseRewrapUpdate, async (request) => {
-    if (!ended() && !state.paused) {
-      state.paused = true;
-      await audit('rewrap-paused', { outcome: 'paused', ...actorOf(request) });
-    }
-    return view();
-  });
-  setHandler(resumeRewrapUpdate, async (request) => {
-    if (!ended() && state.paused) {
-      state.paused = false;
-      await audit('rewrap-resumed', { outcome: 'resumed', ...actorOf(request) });
-    }
-    return view();
-  });
-  setHandler(cancelRewrapUpdate, async () => {
-    if (!ended()) state.cancelled = true;
-    return view();
-  });
+  setHandler(
+    pauseRewrapUpdate,
+    async (request) => {
+      if (!state.paused) {
+        state.paused = true;
+        await audit('rewrap-paused', { outcome: 'paused', ...actorOf(request) });
+      }
+      return view();
+    },
+    { validator: refuseAfterEnd },
+  );
+  setHandler(
+    resumeRewrapUpdate,
+    async (request) => {
+      if (state.paused) {
+        state.paused = false;
+        await audit('rewrap-resumed', { outcome: 'resumed', ...actorOf(request) });
+      }
+      return view();
+    },
+    { validator: refuseAfterEnd },
+  );
+  setHandler(
+    cancelRewrapUpdate,
+    async (request) => {
+      if (!state.cancelled) {
+        state.cancelled = true;
+        await audit('rewrap-cancelled', { outcome: 'cancel-requested', ...actorOf(request) });
+      }
+      return view();
+    },
+    { validator: refuseAfterEnd },
+  );
 
   const historyFull = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_CEILING;
   const carryOn = async (): Promise<never> => {
@@ -186,6 +215,8 @@ export async function rewrapKeyring(input: RewrapInput, carried?: CarriedRewrap)
       ...(state.afterKey !== undefined ? { afterKey: state.afterKey } : {}),
     });
     state.primaryId = batch.primaryId;
+    // Another primary since the wait: readers may still encrypt with a key retirement would count as unused.
+    if (batch.primaryId !== state.waitedPrimaryId) state.primaryChanged = true;
     state.scanned += batch.scanned;
     state.rewrapped += batch.rewrapped;
     state.changedMeanwhile += batch.changedMeanwhile;
@@ -211,7 +242,13 @@ export async function rewrapKeyring(input: RewrapInput, carried?: CarriedRewrap)
     state.outcome = 'cancelled';
   } else {
     state.phase = 'retiring';
-    const retired = await retireKeyringKeys({ secretId: input.secretId, primaryId: state.waitedPrimaryId });
+    const retired = state.primaryChanged
+      ? {
+          ...(await countKeyringRows({ secretId: input.secretId })),
+          outcome: 'primary-changed-keys-kept',
+          disabled: [],
+        }
+      : await retireKeyringKeys({ secretId: input.secretId, primaryId: state.waitedPrimaryId });
     state.rowsAfter = retired.rows;
     state.disabled = retired.disabled;
     state.outcome = retired.outcome;
@@ -236,7 +273,10 @@ export async function rewrapKeyring(input: RewrapInput, carried?: CarriedRewrap)
 
 /** A keyring's keys and the rows each protects now, counted on a worker (`rotor status <id> --keys`). */
 export async function keyringRows(input: { secretId: string }): Promise<KeyringRows> {
-  const { countKeyringRows } = proxyActivities<RotorActivities>(stepOptions(3));
+  const { countKeyringRows } = proxyActivities<RotorActivities>({
+    ...REWRAP_OPTIONS,
+    retry: { ...REWRAP_OPTIONS.retry, maximumAttempts: 3 },
+  });
   const { primaryId, rows, keys } = await countKeyringRows(input);
   return { primaryId, rows, keys };
 }

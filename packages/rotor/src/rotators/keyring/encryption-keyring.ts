@@ -91,17 +91,24 @@ export interface KeyRetirement {
  */
 export async function retireKeys(
   secretId: string,
-  keyring: KeyringSecret,
   context: RotatorContext,
+  expectPrimary: string | undefined,
   now = new Date(),
 ): Promise<KeyRetirement> {
+  const read = await context.readCurrent(secretId);
+  const keyring = parseKeyringSecret(secretId, read);
   if (keyring.data.length === 0) return { outcome: 'no-data-tables-keys-kept', disabled: [], removed: [], rows: {} };
   const rows = await rowsPerKey(secretId, keyring, context);
+  const kept = (outcome: string) => ({ outcome, disabled: [], removed: [], rows });
+  if (primaryOf(keyring)?.id !== expectPrimary) return kept('primary-changed-keys-kept');
+  // A key made after the primary is one a rotation is making readable, about to encrypt: never retired.
+  const primary = primaryOf(keyring);
+  const newer = (k: KeyringKey) => primary !== undefined && Date.parse(k.createdAt) > Date.parse(primary.createdAt);
   const disabled: string[] = [];
   const removed: string[] = [];
   const keys: KeyringKey[] = [];
   for (const key of keyring.keys) {
-    if (key.state === 'decrypt-only' && !(rows[key.id] ?? 0)) {
+    if (key.state === 'decrypt-only' && !(rows[key.id] ?? 0) && !newer(key)) {
       disabled.push(key.id);
       keys.push({ ...key, state: 'disabled', disabledAt: now.toISOString() });
     } else if (
@@ -113,7 +120,12 @@ export async function retireKeys(
       removed.push(key.id);
     } else keys.push(key);
   }
-  if (disabled.length + removed.length > 0) await context.writeCurrent!(secretId, serialize(keyring, keys));
+  if (disabled.length + removed.length > 0) {
+    // The keyring as read before the count, or nothing: a rotation that finished meanwhile is not undone.
+    if ((await context.readCurrent(secretId)) !== read)
+      return kept('keyring-changed-during-count-keys-kept');
+    await context.writeCurrent!(secretId, serialize(keyring, keys));
+  }
   const still = keyring.keys.filter((k) => k.state === 'decrypt-only' && (rows[k.id] ?? 0) > 0);
   const outcome =
     disabled.length + removed.length === 0
@@ -204,9 +216,7 @@ export const encryptionKeyringRotator: Rotator<KeyringSecret> = {
   },
 
   async retire(secretId, { current }, context) {
-    // The keyring as it is now (a re-wrap may have retired keys since finish), if it is still this rotation's.
-    const now = parseKeyringSecret(secretId, await context.readCurrent(secretId));
-    if (primaryOf(now)?.id !== primaryOf(current)?.id) return 'primary-changed-since-finish';
-    return (await retireKeys(secretId, now, context)).outcome;
+    // The keyring as it is now (a re-wrap may have retired keys since finish), while it is still this rotation's.
+    return (await retireKeys(secretId, context, primaryOf(current)?.id)).outcome;
   },
 };
