@@ -86,7 +86,10 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
   program
     .command('status')
     .description('without an id: every managed secret at a glance; with one: its latest rotation, step by step')
-    .addHelpText('after', examples('rotor status', 'rotor status prod/db/orders --json'))
+    .addHelpText(
+      'after',
+      examples('rotor status', 'rotor status prod/db/orders --json', 'rotor status prod/keys/fields --keys'),
+    )
     .argument('[secretId]')
     .option('--all', 'also secrets rotated by hand that have no schedule')
     .option('--keys', "an encryption keyring's keys and the rows each still protects, counted now")
@@ -99,7 +102,11 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
 
   const rewrap = program
     .command('rewrap')
-    .description("re-encrypt every row of an encryption keyring's data tables under its primary key, resumably");
+    .description("re-encrypt every row of an encryption keyring's data tables under its primary key, resumably")
+    .addHelpText(
+      'after',
+      examples('rotor rewrap start prod/keys/fields --wait', 'rotor rewrap status prod/keys/fields'),
+    );
   rewrap
     .command('start')
     .description('start the re-wrap (or join the one running): paged, compare-and-swap, rate-limited')

@@ -122,8 +122,7 @@ export async function retireKeys(
   }
   if (disabled.length + removed.length > 0) {
     // The keyring as read before the count, or nothing: a rotation that finished meanwhile is not undone.
-    if ((await context.readCurrent(secretId)) !== read)
-      return kept('keyring-changed-during-count-keys-kept');
+    if ((await context.readCurrent(secretId)) !== read) return kept('keyring-changed-during-count-keys-kept');
     await context.writeCurrent!(secretId, serialize(keyring, keys));
   }
   const still = keyring.keys.filter((k) => k.state === 'decrypt-only' && (rows[k.id] ?? 0) > 0);
