@@ -9,6 +9,7 @@ import {
   parseCiphertext,
   type KeyringKey,
 } from 'rotor-consumers/credentials';
+import { AuditStore } from '../../packages/rotor/src/audit/audit-store';
 import { RewrapClient } from '../../packages/rotor/src/client/rewrap-client';
 import type { RewrapProgress } from '../../packages/rotor/src/shared/rewrap';
 import { runCli } from '../helpers/cli';
@@ -26,6 +27,8 @@ const rig = useWorkerRig('it-keys');
 /** Every key's material and a sample of plaintexts, for the hygiene check. */
 const values = new Set<string>();
 const outputs: string[] = [];
+/** Every keyring secret the tests made, for the audit trail's check. */
+const keyrings: string[] = [];
 const data = useRegistryDatabase('keys', values);
 let app: Pool;
 let rewraps: RewrapClient;
@@ -73,6 +76,7 @@ async function createKeyring(marker: string, table: string | undefined, extra: o
   const first = generateKeyringKey(`k0${marker.replace(/[^a-z0-9]/gi, '')}`, 'primary');
   values.add(first.material);
   const secretId = uniqueName(`it/keys-${marker}`);
+  keyrings.push(secretId);
   await createSecret(secretId, {
     engine: 'encryption-keyring',
     readers: { refresh: '1s' },
@@ -437,10 +441,20 @@ describe('encryption keyrings', () => {
     expect(status.stdout).toMatch(new RegExp(`${first.id}\\s+disabled\\s+\\S+\\s+0`));
     expect(status.stdout).toMatch(new RegExp(`${primary.id}\\s+primary\\s+\\S+\\s+${ROWS}`));
     for (const id of [1, 2, 3, 50_000]) values.add(plain(id));
-  });
+  }, 300_000);
 
-  it('puts no key material or plaintext in any history, worker log or CLI output', async () => {
+  it('puts no key material or plaintext in any history, worker log, audit row or CLI output', async () => {
     await recordHistories(rig.rotor.client, rig.taskQueue, ['it/keys-rot', 'it/keys-tamper']);
     await expectNoPasswords(rig.rotor.client, rig.taskQueue, values, 'rewrapKeyring', outputs);
+    // The audit trail (the worker's ROTOR_AUDIT_URL): rotations and re-wraps recorded, key ids and counts only.
+    const audit = await AuditStore.connect(stackEnv('ROTOR_AUDIT_URL'));
+    try {
+      const rows = JSON.stringify(await Promise.all(keyrings.map((id) => audit.history(id))));
+      expect(rows).toContain('rewrap-ended');
+      expect(rows).toContain('staged-1-keys-decrypt-only');
+      for (const value of values) expect(rows.includes(value), 'a key or a plaintext in the audit trail').toBe(false);
+    } finally {
+      await audit.close();
+    }
   });
 });

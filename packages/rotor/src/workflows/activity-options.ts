@@ -73,7 +73,7 @@ export const LEASE_OPTIONS = {
 export const REWRAP_OPTIONS: ActivityOptions = {
   // A count of a large table takes long; a worker that dies is noticed by its heartbeats (every 2 s).
   startToCloseTimeout: '30m',
-  heartbeatTimeout: '10s',
+  heartbeatTimeout: '6s',
   retry: {
     initialInterval: '1s',
     backoffCoefficient: 2,
