@@ -93,6 +93,7 @@ export function fakeActivities(overrides: Partial<RotorActivities> = {}): Record
       refused: {},
       refusedKeys: [],
       done: true,
+      elapsedMs: 5,
     }),
     countKeyringRows: async () => ({ attempt: 1, primaryId: 'k2', rows: { k2: 0 }, keys: [] }),
     retireKeyringKeys: async () => ({

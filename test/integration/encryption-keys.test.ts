@@ -444,7 +444,7 @@ describe('encryption keyrings', () => {
   }, 300_000);
 
   it('puts no key material or plaintext in any history, worker log, audit row or CLI output', async () => {
-    await recordHistories(rig.rotor.client, rig.taskQueue, ['it/keys-rot', 'it/keys-tamper']);
+    await recordHistories(rig.rotor.client, rig.taskQueue, ['it/keys-rot', 'it/keys-tamper', 'it/keys-proof']);
     await expectNoPasswords(rig.rotor.client, rig.taskQueue, values, 'rewrapKeyring', outputs);
     // The audit trail (the worker's ROTOR_AUDIT_URL): rotations and re-wraps recorded, key ids and counts only.
     const audit = await AuditStore.connect(stackEnv('ROTOR_AUDIT_URL'));

@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { progress } from '../../packages/rotor/src/cli/context';
 import { mapLimit } from '../../packages/rotor/src/client/concurrency';
 import { rotationQueries } from '../../packages/rotor/src/client/overview';
+import { bakeUnlessIncident } from '../../packages/rotor/src/cli/commands/rotate';
+import type { BakePolicy } from '../../packages/rotor/src/shared/bake';
 
 describe('mapLimit', () => {
   it('keeps the order, never runs more than the limit at once, and reports each one done', async () => {
@@ -100,5 +102,23 @@ describe('rotationQueries', () => {
     expect(
       rotationQueries(['arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf'], false),
     ).toHaveLength(2);
+  });
+});
+
+describe('bakeUnlessIncident', () => {
+  const bake: BakePolicy = {
+    windowMs: 60_000,
+    minEvents: 10,
+    minInstances: 2,
+    maxFailureShare: 0.2,
+    maxWindowMs: 120_000,
+  };
+  it('keeps the bake of an ordinary rotation, and drops it for --no-bake and for a grace of 0s on its own', () => {
+    expect(bakeUnlessIncident(bake, 3_600_000, undefined)).toEqual({ bake });
+    expect(bakeUnlessIncident(bake, 3_600_000, false)).toEqual({});
+    // `--grace 0s` alone (no --no-bake): an incident rotation, no automatic rollback.
+    expect(bakeUnlessIncident(bake, 0, undefined)).toEqual({});
+    expect(bakeUnlessIncident(bake, 30_000, undefined)).toEqual({});
+    expect(bakeUnlessIncident(undefined, 3_600_000, undefined)).toEqual({});
   });
 });

@@ -96,6 +96,17 @@ describe('JwtVerifier bounds what a token may claim', () => {
       reason: 'lifetime',
     });
     expect((await verifier.verify(await sign((j) => j.setExpirationTime('2h')))).ok).toBe(true);
+    // maxTokenAgeMs: a token issued longer ago than that is refused, whatever its exp says.
+    const aged = new JwtVerifier({ jwks: { keys: [publicPart(key.publicJwk)] }, maxTokenAgeMs: 3600_000 });
+    const issuedAgo = (s: number) =>
+      new SignJWT({ sub: 'u' })
+        .setProtectedHeader({ alg: 'ES256', kid: key.kid })
+        .setIssuedAt(Math.floor(Date.now() / 1000) - s)
+        .setExpirationTime('1h')
+        .sign(privateKey);
+    expect((await aged.verify(await issuedAgo(60))).ok).toBe(true);
+    expect((await aged.verify(await issuedAgo(2 * 3600))).ok).toBe(false);
+    expect((await verifier.verify(await issuedAgo(2 * 3600))).ok).toBe(true);
     const strict = new JwtVerifier({ jwks: { keys: [publicPart(key.publicJwk)] }, maxTokenLifetimeMs: 3600_000 });
     expect(await strict.verify(await sign((j) => j.setExpirationTime('2h')))).toEqual({
       ok: false,
@@ -109,11 +120,12 @@ async function remote(options: { maxAgeS?: number; cooldownMs?: number; maxStale
   const key = await generateSigningKey('ES256');
   let now = Date.now();
   let down = false;
+  let published = true;
   let fetches = 0;
   const fakeFetch = (async () => {
     fetches++;
     if (down) throw new TypeError('fetch failed');
-    return new Response(JSON.stringify({ keys: [publicPart(key.publicJwk)] }), {
+    return new Response(JSON.stringify({ keys: published ? [publicPart(key.publicJwk)] : [] }), {
       headers: { 'cache-control': `max-age=${options.maxAgeS ?? 60}` },
     });
   }) as unknown as typeof fetch;
@@ -139,19 +151,21 @@ async function remote(options: { maxAgeS?: number; cooldownMs?: number; maxStale
     fetches: () => fetches,
     advance: (ms: number) => (now += ms),
     setDown: (v: boolean) => (down = v),
+    unpublish: () => (published = false),
   };
 }
 
 describe('JwtVerifier with a remote JWKS', () => {
   it('fetches again after maxCacheMs whatever max-age says: a key removed from the JWKS stops verifying', async () => {
-    const { verifier, signer, fetches, advance } = await remote({ maxAgeS: 365 * 24 * 3600 });
+    const { verifier, signer, fetches, advance, unpublish } = await remote({ maxAgeS: 365 * 24 * 3600 });
     const token = await signer.sign({}, { expiresInMs: 3_600_000 });
     expect((await verifier.verify(token)).ok).toBe(true);
+    unpublish(); // the key leaves the JWKS; the JWKS said max-age of a year
     advance(14 * 60_000);
     expect((await verifier.verify(token)).ok).toBe(true);
     expect(fetches()).toBe(1);
-    advance(2 * 60_000); // past the default maxCacheMs (15 min): fetched again
-    expect((await verifier.verify(token)).ok).toBe(true);
+    advance(2 * 60_000); // past the default maxCacheMs (15 min): fetched again, and the key is gone
+    expect((await verifier.verify(token)).ok).toBe(false);
     expect(fetches()).toBe(2);
   });
 

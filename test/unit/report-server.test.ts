@@ -222,6 +222,17 @@ describe('one token against the others', () => {
 });
 
 describe('what it refuses', () => {
+  it('a body larger than 256 KiB, with 413, forwarding nothing', async () => {
+    const fakes = await serve({ window: { next: 'next', previous: 'prev' } });
+    const padding = 'x'.repeat(256 * 1024);
+    const refused = await post({ reports: [line()], padding });
+    expect(refused.status).toBe(413);
+    expect(refused.body.error).toContain('larger than 262144 bytes');
+    expect((await post({ reports: [line()] })).status).toBe(202);
+    await server!.flush();
+    expect(fakes.forwarded.flatMap((f) => f.lines).reduce((n, l) => n + l.count, 0)).toBeLessThanOrEqual(1);
+  });
+
   it('more secrets than 100 in one request', async () => {
     await serve();
     const reports = Array.from({ length: 101 }, (_, i) => line({ secretId: `prod/db/payments/s-${i}` }));

@@ -39,6 +39,7 @@ function table(rows: number, primary: (batch: number) => string = () => 'k2') {
         refusedKeys: [],
         ...(page > 0 ? { lastKey: String(after + page) } : {}),
         done: page < input.limit,
+        elapsedMs: 20,
       };
     },
     countKeyringRows: async () => ({

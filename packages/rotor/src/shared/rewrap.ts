@@ -45,6 +45,8 @@ export interface RewrapBatchReport {
   refusedKeys: string[];
   lastKey?: string;
   done: boolean;
+  /** How long the page took, measured by the activity (the rate limit's input). */
+  elapsedMs: number;
 }
 
 export interface KeyRetirementReport {

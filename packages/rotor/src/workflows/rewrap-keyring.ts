@@ -207,7 +207,6 @@ export async function rewrapKeyring(input: RewrapInput, carried?: CarriedRewrap)
       }
       break;
     }
-    const started = Date.now();
     const batch = await rewrapBatch({
       secretId: input.secretId,
       table: state.table,
@@ -231,8 +230,9 @@ export async function rewrapKeyring(input: RewrapInput, carried?: CarriedRewrap)
     } else state.afterKey = batch.lastKey;
     state.batches += 1;
     if (state.batches % MEMO_EVERY === 0) upsertMemo({ rewrap: view() });
-    // The rate limit: this batch's rows at `ratePerSecond`, less the time the batch took.
-    const due = (batch.scanned / ratePerSecond) * 1000 - (Date.now() - started);
+    // The rate limit: this batch's rows at `ratePerSecond`, less the time the batch took (as the activity measured
+    // it: recorded in the history, so a replay decides the same; the workflow's clock differs between task runs).
+    const due = (batch.scanned / ratePerSecond) * 1000 - batch.elapsedMs;
     if (due >= 1) await sleep(due);
     if (historyFull()) await carryOn();
   }
