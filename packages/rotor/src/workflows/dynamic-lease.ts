@@ -18,7 +18,8 @@ import type { RotorActivities } from '../activities';
 import { SearchAttribute } from '../shared/constants';
 import { LEASE_NAMES, type LeaseInput, type LeaseState, type LeaseView } from '../shared/lease';
 import type { AuditEvent } from '../shared/reporting';
-import { AUDIT_OPTIONS, LEASE_OPTIONS } from './activity-options';
+import { LEASE_OPTIONS } from './activity-options';
+import { workflowAuditor } from './reporting';
 
 /*
  * A short-lived database credential's lease, one workflow per lease (`rotor/lease/<leaseId>`): issue a login, renew
@@ -45,26 +46,11 @@ export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Pro
   const { issueLeaseCredential, renewLeaseCredential, revokeLeaseCredential } = proxyActivities<RotorActivities>(
     LEASE_OPTIONS.step,
   );
-  const { appendAudit } = proxyActivities<RotorActivities>(AUDIT_OPTIONS);
-  const { workflowId, runId } = workflowInfo();
   const appending: Promise<unknown>[] = [];
-  let sequence = 0;
+  const append = workflowAuditor(input.secretId, 'lease');
   /** Appends an audit event (names, generations and counts: never a password); awaited before the run ends. */
   const audit = (kind: AuditEvent['kind'], fields: Pick<AuditEvent, 'outcome' | 'actor' | 'detail'>) =>
-    appending.push(
-      appendAudit([
-        {
-          eventId: `${workflowId}/${runId}/${sequence++}`,
-          at: new Date().toISOString(),
-          secretId: input.secretId,
-          workflowId,
-          runId,
-          kind,
-          step: 'lease',
-          ...fields,
-        },
-      ]),
-    );
+    appending.push(append(kind, fields));
   // Handlers first: an application's first renewal may arrive with the workflow's first task.
   const state: Omit<LeaseState, 'terms'> & { terms?: LeaseState['terms'] } = carried ?? {
     generations: input.first ? [{ n: 0, ...input.first, renewedAtMs: input.first.issuedAtMs, revoked: false }] : [],

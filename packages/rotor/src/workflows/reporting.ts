@@ -219,3 +219,29 @@ function clean<E extends Partial<AuditEvent>>(event: E): E {
   }
   return out as E;
 }
+
+/**
+ * For workflows other than a rotation (leases, re-wraps): appends one audit event of `secretId` at `step`, its id the
+ * run's and a sequence number (names, ids and counts: never a value).
+ */
+export function workflowAuditor(
+  secretId: string,
+  step: string,
+): (kind: AuditEvent['kind'], fields: Pick<AuditEvent, 'outcome' | 'actor' | 'detail'>) => Promise<unknown> {
+  const { appendAudit } = proxyActivities<RotorActivities>(AUDIT_OPTIONS);
+  const { workflowId, runId } = workflowInfo();
+  let sequence = 0;
+  return (kind, fields) =>
+    appendAudit([
+      {
+        eventId: `${workflowId}/${runId}/${sequence++}`,
+        at: new Date().toISOString(),
+        secretId,
+        workflowId,
+        runId,
+        kind,
+        step,
+        ...fields,
+      },
+    ]);
+}

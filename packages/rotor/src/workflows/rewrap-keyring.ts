@@ -11,9 +11,9 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { RotorActivities } from '../activities';
-import type { AuditEvent } from '../shared/reporting';
 import { REWRAP_NAMES, type KeyringRows, type RewrapInput, type RewrapProgress } from '../shared/rewrap';
-import { AUDIT_OPTIONS, REWRAP_OPTIONS } from './activity-options';
+import { REWRAP_OPTIONS } from './activity-options';
+import { workflowAuditor } from './reporting';
 
 /*
  * A keyring's re-wrap, one workflow per keyring secret (`rotor/rewrap/<secretId>`): every ciphertext in its data
@@ -69,25 +69,10 @@ const clamp = (value: number | undefined, fallback: number, min: number, max: nu
 export async function rewrapKeyring(input: RewrapInput, carried?: CarriedRewrap): Promise<RewrapProgress> {
   const { rewrapPlan, rewrapBatch, countKeyringRows, retireKeyringKeys } =
     proxyActivities<RotorActivities>(REWRAP_OPTIONS);
-  const { appendAudit } = proxyActivities<RotorActivities>(AUDIT_OPTIONS);
   const batchSize = clamp(input.batchSize, 500, 1, 5000);
   const ratePerSecond = clamp(input.ratePerSecond, 2000, 1, 1_000_000);
   const maxPasses = clamp(input.maxPasses, 3, 1, 20);
-  const { workflowId, runId } = workflowInfo();
-  let sequence = 0;
-  const audit = (kind: AuditEvent['kind'], fields: Pick<AuditEvent, 'outcome' | 'actor' | 'detail'>) =>
-    appendAudit([
-      {
-        eventId: `${workflowId}/${runId}/${sequence++}`,
-        at: new Date().toISOString(),
-        secretId: input.secretId,
-        workflowId,
-        runId,
-        kind,
-        step: 'rewrap',
-        ...fields,
-      },
-    ]);
+  const audit = workflowAuditor(input.secretId, 'rewrap');
 
   const state: CarriedRewrap = carried
     ? { ...carried, run: carried.run + 1 }
