@@ -64,6 +64,18 @@ describe('RotorMetrics', () => {
     expect(samples.some((s) => s.labels.rotator === 'mystery-rotator')).toBe(false);
   });
 
+  it('counts the rows re-wraps handle, by result', async () => {
+    const { metrics, scrape } = await serve();
+    metrics.rewrapRows('rewrapped', 500);
+    metrics.rewrapRows('rewrapped', 120);
+    metrics.rewrapRows('refused', 3);
+    metrics.rewrapRows('changed-meanwhile', 0);
+    const samples = await scrape();
+    expect(value(samples, 'rotor_rewrap_rows_total', { result: 'rewrapped' })).toBe(620);
+    expect(value(samples, 'rotor_rewrap_rows_total', { result: 'refused' })).toBe(3);
+    expect(value(samples, 'rotor_rewrap_rows_total', { result: 'changed-meanwhile' })).toBeUndefined();
+  });
+
   it('observes step durations in a histogram by step, rotator and result', async () => {
     const { metrics, scrape } = await serve();
     metrics.stepObserved('set', 'mysql-single-user', 0.2, true);

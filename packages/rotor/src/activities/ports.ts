@@ -23,6 +23,8 @@ export interface AlertNotifier {
 export interface ActivityMetrics {
   rotationEnded(rotator: string, outcome: RotationEnd['outcome'], secretId: string): void;
   stepObserved(step: string, rotator: string, seconds: number, ok: boolean): void;
+  /** Rows a keyring re-wrap page handled (`rotor_rewrap_rows_total`). */
+  rewrapRows?(result: 'rewrapped' | 'changed-meanwhile' | 'refused', rows: number): void;
 }
 
 /** Bounds concurrent work per key (the rotator's target), e.g. a KeyedSemaphore; gives up waiting when `signal` aborts. */

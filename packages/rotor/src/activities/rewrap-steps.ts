@@ -92,7 +92,7 @@ export function createRewrapSteps(deps: ActivityDeps) {
           const spec = keyring.data[input.table];
           if (!spec) throw new InvalidInputError(`secret ${secretId}: the keyring has no data table ${input.table}`);
           const keys = new Map(keyring.keys.map((k) => [k.id, k]));
-        const began = performance.now();
+          const began = performance.now();
           return onDataTable(secretId, spec, context, async (client) => {
             const table = await prepareTable(client, secretId, spec);
             const rows = await pageNotUnder(client, table, primaryId, input.afterKey, input.limit);
@@ -119,6 +119,9 @@ export function createRewrapSteps(deps: ActivityDeps) {
               }
             }
             const written = await swapCiphertexts(client, table, swaps);
+            deps.metrics?.rewrapRows?.('rewrapped', written.length);
+            deps.metrics?.rewrapRows?.('changed-meanwhile', swaps.length - written.length);
+            deps.metrics?.rewrapRows?.('refused', rows.length - swaps.length);
             return {
               primaryId,
               scanned: rows.length,
@@ -128,7 +131,7 @@ export function createRewrapSteps(deps: ActivityDeps) {
               refusedKeys,
               ...(rows.length > 0 ? { lastKey: rows.at(-1)!.key } : {}),
               done: rows.length < input.limit,
-            elapsedMs: Math.round(performance.now() - began),
+              elapsedMs: Math.round(performance.now() - began),
             };
           });
         }),

@@ -44,6 +44,7 @@ export class RotorMetrics {
   readonly #lastSuccess: Gauge<'secret_id'>;
   readonly #unmanaged: Counter;
   readonly #collectErrors: Counter;
+  readonly #rewrapRows: Counter<'result'>;
   #collector?: () => Promise<void>;
 
   constructor(options: RotorMetricsOptions) {
@@ -103,6 +104,12 @@ export class RotorMetrics {
       help: 'Observations of secrets given no secret_id series (not managed, or over the series limit).',
       registers,
     });
+    this.#rewrapRows = new Counter({
+      name: 'rotor_rewrap_rows_total',
+      help: 'Rows keyring re-wraps handled: rewrapped, changed-meanwhile (left for the next pass), refused (not decrypted).',
+      labelNames: ['result'],
+      registers,
+    });
     this.#collectErrors = new Counter({
       name: 'rotor_metrics_collect_errors_total',
       help: 'Collector hooks that failed or timed out before a scrape.',
@@ -126,6 +133,11 @@ export class RotorMetrics {
       },
       seconds,
     );
+  }
+
+  /** Counts rows a re-wrap page handled, by what became of them. */
+  rewrapRows(result: 'rewrapped' | 'changed-meanwhile' | 'refused', rows: number): void {
+    if (rows > 0) this.#rewrapRows.inc({ result }, rows);
   }
 
   setInGrace(count: number): void {

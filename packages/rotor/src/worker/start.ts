@@ -24,7 +24,16 @@ import { KeyedSemaphore, RateLimiter, throttledStore } from './throttle';
 import { createRotorWorkers, runTogether, storeWritesTaskQueue } from './create-worker';
 
 /** Every step name the metrics know; others fold into "other". */
-const METRIC_STEPS = [...STEPS, 'sessions', 'compensate', 'rollback'];
+const METRIC_STEPS = [
+  ...STEPS,
+  'sessions',
+  'compensate',
+  'rollback',
+  'rewrap-plan',
+  'rewrap',
+  'rewrap-count',
+  'rewrap-retire',
+];
 
 /** A started worker with what it serves beside Temporal: its metrics endpoint. */
 export interface RunningWorker {
