@@ -24,7 +24,7 @@ import { baoAdmin } from '../test/helpers/openbao';
 import { workerWithConfig } from '../test/helpers/ops';
 import { createSecret, pgSecret, withAdmin } from '../test/helpers/stack';
 
-const BATCH = 1000;
+const BATCH = Number(process.env.ROTOR_BENCH_REWRAP_BATCH ?? 1000);
 /** OpenBao refuses a request of more than about 1,000 JSON strings: transit calls take 250 ciphertexts. */
 const TRANSIT_CALL = 250;
 
