@@ -171,6 +171,7 @@ describe('encryption keyrings', () => {
       const after = await keysNow(secretId);
       expect([stateOf(after, first.id), stateOf(after, newKey.id)]).toEqual(['primary', 'decrypt-only']);
       // AWSCURRENT went straight there: never back to a keyring without the new key.
+      await until('the watcher to see the rollback', () => (seen.length > 3 ? true : undefined), 10_000);
       expect(seen.slice(3)).toEqual(['old:primary new:decrypt-only']);
       await new Promise((r) => setTimeout(r, 1500));
     } finally {
