@@ -6,6 +6,7 @@ import {
 } from '@temporalio/client';
 import { InvalidInputError, NotRotatingError } from 'rotor-consumers/core';
 import { SearchAttribute } from '../shared/constants';
+import { assertSecretId } from './rotation-client';
 import { randomUUID } from 'node:crypto';
 import { rewrapWorkflowId, type KeyringRows, type RewrapInput, type RewrapProgress } from '../shared/rewrap';
 import {
@@ -29,8 +30,7 @@ export class RewrapClient {
 
   /** Starts a re-wrap of `input.secretId`, or joins the one running. */
   async start(input: RewrapInput): Promise<{ workflowId: string; runId: string; started: boolean }> {
-    if (typeof input.secretId !== 'string' || input.secretId.trim() === '' || input.secretId.length > 2048)
-      throw new InvalidInputError(`secret id ${JSON.stringify(input.secretId)} is not valid`);
+    assertSecretId(input.secretId);
     for (const [name, value, max] of [
       ['batch', input.batchSize, 5000],
       ['rate', input.ratePerSecond, 1_000_000],

@@ -405,7 +405,8 @@ export class RotationClient {
   }
 }
 
-function assertSecretId(secretId: string): void {
+/** Refuses a secret id that is empty, blank or longer than 2,048 characters (InvalidInputError). */
+export function assertSecretId(secretId: string): void {
   if (typeof secretId !== 'string' || secretId.trim() === '' || secretId.length > 2048) {
     throw new InvalidInputError(`secret id ${JSON.stringify(secretId)} is not valid`);
   }
