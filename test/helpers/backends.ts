@@ -182,5 +182,5 @@ export async function staticMysql(secretId: string, from: SecretStore = store): 
   };
 }
 
-/** Refused logins: PostgreSQL 28P01/28000, MySQL 1045, a locked account (MySQL 3118, MariaDB 4151). */
-export const AUTH_FAILURES = new Set(['28P01', '28000', '1045', '3118', '4151']);
+/** Refused logins: PostgreSQL 28P01/28000, MySQL 1045, a locked or blocked account (MySQL 3118, MariaDB 4150/4151). */
+export const AUTH_FAILURES = new Set(['28P01', '28000', '1045', '3118', '4150', '4151']);

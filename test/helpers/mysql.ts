@@ -57,8 +57,8 @@ export async function mysqlLogsIn(username: string, password: string): Promise<b
     return true;
   } catch (error) {
     const { code, errno } = error as { code?: string; errno?: number };
-    // Locked accounts: MySQL 3118, MariaDB 4151.
-    if (code === 'ER_ACCESS_DENIED_ERROR' || errno === 3118 || errno === 4151) return false;
+    // Locked accounts: MySQL 3118, MariaDB 4151; blocked after too many wrong passwords: MariaDB 4150.
+    if (code === 'ER_ACCESS_DENIED_ERROR' || errno === 3118 || errno === 4150 || errno === 4151) return false;
     throw error;
   }
 }

@@ -16,9 +16,14 @@ export interface DatabaseSecretFields {
   dbname?: string;
 }
 
-/** What the generations need of a driver's pool: open one for a login, check it logs in, end it. */
+/**
+ * What the generations need of a driver's pool: open one for a login, check it logs in, end it. `loginTurn` must be
+ * awaited before each new connection logs in, and its answer called once the login is over, with the error if it
+ * failed: it bounds the logins in flight for the generation, and throws `LoginHeldBack` when the version was refused
+ * meanwhile.
+ */
 export interface PoolDriver<P> {
-  open(login: DatabaseSecretFields, onLogin: () => void): P;
+  open(login: DatabaseSecretFields, onLogin: () => void, loginTurn: () => Promise<LoginOver>): P;
   /** Takes one connection and gives it back: throws what the driver throws when the login is refused. */
   probe(pool: P): Promise<void>;
   end(pool: P): Promise<void>;
@@ -51,6 +56,20 @@ export function jitteredLifetimeMs(
   return Math.max(1, options.maxLifetimeMs * (1 + jitter * (2 * random() - 1)));
 }
 
+/** Ends a turn to log in: called once, with the login's error if it failed. */
+export type LoginOver = (error?: unknown) => void;
+
+/**
+ * A login not attempted: its version was refused (or paused) while the connection waited for its turn. The request
+ * looks again at which generation to use; it never reaches the application.
+ */
+export class LoginHeldBack extends Error {
+  constructor(secretId: string, versionId: string) {
+    super(`secret ${secretId}: version ${versionId}: login held back (its logins were refused meanwhile)`);
+    this.name = 'LoginHeldBack';
+  }
+}
+
 /** The pool of one credential generation: one version of the secret, one login. */
 export interface Generation<P> {
   readonly versionId: string;
@@ -76,6 +95,8 @@ export class Generations<P> {
   readonly #retiring = new Set<Generation<P>>();
   /** Refused logins in a row per version, and until when that version is not tried again. */
   readonly #refusals = new Map<string, { count: number; until: number; trying?: Promise<void> }>();
+  /** Logins in flight per version, and the connections waiting for a turn. */
+  readonly #logins = new Map<string, { inFlight: number; waiting: Array<() => void>; refused: number }>();
   #lastAuthError?: unknown;
   #pausedCheckAt = 0;
   #ended = false;
@@ -119,6 +140,7 @@ export class Generations<P> {
           this.#refusals.delete(generation.versionId);
         return result;
       } catch (error) {
+        if (error instanceof LoginHeldBack) continue; // refused meanwhile: look again, as after waiting on `trying`
         if (this.driver.authErrorClass(error) === undefined) throw error;
         this.#refused(generation, error);
         return this.#on(await this.#recover(generation), work);
@@ -244,6 +266,7 @@ export class Generations<P> {
         await this.driver.probe(next.pool);
       } catch (error) {
         await this.driver.end(next.pool).catch(() => undefined);
+        if (error instanceof LoginHeldBack) continue;
         if (this.driver.authErrorClass(error) === undefined) throw error;
         this.#refused(next, error);
         continue;
@@ -259,10 +282,14 @@ export class Generations<P> {
     const login = databaseFields(this.options.secretId, snapshot);
     const { secretId, reporter } = this.options;
     const versionId = snapshot.versionId;
-    const pool = this.driver.open(login, () => {
-      this.#refusals.delete(versionId);
-      reporter?.record({ secretId, versionId, outcome: 'success' });
-    });
+    const pool = this.driver.open(
+      login,
+      () => {
+        this.#refusals.delete(versionId);
+        reporter?.record({ secretId, versionId, outcome: 'success' });
+      },
+      () => this.#loginTurn(versionId),
+    );
     return {
       versionId,
       username: login.username,
@@ -270,6 +297,37 @@ export class Generations<P> {
       busy: 0,
       retiring: false,
       ...(snapshot.stage === 'AWSPENDING' ? { replaces: currentVersionId } : {}),
+    };
+  }
+
+  /**
+   * A turn to log in with `versionId`: at most `maxFailedLogins` logins in flight for it, one once it has been refused,
+   * so a burst of new connections after a password changed behind the pool costs at most the cap, never one refused
+   * login per connection (which would trip the database's own lockout, MySQL's FAILED_LOGIN_ATTEMPTS or MariaDB's
+   * max_password_errors). A connection still waiting when the version is refused or paused is held back.
+   */
+  async #loginTurn(versionId: string): Promise<LoginOver> {
+    let gate = this.#logins.get(versionId);
+    if (!gate) this.#logins.set(versionId, (gate = { inFlight: 0, waiting: [], refused: 0 }));
+    const refusedBefore = gate.refused;
+    for (;;) {
+      if (this.#paused(versionId) || gate.refused > refusedBefore)
+        throw new LoginHeldBack(this.options.secretId, versionId);
+      const limit = this.#refusals.has(versionId) || gate.refused > 0 ? 1 : (this.options.maxFailedLogins ?? 3);
+      if (gate.inFlight < limit) break;
+      await new Promise<void>((resolve) => gate.waiting.push(resolve));
+    }
+    gate.inFlight++;
+    let over = false;
+    return (error?: unknown) => {
+      if (over) return;
+      over = true;
+      gate.inFlight--;
+      // Counted here, before anyone waiting looks again (the request's own count of it comes a few ticks later).
+      if (error !== undefined && this.driver.authErrorClass(error) !== undefined) gate.refused++;
+      for (const wake of gate.waiting.splice(0)) wake();
+      if (gate.inFlight === 0 && gate.waiting.length === 0 && this.#logins.get(versionId) === gate)
+        this.#logins.delete(versionId);
     };
   }
 

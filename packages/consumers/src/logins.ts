@@ -13,8 +13,11 @@ export function isLoginOutcome(value: unknown): value is LoginOutcome {
 /** SQLSTATEs with which PostgreSQL refuses a login: wrong password (28P01), no such role or not allowed (28000). */
 export const PG_AUTH_SQLSTATES: readonly string[] = ['28P01', '28000'];
 
-/** Error numbers with which MySQL and MariaDB refuse a login: access denied (1045), account locked (3118, 4151). */
-export const MYSQL_AUTH_ERRNOS: readonly number[] = [1045, 3118, 4151];
+/**
+ * Error numbers with which MySQL and MariaDB refuse a login: access denied (1045), account locked (MySQL 3118,
+ * MariaDB 4151), account blocked after too many wrong passwords (MariaDB's max_password_errors, 4150).
+ */
+export const MYSQL_AUTH_ERRNOS: readonly number[] = [1045, 3118, 4150, 4151];
 
 /** Whether a pg error is a refused login (as opposed to a network or server failure). */
 export function isPgAuthError(error: unknown): boolean {

@@ -7,6 +7,7 @@ import {
   Generations,
   jitteredLifetimeMs,
   type GenerationOptions,
+  type LoginOver,
   type PoolDriver,
 } from './generations';
 
@@ -24,6 +25,39 @@ export interface RotatingMysqlPoolOptions extends GenerationOptions {
   backoffMs?: number;
 }
 
+/** Each generation's pool's turn to log in (see PoolDriver.open). */
+const turns = new WeakMap<Mysql.Pool, () => Promise<LoginOver>>();
+
+/**
+ * A connection of `pool`, taking a turn to log in when it will make a new one. mysql2 has no hook before a login, so
+ * this looks at its pool's free and open connections (its own fields, read in the same tick as the getConnection that
+ * acts on them): an idle connection, or a pool at its limit (which hands over a released one), logs no one in.
+ */
+async function connectionOf(pool: Mysql.Pool): Promise<Mysql.PoolConnection> {
+  const turn = turns.get(pool);
+  const inner = (pool as unknown as { pool?: MysqlCorePool }).pool;
+  const free = inner?._freeConnections?.length;
+  const open = inner?._allConnections?.length;
+  const limit = inner?.config?.connectionLimit;
+  const noLogin = free !== undefined && (free > 0 || (!!limit && open !== undefined && open >= limit));
+  if (!turn || noLogin) return pool.getConnection();
+  const over = await turn();
+  try {
+    const connection = await pool.getConnection();
+    over();
+    return connection;
+  } catch (error) {
+    over(error);
+    throw error;
+  }
+}
+
+interface MysqlCorePool {
+  _freeConnections?: { length: number };
+  _allConnections?: { length: number };
+  config?: { connectionLimit?: number };
+}
+
 function mysqlDriver(emitter: EventEmitter, options: RotatingMysqlPoolOptions): PoolDriver<Mysql.Pool> {
   const mysql = loadMysql();
   const config = options.pool;
@@ -31,7 +65,7 @@ function mysqlDriver(emitter: EventEmitter, options: RotatingMysqlPoolOptions): 
   const expiresAt = new WeakMap<object, number>();
   const core = (connection: object) => (connection as { connection?: object }).connection ?? connection;
   return {
-    open(login, onLogin) {
+    open(login, onLogin, loginTurn) {
       const pool = mysql.createPool({
         ...config,
         host: login.host,
@@ -52,10 +86,11 @@ function mysqlDriver(emitter: EventEmitter, options: RotatingMysqlPoolOptions): 
         if (Date.now() >= (expiresAt.get(core(connection)) ?? Infinity)) connection.destroy();
       });
       pool.on('enqueue', () => emitter.emit('enqueue'));
+      turns.set(pool, loginTurn);
       return pool;
     },
     async probe(pool) {
-      (await pool.getConnection()).release();
+      (await connectionOf(pool)).release();
     },
     end: (pool) => pool.end(),
     authErrorClass: (error) => (isMysqlAuthError(error) ? String((error as { errno: number }).errno) : undefined),
@@ -102,17 +137,17 @@ export class RotatingMysqlPool extends EventEmitter {
     sql: string | QueryOptions,
     values?: unknown,
   ): Promise<[T, FieldPacket[]]> {
-    return this.#generations.run((pool) => pool.query<T>(sql as string, values as never));
+    return this.#generations.run((pool) => on(pool, (c) => c.query<T>(sql as string, values as never)));
   }
 
   execute<T extends QueryResult = QueryResult>(sql: string, values?: unknown): Promise<[T, FieldPacket[]]> {
-    return this.#generations.run((pool) => pool.execute<T>(sql, values as never));
+    return this.#generations.run((pool) => on(pool, (c) => c.execute<T>(sql, values as never)));
   }
 
   /** A connection of the current generation; `release()` it (or `destroy()` it) as with mysql2's pool. */
   getConnection(): Promise<PoolConnection> {
     return this.#generations.run(async (pool, generation) => {
-      const connection = await pool.getConnection();
+      const connection = await connectionOf(pool);
       const done = this.#generations.checkout(generation);
       const release = connection.release.bind(connection);
       const destroy = connection.destroy.bind(connection);
@@ -131,6 +166,16 @@ export class RotatingMysqlPool extends EventEmitter {
   /** Ends every generation's pool. */
   end(): Promise<void> {
     return this.#generations.end();
+  }
+}
+
+/** Runs `work` on a connection of `pool` (see connectionOf) and gives the connection back, as mysql2's pool.query does. */
+async function on<T>(pool: Mysql.Pool, work: (connection: Mysql.PoolConnection) => Promise<T>): Promise<T> {
+  const connection = await connectionOf(pool);
+  try {
+    return await work(connection);
+  } finally {
+    connection.release();
   }
 }
 

@@ -28,10 +28,28 @@ export interface RotatingPgPoolOptions extends GenerationOptions {
 }
 
 function pgDriver(emitter: EventEmitter, options: RotatingPgPoolOptions): PoolDriver<Pg.Pool> {
-  const { Pool } = loadPg();
+  const { Pool, Client } = loadPg();
   const config = options.pool;
   return {
-    open(login, onLogin) {
+    open(login, onLogin, loginTurn) {
+      /** pg's client, logging in only on its turn (the pool makes one per new connection and calls connect). */
+      class TurnTakingClient extends Client {
+        override connect(): Promise<Pg.Client>;
+        override connect(callback: (error: Error | null, client?: Pg.Client) => void): void;
+        override connect(callback?: (error: Error | null, client?: Pg.Client) => void): Promise<Pg.Client> | void {
+          const connecting = loginTurn().then((over) =>
+            super.connect().then(
+              (client) => (over(), client),
+              (error: unknown) => {
+                over(error);
+                throw error;
+              },
+            ),
+          );
+          if (!callback) return connecting;
+          connecting.then((client) => callback(null, client), callback);
+        }
+      }
       // pg's own lifetime (whole seconds) closes idle connections and busy ones on release; the jitter is drawn per
       // generation, so the instances of a fleet do not reconnect in step.
       const lifetimeMs = config?.maxLifetimeSeconds === undefined ? jitteredLifetimeMs(options) : undefined;
@@ -43,6 +61,7 @@ function pgDriver(emitter: EventEmitter, options: RotatingPgPoolOptions): PoolDr
         user: login.username,
         password: login.password,
         database: login.dbname ?? 'postgres',
+        Client: TurnTakingClient as unknown as typeof Client,
       });
       pool.on('error', (error, client) => emitter.emit('error', error, client));
       pool.on('connect', (client) => {

@@ -3,12 +3,14 @@ import { SecretCache, type LoginEvent, type SecretReader } from '../src';
 import { Generations, jitteredLifetimeMs, type PoolDriver } from '../src/generations';
 import { InMemorySecretStore } from '../src/stores/in-memory';
 
+type FakePool = { password: string; login: () => void; turn: () => Promise<(error?: unknown) => void> };
+
 /** A fake driver (unit test only): a "pool" is its password; the "database" accepts one password at a time. */
 function setup() {
   const db = { accepts: 'p1', down: false, attempts: 0 };
   const ended: string[] = [];
-  const driver: PoolDriver<{ password: string; login: () => void }> = {
-    open: (login, onLogin) => ({ password: login.password, login: onLogin }),
+  const driver: PoolDriver<FakePool> = {
+    open: (login, onLogin, turn) => ({ password: login.password, login: onLogin, turn }),
     async probe(pool) {
       db.attempts++;
       if (db.down) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
@@ -110,19 +112,27 @@ describe('Generations (the rotating pools, driver-neutral)', () => {
     expect(t.db.attempts).toBe(attempts);
   });
 
-  it('once a version was refused, tries it one request at a time: bursts of 10 cost one refused login each', async () => {
+  /** A database whose every login takes 5 ms, counting logins in flight; its pools log in on every use. */
+  async function slowLogins(backoffMs: number) {
     const db = { accepts: 'p1', attempts: 0, inFlight: 0, most: 0 };
-    const driver: PoolDriver<{ password: string; login: () => void }> = {
-      open: (login, onLogin) => ({ password: login.password, login: onLogin }),
+    const driver: PoolDriver<FakePool> = {
+      open: (login, onLogin, turn) => ({ password: login.password, login: onLogin, turn }),
       async probe(pool) {
-        db.attempts++;
-        db.inFlight++;
-        db.most = Math.max(db.most, db.inFlight);
-        await new Promise((resolve) => setTimeout(resolve, 5));
-        db.inFlight--;
-        if (pool.password !== db.accepts)
-          throw Object.assign(new Error('password authentication failed'), { code: '28P01' });
-        pool.login();
+        const over = await pool.turn();
+        try {
+          db.attempts++;
+          db.inFlight++;
+          db.most = Math.max(db.most, db.inFlight);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          db.inFlight--;
+          if (pool.password !== db.accepts)
+            throw Object.assign(new Error('password authentication failed'), { code: '28P01' });
+          pool.login();
+          over();
+        } catch (error) {
+          over(error);
+          throw error;
+        }
       },
       end: async () => undefined,
       authErrorClass: (error) => ((error as { code?: string }).code === '28P01' ? '28P01' : undefined),
@@ -131,12 +141,31 @@ describe('Generations (the rotating pools, driver-neutral)', () => {
     const store = new InMemorySecretStore();
     await store.create('s', JSON.stringify({ host: 'h', username: 'u', password: 'p1' }));
     const cache = new SecretCache({ store, refreshIntervalMs: 3_600_000 });
-    const generations = new Generations({ cache, secretId: 's', maxFailedLogins: 3, backoffMs: 1 }, driver, () => {});
+    const generations = new Generations({ cache, secretId: 's', maxFailedLogins: 3, backoffMs }, driver, () => {});
     const query = () => generations.run((pool) => driver.probe(pool));
     const burst = () => Promise.allSettled(Array.from({ length: 10 }, query));
+    return { db, query, burst };
+  }
+
+  it('logs in at most maxFailedLogins at a time: the first burst after a password changed behind the pool costs 3 refused logins, not 10', async () => {
+    const { db, query, burst } = await slowLogins(1000);
+    db.most = 0;
+    expect((await burst()).every((o) => o.status === 'fulfilled')).toBe(true);
+    expect(db.most).toBe(3); // ten requests, logins three at a time
     await query();
     db.accepts = 'changed-elsewhere';
-    await burst(); // all ten were in flight before the first refusal came back
+    const before = db.attempts;
+    const outcomes = await burst(); // all ten ask for a login before the first refusal comes back
+    expect(outcomes.every((o) => o.status === 'rejected')).toBe(true);
+    expect(db.attempts - before).toBe(3);
+    for (const o of outcomes) expect(String((o as PromiseRejectedResult).reason)).toMatch(/password authentication/);
+  });
+
+  it('once a version was refused, tries it one request at a time: bursts of 10 cost one refused login each', async () => {
+    const { db, query, burst } = await slowLogins(1);
+    await query();
+    db.accepts = 'changed-elsewhere';
+    await burst();
     for (let pause = 0; pause < 3; pause++) {
       await new Promise((resolve) => setTimeout(resolve, 1100)); // past the pause and the once-a-second check
       const before = db.attempts;
