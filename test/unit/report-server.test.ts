@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { instanceAddress, normalizeAddress } from '../../packages/rotor/src/shared/addresses';
 import type { ConsumerReportLine } from '../../packages/rotor/src/shared/bake';
 import {
   inScope,
@@ -48,6 +49,7 @@ async function serve(
     tokens?: Token[];
     window?: { next: string; previous: string };
     trustedProxies?: string[];
+    ipv6InstancePrefix?: number;
     tls?: { cert: Buffer; key: Buffer };
     leases?: LeaseService;
   } = {},
@@ -65,6 +67,7 @@ async function serve(
     logger: pino({ level: 'silent' }),
     forwardEveryMs: 3_600_000,
     ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}),
+    ...(options.ipv6InstancePrefix ? { ipv6InstancePrefix: options.ipv6InstancePrefix } : {}),
     ...(options.tls ? { tls: options.tls } : {}),
     ...(options.leases ? { leases: options.leases } : {}),
   });
@@ -144,6 +147,40 @@ describe('who reports', () => {
     // The client's own X-Forwarded-For entries before the proxy's are not believed.
     expect(reportingAddress('10.0.0.5', 'forged-1, 8.8.8.8, 192.168.1.7', ['10.0.0.5'])).toBe('192.168.1.7');
     expect(reportingAddress('10.0.0.5', 'not-an-address', ['10.0.0.5'])).toBe('10.0.0.5');
+  });
+
+  it('is one host per IPv6 /64, whatever addresses of it a host reports from or however they are spelt', () => {
+    expect(instanceAddress('2001:db8:1:2::a')).toBe('2001:db8:1:2::/64');
+    expect(instanceAddress('2001:DB8:1:2:0:ffff:1:2')).toBe('2001:db8:1:2::/64');
+    expect(instanceAddress('2001:db8:1:3::a')).toBe('2001:db8:1:3::/64');
+    expect(instanceAddress('2001:db8:1:2::a', 48)).toBe('2001:db8:1::/48');
+    expect(instanceAddress('2001:db8:1:2::a', 128)).toBe('2001:db8:1:2::a');
+    // IPv4, however it arrives, is the address itself; zones are dropped; what is not an address stays as it is.
+    for (const mapped of ['10.0.0.5', '::ffff:10.0.0.5', '::FFFF:a00:5'])
+      expect(instanceAddress(mapped)).toBe('10.0.0.5');
+    expect(normalizeAddress('fe80::1%eth0')).toBe('fe80::1');
+    expect(normalizeAddress('2001:DB8:0::1')).toBe('2001:db8::1');
+    expect(instanceAddress('unknown')).toBe('unknown');
+  });
+
+  it('counts many addresses of one IPv6 host as one instance, summing their counts (or each address with a prefix of 128)', async () => {
+    for (const [prefix, expected] of [
+      [undefined, { 'apps@2001:db8:1:2::/64': 2, 'apps@2001:db8:1:3::/64': 1 }],
+      [128, { 'apps@2001:db8:1:2::a': 1, 'apps@2001:db8:1:2::b': 1, 'apps@2001:db8:1:3::1': 1 }],
+    ] as const) {
+      const fakes = await serve({
+        window: { next: 'next', previous: 'prev' },
+        trustedProxies: ['127.0.0.1'],
+        ...(prefix ? { ipv6InstancePrefix: prefix } : {}),
+      });
+      for (const from of ['2001:db8:1:2::a', '2001:DB8:1:2:0:0:0:b', '2001:db8:1:3::1'])
+        await post({ reports: [line({ count: 1 })] }, { headers: { 'x-forwarded-for': from } });
+      await server!.flush();
+      const counts = Object.fromEntries(fakes.forwarded[0]!.lines.map((l) => [l.instanceId, l.count]));
+      expect(counts).toEqual(expected);
+      await server!.close();
+      server = undefined;
+    }
   });
 
   it('behind a trusted proxy, tells hosts apart by what the proxy forwarded', async () => {

@@ -173,7 +173,14 @@ describe('parseConfig accepts valid files', () => {
       alerts: { stuckPhaseBudgetMs: 30 * 60_000, webhooks: {} },
       throughput: { storeWritesPerSecond: 40, perTargetConcurrency: 4 },
       metrics: { port: 9464, host: '0.0.0.0' },
-      reports: { port: 0, host: '127.0.0.1', tokens: [], trustedProxies: [], forwardEveryMs: 5000 },
+      reports: {
+        port: 0,
+        host: '127.0.0.1',
+        tokens: [],
+        trustedProxies: [],
+        ipv6InstancePrefix: 64,
+        forwardEveryMs: 5000,
+      },
       stores: { default: 'aws', openbao: [] },
       hooks: {},
     });
@@ -575,7 +582,8 @@ describe('bake and reports', () => {
             },
           ],
           tls: { certFile: '/etc/rotor/reports.pem', keyFile: '/etc/rotor/reports-key.pem' },
-          trustedProxies: ['10.0.0.5', '::ffff:10.0.0.6'],
+          trustedProxies: ['10.0.0.5', '::ffff:10.0.0.6', '2001:DB8:0::5'],
+          ipv6InstancePrefix: 56,
           forwardEvery: '2s',
         },
         secrets: [
@@ -618,7 +626,8 @@ describe('bake and reports', () => {
         },
       ],
       tls: { certFile: '/etc/rotor/reports.pem', keyFile: '/etc/rotor/reports-key.pem' },
-      trustedProxies: ['10.0.0.5', '10.0.0.6'],
+      trustedProxies: ['10.0.0.5', '10.0.0.6', '2001:db8::5'],
+      ipv6InstancePrefix: 56,
       forwardEveryMs: 2000,
     });
     expect(parseConfig(withSecret({})).reports).toEqual({
@@ -626,6 +635,7 @@ describe('bake and reports', () => {
       host: '127.0.0.1',
       tokens: [],
       trustedProxies: [],
+      ipv6InstancePrefix: 64,
       forwardEveryMs: 5000,
     });
   });
@@ -676,6 +686,7 @@ describe('bake and reports', () => {
               port: 9466,
               tokens: [{ ...token, secrets: ['prod/db/payments*', 'prod/db/*', '*'], requestsPerSecond: 0 }],
               trustedProxies: ['proxy.internal'],
+              ipv6InstancePrefix: 16,
               tls: { certFile: '/etc/rotor/reports.pem' },
               forwardEvery: 5,
             },
@@ -684,6 +695,7 @@ describe('bake and reports', () => {
       ),
     ).toEqual([
       'reports.forwardEvery: 5 has no unit (examples: 90s, 15m, 1h30m, 30d)',
+      'reports.ipv6InstancePrefix: expected a whole number from 32 to 128, got 16',
       'reports.tls.keyFile: is required (a PEM file with its private key)',
       'reports.trustedProxies[0]: "proxy.internal" is not an IP address',
       'reports.tokens[0].secrets[0]: "prod/db/payments*" is not a secret id, a prefix of whole path segments ending in /* (prod/db/*) or *: a * after part of a name would also cover every id that merely starts with it',

@@ -1,12 +1,12 @@
 import { isIP } from 'node:net';
 import { bakeProblems, DEFAULT_BAKE, type BakePolicy } from '../shared/bake';
-import { normalizeAddress } from '../shared/addresses';
+import { DEFAULT_IPV6_INSTANCE_PREFIX, normalizeAddress } from '../shared/addresses';
 import { describe, type Checker, type Node } from './checker';
 import type { ReportTokenConfig, RotorConfig } from './types';
 
 /* rotor.yaml's consumer sections: `reports` (the endpoint consumers report to) and `bake` (automatic rollback). */
 
-const REPORTS_KEYS = ['port', 'host', 'tokens', 'tls', 'trustedProxies', 'forwardEvery'];
+const REPORTS_KEYS = ['port', 'host', 'tokens', 'tls', 'trustedProxies', 'ipv6InstancePrefix', 'forwardEvery'];
 const TOKEN_KEYS = ['name', 'tokenFromEnv', 'secrets', 'requestsPerSecond', 'maxLeases'];
 const TLS_KEYS = ['certFile', 'keyFile'];
 const BAKE_KEYS = ['window', 'minEvents', 'minInstances', 'maxFailureShare', 'maxWindow'];
@@ -18,6 +18,7 @@ export const DEFAULT_REPORTS: RotorConfig['reports'] = {
   host: '127.0.0.1',
   tokens: [],
   trustedProxies: [],
+  ipv6InstancePrefix: DEFAULT_IPV6_INSTANCE_PREFIX,
   forwardEveryMs: 5000,
 };
 export const DEFAULT_REQUESTS_PER_SECOND = 50;
@@ -32,6 +33,7 @@ export function readReports(c: Checker, node: Node): RotorConfig['reports'] {
   const port = c.integer(section.at('port'), 0, 65_535) ?? DEFAULT_REPORTS.port;
   const host = c.string(section.at('host')) ?? DEFAULT_REPORTS.host;
   const forwardEveryMs = c.duration(section.at('forwardEvery'), 100) ?? DEFAULT_REPORTS.forwardEveryMs;
+  const ipv6InstancePrefix = c.integer(section.at('ipv6InstancePrefix'), 32, 128) ?? DEFAULT_REPORTS.ipv6InstancePrefix;
   const tlsSection = section.has('tls') ? c.section(section.at('tls'), TLS_KEYS) : undefined;
   let tls: RotorConfig['reports']['tls'];
   if (tlsSection) {
@@ -76,7 +78,7 @@ export function readReports(c: Checker, node: Node): RotorConfig['reports'] {
       section.at('tokens').path,
       'is required when reports.port is set: the endpoint takes reports only with a token',
     );
-  return { port, host, tokens, trustedProxies, forwardEveryMs, ...(tls ? { tls } : {}) };
+  return { port, host, tokens, trustedProxies, ipv6InstancePrefix, forwardEveryMs, ...(tls ? { tls } : {}) };
 }
 
 /**

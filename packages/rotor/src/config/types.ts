@@ -108,6 +108,11 @@ export interface ReportsConfig {
   tls?: { certFile: string; keyFile: string };
   /** Proxies (exact addresses) whose `X-Forwarded-For` names the reporting instance; any other peer is the instance. */
   trustedProxies: string[];
+  /**
+   * IPv6 reporters are one instance per network of this many bits (default 64: a host's own /64, whatever addresses
+   * it uses in it); 128 counts each address. IPv4 reporters are one instance per address.
+   */
+  ipv6InstancePrefix: number;
   /** How often a secret's counts go to its rotation, at most: each forward is a signal in its history. */
   forwardEveryMs: number;
 }

@@ -7,7 +7,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type pino from 'pino';
 import { z } from 'zod';
 import type { ReportTokenConfig } from '../config/types';
-import { normalizeAddress } from '../shared/addresses';
+import { instanceAddress, normalizeAddress } from '../shared/addresses';
 import type { ConsumerReportLine } from '../shared/bake';
 import { QueryName, rotationWorkflowId, SignalName } from '../shared/constants';
 import type { RotationStatus } from '../shared/status';
@@ -189,6 +189,8 @@ export async function serveReports(options: {
   logger: pino.Logger;
   forwardEveryMs?: number;
   trustedProxies?: readonly string[];
+  /** IPv6 reporters count as one instance per network of this many bits (default 64). */
+  ipv6InstancePrefix?: number;
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Short-lived credentials: `/v1/leases` routes, for the secrets each token's scopes cover. */
   leases?: LeaseService;
@@ -365,7 +367,9 @@ export async function serveReports(options: {
     const outside = [...secrets].filter((id) => !inScope(id, token.secrets));
     if (outside.length > 0)
       return answer(res, 403, { error: `token ${token.name} may not report on ${outside.slice(0, 5).join(', ')}` });
-    const instance = `${token.name}@${reportingAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustedProxies)}`;
+    // One vote per token and host: the address the worker sees (or a trusted proxy forwarded), IPv6 by its network.
+    const address = reportingAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustedProxies);
+    const instance = `${token.name}@${instanceAddress(address, options.ipv6InstancePrefix)}`;
     let kept = 0;
     for (const r of batch.data.reports)
       if (count(token.name, r.secretId, instance, r.versionId, r.outcome, r.count)) kept++;

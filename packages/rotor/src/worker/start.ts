@@ -152,6 +152,7 @@ export async function startWorker(
         logger,
         forwardEveryMs: config.reports.forwardEveryMs,
         trustedProxies: config.reports.trustedProxies,
+        ipv6InstancePrefix: config.reports.ipv6InstancePrefix,
         leases: temporalLeases(client, store, env.ROTOR_TASK_QUEUE),
         ...(tls
           ? { tls: { cert: await readTls(tls.certFile, 'certFile'), key: await readTls(tls.keyFile, 'keyFile') } }
