@@ -138,6 +138,22 @@ describe('AuditStore', () => {
     );
   });
 
+  it("tells when a secret's events of one kind since a time happened, newest first (the bake's daily cap)", async () => {
+    const secretId = uniqueName('it/audit-times');
+    const base = { secretId, workflowId: `rotate/${secretId}`, runId: 'r' };
+    const hoursAgo = (h: number) => new Date(Date.now() - h * 3_600_000).toISOString();
+    const rows: StoredAuditEvent[] = [
+      { ...base, eventId: `${secretId}/0`, at: hoursAgo(30), kind: 'auto-rollback' },
+      { ...base, eventId: `${secretId}/1`, at: hoursAgo(20), kind: 'auto-rollback' },
+      { ...base, eventId: `${secretId}/2`, at: hoursAgo(10), kind: 'outcome', outcome: 'rolled-back' },
+      { ...base, eventId: `${secretId}/3`, at: hoursAgo(2), kind: 'auto-rollback' },
+      { ...base, secretId: `${secretId}-other`, eventId: `${secretId}/4`, at: hoursAgo(1), kind: 'auto-rollback' },
+    ];
+    for (const row of rows) await audit.append(row);
+    expect(await audit.timesOf(secretId, 'auto-rollback', hoursAgo(24), 100)).toEqual([rows[3]!.at, rows[1]!.at]);
+    expect(await audit.timesOf(secretId, 'auto-rollback', hoursAgo(24), 1)).toEqual([rows[3]!.at]);
+  });
+
   it('keeps one linear chain when 20 appends race from two processes, duplicates included', async () => {
     const other = await open(tables[0]!);
     const secretId = uniqueName('it/audit-race');

@@ -364,7 +364,7 @@ describe('a long grace under a flood of signals and Updates', () => {
 });
 
 describe('a rotation with a bake window', () => {
-  it('rolls back exactly once when three instances fail to log in with the new version while the previous one is healthy', async () => {
+  it('rolls back exactly once when three instances fail to log in with the new version while the previous one is healthy; with maxAutoRollbacksPerDay: 1 the next such rollback within a day is withheld and alerted, and an operator rolls back by hand', async () => {
     // Alternating users: the rollback logs in as the master, whatever the applications' path did to the new login.
     const username = uniqueName('rotor_bake_storm').replace(/-/g, '_');
     await createRole(username, newPassword(passwords));
@@ -373,15 +373,19 @@ describe('a rotation with a bake window', () => {
     // The previous login keeps working: the instances move to the new one when their caches refresh.
     const apps = await Promise.all([1, 2, 3].map((i) => instance(secretId, `127.0.0.${10 + i}`, 300)));
     try {
-      await rotor.rotate(secretId, { graceMs: 120_000, bake: bake(60_000), reporting: oncall });
-      await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
-      // The new login made to fail in the applications' path, behind rotor's back (a stale pooler, a replica).
-      const next = JSON.parse((await store.getByStage(secretId, 'AWSCURRENT'))!.value) as { username: string };
-      expect(next.username).not.toBe(username);
-      const broken = newPassword(passwords);
-      await withAdmin((admin) =>
-        admin.query(`ALTER ROLE ${escapeIdentifier(next.username)} PASSWORD ${escapeLiteral(broken)}`),
-      );
+      const capped = { ...bake(60_000), maxAutoRollbacksPerDay: 1 };
+      /** Rotates, then makes the new login fail in the applications' path, behind rotor's back (a stale pooler). */
+      const rotateIntoABrokenLogin = async () => {
+        await rotor.rotate(secretId, { graceMs: 120_000, bake: capped, reporting: oncall });
+        await waitForStatus(rotor, secretId, (s) => s.phase === 'grace');
+        const next = JSON.parse((await store.getByStage(secretId, 'AWSCURRENT'))!.value) as { username: string };
+        expect(next.username).not.toBe(username);
+        const broken = newPassword(passwords);
+        await withAdmin((admin) =>
+          admin.query(`ALTER ROLE ${escapeIdentifier(next.username)} PASSWORD ${escapeLiteral(broken)}`),
+        );
+      };
+      await rotateIntoABrokenLogin();
       const outcome = await ended(secretId);
       expect(outcome.outcome).toBe('rolled-back');
       expect(outcome.status.rollbackBy).toBe('rotor:bake');
@@ -394,23 +398,47 @@ describe('a rotation with a bake window', () => {
       await until('every instance serving with the reinstated version', () =>
         apps.every((a, i) => (a.app.served.get(original) ?? 0) > served[i]!) ? true : undefined,
       );
+
+      // The same breakage again within the day: one automatic rollback already, so this one is withheld. The new
+      // version stays, grace goes on (the previous credential still works), and on-call is told to decide.
+      await rotateIntoABrokenLogin();
+      const withheld = await waitForStatus(rotor, secretId, (s) => s.bake?.verdict === 'rollback-withheld');
+      expect(withheld.phase).toBe('grace');
+      expect((await store.getByStage(secretId, 'AWSCURRENT'))!.versionId).toBe(withheld.token);
+      const notice = await alerts.alertFor(secretId, 'auto-rollback-withheld');
+      expect(notice.body.rotor.message).toContain('1 automatic rollbacks in the last 24 h');
+      expect(notice.body.rotor.message).toContain(`rotor rollback ${secretId}`);
+      // As the alert says: an operator rolls back by hand.
+      await rotor.rollback(secretId, 'the bake saw failures and the cap withheld the rollback', 'oncall@example.com');
+      const byHand = await ended(secretId);
+      expect(byHand.outcome).toBe('rolled-back');
+      expect(byHand.status.rollbackBy).toBe('oncall@example.com');
+      expect((await store.getByStage(secretId, 'AWSCURRENT'))!.versionId).toBe(original);
     } finally {
       await Promise.all(apps.map((a) => a.stop()));
       await rememberPasswords(secretId, passwords);
     }
-    const events = await auditDb.trail(secretId, (e) => e.some((x) => x.kind === 'alert-sent'));
+    const events = await auditDb.trail(
+      secretId,
+      (e) => e.filter((x) => x.kind === 'outcome').length === 2 && e.filter((x) => x.kind === 'alert-sent').length >= 3,
+    );
     auditRows.push(JSON.stringify(events));
     const automatic = events.filter((e) => e.kind === 'auto-rollback');
     expect(automatic).toHaveLength(1);
+    const held = events.filter((e) => e.kind === 'auto-rollback-withheld');
+    expect(held).toHaveLength(1);
+    expect(held[0]!.detail).toMatchObject({ autoRollbacksLastDay: 1, maxAutoRollbacksPerDay: 1 });
     expect(automatic[0]!.actor).toBe('rotor:bake');
     expect(Number(automatic[0]!.detail?.newFailures)).toBeGreaterThanOrEqual(10 * 0.2);
     expect(Number(automatic[0]!.detail?.newFailingInstances)).toBeGreaterThanOrEqual(2);
-    expect(events.filter((e) => e.kind === 'outcome').map((e) => e.outcome)).toEqual(['rolled-back']);
+    expect(events.filter((e) => e.kind === 'outcome').map((e) => e.outcome)).toEqual(['rolled-back', 'rolled-back']);
     const alert = await alerts.alertFor(secretId, 'rolled-back');
     expect(alert.body.rotor.message).toContain('automatic');
     expect(
-      alerts.received.filter((r) => r.body.rotor.secretId === secretId && r.body.rotor.kind === 'rolled-back'),
-    ).toHaveLength(1);
+      alerts.received
+        .filter((r) => r.body.rotor.secretId === secretId && r.body.rotor.kind === 'rolled-back')
+        .map((r) => r.body.rotor.message.includes('automatic')),
+    ).toEqual([true, false]);
   });
 
   it('does not roll back for one noisy instance: the others log in, the bake passes, the rotation completes with 0 failed requests', async () => {

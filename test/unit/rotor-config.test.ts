@@ -590,7 +590,7 @@ describe('bake and reports', () => {
           {
             id: 'prod/db/payments',
             schedule: { every: '30d' },
-            bake: { window: '5m', minEvents: 50, minInstances: 3, maxFailureShare: 0.1 },
+            bake: { window: '5m', minEvents: 50, minInstances: 3, maxFailureShare: 0.1, maxAutoRollbacksPerDay: 0 },
           },
           { id: 'prod/db/ledger', schedule: { every: '30d' } },
           { id: 'prod/db/batch', schedule: { every: '30d' }, bake: false },
@@ -604,6 +604,7 @@ describe('bake and reports', () => {
       minInstances: 3,
       maxFailureShare: 0.1,
       maxWindowMs: 20 * 60_000,
+      maxAutoRollbacksPerDay: 0,
     });
     expect(ledger!.bake).toEqual({
       windowMs: 10 * 60_000,
@@ -611,6 +612,7 @@ describe('bake and reports', () => {
       minInstances: 2,
       maxFailureShare: 0.2,
       maxWindowMs: 40 * 60_000,
+      maxAutoRollbacksPerDay: 2,
     });
     expect(batch!.bake).toBeUndefined();
     expect(config.reports).toEqual({
@@ -653,11 +655,17 @@ describe('bake and reports', () => {
       ),
     ).toEqual(['secrets[0].grace: 5m is shorter than defaults.bake.window (10m): the bake must fit in grace']);
     expect(
-      messages(withSecret({ grace: '1h', bake: { window: 600, maxFailureShare: 20, minEvents: 0, maxWindow: '1m' } })),
+      messages(
+        withSecret({
+          grace: '1h',
+          bake: { window: 600, maxFailureShare: 20, minEvents: 0, maxWindow: '1m', maxAutoRollbacksPerDay: -1 },
+        }),
+      ),
     ).toEqual([
       'secrets[0].bake.window: 600 has no unit (examples: 90s, 15m, 1h30m, 30d)',
       'secrets[0].bake.maxFailureShare: expected a share from 0 to below 1 (0.2 for 20 %), got 20',
       'secrets[0].bake.minEvents: expected a whole number from 1 to 1000000, got 0',
+      'secrets[0].bake.maxAutoRollbacksPerDay: expected a whole number from 0 to 100, got -1',
     ]);
     expect(messages(withSecret({ bake: { minEvents: 5 } }))).toEqual(['secrets[0].bake.window: is required']);
   });

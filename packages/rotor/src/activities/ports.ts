@@ -12,6 +12,8 @@ import type { Alert, AlertDelivery, AuditEvent, RotationEnd } from '../shared/re
 export interface AuditSink {
   readonly description: string;
   append(event: AuditEvent): Promise<'appended' | 'duplicate'>;
+  /** When `secretId`'s events of `kind` since `since` (ISO) happened, newest first, at most `limit`. */
+  timesOf?(secretId: string, kind: string, since: string, limit: number): Promise<string[]>;
 }
 
 /** Delivers an alert to named routes; reports each route's delivery instead of throwing. */

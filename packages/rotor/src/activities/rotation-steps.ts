@@ -21,6 +21,7 @@ import type {
   StepReport,
 } from '../shared/rotation';
 import { randomInt } from 'node:crypto';
+import { AUTO_ROLLBACK_CAP_WINDOW_MS } from '../shared/bake';
 import { formatDuration } from 'rotor-consumers/core';
 import type { Rotator } from '../rotators/rotator';
 import type { ActivityDeps } from './ports';
@@ -62,6 +63,13 @@ export function createRotationSteps(deps: ActivityDeps) {
     };
   }
 
+  /** The secret's automatic rollbacks of the last 24 hours, from the audit trail (the bake's daily cap counts them). */
+  async function recentAutoRollbacks(secretId: string): Promise<string[] | undefined> {
+    if (!deps.audit?.timesOf) return undefined;
+    const since = new Date(Date.now() - AUTO_ROLLBACK_CAP_WINDOW_MS).toISOString();
+    return deps.audit.timesOf(secretId, 'auto-rollback', since, 100);
+  }
+
   function fallbacks(input: StepInput, ids: (string | undefined)[]): Promise<unknown[]> {
     return parsedVersions(input.secretId, rotatorFor(input.secretId, input.prepared.rotator), ids);
   }
@@ -98,7 +106,12 @@ export function createRotationSteps(deps: ActivityDeps) {
      * reachable, a version logs in, an admin secret works): whatever would fail later fails here, with nothing
      * written. Changes nothing.
      */
-    async prepareRotation({ secretId, overrides, graceMs }: PrepareInput): Promise<PreparedRotation & StepReport> {
+    async prepareRotation({
+      secretId,
+      overrides,
+      graceMs,
+      bakes,
+    }: PrepareInput): Promise<PreparedRotation & StepReport> {
       return step('prepare', secretId, undefined, async () => {
         const strategy = overrides?.strategy;
         const { current, description, kind, rotator, currentValue, previousVersionId, pending } = await openSecret(
@@ -136,6 +149,7 @@ export function createRotationSteps(deps: ActivityDeps) {
           ...(pending && pending !== current.versionId ? { strayPendingVersionId: pending } : {}),
           ...compact({ storeWritesTaskQueue: deps.storeWritesTaskQueue }),
           ...compact({ remoteCreate: remoteCreateOf(rotator, currentValue) }),
+          ...compact({ recentAutoRollbacks: bakes ? await recentAutoRollbacks(secretId) : undefined }),
         };
       });
     },

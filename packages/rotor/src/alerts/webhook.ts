@@ -51,6 +51,7 @@ const TITLES: Record<AlertKind, string> = {
   'awaiting-sessions': 'Waiting for sessions to end',
   stuck: 'Rotation stuck',
   'bake-inconclusive': 'Bake window ended without enough evidence',
+  'auto-rollback-withheld': 'Automatic rollback withheld: daily cap reached',
   'certificate-expiring': 'Certificate expiring without a renewal',
 };
 

@@ -213,6 +213,19 @@ export class AuditStore {
     }
   }
 
+  /** When `secretId`'s events of `kind` since `since` (ISO time) happened, newest first, at most `limit` (ISO times). */
+  async timesOf(secretId: string, kind: string, since: string, limit: number): Promise<string[]> {
+    try {
+      const result = await this.pool.query<{ at: Date }>(
+        `SELECT at FROM ${this.table} WHERE secret_id = $1 AND kind = $2 AND at >= $3 ORDER BY seq DESC LIMIT $4`,
+        [secretId, kind, since, limit],
+      );
+      return result.rows.map((r) => r.at.toISOString());
+    } catch (error) {
+      throw this.unavailable('reading history', error, secretId);
+    }
+  }
+
   /**
    * Walks the whole chain in seq order, a page at a time, recomputing each row's hash and checking its link to the
    * previous row. Reports edited and deleted rows by seq, and the head to anchor outside the database. With

@@ -9,7 +9,7 @@ import type { ReportTokenConfig, RotorConfig } from './types';
 const REPORTS_KEYS = ['port', 'host', 'tokens', 'tls', 'trustedProxies', 'ipv6InstancePrefix', 'forwardEvery'];
 const TOKEN_KEYS = ['name', 'tokenFromEnv', 'secrets', 'requestsPerSecond', 'maxLeases'];
 const TLS_KEYS = ['certFile', 'keyFile'];
-const BAKE_KEYS = ['window', 'minEvents', 'minInstances', 'maxFailureShare', 'maxWindow'];
+const BAKE_KEYS = ['window', 'minEvents', 'minInstances', 'maxFailureShare', 'maxWindow', 'maxAutoRollbacksPerDay'];
 const TOKEN_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MIN_BAKE_WINDOW_MS = 1000;
@@ -129,6 +129,8 @@ export function readBake(c: Checker, node: Node, graceMs: number | undefined): B
     minInstances: c.integer(section.at('minInstances'), 1, 10_000) ?? DEFAULT_BAKE.minInstances,
     maxFailureShare: maxFailureShare ?? DEFAULT_BAKE.maxFailureShare,
     maxWindowMs: maxWindowMs ?? (windowMs ?? 0) * 4,
+    maxAutoRollbacksPerDay:
+      c.integer(section.at('maxAutoRollbacksPerDay'), 0, 100) ?? DEFAULT_BAKE.maxAutoRollbacksPerDay!,
   };
   if (windowMs === undefined) return undefined;
   for (const problem of bakeProblems(policy, graceMs)) c.add(section.at(problem.field).path, problem.message);

@@ -19,13 +19,23 @@ export interface BakePolicy {
   maxFailureShare: number;
   /** The longest a bake runs, extensions for too few samples included; then it ends inconclusive and is alerted. */
   maxWindowMs: number;
+  /**
+   * Automatic rollbacks of the secret in the last 24 hours after which the next one is withheld (the new version
+   * stays; the `auto-rollback-withheld` alert asks an operator to decide); 0: never roll back automatically. Counted
+   * from the audit trail when the rotation prepares. Absent (rotations started before the cap): no cap.
+   */
+  maxAutoRollbacksPerDay?: number;
 }
 
 export const DEFAULT_BAKE: Omit<BakePolicy, 'windowMs' | 'maxWindowMs'> = {
   minEvents: 20,
   minInstances: 2,
   maxFailureShare: 0.2,
+  maxAutoRollbacksPerDay: 2,
 };
+
+/** The window over which automatic rollbacks are counted against `maxAutoRollbacksPerDay`. */
+export const AUTO_ROLLBACK_CAP_WINDOW_MS = 24 * 3_600_000;
 
 /** Whether a bake window fits in grace: the previous credential must keep working while the evidence comes in. */
 export function bakeFitsGrace(policy: Pick<BakePolicy, 'windowMs'>, graceMs: number): boolean {
@@ -34,7 +44,7 @@ export function bakeFitsGrace(policy: Pick<BakePolicy, 'windowMs'>, graceMs: num
 
 /** A problem of a bake policy, named by its `rotor.yaml` field. */
 export interface BakeProblem {
-  field: 'window' | 'maxWindow' | 'minEvents' | 'minInstances' | 'maxFailureShare';
+  field: 'window' | 'maxWindow' | 'minEvents' | 'minInstances' | 'maxFailureShare' | 'maxAutoRollbacksPerDay';
   message: string;
 }
 
@@ -57,6 +67,9 @@ export function bakeProblems(policy: BakePolicy, graceMs: number | undefined): B
     add('minInstances', `${policy.minInstances} is not a whole number of at least 1`);
   if (!(policy.maxFailureShare >= 0 && policy.maxFailureShare < 1))
     add('maxFailureShare', `${policy.maxFailureShare} is not from 0 to below 1`);
+  const cap = policy.maxAutoRollbacksPerDay;
+  if (cap !== undefined && !(Number.isInteger(cap) && cap >= 0 && cap <= 100))
+    add('maxAutoRollbacksPerDay', `${cap} is not a whole number from 0 to 100`);
   if (graceMs !== undefined && !bakeFitsGrace(policy, graceMs))
     add(
       'window',

@@ -40,6 +40,8 @@ export const AUDIT_EVENT_KINDS = [
   'bake-passed',
   'bake-inconclusive',
   'auto-rollback',
+  /** The bake asked for a rollback the daily cap withheld (`bake.maxAutoRollbacksPerDay`). */
+  'auto-rollback-withheld',
   'held-before-finish',
   /** Short-lived credentials: a lease's login made, revoked, and the lease's end (renewals are not recorded). */
   'lease-issued',
@@ -62,6 +64,7 @@ export const ALERT_KINDS = [
   'awaiting-sessions',
   'stuck',
   'bake-inconclusive',
+  'auto-rollback-withheld',
   'certificate-expiring',
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];

@@ -177,6 +177,11 @@ export interface PreparedRotation {
    * activity with this start-to-close and heartbeat timeout, never local-first.
    */
   remoteCreate?: { timeoutMs: number; heartbeatMs: number };
+  /**
+   * For a rotation that bakes: when the secret's automatic rollbacks of the last 24 hours happened (ISO times from
+   * the audit trail, newest first, at most 100). Absent without an audit store.
+   */
+  recentAutoRollbacks?: string[];
 }
 
 /** Result of a step as the activities report it; `attempt` is Temporal's attempt number. */
@@ -217,6 +222,8 @@ export interface PrepareInput {
   overrides?: RotationOverrides;
   /** The rotation's grace, for rotators that refuse one too short for their credential (JWT signing keys). */
   graceMs?: number;
+  /** The rotation bakes: prepare reads the secret's recent automatic rollbacks (`recentAutoRollbacks`). */
+  bakes?: boolean;
 }
 
 /** Arguments every step activity takes. */

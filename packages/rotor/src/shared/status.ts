@@ -45,7 +45,7 @@ export interface BakeStatus {
   endsAt: string;
   extensions: number;
   /** Absent while the window is open. */
-  verdict?: 'rolled-back' | 'passed' | 'inconclusive' | 'ended-by-operator';
+  verdict?: 'rolled-back' | 'rollback-withheld' | 'passed' | 'inconclusive' | 'ended-by-operator';
   next: VersionEvidence;
   previous: VersionEvidence;
 }

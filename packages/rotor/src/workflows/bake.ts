@@ -1,5 +1,12 @@
 import { defineSignal, log, setHandler } from '@temporalio/workflow';
-import { bakeVerdict, BakeTally, describeEvidence, type BakePolicy, type ConsumerReportSignal } from '../shared/bake';
+import {
+  AUTO_ROLLBACK_CAP_WINDOW_MS,
+  bakeVerdict,
+  BakeTally,
+  describeEvidence,
+  type BakePolicy,
+  type ConsumerReportSignal,
+} from '../shared/bake';
 import { SignalName } from '../shared/constants';
 import { formatDuration } from 'rotor-consumers/core';
 import type { BakeCarry } from '../shared/rotation';
@@ -26,6 +33,11 @@ export interface BakeWindow {
   decide(): void;
   /** Grace ended by an operator: the window closes with it. */
   endedByOperator(): void;
+  /**
+   * The secret's automatic rollbacks before this rotation (prepare's `recentAutoRollbacks`): with the policy's
+   * `maxAutoRollbacksPerDay`, one more within 24 hours is withheld and alerted instead. Undefined: none known.
+   */
+  capAutoRollbacks(times: string[] | undefined): void;
 }
 
 /**
@@ -47,6 +59,7 @@ export function watchConsumers(
   let startedAt = 0;
   let endsAt = 0;
   let open = false;
+  let earlierAutoRollbacks: string[] = [];
 
   const evidence = () => ({ next: tally!.evidence(next), previous: tally!.evidence(previous) });
   const publish = (patch: Partial<BakeStatus> = {}) => {
@@ -86,6 +99,7 @@ export function watchConsumers(
     publish();
     const e = evidence();
     if (bakeVerdict(policy, e.next, e.previous) !== 'roll-back') return;
+    if (withheld()) return;
     const reason = `automatic: consumers' logins failed with the new version (${describeEvidence(e.next, e.previous)})`;
     requests.rollback = { reason, by: BAKE_ACTOR };
     status.rollbackReason = reason;
@@ -94,6 +108,30 @@ export function watchConsumers(
     reporter.audit({ kind: 'auto-rollback', phase: 'grace', actor: BAKE_ACTOR, detail: detail() });
     log.warn('automatic rollback', { secretId: status.secretId, ...detail() });
   });
+
+  /**
+   * Whether the daily cap withholds the rollback the evidence asks for: then the window closes, the new version stays
+   * (grace goes on, so the previous credential still works), and the withheld rollback is audited and alerted.
+   */
+  const withheld = (): boolean => {
+    const max = policy.maxAutoRollbacksPerDay;
+    if (max === undefined) return false; // a rotation started before the cap
+    const since = Date.now() - AUTO_ROLLBACK_CAP_WINDOW_MS;
+    const lastDay = earlierAutoRollbacks.filter((at) => Date.parse(at) > since).length;
+    if (lastDay < max) return false;
+    close('rollback-withheld');
+    const counts = { ...detail(), autoRollbacksLastDay: lastDay, maxAutoRollbacksPerDay: max };
+    reporter.audit({ kind: 'auto-rollback-withheld', phase: 'grace', actor: BAKE_ACTOR, detail: counts });
+    reporter.alert(
+      'auto-rollback-withheld',
+      `rotation of ${status.secretId}: consumers' logins fail with the new version (${describeEvidence(evidence().next, evidence().previous)}), ` +
+        `but ${lastDay} automatic rollbacks in the last 24 h reached bake.maxAutoRollbacksPerDay (${max}): the new version stays. ` +
+        `Roll back by hand with \`rotor rollback ${status.secretId}\` while grace lasts (until ${status.graceEndsAt ?? 'its end'})`,
+      { phase: 'grace' },
+    );
+    log.warn('automatic rollback withheld by the daily cap', { secretId: status.secretId, ...counts });
+    return true;
+  };
 
   return {
     get open() {
@@ -143,6 +181,9 @@ export function watchConsumers(
     },
     endedByOperator() {
       if (open) close('ended-by-operator');
+    },
+    capAutoRollbacks(times) {
+      earlierAutoRollbacks = times ?? [];
     },
   };
 }

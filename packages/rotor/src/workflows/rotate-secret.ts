@@ -191,7 +191,7 @@ async function prepare(r: Rotation): Promise<PreparedRotation> {
         r.preflight.prepareRotation({
           secretId: input.secretId,
           graceMs: input.graceMs,
-          ...compact({ overrides: input.overrides }),
+          ...compact({ overrides: input.overrides, bakes: input.bake ? true : undefined }),
         }),
       ),
     );
@@ -343,6 +343,7 @@ async function grace(r: Rotation, step: StepInput): Promise<void> {
   } else {
     reporter.release();
     if (!resumed) bake.start(r.token, step.prepared.currentVersionId, requests.graceStartedAt);
+    bake.capAutoRollbacks(step.prepared.recentAutoRollbacks);
     deadline = () =>
       bake.open
         ? Date.now() < requests.graceEndsAt
