@@ -132,7 +132,7 @@ export class LeasedCredentials implements SecretStore {
   }
 
   async #open(secretId: string, previous?: LeaseCredential): Promise<Held> {
-    const current = (await this.#call('POST', '/v1/leases', secretId, { secretId })) as LeaseCredential;
+    const current = leaseOf(secretId, await this.#call('POST', '/v1/leases', secretId, { secretId }));
     if (this.#closed) {
       // Closed while it opened: give it back at once rather than renew it forever.
       await this.#call('DELETE', `/v1/leases/${current.leaseId}`, secretId).catch(() => undefined);
@@ -154,7 +154,7 @@ export class LeasedCredentials implements SecretStore {
   async #renew(secretId: string, held: Held): Promise<void> {
     let answer: LeaseCredential | undefined;
     try {
-      answer = (await this.#call('POST', `/v1/leases/${held.current.leaseId}/renew`, secretId)) as LeaseCredential;
+      answer = leaseOf(secretId, await this.#call('POST', `/v1/leases/${held.current.leaseId}/renew`, secretId));
     } catch (error) {
       if (!(error instanceof LeaseEnded) || this.#held.get(secretId) !== held) throw error;
       clearInterval(held.timer);
@@ -203,6 +203,39 @@ export class LeasedCredentials implements SecretStore {
 }
 
 class LeaseEnded extends Error {}
+
+/** The shortest renewal interval an answer may ask for: a broken or hostile answer must not spin the timer. */
+const MIN_RENEW_EVERY_MS = 100;
+
+/**
+ * The endpoint's answer, checked before anything uses it: a lease with every field of its type, or a StoreRejectedError
+ * naming the fields that are wrong (never their values: the answer holds a password).
+ */
+function leaseOf(secretId: string, answer: unknown): LeaseCredential {
+  if (typeof answer !== 'object' || answer === null || Array.isArray(answer))
+    throw new StoreRejectedError(secretId, 'the lease endpoint answered something other than a JSON object');
+  const a = answer as Record<string, unknown>;
+  const problems: string[] = [];
+  const text = (field: string, optional = false) => {
+    if (optional && a[field] === undefined) return;
+    if (typeof a[field] !== 'string' || a[field] === '' || (a[field] as string).length > 4096)
+      problems.push(`${field}: must be a non-empty string`);
+  };
+  const whole = (field: string, min: number) => {
+    if (!(typeof a[field] === 'number' && Number.isSafeInteger(a[field]) && (a[field] as number) >= min))
+      problems.push(`${field}: must be a whole number of at least ${min}`);
+  };
+  for (const field of ['leaseId', 'secretId', 'host', 'username', 'password']) text(field);
+  text('dbname', true);
+  if (a.engine !== 'postgres' && a.engine !== 'mysql') problems.push('engine: must be postgres or mysql');
+  whole('generation', 0);
+  whole('port', 1);
+  whole('expiresAtMs', 0);
+  whole('renewEveryMs', MIN_RENEW_EVERY_MS);
+  if (problems.length > 0)
+    throw new StoreRejectedError(secretId, `the lease endpoint's answer is not a lease: ${problems.join('; ')}`);
+  return a as unknown as LeaseCredential;
+}
 
 function versionIdOf(credential: LeaseCredential): string {
   return `${credential.leaseId}.${credential.generation}`;
