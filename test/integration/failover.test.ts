@@ -1,11 +1,21 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { alertReceiver, workerWithConfig } from '../helpers/ops';
 import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
 import { recordHistories } from '../helpers/hygiene';
 import { createMysqlUser, mysqlLogsIn, mysqlSecret } from '../helpers/mysql';
 import { tcpProxy } from '../helpers/outage';
 import { useWorkerRig } from '../helpers/rig';
 import { uniqueName, stackEnv } from '../helpers/env';
-import { createRole, createSecret, labels, logsIn, passwordAt, pgSecret, rememberPasswords } from '../helpers/stack';
+import {
+  createRole,
+  createSecret,
+  labels,
+  logsIn,
+  passwordAt,
+  pgSecret,
+  rememberPasswords,
+  waitForStatus,
+} from '../helpers/stack';
 
 /*
  * A failover rides through: the database is unreachable for 2 minutes (a TCP proxy in front of it cut, connections
@@ -120,4 +130,59 @@ describe('a database that fails over for 2 minutes', () => {
     },
     OUTAGE_MS + 180_000,
   );
+});
+
+describe('a database that never answers', () => {
+  it('a step gives up after its outage budget, the rotation compensates once the database is back, and the alert says the target did not answer, on PostgreSQL and MariaDB', async () => {
+    const alerts = await alertReceiver();
+    const hold = holdDirectory();
+    const worker = await workerWithConfig(
+      `${rig.taskQueue}-silent`,
+      `alerts:\n  webhooks:\n    oncall: { url: ${alerts.url}/oncall }\nsecrets:\n  - { id: it/silent-placeholder, schedule: { every: 30d } }\n`,
+      { ROTOR_AUDIT_DISABLED: 'true' },
+      hold,
+    );
+    try {
+      const cases = await Promise.all(
+        engines.map(async (engine) => {
+          const proxy = await tcpProxy(engine.target);
+          proxies.push(proxy);
+          return { engine, proxy, account: await accountBehind(engine, 'silent-hold-test', proxy.port) };
+        }),
+      );
+      // Past set, the test step held; then the database accepts connections and never answers them.
+      const BUDGET_MS = 10_000;
+      for (const { account } of cases)
+        await worker.rotor.rotate(account.secretId, {
+          graceMs: 0,
+          outageBudgetMs: BUDGET_MS,
+          maxStepAttempts: 1, // a round of attempts is one connection timeout: the test waits less
+          reporting: { alerts: ['oncall'], stuckPhaseBudgetMs: 10 * 60_000 },
+        });
+      for (const { account } of cases) await waitUntilHeld(hold, account.secretId);
+      for (const c of cases) {
+        await c.proxy.hang();
+        releaseHold(hold, c.account.secretId);
+      }
+      // The step waits out its budget, gives up, and compensation (which must put the target back) waits for it.
+      for (const c of cases)
+        await waitForStatus(worker.rotor, c.account.secretId, (s) => s.phase === 'compensating', 120_000);
+      for (const c of cases) await c.proxy.restore();
+      for (const { engine, account } of cases) {
+        const outcome = await worker.rotor.wait(account.secretId);
+        expect(outcome.outcome, engine.name).toBe('failed');
+        expect(outcome.outcome === 'failed' && outcome.message).toMatch(
+          /failed at test: .*did not answer for 10s, the outage budget.*compensated/,
+        );
+        await rememberPasswords(account.secretId, passwords);
+        expect(await labels(account.secretId)).toEqual({ current: account.versionId, versions: 2 });
+        expect(await engine.logsIn(account.username, account.password)).toBe(true);
+        const alert = await alerts.alertFor(account.secretId, 'compensated');
+        expect(alert.body.rotor.message).toMatch(/did not answer for 10s, the outage budget/);
+      }
+    } finally {
+      await worker.stop();
+      await alerts.close();
+    }
+  });
 });
