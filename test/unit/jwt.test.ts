@@ -219,6 +219,52 @@ describe('JwtVerifier with a remote JWKS', () => {
     expect(fetches()).toBe(2);
   });
 
+  it('refuses a JWKS larger than 256 KiB (declared or streamed) or with more than 100 keys, reading no more of it', async () => {
+    const key = await generateSigningKey('ES256');
+    const store = new InMemorySecretStore();
+    store.create('jwt', JSON.stringify({ ...settings, tokens: { maxLifetime: '2h' }, keys: { current: key } }));
+    const token = await new JwtSigner({ cache: new SecretCache({ store }), secretId: 'jwt' }).sign();
+    const keys = (n: number) =>
+      JSON.stringify({
+        keys: Array.from({ length: n }, (_, i) => ({
+          ...publicPart(key.publicJwk),
+          ...(i > 0 ? { kid: `other-${i}` } : {}),
+        })),
+      });
+    let pulled = 0;
+    const endless = () =>
+      new ReadableStream<Uint8Array>({
+        pull(controller) {
+          pulled++;
+          controller.enqueue(new Uint8Array(64 * 1024).fill(32)); // spaces, forever
+        },
+      });
+    const answers: Array<[string, () => Response, RegExp]> = [
+      [
+        'declared',
+        () => new Response(keys(1), { headers: { 'content-length': String(10 * 1024 * 1024) } }),
+        /larger than 256 KiB/,
+      ],
+      ['streamed', () => new Response(endless()), /larger than 256 KiB/],
+      ['101 keys', () => new Response(keys(101)), /answered 101 keys; at most 100/],
+    ];
+    for (const [what, answer, reason] of answers) {
+      const verifier = new JwtVerifier({
+        jwks: { url: 'https://auth.example/jwks' },
+        fetch: (async () => answer()) as unknown as typeof fetch,
+      });
+      const error = await verifier.verify(token).catch((e: unknown) => e);
+      expect(error, what).toBeInstanceOf(JwksUnavailableError);
+      expect((error as Error).message, what).toMatch(reason);
+    }
+    expect(pulled).toBeLessThanOrEqual(6); // 256 KiB in 64 KiB chunks, and no more
+    const fine = new JwtVerifier({
+      jwks: { url: 'https://auth.example/jwks' },
+      fetch: (async () => new Response(keys(100))) as unknown as typeof fetch,
+    });
+    expect((await fine.verify(token)).ok).toBe(true);
+  });
+
   it('refuses tampered, expired and algorithm-confused tokens with their reason', async () => {
     const { verifier, signer, advance } = await remote();
     const token = await signer.sign({ sub: 'a' }, { expiresInMs: 60_000 });

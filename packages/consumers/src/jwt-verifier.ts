@@ -160,9 +160,13 @@ export class JwtVerifier {
     } = this.#options.jwks as { url: string | URL; timeoutMs?: number; defaultMaxAgeMs?: number; maxCacheMs?: number };
     this.#lastFetchAt = this.#now();
     this.fetches++;
+    const signal = AbortSignal.timeout(timeoutMs);
     const response = await (this.#options.fetch ?? fetch)(url, {
-      headers: this.#remote?.etag ? { 'if-none-match': this.#remote.etag } : {},
-      signal: AbortSignal.timeout(timeoutMs),
+      headers: {
+        accept: 'application/jwk-set+json, application/json',
+        ...(this.#remote?.etag ? { 'if-none-match': this.#remote.etag } : {}),
+      },
+      signal,
     }).catch((error: unknown) => {
       throw new JwksUnavailableError(`${String(url)} did not answer`, error);
     });
@@ -174,8 +178,18 @@ export class JwtVerifier {
       return;
     }
     if (!response.ok) throw new JwksUnavailableError(`${String(url)} answered ${response.status}`);
-    const set = (await response.json().catch(() => undefined)) as JSONWebKeySet | undefined;
+    const body = await boundedText(response, MAX_JWKS_BYTES).catch((error: unknown) => {
+      throw new JwksUnavailableError(`${String(url)}: ${(error as Error).message}`, error);
+    });
+    let set: JSONWebKeySet | undefined;
+    try {
+      set = JSON.parse(body) as JSONWebKeySet;
+    } catch {
+      set = undefined;
+    }
     if (!set || !Array.isArray(set.keys)) throw new JwksUnavailableError(`${String(url)} did not answer a JWKS`);
+    if (set.keys.length > MAX_JWKS_KEYS)
+      throw new JwksUnavailableError(`${String(url)} answered ${set.keys.length} keys; at most ${MAX_JWKS_KEYS}`);
     this.#remote = {
       resolve: (await loadJose()).createLocalJWKSet(set),
       kids: new Set(set.keys.map((k) => k.kid).filter((k): k is string => typeof k === 'string')),
@@ -184,6 +198,34 @@ export class JwtVerifier {
       ...(response.headers.get('etag') ? { etag: response.headers.get('etag')! } : {}),
     };
   }
+}
+
+/**
+ * The largest JWKS body read (256 KiB: a hundred RSA-4096 public keys take about 80 KiB) and the most keys kept: a
+ * JWKS endpoint that answers more (broken, or hostile) costs a bounded read, never the verifier's memory or CPU.
+ */
+const MAX_JWKS_BYTES = 256 * 1024;
+const MAX_JWKS_KEYS = 100;
+
+/** The body as text, refused once it is larger than `limit` bytes (the declared length first, then as it streams). */
+async function boundedText(response: Response, limit: number): Promise<string> {
+  const declared = Number(response.headers.get('content-length') ?? NaN);
+  if (declared > limit) throw new Error(`the JWKS is larger than ${limit / 1024} KiB (${declared} bytes)`);
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined);
+      throw new Error(`the JWKS is larger than ${limit / 1024} KiB`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function refusal(error: unknown, errors: JoseErrors): JwtRefusal {
