@@ -19,8 +19,9 @@ export interface RevokeReport {
 export interface DynamicEngine {
   /**
    * Creates the login (after dropping a half-made one of the same name) with its statements and a backstop that ends
-   * it without rotor: at `expiresAt` on PostgreSQL (VALID UNTIL, moved by each renewal), within a day after
-   * `maxExpiresAt` on MySQL and MariaDB (whose password expiry counts whole days).
+   * it without rotor: at `expiresAt` on PostgreSQL (VALID UNTIL, moved by each renewal); on MySQL and MariaDB an event
+   * that drops it at `maxExpiresAt` when the server's event scheduler runs, and a password expiry of whole days after
+   * it in any case.
    */
   create(username: string, password: string, expiresAt: Date, maxExpiresAt: Date): Promise<void>;
   /** Moves the backstop to `expiresAt`; false when the login is gone (dropped behind rotor's back). */
@@ -119,6 +120,75 @@ function postgresEngine(secretId: string, template: DynamicTemplate, admin: PgLo
   };
 }
 
+/**
+ * Makes the admin login (`CURRENT_USER()`) the DEFINER of every view, routine, trigger and event `name`@`host` defined,
+ * recreating each from the server's own SHOW CREATE with only the DEFINER clause changed (events: ALTER DEFINER).
+ * Idempotent: a second run finds nothing defined by the account.
+ */
+async function reassignDefinitions(connection: Connection, name: string, host: string): Promise<void> {
+  const definer = `${name}@${host}`;
+  const [[heirRow]] = await connection.query<RowDataPacket[]>('SELECT CURRENT_USER() AS heir');
+  const at = String(heirRow!.heir).lastIndexOf('@');
+  const heir = connection.format('?@?', [String(heirRow!.heir).slice(0, at), String(heirRow!.heir).slice(at + 1)]);
+  const quoted = `DEFINER=${connection.escapeId(name)}@${connection.escapeId(host)}`;
+  const [[version]] = await connection.query<RowDataPacket[]>('SELECT VERSION() AS v');
+  const mariadb = /mariadb/i.test(String(version?.v));
+  const id = (schema: unknown, object: unknown) =>
+    `${connection.escapeId(String(schema))}.${connection.escapeId(String(object))}`;
+  /** The server's CREATE statement of an object, with its DEFINER clause naming the heir. */
+  const redefined = (create: string, kind: string) => {
+    if (!create.includes(quoted))
+      throw new Error(`the CREATE of a ${kind} defined by the lease's login names no DEFINER`);
+    return create.replace(quoted, `DEFINER=${heir}`);
+  };
+  const [views] = await connection.query<RowDataPacket[]>(
+    'SELECT TABLE_SCHEMA AS s, TABLE_NAME AS n FROM information_schema.VIEWS WHERE DEFINER = ?',
+    [definer],
+  );
+  for (const v of views) {
+    const [[row]] = await connection.query<RowDataPacket[]>(`SHOW CREATE VIEW ${id(v.s, v.n)}`);
+    const create = redefined(String(row!['Create View']), 'view').replace(/^CREATE /, 'CREATE OR REPLACE ');
+    await connection.query(`USE ${connection.escapeId(String(v.s))}`);
+    await connection.query(create);
+  }
+  const [routines] = await connection.query<RowDataPacket[]>(
+    'SELECT ROUTINE_SCHEMA AS s, ROUTINE_NAME AS n, ROUTINE_TYPE AS t FROM information_schema.ROUTINES WHERE DEFINER = ?',
+    [definer],
+  );
+  for (const r of routines) {
+    const type = String(r.t) === 'FUNCTION' ? 'FUNCTION' : 'PROCEDURE';
+    const [[row]] = await connection.query<RowDataPacket[]>(`SHOW CREATE ${type} ${id(r.s, r.n)}`);
+    const create = redefined(String(row![`Create ${type === 'FUNCTION' ? 'Function' : 'Procedure'}`]), type);
+    await connection.query(`USE ${connection.escapeId(String(r.s))}`);
+    if (mariadb) await connection.query(create.replace(/^CREATE /, 'CREATE OR REPLACE '));
+    else {
+      await connection.query(`DROP ${type} IF EXISTS ${id(r.s, r.n)}`);
+      await connection.query(create);
+    }
+  }
+  const [triggers] = await connection.query<RowDataPacket[]>(
+    'SELECT TRIGGER_SCHEMA AS s, TRIGGER_NAME AS n FROM information_schema.TRIGGERS WHERE DEFINER = ?',
+    [definer],
+  );
+  for (const t of triggers) {
+    const [[row]] = await connection.query<RowDataPacket[]>(`SHOW CREATE TRIGGER ${id(t.s, t.n)}`);
+    const create = redefined(String(row!['SQL Original Statement']), 'trigger');
+    await connection.query(`USE ${connection.escapeId(String(t.s))}`);
+    if (mariadb) await connection.query(create.replace(/^CREATE /, 'CREATE OR REPLACE '));
+    else {
+      await connection.query(`DROP TRIGGER IF EXISTS ${id(t.s, t.n)}`);
+      await connection.query(create);
+    }
+  }
+  const [events] = await connection.query<RowDataPacket[]>(
+    'SELECT EVENT_SCHEMA AS s, EVENT_NAME AS n, EVENT_COMMENT AS c FROM information_schema.EVENTS WHERE DEFINER = ?',
+    [definer],
+  );
+  // ALTER EVENT needs a clause besides DEFINER: the event's own comment, set again, changes nothing else.
+  for (const e of events)
+    await connection.query(`ALTER DEFINER = ${heir} EVENT ${id(e.s, e.n)} COMMENT ?`, [String(e.c ?? '')]);
+}
+
 function mysqlEngine(secretId: string, template: DynamicTemplate, admin: MysqlLogin): DynamicEngine {
   const asAdmin = async <T>(work: (connection: Connection) => Promise<T>): Promise<T> => {
     const outcome = await withMysqlLogin(secretId, admin, work);
@@ -132,7 +202,12 @@ function mysqlEngine(secretId: string, template: DynamicTemplate, admin: MysqlLo
     ]);
     return rows.map((r) => String(r.host));
   };
+  /** Where a login's backstop event lives: the template's database, else the server's own `mysql` schema. */
+  const eventSchema = template.dbname ?? 'mysql';
+  const backstopEvent = (connection: Connection, name: string) =>
+    `${connection.escapeId(eventSchema)}.${connection.escapeId(`rotor_end_${name}`)}`;
   const revokeWith = async (connection: Connection, name: string): Promise<RevokeReport> => {
+    await connection.query(`DROP EVENT IF EXISTS ${backstopEvent(connection, name)}`);
     const hosts = await accounts(connection, name);
     if (hosts.length === 0) return { existed: false, sessionsEnded: 0 };
     for (const host of hosts) await connection.query('ALTER USER ?@? ACCOUNT LOCK', [name, host]);
@@ -150,7 +225,9 @@ function mysqlEngine(secretId: string, template: DynamicTemplate, admin: MysqlLo
         if ((error as { code?: string }).code !== 'ER_NO_SUCH_THREAD') throw error;
       }
     }
-    // MySQL accounts own no objects: dropping the account is all that is left.
+    // MySQL accounts own no objects, but views, routines, triggers and events name a DEFINER: they go to the admin
+    // login, or they would fail once the account is gone.
+    for (const host of hosts) await reassignDefinitions(connection, name, host);
     for (const host of hosts) await connection.query('DROP USER IF EXISTS ?@?', [name, host]);
     return { existed: true, sessionsEnded: ended };
   };
@@ -173,8 +250,22 @@ function mysqlEngine(secretId: string, template: DynamicTemplate, admin: MysqlLo
         // The backstop: MySQL and MariaDB expire passwords by whole days only, so a login whose revocation never
         // ran stops logging in at most a day past its maximum lifetime (the lease's revocation ends it on time).
         const days = Math.max(1, Math.ceil((maxExpiresAt.getTime() - Date.now()) / 86_400_000));
-        for (const host of await accounts(connection, username))
+        const hosts = await accounts(connection, username);
+        for (const host of hosts)
           await connection.query(`ALTER USER ?@? PASSWORD EXPIRE INTERVAL ${days} DAY`, [username, host]);
+        // An expired password still lets a client that handles expiry log in to set a new one: where the event
+        // scheduler runs, an event drops the login at its maximum lifetime, to the second.
+        const [[scheduler]] = await connection.query<RowDataPacket[]>('SELECT @@GLOBAL.event_scheduler AS s');
+        if (String(scheduler?.s).toUpperCase() === 'ON') {
+          const event = backstopEvent(connection, username);
+          const accountsList = hosts.map((host) => connection.format('?@?', [username, host])).join(', ');
+          await connection.query("SET time_zone = '+00:00'");
+          await connection.query(`DROP EVENT IF EXISTS ${event}`);
+          await connection.query(
+            `CREATE EVENT ${event} ON SCHEDULE AT ? ON COMPLETION NOT PRESERVE DO DROP USER IF EXISTS ${accountsList}`,
+            [maxExpiresAt.toISOString().replace('T', ' ').replace('Z', '')],
+          );
+        }
       }),
     renew: (username) => asAdmin(async (connection) => (await accounts(connection, username)).length > 0),
     revoke: (username) => asAdmin((connection) => revokeWith(connection, username)),
