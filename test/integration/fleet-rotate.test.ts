@@ -26,7 +26,7 @@ const passwords = new Set<string>();
 const outputs: string[] = [];
 
 describe('rotor rotate over a fleet', () => {
-  it('lists on --dry-run, then rotates every secret under a prefix: completed, failed with its reason, skipped', async () => {
+  it('lists on --dry-run, then rotates every secret under a prefix without waiting out their grace: switched, failed with its reason, skipped', async () => {
     const prefix = uniqueName('it/fleet');
     const healthy = await Promise.all(['a', 'b', 'c'].map((m) => roleWithSecret(prefix, m, passwords)));
     const running = await roleWithSecret(prefix, 'running', passwords);
@@ -53,21 +53,32 @@ describe('rotor rotate over a fleet', () => {
     await rig.rotor.rotate(running.secretId, { graceMs: 10 * 60_000 });
     await waitForStatus(rig.rotor, running.secretId, (s) => s.phase === 'grace');
 
+    // The file's grace of an hour: the command is done once each new credential is current, not an hour later.
     const fleet = await runCli(
       rig.taskQueue,
-      ['rotate', '--prefix', prefix, '-f', file, '--grace', '0s', '--no-bake', '--concurrency', '2', '--json'],
+      ['rotate', '--prefix', prefix, '-f', file, '--no-bake', '--concurrency', '2'],
       {},
       outputs,
     );
     expect(fleet.code).toBe(1);
-    const { rows } = JSON.parse(fleet.stdout) as { rows: { secretId: string; outcome: string; detail: string }[] };
+    // The table: one row per secret (id, outcome, detail), then the summary.
+    const lines = fleet.stdout.trim().split('\n');
+    expect(lines.at(-1)).toMatch(
+      /^5 secrets in \S+: 3 on their new credential, 1 not, 1 skipped \(already rotating\)$/,
+    );
+    const rows = lines.slice(0, -1).map((l) => {
+      const [, secretId, outcome, detail] = /^(\S+)\s+(\S+)\s+(.*)$/.exec(l)!;
+      return { secretId: secretId!, outcome: outcome!, detail: detail! };
+    });
     const byId = new Map(rows.map((r) => [r.secretId, r]));
     expect(rows).toHaveLength(5); // the prefix is whole path segments: it/fleetx-... is not under it/fleet-...
     for (const h of healthy) {
-      expect(byId.get(h.secretId)).toMatchObject({ outcome: 'completed' });
+      expect(byId.get(h.secretId)?.outcome).toBe('switched');
+      expect(byId.get(h.secretId)?.detail).toMatch(/is AWSCURRENT, in grace until \d{4}-/);
+      expect((await rig.rotor.status(h.secretId))?.phase).toBe('grace');
       await rememberPasswords(h.secretId, passwords);
       expect(await logsIn(h.username, await passwordAt(h.secretId, 'AWSCURRENT'))).toBe(true);
-      expect(await logsIn(h.username, h.password)).toBe(false);
+      expect(await logsIn(h.username, h.password)).toBe(false); // single-user: the password changed in place
     }
     expect(byId.get(running.secretId)).toMatchObject({ outcome: 'skipped', detail: 'already rotating' });
     expect(byId.get(broken)).toMatchObject({ outcome: 'failed' });
@@ -80,8 +91,11 @@ describe('rotor rotate over a fleet', () => {
     expect(table.stderr).toContain('no secret of');
     const both = await runCli(rig.taskQueue, ['rotate', healthy[0]!.secretId, '--all', '-f', file], {}, outputs);
     expect(both.code).toBe(2);
-    await rig.rotor.endGrace(running.secretId);
-    await rig.rotor.wait(running.secretId);
+    for (const { secretId, username, password } of [...healthy, running]) {
+      await rig.rotor.endGrace(secretId);
+      expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
+      expect(await logsIn(username, password)).toBe(false);
+    }
     await rememberPasswords(running.secretId, passwords);
     await expectNoPasswords(rig.rotor.client, rig.taskQueue, passwords, prefix, outputs);
   });

@@ -63,6 +63,9 @@ export interface StartedRotation {
 }
 
 /** How a rotation ended, for callers that wait on it. */
+/** Phases in which a rotation has switched to its new credential and only waits (grace) or retires the previous one. */
+const SWITCHED_PHASES: readonly RotationStatus['phase'][] = ['grace', 'awaiting-sessions', 'retiring'];
+
 export type RotationOutcome =
   | { outcome: 'completed' | 'rolled-back'; result: RotationResult }
   | { outcome: 'failed'; message: string; details?: RotationFailureDetails; status?: RotationStatus };
@@ -167,6 +170,24 @@ export class RotationClient {
         ...(typeof memo.lastError === 'string' ? { lastError: memo.lastError } : {}),
         ...(typeof memo.rotator === 'string' ? { rotator: memo.rotator } : {}),
       };
+    }
+  }
+
+  /**
+   * Waits until the rotation of `secretId` has switched to its new credential (grace or after it: the new version is
+   * AWSCURRENT, the previous one still works until retirement) or has ended, whichever comes first: what an incident
+   * needs to know, without waiting out each rotation's grace.
+   */
+  async waitForSwitch(
+    secretId: string,
+    pollMs = 250,
+  ): Promise<RotationOutcome | { outcome: 'switched'; status: RotationStatus }> {
+    const handle = this.client.workflow.getHandle<typeof rotateSecret>(rotationWorkflowId(secretId));
+    for (;;) {
+      if ((await handle.describe()).status.name !== 'RUNNING') return this.wait(secretId);
+      const status = await handle.query(statusQuery).catch(() => undefined); // no worker answered yet: look again
+      if (status && SWITCHED_PHASES.includes(status.phase)) return { outcome: 'switched', status };
+      await sleep(pollMs);
     }
   }
 

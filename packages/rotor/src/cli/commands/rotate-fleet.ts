@@ -26,7 +26,8 @@ export interface FleetOptions {
 /** How one secret of the fleet ended. */
 export interface FleetRow {
   secretId: string;
-  outcome: 'completed' | 'rolled-back' | 'failed' | 'skipped';
+  /** `switched`: the new credential is current and the rotation waits out its grace (or retires the previous one). */
+  outcome: 'switched' | 'completed' | 'rolled-back' | 'failed' | 'skipped';
   /** Why it failed or was skipped; the current version when it completed. */
   detail: string;
 }
@@ -68,8 +69,10 @@ export function fleetConcurrency(config: RotorConfig, given: string | undefined)
  * `rotor rotate --all | --prefix <p> | --tag <t> -f rotor.yaml`: rotates a fleet now (an incident: a breach means
  * rotating everything, and the time it takes is what matters). Each secret with its rotor.yaml settings, `--grace`
  * winning; `--no-bake` (or a grace shorter than the bake window) rotates without automatic rollback. At most
- * `--concurrency` rotations run at once. A secret already rotating is skipped, not joined. A progress line on a
- * terminal, then one row per secret; exits 1 when any did not complete. `--dry-run` lists what would rotate.
+ * `--concurrency` rotations run at once, each until its new credential is current (`switched`: in grace, the
+ * previous one still working) or it ended, never through its grace. A secret already rotating is skipped, not
+ * joined. A progress line on a terminal, then one row per secret; exits 1 when any did not switch. `--dry-run` lists
+ * what would rotate.
  */
 export async function rotateFleetCommand(opts: FleetOptions): Promise<number> {
   const file = configFile(opts.file);
@@ -121,7 +124,17 @@ export async function rotateFleetCommand(opts: FleetOptions): Promise<number> {
         counts.skipped++;
         return { secretId, outcome: 'skipped', detail: 'already rotating' };
       }
-      const outcome = await rotor.wait(secretId);
+      // Done for the incident once the new credential is current: the grace that follows is the rotation's own.
+      const outcome = await rotor.waitForSwitch(secretId);
+      if (outcome.outcome === 'switched') {
+        counts.completed++;
+        const { versions, graceEndsAt } = outcome.status;
+        return {
+          secretId,
+          outcome: 'switched',
+          detail: `version ${versions.current ?? outcome.status.token} is AWSCURRENT, in grace until ${graceEndsAt ?? 'retirement'}`,
+        };
+      }
       if (outcome.outcome === 'completed') {
         counts.completed++;
         return { secretId, outcome: 'completed', detail: `version ${outcome.result.currentVersionId} is AWSCURRENT` };
@@ -144,8 +157,8 @@ export async function rotateFleetCommand(opts: FleetOptions): Promise<number> {
     const width = Math.max(...rows.map((r) => r.secretId.length));
     for (const r of rows) out(`${r.secretId.padEnd(width)}  ${r.outcome.padEnd(11)}  ${r.detail}`);
     out(
-      `${rows.length} secrets in ${formatDuration(Date.now() - started)}: ${counts.completed} completed, ` +
-        `${counts.failed} did not complete, ${counts.skipped} skipped (already rotating)`,
+      `${rows.length} secrets in ${formatDuration(Date.now() - started)}: ${counts.completed} on their new credential, ` +
+        `${counts.failed} not, ${counts.skipped} skipped (already rotating)`,
     );
   }
   return counts.failed === 0 ? ExitCode.ok : ExitCode.rotationNotCompleted;
