@@ -248,13 +248,57 @@ describe('one token against the others', () => {
     });
     for (let r = 0; r < 3; r++) {
       const reports = Array.from({ length: 100 }, (_, i) => line({ secretId: `made-up/${r}-${i}` }));
-      await post({ reports });
+      await post({ reports }, { from: `127.0.0.${r + 1}` });
     }
     const answer = await post({ reports: [line()] }, { bearer: other });
     expect(answer).toMatchObject({ status: 202, body: { accepted: 1 } });
     await server!.flush();
     expect(fakes.forwarded.filter((f) => f.secretId.startsWith('made-up/'))).toHaveLength(200);
     expect(fakes.forwarded.map((f) => f.secretId)).toContain(SECRET);
+  });
+});
+
+describe('one host against the other hosts of its token', () => {
+  let batch = 0;
+  const madeUp = (host: number, n = 100) => {
+    batch++;
+    return post(
+      { reports: Array.from({ length: n }, (_, i) => line({ secretId: `made-up/${host}-${batch}-${i}` })) },
+      { from: `127.0.0.${host}` },
+    );
+  };
+
+  it("cannot push out the token's other hosts: a flood of made-up secrets fills only its own share", async () => {
+    const fakes = await serve({ tokens: [token({ secrets: ['*'] })], window: { next: 'next', previous: 'prev' } });
+    await madeUp(1);
+    expect((await madeUp(1)).body).toMatchObject({ accepted: 0 }); // its own share is full
+    expect((await post({ reports: [line()] }, { from: '127.0.0.2' })).body).toMatchObject({ accepted: 1 });
+    await server!.flush();
+    expect(fakes.forwarded.find((f) => f.secretId === SECRET)?.lines).toEqual([
+      expect.objectContaining({ instanceId: 'apps@127.0.0.2' }),
+    ]);
+  });
+
+  it('cannot push out a baking secret even with hosts enough to fill the token: its window was open at the last forward', async () => {
+    const fakes = await serve({ tokens: [token({ secrets: ['*'] })], window: { next: 'next', previous: 'prev' } });
+    await post({ reports: [line()] }, { from: '127.0.0.2' });
+    await server!.flush(); // SECRET's window is open: known from now on
+    await madeUp(1);
+    await madeUp(3);
+    expect((await madeUp(4)).body).toMatchObject({ accepted: 0 }); // the token's share is full
+    expect((await post({ reports: [line()] }, { from: '127.0.0.2' })).body).toMatchObject({ accepted: 1 });
+    await server!.flush();
+    expect(fakes.forwarded.filter((f) => f.secretId === SECRET)).toHaveLength(2);
+  });
+
+  it("cannot starve the token's other hosts of requests: each host has a quarter of the token's rate", async () => {
+    await serve({ tokens: [token({ requestsPerSecond: 20 })], window: { next: 'next', previous: 'prev' } });
+    const answers = await Promise.all(Array.from({ length: 40 }, () => post({ reports: [line()] })));
+    const refused = answers.filter((a) => a.status === 429);
+    expect(refused.length).toBeGreaterThanOrEqual(25); // a burst of 10 (twice 5 a second), then the bucket is dry
+    expect(refused[0]!.body.error).toContain("more than its share of token apps's 20 requests a second");
+    for (const host of ['127.0.0.2', '127.0.0.3'])
+      expect((await post({ reports: [line()] }, { from: host })).status).toBe(202);
   });
 });
 

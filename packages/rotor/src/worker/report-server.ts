@@ -28,9 +28,16 @@ import type { LeaseService } from './lease-service';
 
 const MAX_BODY_BYTES = 256 * 1024;
 const MAX_SECRETS_PER_REQUEST = 100;
-/** Secrets with counts waiting for the next forward, in all and per token; reports on more wait for the next one. */
+/**
+ * Secrets with counts waiting for the next forward, in all, per token and per instance (token and host): one host
+ * cannot fill its token's share for the token's other hosts, nor one token the whole for the others. Secrets whose
+ * bake window was open at the last forward take no share: made-up ids never push out a rotation's reports.
+ */
 const MAX_PENDING_SECRETS = 1000;
 const MAX_PENDING_SECRETS_PER_TOKEN = 200;
+const MAX_PENDING_SECRETS_PER_INSTANCE = 100;
+/** Per-host request buckets kept (idle ones go first past it). */
+const MAX_HOST_BUCKETS = 10_000;
 /** Instances per secret between forwards, and versions per instance. */
 const MAX_INSTANCES = 1000;
 const MAX_VERSIONS_PER_INSTANCE = 4;
@@ -198,9 +205,28 @@ export async function serveReports(options: {
   const { tokens, lookup, forward, logger } = options;
   const trustedProxies = options.trustedProxies ?? [];
   const buckets = new Map(tokens.map((t) => [t.name, new TokenBucket(t.requestsPerSecond)]));
+  /**
+   * Each host's own bucket within its token's: a host may use a quarter of the token's rate (at least 5 requests a
+   * second, an instance's reports and lease renewals), so one host cannot starve the token's other hosts.
+   */
+  const hostBuckets = new Map<string, TokenBucket>();
+  const hostTake = (token: Token, instance: string): boolean => {
+    let bucket = hostBuckets.get(instance);
+    if (bucket)
+      hostBuckets.delete(instance); // re-inserted below: the map's order is least recently used first
+    else {
+      if (hostBuckets.size >= MAX_HOST_BUCKETS) hostBuckets.delete(hostBuckets.keys().next().value!);
+      bucket = new TokenBucket(Math.min(token.requestsPerSecond, Math.max(5, Math.ceil(token.requestsPerSecond / 4))));
+    }
+    hostBuckets.set(instance, bucket);
+    return bucket.take();
+  };
   let pending = new Map<string, Counts>();
-  /** The secrets each token added to `pending` since the last forward: one token cannot fill it for the others. */
+  /** The secrets each token and each instance added to `pending` since the last forward (see the bounds above). */
   let pendingByToken = new Map<string, Set<string>>();
+  let pendingByInstance = new Map<string, Set<string>>();
+  /** Secrets whose bake window was open at the last forward: their lines take no share of the bounds. */
+  let baking = new Set<string>();
   let dropped = 0;
 
   const authorize = (req: IncomingMessage): Token | undefined => {
@@ -223,15 +249,21 @@ export async function serveReports(options: {
     outcome: LoginOutcome,
     n: number,
   ) => {
-    let mine = pendingByToken.get(token);
-    if (!mine) pendingByToken.set(token, (mine = new Set()));
-    if (!mine.has(secretId)) {
-      if (mine.size >= MAX_PENDING_SECRETS_PER_TOKEN) return false;
-      mine.add(secretId);
+    if (!baking.has(secretId)) {
+      let tokens = pendingByToken.get(token);
+      if (!tokens) pendingByToken.set(token, (tokens = new Set()));
+      let hosts = pendingByInstance.get(instance);
+      if (!hosts) pendingByInstance.set(instance, (hosts = new Set()));
+      if (!hosts.has(secretId)) {
+        if (hosts.size >= MAX_PENDING_SECRETS_PER_INSTANCE) return false;
+        if (!tokens.has(secretId) && tokens.size >= MAX_PENDING_SECRETS_PER_TOKEN) return false;
+        hosts.add(secretId);
+        tokens.add(secretId);
+      }
     }
     let counts = pending.get(secretId);
     if (!counts) {
-      if (pending.size >= MAX_PENDING_SECRETS) return false;
+      if (pending.size >= MAX_PENDING_SECRETS && !baking.has(secretId)) return false;
       pending.set(secretId, (counts = new Map()));
     }
     let versions = counts.get(instance);
@@ -343,6 +375,18 @@ export async function serveReports(options: {
     if (!isLease && req.method !== 'POST') return answer(res, 405, { error: 'use POST' });
     const token = authorize(req);
     if (!token) return answer(res, 401, { error: 'missing or unknown token (Authorization: Bearer <token>)' });
+    // One vote per token and host: the address the worker sees (or a trusted proxy forwarded), IPv6 by its network.
+    const address = reportingAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustedProxies);
+    const instance = `${token.name}@${instanceAddress(address, options.ipv6InstancePrefix)}`;
+    if (!hostTake(token, instance))
+      return answer(
+        res,
+        429,
+        {
+          error: `this host sends more than its share of token ${token.name}'s ${token.requestsPerSecond} requests a second`,
+        },
+        { 'retry-after': '1' },
+      );
     if (!buckets.get(token.name)!.take())
       return answer(
         res,
@@ -367,9 +411,6 @@ export async function serveReports(options: {
     const outside = [...secrets].filter((id) => !inScope(id, token.secrets));
     if (outside.length > 0)
       return answer(res, 403, { error: `token ${token.name} may not report on ${outside.slice(0, 5).join(', ')}` });
-    // One vote per token and host: the address the worker sees (or a trusted proxy forwarded), IPv6 by its network.
-    const address = reportingAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustedProxies);
-    const instance = `${token.name}@${instanceAddress(address, options.ipv6InstancePrefix)}`;
     let kept = 0;
     for (const r of batch.data.reports)
       if (count(token.name, r.secretId, instance, r.versionId, r.outcome, r.count)) kept++;
@@ -381,9 +422,10 @@ export async function serveReports(options: {
   }
 
   /** One secret's counts, as lines for its open window's two versions; nothing when no window is open. */
-  const forwardOne = async (secretId: string, counts: Counts): Promise<void> => {
+  const forwardOne = async (secretId: string, counts: Counts, open: Set<string>): Promise<void> => {
     const window = await lookup(secretId);
     if (!window) return;
+    open.add(secretId);
     const lines: ConsumerReportLine[] = [];
     for (const [instanceId, versions] of counts) {
       // All of an instance's lines or none: half of them would misstate its latest report.
@@ -403,13 +445,16 @@ export async function serveReports(options: {
     const batches = [...pending.entries()];
     pending = new Map();
     pendingByToken = new Map();
+    pendingByInstance = new Map();
+    const open = new Set<string>();
     await Promise.all(
       batches.map(([secretId, counts]) =>
-        forwardOne(secretId, counts).catch((error: Error) =>
+        forwardOne(secretId, counts, open).catch((error: Error) =>
           logger.warn({ secretId, error: error.message }, 'consumer reports not forwarded'),
         ),
       ),
     );
+    baking = open;
     if (dropped > 0) logger.warn({ dropped }, 'consumer report lines dropped: past the bounds between forwards');
     dropped = 0;
   };
