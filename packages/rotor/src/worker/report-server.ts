@@ -250,15 +250,15 @@ export async function serveReports(options: {
     n: number,
   ) => {
     if (!baking.has(secretId)) {
-      let tokens = pendingByToken.get(token);
-      if (!tokens) pendingByToken.set(token, (tokens = new Set()));
-      let hosts = pendingByInstance.get(instance);
-      if (!hosts) pendingByInstance.set(instance, (hosts = new Set()));
-      if (!hosts.has(secretId)) {
-        if (hosts.size >= MAX_PENDING_SECRETS_PER_INSTANCE) return false;
-        if (!tokens.has(secretId) && tokens.size >= MAX_PENDING_SECRETS_PER_TOKEN) return false;
-        hosts.add(secretId);
-        tokens.add(secretId);
+      let ofToken = pendingByToken.get(token);
+      if (!ofToken) pendingByToken.set(token, (ofToken = new Set()));
+      let ofInstance = pendingByInstance.get(instance);
+      if (!ofInstance) pendingByInstance.set(instance, (ofInstance = new Set()));
+      if (!ofInstance.has(secretId)) {
+        if (ofInstance.size >= MAX_PENDING_SECRETS_PER_INSTANCE) return false;
+        if (!ofToken.has(secretId) && ofToken.size >= MAX_PENDING_SECRETS_PER_TOKEN) return false;
+        ofInstance.add(secretId);
+        ofToken.add(secretId);
       }
     }
     let counts = pending.get(secretId);
