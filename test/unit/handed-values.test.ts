@@ -23,6 +23,22 @@ describe('values handed to a step', () => {
     });
   });
 
+  it("are redacted when a target echoes part of one, or quotes it for SQL (MySQL's near '...' cut at 80 characters)", async () => {
+    await withHandedValues(async () => {
+      const password = "It's-a-Long-Pass\\word-0123456789-abcdefghij";
+      noteHanded(JSON.stringify({ engine: 'mysql', username: 'billing_app', password }));
+      const sql = `ALTER USER 'billing_app'@'%' IDENTIFIED BY '${password.replace(/'/g, "''")}'`;
+      const near = `You have an error in your SQL syntax; near '${sql.slice(12, 92)}' at line 1`;
+      const backslashed = `near 'IDENTIFIED BY '${password.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+      for (const echoed of [near, backslashed, `cut: ${password.slice(0, 12)}`, `tail: ${password.slice(-9)}`]) {
+        const redacted = redactHanded(echoed);
+        for (let i = 0; i + 8 <= password.length; i++) expect(redacted).not.toContain(password.slice(i, i + 8));
+        expect(redacted).toContain('[redacted]');
+      }
+      expect(redactHanded(near)).toContain("'billing_app'@'%'"); // names stay
+    });
+  });
+
   it('are those of the step that reads them, and only there', async () => {
     await withHandedValues(async () => noteHanded(JSON.stringify({ password: 'first-step-secret' })));
     await withHandedValues(async () => {

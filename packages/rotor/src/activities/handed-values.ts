@@ -8,14 +8,15 @@ import type { SecretStore } from 'rotor-consumers/stores';
  * rotator may put a value in a message by mistake.
  */
 
-const handed = new AsyncLocalStorage<Set<string>>();
+/** Each value handed to the step, and whether its parts are looked for too (not for a whole JSON text: its names). */
+const handed = new AsyncLocalStorage<Map<string, boolean>>();
 /** Values shorter than this are not looked for (a port, a flag): they could not be told from ordinary text. */
 const MIN_LENGTH = 4;
 const REDACTED = '[redacted]';
 
 /** Runs a step, noting the values it is handed. */
 export function withHandedValues<T>(work: () => Promise<T>): Promise<T> {
-  return handed.run(new Set(), work);
+  return handed.run(new Map(), work);
 }
 
 /**
@@ -106,19 +107,21 @@ const isDescriptive = (key: string, v: unknown, own: Set<string> | undefined) =>
 export function noteHanded(value: string): void {
   const values = handed.getStore();
   if (!values) return;
-  const add = (v: string) => {
-    if (v.length >= MIN_LENGTH) values.add(v);
+  const add = (v: string, parts: boolean) => {
+    if (v.length >= MIN_LENGTH) values.set(v, parts || values.get(v) === true);
   };
-  add(value);
   let json: unknown;
   try {
     json = JSON.parse(value);
   } catch {
+    add(value, true);
     return;
   }
+  // The whole JSON text as it is (a target may echo it), not its parts: those include the names messages keep.
+  add(value, typeof json !== 'object' || json === null);
   const own = descriptiveFor((json as { engine?: unknown } | null)?.engine);
   const walk = (v: unknown, depth: number): void => {
-    if (typeof v === 'string') add(v);
+    if (typeof v === 'string') add(v, true);
     else if (Array.isArray(v) && depth < 4) for (const x of v) walk(x, depth + 1);
     else if (v && typeof v === 'object' && depth < 4)
       for (const [key, x] of Object.entries(v)) if (!isDescriptive(key, x, own)) walk(x, depth + 1);
@@ -126,15 +129,52 @@ export function noteHanded(value: string): void {
   walk(json, 0);
 }
 
-/** `text` with every value handed to the current step (and its JSON-escaped form) replaced by [redacted]. */
+/**
+ * `text` with every value handed to the current step replaced by [redacted]: the whole value in the forms a target
+ * may echo it (as is, JSON-escaped, SQL-quoted with doubled or backslashed quotes), and any part of one of at least
+ * PIECE characters (a server that cuts its echo short, as MySQL's `near '...'` does at 80 characters).
+ */
 export function redactHanded(text: string): string {
   const values = handed.getStore();
   if (!values || values.size === 0) return text;
-  let out = text;
-  // Longest first: a password inside a JSON value is replaced within the value, not before it.
-  for (const v of [...values].sort((a, b) => b.length - a.length))
-    for (const form of new Set([v, JSON.stringify(v).slice(1, -1)])) out = out.split(form).join(REDACTED);
-  return out;
+  const covered: Array<[number, number]> = [];
+  const cover = (form: string) => {
+    for (let at = text.indexOf(form); at !== -1; at = text.indexOf(form, at + 1)) covered.push([at, at + form.length]);
+  };
+  for (const [v, parts] of values)
+    for (const form of formsOf(v)) {
+      cover(form);
+      if (parts && form.length >= PIECE) for (let i = 0; i + PIECE <= form.length; i++) cover(form.slice(i, i + PIECE));
+    }
+  if (covered.length === 0) return text;
+  covered.sort((a, b) => a[0] - b[0]);
+  // Overlapping and touching ranges become one: one [redacted] per stretch of the text that held a value.
+  const merged: Array<[number, number]> = [];
+  for (const [start, end] of covered) {
+    const last = merged.at(-1);
+    if (last && start <= last[1]) last[1] = Math.max(last[1], end);
+    else merged.push([start, end]);
+  }
+  let out = '';
+  let from = 0;
+  for (const [start, end] of merged) {
+    out += text.slice(from, start) + REDACTED;
+    from = end;
+  }
+  return out + text.slice(from);
+}
+
+/** The shortest part of a value looked for on its own (shorter parts could not be told from ordinary text). */
+const PIECE = 8;
+
+/** The spellings of a value a target may echo: as is, JSON-escaped, and quoted for SQL either way. */
+function formsOf(v: string): Set<string> {
+  return new Set([
+    v,
+    JSON.stringify(v).slice(1, -1),
+    v.replace(/'/g, "''"),
+    v.replace(/\\/g, '\\\\').replace(/'/g, "\\'"),
+  ]);
 }
 
 /** A store whose reads and writes note the values they carry for the current step. */
