@@ -226,9 +226,16 @@ describe('rotor rollback with no rotation running: AWSPREVIOUS reinstated in the
     const summary = JSON.parse(Buffer.from(timer!.userMetadata!.summary!.data!).toString());
     expect(summary).toMatch(new RegExp(`^grace: the previous credential of ${secretId} stays valid until \\d{4}-`));
     await rig.rotor.endGrace(secretId);
-    expect((await rig.rotor.wait(secretId)).outcome).toBe('completed');
+    const outcome = await rig.rotor.wait(secretId);
+    expect(outcome.outcome).toBe('completed');
     await rememberPasswords(secretId, passwords);
-    // Ended, it says how to roll back: the UI then offers only Reset and Start Workflow Like This One.
+    // Ended, it says how to roll back, where the UI shows an ended run without a worker to ask (its result and its
+    // memo) and in its current details: the UI then offers only Reset and Start Workflow Like This One.
+    expect(outcome.outcome === 'completed' && outcome.result.rollBack).toBe(
+      `rotor rollback ${secretId} reinstates the previous version (not Reset)`,
+    );
+    const { memo } = await handle.describe();
+    expect(memo?.rollBack).toBe(`\`rotor rollback ${secretId}\` (not Reset)`);
     const ended = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
     expect(ended.currentDetails).toContain(`to roll back: \`rotor rollback ${secretId}\` (not Reset)`);
   });

@@ -213,6 +213,8 @@ export interface RotationResult {
   token: string;
   currentVersionId: string;
   previousVersionId?: string;
+  /** For a completed rotation: how to roll it back now that it has ended (the Temporal UI shows the result). */
+  rollBack?: string;
   status: RotationStatus;
 }
 

@@ -567,6 +567,9 @@ function result(
     currentVersionId,
     ...compact({ previousVersionId }),
     ...compact({ retirement: retirementNote }),
+    ...(outcome === 'completed'
+      ? { rollBack: `rotor rollback ${r.input.secretId} reinstates the previous version (not Reset)` }
+      : {}),
     status: r.state.status,
   };
 }

@@ -43,9 +43,16 @@ export function createRotationState(input: RotationInput, token: string): Rotati
     if (status.lastError && (status.phase === 'failed' || status.phase === 'compensated'))
       parts.push(`last error: ${status.lastError}`);
     // Once it has ended the UI offers only Reset and Start Workflow Like This One, neither of which rolls back.
-    if (status.phase === 'completed' && status.operation !== 'rollback')
-      parts.push(`to roll back: \`rotor rollback ${input.secretId}\` (not Reset)`);
+    const hint = rollBackHint();
+    if (hint) parts.push(`to roll back: ${hint}`);
     setCurrentDetails(parts.join(' · '));
+  }
+
+  /** How to roll back once the run has ended with its new version current (completed, or failed after finish). */
+  function rollBackHint(): string | undefined {
+    const ended = status.phase === 'completed' || status.phase === 'failed';
+    if (!ended || status.operation === 'rollback' || status.versions.current !== token) return undefined;
+    return `\`rotor rollback ${input.secretId}\` (not Reset)`;
   }
 
   /** The memo keeps a summary readable by `describe`, even when no worker is there to answer the query. */
@@ -57,6 +64,7 @@ export function createRotationState(input: RotationInput, token: string): Rotati
       rotator: status.rotator ?? null,
       graceEndsAt: status.graceEndsAt ?? null,
       lastError: status.lastError ?? null,
+      rollBack: rollBackHint() ?? null,
     });
   }
 
