@@ -132,7 +132,7 @@ describe('PostgreSQL alternating users on the real stack', () => {
     });
   });
 
-  it("copies role settings so the clone sees what the login sees (a list-valued search_path), and test proves it with the secret's testQuery", async () => {
+  it("copies role settings so the clone sees what the login sees (a list-valued search_path, one per database), drops the ones reset since, and test proves it with the secret's testQuery", async () => {
     const { secretId, base, owner, password } = await loginWithOwnerModel('settings', undefined, {
       testQuery: 'SELECT count(*) FROM invoices',
     });
@@ -144,13 +144,16 @@ describe('PostgreSQL alternating users on the real stack', () => {
       // A list-valued setting, and a plain one whose value has a comma in it.
       await admin.query(`ALTER ROLE ${q(base)} SET search_path = ${escapeLiteral(schema)}, 'public'`);
       await admin.query(`ALTER ROLE ${q(base)} SET application_name = 'billing, v2'`);
+      // One for this database only (ALTER ROLE ... IN DATABASE).
+      await admin.query(`ALTER ROLE ${q(base)} IN DATABASE postgres SET work_mem = '8MB'`);
     });
     const settingsOf = (role: string) =>
       withAdmin(async (admin) =>
         (
           await admin.query<{ s: string }>(
-            `SELECT s FROM pg_db_role_setting, unnest(setconfig) s
-              WHERE setdatabase = 0 AND setrole = (SELECT oid FROM pg_roles WHERE rolname = $1) ORDER BY s`,
+            `SELECT coalesce(d.datname, '*') || ':' || s AS s
+               FROM pg_db_role_setting rs LEFT JOIN pg_database d ON d.oid = rs.setdatabase, unnest(rs.setconfig) s
+              WHERE rs.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1) ORDER BY 1`,
             [role],
           )
         ).rows.map((r) => r.s),
@@ -162,16 +165,20 @@ describe('PostgreSQL alternating users on the real stack', () => {
     expect(await rotateToEnd(secretId)).toBe('completed');
     const clone = await current(secretId);
     expect(clone.username).toBe(`${base}_clone`);
-    expect((await settingsOf(clone.username)).filter((x) => !x.startsWith('role='))).toEqual(
-      original.filter((x) => !x.startsWith('role=')),
+    expect(original).toContain('postgres:work_mem=8MB');
+    expect((await settingsOf(clone.username)).filter((x) => !x.startsWith('*:role='))).toEqual(
+      original.filter((x) => !x.startsWith('*:role=')),
     );
     await asLogin(clone.username, clone.password, async (c) => {
       expect((await c.query('SHOW search_path')).rows[0].search_path).toBe(`${schema}, public`);
+      expect((await c.query('SHOW work_mem')).rows[0].work_mem).toBe('8MB');
       await c.query('SELECT count(*) FROM invoices');
     });
-    // And back: the original login's settings are as they were, not copied back broken.
+    // A setting reset on the login in use since: the next rotation leaves it off the other login too.
+    await withAdmin((admin) => admin.query(`ALTER ROLE ${q(clone.username)} RESET application_name`));
+    // And back: the original login's settings are as they were, not copied back broken, less the one reset.
     expect(await rotateToEnd(secretId)).toBe('completed');
-    expect(await settingsOf(base)).toEqual(original);
+    expect(await settingsOf(base)).toEqual(original.filter((x) => !x.startsWith('*:application_name=')));
   });
 
   it('refuses, changing nothing, a testQuery that fails with AWSCURRENT too: the query is wrong, not the new login', async () => {

@@ -200,21 +200,23 @@ async function sharePair(admin: Client, from: string, to: string): Promise<void>
   for (const { role } of member.rows) await admin.query(`GRANT ${q(role)} TO ${q(to)}`);
   await joinOwner(admin, clone, owner);
 
-  const settings = await admin.query<{ setting: string }>(
-    `SELECT unnest(setconfig) AS setting FROM pg_db_role_setting
-      WHERE setdatabase = 0 AND setrole = (SELECT oid FROM pg_roles WHERE rolname = $1)`,
-    [from],
-  );
+  // Settings for every database and per database (ALTER ROLE ... IN DATABASE): `to` ends with exactly `from`'s.
+  const wanted = new Set<string>();
   let roleSet = false;
-  for (const { setting } of settings.rows) {
-    const at = setting.indexOf('=');
-    const [name, value] = [setting.slice(0, at), setting.slice(at + 1)];
+  for (const { database, name, value } of await roleSettings(admin, from)) {
     // The clone's `role = owner` means nothing on the owner itself.
     if (name === 'role' && value === to) continue;
-    if (name === 'role') roleSet = true;
-    await copySetting(admin, to, name, value);
+    if (name === 'role' && database === null) roleSet = true;
+    wanted.add(`${database ?? ''}\u0000${name}`);
+    await copySetting(admin, to, name, value, database);
   }
-  if (to === clone && !roleSet) await admin.query(`ALTER ROLE ${q(clone)} SET role = ${escapeLiteral(owner)}`);
+  const keepsRole = to === clone && !roleSet;
+  // A setting `from` no longer has (reset since the last rotation) goes from `to` too, or it would be copied back.
+  for (const { database, name } of await roleSettings(admin, to)) {
+    if (wanted.has(`${database ?? ''}\u0000${name}`) || (keepsRole && name === 'role' && database === null)) continue;
+    await admin.query(`ALTER ROLE ${q(to)}${inDatabase(database)} RESET ${q(name)}`);
+  }
+  if (keepsRole) await admin.query(`ALTER ROLE ${q(clone)} SET role = ${escapeLiteral(owner)}`);
 
   if (to === owner) await reassignFromClone(admin, clone, owner);
   await copyGrants(admin, from, to);
@@ -227,26 +229,46 @@ async function sharePair(admin: Client, from: string, to: string): Promise<void>
  * the catalog does not say, so each form is tried and read back; a setting neither reproduces is refused by name
  * (never copied wrong). Names and values are quoted by the driver's escaping, never pasted.
  */
-async function copySetting(admin: Client, to: string, name: string, value: string): Promise<void> {
+async function copySetting(
+  admin: Client,
+  to: string,
+  name: string,
+  value: string,
+  database: string | null = null,
+): Promise<void> {
   const q = escapeIdentifier;
   const stored = async () =>
-    (
-      await admin.query<{ setting: string }>(
-        `SELECT s AS setting FROM pg_db_role_setting, unnest(setconfig) s
-          WHERE setdatabase = 0 AND setrole = (SELECT oid FROM pg_roles WHERE rolname = $1) AND starts_with(s, $2)`,
-        [to, `${name}=`],
-      )
-    ).rows[0]?.setting;
+    (await roleSettings(admin, to)).find((x) => x.database === database && x.name === name)?.value;
   const forms = [escapeLiteral(value), listElements(value).map(escapeLiteral).join(', ')];
   for (const form of new Set(forms)) {
-    await admin.query(`ALTER ROLE ${q(to)} SET ${q(name)} = ${form}`);
-    if ((await stored()) === `${name}=${value}`) return;
+    await admin.query(`ALTER ROLE ${q(to)}${inDatabase(database)} SET ${q(name)} = ${form}`);
+    if ((await stored()) === value) return;
   }
   throw new RotorError(
     ErrorType.TargetRejected,
     `role ${to}: its setting ${name} could not be made equal to the other login's; set it by hand (ALTER ROLE ... SET)`,
   );
 }
+
+/** A role's stored settings: for every database (`database` null) and per database (by name). */
+async function roleSettings(
+  admin: Client,
+  role: string,
+): Promise<Array<{ database: string | null; name: string; value: string }>> {
+  const { rows } = await admin.query<{ database: string | null; setting: string }>(
+    `SELECT d.datname AS database, s AS setting
+       FROM pg_db_role_setting rs LEFT JOIN pg_database d ON d.oid = rs.setdatabase, unnest(rs.setconfig) s
+      WHERE rs.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1)`,
+    [role],
+  );
+  return rows.map(({ database, setting }) => {
+    const at = setting.indexOf('=');
+    return { database, name: setting.slice(0, at), value: setting.slice(at + 1) };
+  });
+}
+
+/** ` IN DATABASE <name>` for a per-database setting, nothing for one of every database. */
+const inDatabase = (database: string | null) => (database === null ? '' : ` IN DATABASE ${escapeIdentifier(database)}`);
 
 /**
  * The elements of a list-valued setting as PostgreSQL stores it (`billing, "$user"`, and `"a""b"` for a"b): separated
