@@ -68,6 +68,13 @@ describe('one reporter against the fleet', () => {
     expect(bakeVerdict(policy, tally.evidence('next'), tally.evidence('prev'))).toBe('pass');
   });
 
+  it('cannot hold back a rollback by claiming the previous version fails too: that is one vote as well', () => {
+    const tally = new BakeTally(['next', 'prev'], policy.maxFailureShare);
+    realFleet(tally, 'next', 'auth-failure'); // the fleet moved to the new version, and it fails
+    tally.add([{ instanceId: 'apps@10.9.9.9', versionId: 'prev', outcome: 'auth-failure', count: 1_000_000 }]);
+    expect(bakeVerdict(policy, tally.evidence('next'), tally.evidence('prev'))).toBe('roll-back');
+  });
+
   it('cannot mask ten instances that fail: a million good logins are one vote', () => {
     const tally = new BakeTally(['next', 'prev'], policy.maxFailureShare);
     realFleet(tally, 'next', 'auth-failure');

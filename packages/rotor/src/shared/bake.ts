@@ -200,7 +200,10 @@ export function bakeVerdict(policy: BakePolicy, next: VersionEvidence, previous:
   if (events < policy.minEvents) return 'too-few-samples';
   const healthy = next.instances - next.failingInstances;
   if (failingShare(next) > policy.maxFailureShare) {
-    const previousHealthy = failingShare(previous) <= policy.maxFailureShare;
+    // The previous version counts as failing only on the word of minInstances instances, as the new one does: one
+    // host claiming it fails too cannot hold back the rollback the others' evidence asks for.
+    const previousHealthy =
+      failingShare(previous) <= policy.maxFailureShare || previous.failingInstances < policy.minInstances;
     if (next.failingInstances >= policy.minInstances && previousHealthy) return 'roll-back';
     return next.failingInstances < policy.minInstances && healthy >= policy.minInstances ? 'pass' : 'too-few-samples';
   }
