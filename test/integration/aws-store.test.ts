@@ -1,7 +1,8 @@
 import { CreateSecretCommand, SecretsManagerClient, TagResourceCommand } from '@aws-sdk/client-secrets-manager';
 import { AwsSecretsManagerStore } from 'rotor-consumers/stores';
 import { secretStoreContract } from '../../packages/consumers/test/contract/secret-store';
-import { uniqueName } from '../helpers/env';
+import { stackEnv, uniqueName } from '../helpers/env';
+import { lossyProxy } from '../helpers/lossy-proxy';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 // Port 1 (tcpmux) answers on no machine this runs on: a store that does not answer.
@@ -28,5 +29,19 @@ secretStoreContract('AWS Secrets Manager (moto)', () => {
       return out.VersionId!;
     },
     uniqueId: (marker) => uniqueName(`contract/${marker}`),
+    async lossy() {
+      const proxy = await lossyProxy(stackEnv('AWS_ENDPOINT_URL_SECRETS_MANAGER'));
+      return {
+        // One attempt per call: the SDK's own retries would hide the lost answer; the step's next attempt retries.
+        store: new AwsSecretsManagerStore({
+          client: new SecretsManagerClient({ endpoint: proxy.url, maxAttempts: 1 }),
+        }),
+        loseAnswerOfWrite: (n) => proxy.loseAnswerOfWrite(n),
+        get lost() {
+          return proxy.lost;
+        },
+        close: () => proxy.close(),
+      };
+    },
   };
 });

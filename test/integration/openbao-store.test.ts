@@ -2,6 +2,8 @@ import { secretStoreContract } from '../../packages/consumers/test/contract/secr
 import { uniqueName } from '../helpers/env';
 import { describe, expect, it } from 'vitest';
 import { BAO_MOUNT, baoAdmin, baoStore, createBaoSecret, kvPath } from '../helpers/openbao';
+import { stackEnv } from '../helpers/env';
+import { lossyProxy } from '../helpers/lossy-proxy';
 
 // Port 1 (tcpmux) answers on no machine this runs on: a store that does not answer.
 const closedPort = 1;
@@ -11,6 +13,17 @@ secretStoreContract('OpenBao KV v2', () => ({
   second: baoStore(),
   arnPattern: new RegExp(`^bao:${BAO_MOUNT}/contract/`),
   unreachable: baoStore({ address: `http://127.0.0.1:${closedPort}` }),
+  async lossy() {
+    const proxy = await lossyProxy(stackEnv('BAO_ADDR'));
+    return {
+      store: baoStore({ address: proxy.url }),
+      loseAnswerOfWrite: (n) => proxy.loseAnswerOfWrite(n),
+      get lost() {
+        return proxy.lost;
+      },
+      close: () => proxy.close(),
+    };
+  },
   create: createBaoSecret,
   uniqueId: (marker) => `bao:${BAO_MOUNT}/${uniqueName(`contract/${marker}`)}`,
 }));

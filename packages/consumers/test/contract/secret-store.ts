@@ -16,6 +16,18 @@ export interface StoreUnderTest {
   arnPattern: RegExp;
   /** A client of the store at an address nothing answers on (a store that does not answer), where there is one. */
   unreachable?: SecretStore;
+  /** A client of the store whose writes' answers can be lost (the write carried out, never answered), where there is one. */
+  lossy?: () => Promise<LossyStore>;
+}
+
+/** A store client behind a connection that loses the answer of a chosen write. */
+export interface LossyStore {
+  store: SecretStore;
+  /** Loses the answer of the `n`th write request from now (1: the next one). */
+  loseAnswerOfWrite(n: number): void;
+  /** Writes whose answer was lost so far. */
+  readonly lost: number;
+  close(): Promise<void>;
 }
 
 /**
@@ -153,6 +165,50 @@ export function secretStoreContract(name: string, setup: () => StoreUnderTest): 
         expect(await labelsOf(store, id)).toEqual({ current: v1, pending: undefined, previous: t });
       }
     });
+
+    it.runIf(setup().lossy)(
+      "a write whose answer is lost, at any of an operation's requests, then retried as a step's next attempt is: one version, each label where it belongs",
+      async () => {
+        const { store, lossy, create, uniqueId } = setup();
+        const faulty = await lossy!();
+        try {
+          // Each request of each operation in turn: the first write's answer lost, then the second's... until an
+          // operation runs out of writes to lose (its answer then arrives, and the retry changes nothing).
+          for (const operation of ['putPending', 'moveStage'] as const)
+            for (let n = 1; ; n++) {
+              const id = uniqueId(`lossy-${operation}-${n}`);
+              const v1 = await create(id, '{"n":1}');
+              const t = token();
+              if (operation === 'moveStage') await store.putPending(id, t, '{"n":2}');
+              const before = faulty.lost;
+              faulty.loseAnswerOfWrite(n);
+              const act = () =>
+                operation === 'putPending'
+                  ? faulty.store.putPending(id, t, '{"n":2}')
+                  : faulty.store.moveStage(id, Stage.current, t);
+              await act().catch((error: unknown) => expect(error).toBeInstanceOf(UnavailableError));
+              const answered = faulty.lost === before;
+              faulty.loseAnswerOfWrite(0);
+              await act(); // the retry
+              const d = await store.describe(id);
+              expect(d.versions.map((v) => v.versionId).sort(), `${operation}, answer of write ${n} lost`).toEqual(
+                [v1, t].sort(),
+              );
+              expect(await labelsOf(store, id)).toEqual(
+                operation === 'putPending'
+                  ? { current: v1, pending: t, previous: undefined }
+                  : { current: t, pending: t, previous: v1 },
+              );
+              expect((await store.getByStage(id, Stage.pending))?.value).toBe('{"n":2}');
+              if (answered) break; // no write of this operation was left to lose
+            }
+          // Each operation writes at least once: at least two answers were lost, and each retried.
+          expect(faulty.lost).toBeGreaterThanOrEqual(2);
+        } finally {
+          await faulty.close();
+        }
+      },
+    );
 
     it.runIf(setup().unreachable)(
       'a store that does not answer fails with UnavailableError (Temporal retries it) and changes nothing',
