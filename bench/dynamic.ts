@@ -1,8 +1,8 @@
 /**
  * Short-lived credentials beside OpenBao's database secrets engine, on the same PostgreSQL with the same lifetimes
  * (ROTOR_BENCH_DYNAMIC_TTL, default 10 s; maximum twice that):
- * - issue: the time to get a credential, five a second (rotor: POST /v1/leases at the worker, the template keeping
- *   two leases ready; OpenBao: GET <mount>/creds/<role>);
+ * - issue: the time to get a credential, five a second (rotor: POST /v1/leases at the worker, from a template keeping
+ *   two leases ready and from one keeping none; OpenBao: GET <mount>/creds/<role>);
  * - revocation: a session open with the credential when it is revoked (rotor: DELETE the lease; OpenBao: revoke the
  *   lease), and whether the login is left;
  * - restarts: an application that restarts 10 times without releasing: how long its 10 logins stay live;
@@ -40,19 +40,23 @@ export async function benchDynamic(ttlSeconds: number) {
   // rotor: a template on OpenBao KV, a worker serving leases.
   const adminId = await adminSecret(`bao:${BAO_MOUNT}/bench/dyn-admin`, 'ROTOR_PG_ADMIN_URL', pgSecret, seen);
   const template = idOn('bao', uniqueName('bench/dyn-template'));
-  await createSecret(template, {
+  // The same template keeping no lease ready: every request waits for its login and its lease workflow.
+  const cold = idOn('bao', uniqueName('bench/dyn-cold'));
+  const templateValue = (standby: number) => ({
     kind: 'dynamic-database',
     engine: 'postgres',
     admin: adminId,
     creationStatements: ['CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}'],
     defaultTtl: `${ttlSeconds}s`,
     maxTtl: `${maxTtlSeconds}s`,
-    usernamePrefix: rotorPrefix,
+    usernamePrefix: standby === 0 ? `${rotorPrefix}c` : rotorPrefix,
     passwordKey: randomBytes(32).toString('base64'),
     reassignTo: decodeURIComponent(admin.username),
-    // Two leases kept ready per worker: a request is answered without waiting for a login (the issue line).
-    standby: 2,
+    // Leases kept ready per worker: a request is answered without waiting for a login.
+    standby,
   });
+  await createSecret(template, templateValue(2));
+  await createSecret(cold, templateValue(0));
   const token = randomBytes(24).toString('base64url');
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -111,10 +115,12 @@ secrets:
   try {
     // Issue: 20 of each, 200 ms apart (five a second), each released right after, after one of each untimed (rotor's
     // first request for a template fills its standby; OpenBao's first connects its plugin).
-    const warm = (await (await rotorApi('POST', '/v1/leases', { secretId: template })).json()) as { leaseId: string };
-    await rotorApi('DELETE', `/v1/leases/${warm.leaseId}`);
+    for (const secretId of [template, cold]) {
+      const warm = (await (await rotorApi('POST', '/v1/leases', { secretId })).json()) as { leaseId: string };
+      await rotorApi('DELETE', `/v1/leases/${warm.leaseId}`);
+    }
     await baoAdmin('PUT', 'sys/leases/revoke', { lease_id: (await baoCreds()).leaseId });
-    const issue = { rotor: [] as number[], openbao: [] as number[] };
+    const issue = { rotor: [] as number[], rotorCold: [] as number[], openbao: [] as number[] };
     for (let i = 0; i < 20; i++) {
       await sleep(200);
       let t = performance.now();
@@ -123,6 +129,13 @@ secrets:
       };
       issue.rotor.push(performance.now() - t);
       await rotorApi('DELETE', `/v1/leases/${opened.leaseId}`);
+      await sleep(100);
+      t = performance.now();
+      const coldOpened = (await (await rotorApi('POST', '/v1/leases', { secretId: cold })).json()) as {
+        leaseId: string;
+      };
+      issue.rotorCold.push(performance.now() - t);
+      await rotorApi('DELETE', `/v1/leases/${coldOpened.leaseId}`);
       t = performance.now();
       const creds = await baoCreds();
       issue.openbao.push(performance.now() - t);
@@ -212,6 +225,7 @@ secrets:
       maxTtlSeconds,
       issueMs: {
         rotor: { median: Math.round(median(issue.rotor)), p95: Math.round(p95(issue.rotor)) },
+        rotorNoStandby: { median: Math.round(median(issue.rotorCold)), p95: Math.round(p95(issue.rotorCold)) },
         openbao: { median: Math.round(median(issue.openbao)), p95: Math.round(p95(issue.openbao)) },
       },
       revocation,

@@ -366,7 +366,7 @@ async function main(): Promise<void> {
       `dynamic: short-lived PostgreSQL credentials, TTL ${d.ttlSeconds} s, maximum ${d.maxTtlSeconds} s; rotor | OpenBao's database engine`,
     );
     console.log(
-      `  issue: median ${d.issueMs.rotor.median} ms, p95 ${d.issueMs.rotor.p95} ms | median ${d.issueMs.openbao.median} ms, p95 ${d.issueMs.openbao.p95} ms`,
+      `  issue: median ${d.issueMs.rotor.median} ms, p95 ${d.issueMs.rotor.p95} ms (standby 2); median ${d.issueMs.rotorNoStandby.median} ms, p95 ${d.issueMs.rotorNoStandby.p95} ms (no standby) | median ${d.issueMs.openbao.median} ms, p95 ${d.issueMs.openbao.p95} ms`,
     );
     const rev = (r: { sessionAlive: boolean; roleLeft: boolean }) =>
       `session ${r.sessionAlive ? 'still open' : 'ended'}, login ${r.roleLeft ? 'left' : 'dropped'}`;

@@ -124,29 +124,35 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
     };
     const password = leasePassword(t.key, leaseId, 0);
     const input: LeaseInput = { secretId, leaseId, owner, first, terms: leaseTerms(t.template) };
+    // The workflow starts while the login is made, and the login exists only once the workflow does (PostgreSQL
+    // commits it after the start; MySQL makes it after): a worker dying at any line leaves no login without a
+    // workflow that will revoke it.
+    const starting = client.workflow.start('dynamicLease', {
+      workflowId: leaseWorkflowId(leaseId),
+      taskQueue,
+      args: [input],
+      typedSearchAttributes: [
+        { key: SearchAttribute.secretId, value: secretId },
+        { key: SearchAttribute.phase, value: 'leased' },
+      ],
+    });
     const [started, created] = await Promise.allSettled([
-      client.workflow.start('dynamicLease', {
-        workflowId: leaseWorkflowId(leaseId),
-        taskQueue,
-        args: [input],
-        typedSearchAttributes: [
-          { key: SearchAttribute.secretId, value: secretId },
-          { key: SearchAttribute.phase, value: 'leased' },
-        ],
-      }),
+      starting,
       createWithRetries(() =>
-        t.engine.create(first.username, password, new Date(first.expiresAtMs), new Date(first.maxExpiresAtMs)),
+        t.engine.create(
+          first.username,
+          password,
+          new Date(first.expiresAtMs),
+          new Date(first.maxExpiresAtMs),
+          () => starting,
+        ),
       ),
     ]);
+    if (started.status === 'rejected') throw started.reason; // no login was made (or committed)
     if (created.status === 'rejected') {
-      // The workflow, if it started, revokes what was made.
-      if (started.status === 'fulfilled')
-        await started.value.signal(LEASE_NAMES.release, { owner }).catch(() => undefined);
+      // The workflow revokes whatever of the login was made.
+      await started.value.signal(LEASE_NAMES.release, { owner }).catch(() => undefined);
       throw redacted(created.reason, password);
-    }
-    if (started.status === 'rejected') {
-      await t.engine.revoke(first.username).catch(() => undefined);
-      throw started.reason;
     }
     return {
       leaseId,

@@ -21,9 +21,16 @@ export interface DynamicEngine {
    * Creates the login (after dropping a half-made one of the same name) with its statements and a backstop that ends
    * it without rotor: at `expiresAt` on PostgreSQL (VALID UNTIL, moved by each renewal); on MySQL and MariaDB an event
    * that drops it at `maxExpiresAt` when the server's event scheduler runs, and a password expiry of whole days after
-   * it in any case.
+   * it in any case. With `beforeCommit`, the login exists only once it has resolved (and not at all when it throws):
+   * PostgreSQL makes the login in a transaction committed after it, MySQL (whose DDL commits at once) only after it.
    */
-  create(username: string, password: string, expiresAt: Date, maxExpiresAt: Date): Promise<void>;
+  create(
+    username: string,
+    password: string,
+    expiresAt: Date,
+    maxExpiresAt: Date,
+    beforeCommit?: () => Promise<unknown>,
+  ): Promise<void>;
   /** Moves the backstop to `expiresAt`; false when the login is gone (dropped behind rotor's back). */
   renew(username: string, expiresAt: Date): Promise<boolean>;
   /** Disables the login, ends its sessions, reassigns or drops what it owns, drops it. */
@@ -50,7 +57,8 @@ export function dynamicEngine(secretId: string, template: DynamicTemplate, admin
 
 function postgresEngine(secretId: string, template: DynamicTemplate, admin: PgLogin): DynamicEngine {
   const asAdmin = async <T>(work: (client: Client) => Promise<T>): Promise<T> => {
-    const outcome = await withLogin(secretId, admin, work);
+    // Pooled: a lease endpoint makes a login per request, and each connection would cost a TLS try and a login.
+    const outcome = await withLogin(secretId, admin, work, { pooled: true });
     if (outcome.rejected)
       throw new CredentialsRejectedError(secretId, `the admin secret ${template.admin} does not log in`);
     return outcome.result;
@@ -79,7 +87,7 @@ function postgresEngine(secretId: string, template: DynamicTemplate, admin: PgLo
     return { existed: true, sessionsEnded: ended.rows.filter((r: { ended: boolean }) => r.ended).length };
   };
   return {
-    create: (username, password, expiresAt) =>
+    create: (username, password, expiresAt, _maxExpiresAt, beforeCommit) =>
       asAdmin(async (client) => {
         await revokeWith(client, username);
         const statements = renderStatements(template, {
@@ -94,6 +102,7 @@ function postgresEngine(secretId: string, template: DynamicTemplate, admin: PgLo
           await client.query(
             `ALTER ROLE ${escapeIdentifier(username)} VALID UNTIL ${escapeLiteral(expiresAt.toISOString())}`,
           );
+          if (beforeCommit) await beforeCommit();
           await client.query('COMMIT');
         } catch (error) {
           await client.query('ROLLBACK').catch(() => undefined);
@@ -232,8 +241,9 @@ function mysqlEngine(secretId: string, template: DynamicTemplate, admin: MysqlLo
     return { existed: true, sessionsEnded: ended };
   };
   return {
-    create: (username, password, expiresAt, maxExpiresAt) =>
+    create: (username, password, expiresAt, maxExpiresAt, beforeCommit) =>
       asAdmin(async (connection) => {
+        if (beforeCommit) await beforeCommit();
         await revokeWith(connection, username);
         const statements = renderStatements(template, {
           name: connection.escape(username),

@@ -1,5 +1,6 @@
 import { isPgAuthError } from 'rotor-consumers/core';
-import { Client, escapeIdentifier, escapeLiteral, type ClientConfig } from 'pg';
+import { createHash } from 'node:crypto';
+import { Client, escapeIdentifier, escapeLiteral, Pool, type ClientConfig } from 'pg';
 import {
   CredentialsRejectedError,
   InvalidSecretError,
@@ -54,10 +55,16 @@ export async function withLogin<T>(
   secretId: string,
   login: PgLogin,
   work: (client: Client) => Promise<T>,
+  options: { pooled?: boolean } = {},
 ): Promise<{ rejected: true } | { rejected: false; result: T }> {
   let client: Client;
+  let release: (error?: unknown) => Promise<void>;
   try {
-    client = await connect(login);
+    if (options.pooled) ({ client, release } = await pooledClient(login));
+    else {
+      const own = (client = await connect(login));
+      release = () => own.end();
+    }
   } catch (error) {
     if (isPgAuthError(error)) return { rejected: true };
     const code = (error as { code?: string }).code;
@@ -78,9 +85,11 @@ export async function withLogin<T>(
       `PostgreSQL at ${login.host}:${login.port} did not accept a connection (${describe(error)})`,
     );
   }
+  let failed: unknown;
   try {
     return { rejected: false, result: await work(client) };
   } catch (error) {
+    failed = error;
     if (error instanceof RotorError) throw error;
     const code = (error as { code?: string }).code ?? '';
     if (code === '42501') {
@@ -105,8 +114,36 @@ export async function withLogin<T>(
       `PostgreSQL at ${login.host}:${login.port} failed a statement (${describe(error)})`,
     );
   } finally {
-    await client.end().catch(() => undefined);
+    await release(failed).catch(() => undefined);
   }
+}
+
+/**
+ * Admin connections kept open for logins used often (a lease endpoint makes a login per request): a small pool per
+ * login (its password in the key, hashed, so a rotated admin secret gets a new pool), TLS as the first connection
+ * found it (`prefer`: tried once, not per request). A connection whose work failed is closed, never reused.
+ */
+const pools = new Map<string, Pool>();
+async function pooledClient(login: PgLogin): Promise<{ client: Client; release: (error?: unknown) => Promise<void> }> {
+  const key = createHash('sha256')
+    .update(JSON.stringify([login.host, login.port, login.dbname, login.username, login.password, login.ssl]))
+    .digest('hex');
+  let pool = pools.get(key);
+  if (!pool) {
+    const first = await connect(login); // decides TLS as a single connection does, and proves the login
+    const ssl = (first as unknown as { ssl?: ClientConfig['ssl'] }).ssl ?? false;
+    await first.end().catch(() => undefined);
+    pool =
+      pools.get(key) ??
+      new Pool({ ...clientConfig(login, ssl), max: 4, idleTimeoutMillis: 30_000, allowExitOnIdle: true });
+    pool.on('error', () => undefined); // an idle connection the server closed: the pool drops it
+    pools.set(key, pool);
+  }
+  const client = await pool.connect();
+  return {
+    client: client as unknown as Client,
+    release: async (error?: unknown) => client.release(error !== undefined),
+  };
 }
 
 async function connect(login: PgLogin): Promise<Client> {
