@@ -13,12 +13,12 @@ import { createSecret, labels, logsIn, passwordAt, pgSecret, rotationClient, sto
 import { rotorWorkflowBundle } from '../helpers/workflow-bundle';
 
 /**
- * A fleet-wide rotation: 200 secrets on one database rotate at once through one worker whose Secrets Manager
+ * A fleet-wide rotation: 100 secrets on one database rotate at once through one worker whose Secrets Manager
  * writes are capped and whose concurrency per target database is bounded. The test measures what reached the
  * store and the database.
  */
 
-const SECRETS = 200;
+const SECRETS = 100;
 // Below what the local store takes at its busiest (moto peaks near 12 writes/s here), so the guards bind.
 const WRITES_PER_SECOND = 8;
 const PER_TARGET = 2;
@@ -133,7 +133,7 @@ describe(`${SECRETS} secrets rotating at once`, () => {
     // Each limit holds, and is reached: the guards bound the load, they do not serialise it.
     expect(worst).toBe(WRITES_PER_SECOND);
     expect([...peak.values()]).toEqual([PER_TARGET]);
-    // 200 rotations at the local store's pace take one to two minutes here: a budget, not an assertion on speed.
+    // 100 rotations at the local store's pace take under a minute here: a budget, not an assertion on speed.
   }, 360_000);
 
   it('moved every label, and the new passwords log in where the old ones do not', async () => {
