@@ -143,7 +143,12 @@ export class Generations<P> {
         if (error instanceof LoginHeldBack) continue; // refused meanwhile: look again, as after waiting on `trying`
         if (this.driver.authErrorClass(error) === undefined) throw error;
         this.#refused(generation, error);
-        return this.#on(await this.#recover(generation), work);
+        try {
+          return await this.#on(await this.#recover(generation), work);
+        } catch (again) {
+          if (again instanceof LoginHeldBack) continue;
+          throw again;
+        }
       } finally {
         if (refusal) refusal.trying = undefined;
         tried();
@@ -324,9 +329,12 @@ export class Generations<P> {
       over = true;
       gate.inFlight--;
       // Counted here, before anyone waiting looks again (the request's own count of it comes a few ticks later).
-      if (error !== undefined && this.driver.authErrorClass(error) !== undefined) gate.refused++;
-      for (const wake of gate.waiting.splice(0)) wake();
-      if (gate.inFlight === 0 && gate.waiting.length === 0 && this.#logins.get(versionId) === gate)
+      if (error === undefined) gate.refused = 0; // it logged in: the version works, logins go at full width again
+      else if (this.driver.authErrorClass(error) !== undefined) gate.refused++;
+      const woken = gate.waiting.splice(0);
+      for (const wake of woken) wake();
+      // Forgotten only when nothing is in flight, nobody was waiting, and no refusal needs remembering.
+      if (gate.inFlight === 0 && woken.length === 0 && gate.refused === 0 && this.#logins.get(versionId) === gate)
         this.#logins.delete(versionId);
     };
   }

@@ -225,7 +225,7 @@ async function boundedText(response: Response, limit: number): Promise<string> {
     }
     chunks.push(value);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return new TextDecoder().decode(Buffer.concat(chunks)); // as response.json() reads it: a BOM is dropped
 }
 
 function refusal(error: unknown, errors: JoseErrors): JwtRefusal {

@@ -25,37 +25,48 @@ export interface RotatingMysqlPoolOptions extends GenerationOptions {
   backoffMs?: number;
 }
 
-/** Each generation's pool's turn to log in (see PoolDriver.open). */
-const turns = new WeakMap<Mysql.Pool, () => Promise<LoginOver>>();
-
-/**
- * A connection of `pool`, taking a turn to log in when it will make a new one. mysql2 has no hook before a login, so
- * this looks at its pool's free and open connections (its own fields, read in the same tick as the getConnection that
- * acts on them): an idle connection, or a pool at its limit (which hands over a released one), logs no one in.
- */
-async function connectionOf(pool: Mysql.Pool): Promise<Mysql.PoolConnection> {
-  const turn = turns.get(pool);
-  const inner = (pool as unknown as { pool?: MysqlCorePool }).pool;
-  const free = inner?._freeConnections?.length;
-  const open = inner?._allConnections?.length;
-  const limit = inner?.config?.connectionLimit;
-  const noLogin = free !== undefined && (free > 0 || (!!limit && open !== undefined && open >= limit));
-  if (!turn || noLogin) return pool.getConnection();
-  const over = await turn();
-  try {
-    const connection = await pool.getConnection();
-    over();
-    return connection;
-  } catch (error) {
-    over(error);
-    throw error;
-  }
-}
-
+/** What rotor uses of mysql2's own (callback) pool, under its promise wrapper: its getConnection and what it holds. */
 interface MysqlCorePool {
+  getConnection(cb: (error: Error | null, connection?: unknown) => void): void;
   _freeConnections?: { length: number };
   _allConnections?: { length: number };
   config?: { connectionLimit?: number };
+}
+
+/**
+ * Makes every new connection of mysql2's pool take a turn to log in (PoolDriver.open): mysql2 has no hook before a
+ * login, so its pool's getConnection is wrapped on this instance. Every path that logs in goes through it: a request
+ * (query, execute, getConnection) and mysql2's own retry of a queued request when a connection died. Whether a call
+ * will log in is read from mysql2's own fields (no idle connection, below its limit) in the tick that acts on it;
+ * a turn is held only while the connection is made, never while a request waits in mysql2's queue.
+ */
+function takeTurns(pool: Mysql.Pool, loginTurn: () => Promise<LoginOver>): void {
+  const core = (pool as unknown as { pool?: MysqlCorePool }).pool;
+  if (!core || typeof core.getConnection !== 'function') return;
+  const original = core.getConnection.bind(core);
+  const willLogIn = () => {
+    const free = core._freeConnections?.length;
+    const open = core._allConnections?.length;
+    const limit = core.config?.connectionLimit;
+    if (free === undefined || open === undefined) return true; // unknown: take a turn, to be safe
+    return free === 0 && (!limit || open < limit);
+  };
+  core.getConnection = (cb) => {
+    if (!willLogIn()) return original(cb);
+    loginTurn().then(
+      (over) => {
+        if (!willLogIn()) {
+          over(); // meanwhile a connection came free, or the pool filled: no login
+          return original(cb);
+        }
+        original((error, connection) => {
+          over(error ?? undefined);
+          cb(error, connection);
+        });
+      },
+      (held: Error) => cb(held),
+    );
+  };
 }
 
 function mysqlDriver(emitter: EventEmitter, options: RotatingMysqlPoolOptions): PoolDriver<Mysql.Pool> {
@@ -86,11 +97,11 @@ function mysqlDriver(emitter: EventEmitter, options: RotatingMysqlPoolOptions): 
         if (Date.now() >= (expiresAt.get(core(connection)) ?? Infinity)) connection.destroy();
       });
       pool.on('enqueue', () => emitter.emit('enqueue'));
-      turns.set(pool, loginTurn);
+      takeTurns(pool, loginTurn);
       return pool;
     },
     async probe(pool) {
-      (await connectionOf(pool)).release();
+      (await pool.getConnection()).release();
     },
     end: (pool) => pool.end(),
     authErrorClass: (error) => (isMysqlAuthError(error) ? String((error as { errno: number }).errno) : undefined),
@@ -137,17 +148,17 @@ export class RotatingMysqlPool extends EventEmitter {
     sql: string | QueryOptions,
     values?: unknown,
   ): Promise<[T, FieldPacket[]]> {
-    return this.#generations.run((pool) => on(pool, (c) => c.query<T>(sql as string, values as never)));
+    return this.#generations.run((pool) => pool.query<T>(sql as string, values as never));
   }
 
   execute<T extends QueryResult = QueryResult>(sql: string, values?: unknown): Promise<[T, FieldPacket[]]> {
-    return this.#generations.run((pool) => on(pool, (c) => c.execute<T>(sql, values as never)));
+    return this.#generations.run((pool) => pool.execute<T>(sql, values as never));
   }
 
   /** A connection of the current generation; `release()` it (or `destroy()` it) as with mysql2's pool. */
   getConnection(): Promise<PoolConnection> {
     return this.#generations.run(async (pool, generation) => {
-      const connection = await connectionOf(pool);
+      const connection = await pool.getConnection();
       const done = this.#generations.checkout(generation);
       const release = connection.release.bind(connection);
       const destroy = connection.destroy.bind(connection);
@@ -166,16 +177,6 @@ export class RotatingMysqlPool extends EventEmitter {
   /** Ends every generation's pool. */
   end(): Promise<void> {
     return this.#generations.end();
-  }
-}
-
-/** Runs `work` on a connection of `pool` (see connectionOf) and gives the connection back, as mysql2's pool.query does. */
-async function on<T>(pool: Mysql.Pool, work: (connection: Mysql.PoolConnection) => Promise<T>): Promise<T> {
-  const connection = await connectionOf(pool);
-  try {
-    return await work(connection);
-  } finally {
-    connection.release();
   }
 }
 

@@ -7,6 +7,7 @@ import {
   Generations,
   jitteredLifetimeMs,
   type GenerationOptions,
+  type LoginOver,
   type PoolDriver,
 } from './generations';
 
@@ -27,6 +28,34 @@ export interface RotatingPgPoolOptions extends GenerationOptions {
   backoffMs?: number;
 }
 
+/**
+ * A turn to log in, waited for at most `limitMs` (pg's `connectionTimeoutMillis`, which counts from the pool's
+ * request): a connection waiting its turn behind logins to a database that never answers fails in time, as pg's own
+ * would. A turn granted after that is given back at once.
+ */
+function turnWithin(loginTurn: () => Promise<LoginOver>, limitMs: number | undefined): Promise<LoginOver> {
+  const turn = loginTurn();
+  if (!limitMs) return turn;
+  let timer: NodeJS.Timeout | undefined;
+  let late = false;
+  void turn.then(
+    (over) => {
+      clearTimeout(timer);
+      if (late) over();
+    },
+    () => clearTimeout(timer),
+  );
+  return Promise.race([
+    turn,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        late = true;
+        reject(new Error('timeout exceeded when trying to connect (waiting for a turn to log in)'));
+      }, limitMs);
+    }),
+  ]);
+}
+
 function pgDriver(emitter: EventEmitter, options: RotatingPgPoolOptions): PoolDriver<Pg.Pool> {
   const { Pool, Client } = loadPg();
   const config = options.pool;
@@ -37,7 +66,7 @@ function pgDriver(emitter: EventEmitter, options: RotatingPgPoolOptions): PoolDr
         override connect(): Promise<Pg.Client>;
         override connect(callback: (error: Error | null, client?: Pg.Client) => void): void;
         override connect(callback?: (error: Error | null, client?: Pg.Client) => void): Promise<Pg.Client> | void {
-          const connecting = loginTurn().then((over) =>
+          const connecting = turnWithin(loginTurn, config?.connectionTimeoutMillis).then((over) =>
             super.connect().then(
               (client) => (over(), client),
               (error: unknown) => {

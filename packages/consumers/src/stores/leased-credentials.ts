@@ -221,9 +221,10 @@ function leaseOf(secretId: string, answer: unknown): LeaseCredential {
     if (typeof a[field] !== 'string' || a[field] === '' || (a[field] as string).length > 4096)
       problems.push(`${field}: must be a non-empty string`);
   };
-  const whole = (field: string, min: number) => {
-    if (!(typeof a[field] === 'number' && Number.isSafeInteger(a[field]) && (a[field] as number) >= min))
-      problems.push(`${field}: must be a whole number of at least ${min}`);
+  const whole = (field: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    const v = a[field];
+    if (!(typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max))
+      problems.push(`${field}: must be a whole number from ${min} to ${max}`);
   };
   for (const field of ['leaseId', 'secretId', 'host', 'username', 'password']) text(field);
   text('dbname', true);
@@ -231,7 +232,8 @@ function leaseOf(secretId: string, answer: unknown): LeaseCredential {
   whole('generation', 0);
   whole('port', 1);
   whole('expiresAtMs', 0);
-  whole('renewEveryMs', MIN_RENEW_EVERY_MS);
+  // setInterval takes at most 2^31-1 ms: more would fire every millisecond.
+  whole('renewEveryMs', MIN_RENEW_EVERY_MS, 2 ** 31 - 1);
   if (problems.length > 0)
     throw new StoreRejectedError(secretId, `the lease endpoint's answer is not a lease: ${problems.join('; ')}`);
   return a as unknown as LeaseCredential;

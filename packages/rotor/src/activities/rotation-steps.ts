@@ -1,3 +1,4 @@
+import { log } from '@temporalio/activity';
 import { compact } from '../shared/compact';
 import { resolvePasswordPolicy } from '../rotators/password-policy';
 import { selectRotatorKind, STRATEGY_TAG, type RotatorKind } from '../rotators/registry';
@@ -67,7 +68,16 @@ export function createRotationSteps(deps: ActivityDeps) {
   async function recentAutoRollbacks(secretId: string): Promise<string[] | undefined> {
     if (!deps.audit?.timesOf) return undefined;
     const since = new Date(Date.now() - AUTO_ROLLBACK_CAP_WINDOW_MS).toISOString();
-    return deps.audit.timesOf(secretId, 'auto-rollback', since, 100);
+    try {
+      return await deps.audit.timesOf(secretId, 'auto-rollback', since, 100);
+    } catch (error) {
+      // The audit database away must not stop a rotation (an incident's above all): this one runs without the cap.
+      log.warn('automatic rollbacks not counted: the audit trail did not answer; no daily cap for this rotation', {
+        secretId,
+        error: (error as Error).message,
+      });
+      return undefined;
+    }
   }
 
   function fallbacks(input: StepInput, ids: (string | undefined)[]): Promise<unknown[]> {

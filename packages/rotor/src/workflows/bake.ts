@@ -51,6 +51,7 @@ export function watchConsumers(
   requests: OperatorRequests,
   policy: BakePolicy,
   carried?: BakeCarry,
+  earlier?: string[],
 ): BakeWindow {
   const { status } = state;
   let tally: BakeTally | undefined;
@@ -59,7 +60,8 @@ export function watchConsumers(
   let startedAt = 0;
   let endsAt = 0;
   let open = false;
-  let earlierAutoRollbacks: string[] = [];
+  // A continued run knows them from its start: reports held for it are judged before grace() runs again.
+  let earlierAutoRollbacks: string[] = earlier ?? [];
 
   const evidence = () => ({ next: tally!.evidence(next), previous: tally!.evidence(previous) });
   const publish = (patch: Partial<BakeStatus> = {}) => {

@@ -172,7 +172,9 @@ function beginRotation(input: RotationInput): Rotation {
     state,
     reporter,
     requests,
-    bake: input.bake ? watchConsumers(state, reporter, requests, input.bake, resume?.bake) : undefined,
+    bake: input.bake
+      ? watchConsumers(state, reporter, requests, input.bake, resume?.bake, resume?.step.prepared.recentAutoRollbacks)
+      : undefined,
     run: createStepRunner(state, reporter, (name) => (name === 'create' || name === 'finish' ? token : undefined)),
     rideThrough: (call, abort) => rideThrough(call, input.outageBudgetMs ?? DEFAULT_OUTAGE_BUDGET_MS, abort),
     steps: localFirst<RotorActivities>(stepOptions(maxAttempts), local),

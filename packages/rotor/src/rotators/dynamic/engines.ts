@@ -140,62 +140,88 @@ async function reassignDefinitions(connection: Connection, name: string, host: s
   const at = String(heirRow!.heir).lastIndexOf('@');
   const heir = connection.format('?@?', [String(heirRow!.heir).slice(0, at), String(heirRow!.heir).slice(at + 1)]);
   const quoted = `DEFINER=${connection.escapeId(name)}@${connection.escapeId(host)}`;
-  const [[version]] = await connection.query<RowDataPacket[]>('SELECT VERSION() AS v');
-  const mariadb = /mariadb/i.test(String(version?.v));
+  const [[session]] = await connection.query<RowDataPacket[]>(
+    'SELECT VERSION() AS v, @@SESSION.sql_mode AS mode, @@character_set_client AS cs, @@collation_connection AS co',
+  );
+  const mariadb = /mariadb/i.test(String(session?.v));
   const id = (schema: unknown, object: unknown) =>
     `${connection.escapeId(String(schema))}.${connection.escapeId(String(object))}`;
-  /** The server's CREATE statement of an object, with its DEFINER clause naming the heir. */
+  /** The server's CREATE statement of an object, with its DEFINER clause naming the heir (nothing else changed). */
   const redefined = (create: string, kind: string) => {
     if (!create.includes(quoted))
       throw new Error(`the CREATE of a ${kind} defined by the lease's login names no DEFINER`);
-    return create.replace(quoted, `DEFINER=${heir}`);
+    return create.replace(quoted, () => `DEFINER=${heir}`);
   };
-  const [views] = await connection.query<RowDataPacket[]>(
-    'SELECT TABLE_SCHEMA AS s, TABLE_NAME AS n FROM information_schema.VIEWS WHERE DEFINER = ?',
-    [definer],
-  );
-  for (const v of views) {
-    const [[row]] = await connection.query<RowDataPacket[]>(`SHOW CREATE VIEW ${id(v.s, v.n)}`);
-    const create = redefined(String(row!['Create View']), 'view').replace(/^CREATE /, 'CREATE OR REPLACE ');
-    await connection.query(`USE ${connection.escapeId(String(v.s))}`);
-    await connection.query(create);
-  }
-  const [routines] = await connection.query<RowDataPacket[]>(
-    'SELECT ROUTINE_SCHEMA AS s, ROUTINE_NAME AS n, ROUTINE_TYPE AS t FROM information_schema.ROUTINES WHERE DEFINER = ?',
-    [definer],
-  );
-  for (const r of routines) {
-    const type = String(r.t) === 'FUNCTION' ? 'FUNCTION' : 'PROCEDURE';
-    const [[row]] = await connection.query<RowDataPacket[]>(`SHOW CREATE ${type} ${id(r.s, r.n)}`);
-    const create = redefined(String(row![`Create ${type === 'FUNCTION' ? 'Function' : 'Procedure'}`]), type);
-    await connection.query(`USE ${connection.escapeId(String(r.s))}`);
-    if (mariadb) await connection.query(create.replace(/^CREATE /, 'CREATE OR REPLACE '));
-    else {
-      await connection.query(`DROP ${type} IF EXISTS ${id(r.s, r.n)}`);
+  /** Sets the session as the object was made: its sql_mode (routines, triggers) and its character set. */
+  const asMade = async (row: RowDataPacket, schema: unknown) => {
+    await connection.query(`USE ${connection.escapeId(String(schema))}`);
+    if (row.sql_mode !== undefined) await connection.query('SET SESSION sql_mode = ?', [String(row.sql_mode)]);
+    if (row.character_set_client && row.collation_connection)
+      await connection.query('SET NAMES ? COLLATE ?', [
+        String(row.character_set_client),
+        String(row.collation_connection),
+      ]);
+  };
+  /**
+   * Makes the object again with the heir as definer: MariaDB replaces it in one statement; MySQL drops and creates,
+   * and if the create fails makes it again as it was (the login still exists then), so nothing is lost.
+   */
+  const replace = async (kind: 'PROCEDURE' | 'FUNCTION' | 'TRIGGER', object: string, original: string) => {
+    const create = redefined(original, kind);
+    if (mariadb) return void (await connection.query(create.replace(/^CREATE /, () => 'CREATE OR REPLACE ')));
+    await connection.query(`DROP ${kind} IF EXISTS ${object}`);
+    try {
       await connection.query(create);
+    } catch (error) {
+      await connection.query(original);
+      throw error;
     }
-  }
-  const [triggers] = await connection.query<RowDataPacket[]>(
-    'SELECT TRIGGER_SCHEMA AS s, TRIGGER_NAME AS n FROM information_schema.TRIGGERS WHERE DEFINER = ?',
-    [definer],
-  );
-  for (const t of triggers) {
-    const [[row]] = await connection.query<RowDataPacket[]>(`SHOW CREATE TRIGGER ${id(t.s, t.n)}`);
-    const create = redefined(String(row!['SQL Original Statement']), 'trigger');
-    await connection.query(`USE ${connection.escapeId(String(t.s))}`);
-    if (mariadb) await connection.query(create.replace(/^CREATE /, 'CREATE OR REPLACE '));
-    else {
-      await connection.query(`DROP TRIGGER IF EXISTS ${id(t.s, t.n)}`);
-      await connection.query(create);
+  };
+  try {
+    const [views] = await connection.query<RowDataPacket[]>(
+      'SELECT TABLE_SCHEMA AS s, TABLE_NAME AS n FROM information_schema.VIEWS WHERE DEFINER = ?',
+      [definer],
+    );
+    for (const v of views) {
+      const [[row]] = await connection.query<RowDataPacket[]>(`SHOW CREATE VIEW ${id(v.s, v.n)}`);
+      await asMade(row!, v.s);
+      // CREATE OR REPLACE VIEW on both servers: the view is replaced in one statement.
+      await connection.query(
+        redefined(String(row!['Create View']), 'view').replace(/^CREATE /, () => 'CREATE OR REPLACE '),
+      );
     }
+    const [routines] = await connection.query<RowDataPacket[]>(
+      'SELECT ROUTINE_SCHEMA AS s, ROUTINE_NAME AS n, ROUTINE_TYPE AS t FROM information_schema.ROUTINES WHERE DEFINER = ?',
+      [definer],
+    );
+    for (const r of routines) {
+      const type = String(r.t) === 'FUNCTION' ? 'FUNCTION' : 'PROCEDURE';
+      const [[row]] = await connection.query<RowDataPacket[]>(`SHOW CREATE ${type} ${id(r.s, r.n)}`);
+      await asMade(row!, r.s);
+      await replace(type, id(r.s, r.n), String(row![`Create ${type === 'FUNCTION' ? 'Function' : 'Procedure'}`]));
+    }
+    const [triggers] = await connection.query<RowDataPacket[]>(
+      'SELECT TRIGGER_SCHEMA AS s, TRIGGER_NAME AS n FROM information_schema.TRIGGERS WHERE DEFINER = ?',
+      [definer],
+    );
+    for (const t of triggers) {
+      const [[row]] = await connection.query<RowDataPacket[]>(`SHOW CREATE TRIGGER ${id(t.s, t.n)}`);
+      await asMade(row!, t.s);
+      await replace('TRIGGER', id(t.s, t.n), String(row!['SQL Original Statement']));
+    }
+    const [events] = await connection.query<RowDataPacket[]>(
+      'SELECT EVENT_SCHEMA AS s, EVENT_NAME AS n, EVENT_COMMENT AS c FROM information_schema.EVENTS WHERE DEFINER = ?',
+      [definer],
+    );
+    // ALTER EVENT needs a clause besides DEFINER: the event's own comment, set again, changes nothing else.
+    for (const e of events)
+      await connection.query(`ALTER DEFINER = ${heir} EVENT ${id(e.s, e.n)} COMMENT ?`, [String(e.c ?? '')]);
+  } finally {
+    // The session as it was, for the statements that follow on this connection.
+    await connection.query('SET SESSION sql_mode = ?', [String(session?.mode ?? '')]);
+    if (session?.cs && session.co)
+      await connection.query('SET NAMES ? COLLATE ?', [String(session.cs), String(session.co)]);
   }
-  const [events] = await connection.query<RowDataPacket[]>(
-    'SELECT EVENT_SCHEMA AS s, EVENT_NAME AS n, EVENT_COMMENT AS c FROM information_schema.EVENTS WHERE DEFINER = ?',
-    [definer],
-  );
-  // ALTER EVENT needs a clause besides DEFINER: the event's own comment, set again, changes nothing else.
-  for (const e of events)
-    await connection.query(`ALTER DEFINER = ${heir} EVENT ${id(e.s, e.n)} COMMENT ?`, [String(e.c ?? '')]);
 }
 
 function mysqlEngine(secretId: string, template: DynamicTemplate, admin: MysqlLogin): DynamicEngine {
@@ -216,7 +242,13 @@ function mysqlEngine(secretId: string, template: DynamicTemplate, admin: MysqlLo
   const backstopEvent = (connection: Connection, name: string) =>
     `${connection.escapeId(eventSchema)}.${connection.escapeId(`rotor_end_${name}`)}`;
   const revokeWith = async (connection: Connection, name: string): Promise<RevokeReport> => {
-    await connection.query(`DROP EVENT IF EXISTS ${backstopEvent(connection, name)}`);
+    // Only an event that is there (and that this admin may see): DROP EVENT IF EXISTS needs the EVENT privilege even
+    // when there is nothing to drop, and an admin without it (no event scheduler in use) must still revoke.
+    const [backstops] = await connection.query<RowDataPacket[]>(
+      'SELECT 1 FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND EVENT_NAME = ?',
+      [eventSchema, `rotor_end_${name}`],
+    );
+    if (backstops.length > 0) await connection.query(`DROP EVENT IF EXISTS ${backstopEvent(connection, name)}`);
     const hosts = await accounts(connection, name);
     if (hosts.length === 0) return { existed: false, sessionsEnded: 0 };
     for (const host of hosts) await connection.query('ALTER USER ?@? ACCOUNT LOCK', [name, host]);
@@ -270,11 +302,16 @@ function mysqlEngine(secretId: string, template: DynamicTemplate, admin: MysqlLo
           const event = backstopEvent(connection, username);
           const accountsList = hosts.map((host) => connection.format('?@?', [username, host])).join(', ');
           await connection.query("SET time_zone = '+00:00'");
-          await connection.query(`DROP EVENT IF EXISTS ${event}`);
-          await connection.query(
-            `CREATE EVENT ${event} ON SCHEDULE AT ? ON COMPLETION NOT PRESERVE DO DROP USER IF EXISTS ${accountsList}`,
-            [maxExpiresAt.toISOString().replace('T', ' ').replace('Z', '')],
-          );
+          try {
+            await connection.query(`DROP EVENT IF EXISTS ${event}`);
+            await connection.query(
+              `CREATE EVENT ${event} ON SCHEDULE AT ? ON COMPLETION NOT PRESERVE DO DROP USER IF EXISTS ${accountsList}`,
+              [maxExpiresAt.toISOString().replace('T', ' ').replace('Z', '')],
+            );
+          } catch (error) {
+            // An admin without the EVENT privilege there: the password expiry stays the backstop (docs say so).
+            if (![1044, 1142, 1227].includes(Number((error as { errno?: number }).errno))) throw error;
+          }
         }
       }),
     renew: (username) => asAdmin(async (connection) => (await accounts(connection, username)).length > 0),

@@ -137,12 +137,19 @@ async function pooledClient(login: PgLogin): Promise<{ client: Client; release: 
       pools.get(key) ??
       new Pool({ ...clientConfig(login, ssl), max: 4, idleTimeoutMillis: 30_000, allowExitOnIdle: true });
     pool.on('error', () => undefined); // an idle connection the server closed: the pool drops it
+    // One checked out, too: pg-pool takes its idle listener off while it is in use, and an error event nobody
+    // listens to (the server ending the connection mid-work) would end the worker.
+    pool.on('connect', (c) => c.on('error', () => undefined));
     pools.set(key, pool);
   }
   const client = await pool.connect();
   return {
     client: client as unknown as Client,
-    release: async (error?: unknown) => client.release(error !== undefined),
+    release: async (error?: unknown) => {
+      // What the work set on the session (a template's SET ROLE, a search_path) must not reach the next user.
+      if (error === undefined) await client.query('DISCARD ALL').catch((e: unknown) => (error = e));
+      client.release(error !== undefined);
+    },
   };
 }
 
