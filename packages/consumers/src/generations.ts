@@ -329,7 +329,8 @@ export class Generations<P> {
       over = true;
       gate.inFlight--;
       // Counted here, before anyone waiting looks again (the request's own count of it comes a few ticks later).
-      if (error === undefined) gate.refused = 0; // it logged in: the version works, logins go at full width again
+      if (error === undefined)
+        gate.refused = 0; // it logged in: the version works, logins go at full width again
       else if (this.driver.authErrorClass(error) !== undefined) gate.refused++;
       const woken = gate.waiting.splice(0);
       for (const wake of woken) wake();
