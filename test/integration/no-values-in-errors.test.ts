@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createRotatingMysqlPool, createRotatingPgPool, InMemorySecretStore, SecretCache } from 'rotor-consumers';
+import { drawnText, everything, quotes } from '../../packages/consumers/test/contract/no-values';
 import { mysqlSecret, mysqlUserWithSecret } from '../helpers/mysql';
 import { pgSecret, roleWithSecret } from '../helpers/stack';
 
@@ -11,22 +12,7 @@ import { pgSecret, roleWithSecret } from '../helpers/stack';
  * 4-character piece of one found in a message can only have come from the value.
  */
 
-const DRAWN = 'ÆØÅ€£¥©®±µ§¶ðþßñ';
-const text = fc.string({ unit: fc.constantFrom(...DRAWN), minLength: 4, maxLength: 40 });
-
-/** Every text an error carries: its message, its causes', its stack and its own fields. */
-function everything(error: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++)
-    parts.push(String((e as Error).message), String((e as Error).stack), JSON.stringify(e) ?? '');
-  return parts.join('\n');
-}
-
-function quotes(haystack: string, value: string): string | undefined {
-  for (const run of value.replace(new RegExp(`[^${DRAWN}]+`, 'g'), '\n').split('\n'))
-    for (let i = 0; i + 4 <= run.length; i++) if (haystack.includes(run.slice(i, i + 4))) return run.slice(i, i + 4);
-  return undefined;
-}
+const text = drawnText;
 
 describe('the rotating pools on the real drivers never quote a secret value (property)', () => {
   it.each(['postgres', 'mysql'] as const)(

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ApiKeyVerifier, generateApiKey, JwtSigner, LeasedCredentials, SecretCache } from '../src';
 import { Generations, type PoolDriver } from '../src/generations';
 import { InMemorySecretStore } from '../src/stores/in-memory';
+import { drawnText, everything, quotes } from './contract/no-values';
 
 /*
  * Nothing the library throws quotes a secret's value: a property test feeds malformed values (not JSON, JSON of the
@@ -11,8 +12,7 @@ import { InMemorySecretStore } from '../src/stores/in-memory';
  * a piece found there can only have come from the value.
  */
 
-const ALPHABET = [...'ÆØÅ€£¥©®±µ§¶ðþßñ'];
-const text = fc.string({ unit: fc.constantFrom(...ALPHABET), minLength: 4, maxLength: 40 });
+const text = drawnText;
 const malformed = fc.oneof(
   text, // not JSON at all
   text.map((t) => `{"password": "${t}"`), // cut short
@@ -22,22 +22,6 @@ const malformed = fc.oneof(
   text.map((t) => JSON.stringify({ host: 'h', username: { t }, password: t })),
   text.map((t) => JSON.stringify({ current: t, keys: [{ kid: t, privateJwk: t }] })), // a broken signing key
 );
-
-/** Every text an error carries: its message, its causes', and its stack. */
-function everything(error: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    parts.push(String((e as Error).message), String((e as Error).stack), JSON.stringify(e) ?? '');
-  }
-  return parts.join('\n');
-}
-
-function quotes(haystack: string, value: string): string | undefined {
-  const secret = value.replace(/[^ÆØÅ€£¥©®±µ§¶ðþßñ]+/g, '\n'); // only the drawn characters are the "secret"
-  for (const run of secret.split('\n'))
-    for (let i = 0; i + 4 <= run.length; i++) if (haystack.includes(run.slice(i, i + 4))) return run.slice(i, i + 4);
-  return undefined;
-}
 
 async function errorOf(run: () => Promise<unknown>): Promise<unknown> {
   try {

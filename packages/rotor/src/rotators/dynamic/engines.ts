@@ -134,6 +134,15 @@ function postgresEngine(secretId: string, template: DynamicTemplate, admin: PgLo
  * recreating each from the server's own SHOW CREATE with only the DEFINER clause changed (events: ALTER DEFINER).
  * Idempotent: a second run finds nothing defined by the account.
  */
+/** What a DEFINER names, besides events, and the column of SHOW CREATE that holds each one's statement. */
+type Definition = 'VIEW' | 'PROCEDURE' | 'FUNCTION' | 'TRIGGER';
+const CREATE_COLUMN: Record<Definition, string> = {
+  VIEW: 'Create View',
+  PROCEDURE: 'Create Procedure',
+  FUNCTION: 'Create Function',
+  TRIGGER: 'SQL Original Statement',
+};
+
 async function reassignDefinitions(connection: Connection, name: string, host: string): Promise<void> {
   const definer = `${name}@${host}`;
   const [[heirRow]] = await connection.query<RowDataPacket[]>('SELECT CURRENT_USER() AS heir');
@@ -163,12 +172,14 @@ async function reassignDefinitions(connection: Connection, name: string, host: s
       ]);
   };
   /**
-   * Makes the object again with the heir as definer: MariaDB replaces it in one statement; MySQL drops and creates,
-   * and if the create fails makes it again as it was (the login still exists then), so nothing is lost.
+   * Makes the object again with the heir as definer: a view, or anything on MariaDB, is replaced in one statement;
+   * MySQL drops a routine or trigger and creates it, and if the create fails makes it again as it was (the login still
+   * exists then), so nothing is lost.
    */
-  const replace = async (kind: 'PROCEDURE' | 'FUNCTION' | 'TRIGGER', object: string, original: string) => {
+  const replace = async (kind: Definition, object: string, original: string) => {
     const create = redefined(original, kind);
-    if (mariadb) return void (await connection.query(create.replace(/^CREATE /, () => 'CREATE OR REPLACE ')));
+    if (kind === 'VIEW' || mariadb)
+      return void (await connection.query(create.replace(/^CREATE /, () => 'CREATE OR REPLACE ')));
     await connection.query(`DROP ${kind} IF EXISTS ${object}`);
     try {
       await connection.query(create);
@@ -178,36 +189,18 @@ async function reassignDefinitions(connection: Connection, name: string, host: s
     }
   };
   try {
-    const [views] = await connection.query<RowDataPacket[]>(
-      'SELECT TABLE_SCHEMA AS s, TABLE_NAME AS n FROM information_schema.VIEWS WHERE DEFINER = ?',
-      [definer],
+    const [defined] = await connection.query<RowDataPacket[]>(
+      `SELECT TABLE_SCHEMA AS s, TABLE_NAME AS n, 'VIEW' AS k FROM information_schema.VIEWS WHERE DEFINER = ?
+       UNION ALL SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE DEFINER = ?
+       UNION ALL SELECT TRIGGER_SCHEMA, TRIGGER_NAME, 'TRIGGER' FROM information_schema.TRIGGERS WHERE DEFINER = ?`,
+      [definer, definer, definer],
     );
-    for (const v of views) {
-      const [[row]] = await connection.query<RowDataPacket[]>(`SHOW CREATE VIEW ${id(v.s, v.n)}`);
-      await asMade(row!, v.s);
-      // CREATE OR REPLACE VIEW on both servers: the view is replaced in one statement.
-      await connection.query(
-        redefined(String(row!['Create View']), 'view').replace(/^CREATE /, () => 'CREATE OR REPLACE '),
-      );
-    }
-    const [routines] = await connection.query<RowDataPacket[]>(
-      'SELECT ROUTINE_SCHEMA AS s, ROUTINE_NAME AS n, ROUTINE_TYPE AS t FROM information_schema.ROUTINES WHERE DEFINER = ?',
-      [definer],
-    );
-    for (const r of routines) {
-      const type = String(r.t) === 'FUNCTION' ? 'FUNCTION' : 'PROCEDURE';
-      const [[row]] = await connection.query<RowDataPacket[]>(`SHOW CREATE ${type} ${id(r.s, r.n)}`);
-      await asMade(row!, r.s);
-      await replace(type, id(r.s, r.n), String(row![`Create ${type === 'FUNCTION' ? 'Function' : 'Procedure'}`]));
-    }
-    const [triggers] = await connection.query<RowDataPacket[]>(
-      'SELECT TRIGGER_SCHEMA AS s, TRIGGER_NAME AS n FROM information_schema.TRIGGERS WHERE DEFINER = ?',
-      [definer],
-    );
-    for (const t of triggers) {
-      const [[row]] = await connection.query<RowDataPacket[]>(`SHOW CREATE TRIGGER ${id(t.s, t.n)}`);
-      await asMade(row!, t.s);
-      await replace('TRIGGER', id(t.s, t.n), String(row!['SQL Original Statement']));
+    for (const d of defined) {
+      const kind = String(d.k) as Definition;
+      const object = id(d.s, d.n);
+      const [[row]] = await connection.query<RowDataPacket[]>(`SHOW CREATE ${kind} ${object}`);
+      await asMade(row!, d.s);
+      await replace(kind, object, String(row![CREATE_COLUMN[kind]]));
     }
     const [events] = await connection.query<RowDataPacket[]>(
       'SELECT EVENT_SCHEMA AS s, EVENT_NAME AS n, EVENT_COMMENT AS c FROM information_schema.EVENTS WHERE DEFINER = ?',
