@@ -5,6 +5,7 @@ import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LEASE_NAMES, leaseWorkflowId, type LeaseView } from '../../packages/rotor/src/shared/lease';
 import { dynamicLease } from '../../packages/rotor/src/workflows';
+import { renewLeadMs } from '../../packages/rotor/src/workflows/dynamic-lease';
 import { uniqueName } from '../helpers/env';
 import { fakeActivities, type Recorded } from '../helpers/fake-activities';
 import { timeSkipping } from '../helpers/time-skipping';
@@ -64,7 +65,14 @@ function steps(fakes: Recorded): string[] {
 }
 
 describe('a lease', () => {
-  it('renews its login at two thirds of its TTL, replaces it before its maximum, revokes each one once', async () => {
+  it('leaves a third of the TTL at a renewal, half of a short one (30 s at most)', () => {
+    expect(renewLeadMs(6_000)).toBe(3_000);
+    expect(renewLeadMs(60_000)).toBe(30_000);
+    expect(renewLeadMs(90_000)).toBe(30_000);
+    expect(renewLeadMs(3_600_000)).toBe(1_200_000);
+  });
+
+  it('renews its login with half of a short TTL left, replaces it before its maximum, revokes each one once', async () => {
     const fakes = fakeActivities();
     await withLease(fakes, async (handle) => {
       expect(await renew(handle)).toMatchObject({ generation: 0, ended: false, liveLogins: 1 });
@@ -84,8 +92,13 @@ describe('a lease', () => {
     for (const n of [0, 1, 2, 3]) expect(order.filter((s) => s === `revoke ${n}`)).toHaveLength(1);
     for (const n of [0, 1, 2]) expect(order.indexOf(`revoke ${n}`)).toBeGreaterThan(order.indexOf(`issue ${n + 1}`));
     expect(order.filter((s) => s.startsWith('issue'))).toEqual(['issue 0', 'issue 1', 'issue 2', 'issue 3']);
-    // Renewed between issues (at 40 s, and to the maximum before a replacement).
+    // Renewed between issues (with half of the 60 s TTL left, and to the maximum before a replacement).
     expect(order.slice(0, order.indexOf('issue 1'))).toContain('renew 0');
+    const first = (name: string) => fakes.calls.find((c) => c.name === name)!.input as { expiresAtMs: number };
+    // The first renewal came 30 s after the issue (renewLeadMs: half of a short TTL), not at two thirds (40 s).
+    const moved = first('renewLeaseCredential').expiresAtMs - first('issueLeaseCredential').expiresAtMs;
+    expect(moved).toBeGreaterThanOrEqual(30_000);
+    expect(moved).toBeLessThan(31_000);
   });
 
   it('ends when its instance stops renewing: every login revoked after four missed renewals', async () => {
@@ -94,8 +107,8 @@ describe('a lease', () => {
       await renew(handle);
       expect(await handle.result()).toMatchObject({ ended: true, liveLogins: 0 });
     });
-    // Renewed at 40 s while it waited for the instance, ended at 80 s.
-    expect(steps(fakes)).toEqual(['issue 0', 'renew 0', 'revoke 0']);
+    // Renewed at 30 s and 60 s while it waited for the instance, ended at 80 s.
+    expect(steps(fakes)).toEqual(['issue 0', 'renew 0', 'renew 0', 'revoke 0']);
   });
 
   it("refuses another holder's renewal and ignores its release", async () => {

@@ -38,9 +38,12 @@ export async function leaseCounts(client: Client, taskQueue?: string): Promise<M
   for await (const info of client.workflow.list({ query })) {
     const secretId = info.typedSearchAttributes.get(SearchAttribute.secretId);
     if (!secretId) continue;
+    const logins = memoOf(info).liveLogins;
+    // A lease whose logins are all revoked is ending (its last audit rows): no longer live.
+    if (logins === 0) continue;
     const count = counts.get(secretId) ?? { live: 0, logins: 0 };
     count.live++;
-    count.logins += Number(memoOf(info).liveLogins ?? 0);
+    count.logins += Number(logins ?? 0);
     counts.set(secretId, count);
   }
   return counts;

@@ -135,6 +135,8 @@ export function temporalLeases(client: Client, store: SecretStore, taskQueue: st
         { key: SearchAttribute.secretId, value: secretId },
         { key: SearchAttribute.phase, value: 'leased' },
       ],
+      // Its first login counts from the start (`rotor status`), not from the workflow's first task.
+      memo: { liveLogins: 1 },
     });
     const [started, created] = await Promise.allSettled([
       starting,

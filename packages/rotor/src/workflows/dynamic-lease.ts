@@ -19,11 +19,12 @@ import { SearchAttribute } from '../shared/constants';
 import { LEASE_NAMES, type LeaseInput, type LeaseState, type LeaseView } from '../shared/lease';
 import type { AuditEvent } from '../shared/reporting';
 import { LEASE_OPTIONS } from './activity-options';
+import { readPatches } from './patches';
 import { workflowAuditor } from './reporting';
 
 /*
  * A short-lived database credential's lease, one workflow per lease (`rotor/lease/<leaseId>`): issue a login, renew
- * it at two thirds of its lifetime while the application renews the lease, replace it with a new login before its
+ * it when a third of its lifetime is left (more for a short TTL, `renewLeadMs`) while the application renews the lease, replace it with a new login before its
  * maximum lifetime (the application's pool moves at its next renewal, before the old login ends), and revoke every
  * login when the application releases the lease or stops renewing it. Passwords never enter this workflow: each is
  * derived from the template's key where it is used.
@@ -37,11 +38,23 @@ export const leaseQuery = defineQuery<LeaseView>(LEASE_NAMES.query);
 /** Events after which a lease continues as new, unless Temporal suggests it earlier. */
 const HISTORY_CEILING = 5000;
 
+/** The most of a login's lifetime a renewal leaves for a worker's delays beyond the third it always leaves. */
+const RENEW_MARGIN_CAP_MS = 30_000;
+
+/**
+ * How long before its backstop a login is renewed: a third of the TTL, and for a short TTL up to half of it (at most
+ * 30 s), so a busy worker or a slow activity dispatch cannot let a 6 s login lapse before its renewal runs.
+ */
+export function renewLeadMs(ttlMs: number): number {
+  return Math.max(ttlMs / 3, Math.min(ttlMs / 2, RENEW_MARGIN_CAP_MS));
+}
+
 function isContinueAsNew(error: unknown): boolean {
   return error instanceof ContinueAsNew;
 }
 
 export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Promise<LeaseView> {
+  const patches = readPatches('dynamicLease');
   const { leaseTermsOf } = proxyActivities<RotorActivities>(LEASE_OPTIONS.terms);
   const { issueLeaseCredential, renewLeaseCredential, revokeLeaseCredential } = proxyActivities<RotorActivities>(
     LEASE_OPTIONS.step,
@@ -177,7 +190,8 @@ export async function dynamicLease(input: LeaseInput, carried?: LeaseState): Pro
       for (const g of state.generations.slice(0, -1))
         if (!g.revoked && now >= g.maxExpiresAtMs - terms.renewEveryMs) await revoke(g);
       const replaceAt = current.maxExpiresAtMs - terms.replaceLeadMs;
-      const renewAt = current.renewedAtMs + (terms.ttlMs * 2) / 3;
+      const renewAt =
+        current.renewedAtMs + terms.ttlMs - (patches.leaseRenewLead ? renewLeadMs(terms.ttlMs) : terms.ttlMs / 3);
       if (now >= replaceAt) {
         // The login being replaced keeps working until it is revoked: its backstop moves to its maximum lifetime.
         if (current.expiresAtMs < current.maxExpiresAtMs) {

@@ -17,11 +17,26 @@ import { patched } from '@temporalio/workflow';
  * (reporting-v1, audit-batched-v1, local-first-steps-v1, ui-summaries-v1, hold-before-finish-v1,
  * cancelled-ends-failed-v1) were folded into the baseline and every replay history was recorded again.
  */
-export const PATCHES = {} as const satisfies Record<string, Patch>;
+export const PATCHES = {
+  leaseRenewLead: {
+    id: 'rotor-lease-renew-lead-v1',
+    workflow: 'dynamicLease',
+    why:
+      'a login is renewed when max(TTL/3, min(TTL/2, 30 s)) of it is left, so a short TTL keeps seconds of margin ' +
+      'for a busy worker; leases recorded before renew at two thirds of the TTL',
+    since: '2026-12-07',
+    removableAfter: 'the first release, once no lease started before it runs (a lease lives at most its maximum TTL)',
+  },
+} as const satisfies Record<string, Patch>;
+
+/** The workflows that branch on patches. */
+export type PatchedWorkflow = 'rotateSecret' | 'dynamicLease';
 
 export interface Patch {
   /** The id given to `patched`: `rotor-<what>-v<n>`, never reused. */
   readonly id: string;
+  /** The workflow that branches on it. */
+  readonly workflow: PatchedWorkflow;
   /** What changed, and what histories recorded before it do instead. */
   readonly why: string;
   /** The release (or date, before releases) that shipped it. */
@@ -30,11 +45,19 @@ export interface Patch {
   readonly removableAfter: string;
 }
 
-export type PatchName = keyof typeof PATCHES;
+/** The patches `W` branches on. */
+export type PatchName<W extends PatchedWorkflow = PatchedWorkflow> = {
+  [K in keyof typeof PATCHES]: (typeof PATCHES)[K]['workflow'] extends W ? K : never;
+}[keyof typeof PATCHES];
 
-/** Whether this run has each patch: call once, at the top of a workflow (a `patched` call records a marker). */
-export function readPatches(): Record<PatchName, boolean> {
+/**
+ * Whether this run of `workflow` has each of its patches: call once, at the top of the workflow (a `patched` call
+ * records a marker).
+ */
+export function readPatches<W extends PatchedWorkflow>(workflow: W): Record<PatchName<W>, boolean> {
   return Object.fromEntries(
-    Object.entries(PATCHES).map(([name, patch]) => [name, patched((patch as Patch).id)]),
-  ) as Record<PatchName, boolean>;
+    Object.entries(PATCHES as Record<string, Patch>)
+      .filter(([, patch]) => patch.workflow === workflow)
+      .map(([name, patch]) => [name, patched(patch.id)]),
+  ) as Record<PatchName<W>, boolean>;
 }

@@ -119,7 +119,7 @@ interface Rotation {
   readonly input: RotationInput;
   readonly token: string;
   /** The patches this run has (`readPatches`, read once, first). */
-  readonly patches: Record<PatchName, boolean>;
+  readonly patches: Record<PatchName<'rotateSecret'>, boolean>;
   readonly maxAttempts: number;
   readonly state: RotationState;
   readonly reporter: Reporter;
@@ -139,7 +139,7 @@ interface Rotation {
 }
 
 function beginRotation(input: RotationInput): Rotation {
-  const patches = readPatches();
+  const patches = readPatches('rotateSecret');
   const token = input.resume?.step.token ?? uuid4();
   const maxAttempts = input.maxStepAttempts ?? DEFAULT_MAX_STEP_ATTEMPTS;
   const state = createRotationState(input, token);
