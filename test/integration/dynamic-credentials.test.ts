@@ -36,6 +36,8 @@ let url = '';
 let metricsPort = 0;
 const outputs: string[] = [];
 let running: Awaited<ReturnType<typeof workerWithConfig>>;
+/** A PostgreSQL template's contents with its own login prefix (admin and key made in beforeAll). */
+let pgTemplate: (usernamePrefix: string) => object;
 /** The worker reaches OpenBao through this proxy, which a test cuts. */
 let baoProxy: Awaited<ReturnType<typeof tcpProxy>>;
 
@@ -65,8 +67,7 @@ beforeAll(async () => {
     values.add(k);
     return k;
   };
-  const admin = new URL(stackEnv('ROTOR_PG_ADMIN_URL'));
-  await createSecret(templates.postgres, {
+  pgTemplate = (usernamePrefix: string) => ({
     kind: 'dynamic-database',
     engine: 'postgres',
     admin: pgAdmin,
@@ -77,10 +78,11 @@ beforeAll(async () => {
     ],
     defaultTtl: TTL,
     maxTtl: `${MAX_TTL_MS / 1000}s`,
-    usernamePrefix: prefix.postgres,
+    usernamePrefix,
     passwordKey: key(),
-    reassignTo: decodeURIComponent(admin.username),
+    reassignTo: decodeURIComponent(new URL(stackEnv('ROTOR_PG_ADMIN_URL')).username),
   });
+  await createSecret(templates.postgres, pgTemplate(prefix.postgres));
   await createSecret(templates.mysql, {
     kind: 'dynamic-database',
     engine: 'mariadb',
@@ -389,11 +391,16 @@ describe('short-lived database credentials', () => {
   });
 
   it('OpenBao unreachable for 30 s while leases renew and replace their logins: 0 failed queries', async () => {
+    // A template only the endpoint has read when the outage begins (no lease step has yet): the steps go on with
+    // what the endpoint read.
+    const template = idOn('bao', uniqueName('it/dyn-pg-outage'));
+    await createSecret(template, pgTemplate(`${prefix.postgres}o`));
     const leased = new LeasedCredentials({ url, token });
     const cache = new SecretCache({ store: leased, refreshIntervalMs: 500, jitter: 0 });
-    const app = await serveUnderLoad(rotatingBackend('postgres', cache, templates.postgres));
+    const app = await serveUnderLoad(rotatingBackend('postgres', cache, template));
     try {
-      await new Promise((r) => setTimeout(r, 3000));
+      // Cut once the application holds its lease, before the lease's first renewal (at 3 s).
+      await until('the first lease served', async () => (app.served.size > 0 ? true : undefined), 10_000);
       await baoProxy.cut();
       await new Promise((r) => setTimeout(r, 30_000));
       await baoProxy.restore();

@@ -1,5 +1,5 @@
 import { log } from '@temporalio/activity';
-import { InvalidInputError, InvalidSecretError, UnavailableError } from 'rotor-consumers/core';
+import { InvalidInputError, InvalidSecretError } from 'rotor-consumers/core';
 import { adminLoginOf, dynamicEngine, type RevokeReport } from '../rotators/dynamic/engines';
 import {
   isLeaseUsername,
@@ -13,8 +13,7 @@ import type { LeaseTerms } from '../shared/lease';
 import type { ActivityDeps } from './ports';
 import { noteHanded } from './handed-values';
 import { createStepContext } from './step-context';
-
-const STALE_FOR_MS = 24 * 3_600_000;
+import { LastKnownCurrent } from './last-known';
 
 /** What a lease's steps take: ids and times, never a value (passwords are derived where they are used). */
 export interface LeaseCredentialInput {
@@ -30,25 +29,10 @@ export interface LeaseCredentialInput {
  * renew and revoke, each idempotent, as the template's admin login.
  */
 export function createLeaseSteps(deps: ActivityDeps) {
-  const { context, step } = createStepContext(deps);
-  /** The last template and admin login read per secret: what a lease uses while the store does not answer. */
-  const lastRead = new Map<string, { at: number; value: string }>();
-
-  /**
-   * A secret's current value; while the store does not answer, the one read last (at most a day old): a store outage
-   * must not let the logins of live leases lapse.
-   */
-  async function readCurrent(secretId: string): Promise<string> {
-    try {
-      const value = await context.readCurrent(secretId);
-      lastRead.set(secretId, { at: Date.now(), value });
-      return value;
-    } catch (error) {
-      const known = lastRead.get(secretId);
-      if (error instanceof UnavailableError && known && Date.now() - known.at < STALE_FOR_MS) return known.value;
-      throw error;
-    }
-  }
+  // While the store does not answer, a lease goes on with the template and admin login read last (a day at most).
+  const reads = deps.leaseReads ?? new LastKnownCurrent();
+  const { context, step } = createStepContext({ ...deps, store: reads.over(deps.store) });
+  const readCurrent = (secretId: string) => context.readCurrent(secretId);
 
   /** The last template that parsed, per secret: a template broken later does not strand the logins made from it. */
   const lastGood = new Map<string, DynamicTemplate>();

@@ -1,4 +1,5 @@
 import type { HookRunner } from './hook-runner';
+import type { LastKnownCurrent } from './last-known';
 import type { RotatorRegistry } from '../rotators/registry';
 import type { SecretStore } from 'rotor-consumers/stores';
 import type { Alert, AlertDelivery, AuditEvent, RotationEnd } from '../shared/reporting';
@@ -49,4 +50,6 @@ export interface ActivityDeps {
   storeWritesTaskQueue?: string;
   /** The hooks of rotor.yaml, which rotators run by name (ACME challenges). */
   hooks?: HookRunner;
+  /** What leases read last, shared with the worker's lease endpoint (a store outage cannot lapse their logins). */
+  leaseReads?: LastKnownCurrent;
 }

@@ -10,6 +10,7 @@ import {
   parseDynamicTemplate,
   type DynamicTemplate,
 } from '../rotators/dynamic/template';
+import { LastKnownCurrent } from '../activities/last-known';
 import { SearchAttribute } from '../shared/constants';
 import { LEASE_NAMES, leaseWorkflowId, type LeaseInput, type LeaseView } from '../shared/lease';
 
@@ -38,27 +39,27 @@ interface Terms {
   engine: DynamicEngine;
 }
 const TERMS_FOR_MS = 60_000;
-const STALE_FOR_MS = 24 * 3_600_000;
 
 /**
  * Leases as lease workflows on `taskQueue`: `open` starts one (`rotor/lease/<leaseId>`) and waits for its first
  * login; `renew` is the workflow's renew Update (the instance is alive); `release` its release signal. The password
  * is derived here from the template's key, the lease and the generation: it is in no workflow's history.
  */
-export function temporalLeases(client: Client, store: SecretStore, taskQueue: string): LeaseService {
+export function temporalLeases(
+  client: Client,
+  given: SecretStore,
+  taskQueue: string,
+  reads: LastKnownCurrent = new LastKnownCurrent(),
+): LeaseService {
+  // The store away: renewals go on with what was read last (a day at most), shared with the lease's steps.
+  const store = reads.over(given);
   const terms = new Map<string, Terms>();
   /** The template's terms, read at most once a minute; `fresh`: read again unless read since `fresh` (ms). */
   const termsOf = async (secretId: string, fresh?: number): Promise<Terms> => {
     const known = terms.get(secretId);
     if (known && Date.now() - known.readAt < TERMS_FOR_MS && (fresh === undefined || known.readAt >= fresh))
       return known;
-    try {
-      return await readTerms(secretId);
-    } catch (error) {
-      // The store away: renewals go on with what was read last (a day at most), as the lease's steps do.
-      if (error instanceof UnavailableError && known && Date.now() - known.readAt < STALE_FOR_MS) return known;
-      throw error;
-    }
+    return readTerms(secretId);
   };
   const readTerms = async (secretId: string): Promise<Terms> => {
     const raw = (await store.getByStage(secretId, Stage.current))?.value;

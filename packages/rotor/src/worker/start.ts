@@ -1,4 +1,5 @@
 import { hookRunner } from '../activities/hook-runner';
+import { LastKnownCurrent } from '../activities/last-known';
 import { readFile } from 'node:fs/promises';
 import { compact } from '../shared/compact';
 import { Client } from '@temporalio/client';
@@ -109,6 +110,7 @@ export async function startWorker(
     void seedLastSuccess(metrics, baseStore, config, logger);
 
     const store = throttledStore(baseStore, new RateLimiter(config.throughput.storeWritesPerSecond));
+    const leaseReads = new LastKnownCurrent();
     const fleetPerSecond = config.throughput.fleetStoreWritesPerSecond;
     const workers = await createRotorWorkers({
       connection,
@@ -126,6 +128,7 @@ export async function startWorker(
       ...compact({ maxCachedWorkflows: env.ROTOR_MAX_CACHED_WORKFLOWS }),
       storeWrites: fleetPerSecond !== undefined ? { fleetPerSecond } : {},
       hooks: hookRunner(config.hooks),
+      leaseReads,
     });
     const [worker] = workers;
     const port = env.ROTOR_METRICS_PORT ?? config.metrics.port;
@@ -153,7 +156,7 @@ export async function startWorker(
         forwardEveryMs: config.reports.forwardEveryMs,
         trustedProxies: config.reports.trustedProxies,
         ipv6InstancePrefix: config.reports.ipv6InstancePrefix,
-        leases: temporalLeases(client, store, env.ROTOR_TASK_QUEUE),
+        leases: temporalLeases(client, store, env.ROTOR_TASK_QUEUE, leaseReads),
         ...(tls
           ? { tls: { cert: await readTls(tls.certFile, 'certFile'), key: await readTls(tls.keyFile, 'keyFile') } }
           : {}),

@@ -1,0 +1,56 @@
+import { StoreRejectedError, UnavailableError } from 'rotor-consumers/core';
+import { InMemorySecretStore, type SecretStore } from 'rotor-consumers/stores';
+import { describe, expect, it } from 'vitest';
+import { LastKnownCurrent } from '../../packages/rotor/src/activities/last-known';
+
+/** An in-memory store that fails every read with `failure()` while `down` holds. */
+function flakyStore(failure: () => Error) {
+  const inner = new InMemorySecretStore();
+  const state = { down: false };
+  const guard = <T>(read: () => Promise<T>) => (state.down ? Promise.reject(failure()) : read());
+  const store: SecretStore = {
+    description: inner.description,
+    describe: (id) => guard(() => inner.describe(id)),
+    getByStage: (id, stage) => guard(() => inner.getByStage(id, stage)),
+    getByVersion: (id, version) => guard(() => inner.getByVersion(id, version)),
+    putPending: (id, token, value) => inner.putPending(id, token, value),
+    moveStage: (id, stage, version) => inner.moveStage(id, stage, version),
+    removeStage: (id, stage, version) => inner.removeStage(id, stage, version),
+  };
+  return { inner, store, state };
+}
+
+describe('LastKnownCurrent', () => {
+  it('gives the current version read last, through any view of it, while the store does not answer', async () => {
+    const { inner, store, state } = flakyStore(() => new UnavailableError('t', 'did not answer'));
+    inner.create('t', 'template-1');
+    const reads = new LastKnownCurrent();
+    // The endpoint reads through one view, a lease step through another: one memory.
+    await reads.over(store).getByStage('t', 'AWSCURRENT');
+    state.down = true;
+    expect((await reads.over(store).getByStage('t', 'AWSCURRENT'))?.value).toBe('template-1');
+    // Only AWSCURRENT, and only what was read: other labels and other secrets still fail.
+    await expect(reads.over(store).getByStage('t', 'AWSPREVIOUS')).rejects.toThrow(UnavailableError);
+    await expect(reads.over(store).getByStage('other', 'AWSCURRENT')).rejects.toThrow(UnavailableError);
+  });
+
+  it('keeps a value a day at most, and never answers for a store that refuses', async () => {
+    let now = 0;
+    const { inner, store, state } = flakyStore(() => new UnavailableError('t', 'did not answer'));
+    inner.create('t', 'template-1');
+    const reads = new LastKnownCurrent(() => now);
+    await reads.over(store).getByStage('t', 'AWSCURRENT');
+    state.down = true;
+    now = 24 * 3_600_000 - 1;
+    expect((await reads.over(store).getByStage('t', 'AWSCURRENT'))?.value).toBe('template-1');
+    now = 24 * 3_600_000;
+    await expect(reads.over(store).getByStage('t', 'AWSCURRENT')).rejects.toThrow(UnavailableError);
+
+    const refusing = flakyStore(() => new StoreRejectedError('t', 'permission denied'));
+    refusing.inner.create('t', 'template-1');
+    const others = new LastKnownCurrent();
+    await others.over(refusing.store).getByStage('t', 'AWSCURRENT');
+    refusing.state.down = true;
+    await expect(others.over(refusing.store).getByStage('t', 'AWSCURRENT')).rejects.toThrow(StoreRejectedError);
+  });
+});
