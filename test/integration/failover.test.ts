@@ -1,14 +1,17 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertReceiver, workerWithConfig } from '../helpers/ops';
 import { holdDirectory, releaseHold, waitUntilHeld } from '../helpers/faulty-rotators';
 import { recordHistories } from '../helpers/hygiene';
 import { createMysqlUser, mysqlLogsIn, mysqlSecret } from '../helpers/mysql';
+import { newPassword } from '../helpers/hygiene';
+import { BAO_MOUNT, baoWorkerConfig } from '../helpers/openbao';
 import { tcpProxy } from '../helpers/outage';
 import { useWorkerRig } from '../helpers/rig';
 import { uniqueName, stackEnv } from '../helpers/env';
 import {
   createRole,
   createSecret,
+  idOn,
   labels,
   logsIn,
   passwordAt,
@@ -18,10 +21,13 @@ import {
 } from '../helpers/stack';
 
 /*
- * A failover rides through: the database is unreachable for 2 minutes (a TCP proxy in front of it cut, connections
- * refused and reset) while one rotation starts and another has just set its new password; both complete once it
- * answers again, on PostgreSQL and MariaDB at once. The control, with no outage budget, fails at prepare as every
- * rotation did before. docs/operations.md, "A target that fails over".
+ * Outages ridden through, each behind a TCP proxy a test cuts (connections refused, open ones reset) or hangs:
+ * - a failover: the database is unreachable for 2 minutes while one rotation starts and another has just set its new
+ *   password; both complete once it answers again, on PostgreSQL and MariaDB at once. The control, with no outage
+ *   budget, fails at prepare as every rotation did before. docs/operations.md, "A target that fails over";
+ * - a database that never answers: the step gives up after its budget and the rotation compensates;
+ * - OpenBao unreachable for 30 s: the same, for the store.
+ * The three run at once (each has its own worker, proxies and secrets): most of their time is waiting.
  */
 
 const holdDir = holdDirectory();
@@ -69,7 +75,7 @@ async function accountBehind(engine: Engine, marker: string, port: number) {
   return { secretId, username, password, versionId };
 }
 
-describe('a database that fails over for 2 minutes', () => {
+describe.concurrent('a database that fails over for 2 minutes', () => {
   it(
     'a rotation that starts during the outage and one past set when it begins both complete, on PostgreSQL and MariaDB',
     async () => {
@@ -132,7 +138,7 @@ describe('a database that fails over for 2 minutes', () => {
   );
 });
 
-describe('a database that never answers', () => {
+describe.concurrent('a database that never answers', () => {
   it('a step gives up after its outage budget, the rotation compensates once the database is back, and the alert says the target did not answer, on PostgreSQL and MariaDB', async () => {
     const alerts = await alertReceiver();
     const hold = holdDirectory();
@@ -185,4 +191,64 @@ describe('a database that never answers', () => {
       await alerts.close();
     }
   });
+});
+
+const BAO_OUTAGE_MS = 30_000;
+const baoHoldDir = holdDirectory();
+let baoProxy: Awaited<ReturnType<typeof tcpProxy>>;
+let configFile = '';
+beforeAll(async () => {
+  const bao = new URL(stackEnv('BAO_ADDR'));
+  baoProxy = await tcpProxy({ host: bao.hostname, port: Number(bao.port) });
+  configFile = baoWorkerConfig(undefined, `http://127.0.0.1:${baoProxy.port}`);
+});
+afterAll(async () => baoProxy?.close());
+const baoRig = useWorkerRig('it-bao-outage', { holdDir: baoHoldDir, env: () => ({ ROTOR_CONFIG: configFile }) });
+
+async function baoPgAccount(marker: string) {
+  const username = uniqueName(`rotor_bo_${marker}`).replace(/-/g, '_').slice(0, 60);
+  const password = newPassword(passwords);
+  await createRole(username, password);
+  const secretId = idOn('bao', uniqueName(`it/bao-outage-${marker}`));
+  const versionId = await createSecret(secretId, pgSecret(username, password));
+  return { secretId, username, password, versionId };
+}
+
+describe.concurrent('OpenBao unreachable for 30 s', () => {
+  it(
+    'a rotation past set and one that starts during the outage both complete; the control without a budget fails',
+    async () => {
+      const afterSet = await baoPgAccount('hold-test');
+      const atStart = await baoPgAccount('start');
+      const control = await baoPgAccount('control');
+      await baoRig.rotor.rotate(afterSet.secretId, { graceMs: 0 });
+      await waitUntilHeld(baoHoldDir, afterSet.secretId);
+      await baoProxy.cut();
+      const outageStarted = Date.now();
+      await baoRig.rotor.rotate(atStart.secretId, { graceMs: 0 });
+      await baoRig.rotor.rotate(control.secretId, { graceMs: 0, outageBudgetMs: 0 });
+      // Past set, the next store write is finish's label move: it meets the outage.
+      releaseHold(baoHoldDir, afterSet.secretId);
+      const failed = await baoRig.rotor.wait(control.secretId);
+      expect(failed.outcome).toBe('failed');
+      expect(failed.outcome === 'failed' && failed.message).toMatch(/failed at prepare: .*OpenBao.*did not answer/);
+      for (const { secretId } of [afterSet, atStart])
+        expect((await baoRig.rotor.status(secretId))?.phase).toMatch(/preparing|testing|finishing/);
+      await new Promise((resolve) => setTimeout(resolve, outageStarted + BAO_OUTAGE_MS - Date.now()));
+      await baoProxy.restore();
+
+      for (const { secretId, username, password, versionId } of [afterSet, atStart]) {
+        const outcome = await baoRig.rotor.wait(secretId);
+        expect(outcome.outcome === 'failed' ? outcome.message : outcome.outcome, secretId).toBe('completed');
+        await rememberPasswords(secretId, passwords);
+        expect(await labels(secretId)).toMatchObject({ previous: versionId });
+        expect(await logsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);
+        expect(await logsIn(username, password)).toBe(false);
+      }
+      expect(await labels(control.secretId)).toEqual({ current: control.versionId, versions: 1 });
+      expect(await logsIn(control.username, control.password)).toBe(true);
+      expect(afterSet.secretId.startsWith(`bao:${BAO_MOUNT}/`)).toBe(true);
+    },
+    BAO_OUTAGE_MS + 120_000,
+  );
 });

@@ -118,7 +118,10 @@ describe('failures after set', () => {
     expect(await logsIn(username, await passwordAt(secretId, 'AWSCURRENT'))).toBe(true);
     expect(await logsIn(username, password)).toBe(false);
   });
+});
 
+// Each of these waits out a step's 20 s local attempt: they run at once (distinct secrets, one worker).
+describe.concurrent('steps past their local attempt', () => {
   it("runs a healthy rotation's steps inside the workflow task; a step that outlasts its local attempt goes on as an ordinary activity", async () => {
     // Control: a healthy rotation schedules prepare only; every other step ran as a local activity.
     const healthy = await roleWithSecret('local-healthy');
@@ -158,8 +161,8 @@ describe('failures after set', () => {
     expect(await logsIn(username, password)).toBe(false);
   });
 
-  it("a cancellation or a rollback asked for during a step's local attempt: the rotation compensates", async () => {
-    for (const ask of ['cancel', 'rollback'] as const) {
+  for (const ask of ['cancel', 'rollback'] as const) {
+    it(`a ${ask} asked for during a step's local attempt: the rotation compensates`, async () => {
       const { secretId, username, password } = await roleWithSecret(`hold-test-${ask}-local`);
       const before = await labels(secretId);
       const { workflowId } = await rig.rotor.rotate(secretId, { graceMs: 0 });
@@ -203,9 +206,11 @@ describe('failures after set', () => {
       expect((await labels(secretId)).pending).toBeUndefined();
       expect(await logsIn(username, password)).toBe(true);
       expect(await logsIn(username, newPassword)).toBe(false);
-    }
-  });
+    });
+  }
+});
 
+describe('the worker at the end', () => {
   it('a worker stops gracefully on SIGTERM', async () => {
     await rig.worker.stop('SIGTERM');
     expect(rig.worker.exitInfo).toEqual({ code: 0, signal: null });
