@@ -190,7 +190,7 @@ describe.concurrent('a database that never answers', () => {
       await worker.stop();
       await alerts.close();
     }
-  });
+  }, 240_000);
 });
 
 const BAO_OUTAGE_MS = 30_000;

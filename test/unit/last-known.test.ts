@@ -34,6 +34,27 @@ describe('LastKnownCurrent', () => {
     await expect(reads.over(store).getByStage('other', 'AWSCURRENT')).rejects.toThrow(UnavailableError);
   });
 
+  it('forgets a secret the store no longer has, and says when what it gives was read', async () => {
+    let now = 1_000;
+    const { inner, store, state } = flakyStore(() => new UnavailableError('t', 'did not answer'));
+    inner.create('t', 'template-1');
+    const reads = new LastKnownCurrent(() => now);
+    await reads.over(store).getByStage('t', 'AWSCURRENT');
+    now = 5_000;
+    state.down = true;
+    await reads.over(store).getByStage('t', 'AWSCURRENT');
+    expect(reads.readAt('t')).toBe(1_000); // from memory: read at 1 s, not now
+    state.down = false;
+    await reads.over(store).getByStage('t', 'AWSCURRENT');
+    expect(reads.readAt('t')).toBe(5_000);
+    // Gone from the store (no current version): a later outage does not bring it back.
+    const empty: SecretStore = { ...store, getByStage: async () => undefined };
+    expect(await reads.over(empty).getByStage('t', 'AWSCURRENT')).toBeUndefined();
+    state.down = true;
+    await expect(reads.over(store).getByStage('t', 'AWSCURRENT')).rejects.toThrow(UnavailableError);
+    expect(reads.readAt('t')).toBeUndefined();
+  });
+
   it('keeps a value a day at most, and never answers for a store that refuses', async () => {
     let now = 0;
     const { inner, store, state } = flakyStore(() => new UnavailableError('t', 'did not answer'));
@@ -52,5 +73,6 @@ describe('LastKnownCurrent', () => {
     await others.over(refusing.store).getByStage('t', 'AWSCURRENT');
     refusing.state.down = true;
     await expect(others.over(refusing.store).getByStage('t', 'AWSCURRENT')).rejects.toThrow(StoreRejectedError);
+    expect(others.readAt('t')).toBeUndefined(); // forgotten: refused is not away
   });
 });

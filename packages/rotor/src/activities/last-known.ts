@@ -29,11 +29,15 @@ export class LastKnownCurrent {
         if (stage !== Stage.current) return store.getByStage(secretId, stage);
         try {
           const version = await store.getByStage(secretId, stage);
+          // A secret gone (or without a current version) is forgotten: a later outage does not bring it back.
           if (version) this.#keep(secretId, version);
+          else this.#known.delete(secretId);
           return version;
         } catch (error) {
           const known = this.#known.get(secretId);
           if (error instanceof UnavailableError && known && this.now() - known.at < STALE_FOR_MS) return known.version;
+          // A refusal (a policy revoked, a secret deleted) forgets it too.
+          if (!(error instanceof UnavailableError)) this.#known.delete(secretId);
           throw error;
         }
       },
@@ -41,6 +45,14 @@ export class LastKnownCurrent {
       moveStage: (secretId, stage, versionId) => store.moveStage(secretId, stage, versionId),
       removeStage: (secretId, stage, versionId) => store.removeStage(secretId, stage, versionId),
     };
+  }
+
+  /**
+   * When the value `over` gave last for `secretId` was read from the store (ms): earlier than now when it came from
+   * memory. Undefined for a secret never read.
+   */
+  readAt(secretId: string): number | undefined {
+    return this.#known.get(secretId)?.at;
   }
 
   #keep(secretId: string, version: StoredValue): void {

@@ -11,7 +11,7 @@ import {
 } from '../rotators/dynamic/template';
 import type { LeaseTerms } from '../shared/lease';
 import type { ActivityDeps } from './ports';
-import { noteHanded } from './handed-values';
+import { notingStore, noteHanded } from './handed-values';
 import { createStepContext } from './step-context';
 import { LastKnownCurrent } from './last-known';
 
@@ -31,7 +31,8 @@ export interface LeaseCredentialInput {
 export function createLeaseSteps(deps: ActivityDeps) {
   // While the store does not answer, a lease goes on with the template and admin login read last (a day at most).
   const reads = deps.leaseReads ?? new LastKnownCurrent();
-  const { context, step } = createStepContext({ ...deps, store: reads.over(deps.store) });
+  // Noted as handed to the step whether the store or the memory gave them: no error quotes them either way.
+  const { context, step } = createStepContext({ ...deps, store: notingStore(reads.over(deps.store)) });
   const readCurrent = (secretId: string) => context.readCurrent(secretId);
 
   /** The last template that parsed, per secret: a template broken later does not strand the logins made from it. */

@@ -68,13 +68,16 @@ export function temporalLeases(
     const adminRaw = (await store.getByStage(template.admin, Stage.current))?.value;
     if (adminRaw === undefined) throw new Error(`admin secret ${template.admin} has no ${Stage.current} version`);
     const admin = adminLoginOf(template, adminRaw);
+    const now = Date.now();
     const fresh: Terms = {
       engineName: template.engine,
       host: admin.host,
       port: admin.port,
       ...((template.dbname ?? admin.dbname) ? { dbname: template.dbname ?? admin.dbname } : {}),
       key: template.passwordKey,
-      readAt: Date.now(),
+      // When the store said so: earlier than now when the store is away and the worker's memory answered, so the
+      // first renewal after it is back reads again.
+      readAt: Math.min(reads.readAt(secretId) ?? now, reads.readAt(template.admin) ?? now),
       template,
       engine: dynamicEngine(secretId, template, admin),
     };

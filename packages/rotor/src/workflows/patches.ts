@@ -8,7 +8,7 @@ import { patched } from '@temporalio/workflow';
  * Policy (docs/architecture.md, "Versioning workflow code"):
  * - a change that alters the commands a workflow issues (activities, timers, child workflows, search attributes,
  *   their order) in histories already recorded gets an entry here;
- * - `readPatches()` runs once, at the top of the workflow, and the rest of the code reads its answer;
+ * - `readPatches(workflow)` runs once, at the top of the workflow, and the rest of the code reads its answer;
  * - once no workflow started before the change can still be running (the longest grace plus the schedules' retention
  *   after the release that shipped it), the entry turns into `deprecatePatch(id)` for one release, then goes, with
  *   the replay histories recorded before it.
@@ -25,7 +25,9 @@ export const PATCHES = {
       'a login is renewed when max(TTL/3, min(TTL/2, 30 s)) of it is left, so a short TTL keeps seconds of margin ' +
       'for a busy worker; leases recorded before renew at two thirds of the TTL',
     since: '2026-12-07',
-    removableAfter: 'the first release, once no lease started before it runs (a lease lives at most its maximum TTL)',
+    removableAfter:
+      'the first release, once no lease run started before it is open (a run ends when its lease ends or at its ' +
+      'continue-as-new, at most 5,000 events)',
   },
 } as const satisfies Record<string, Patch>;
 
