@@ -1,5 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { CreateSecretCommand, SecretsManagerClient, TagResourceCommand } from '@aws-sdk/client-secrets-manager';
+import { Stage } from 'rotor-consumers/core';
 import { AwsSecretsManagerStore } from 'rotor-consumers/stores';
+import { describe, expect, it } from 'vitest';
 import { secretStoreContract } from '../../packages/consumers/test/contract/secret-store';
 import { stackEnv, uniqueName } from '../helpers/env';
 import { lossyProxy } from '../helpers/lossy-proxy';
@@ -44,4 +47,30 @@ secretStoreContract('AWS Secrets Manager (moto)', () => {
       };
     },
   };
+});
+
+describe('AWS Secrets Manager store, racing another worker', () => {
+  it('reads a version another worker put between its read and its describe, rather than calling it missing', async () => {
+    const sm = new SecretsManagerClient({});
+    const id = uniqueName('contract/race-between');
+    const v1 = (await sm.send(new CreateSecretCommand({ Name: id, SecretString: '{"n":1}' }))).VersionId!;
+    const token = randomUUID();
+    const other = new AwsSecretsManagerStore();
+    // This store's client: right after its read of the version found nothing, the other worker's put lands.
+    const client = new SecretsManagerClient({});
+    const send = client.send.bind(client) as (command: unknown) => Promise<unknown>;
+    let raced = false;
+    client.send = (async (command: { constructor: { name: string } }) => {
+      if (!raced && command.constructor.name === 'DescribeSecretCommand') {
+        raced = true;
+        await other.putPending(id, token, '{"n":2}');
+      }
+      return send(command);
+    }) as unknown as typeof client.send;
+    const store = new AwsSecretsManagerStore({ client });
+    await store.putPending(id, token, '{"n":2}');
+    expect(raced).toBe(true);
+    expect((await store.getByStage(id, Stage.pending))?.versionId).toBe(token);
+    expect((await store.getByStage(id, Stage.current))?.versionId).toBe(v1);
+  });
 });

@@ -82,17 +82,22 @@ export class AwsSecretsManagerStore implements SecretStore {
   }
 
   async getByVersion(secretId: string, versionId: string): Promise<StoredValue | undefined> {
-    try {
-      const out = await this.call(secretId, (client, sdk) =>
-        client.send(new sdk.GetSecretValueCommand({ SecretId: secretId, VersionId: versionId })),
+    const read = async () =>
+      this.toStored(
+        secretId,
+        await this.call(secretId, (client, sdk) =>
+          client.send(new sdk.GetSecretValueCommand({ SecretId: secretId, VersionId: versionId })),
+        ),
       );
-      return this.toStored(secretId, out);
+    try {
+      return await read();
     } catch (error) {
-      if (error instanceof SecretNotFoundError) {
-        const description = await this.describe(secretId);
-        if (!description.versions.some((v) => v.versionId === versionId)) return undefined;
-      }
-      throw error;
+      if (!(error instanceof SecretNotFoundError)) throw error;
+      // Not found: the version, or the secret (describe says which, and throws for a secret that is gone).
+      const description = await this.describe(secretId);
+      if (!description.versions.some((v) => v.versionId === versionId)) return undefined;
+      // Made between the two calls (another worker putting the same version): it is there now.
+      return read();
     }
   }
 
