@@ -162,7 +162,8 @@ describe('Generations (the rotating pools, driver-neutral)', () => {
   });
 
   it('once a version was refused, tries it one request at a time: bursts of 10 cost one refused login each', async () => {
-    const { db, query, burst } = await slowLogins(1);
+    // Pauses of 50 ms doubling (up to 400 ms here): longer than a burst however slow the machine, shorter than the waits.
+    const { db, query, burst } = await slowLogins(50);
     await query();
     db.accepts = 'changed-elsewhere';
     await burst();
