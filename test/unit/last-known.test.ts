@@ -20,15 +20,24 @@ function flakyStore(failure: () => Error) {
   return { inner, store, state };
 }
 
+const away = () => new UnavailableError('t', 'did not answer');
+
+/** Secret `t` ('template-1') read once through a memory on `now`; `current()` reads it again through a new view. */
+async function readOnce(failure: () => Error = away, now: () => number = Date.now) {
+  const flaky = flakyStore(failure);
+  flaky.inner.create('t', 'template-1');
+  const reads = new LastKnownCurrent(now);
+  const current = () => reads.over(flaky.store).getByStage('t', 'AWSCURRENT');
+  await current();
+  return { ...flaky, reads, current };
+}
+
 describe('LastKnownCurrent', () => {
   it('gives the current version read last, through any view of it, while the store does not answer', async () => {
-    const { inner, store, state } = flakyStore(() => new UnavailableError('t', 'did not answer'));
-    inner.create('t', 'template-1');
-    const reads = new LastKnownCurrent();
     // The endpoint reads through one view, a lease step through another: one memory.
-    await reads.over(store).getByStage('t', 'AWSCURRENT');
+    const { store, state, reads, current } = await readOnce();
     state.down = true;
-    expect((await reads.over(store).getByStage('t', 'AWSCURRENT'))?.value).toBe('template-1');
+    expect((await current())?.value).toBe('template-1');
     // Only AWSCURRENT, and only what was read: other labels and other secrets still fail.
     await expect(reads.over(store).getByStage('t', 'AWSPREVIOUS')).rejects.toThrow(UnavailableError);
     await expect(reads.over(store).getByStage('other', 'AWSCURRENT')).rejects.toThrow(UnavailableError);
@@ -36,43 +45,34 @@ describe('LastKnownCurrent', () => {
 
   it('forgets a secret the store no longer has, and says when what it gives was read', async () => {
     let now = 1_000;
-    const { inner, store, state } = flakyStore(() => new UnavailableError('t', 'did not answer'));
-    inner.create('t', 'template-1');
-    const reads = new LastKnownCurrent(() => now);
-    await reads.over(store).getByStage('t', 'AWSCURRENT');
+    const { store, state, reads, current } = await readOnce(away, () => now);
     now = 5_000;
     state.down = true;
-    await reads.over(store).getByStage('t', 'AWSCURRENT');
+    await current();
     expect(reads.readAt('t')).toBe(1_000); // from memory: read at 1 s, not now
     state.down = false;
-    await reads.over(store).getByStage('t', 'AWSCURRENT');
+    await current();
     expect(reads.readAt('t')).toBe(5_000);
     // Gone from the store (no current version): a later outage does not bring it back.
     const empty: SecretStore = { ...store, getByStage: async () => undefined };
     expect(await reads.over(empty).getByStage('t', 'AWSCURRENT')).toBeUndefined();
     state.down = true;
-    await expect(reads.over(store).getByStage('t', 'AWSCURRENT')).rejects.toThrow(UnavailableError);
+    await expect(current()).rejects.toThrow(UnavailableError);
     expect(reads.readAt('t')).toBeUndefined();
   });
 
   it('keeps a value a day at most, and never answers for a store that refuses', async () => {
     let now = 0;
-    const { inner, store, state } = flakyStore(() => new UnavailableError('t', 'did not answer'));
-    inner.create('t', 'template-1');
-    const reads = new LastKnownCurrent(() => now);
-    await reads.over(store).getByStage('t', 'AWSCURRENT');
+    const { state, current } = await readOnce(away, () => now);
     state.down = true;
     now = 24 * 3_600_000 - 1;
-    expect((await reads.over(store).getByStage('t', 'AWSCURRENT'))?.value).toBe('template-1');
+    expect((await current())?.value).toBe('template-1');
     now = 24 * 3_600_000;
-    await expect(reads.over(store).getByStage('t', 'AWSCURRENT')).rejects.toThrow(UnavailableError);
+    await expect(current()).rejects.toThrow(UnavailableError);
 
-    const refusing = flakyStore(() => new StoreRejectedError('t', 'permission denied'));
-    refusing.inner.create('t', 'template-1');
-    const others = new LastKnownCurrent();
-    await others.over(refusing.store).getByStage('t', 'AWSCURRENT');
+    const refusing = await readOnce(() => new StoreRejectedError('t', 'permission denied'));
     refusing.state.down = true;
-    await expect(others.over(refusing.store).getByStage('t', 'AWSCURRENT')).rejects.toThrow(StoreRejectedError);
-    expect(others.readAt('t')).toBeUndefined(); // forgotten: refused is not away
+    await expect(refusing.current()).rejects.toThrow(StoreRejectedError);
+    expect(refusing.reads.readAt('t')).toBeUndefined(); // forgotten: refused is not away
   });
 });

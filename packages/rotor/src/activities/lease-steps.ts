@@ -33,14 +33,13 @@ export function createLeaseSteps(deps: ActivityDeps) {
   const reads = deps.leaseReads ?? new LastKnownCurrent();
   // Noted as handed to the step whether the store or the memory gave them: no error quotes them either way.
   const { context, step } = createStepContext({ ...deps, store: notingStore(reads.over(deps.store)) });
-  const readCurrent = (secretId: string) => context.readCurrent(secretId);
 
   /** The last template that parsed, per secret: a template broken later does not strand the logins made from it. */
   const lastGood = new Map<string, DynamicTemplate>();
 
   async function templateOf(secretId: string): Promise<DynamicTemplate> {
     try {
-      const template = parseDynamicTemplate(secretId, await readCurrent(secretId));
+      const template = parseDynamicTemplate(secretId, await context.readCurrent(secretId));
       lastGood.set(secretId, template);
       return template;
     } catch (error) {
@@ -55,7 +54,7 @@ export function createLeaseSteps(deps: ActivityDeps) {
 
   async function engineFor(secretId: string) {
     const template = await templateOf(secretId);
-    const raw = await readCurrent(template.admin);
+    const raw = await context.readCurrent(template.admin);
     const admin = adminLoginOf(template, raw);
     return { template, engine: dynamicEngine(secretId, template, admin) };
   }

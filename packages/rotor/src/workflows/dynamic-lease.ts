@@ -24,10 +24,10 @@ import { workflowAuditor } from './reporting';
 
 /*
  * A short-lived database credential's lease, one workflow per lease (`rotor/lease/<leaseId>`): issue a login, renew
- * it when a third of its lifetime is left (more for a short TTL, `renewLeadMs`) while the application renews the lease, replace it with a new login before its
- * maximum lifetime (the application's pool moves at its next renewal, before the old login ends), and revoke every
- * login when the application releases the lease or stops renewing it. Passwords never enter this workflow: each is
- * derived from the template's key where it is used.
+ * it when a third of its lifetime is left (more for a short TTL, `renewLeadMs`) while the application renews the
+ * lease, replace it with a new login before its maximum lifetime (the application's pool moves at its next renewal,
+ * before the old login ends), and revoke every login when the application releases the lease or stops renewing it.
+ * Passwords never enter this workflow: each is derived from the template's key where it is used.
  */
 
 export const renewLeaseUpdate = defineUpdate<LeaseView, [{ owner: string }]>(LEASE_NAMES.renew);
